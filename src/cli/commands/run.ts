@@ -1,0 +1,160 @@
+/** `socksmith run`: start the proxy. */
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import {
+  Credentials,
+  DEFAULTS,
+  ListenError,
+  SocksEngine,
+  formatEndpoint,
+  parseCredential,
+  parseCredentialFile,
+  type Endpoint,
+  type Logger,
+} from "../../engine/index.js";
+import { CliError, usageError } from "../errors.js";
+import { isLoopback, parseCount, parseDuration, parseListen } from "../options.js";
+import { SessionLog, type LogFormat } from "../session-log.js";
+
+export interface RunOptions {
+  listen: Endpoint[];
+  credentials: Credentials;
+  handshakeTimeoutMs: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxSessions: number;
+  graceMs: number;
+  logFormat: LogFormat;
+  quiet: boolean;
+}
+
+/** Where the command writes: stdout for the session log, stderr for notices. */
+export interface Terminal {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+interface RawRunOptions {
+  listen?: string[];
+  auth?: string[];
+  authFile?: string;
+  handshakeTimeout: string;
+  connectTimeout: string;
+  idleTimeout: string;
+  maxSessions: string;
+  shutdownGrace: string;
+  logFormat: LogFormat;
+  quiet?: boolean;
+  headless?: boolean;
+}
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+export type Started = (engine: SocksEngine, options: RunOptions) => Promise<void>;
+
+export function runCommand(terminal: Terminal, started: Started): Command {
+  return new Command("run")
+    .description("start the proxy (on a terminal this will open the TUI; today it always runs headless)")
+    .option("-l, --listen <host:port>", "address to listen on, repeatable (default 127.0.0.1:1080)", collect)
+    .option("--auth <user:pass>", "require username/password; repeatable", collect)
+    .option("--auth-file <file>", "require username/password from a file of USER:PASS lines")
+    .option("--handshake-timeout <duration>", "time allowed for the SOCKS handshake", `${DEFAULTS.handshakeTimeoutMs / 1000}s`)
+    .option("--connect-timeout <duration>", "time allowed to resolve and connect to a target", `${DEFAULTS.connectTimeoutMs / 1000}s`)
+    .option("--idle-timeout <duration>", "close tunnels idle this long in both directions; 0 = never", `${DEFAULTS.idleTimeoutMs / 1000}s`)
+    .option("--max-sessions <n>", "sessions open at once; more are refused at accept", String(DEFAULTS.maxSessions))
+    .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
+    .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
+    .option("-q, --quiet", "no per-session log lines")
+    .option("--headless", "no TUI: one log line per session (the only mode until the TUI lands)")
+    .action(async (raw: RawRunOptions) => {
+      const options = resolveRunOptions(raw);
+      const engine = await startProxy(options, terminal);
+      await started(engine, options);
+    });
+}
+
+export function resolveRunOptions(raw: RawRunOptions): RunOptions {
+  const listen = (raw.listen ?? ["127.0.0.1:1080"]).map(parseListen);
+  const credentials = new Credentials();
+  try {
+    for (const text of raw.auth ?? []) {
+      const { user, password } = parseCredential(text);
+      credentials.add(user, password);
+    }
+  } catch (err) {
+    throw usageError(`--auth: ${(err as Error).message}`);
+  }
+  if (raw.authFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(raw.authFile, "utf8");
+    } catch (err) {
+      throw usageError(`--auth-file: cannot read ${raw.authFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    let entries;
+    try {
+      entries = parseCredentialFile(text, raw.authFile);
+    } catch (err) {
+      throw usageError(`--auth-file: ${(err as Error).message}`);
+    }
+    if (entries.length === 0) throw usageError(`--auth-file: ${raw.authFile} has no USER:PASS lines`);
+    for (const { user, password } of entries) credentials.add(user, password);
+  }
+  return {
+    listen,
+    credentials,
+    handshakeTimeoutMs: positive(parseDuration(raw.handshakeTimeout, "--handshake-timeout"), "--handshake-timeout"),
+    connectTimeoutMs: positive(parseDuration(raw.connectTimeout, "--connect-timeout"), "--connect-timeout"),
+    idleTimeoutMs: parseDuration(raw.idleTimeout, "--idle-timeout"),
+    maxSessions: parseCount(raw.maxSessions, "--max-sessions", 1),
+    graceMs: parseDuration(raw.shutdownGrace, "--shutdown-grace"),
+    logFormat: raw.logFormat,
+    quiet: raw.quiet === true,
+  };
+}
+
+function positive(ms: number, option: string): number {
+  if (ms <= 0) throw usageError(`${option}: must be more than 0`);
+  return ms;
+}
+
+export async function startProxy(options: RunOptions, terminal: Terminal): Promise<SocksEngine> {
+  const json = options.logFormat === "json";
+  const logger: Logger = {
+    log(level, message, fields) {
+      if (level === "debug") return;
+      terminal.err(json ? JSON.stringify({ event: "log", level, message, ...fields }) : `${level}: ${message}`);
+    },
+  };
+  const engine = new SocksEngine({
+    listen: options.listen,
+    credentials: options.credentials,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+    maxSessions: options.maxSessions,
+    logger,
+    ...(options.quiet ? {} : { observer: new SessionLog(options.logFormat, terminal.out) }),
+  });
+  let bound: Endpoint[];
+  try {
+    bound = await engine.start();
+  } catch (err) {
+    if (err instanceof ListenError) throw new CliError(err.message, 1);
+    throw err;
+  }
+  const auth = options.credentials.size > 0 ? `username/password (${options.credentials.size} user${options.credentials.size === 1 ? "" : "s"})` : "no auth";
+  for (const address of bound) {
+    terminal.out(
+      json
+        ? JSON.stringify({ event: "listening", address: address.host, port: address.port, auth: options.credentials.size > 0 })
+        : `socksmith listening on ${formatEndpoint(address)} (SOCKS4/4a/5, ${auth})`,
+    );
+    if (!isLoopback(address.host) && options.credentials.size === 0) {
+      terminal.err(
+        `WARNING: listening on ${formatEndpoint(address)} without authentication: anyone who can reach this address can use the proxy. Add --auth USER:PASS or listen on 127.0.0.1.`,
+      );
+    }
+  }
+  return engine;
+}

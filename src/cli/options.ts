@@ -1,0 +1,59 @@
+/** Parsers for option values; each throws a usage error (exit 2) naming the bad value. */
+import { isIP } from "node:net";
+import type { Endpoint } from "../engine/index.js";
+import { usageError } from "./errors.js";
+
+export const DEFAULT_PORT = 1080;
+
+/**
+ * A listen address: `HOST:PORT`, `[IPV6]:PORT`, `PORT` or `:PORT` (both on 127.0.0.1),
+ * `HOST` (port 1080), or a bare IPv6 address.
+ */
+export function parseListen(text: string): Endpoint {
+  const value = text.trim();
+  if (/^\d+$/.test(value)) return { host: "127.0.0.1", port: parsePort(value, text) };
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(value);
+  if (bracketed) {
+    const host = bracketed[1]!;
+    if (isIP(host) !== 6) throw usageError(`--listen: ${JSON.stringify(text)} is not an IPv6 address`);
+    return { host, port: bracketed[2] === undefined ? DEFAULT_PORT : parsePort(bracketed[2], text) };
+  }
+  if (isIP(value) === 6) return { host: value, port: DEFAULT_PORT };
+  const colon = value.lastIndexOf(":");
+  const host = colon < 0 ? value : value.slice(0, colon) || "127.0.0.1";
+  const port = colon < 0 ? DEFAULT_PORT : parsePort(value.slice(colon + 1), text);
+  if (host.includes(":")) throw usageError(`--listen: write IPv6 addresses in brackets, e.g. [::1]:1080 (got ${JSON.stringify(text)})`);
+  if (host === "" || /\s/.test(host)) throw usageError(`--listen: ${JSON.stringify(text)} has no host`);
+  return { host, port };
+}
+
+function parsePort(text: string, whole: string): number {
+  if (!/^\d+$/.test(text)) throw usageError(`--listen: ${JSON.stringify(whole)} has no valid port`);
+  const port = Number(text);
+  if (port > 65535) throw usageError(`--listen: port ${port} is out of range (0-65535)`);
+  return port;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration: `500ms`, `15s`, `2m`, `1h`, or a plain number of seconds. Returns milliseconds. */
+export function parseDuration(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (match === null) throw usageError(`${option}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 15s, 2m, 1h)`);
+  const ms = Number(match[1]) * UNITS[match[2] ?? "s"]!;
+  if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) throw usageError(`${option}: ${JSON.stringify(text)} is too long`);
+  return Math.round(ms);
+}
+
+/** A whole number ≥ min. */
+export function parseCount(text: string, option: string, min: number): number {
+  if (!/^\d+$/.test(text.trim())) throw usageError(`${option}: ${JSON.stringify(text)} is not a whole number`);
+  const n = Number(text);
+  if (n < min) throw usageError(`${option}: must be at least ${min}`);
+  return n;
+}
+
+/** Whether only this machine can reach an address. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

@@ -1,0 +1,126 @@
+/**
+ * One log line per session, written when it ends (like mitmdump): an EngineObserver that
+ * gathers the facts of each open session and prints them together.
+ */
+import {
+  REP_NAMES,
+  formatEndpoint,
+  type AuthFact,
+  type EngineObserver,
+  type ReplyFact,
+  type RequestFact,
+  type SessionClosedFact,
+  type SessionOpenedFact,
+} from "../engine/index.js";
+
+export type LogFormat = "text" | "json";
+
+interface Open {
+  opened: SessionOpenedFact;
+  auth?: AuthFact;
+  request?: RequestFact;
+  reply?: ReplyFact;
+  anomalies?: string[];
+}
+
+export class SessionLog implements EngineObserver {
+  private readonly open = new Map<number, Open>();
+
+  constructor(
+    private readonly format: LogFormat,
+    private readonly write: (line: string) => void,
+  ) {}
+
+  sessionOpened(fact: SessionOpenedFact): void {
+    this.open.set(fact.id, { opened: fact });
+  }
+
+  authenticated(fact: AuthFact): void {
+    const s = this.open.get(fact.id);
+    if (s) s.auth = fact;
+  }
+
+  requested(fact: RequestFact): void {
+    const s = this.open.get(fact.id);
+    if (s) s.request = fact;
+  }
+
+  replied(fact: ReplyFact): void {
+    const s = this.open.get(fact.id);
+    if (s) s.reply = fact;
+  }
+
+  anomaly(fact: { id: number; code: string }): void {
+    const s = this.open.get(fact.id);
+    if (s) (s.anomalies ??= []).push(fact.code);
+  }
+
+  sessionClosed(fact: SessionClosedFact): void {
+    const s = this.open.get(fact.id);
+    if (s === undefined) return;
+    this.open.delete(fact.id);
+    this.write(this.format === "json" ? jsonLine(s, fact) : textLine(s, fact));
+  }
+}
+
+function versionName(v: 4 | "4a" | 5 | undefined): string {
+  return v === undefined ? "-" : v === 5 ? "socks5" : v === "4a" ? "socks4a" : "socks4";
+}
+
+function textLine(s: Open, closed: SessionClosedFact): string {
+  const { opened, request, reply } = s;
+  const parts = [new Date(opened.at).toISOString(), `#${opened.id}`, formatEndpoint(opened.client)];
+  parts.push(versionName(request?.version ?? s.auth?.version));
+  if (request) {
+    const dest = formatEndpoint(request.destination);
+    const target = reply?.target !== undefined && formatEndpoint(reply.target) !== dest ? ` => ${formatEndpoint(reply.target)}` : "";
+    parts.push(`${request.command.toUpperCase()} ${dest}${target}`);
+  }
+  if (request?.user !== undefined) parts.push(`user=${JSON.stringify(request.user)}`);
+  if (reply) {
+    const rep = `${reply.rep.toString(16).padStart(2, "0")} ${REP_NAMES[reply.rep] ?? "?"}`;
+    parts.push(reply.errno === undefined ? rep : `${rep} (${reply.errno})`);
+  }
+  parts.push(`up ${size(closed.bytesUpReceived)}`, `down ${size(closed.bytesDownReceived)}`);
+  parts.push(duration(closed.at - opened.at), closed.errno === undefined ? closed.reason : `${closed.reason} (${closed.errno})`);
+  if (s.anomalies) parts.push(`[${s.anomalies.join(",")}]`);
+  return parts.join(" ");
+}
+
+function jsonLine(s: Open, closed: SessionClosedFact): string {
+  const { opened, request, reply, auth } = s;
+  return JSON.stringify({
+    event: "session",
+    id: opened.id,
+    start: new Date(opened.at).toISOString(),
+    client: opened.client,
+    version: request?.version ?? auth?.version ?? null,
+    command: request?.command ?? null,
+    destination: request ? { host: request.destination.host, port: request.destination.port } : null,
+    target: reply?.target ?? null,
+    remote: reply?.remote ?? null,
+    user: request?.user ?? (auth?.user ?? null),
+    authMethod: auth?.method ?? null,
+    rep: reply?.rep ?? null,
+    errno: reply?.errno ?? null,
+    bytesUp: closed.bytesUpReceived,
+    bytesDown: closed.bytesDownReceived,
+    durationMs: closed.at - opened.at,
+    reason: closed.reason,
+    ...(closed.errno === undefined ? {} : { closeErrno: closed.errno }),
+    ...(s.anomalies ? { anomalies: s.anomalies } : {}),
+  });
+}
+
+export function size(bytes: number): string {
+  if (bytes < 1024) return `${bytes}B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)}KB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)}MB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)}GB`;
+}
+
+export function duration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(2)}s`;
+  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+}

@@ -1,0 +1,211 @@
+/**
+ * The SOCKS engine: listeners, the session table, limits and graceful shutdown. The only entry
+ * point other folders use (through index.ts).
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import {
+  allowAllHooks,
+  noopObserver,
+  silentLogger,
+  systemClock,
+  type AuthAttempt,
+  type Clock,
+  type EngineObserver,
+  type HookRunner,
+  type Logger,
+} from "./ports.js";
+import type { Endpoint } from "./types.js";
+import { normalizeHost } from "./codec/address.js";
+import { Credentials } from "./credentials.js";
+import { ClientSession } from "./io/client-session.js";
+import type { EngineContext, SessionLimits } from "./io/engine-context.js";
+
+export interface EngineOptions {
+  /** Addresses to listen on. */
+  readonly listen: readonly Endpoint[];
+  readonly hooks?: HookRunner;
+  readonly observer?: EngineObserver;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Users for username/password; when non-empty, clients must authenticate. */
+  readonly credentials?: Credentials;
+  readonly handshakeTimeoutMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  /** Sessions open at once; connections beyond it are closed at accept. */
+  readonly maxSessions?: number;
+}
+
+export const DEFAULTS = {
+  handshakeTimeoutMs: 15_000,
+  connectTimeoutMs: 30_000,
+  idleTimeoutMs: 3_600_000,
+  maxSessions: 10_000,
+} as const;
+
+/** A listen address that could not be bound. */
+export class ListenError extends Error {
+  constructor(
+    readonly address: Endpoint,
+    readonly errno: string | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ListenError";
+  }
+}
+
+export class SocksEngine implements EngineContext {
+  readonly options: SessionLimits;
+  readonly hooks: HookRunner;
+  readonly observer: EngineObserver;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  private readonly credentials: Credentials;
+  private readonly maxSessions: number;
+  private readonly servers: Server[] = [];
+  private readonly sessions = new Set<ClientSession>();
+  private lastId = 0;
+  private stopping = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly config: EngineOptions) {
+    this.hooks = config.hooks ?? allowAllHooks;
+    this.observer = config.observer ?? noopObserver;
+    this.logger = config.logger ?? silentLogger;
+    this.clock = config.clock ?? systemClock;
+    this.credentials = config.credentials ?? new Credentials();
+    this.maxSessions = config.maxSessions ?? DEFAULTS.maxSessions;
+    this.options = {
+      handshakeTimeoutMs: config.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      authRequired: this.credentials.size > 0,
+    };
+  }
+
+  /** Binds every listen address; on any failure closes the others and throws a ListenError. */
+  async start(): Promise<Endpoint[]> {
+    const bound: Endpoint[] = [];
+    try {
+      for (const address of this.config.listen) bound.push(await this.listenOn(address));
+    } catch (err) {
+      await this.closeServers();
+      throw err;
+    }
+    return bound;
+  }
+
+  /** Open sessions. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Stops accepting, lets open sessions finish for up to `graceMs`, then destroys the rest.
+   * Resolves when every session has ended.
+   */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.stopping = true;
+    const closing = this.closeServers();
+    if (this.sessions.size > 0) {
+      const drained = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([drained, grace]);
+      clearTimeout(timer);
+      for (const session of [...this.sessions]) session.destroy("shutdown");
+      if (this.sessions.size > 0) await drained;
+    }
+    await closing;
+  }
+
+  /** Ends every open session now (a second Ctrl-C). */
+  destroyAll(): void {
+    for (const session of [...this.sessions]) session.destroy("shutdown");
+  }
+
+  // --- EngineContext ---------------------------------------------------------------------------
+
+  nextSessionId(): number {
+    return ++this.lastId;
+  }
+
+  checkCredentials(attempt: AuthAttempt): boolean {
+    switch (attempt.method) {
+      case "none":
+        return !this.options.authRequired;
+      case "userpass":
+        // Without configured users, any credentials are accepted (and the user is recorded).
+        return !this.options.authRequired || this.credentials.verify(attempt.user, attempt.password);
+      case "socks4":
+        // SOCKS4 carries no password: refuse it when authentication is required.
+        return !this.options.authRequired;
+    }
+  }
+
+  sessionEnded(session: ClientSession): void {
+    this.sessions.delete(session);
+    if (this.sessions.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      waiters.forEach((resolve) => resolve());
+    }
+  }
+
+  // --- accept loop -----------------------------------------------------------------------------
+
+  private listenOn(address: Endpoint): Promise<Endpoint> {
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, this.onConnection);
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        const where = formatEndpoint(address);
+        const message =
+          err.code === "EADDRINUSE"
+            ? `cannot listen on ${where}: the address is already in use (is another proxy running?)`
+            : err.code === "EADDRNOTAVAIL"
+              ? `cannot listen on ${where}: no such local address`
+              : err.code === "EACCES"
+                ? `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`
+                : `cannot listen on ${where}: ${err.message}`;
+        reject(new ListenError(address, err.code, message));
+      };
+      server.once("error", onError);
+      server.listen({ host: address.host, port: address.port }, () => {
+        server.removeListener("error", onError);
+        server.on("error", (err) => this.logger.log("error", `listener ${formatEndpoint(address)}: ${err.message}`));
+        this.servers.push(server);
+        const info = server.address();
+        if (info === null || typeof info === "string") return resolve(address);
+        resolve({ host: normalizeHost(info.address), port: info.port });
+      });
+    });
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    if (this.stopping || this.sessions.size >= this.maxSessions) {
+      const session = new ClientSession(this, socket);
+      this.sessions.add(session);
+      socket.on("error", () => {});
+      // Recorded as a session that ended at once, so the limit is visible in logs and capture.
+      this.observer.sessionOpened({ ...session.conn, at: this.clock.now() });
+      this.observer.anomaly({ id: session.id, at: this.clock.now(), code: "session-limit", detail: `${this.sessions.size - 1} sessions open (max ${this.maxSessions})` });
+      this.sessions.delete(session);
+      this.observer.sessionClosed({ id: session.id, at: this.clock.now(), reason: this.stopping ? "shutdown" : "session-limit", bytesUpReceived: 0, bytesUpSent: 0, bytesDownReceived: 0, bytesDownSent: 0 });
+      socket.destroy();
+      return;
+    }
+    const session = new ClientSession(this, socket);
+    this.sessions.add(session);
+    session.start();
+  };
+
+  private closeServers(): Promise<void> {
+    const servers = this.servers.splice(0);
+    return Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
+  }
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}

@@ -1,0 +1,323 @@
+/**
+ * Drives one client connection: feeds socket events to the session machine, interprets its
+ * commands against real sockets and the hook runner, then hands both sockets to the relay.
+ */
+import type { Socket } from "node:net";
+import type { Direction, Endpoint } from "../types.js";
+import type { CloseReason, ConnectionInfo, SessionHandle } from "../ports.js";
+import { normalizeHost } from "../codec/address.js";
+import { SessionMachine } from "../session/machine.js";
+import type { SessionCommand } from "../session/commands.js";
+import type { SessionEvent } from "../session/events.js";
+import { dial } from "./dialer.js";
+import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
+import type { EngineContext } from "./engine-context.js";
+
+/** How long a client may keep its half of a failed session open after our reply and FIN. */
+const LINGER_AFTER_FAILURE_MS = 2_000;
+
+export class ClientSession implements SessionHandle {
+  readonly id: number;
+  readonly conn: ConnectionInfo;
+  private machine: SessionMachine | undefined;
+  private relay: TcpRelay | undefined;
+  private upstream: Socket | undefined;
+  private cancelDial: (() => void) | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private user: string | undefined;
+  private clientEnded = false;
+  private finished = false;
+  private closeReason: CloseReason | undefined;
+  private closeErrno: string | undefined;
+  private target: Endpoint | undefined;
+  private remote: Endpoint | undefined;
+  private attempts: readonly string[] | undefined;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly client: Socket,
+  ) {
+    this.id = ctx.nextSessionId();
+    this.conn = {
+      id: this.id,
+      client: { host: normalizeHost(client.remoteAddress ?? "?"), port: client.remotePort ?? 0 },
+      local: { host: normalizeHost(client.localAddress ?? "?"), port: client.localPort ?? 0 },
+    };
+  }
+
+  // --- SessionHandle ---------------------------------------------------------------------------
+
+  get observer() {
+    return this.ctx.observer;
+  }
+
+  get hooks() {
+    return this.ctx.hooks;
+  }
+
+  get handle(): SessionHandle {
+    return this;
+  }
+
+  inject(direction: Direction, data: Uint8Array): void {
+    this.relay?.inject(direction, data);
+  }
+
+  close(mode: "graceful" | "reset" = "graceful"): void {
+    if (this.relay !== undefined) return this.relay.close(mode, "closed-by-hook");
+    this.abort("closed-by-hook", mode === "reset");
+  }
+
+  // --- lifecycle -------------------------------------------------------------------------------
+
+  start(): void {
+    const { ctx, client } = this;
+    ctx.observer.sessionOpened({ ...this.conn, at: ctx.clock.now() });
+    client.on("error", this.onClientError);
+    client.on("close", this.onClientClose);
+    client.on("end", this.onClientEnd);
+    this.handshakeTimer = setTimeout(this.onHandshakeTimeout, ctx.options.handshakeTimeoutMs);
+    this.ask("open", () => ctx.hooks.open(this.conn, this), (decision) => {
+      if (decision?.reject) return this.abort("rejected", false);
+      this.machine = new SessionMachine({ authRequired: ctx.options.authRequired });
+      client.on("data", this.onClientData);
+    });
+  }
+
+  /** Ends the session now (shutdown): no reply, sockets destroyed. */
+  destroy(reason: CloseReason): void {
+    if (this.relay !== undefined) return this.relay.destroy(reason);
+    this.abort(reason, false);
+  }
+
+  private readonly onClientData = (bytes: Buffer): void => {
+    this.feed({ type: "ClientBytesReceived", bytes });
+  };
+
+  private readonly onClientEnd = (): void => {
+    this.clientEnded = true;
+    // A FIN before the request is complete ends the session; after it, the FIN is passed on
+    // to the target once the relay starts (e.g. `printf request+data | nc`).
+    if (this.machine?.readingHandshake !== false) this.abort("client-closed", false);
+  };
+
+  private readonly onClientError = (err: NodeJS.ErrnoException): void => {
+    this.closeErrno ??= err.code;
+    this.abort(err.code === "ECONNRESET" ? "client-reset" : "client-error", false);
+  };
+
+  private readonly onClientClose = (): void => {
+    this.closeReason ??= "client-closed";
+    this.cancelDial?.();
+    if (this.upstream !== undefined && !this.upstream.destroyed) this.upstream.destroy();
+    this.finish(this.closeReason, this.closeErrno, undefined);
+  };
+
+  private readonly onHandshakeTimeout = (): void => {
+    this.ctx.observer.anomaly({ id: this.id, at: this.ctx.clock.now(), code: "handshake-timeout", detail: `no complete request after ${this.ctx.options.handshakeTimeoutMs} ms` });
+    this.abort("handshake-timeout", false);
+  };
+
+  private feed(event: SessionEvent): void {
+    const machine = this.machine;
+    if (machine === undefined || this.finished) return;
+    this.run(machine.handle(event));
+  }
+
+  /** Interprets commands in order; an Ask* command feeds its answer back as an event. */
+  private run(commands: SessionCommand[]): void {
+    const machine = this.machine!;
+    for (const command of commands) {
+      if (this.finished) return;
+      this.execute(command, machine);
+    }
+    if (this.handshakeTimer !== undefined && !machine.readingHandshake) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = undefined;
+    }
+    // Read client bytes only while the machine wants them (backpressure during hooks/dials).
+    if (this.relay === undefined && !this.finished) {
+      if (machine.wantsClientBytes) this.client.resume();
+      else this.client.pause();
+    }
+  }
+
+  private execute(command: SessionCommand, machine: SessionMachine): void {
+    const { ctx } = this;
+    switch (command.type) {
+      case "SendToClient":
+        this.client.write(command.bytes);
+        return;
+      case "ReportAnomaly":
+        ctx.observer.anomaly({ id: this.id, at: ctx.clock.now(), code: command.code, detail: command.detail });
+        return;
+      case "ReportAuth":
+        ctx.observer.authenticated({ id: this.id, version: machine.version ?? 5, offered: command.offered, method: command.method, accepted: false });
+        return;
+      case "AskAuth": {
+        const { attempt } = command;
+        const user = attempt.method === "userpass" ? attempt.user : attempt.method === "socks4" ? attempt.userid : undefined;
+        if (user !== undefined && user.length > 0) this.user = user.toString("latin1");
+        this.ask("auth", () => ctx.hooks.auth(attempt, this.conn, this), (decision) => {
+          const accepted = decision === undefined ? ctx.checkCredentials(attempt) : "accept" in decision;
+          ctx.observer.authenticated({
+            id: this.id,
+            version: command.version,
+            offered: attempt.method === "socks4" ? [] : attempt.offered,
+            ...(command.method === undefined ? {} : { method: command.method }),
+            ...(this.user === undefined ? {} : { user: this.user }),
+            accepted,
+          });
+          this.feed({ type: "AuthDecided", accepted });
+        });
+        return;
+      }
+      case "AskRequest": {
+        const request = { id: this.id, client: this.conn.client, ...command.request, ...(this.user === undefined ? {} : { user: this.user }) };
+        ctx.observer.requested({ ...request, at: ctx.clock.now() });
+        this.ask("request", () => ctx.hooks.request(request, this), (decision) => this.feed({ type: "RequestDecided", decision }));
+        return;
+      }
+      case "OpenUpstream":
+        this.target = command.target;
+        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs }, (failure, success) => {
+          this.cancelDial = undefined;
+          if (this.finished) return success?.socket.destroy();
+          if (failure !== undefined) {
+            this.attempts = failure.attempts;
+            return this.feed({ type: "UpstreamFailed", error: { code: failure.code, message: failure.attempts.join("; ") }, ...(failure.errno === undefined ? {} : { errno: failure.errno }) });
+          }
+          this.upstream = success!.socket;
+          this.remote = success!.remote;
+          // Until the relay takes over, an upstream error only has to be noticed.
+          this.upstream.on("error", noop);
+          this.feed({ type: "UpstreamConnected", bound: success!.bound });
+        });
+        return;
+      case "AskReply": {
+        const { rep, bound, code, errno } = command;
+        const version = machine.version ?? 5;
+        const info = { id: this.id, version, rep, bound, ...(code === undefined ? {} : { code }), ...(errno === undefined ? {} : { errno }) };
+        this.ask("reply", () => ctx.hooks.reply(info, this), (change) => {
+          const final = { ...info, rep: change?.rep ?? rep, bound: change?.bound ?? bound };
+          ctx.observer.replied({
+            ...final,
+            at: ctx.clock.now(),
+            ...(this.target === undefined ? {} : { target: this.target }),
+            ...(this.remote === undefined ? {} : { remote: this.remote }),
+            ...(this.attempts === undefined ? {} : { attempts: this.attempts }),
+          });
+          if (final.rep !== 0 && this.upstream !== undefined) this.upstream.destroy();
+          this.feed({ type: "ReplyDecided", rep: final.rep, bound: final.bound });
+        });
+        return;
+      }
+      case "StartRelay":
+        return this.startRelay(command.early);
+      case "CloseClient":
+        this.closeReason ??= command.reason;
+        if (command.detail !== undefined) ctx.logger.log("debug", `session ${this.id}: ${command.detail}`);
+        this.endClient();
+        return;
+      default:
+        assertNever(command);
+    }
+  }
+
+  /**
+   * Calls a hook, isolating the engine from a runner that throws or rejects, and continues
+   * synchronously when the answer is synchronous (the fast path) or when the promise settles.
+   */
+  private ask<T>(hook: string, call: () => T | PromiseLike<T>, then: (value: T | undefined) => void): void {
+    let result: T | PromiseLike<T>;
+    try {
+      result = call();
+    } catch (err) {
+      this.hookFailed(hook, err);
+      return then(undefined);
+    }
+    if (result !== null && typeof result === "object" && typeof (result as PromiseLike<T>).then === "function") {
+      this.client.pause();
+      (result as PromiseLike<T>).then(
+        (value) => {
+          if (!this.finished) then(value);
+        },
+        (err: unknown) => {
+          this.hookFailed(hook, err);
+          if (!this.finished) then(undefined);
+        },
+      );
+      return;
+    }
+    then(result as T);
+  }
+
+  hookFailed(hook: string, err: unknown): void {
+    this.ctx.logger.log("error", `hook runner failed in ${hook} for session ${this.id}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  private startRelay(early: Buffer): void {
+    const { ctx, client } = this;
+    client.removeListener("data", this.onClientData);
+    client.removeListener("end", this.onClientEnd);
+    client.removeListener("error", this.onClientError);
+    client.removeListener("close", this.onClientClose);
+    const upstream = this.upstream!;
+    upstream.removeListener("error", noop);
+    this.machine = undefined;
+    this.relay = new TcpRelay(this, client, upstream, ctx.options.idleTimeoutMs);
+    this.relay.start(early, this.clientEnded);
+  }
+
+  relayEnded(reason: CloseReason, errno: string | undefined, counts: RelayCounts): void {
+    this.finish(reason, errno, counts);
+  }
+
+  now(): number {
+    return this.ctx.clock.now();
+  }
+
+  /** Sends FIN after pending writes (a failure reply), stops caring about input, and lingers briefly. */
+  private endClient(): void {
+    const { client } = this;
+    client.removeListener("data", this.onClientData);
+    client.resume();
+    client.end();
+    client.setTimeout(LINGER_AFTER_FAILURE_MS, () => client.destroy());
+  }
+
+  /** Closes a session that never reached the relay. */
+  private abort(reason: CloseReason, reset: boolean): void {
+    if (this.finished) return;
+    this.closeReason ??= reason;
+    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    this.cancelDial?.();
+    this.upstream?.destroy();
+    if (reset) this.client.resetAndDestroy();
+    else this.client.destroy();
+  }
+
+  private finish(reason: CloseReason, errno: string | undefined, counts: RelayCounts | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    this.ctx.sessionEnded(this);
+    this.ctx.observer.sessionClosed({
+      id: this.id,
+      at: this.ctx.clock.now(),
+      reason,
+      ...(errno === undefined ? {} : { errno }),
+      bytesUpReceived: counts?.bytesUpReceived ?? 0,
+      bytesUpSent: counts?.bytesUpSent ?? 0,
+      bytesDownReceived: counts?.bytesDownReceived ?? 0,
+      bytesDownSent: counts?.bytesDownSent ?? 0,
+    });
+    this.relay = undefined;
+  }
+}
+
+function noop(): void {}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected command ${JSON.stringify(value)}`);
+}

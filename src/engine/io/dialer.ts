@@ -1,0 +1,112 @@
+/**
+ * Opens the upstream TCP connection: resolves names once (so rules and the connect see the same
+ * addresses), races the addresses with Node's happy eyeballs, bounds the whole thing with the
+ * connect timeout, and maps failures to stable codes with the raw errno kept.
+ */
+import { lookup, type LookupAddress } from "node:dns";
+import { connect, isIP, type Socket } from "node:net";
+import { codeForErrno, type ProtocolErrorCode } from "../errors.js";
+import type { Endpoint } from "../types.js";
+import { normalizeHost } from "../codec/address.js";
+
+export interface DialOptions {
+  /** Milliseconds for resolution plus connect. */
+  readonly timeoutMs: number;
+}
+
+export interface DialSuccess {
+  readonly socket: Socket;
+  /** The address the socket connected to. */
+  readonly remote: Endpoint;
+  /** Our end of the upstream connection: what CONNECT replies carry as BND.ADDR/BND.PORT. */
+  readonly bound: Endpoint;
+}
+
+export interface DialFailure {
+  readonly code: ProtocolErrorCode;
+  readonly errno?: string;
+  /** One line per address tried. */
+  readonly attempts: readonly string[];
+}
+
+export type DialCallback = (failure: DialFailure | undefined, success?: DialSuccess) => void;
+
+/** Dials `target` and calls back exactly once. Returns a function that cancels the dial. */
+export function dial(target: Endpoint, options: DialOptions, callback: DialCallback): () => void {
+  let done = false;
+  let socket: Socket | undefined;
+  const finish = (failure: DialFailure | undefined, success?: DialSuccess): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    callback(failure, success);
+  };
+  const timer = setTimeout(() => {
+    socket?.destroy();
+    finish({ code: "CONNECT_TIMEOUT", errno: "ETIMEDOUT", attempts: [`timed out after ${options.timeoutMs} ms`] });
+  }, options.timeoutMs);
+
+  const open = (host: string, addresses: readonly LookupAddress[] | undefined): void => {
+    if (done) return;
+    const s = connect({
+      host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(addresses === undefined
+        ? {}
+        : {
+            lookup: ((_name: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) => {
+              if (opts.all) cb(null, addresses);
+              else cb(null, addresses[0]!.address, addresses[0]!.family);
+            }) as never,
+            autoSelectFamily: addresses.length > 1,
+            autoSelectFamilyAttemptTimeout: 250,
+          }),
+    });
+    socket = s;
+    const onError = (err: NodeJS.ErrnoException): void => {
+      s.destroy();
+      finish(describeFailure(err, target.port));
+    };
+    s.once("error", onError);
+    s.once("connect", () => {
+      s.removeListener("error", onError);
+      if (done) return s.destroy();
+      finish(undefined, {
+        socket: s,
+        remote: { host: normalizeHost(s.remoteAddress ?? host), port: s.remotePort ?? target.port },
+        bound: { host: normalizeHost(s.localAddress ?? "0.0.0.0"), port: s.localPort ?? 0 },
+      });
+    });
+  };
+
+  if (isIP(target.host) !== 0) {
+    open(target.host, undefined);
+  } else {
+    lookup(target.host, { all: true }, (err, found) => {
+      if (done) return;
+      if (err) return finish({ code: "DNS_FAILED", errno: err.code ?? "ENOTFOUND", attempts: [`lookup ${target.host}: ${err.code ?? err.message}`] });
+      // Never dial an unspecified address a resolver handed back: Linux treats it as localhost.
+      const usable = found.filter((a) => a.address !== "0.0.0.0" && a.address !== "::");
+      if (usable.length === 0) return finish({ code: "DNS_FAILED", errno: "ENOTFOUND", attempts: [`lookup ${target.host}: no usable address`] });
+      open(target.host, usable);
+    });
+  }
+  return () => {
+    if (done) return;
+    socket?.destroy();
+    finish({ code: "GENERAL_FAILURE", errno: "ECANCELED", attempts: ["cancelled"] });
+  };
+}
+
+/** Maps a connect error (or happy eyeballs' AggregateError) to one code; refused wins. */
+type ConnectError = NodeJS.ErrnoException & { address?: string; port?: number };
+
+function describeFailure(err: ConnectError, port: number): DialFailure {
+  const inner = err instanceof AggregateError ? (err.errors as ConnectError[]) : [err];
+  const attempts = inner.map((e) => `${e.address ?? "?"}:${e.port ?? port} ${e.code ?? e.message}`);
+  const codes = inner.map((e) => e.code).filter((c): c is string => c !== undefined);
+  const errno = codes.find((c) => c === "ECONNREFUSED") ?? codes[0] ?? err.code;
+  return { code: codeForErrno(errno), ...(errno === undefined ? {} : { errno }), attempts };
+}

@@ -1,0 +1,26 @@
+/** What every session of one engine shares. */
+import type { AuthAttempt, Clock, EngineObserver, HookRunner, Logger } from "../ports.js";
+import type { ClientSession } from "./client-session.js";
+
+export interface SessionLimits {
+  /** Milliseconds from accept until the request has been read. */
+  readonly handshakeTimeoutMs: number;
+  /** Milliseconds for resolution plus connect. */
+  readonly connectTimeoutMs: number;
+  /** Milliseconds without a byte in either direction before a tunnel is closed; 0 = never. */
+  readonly idleTimeoutMs: number;
+  /** Whether clients must authenticate (set when credentials are configured). */
+  readonly authRequired: boolean;
+}
+
+export interface EngineContext {
+  readonly options: SessionLimits;
+  readonly hooks: HookRunner;
+  readonly observer: EngineObserver;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  nextSessionId(): number;
+  /** The engine's own decision when no hook decided an auth step. */
+  checkCredentials(attempt: AuthAttempt): boolean;
+  sessionEnded(session: ClientSession): void;
+}

@@ -1,0 +1,273 @@
+/**
+ * Relays bytes between the client and the upstream after a successful handshake.
+ *
+ * - Backpressure: a direction stops reading while its destination's buffer is full (or an
+ *   observer or hook is busy with a chunk); several reasons can hold it at once ("holds").
+ * - Half-close: sockets are allowHalfOpen; a FIN is forwarded with end() and the other direction
+ *   keeps flowing. The session ends when both sockets have closed.
+ * - A reset (or socket error) on one side destroys the other, with a RST when it was a reset.
+ * - Fast path: with no chunk observer and no data hook, a chunk costs one write and two adds.
+ */
+import type { Socket } from "node:net";
+import type { Direction } from "../types.js";
+import type { CloseReason, DataVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
+
+/** What the relay needs from its session. */
+export interface RelayHost {
+  readonly id: number;
+  readonly observer: EngineObserver;
+  readonly hooks: HookRunner;
+  readonly handle: SessionHandle;
+  readonly now: () => number;
+  /** Called once, after both sockets have closed. */
+  relayEnded(reason: CloseReason, errno: string | undefined, counts: RelayCounts): void;
+  hookFailed(hook: string, err: unknown): void;
+}
+
+export interface RelayCounts {
+  bytesUpReceived: number;
+  bytesUpSent: number;
+  bytesDownReceived: number;
+  bytesDownSent: number;
+}
+
+export class TcpRelay implements RelayCounts {
+  bytesUpReceived = 0;
+  bytesUpSent = 0;
+  bytesDownReceived = 0;
+  bytesDownSent = 0;
+  private seq = 0;
+  private upHolds = 0;
+  private downHolds = 0;
+  private openSockets = 2;
+  private reason: CloseReason | undefined;
+  private errno: string | undefined;
+  private readonly withHooks: boolean;
+
+  constructor(
+    private readonly host: RelayHost,
+    private readonly client: Socket,
+    private readonly upstream: Socket,
+    idleTimeoutMs: number,
+  ) {
+    this.withHooks = host.hooks.wantsData();
+    if (idleTimeoutMs > 0) {
+      // Any byte in either direction touches both sockets (a read on one, a write on the
+      // other), so one socket's inactivity timer firing means the whole tunnel was idle.
+      client.setTimeout(idleTimeoutMs);
+      upstream.setTimeout(idleTimeoutMs);
+      client.on("timeout", this.onIdle);
+      upstream.on("timeout", this.onIdle);
+    }
+    client.on("data", this.onClientData);
+    upstream.on("data", this.onUpstreamData);
+    client.on("end", this.onClientEnd);
+    upstream.on("end", this.onUpstreamEnd);
+    client.on("drain", this.onClientDrain);
+    upstream.on("drain", this.onUpstreamDrain);
+    client.on("error", this.onClientError);
+    upstream.on("error", this.onUpstreamError);
+    client.on("close", this.onSocketClose);
+    upstream.on("close", this.onSocketClose);
+  }
+
+  /** Sends the client's early bytes (pipelined behind the request), then starts reading. */
+  start(early: Buffer, clientEnded: boolean): void {
+    if (this.upstream.destroyed) {
+      // The target went away while the reply was being decided.
+      this.reason = "target-error";
+      this.client.destroy();
+      this.openSockets = 1;
+      this.onSocketClose();
+      return;
+    }
+    if (early.length > 0) this.onClientData(early);
+    if (clientEnded) this.onClientEnd();
+    this.client.resume();
+  }
+
+  /** Writes bytes that no socket sent (a hook's inject). */
+  inject(direction: Direction, data: Uint8Array): void {
+    const dst = direction === "up" ? this.upstream : this.client;
+    if (dst.writableEnded || dst.destroyed || data.length === 0) return;
+    if (direction === "up") this.bytesUpSent += data.length;
+    else this.bytesDownSent += data.length;
+    if (!dst.write(data)) this.hold(direction === "up" ? "up" : "down");
+  }
+
+  /** Ends both sides: FIN (graceful) or RST. */
+  close(mode: "graceful" | "reset", reason: CloseReason): void {
+    this.reason ??= reason;
+    if (mode === "reset") {
+      if (!this.client.destroyed) this.client.resetAndDestroy();
+      if (!this.upstream.destroyed) this.upstream.resetAndDestroy();
+    } else {
+      this.client.end();
+      this.upstream.end();
+      // Nothing more is read; a peer that never closes is cut off by the destroy below.
+      this.client.destroySoon();
+      this.upstream.destroySoon();
+    }
+  }
+
+  /** Tears both sockets down now (shutdown, idle). */
+  destroy(reason: CloseReason): void {
+    this.reason ??= reason;
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.bytesUpReceived += chunk.length;
+    this.forward("up", chunk, this.upstream);
+  };
+
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    this.bytesDownReceived += chunk.length;
+    this.forward("down", chunk, this.client);
+  };
+
+  private forward(direction: Direction, chunk: Buffer, dst: Socket): void {
+    const seq = this.seq++;
+    if (this.withHooks) return this.forwardThroughHooks(direction, chunk, dst, seq);
+    this.observe(direction, chunk, seq, undefined);
+    this.write(direction, chunk, dst);
+  }
+
+  private write(direction: Direction, data: Uint8Array, dst: Socket): void {
+    if (dst.writableEnded || dst.destroyed) return;
+    if (direction === "up") this.bytesUpSent += data.length;
+    else this.bytesDownSent += data.length;
+    if (!dst.write(data)) this.hold(direction);
+  }
+
+  private observe(direction: Direction, received: Buffer, seq: number, sent: Uint8Array | undefined): void {
+    const observer = this.host.observer;
+    if (observer.chunk === undefined) return;
+    const fact = { id: this.host.id, direction, seq, at: this.host.now(), received, ...(sent === undefined ? {} : { sent }) };
+    const wait = observer.chunk(fact);
+    if (wait !== undefined) {
+      this.hold(direction);
+      wait.then(
+        () => this.release(direction),
+        () => this.release(direction),
+      );
+    }
+  }
+
+  /** The slow path: the chunk waits for the data hook's verdict; the direction stops reading meanwhile. */
+  private forwardThroughHooks(direction: Direction, chunk: Buffer, dst: Socket, seq: number): void {
+    let verdict;
+    try {
+      verdict = this.host.hooks.data({ id: this.host.id, direction, seq, data: chunk }, this.host.handle);
+    } catch (err) {
+      this.host.hookFailed("data", err);
+      verdict = undefined;
+    }
+    if (verdict !== undefined && typeof (verdict as PromiseLike<unknown>).then === "function") {
+      this.hold(direction);
+      (verdict as PromiseLike<DataVerdict>).then(
+        (v) => {
+          this.apply(direction, chunk, dst, seq, v);
+          this.release(direction);
+        },
+        (err: unknown) => {
+          this.host.hookFailed("data", err);
+          this.apply(direction, chunk, dst, seq, undefined);
+          this.release(direction);
+        },
+      );
+    } else {
+      this.apply(direction, chunk, dst, seq, verdict as DataVerdict);
+    }
+  }
+
+  private apply(direction: Direction, chunk: Buffer, dst: Socket, seq: number, verdict: DataVerdict): void {
+    if (verdict === undefined) {
+      this.observe(direction, chunk, seq, undefined);
+      return this.write(direction, chunk, dst);
+    }
+    if ("replace" in verdict) {
+      this.observe(direction, chunk, seq, verdict.replace);
+      if (verdict.replace.length > 0) this.write(direction, verdict.replace, dst);
+    } else if ("drop" in verdict) {
+      this.observe(direction, chunk, seq, EMPTY);
+    } else if ("close" in verdict) {
+      this.observe(direction, chunk, seq, EMPTY);
+      this.close("graceful", "closed-by-hook");
+    } else {
+      this.observe(direction, chunk, seq, EMPTY);
+      this.close("reset", "closed-by-hook");
+    }
+  }
+
+  private hold(direction: Direction): void {
+    if (direction === "up") {
+      if (this.upHolds++ === 0) this.client.pause();
+    } else if (this.downHolds++ === 0) {
+      this.upstream.pause();
+    }
+  }
+
+  private release(direction: Direction): void {
+    if (direction === "up") {
+      if (--this.upHolds === 0 && !this.client.destroyed) this.client.resume();
+    } else if (--this.downHolds === 0 && !this.upstream.destroyed) {
+      this.upstream.resume();
+    }
+  }
+
+  private readonly onUpstreamDrain = (): void => {
+    if (this.upHolds > 0) this.release("up");
+  };
+
+  private readonly onClientDrain = (): void => {
+    if (this.downHolds > 0) this.release("down");
+  };
+
+  private readonly onClientEnd = (): void => {
+    if (!this.upstream.writableEnded) this.upstream.end();
+  };
+
+  private readonly onUpstreamEnd = (): void => {
+    if (!this.client.writableEnded) this.client.end();
+  };
+
+  private readonly onClientError = (err: NodeJS.ErrnoException): void => {
+    this.failed("client", err);
+  };
+
+  private readonly onUpstreamError = (err: NodeJS.ErrnoException): void => {
+    this.failed("target", err);
+  };
+
+  private failed(side: "client" | "target", err: NodeJS.ErrnoException): void {
+    const reset = err.code === "ECONNRESET";
+    if (this.reason === undefined) {
+      this.reason = side === "client" ? (reset ? "client-reset" : "client-error") : reset ? "target-reset" : "target-error";
+      this.errno = err.code;
+    }
+    // Pass a reset on as a reset, so port scanners and clients see what the target did.
+    const other = side === "client" ? this.upstream : this.client;
+    if (other.destroyed) return;
+    if (reset) other.resetAndDestroy();
+    else other.destroy();
+  }
+
+  private readonly onIdle = (): void => {
+    this.destroy("idle-timeout");
+  };
+
+  private readonly onSocketClose = (): void => {
+    if (--this.openSockets > 0) {
+      // One side is gone, so the other can neither send nor receive anything more: let it
+      // flush what is queued for it, then close.
+      const other = this.client.destroyed ? this.upstream : this.client;
+      if (!other.destroyed) other.destroySoon();
+      return;
+    }
+    this.host.relayEnded(this.reason ?? "completed", this.errno, this);
+  };
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,318 @@
+/**
+ * What the engine needs from outside (STYLE.md 11). The engine asks a HookRunner at every
+ * decision point and tells an EngineObserver every fact; both have defaults (allow everything,
+ * observe nothing), so the engine runs alone. The hooks runtime implements HookRunner; the store's
+ * recorder and the CLI's session log implement EngineObserver.
+ *
+ * Invariants the engine keeps:
+ * - Every session starts with exactly one `sessionOpened` and ends with exactly one
+ *   `sessionClosed`; every other fact about it comes between the two.
+ * - Hook calls for one session never overlap: the engine waits for each answer (sync or async)
+ *   before it asks the next question, and while it waits it stops reading that session's sockets.
+ * - `data` calls for one session and direction arrive in order, one at a time.
+ * - A hook that throws or rejects is a bug of the runner: the engine treats it as "no opinion"
+ *   and reports it through the logger. Runners are expected to isolate addons themselves.
+ */
+import type { Direction, Endpoint, SocksAddress, SocksCommand, SocksVersion } from "./types.js";
+import type { ProtocolErrorCode } from "./errors.js";
+
+/** A value or a promise of it: hooks may answer synchronously (fast path) or asynchronously. */
+export type MaybePromise<T> = T | PromiseLike<T>;
+
+/** Identifies a session in every hook call and fact. Ids are unique within one engine. */
+export type SessionId = number;
+
+// ---------------------------------------------------------------------------------------------
+// Hook payloads and decisions
+// ---------------------------------------------------------------------------------------------
+
+/** A client has connected; no byte has been read yet. */
+export interface ConnectionInfo {
+  readonly id: SessionId;
+  /** The client's address (IPv4-mapped addresses normalised). */
+  readonly client: Endpoint;
+  /** The proxy address the client connected to. */
+  readonly local: Endpoint;
+}
+
+/** `{ reject: true }` closes the connection before any byte is read; undefined lets it in. */
+export type OpenDecision = { readonly reject: true } | undefined;
+
+/**
+ * One authentication step.
+ * - `none`: a SOCKS5 client that will use no authentication (method 0x00 was chosen).
+ * - `userpass`: RFC 1929 credentials, as octets.
+ * - `socks4`: the USERID of a SOCKS4/4a request (SOCKS4 has no password).
+ */
+export type AuthAttempt =
+  | { readonly method: "none"; readonly offered: readonly number[] }
+  | { readonly method: "userpass"; readonly offered: readonly number[]; readonly user: Buffer; readonly password: Buffer }
+  | { readonly method: "socks4"; readonly userid: Buffer };
+
+/** `accept` or `reject` decide; undefined leaves it to the engine's credential policy. */
+export type AuthDecision = { readonly accept: true } | { readonly reject: true } | undefined;
+
+/** A parsed request, before any dial. */
+export interface RequestInfo {
+  readonly id: SessionId;
+  readonly version: SocksVersion;
+  readonly command: SocksCommand;
+  /** The destination exactly as the client sent it. */
+  readonly destination: SocksAddress;
+  /** The authenticated user (RFC 1929 name or SOCKS4 USERID), latin1; absent without one. */
+  readonly user?: string;
+  readonly client: Endpoint;
+}
+
+/**
+ * What to do with a request. undefined or `{ allow: true }` dials the destination;
+ * `{ deny: code }` answers with that failure (code: a ProtocolErrorCode or a raw SOCKS5 REP);
+ * `{ redirect }` dials another host and/or port instead.
+ */
+export type RequestDecision =
+  | { readonly allow: true }
+  | { readonly deny: ProtocolErrorCode | number }
+  | { readonly redirect: { readonly host?: string; readonly port?: number } }
+  | undefined;
+
+/** The reply the engine is about to send for a request. */
+export interface ReplyInfo {
+  readonly id: SessionId;
+  readonly version: SocksVersion;
+  /** SOCKS5 REP (SOCKS4 replies are derived: 0 → 90, anything else → 91). */
+  readonly rep: number;
+  /** The failure's code when rep != 0. */
+  readonly code?: ProtocolErrorCode;
+  /** The OS error code behind a connect failure (ECONNREFUSED, ENOTFOUND, …). */
+  readonly errno?: string;
+  /** BND.ADDR / BND.PORT. */
+  readonly bound: Endpoint;
+}
+
+/** Changes to a reply: a different REP, or a different bound address. undefined keeps it. */
+export type ReplyChange = { readonly rep?: number; readonly bound?: Endpoint } | undefined;
+
+/** One chunk of relayed bytes, as read from its source. */
+export interface DataChunk {
+  readonly id: SessionId;
+  readonly direction: Direction;
+  /** Per-session sequence number across both directions, from 0. */
+  readonly seq: number;
+  readonly data: Buffer;
+}
+
+/**
+ * What to do with a chunk: undefined passes it unchanged; `replace` sends other bytes (empty =
+ * nothing); `drop` sends nothing; `close` ends both sides gracefully; `reset` aborts both (RST).
+ */
+export type DataVerdict =
+  | { readonly replace: Uint8Array }
+  | { readonly drop: true }
+  | { readonly close: true }
+  | { readonly reset: true }
+  | undefined;
+
+/** How a session ended. */
+export type CloseReason =
+  /** Both directions finished normally (FIN both ways). */
+  | "completed"
+  /** The client sent a reset or a socket error. */
+  | "client-reset"
+  | "client-error"
+  /** The target sent a reset or a socket error. */
+  | "target-reset"
+  | "target-error"
+  /** The client closed before finishing the handshake. */
+  | "client-closed"
+  /** The handshake did not finish within the handshake timeout. */
+  | "handshake-timeout"
+  /** No byte in either direction within the idle timeout. */
+  | "idle-timeout"
+  /** Bytes that are not SOCKS, or a malformed message. */
+  | "protocol-error"
+  /** No acceptable method, or credentials rejected. */
+  | "auth-failed"
+  /** An `onOpen` hook rejected the connection. */
+  | "rejected"
+  /** The request got a failure reply (denied, or the connect failed). */
+  | "request-failed"
+  /** `--max-sessions` was reached. */
+  | "session-limit"
+  /** A hook asked to close or reset. */
+  | "closed-by-hook"
+  /** The proxy shut down. */
+  | "shutdown";
+
+/** The control a hook gets over its session. */
+export interface SessionHandle {
+  readonly id: SessionId;
+  /** Writes bytes toward the target ("up") or the client ("down"); ignored when not relaying. */
+  inject(direction: Direction, data: Uint8Array): void;
+  /** Ends the session: gracefully, or with a reset. */
+  close(mode?: "graceful" | "reset"): void;
+}
+
+/**
+ * The decision points. Every method may answer synchronously or with a promise; undefined is
+ * "no opinion" and the engine's default applies.
+ */
+export interface HookRunner {
+  open(conn: ConnectionInfo, session: SessionHandle): MaybePromise<OpenDecision>;
+  auth(attempt: AuthAttempt, conn: ConnectionInfo, session: SessionHandle): MaybePromise<AuthDecision>;
+  request(request: RequestInfo, session: SessionHandle): MaybePromise<RequestDecision>;
+  reply(reply: ReplyInfo, session: SessionHandle): MaybePromise<ReplyChange>;
+  /**
+   * Whether `data` must see every chunk of a session whose relay starts now. false keeps the
+   * fast relay path (no per-chunk call). Asked once per session when its relay starts.
+   */
+  wantsData(): boolean;
+  data(chunk: DataChunk, session: SessionHandle): MaybePromise<DataVerdict>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts
+// ---------------------------------------------------------------------------------------------
+
+export interface SessionOpenedFact extends ConnectionInfo {
+  /** Milliseconds since the epoch (from the Clock). */
+  readonly at: number;
+}
+
+export interface AuthFact {
+  readonly id: SessionId;
+  readonly version: SocksVersion;
+  /** SOCKS5 methods offered, in the client's order (empty for SOCKS4). */
+  readonly offered: readonly number[];
+  /** The method chosen (0xFF when none was acceptable); undefined for SOCKS4. */
+  readonly method?: number;
+  /** The user name (latin1) or SOCKS4 USERID; never the password. */
+  readonly user?: string;
+  readonly accepted: boolean;
+}
+
+export interface RequestFact extends RequestInfo {
+  readonly at: number;
+}
+
+export interface ReplyFact extends ReplyInfo {
+  readonly at: number;
+  /** Where the engine dialled (after redirects); absent when it never dialled. */
+  readonly target?: Endpoint;
+  /** The address the upstream socket connected to (resolved). */
+  readonly remote?: Endpoint;
+  /** Every address tried and how it failed (happy eyeballs), when a dial failed. */
+  readonly attempts?: readonly string[];
+}
+
+export interface ChunkFact {
+  readonly id: SessionId;
+  readonly direction: Direction;
+  readonly seq: number;
+  readonly at: number;
+  /** Bytes as received from the source. */
+  readonly received: Buffer;
+  /** Bytes as sent when a hook changed them (empty when dropped); absent when unchanged. */
+  readonly sent?: Uint8Array;
+}
+
+/** Something out of spec that the engine tolerated or rejected, e.g. RSV != 0. */
+export interface AnomalyFact {
+  readonly id: SessionId;
+  readonly at: number;
+  readonly code: string;
+  readonly detail: string;
+}
+
+export interface SessionClosedFact {
+  readonly id: SessionId;
+  readonly at: number;
+  readonly reason: CloseReason;
+  /** The socket error's code, when an error ended it. */
+  readonly errno?: string;
+  /** Bytes read from the client after the handshake / written to the target. */
+  readonly bytesUpReceived: number;
+  readonly bytesUpSent: number;
+  /** Bytes read from the target / written to the client. */
+  readonly bytesDownReceived: number;
+  readonly bytesDownSent: number;
+}
+
+/**
+ * Receives every fact, in order per session. Methods return quickly; `chunk` may return a
+ * promise to slow the relay down (the engine stops reading that direction until it settles),
+ * which is how a recorder that falls behind applies backpressure instead of dropping data.
+ */
+export interface EngineObserver {
+  sessionOpened(fact: SessionOpenedFact): void;
+  authenticated(fact: AuthFact): void;
+  requested(fact: RequestFact): void;
+  replied(fact: ReplyFact): void;
+  anomaly(fact: AnomalyFact): void;
+  /** Optional: when absent, relays skip building chunk facts (the fast path). */
+  chunk?(fact: ChunkFact): void | PromiseLike<void>;
+  sessionClosed(fact: SessionClosedFact): void;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface Logger {
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults
+// ---------------------------------------------------------------------------------------------
+
+/** Allows everything and never asks for chunks. */
+export const allowAllHooks: HookRunner = {
+  open: () => undefined,
+  auth: () => undefined,
+  request: () => undefined,
+  reply: () => undefined,
+  wantsData: () => false,
+  data: () => undefined,
+};
+
+/** Observes nothing. */
+export const noopObserver: EngineObserver = {
+  sessionOpened() {},
+  authenticated() {},
+  requested() {},
+  replied() {},
+  anomaly() {},
+  sessionClosed() {},
+};
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export const silentLogger: Logger = { log() {} };
+
+/** Sends every fact to each observer in turn; `chunk` waits for all that return a promise. */
+export function combineObservers(observers: readonly EngineObserver[]): EngineObserver {
+  if (observers.length === 1) return observers[0]!;
+  const chunkers = observers.filter((o) => o.chunk !== undefined);
+  const combined: EngineObserver = {
+    sessionOpened: (f) => observers.forEach((o) => o.sessionOpened(f)),
+    authenticated: (f) => observers.forEach((o) => o.authenticated(f)),
+    requested: (f) => observers.forEach((o) => o.requested(f)),
+    replied: (f) => observers.forEach((o) => o.replied(f)),
+    anomaly: (f) => observers.forEach((o) => o.anomaly(f)),
+    sessionClosed: (f) => observers.forEach((o) => o.sessionClosed(f)),
+  };
+  if (chunkers.length > 0) {
+    combined.chunk = (f) => {
+      let waits: PromiseLike<void>[] | undefined;
+      for (const o of chunkers) {
+        const r = o.chunk!(f);
+        if (r !== undefined) (waits ??= []).push(r);
+      }
+      return waits === undefined ? undefined : Promise.all(waits).then(() => undefined);
+    };
+  }
+  return combined;
+}

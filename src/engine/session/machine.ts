@@ -1,0 +1,321 @@
+/**
+ * The per-connection handshake as a sans-IO state machine (STYLE.md 3, 5): the driver feeds
+ * events, the machine returns commands. It never touches sockets, timers or clocks, so split,
+ * byte-at-a-time and fuzzed input are cheap to test. After StartRelay the driver relays on its
+ * own; the machine has reached its terminal phase.
+ */
+import { isIP } from "node:net";
+import { REP, protocolError, socks4Cd, socks5Rep, type ProtocolError, type ProtocolErrorCode } from "../errors.js";
+import type { Endpoint, SocksAddress, SocksCommand, SocksVersion } from "../types.js";
+import type { RequestDecision } from "../ports.js";
+import type { Decoded } from "../codec/result.js";
+import { METHOD, decodeGreeting, decodeRequest, encodeMethodSelection, encodeReply } from "../codec/socks5.js";
+import { USERPASS_FAILURE, USERPASS_SUCCESS, decodeUserPass, encodeUserPassStatus } from "../codec/userpass.js";
+import { decodeSocks4Request, encodeSocks4Reply } from "../codec/socks4.js";
+import type { SessionCommand } from "./commands.js";
+import type { SessionEvent } from "./events.js";
+
+export interface MachineOptions {
+  /**
+   * Whether clients must authenticate. SOCKS5 clients then need username/password; SOCKS4
+   * clients are refused unless an auth hook accepts their USERID.
+   */
+  readonly authRequired: boolean;
+}
+
+/** The phases of a handshake. Only the `awaiting-client` ones read client bytes. */
+export type Phase =
+  | { readonly name: "version" }
+  | { readonly name: "greeting" }
+  | { readonly name: "auth-decision"; readonly method: number }
+  | { readonly name: "userpass" }
+  | { readonly name: "request" }
+  | { readonly name: "socks4-request" }
+  | { readonly name: "request-decision" }
+  | { readonly name: "connecting" }
+  | { readonly name: "reply-decision"; readonly rep: number }
+  | { readonly name: "relaying" }
+  | { readonly name: "closed" };
+
+const UNSPECIFIED: Endpoint = { host: "0.0.0.0", port: 0 };
+
+export class SessionMachine {
+  phase: Phase = { name: "version" };
+  version: SocksVersion | undefined;
+  command: SocksCommand | undefined;
+  /** The target the engine dials (after redirects). */
+  target: Endpoint | undefined;
+  private buffer: Buffer = EMPTY;
+  private offered: readonly number[] = [];
+  private request: { command: SocksCommand; destination: SocksAddress } | undefined;
+
+  constructor(private readonly options: MachineOptions) {}
+
+  /** True while the machine is waiting for client bytes; the driver pauses reading otherwise. */
+  get wantsClientBytes(): boolean {
+    const name = this.phase.name;
+    return name === "version" || name === "greeting" || name === "userpass" || name === "request" || name === "socks4-request";
+  }
+
+  /** True until the request has been read: the handshake timeout applies. */
+  get readingHandshake(): boolean {
+    return this.request === undefined && this.phase.name !== "closed";
+  }
+
+  handle(event: SessionEvent): SessionCommand[] {
+    const out: SessionCommand[] = [];
+    const phase = this.phase;
+    switch (event.type) {
+      case "ClientBytesReceived":
+        this.buffer = this.buffer.length === 0 ? event.bytes : Buffer.concat([this.buffer, event.bytes]);
+        if (this.wantsClientBytes) this.decode(out);
+        break;
+      case "AuthDecided":
+        this.expect(phase, "auth-decision", event);
+        this.onAuthDecided(event.accepted, out);
+        break;
+      case "RequestDecided":
+        this.expect(phase, "request-decision", event);
+        this.onRequestDecided(event.decision, out);
+        break;
+      case "UpstreamConnected":
+        this.expect(phase, "connecting", event);
+        this.phase = { name: "reply-decision", rep: REP.SUCCEEDED };
+        out.push({ type: "AskReply", rep: REP.SUCCEEDED, bound: event.bound });
+        break;
+      case "UpstreamFailed":
+        this.expect(phase, "connecting", event);
+        this.askFailureReply(event.error.code, out, event.errno);
+        break;
+      case "ReplyDecided":
+        this.expect(phase, "reply-decision", event);
+        this.sendReply(event.rep, event.bound, out);
+        if (event.rep === REP.SUCCEEDED) {
+          this.phase = { name: "relaying" };
+          const early = this.buffer;
+          this.buffer = EMPTY;
+          out.push({ type: "StartRelay", early });
+        } else {
+          this.close("request-failed", out);
+        }
+        break;
+      default:
+        return assertNever(event);
+    }
+    return out;
+  }
+
+  /** Decodes as many buffered messages as the current phase allows. */
+  private decode(out: SessionCommand[]): void {
+    while (this.wantsClientBytes && this.buffer.length > 0) {
+      const before = this.phase;
+      switch (before.name) {
+        case "version":
+          this.onFirstByte(this.buffer[0]!, out);
+          break;
+        case "greeting":
+          if (!this.step(decodeGreeting(this.buffer), out, (g) => this.onGreeting(g.methods, out))) return;
+          break;
+        case "userpass":
+          if (!this.step(decodeUserPass(this.buffer), out, (c) => this.askAuth({ method: "userpass", offered: this.offered, ...c }, METHOD.USERNAME_PASSWORD, out))) return;
+          break;
+        case "request":
+          if (!this.step(decodeRequest(this.buffer), out, (r) => {
+            if (r.rsv !== 0) out.push({ type: "ReportAnomaly", code: "rsv-nonzero", detail: `request RSV = 0x${r.rsv.toString(16).padStart(2, "0")}` });
+            this.onRequest(r.command, r.destination, out);
+          })) return;
+          break;
+        case "socks4-request":
+          if (!this.step(decodeSocks4Request(this.buffer), out, (r) => {
+            this.version = r.version;
+            this.request = { command: r.command, destination: r.destination };
+            this.askAuth({ method: "socks4", userid: r.userid }, undefined, out);
+          })) return;
+          break;
+        default:
+          return;
+      }
+    }
+  }
+
+  /** Applies one decode result: consumes bytes and runs `then`, or fails. False = stop decoding. */
+  private step<T>(result: Decoded<T>, out: SessionCommand[], then: (value: T) => void): boolean {
+    switch (result.kind) {
+      case "need-more":
+        return false;
+      case "error":
+        this.failProtocol(result.error, out);
+        return false;
+      case "ok":
+        this.buffer = this.buffer.length === result.used ? EMPTY : this.buffer.subarray(result.used);
+        then(result.value);
+        return true;
+    }
+  }
+
+  private onFirstByte(byte: number, out: SessionCommand[]): void {
+    if (byte === 0x05) {
+      this.version = 5;
+      this.phase = { name: "greeting" };
+    } else if (byte === 0x04) {
+      this.version = 4;
+      this.phase = { name: "socks4-request" };
+    } else {
+      const first = this.buffer.subarray(0, 16).toString("hex");
+      out.push({ type: "ReportAnomaly", code: "not-socks", detail: `first bytes ${first}` });
+      this.close("protocol-error", out, `not a SOCKS client (first byte 0x${byte.toString(16).padStart(2, "0")})`);
+    }
+  }
+
+  private onGreeting(methods: readonly number[], out: SessionCommand[]): void {
+    this.offered = methods;
+    const method = this.chooseMethod(methods);
+    if (method === METHOD.NO_ACCEPTABLE_METHODS) {
+      out.push({ type: "ReportAuth", offered: methods, method, accepted: false });
+      out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.NO_ACCEPTABLE_METHODS) });
+      this.close("auth-failed", out, `no acceptable method among [${methods.join(", ")}]`);
+    } else if (method === METHOD.USERNAME_PASSWORD) {
+      out.push({ type: "SendToClient", bytes: encodeMethodSelection(method) });
+      this.phase = { name: "userpass" };
+    } else {
+      this.askAuth({ method: "none", offered: methods }, method, out);
+    }
+  }
+
+  /** Never a method the client did not offer (RFC 1928 §3). */
+  private chooseMethod(offered: readonly number[]): number {
+    const hasNone = offered.includes(METHOD.NO_AUTHENTICATION_REQUIRED);
+    const hasUserPass = offered.includes(METHOD.USERNAME_PASSWORD);
+    if (this.options.authRequired) return hasUserPass ? METHOD.USERNAME_PASSWORD : METHOD.NO_ACCEPTABLE_METHODS;
+    if (hasNone) return METHOD.NO_AUTHENTICATION_REQUIRED;
+    // A client that only offers username/password gets it; the credentials are recorded.
+    if (hasUserPass) return METHOD.USERNAME_PASSWORD;
+    return METHOD.NO_ACCEPTABLE_METHODS;
+  }
+
+  private askAuth(attempt: Extract<SessionCommand, { type: "AskAuth" }>["attempt"], method: number | undefined, out: SessionCommand[]): void {
+    this.phase = { name: "auth-decision", method: method ?? -1 };
+    out.push({ type: "AskAuth", attempt, version: this.version!, ...(method === undefined ? {} : { method }) });
+  }
+
+  private onAuthDecided(accepted: boolean, out: SessionCommand[]): void {
+    const phase = this.phase as Extract<Phase, { name: "auth-decision" }>;
+    if (this.version !== 5) {
+      // SOCKS4: the request was already read together with the USERID.
+      if (!accepted) {
+        this.sendReply(REP.NOT_ALLOWED, UNSPECIFIED, out);
+        this.close("auth-failed", out, "SOCKS4 client refused (authentication required)");
+        return;
+      }
+      this.onRequest(this.request!.command, this.request!.destination, out);
+      return;
+    }
+    if (phase.method === METHOD.USERNAME_PASSWORD) {
+      out.push({ type: "SendToClient", bytes: encodeUserPassStatus(accepted ? USERPASS_SUCCESS : USERPASS_FAILURE) });
+      if (!accepted) return this.close("auth-failed", out, "credentials rejected");
+    } else {
+      if (!accepted) {
+        out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.NO_ACCEPTABLE_METHODS) });
+        return this.close("auth-failed", out, "client rejected before method selection");
+      }
+      out.push({ type: "SendToClient", bytes: encodeMethodSelection(phase.method) });
+    }
+    this.phase = { name: "request" };
+    this.decode(out);
+  }
+
+  private onRequest(command: SocksCommand, destination: SocksAddress, out: SessionCommand[]): void {
+    this.command = command;
+    this.request = { command, destination };
+    this.phase = { name: "request-decision" };
+    out.push({ type: "AskRequest", request: { version: this.version!, command, destination } });
+  }
+
+  private onRequestDecided(decision: RequestDecision, out: SessionCommand[]): void {
+    const { command, destination } = this.request!;
+    if (decision !== undefined && "deny" in decision) {
+      const deny = decision.deny;
+      if (typeof deny === "number") return this.askReply(deny, UNSPECIFIED, out);
+      return this.askFailureReply(deny, out);
+    }
+    let host = destination.host;
+    let port = destination.port;
+    if (decision !== undefined && "redirect" in decision) {
+      host = decision.redirect.host ?? host;
+      port = decision.redirect.port ?? port;
+    }
+    if (command !== "connect") return this.askFailureReply("UNKNOWN_COMMAND", out);
+    const invalid = checkDestination(host, port);
+    if (invalid !== undefined) {
+      out.push({ type: "ReportAnomaly", code: invalid.code === "BAD_PORT" ? "port-zero" : "bad-destination", detail: invalid.message });
+      return this.askFailureReply(invalid.code, out);
+    }
+    this.target = { host, port };
+    this.phase = { name: "connecting" };
+    out.push({ type: "OpenUpstream", target: this.target });
+  }
+
+  private askFailureReply(code: ProtocolErrorCode, out: SessionCommand[], errno?: string): void {
+    this.phase = { name: "reply-decision", rep: socks5Rep(code) };
+    out.push({ type: "AskReply", rep: socks5Rep(code), bound: UNSPECIFIED, code, ...(errno === undefined ? {} : { errno }) });
+  }
+
+  private askReply(rep: number, bound: Endpoint, out: SessionCommand[]): void {
+    this.phase = { name: "reply-decision", rep };
+    out.push({ type: "AskReply", rep, bound });
+  }
+
+  /** The full reply for the client's version (RFC 1928 §6 form, or the 8-byte SOCKS4 reply). */
+  private sendReply(rep: number, bound: Endpoint, out: SessionCommand[]): void {
+    if (this.version === 5) {
+      out.push({ type: "SendToClient", bytes: encodeReply(rep, bound.host, bound.port) });
+    } else {
+      // SOCKS4 replies only carry IPv4; an IPv6 bound address is sent as zeros.
+      const ip = isIP(bound.host) === 4 ? bound.host : "0.0.0.0";
+      out.push({ type: "SendToClient", bytes: encodeSocks4Reply(socks4Cd(rep), bound.port, ip) });
+    }
+  }
+
+  /** A malformed message: SOCKS5 request errors get a full failure reply, others a close. */
+  private failProtocol(error: ProtocolError, out: SessionCommand[]): void {
+    const phase = this.phase.name;
+    if (phase === "request" || phase === "socks4-request") this.sendReply(socks5Rep(error.code), UNSPECIFIED, out);
+    else if (phase === "greeting") out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.NO_ACCEPTABLE_METHODS) });
+    else if (phase === "userpass") out.push({ type: "SendToClient", bytes: encodeUserPassStatus(USERPASS_FAILURE) });
+    out.push({ type: "ReportAnomaly", code: error.code.toLowerCase().replaceAll("_", "-"), detail: error.message });
+    this.close(phase === "userpass" ? "auth-failed" : "protocol-error", out, error.message);
+  }
+
+  private close(reason: Extract<SessionCommand, { type: "CloseClient" }>["reason"], out: SessionCommand[], detail?: string): void {
+    this.phase = { name: "closed" };
+    this.buffer = EMPTY;
+    out.push(detail === undefined ? { type: "CloseClient", reason } : { type: "CloseClient", reason, detail });
+  }
+
+  /** An event the current phase cannot receive is a driver bug: fail loudly with both names. */
+  private expect(phase: Phase, name: Phase["name"], event: SessionEvent): void {
+    if (phase.name !== name) throw new Error(`session machine: ${event.type} in phase ${phase.name}`);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Destinations nobody should dial: port 0, unspecified addresses, malformed names. */
+export function checkDestination(host: string, port: number): ProtocolError | undefined {
+  if (port === 0) return protocolError("BAD_PORT", "destination port 0");
+  const family = isIP(host);
+  if (family !== 0) {
+    if (host === "0.0.0.0" || host === "::" || /^0+(\.0+){3}$/.test(host)) return protocolError("BAD_DESTINATION", `unspecified address ${host}`);
+    return undefined;
+  }
+  if (host.length === 0) return protocolError("BAD_DESTINATION", "empty hostname");
+  if (host.length > 253 || !HOSTNAME.test(host)) return protocolError("BAD_DESTINATION", `malformed hostname ${JSON.stringify(host)}`);
+  return undefined;
+}
+
+/** LDH labels (plus `_`, common in real names), dot-separated, optional trailing dot. */
+const HOSTNAME = /^(?!-)[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?$/;
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected ${JSON.stringify(value)}`);
+}
