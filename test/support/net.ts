@@ -1,0 +1,247 @@
+/**
+ * Socket plumbing shared by the integration tests: an in-process engine on port 0, target
+ * servers, and a raw client that reads exact byte counts with deadlines. Loopback only.
+ */
+import { createServer, connect, type Server, type Socket, type AddressInfo } from "node:net";
+import { once } from "node:events";
+import { SocksEngine, type EngineObserver, type EngineOptions } from "../../src/engine/index.js";
+
+export const HOST = "127.0.0.1";
+
+/** Every fact the engine reported, in order, for assertions. */
+export class RecordingObserver implements EngineObserver {
+  readonly facts: Array<{ kind: string; fact: any }> = [];
+  private closeWaiters = new Map<number, Array<(fact: any) => void>>();
+
+  sessionOpened(fact: any) { this.facts.push({ kind: "opened", fact }); }
+  authenticated(fact: any) { this.facts.push({ kind: "auth", fact }); }
+  requested(fact: any) { this.facts.push({ kind: "request", fact }); }
+  replied(fact: any) { this.facts.push({ kind: "reply", fact }); }
+  anomaly(fact: any) { this.facts.push({ kind: "anomaly", fact }); }
+  sessionClosed(fact: any) {
+    this.facts.push({ kind: "closed", fact });
+    for (const resolve of this.closeWaiters.get(fact.id) ?? []) resolve(fact);
+    this.closeWaiters.delete(fact.id);
+  }
+
+  of(kind: string): any[] {
+    return this.facts.filter((f) => f.kind === kind).map((f) => f.fact);
+  }
+
+  /** Resolves with the close fact of session `id` (or of the next session to close when omitted). */
+  closed(id?: number, timeoutMs = 5000): Promise<any> {
+    if (id !== undefined) {
+      const done = this.of("closed").find((f) => f.id === id);
+      if (done) return Promise.resolve(done);
+    }
+    return withTimeout(
+      new Promise((resolve) => {
+        if (id === undefined) {
+          const before = this.of("closed").length;
+          const timer = setInterval(() => {
+            const all = this.of("closed");
+            if (all.length > before) {
+              clearInterval(timer);
+              resolve(all[before]);
+            }
+          }, 5);
+          return;
+        }
+        const list = this.closeWaiters.get(id) ?? [];
+        list.push(resolve);
+        this.closeWaiters.set(id, list);
+      }),
+      timeoutMs,
+      `session ${id ?? "(next)"} did not close`,
+    );
+  }
+
+  /** The close fact of the only/last session, waiting until one has closed. */
+  async lastClosed(timeoutMs = 5000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const all = this.of("closed");
+      if (all.length > 0) return all[all.length - 1];
+      await sleep(5);
+    }
+    throw new Error("no session closed");
+  }
+}
+
+export interface TestProxy {
+  engine: SocksEngine;
+  port: number;
+  observer: RecordingObserver;
+  stop(): Promise<void>;
+}
+
+/** Starts an engine on 127.0.0.1:0 with a RecordingObserver (unless one is given). */
+export async function startProxy(options: Partial<EngineOptions> = {}): Promise<TestProxy> {
+  const observer = new RecordingObserver();
+  const engine = new SocksEngine({ listen: [{ host: HOST, port: 0 }], observer, ...options });
+  const [bound] = await engine.start();
+  return { engine, port: bound!.port, observer, stop: () => engine.stop(200) };
+}
+
+/** A TCP server on loopback; `handler` gets each connection. */
+export async function startServer(handler: (socket: Socket) => void, host = HOST, options: { allowHalfOpen?: boolean } = {}): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: options.allowHalfOpen ?? false }, (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    handler(socket);
+  });
+  server.listen(0, host);
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Echoes every byte back; ends when the client ends (half-close aware). */
+export function startEchoServer(host = HOST) {
+  return startServer((socket) => socket.pipe(socket), host, { allowHalfOpen: true });
+}
+
+/**
+ * A raw TCP client that buffers everything it receives, so tests can ask for exact byte
+ * counts, wait for the FIN, or see a reset.
+ */
+export class RawClient {
+  readonly socket: Socket;
+  private buffer = Buffer.alloc(0);
+  ended = false;
+  closed = false;
+  error: NodeJS.ErrnoException | undefined;
+  private wake: (() => void) | undefined;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on("data", (d: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, d]);
+      this.wake?.();
+    });
+    socket.on("end", () => {
+      this.ended = true;
+      this.wake?.();
+    });
+    socket.on("error", (e) => {
+      this.error = e;
+      this.wake?.();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.wake?.();
+    });
+  }
+
+  static async connect(port: number, host = HOST): Promise<RawClient> {
+    const socket = connect({ port, host, allowHalfOpen: true, noDelay: true });
+    await once(socket, "connect");
+    return new RawClient(socket);
+  }
+
+  write(bytes: Uint8Array | string): void {
+    this.socket.write(typeof bytes === "string" ? Buffer.from(bytes.replace(/\s+/g, ""), "hex") : bytes);
+  }
+
+  /** Bytes received and not yet read. */
+  get pending(): Buffer {
+    return this.buffer;
+  }
+
+  /** Waits for exactly `n` bytes and consumes them. */
+  async read(n: number, timeoutMs = 3000): Promise<Buffer> {
+    await this.until(() => this.buffer.length >= n || this.ended || this.closed, timeoutMs, `wanted ${n} bytes, have ${this.buffer.length}`);
+    if (this.buffer.length < n) throw new Error(`connection ended after ${this.buffer.length} of ${n} bytes: ${this.buffer.toString("hex")}`);
+    const out = this.buffer.subarray(0, n);
+    this.buffer = this.buffer.subarray(n);
+    return Buffer.from(out);
+  }
+
+  /** Waits for the peer's FIN (or close) and returns everything left unread. */
+  async readToEnd(timeoutMs = 3000): Promise<Buffer> {
+    await this.until(() => this.ended || this.closed, timeoutMs, "no FIN from the peer");
+    const out = this.buffer;
+    this.buffer = Buffer.alloc(0);
+    return out;
+  }
+
+  /** Waits until the socket has fully closed. */
+  async waitClosed(timeoutMs = 3000): Promise<void> {
+    await this.until(() => this.closed, timeoutMs, "socket did not close");
+  }
+
+  private async until(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!ready()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timeout: ${what}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 50));
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+export function hex(text: string): Buffer {
+  return Buffer.from(text.replace(/\s+/g, ""), "hex");
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timeout: ${message}`)), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** 10-byte SOCKS5 CONNECT request to 127.0.0.1:port. */
+export function connect5(port: number, host = HOST): Buffer {
+  const [a, b, c, d] = host.split(".").map(Number);
+  return Buffer.from([5, 1, 0, 1, a!, b!, c!, d!, port >> 8, port & 0xff]);
+}
+
+/** SOCKS4 CONNECT request to 127.0.0.1:port with an empty USERID. */
+export function connect4(port: number, host = HOST, userid = ""): Buffer {
+  const [a, b, c, d] = host.split(".").map(Number);
+  return Buffer.concat([Buffer.from([4, 1, port >> 8, port & 0xff, a!, b!, c!, d!]), Buffer.from(userid, "latin1"), Buffer.of(0)]);
+}
+
+/** Opens a no-auth SOCKS5 CONNECT tunnel and returns the client after the success reply. */
+export async function openTunnel(proxyPort: number, targetPort: number): Promise<RawClient> {
+  const c = await RawClient.connect(proxyPort);
+  c.write(Buffer.concat([hex("050100"), connect5(targetPort)]));
+  const sel = await c.read(2);
+  if (sel.toString("hex") !== "0500") throw new Error(`method selection ${sel.toString("hex")}`);
+  const reply = await c.read(10);
+  if (reply[1] !== 0) throw new Error(`reply ${reply.toString("hex")}`);
+  return c;
+}
