@@ -7,7 +7,7 @@ export const DEFAULT_PORT = 1080;
 
 /**
  * A listen address: `HOST:PORT`, `[IPV6]:PORT`, `PORT` or `:PORT` (both on 127.0.0.1),
- * `HOST` (port 1080), or a bare IPv6 address.
+ * or `HOST` (port 1080). IPv6 addresses need brackets: `::1:1080` is itself an address.
  */
 export function parseListen(text: string): Endpoint {
   const value = text.trim();
@@ -18,7 +18,7 @@ export function parseListen(text: string): Endpoint {
     if (isIP(host) !== 6) throw usageError(`--listen: ${JSON.stringify(text)} is not an IPv6 address`);
     return { host, port: bracketed[2] === undefined ? DEFAULT_PORT : parsePort(bracketed[2], text) };
   }
-  if (isIP(value) === 6) return { host: value, port: DEFAULT_PORT };
+  if (isIP(value) === 6) throw usageError(`--listen: write IPv6 addresses in brackets, e.g. [${value}]:1080 (got ${JSON.stringify(text)})`);
   const colon = value.lastIndexOf(":");
   const host = colon < 0 ? value : value.slice(0, colon) || "127.0.0.1";
   const port = colon < 0 ? DEFAULT_PORT : parsePort(value.slice(colon + 1), text);

@@ -16,6 +16,8 @@ import type { EngineContext } from "./engine-context.js";
 /** How long a client may keep its half of a failed session open after our reply and FIN. */
 const LINGER_AFTER_FAILURE_MS = 2_000;
 
+const UNSPECIFIED: Endpoint = { host: "0.0.0.0", port: 0 };
+
 export class ClientSession implements SessionHandle {
   readonly id: number;
   readonly conn: ConnectionInfo;
@@ -81,6 +83,8 @@ export class ClientSession implements SessionHandle {
       if (decision?.reject) return this.abort("rejected", false);
       this.machine = new SessionMachine({ authRequired: ctx.options.authRequired });
       client.on("data", this.onClientData);
+      // An async open hook paused the socket; a listener alone does not restart it.
+      client.resume();
     });
   }
 
@@ -199,7 +203,10 @@ export class ClientSession implements SessionHandle {
         const version = machine.version ?? 5;
         const info = { id: this.id, version, rep, bound, ...(code === undefined ? {} : { code }), ...(errno === undefined ? {} : { errno }) };
         this.ask("reply", () => ctx.hooks.reply(info, this), (change) => {
-          const final = { ...info, rep: change?.rep ?? rep, bound: change?.bound ?? bound };
+          const finalRep = change?.rep ?? rep;
+          // A failure carries no address unless the hook gave one.
+          const finalBound = change?.bound ?? (finalRep !== 0 && rep === 0 ? UNSPECIFIED : bound);
+          const final = { ...info, rep: finalRep, bound: finalBound };
           ctx.observer.replied({
             ...final,
             at: ctx.clock.now(),
