@@ -32,6 +32,8 @@ export interface EngineOptions {
   readonly handshakeTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  /** How long a BIND waits for its peer (SOCKS4 suggests 2 minutes). */
+  readonly bindTimeoutMs?: number;
   /** Sessions open at once; connections beyond it are closed at accept. */
   readonly maxSessions?: number;
 }
@@ -40,6 +42,7 @@ export const DEFAULTS = {
   handshakeTimeoutMs: 15_000,
   connectTimeoutMs: 30_000,
   idleTimeoutMs: 3_600_000,
+  bindTimeoutMs: 120_000,
   maxSessions: 10_000,
 } as const;
 
@@ -80,6 +83,7 @@ export class SocksEngine implements EngineContext {
       handshakeTimeoutMs: config.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      bindTimeoutMs: config.bindTimeoutMs ?? DEFAULTS.bindTimeoutMs,
       authRequired: this.credentials.size > 0,
     };
   }

@@ -11,6 +11,8 @@ export const HOST = "127.0.0.1";
 /** Every fact the engine reported, in order, for assertions. */
 export class RecordingObserver implements EngineObserver {
   readonly facts: Array<{ kind: string; fact: any }> = [];
+  /** Set by a test to observe chunks (the engine then reports every chunk). */
+  chunk?: (fact: any) => void | PromiseLike<void>;
   private closeWaiters = new Map<number, Array<(fact: any) => void>>();
 
   sessionOpened(fact: any) { this.facts.push({ kind: "opened", fact }); }

@@ -2,7 +2,7 @@
  * Drives one client connection: feeds socket events to the session machine, interprets its
  * commands against real sockets and the hook runner, then hands both sockets to the relay.
  */
-import type { Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import type { Direction, Endpoint } from "../types.js";
 import type { CloseReason, ConnectionInfo, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
@@ -25,6 +25,10 @@ export class ClientSession implements SessionHandle {
   private relay: TcpRelay | undefined;
   private upstream: Socket | undefined;
   private cancelDial: (() => void) | undefined;
+  private bindServer: Server | undefined;
+  private bindTimer: NodeJS.Timeout | undefined;
+  /** A BIND peer that connected before the first reply went out; delivered once it has. */
+  private bindPeer: Socket | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private user: string | undefined;
   private clientEnded = false;
@@ -102,7 +106,7 @@ export class ClientSession implements SessionHandle {
     this.clientEnded = true;
     // A FIN before the request is complete ends the session; after it, the FIN is passed on
     // to the target once the relay starts (e.g. `printf request+data | nc`).
-    if (this.machine?.readingHandshake !== false) this.abort("client-closed", false);
+    if (this.machine?.endsOnClientFin !== false) this.abort("client-closed", false);
   };
 
   private readonly onClientError = (err: NodeJS.ErrnoException): void => {
@@ -113,6 +117,7 @@ export class ClientSession implements SessionHandle {
   private readonly onClientClose = (): void => {
     this.closeReason ??= "client-closed";
     this.cancelDial?.();
+    this.closeBind();
     if (this.upstream !== undefined && !this.upstream.destroyed) this.upstream.destroy();
     this.finish(this.closeReason, this.closeErrno, undefined);
   };
@@ -139,6 +144,7 @@ export class ClientSession implements SessionHandle {
       clearTimeout(this.handshakeTimer);
       this.handshakeTimer = undefined;
     }
+    if (machine.phase.name === "bind-waiting" && !this.finished) this.bindWaiting(machine);
     // Read client bytes only while the machine wants them (backpressure during hooks/dials).
     if (this.relay === undefined && !this.finished) {
       if (machine.wantsClientBytes) this.client.resume();
@@ -198,6 +204,8 @@ export class ClientSession implements SessionHandle {
           this.feed({ type: "UpstreamConnected", bound: success!.bound });
         });
         return;
+      case "OpenBind":
+        return this.openBind();
       case "AskReply": {
         const { rep, bound, code, errno } = command;
         const version = machine.version ?? 5;
@@ -259,6 +267,59 @@ export class ClientSession implements SessionHandle {
     then(result as T);
   }
 
+  /**
+   * BIND: one listener on the address the client reached us on (so the client's peer can reach
+   * it the same way), port chosen by the system; it accepts a single connection.
+   */
+  private openBind(): void {
+    const host = this.conn.local.host;
+    const server = createServer({ allowHalfOpen: true, noDelay: true });
+    this.bindServer = server;
+    server.on("connection", (peer: Socket) => {
+      if (this.bindPeer !== undefined || this.finished) return void peer.destroy();
+      peer.on("error", noop);
+      this.bindPeer = peer;
+      this.closeBind();
+      if (this.machine?.phase.name === "bind-waiting") this.bindWaiting(this.machine);
+    });
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      this.closeBind();
+      this.feed({ type: "BindFailed", error: { code: "GENERAL_FAILURE", message: `BIND listen on ${host}: ${err.message}` }, ...(err.code === undefined ? {} : { errno: err.code }) });
+    });
+    server.listen({ host, port: 0 }, () => {
+      const address = server.address();
+      if (address === null || typeof address === "string" || this.finished) return;
+      this.feed({ type: "BindListening", bound: { host: normalizeHost(address.address), port: address.port } });
+    });
+  }
+
+  /** In bind-waiting: deliver a peer that has arrived, or make sure the BIND timer runs. */
+  private bindWaiting(machine: SessionMachine): void {
+    const peer = this.bindPeer;
+    if (peer === undefined) {
+      this.bindTimer ??= setTimeout(() => {
+        this.closeBind();
+        this.feed({ type: "BindFailed", error: { code: "CONNECT_TIMEOUT", message: `no inbound connection within ${this.ctx.options.bindTimeoutMs} ms` }, errno: "ETIMEDOUT" });
+      }, this.ctx.options.bindTimeoutMs);
+      return;
+    }
+    clearTimeout(this.bindTimer);
+    this.bindTimer = undefined;
+    this.bindPeer = undefined;
+    if (peer.destroyed || machine !== this.machine) return;
+    this.upstream = peer;
+    this.remote = { host: normalizeHost(peer.remoteAddress ?? "?"), port: peer.remotePort ?? 0 };
+    this.feed({ type: "BindPeerConnected", peer: this.remote });
+  }
+
+  /** Stops listening for a BIND peer (the port is released); keeps an accepted peer. */
+  private closeBind(): void {
+    clearTimeout(this.bindTimer);
+    this.bindTimer = undefined;
+    this.bindServer?.close();
+    this.bindServer = undefined;
+  }
+
   hookFailed(hook: string, err: unknown): void {
     this.ctx.logger.log("error", `hook runner failed in ${hook} for session ${this.id}: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -299,6 +360,8 @@ export class ClientSession implements SessionHandle {
     this.closeReason ??= reason;
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
     this.cancelDial?.();
+    this.closeBind();
+    this.bindPeer?.destroy();
     this.upstream?.destroy();
     if (reset) this.client.resetAndDestroy();
     else this.client.destroy();
@@ -308,6 +371,8 @@ export class ClientSession implements SessionHandle {
     if (this.finished) return;
     this.finished = true;
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    this.closeBind();
+    this.bindPeer?.destroy();
     this.ctx.sessionEnded(this);
     this.ctx.observer.sessionClosed({
       id: this.id,

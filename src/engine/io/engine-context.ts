@@ -9,6 +9,8 @@ export interface SessionLimits {
   readonly connectTimeoutMs: number;
   /** Milliseconds without a byte in either direction before a tunnel is closed; 0 = never. */
   readonly idleTimeoutMs: number;
+  /** Milliseconds a BIND waits for its inbound connection. */
+  readonly bindTimeoutMs: number;
   /** Whether clients must authenticate (set when credentials are configured). */
   readonly authRequired: boolean;
 }

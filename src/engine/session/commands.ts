@@ -3,6 +3,8 @@ import type { ProtocolErrorCode } from "../errors.js";
 import type { AuthAttempt, CloseReason, RequestInfo } from "../ports.js";
 import type { Endpoint, SocksVersion } from "../types.js";
 
+export type ReplyStage = "final" | "bind-first" | "bind-second";
+
 export type SessionCommand =
   /** Write bytes to the client. */
   | { readonly type: "SendToClient"; readonly bytes: Buffer }
@@ -13,11 +15,18 @@ export type SessionCommand =
   /** Dial the target; answer with UpstreamConnected or UpstreamFailed. */
   | { readonly type: "OpenUpstream"; readonly target: Endpoint }
   /**
+   * BIND: listen on the control connection's local address for one inbound connection; answer
+   * with BindListening (then BindPeerConnected or BindFailed) or BindFailed.
+   */
+  | { readonly type: "OpenBind" }
+  /**
    * Let hooks see the reply about to be sent; answer with ReplyDecided. `code`/`errno` describe
    * a failure; `target` is set when the engine dialled.
    */
   | {
       readonly type: "AskReply";
+      /** Which reply: the only one (CONNECT), or BIND's first or second. */
+      readonly stage: ReplyStage;
       readonly rep: number;
       readonly bound: Endpoint;
       readonly code?: ProtocolErrorCode;

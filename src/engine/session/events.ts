@@ -14,5 +14,11 @@ export type SessionEvent =
   | { readonly type: "UpstreamConnected"; readonly bound: Endpoint }
   /** The upstream connection failed. */
   | { readonly type: "UpstreamFailed"; readonly error: ProtocolError; readonly errno?: string }
+  /** BIND: the listener asked for by OpenBind is listening here. */
+  | { readonly type: "BindListening"; readonly bound: Endpoint }
+  /** BIND: a peer connected to the listener (the listener is closed now). */
+  | { readonly type: "BindPeerConnected"; readonly peer: Endpoint }
+  /** BIND: no listener could be opened, or no peer came before the BIND timeout. */
+  | { readonly type: "BindFailed"; readonly error: ProtocolError; readonly errno?: string }
   /** The reply asked about by AskReply is final. */
   | { readonly type: "ReplyDecided"; readonly rep: number; readonly bound: Endpoint };

@@ -12,7 +12,7 @@ import type { Decoded } from "../codec/result.js";
 import { METHOD, decodeGreeting, decodeRequest, encodeMethodSelection, encodeReply } from "../codec/socks5.js";
 import { USERPASS_FAILURE, USERPASS_SUCCESS, decodeUserPass, encodeUserPassStatus } from "../codec/userpass.js";
 import { decodeSocks4Request, encodeSocks4Reply } from "../codec/socks4.js";
-import type { SessionCommand } from "./commands.js";
+import type { ReplyStage, SessionCommand } from "./commands.js";
 import type { SessionEvent } from "./events.js";
 
 export interface MachineOptions {
@@ -33,11 +33,16 @@ export type Phase =
   | { readonly name: "socks4-request" }
   | { readonly name: "request-decision" }
   | { readonly name: "connecting" }
-  | { readonly name: "reply-decision"; readonly rep: number }
+  | { readonly name: "binding" }
+  | { readonly name: "bind-waiting" }
+  | { readonly name: "reply-decision"; readonly rep: number; readonly stage: ReplyStage }
   | { readonly name: "relaying" }
   | { readonly name: "closed" };
 
 const UNSPECIFIED: Endpoint = { host: "0.0.0.0", port: 0 };
+
+/** Client bytes buffered while BIND waits for its peer; more is refused. */
+export const BIND_EARLY_DATA_MAX = 64 * 1024;
 
 export class SessionMachine {
   phase: Phase = { name: "version" };
@@ -54,12 +59,25 @@ export class SessionMachine {
   /** True while the machine is waiting for client bytes; the driver pauses reading otherwise. */
   get wantsClientBytes(): boolean {
     const name = this.phase.name;
-    return name === "version" || name === "greeting" || name === "userpass" || name === "request" || name === "socks4-request";
+    return (
+      name === "version" ||
+      name === "greeting" ||
+      name === "userpass" ||
+      name === "request" ||
+      name === "socks4-request" ||
+      // BIND keeps reading while it waits, to notice a client that gives up.
+      name === "bind-waiting"
+    );
   }
 
   /** True until the request has been read: the handshake timeout applies. */
   get readingHandshake(): boolean {
     return this.request === undefined && this.phase.name !== "closed";
+  }
+
+  /** Whether a FIN from the client now ends the session (before the request, or while BIND waits). */
+  get endsOnClientFin(): boolean {
+    return this.readingHandshake || this.phase.name === "bind-waiting";
   }
 
   handle(event: SessionEvent): SessionCommand[] {
@@ -68,7 +86,14 @@ export class SessionMachine {
     switch (event.type) {
       case "ClientBytesReceived":
         this.buffer = this.buffer.length === 0 ? event.bytes : Buffer.concat([this.buffer, event.bytes]);
-        if (this.wantsClientBytes) this.decode(out);
+        if (phase.name === "bind-waiting") {
+          if (this.buffer.length > BIND_EARLY_DATA_MAX) {
+            out.push({ type: "ReportAnomaly", code: "bind-early-data", detail: `more than ${BIND_EARLY_DATA_MAX} bytes sent before the BIND peer connected` });
+            this.close("protocol-error", out, "too much data while waiting for the BIND peer");
+          }
+        } else if (this.wantsClientBytes) {
+          this.decode(out);
+        }
         break;
       case "AuthDecided":
         this.expect(phase, "auth-decision", event);
@@ -80,25 +105,40 @@ export class SessionMachine {
         break;
       case "UpstreamConnected":
         this.expect(phase, "connecting", event);
-        this.phase = { name: "reply-decision", rep: REP.SUCCEEDED };
-        out.push({ type: "AskReply", rep: REP.SUCCEEDED, bound: event.bound });
+        this.askReply(REP.SUCCEEDED, event.bound, "final", out);
         break;
       case "UpstreamFailed":
         this.expect(phase, "connecting", event);
-        this.askFailureReply(event.error.code, out, event.errno);
+        this.askFailureReply(event.error.code, "final", out, event.errno);
         break;
-      case "ReplyDecided":
+      case "BindListening":
+        this.expect(phase, "binding", event);
+        this.askReply(REP.SUCCEEDED, event.bound, "bind-first", out);
+        break;
+      case "BindPeerConnected":
+        this.expect(phase, "bind-waiting", event);
+        this.onBindPeer(event.peer, out);
+        break;
+      case "BindFailed":
+        if (phase.name !== "binding") this.expect(phase, "bind-waiting", event);
+        this.askFailureReply(event.error.code, phase.name === "binding" ? "bind-first" : "bind-second", out, event.errno);
+        break;
+      case "ReplyDecided": {
         this.expect(phase, "reply-decision", event);
+        const { stage } = phase as Extract<Phase, { name: "reply-decision" }>;
         this.sendReply(event.rep, event.bound, out);
-        if (event.rep === REP.SUCCEEDED) {
+        if (event.rep !== REP.SUCCEEDED) {
+          this.close("request-failed", out);
+        } else if (stage === "bind-first") {
+          this.phase = { name: "bind-waiting" };
+        } else {
           this.phase = { name: "relaying" };
           const early = this.buffer;
           this.buffer = EMPTY;
           out.push({ type: "StartRelay", early });
-        } else {
-          this.close("request-failed", out);
         }
         break;
+      }
       default:
         return assertNever(event);
     }
@@ -233,10 +273,17 @@ export class SessionMachine {
 
   private onRequestDecided(decision: RequestDecision, out: SessionCommand[]): void {
     const { command, destination } = this.request!;
+    const stage: ReplyStage = command === "bind" ? "bind-first" : "final";
     if (decision !== undefined && "deny" in decision) {
       const deny = decision.deny;
-      if (typeof deny === "number") return this.askReply(deny, UNSPECIFIED, out);
-      return this.askFailureReply(deny, out);
+      if (typeof deny === "number") return this.askReply(deny, UNSPECIFIED, stage, out);
+      return this.askFailureReply(deny, stage, out);
+    }
+    if (command === "bind") {
+      // DST.ADDR/DST.PORT of a BIND name the expected peer, not something to dial.
+      this.phase = { name: "binding" };
+      out.push({ type: "OpenBind" });
+      return;
     }
     let host = destination.host;
     let port = destination.port;
@@ -244,25 +291,42 @@ export class SessionMachine {
       host = decision.redirect.host ?? host;
       port = decision.redirect.port ?? port;
     }
-    if (command !== "connect") return this.askFailureReply("UNKNOWN_COMMAND", out);
+    if (command !== "connect") return this.askFailureReply("UNKNOWN_COMMAND", stage, out);
     const invalid = checkDestination(host, port);
     if (invalid !== undefined) {
       out.push({ type: "ReportAnomaly", code: invalid.code === "BAD_PORT" ? "port-zero" : "bad-destination", detail: invalid.message });
-      return this.askFailureReply(invalid.code, out);
+      return this.askFailureReply(invalid.code, stage, out);
     }
     this.target = { host, port };
     this.phase = { name: "connecting" };
     out.push({ type: "OpenUpstream", target: this.target });
   }
 
-  private askFailureReply(code: ProtocolErrorCode, out: SessionCommand[], errno?: string): void {
-    this.phase = { name: "reply-decision", rep: socks5Rep(code) };
-    out.push({ type: "AskReply", rep: socks5Rep(code), bound: UNSPECIFIED, code, ...(errno === undefined ? {} : { errno }) });
+  /**
+   * BIND's peer check (SOCKS4.protocol, RFC 1928 §6): a non-zero DST.ADDR names the only IP
+   * allowed to connect; the port is not checked. A domain cannot be checked without a lookup,
+   * so it is recorded and any peer is accepted.
+   */
+  private onBindPeer(peer: Endpoint, out: SessionCommand[]): void {
+    const expected = this.request!.destination;
+    const any = expected.type === "domain" || expected.host === "0.0.0.0" || expected.host === "::";
+    if (expected.type === "domain") out.push({ type: "ReportAnomaly", code: "bind-domain-unchecked", detail: `BIND expected peer ${expected.host} is a name; any peer accepted` });
+    if (!any && expected.host !== peer.host) {
+      out.push({ type: "ReportAnomaly", code: "bind-peer-mismatch", detail: `BIND peer ${peer.host} is not the expected ${expected.host}` });
+      return this.askFailureReply("DENIED", "bind-second", out);
+    }
+    this.askReply(REP.SUCCEEDED, peer, "bind-second", out);
   }
 
-  private askReply(rep: number, bound: Endpoint, out: SessionCommand[]): void {
-    this.phase = { name: "reply-decision", rep };
-    out.push({ type: "AskReply", rep, bound });
+  private askFailureReply(code: ProtocolErrorCode, stage: ReplyStage, out: SessionCommand[], errno?: string): void {
+    const rep = socks5Rep(code);
+    this.phase = { name: "reply-decision", rep, stage };
+    out.push({ type: "AskReply", stage, rep, bound: UNSPECIFIED, code, ...(errno === undefined ? {} : { errno }) });
+  }
+
+  private askReply(rep: number, bound: Endpoint, stage: ReplyStage, out: SessionCommand[]): void {
+    this.phase = { name: "reply-decision", rep, stage };
+    out.push({ type: "AskReply", stage, rep, bound });
   }
 
   /** The full reply for the client's version (RFC 1928 §6 form, or the 8-byte SOCKS4 reply). */
