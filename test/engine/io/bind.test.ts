@@ -34,8 +34,8 @@ describe("BIND with the socks package", () => {
     it(`SOCKS${type}: bound, then established, then a relay both ways`, async () => {
       proxy = await startProxy();
       const client = new SocksClient({ proxy: { host: "127.0.0.1", port: proxy.port, type }, command: "bind", destination: { host: "0.0.0.0", port: 0 } });
-      const bound = new Promise<{ remoteHost: { host: string; port: number } }>((resolve) => client.once("bound", resolve));
-      const established = new Promise<{ socket: Socket; remoteHost: { host: string; port: number } }>((resolve) => client.once("established", resolve));
+      const bound = new Promise<{ remoteHost: { host: string; port: number } }>((resolve) => client.once("bound", (info) => resolve(info as never)));
+      const established = new Promise<{ socket: Socket; remoteHost: { host: string; port: number } }>((resolve) => client.once("established", (info) => resolve(info as never)));
       client.on("error", () => {});
       client.connect();
       const first = await bound;
