@@ -34,6 +34,14 @@ export interface EngineOptions {
   readonly idleTimeoutMs?: number;
   /** How long a BIND waits for its peer (SOCKS4 suggests 2 minutes). */
   readonly bindTimeoutMs?: number;
+  /** UDP associations open at once; more UDP ASSOCIATE requests get REP 01. */
+  readonly maxUdpAssociations?: number;
+  /** Close a UDP association after this long without a datagram; 0 = only when its TCP connection ends. */
+  readonly udpIdleTimeoutMs?: number;
+  /** Relay datagrams from remote hosts the client never sent to (full-cone). */
+  readonly udpAllowUnsolicited?: boolean;
+  /** Distinct remote hosts one UDP association may send to. */
+  readonly udpMaxPeers?: number;
   /** Sessions open at once; connections beyond it are closed at accept. */
   readonly maxSessions?: number;
 }
@@ -43,6 +51,9 @@ export const DEFAULTS = {
   connectTimeoutMs: 30_000,
   idleTimeoutMs: 3_600_000,
   bindTimeoutMs: 120_000,
+  maxUdpAssociations: 1_000,
+  udpIdleTimeoutMs: 0,
+  udpMaxPeers: 1_024,
   maxSessions: 10_000,
 } as const;
 
@@ -69,6 +80,7 @@ export class SocksEngine implements EngineContext {
   private readonly servers: Server[] = [];
   private readonly sessions = new Set<ClientSession>();
   private lastId = 0;
+  private udpAssociations = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
 
@@ -84,6 +96,12 @@ export class SocksEngine implements EngineContext {
       connectTimeoutMs: config.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
       bindTimeoutMs: config.bindTimeoutMs ?? DEFAULTS.bindTimeoutMs,
+      udp: {
+        maxAssociations: config.maxUdpAssociations ?? DEFAULTS.maxUdpAssociations,
+        idleTimeoutMs: config.udpIdleTimeoutMs ?? DEFAULTS.udpIdleTimeoutMs,
+        allowUnsolicited: config.udpAllowUnsolicited ?? false,
+        maxPeers: config.udpMaxPeers ?? DEFAULTS.udpMaxPeers,
+      },
       authRequired: this.credentials.size > 0,
     };
   }
@@ -146,6 +164,21 @@ export class SocksEngine implements EngineContext {
         // SOCKS4 carries no password: refuse it when authentication is required.
         return !this.options.authRequired;
     }
+  }
+
+  udpAssociationOpened(): boolean {
+    if (this.udpAssociations >= this.options.udp.maxAssociations) return false;
+    this.udpAssociations++;
+    return true;
+  }
+
+  udpAssociationClosed(): void {
+    this.udpAssociations--;
+  }
+
+  /** UDP associations open. */
+  get udpAssociationCount(): number {
+    return this.udpAssociations;
   }
 
   sessionEnded(session: ClientSession): void {

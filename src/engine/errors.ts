@@ -76,6 +76,12 @@ export type ProtocolErrorCode =
   | "CONNECTION_REFUSED"
   /** The connect timeout fired, or ETIMEDOUT. */
   | "CONNECT_TIMEOUT"
+  /** A UDP datagram shorter than its header says. */
+  | "UDP_TRUNCATED"
+  /** A UDP datagram with RSV != 0. */
+  | "UDP_BAD_RSV"
+  /** A UDP datagram with FRAG != 0 (fragmentation is not implemented, RFC 1928 §7). */
+  | "UDP_FRAGMENTED"
   /** Anything else. */
   | "GENERAL_FAILURE";
 
@@ -116,6 +122,9 @@ export function socks5Rep(code: ProtocolErrorCode): number {
     case "AUTH_FAILED":
     case "BAD_REQUEST_VERSION":
     case "FIELD_TOO_LONG":
+    case "UDP_TRUNCATED":
+    case "UDP_BAD_RSV":
+    case "UDP_FRAGMENTED":
     case "GENERAL_FAILURE":
       return REP.GENERAL_FAILURE;
   }

@@ -112,6 +112,29 @@ export type DataVerdict =
   | { readonly reset: true }
   | undefined;
 
+/** One UDP datagram of an association, after the SOCKS header was removed. */
+export interface DatagramInfo {
+  /** The session whose UDP ASSOCIATE created the association. */
+  readonly id: SessionId;
+  /** "up": client → remote peer; "down": remote peer → client. */
+  readonly direction: Direction;
+  /** Per-association sequence number across both directions, from 0. */
+  readonly seq: number;
+  /** The remote peer: where an "up" datagram goes (as the client wrote it), where a "down" one came from. */
+  readonly peer: SocksAddress;
+  readonly data: Buffer;
+}
+
+/**
+ * What to do with a datagram: undefined relays it unchanged; `replace` relays other bytes;
+ * `drop` relays nothing; `redirect` ("up" only) sends it to another host and/or port.
+ */
+export type DatagramVerdict =
+  | { readonly replace: Uint8Array }
+  | { readonly drop: true }
+  | { readonly redirect: { readonly host?: string; readonly port?: number } }
+  | undefined;
+
 /** How a session ended. */
 export type CloseReason =
   /** Both directions finished normally (FIN both ways). */
@@ -167,6 +190,9 @@ export interface HookRunner {
    */
   wantsData(): boolean;
   data(chunk: DataChunk, session: SessionHandle): MaybePromise<DataVerdict>;
+  /** Whether `datagram` must see every datagram of an association that starts now. */
+  wantsDatagrams(): boolean;
+  datagram(datagram: DatagramInfo, session: SessionHandle): MaybePromise<DatagramVerdict>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +241,53 @@ export interface ChunkFact {
   readonly sent?: Uint8Array;
 }
 
+/** Why a datagram was not relayed. */
+export type DatagramDropReason =
+  /** From an IP other than the TCP client's (RFC 1928 §7 MUST). */
+  | "foreign-source-ip"
+  /** From the client's IP but not the port it announced or first used. */
+  | "foreign-source-port"
+  /** RSV != 0, or shorter than its header. */
+  | "bad-header"
+  /** Unknown ATYP. */
+  | "bad-address-type"
+  /** FRAG != 0: fragmentation is not implemented. */
+  | "fragmented"
+  /** The destination name did not resolve. */
+  | "dns-failed"
+  /** Port 0, an unspecified address or a malformed name. */
+  | "bad-destination"
+  /** From a remote host the client never sent to (address-dependent filtering). */
+  | "unsolicited"
+  /** Too large to re-encapsulate for the client (EMSGSIZE). */
+  | "too-large"
+  /** More distinct destinations than the association allows. */
+  | "peer-limit"
+  /** A hook dropped it. */
+  | "hook"
+  /** The send failed (errno in `detail`). */
+  | "send-failed";
+
+export interface DatagramFact {
+  readonly id: SessionId;
+  readonly direction: Direction;
+  readonly seq: number;
+  readonly at: number;
+  /** The remote peer (see DatagramInfo.peer); absent when the header could not be read. */
+  readonly peer?: SocksAddress;
+  /** The address the datagram came from on the wire (client or remote). */
+  readonly from: Endpoint;
+  /** Payload as received (without the SOCKS header for "up"). */
+  readonly received: Buffer;
+  /** Payload as sent when a hook changed it; absent when unchanged. */
+  readonly sent?: Uint8Array;
+  /** Where it went, after resolution and redirects; absent when dropped. */
+  readonly to?: Endpoint;
+  readonly verdict: "relayed" | "dropped";
+  readonly reason?: DatagramDropReason;
+  readonly detail?: string;
+}
+
 /** Something out of spec that the engine tolerated or rejected, e.g. RSV != 0. */
 export interface AnomalyFact {
   readonly id: SessionId;
@@ -250,6 +323,8 @@ export interface EngineObserver {
   anomaly(fact: AnomalyFact): void;
   /** Optional: when absent, relays skip building chunk facts (the fast path). */
   chunk?(fact: ChunkFact): void | PromiseLike<void>;
+  /** Optional: every datagram of a UDP association, relayed or dropped. */
+  datagram?(fact: DatagramFact): void;
   sessionClosed(fact: SessionClosedFact): void;
 }
 
@@ -276,6 +351,8 @@ export const allowAllHooks: HookRunner = {
   reply: () => undefined,
   wantsData: () => false,
   data: () => undefined,
+  wantsDatagrams: () => false,
+  datagram: () => undefined,
 };
 
 /** Observes nothing. */
@@ -304,6 +381,8 @@ export function combineObservers(observers: readonly EngineObserver[]): EngineOb
     anomaly: (f) => observers.forEach((o) => o.anomaly(f)),
     sessionClosed: (f) => observers.forEach((o) => o.sessionClosed(f)),
   };
+  const datagrammers = observers.filter((o) => o.datagram !== undefined);
+  if (datagrammers.length > 0) combined.datagram = (f) => datagrammers.forEach((o) => o.datagram!(f));
   if (chunkers.length > 0) {
     combined.chunk = (f) => {
       let waits: PromiseLike<void>[] | undefined;

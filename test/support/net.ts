@@ -13,6 +13,8 @@ export class RecordingObserver implements EngineObserver {
   readonly facts: Array<{ kind: string; fact: any }> = [];
   /** Set by a test to observe chunks (the engine then reports every chunk). */
   chunk?: (fact: any) => void | PromiseLike<void>;
+  /** Set by a test to observe datagrams. */
+  datagram?: (fact: any) => void;
   private closeWaiters = new Map<number, Array<(fact: any) => void>>();
 
   sessionOpened(fact: any) { this.facts.push({ kind: "opened", fact }); }

@@ -3,7 +3,7 @@
  * commands against real sockets and the hook runner, then hands both sockets to the relay.
  */
 import { createServer, type Server, type Socket } from "node:net";
-import type { Direction, Endpoint } from "../types.js";
+import type { Direction, Endpoint, SocksAddress } from "../types.js";
 import type { CloseReason, ConnectionInfo, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SessionMachine } from "../session/machine.js";
@@ -11,12 +11,16 @@ import type { SessionCommand } from "../session/commands.js";
 import type { SessionEvent } from "../session/events.js";
 import { dial } from "./dialer.js";
 import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
+import { UdpAssociation } from "./udp-association.js";
 import type { EngineContext } from "./engine-context.js";
 
 /** How long a client may keep its half of a failed session open after our reply and FIN. */
 const LINGER_AFTER_FAILURE_MS = 2_000;
 
 const UNSPECIFIED: Endpoint = { host: "0.0.0.0", port: 0 };
+
+/** Idle time before the first TCP keepalive probe on a UDP ASSOCIATE control connection. */
+const UDP_CONTROL_KEEPALIVE_MS = 30_000;
 
 export class ClientSession implements SessionHandle {
   readonly id: number;
@@ -27,6 +31,7 @@ export class ClientSession implements SessionHandle {
   private cancelDial: (() => void) | undefined;
   private bindServer: Server | undefined;
   private bindTimer: NodeJS.Timeout | undefined;
+  private udp: UdpAssociation | undefined;
   /** A BIND peer that connected before the first reply went out; delivered once it has. */
   private bindPeer: Socket | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
@@ -106,7 +111,9 @@ export class ClientSession implements SessionHandle {
     this.clientEnded = true;
     // A FIN before the request is complete ends the session; after it, the FIN is passed on
     // to the target once the relay starts (e.g. `printf request+data | nc`).
-    if (this.machine?.endsOnClientFin !== false) this.abort("client-closed", false);
+    // A UDP association ends, normally, when its control connection does.
+    if (this.machine?.phase.name === "udp-associated") this.abort("completed", false);
+    else if (this.machine?.endsOnClientFin !== false) this.abort("client-closed", false);
   };
 
   private readonly onClientError = (err: NodeJS.ErrnoException): void => {
@@ -206,6 +213,12 @@ export class ClientSession implements SessionHandle {
         return;
       case "OpenBind":
         return this.openBind();
+      case "OpenUdpRelay":
+        return this.openUdpRelay(command.hint);
+      case "StartUdpRelay":
+        // The association lives as long as this connection; keepalive notices a vanished client.
+        this.client.setKeepAlive(true, UDP_CONTROL_KEEPALIVE_MS);
+        return;
       case "AskReply": {
         const { rep, bound, code, errno } = command;
         const version = machine.version ?? 5;
@@ -312,6 +325,31 @@ export class ClientSession implements SessionHandle {
     this.feed({ type: "BindPeerConnected", peer: this.remote });
   }
 
+  private openUdpRelay(hint: SocksAddress): void {
+    const { ctx } = this;
+    if (!ctx.udpAssociationOpened()) {
+      this.anomaly("udp-association-limit", `${ctx.options.udp.maxAssociations} UDP associations open`);
+      return this.feed({ type: "UdpRelayFailed", error: { code: "GENERAL_FAILURE", message: "UDP association limit reached" } });
+    }
+    const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp);
+    this.udp = udp;
+    udp.open((err, bound) => {
+      if (this.finished) return;
+      if (err !== undefined) {
+        return this.feed({ type: "UdpRelayFailed", error: { code: "GENERAL_FAILURE", message: `UDP bind on ${this.conn.local.host}: ${err.message}` }, ...(err.code === undefined ? {} : { errno: err.code }) });
+      }
+      this.feed({ type: "UdpRelayReady", bound: bound! });
+    });
+  }
+
+  anomaly(code: string, detail: string): void {
+    this.ctx.observer.anomaly({ id: this.id, at: this.ctx.clock.now(), code, detail });
+  }
+
+  udpEnded(reason: "idle-timeout" | "client-error"): void {
+    this.abort(reason, false);
+  }
+
   /** Stops listening for a BIND peer (the port is released); keeps an accepted peer. */
   private closeBind(): void {
     clearTimeout(this.bindTimer);
@@ -373,6 +411,13 @@ export class ClientSession implements SessionHandle {
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
     this.closeBind();
     this.bindPeer?.destroy();
+    const udp = this.udp;
+    if (udp !== undefined) {
+      udp.close();
+      this.ctx.udpAssociationClosed();
+      this.udp = undefined;
+      counts = { bytesUpReceived: udp.bytesUp, bytesUpSent: udp.bytesUp, bytesDownReceived: udp.bytesDown, bytesDownSent: udp.bytesDown };
+    }
     this.ctx.sessionEnded(this);
     this.ctx.observer.sessionClosed({
       id: this.id,

@@ -1,6 +1,7 @@
 /** What every session of one engine shares. */
 import type { AuthAttempt, Clock, EngineObserver, HookRunner, Logger } from "../ports.js";
 import type { ClientSession } from "./client-session.js";
+import type { UdpOptions } from "./udp-association.js";
 
 export interface SessionLimits {
   /** Milliseconds from accept until the request has been read. */
@@ -11,6 +12,8 @@ export interface SessionLimits {
   readonly idleTimeoutMs: number;
   /** Milliseconds a BIND waits for its inbound connection. */
   readonly bindTimeoutMs: number;
+  /** UDP ASSOCIATE settings. */
+  readonly udp: UdpOptions & { readonly maxAssociations: number };
   /** Whether clients must authenticate (set when credentials are configured). */
   readonly authRequired: boolean;
 }
@@ -25,4 +28,7 @@ export interface EngineContext {
   /** The engine's own decision when no hook decided an auth step. */
   checkCredentials(attempt: AuthAttempt): boolean;
   sessionEnded(session: ClientSession): void;
+  /** Counts a new UDP association; false when the limit is reached. */
+  udpAssociationOpened(): boolean;
+  udpAssociationClosed(): void;
 }

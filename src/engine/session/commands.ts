@@ -1,9 +1,9 @@
 /** What the machine asks the I/O driver to do. Named in the imperative. */
 import type { ProtocolErrorCode } from "../errors.js";
 import type { AuthAttempt, CloseReason, RequestInfo } from "../ports.js";
-import type { Endpoint, SocksVersion } from "../types.js";
+import type { Endpoint, SocksAddress, SocksVersion } from "../types.js";
 
-export type ReplyStage = "final" | "bind-first" | "bind-second";
+export type ReplyStage = "final" | "bind-first" | "bind-second" | "udp";
 
 export type SessionCommand =
   /** Write bytes to the client. */
@@ -19,6 +19,13 @@ export type SessionCommand =
    * with BindListening (then BindPeerConnected or BindFailed) or BindFailed.
    */
   | { readonly type: "OpenBind" }
+  /**
+   * UDP ASSOCIATE: open a UDP relay for this client; `hint` is the request's DST (the address
+   * the client says it will send from, often zeros). Answer with UdpRelayReady or UdpRelayFailed.
+   */
+  | { readonly type: "OpenUdpRelay"; readonly hint: SocksAddress }
+  /** UDP ASSOCIATE succeeded: start relaying datagrams; the association ends with the TCP connection. */
+  | { readonly type: "StartUdpRelay" }
   /**
    * Let hooks see the reply about to be sent; answer with ReplyDecided. `code`/`errno` describe
    * a failure; `target` is set when the engine dialled.

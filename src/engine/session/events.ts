@@ -20,5 +20,9 @@ export type SessionEvent =
   | { readonly type: "BindPeerConnected"; readonly peer: Endpoint }
   /** BIND: no listener could be opened, or no peer came before the BIND timeout. */
   | { readonly type: "BindFailed"; readonly error: ProtocolError; readonly errno?: string }
+  /** UDP ASSOCIATE: the relay socket asked for by OpenUdpRelay is bound here. */
+  | { readonly type: "UdpRelayReady"; readonly bound: Endpoint }
+  /** UDP ASSOCIATE: no relay could be opened (limit reached, bind failed). */
+  | { readonly type: "UdpRelayFailed"; readonly error: ProtocolError; readonly errno?: string }
   /** The reply asked about by AskReply is final. */
   | { readonly type: "ReplyDecided"; readonly rep: number; readonly bound: Endpoint };

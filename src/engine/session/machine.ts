@@ -35,6 +35,9 @@ export type Phase =
   | { readonly name: "connecting" }
   | { readonly name: "binding" }
   | { readonly name: "bind-waiting" }
+  | { readonly name: "udp-opening" }
+  /** The association runs; the TCP connection only says it is alive. */
+  | { readonly name: "udp-associated" }
   | { readonly name: "reply-decision"; readonly rep: number; readonly stage: ReplyStage }
   | { readonly name: "relaying" }
   | { readonly name: "closed" };
@@ -53,6 +56,7 @@ export class SessionMachine {
   private buffer: Buffer = EMPTY;
   private offered: readonly number[] = [];
   private request: { command: SocksCommand; destination: SocksAddress } | undefined;
+  private sawUdpControlData = false;
 
   constructor(private readonly options: MachineOptions) {}
 
@@ -65,8 +69,10 @@ export class SessionMachine {
       name === "userpass" ||
       name === "request" ||
       name === "socks4-request" ||
-      // BIND keeps reading while it waits, to notice a client that gives up.
-      name === "bind-waiting"
+      // BIND keeps reading while it waits, to notice a client that gives up; a UDP
+      // association reads to notice the end of its control connection.
+      name === "bind-waiting" ||
+      name === "udp-associated"
     );
   }
 
@@ -77,7 +83,7 @@ export class SessionMachine {
 
   /** Whether a FIN from the client now ends the session (before the request, or while BIND waits). */
   get endsOnClientFin(): boolean {
-    return this.readingHandshake || this.phase.name === "bind-waiting";
+    return this.readingHandshake || this.phase.name === "bind-waiting" || this.phase.name === "udp-associated";
   }
 
   handle(event: SessionEvent): SessionCommand[] {
@@ -86,7 +92,14 @@ export class SessionMachine {
     switch (event.type) {
       case "ClientBytesReceived":
         this.buffer = this.buffer.length === 0 ? event.bytes : Buffer.concat([this.buffer, event.bytes]);
-        if (phase.name === "bind-waiting") {
+        if (phase.name === "udp-associated") {
+          // RFC 1928 gives the control connection no further messages; bytes are ignored.
+          if (!this.sawUdpControlData) {
+            this.sawUdpControlData = true;
+            out.push({ type: "ReportAnomaly", code: "udp-control-data", detail: `${event.bytes.length} bytes on a UDP ASSOCIATE control connection (ignored)` });
+          }
+          this.buffer = EMPTY;
+        } else if (phase.name === "bind-waiting") {
           if (this.buffer.length > BIND_EARLY_DATA_MAX) {
             out.push({ type: "ReportAnomaly", code: "bind-early-data", detail: `more than ${BIND_EARLY_DATA_MAX} bytes sent before the BIND peer connected` });
             this.close("protocol-error", out, "too much data while waiting for the BIND peer");
@@ -119,6 +132,14 @@ export class SessionMachine {
         this.expect(phase, "bind-waiting", event);
         this.onBindPeer(event.peer, out);
         break;
+      case "UdpRelayReady":
+        this.expect(phase, "udp-opening", event);
+        this.askReply(REP.SUCCEEDED, event.bound, "udp", out);
+        break;
+      case "UdpRelayFailed":
+        this.expect(phase, "udp-opening", event);
+        this.askFailureReply(event.error.code, "udp", out, event.errno);
+        break;
       case "BindFailed":
         if (phase.name !== "binding") this.expect(phase, "bind-waiting", event);
         this.askFailureReply(event.error.code, phase.name === "binding" ? "bind-first" : "bind-second", out, event.errno);
@@ -131,6 +152,10 @@ export class SessionMachine {
           this.close("request-failed", out);
         } else if (stage === "bind-first") {
           this.phase = { name: "bind-waiting" };
+        } else if (stage === "udp") {
+          this.phase = { name: "udp-associated" };
+          this.buffer = EMPTY;
+          out.push({ type: "StartUdpRelay" });
         } else {
           this.phase = { name: "relaying" };
           const early = this.buffer;
@@ -273,7 +298,7 @@ export class SessionMachine {
 
   private onRequestDecided(decision: RequestDecision, out: SessionCommand[]): void {
     const { command, destination } = this.request!;
-    const stage: ReplyStage = command === "bind" ? "bind-first" : "final";
+    const stage: ReplyStage = command === "bind" ? "bind-first" : command === "udp" ? "udp" : "final";
     if (decision !== undefined && "deny" in decision) {
       const deny = decision.deny;
       if (typeof deny === "number") return this.askReply(deny, UNSPECIFIED, stage, out);
@@ -291,7 +316,12 @@ export class SessionMachine {
       host = decision.redirect.host ?? host;
       port = decision.redirect.port ?? port;
     }
-    if (command !== "connect") return this.askFailureReply("UNKNOWN_COMMAND", stage, out);
+    if (command === "udp") {
+      if (this.version !== 5) return this.askFailureReply("UNKNOWN_COMMAND", stage, out);
+      this.phase = { name: "udp-opening" };
+      out.push({ type: "OpenUdpRelay", hint: destination });
+      return;
+    }
     const invalid = checkDestination(host, port);
     if (invalid !== undefined) {
       out.push({ type: "ReportAnomaly", code: invalid.code === "BAD_PORT" ? "port-zero" : "bad-destination", detail: invalid.message });

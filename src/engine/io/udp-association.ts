@@ -1,0 +1,295 @@
+/**
+ * One UDP ASSOCIATE association (RFC 1928 §6–7).
+ *
+ * - The client-facing socket is bound to the IP the client's TCP connection arrived on (same
+ *   family), so replies come from the address the client sends to; its port goes in BND.PORT.
+ * - Only the TCP client's IP may use it. When the request named the client's own IP (or zeros)
+ *   and a port, only that port; otherwise the port locks on the first datagram. A request that
+ *   put some other address in DST (the common client mistake of naming the destination) is
+ *   accepted from the TCP client's IP and recorded as an anomaly.
+ * - One outbound socket per address family, created when first needed, so every destination
+ *   sees the same source port (endpoint-independent mapping, what STUN and games expect).
+ * - Replies are wrapped with the remote's address. Replies from hosts the client never sent to
+ *   are dropped unless `allowUnsolicited` (address-dependent filtering).
+ * - Anything that cannot be relayed is dropped and reported with a reason; the association goes on.
+ */
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { lookup } from "node:dns";
+import { isIP } from "node:net";
+import type { Endpoint, SocksAddress } from "../types.js";
+import type { DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
+import { normalizeHost } from "../codec/address.js";
+import { MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, decodeUdpDatagram, encodeUdpDatagram, udpHeaderLength } from "../codec/udp.js";
+import { checkDestination } from "../session/machine.js";
+
+export interface UdpOptions {
+  /** Relay datagrams from remote hosts the client never sent to. */
+  readonly allowUnsolicited: boolean;
+  /** Distinct remote hosts one association may send to. */
+  readonly maxPeers: number;
+  /** Close the association after this long without a datagram; 0 = only when TCP ends. */
+  readonly idleTimeoutMs: number;
+}
+
+/** What the association needs from its session. */
+export interface UdpHost {
+  readonly id: number;
+  readonly observer: EngineObserver;
+  readonly hooks: HookRunner;
+  readonly handle: SessionHandle;
+  now(): number;
+  hookFailed(hook: string, err: unknown): void;
+  anomaly(code: string, detail: string): void;
+  /** The association ended on its own (idle timeout, socket error). */
+  udpEnded(reason: "idle-timeout" | "client-error"): void;
+}
+
+/** How long a resolved name is reused, and a failure remembered. */
+const DNS_TTL_MS = 60_000;
+const DNS_NEGATIVE_TTL_MS = 5_000;
+
+export class UdpAssociation {
+  bytesUp = 0;
+  bytesDown = 0;
+  private readonly client: UdpSocket;
+  private outbound4: UdpSocket | undefined;
+  private outbound6: UdpSocket | undefined;
+  /** The client's source port, fixed by the request or locked by the first datagram. */
+  private clientPort: number | undefined;
+  /** Set while the port came from the request and no datagram has confirmed it. */
+  private announced: SocksAddress | undefined;
+  private seq = 0;
+  private readonly peers = new Set<string>();
+  private readonly names = new Map<string, { address: string | undefined; expires: number }>();
+  private readonly withHooks: boolean;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastActivity = 0;
+  private closed = false;
+  private readonly maxToClient: number;
+
+  constructor(
+    private readonly host: UdpHost,
+    /** The TCP client's IP: the only source allowed. */
+    private readonly clientIp: string,
+    /** The IP the TCP connection arrived on: the relay socket binds here. */
+    private readonly localIp: string,
+    hint: SocksAddress,
+    private readonly options: UdpOptions,
+  ) {
+    const family = isIP(localIp) === 6 ? "udp6" : "udp4";
+    this.maxToClient = family === "udp6" ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
+    this.client = createSocket({ type: family, ipv6Only: family === "udp6" });
+    this.withHooks = host.hooks.wantsDatagrams();
+    const zero = hint.host === "0.0.0.0" || hint.host === "::";
+    if (hint.type !== "domain" && (zero || normalizeHost(hint.host) === clientIp)) {
+      if (hint.port !== 0) {
+        this.clientPort = hint.port;
+        this.announced = hint;
+      }
+    } else {
+      host.anomaly(
+        "udp-dst-misuse",
+        `UDP ASSOCIATE named ${hint.host}:${hint.port}, not the client's address ${clientIp}; accepting datagrams from ${clientIp}, port locked on the first one`,
+      );
+    }
+  }
+
+  /** Binds the client-facing socket; calls back with BND.ADDR/BND.PORT or the bind error. */
+  open(callback: (err: NodeJS.ErrnoException | undefined, bound?: Endpoint) => void): void {
+    const onError = (err: NodeJS.ErrnoException): void => callback(err);
+    this.client.once("error", onError);
+    this.client.bind({ address: this.localIp, port: 0 }, () => {
+      this.client.removeListener("error", onError);
+      this.client.on("error", (err) => this.socketError("client", err));
+      this.client.on("message", this.onClientMessage);
+      const { address, port } = this.client.address();
+      if (this.options.idleTimeoutMs > 0) this.armIdle();
+      callback(undefined, { host: normalizeHost(address), port });
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    for (const socket of [this.client, this.outbound4, this.outbound6]) {
+      if (socket === undefined) continue;
+      try {
+        socket.close();
+      } catch {
+        // Not bound yet or already closed: nothing to release.
+      }
+    }
+  }
+
+  // --- client → remote -------------------------------------------------------------------------
+
+  private readonly onClientMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    const from = { host: normalizeHost(rinfo.address), port: rinfo.port };
+    const seq = this.seq++;
+    this.lastActivity = Date.now();
+    if (from.host !== this.clientIp) return this.drop("up", seq, from, msg, "foreign-source-ip", `from ${from.host}, client is ${this.clientIp}`);
+    const decoded = decodeUdpDatagram(msg);
+    if (this.clientPort === undefined) {
+      this.clientPort = from.port;
+    } else if (from.port !== this.clientPort) {
+      if (!this.isMisusedAnnouncement(decoded)) {
+        return this.drop("up", seq, from, msg, "foreign-source-port", `from port ${from.port}, client uses ${this.clientPort}`);
+      }
+      // The request named this datagram's destination, not the client's own port: the
+      // common client mistake (gost#96, redsocks#210). Serve the real source port.
+      this.host.anomaly("udp-dst-misuse", `UDP ASSOCIATE named ${this.announced!.host}:${this.announced!.port}, which is the destination; the client sends from port ${from.port}`);
+      this.clientPort = from.port;
+    }
+    this.announced = undefined;
+    if (decoded.kind !== "ok") {
+      const error = decoded.kind === "error" ? decoded.error : { code: "UDP_TRUNCATED", message: "truncated" };
+      return this.drop("up", seq, from, msg, error.code === "UNKNOWN_ADDRESS_TYPE" ? "bad-address-type" : "bad-header", error.message);
+    }
+    const { frag, address, data } = decoded.value;
+    if (frag !== 0) return this.drop("up", seq, from, data, "fragmented", `FRAG = ${frag}`, address);
+    if (!this.withHooks) return this.sendUp(seq, from, address, data, undefined, address);
+    this.askHook({ id: this.host.id, direction: "up", seq, peer: address, data }, (verdict) => {
+      if (verdict === undefined) return this.sendUp(seq, from, address, data, undefined, address);
+      if ("drop" in verdict) return this.drop("up", seq, from, data, "hook", "dropped by a hook", address);
+      if ("replace" in verdict) return this.sendUp(seq, from, address, data, verdict.replace, address);
+      const target: SocksAddress = { ...address, host: verdict.redirect.host ?? address.host, port: verdict.redirect.port ?? address.port, ...(verdict.redirect.host === undefined ? {} : { type: isIP(verdict.redirect.host) === 6 ? "ipv6" : isIP(verdict.redirect.host) === 4 ? "ipv4" : "domain" }) };
+      this.sendUp(seq, from, address, data, undefined, target);
+    });
+  };
+
+  /** Whether a datagram from an unannounced port is addressed to the announced "source". */
+  private isMisusedAnnouncement(decoded: ReturnType<typeof decodeUdpDatagram>): boolean {
+    const announced = this.announced;
+    if (announced === undefined || decoded.kind !== "ok") return false;
+    const { address } = decoded.value;
+    return address.port === announced.port && normalizeHost(address.host) === normalizeHost(announced.host);
+  }
+
+  /** Resolves (if needed) and sends one payload to its destination. */
+  private sendUp(seq: number, from: Endpoint, peer: SocksAddress, received: Buffer, replaced: Uint8Array | undefined, target: SocksAddress): void {
+    const payload = replaced ?? received;
+    const invalid = checkDestination(target.host, target.port);
+    if (invalid !== undefined) return this.drop("up", seq, from, received, "bad-destination", invalid.message, peer);
+    const send = (ip: string): void => {
+      if (this.closed) return;
+      const family = isIP(ip);
+      if (!this.peers.has(ip)) {
+        if (this.peers.size >= this.options.maxPeers) return this.drop("up", seq, from, received, "peer-limit", `more than ${this.options.maxPeers} destinations`, peer);
+        this.peers.add(ip);
+      }
+      const max = family === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
+      if (payload.length > max) return this.drop("up", seq, from, received, "too-large", `${payload.length} bytes exceed ${max} (EMSGSIZE)`, peer);
+      this.outbound(family === 6 ? 6 : 4).send(payload, target.port, ip);
+      this.bytesUp += payload.length;
+      this.report({ direction: "up", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to: { host: ip, port: target.port }, verdict: "relayed" });
+    };
+    if (target.type !== "domain" || isIP(target.host) !== 0) return send(normalizeHost(target.host));
+    this.resolve(target.host, (ip, errno) => {
+      if (ip === undefined) return this.drop("up", seq, from, received, "dns-failed", `lookup ${target.host}: ${errno}`, peer);
+      send(ip);
+    });
+  }
+
+  private resolve(name: string, callback: (ip: string | undefined, errno?: string) => void): void {
+    const now = Date.now();
+    const cached = this.names.get(name);
+    if (cached !== undefined && cached.expires > now) return callback(cached.address, "ENOTFOUND (cached)");
+    lookup(name, (err, address) => {
+      const usable = err || address === "0.0.0.0" || address === "::" ? undefined : normalizeHost(address);
+      this.names.set(name, { address: usable, expires: Date.now() + (usable === undefined ? DNS_NEGATIVE_TTL_MS : DNS_TTL_MS) });
+      if (this.names.size > 1024) this.names.delete(this.names.keys().next().value!);
+      callback(usable, err?.code ?? (usable === undefined ? "ENOTFOUND" : undefined));
+    });
+  }
+
+  private outbound(family: 4 | 6): UdpSocket {
+    const existing = family === 4 ? this.outbound4 : this.outbound6;
+    if (existing !== undefined) return existing;
+    const socket = createSocket({ type: family === 4 ? "udp4" : "udp6", ipv6Only: family === 6 });
+    socket.bind(0);
+    socket.on("message", this.onRemoteMessage);
+    socket.on("error", (err) => this.socketError("target", err));
+    if (family === 4) this.outbound4 = socket;
+    else this.outbound6 = socket;
+    return socket;
+  }
+
+  // --- remote → client -------------------------------------------------------------------------
+
+  private readonly onRemoteMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    const from = { host: normalizeHost(rinfo.address), port: rinfo.port };
+    const peer: SocksAddress = { type: isIP(from.host) === 6 ? "ipv6" : "ipv4", host: from.host, port: from.port };
+    const seq = this.seq++;
+    this.lastActivity = Date.now();
+    if (!this.options.allowUnsolicited && !this.peers.has(from.host)) {
+      return this.drop("down", seq, from, msg, "unsolicited", `${from.host} was never sent to`, peer);
+    }
+    if (!this.withHooks) return this.sendDown(seq, from, peer, msg, undefined);
+    this.askHook({ id: this.host.id, direction: "down", seq, peer, data: msg }, (verdict) => {
+      if (verdict === undefined || "redirect" in verdict) return this.sendDown(seq, from, peer, msg, undefined);
+      if ("drop" in verdict) return this.drop("down", seq, from, msg, "hook", "dropped by a hook", peer);
+      this.sendDown(seq, from, peer, msg, verdict.replace);
+    });
+  };
+
+  private sendDown(seq: number, from: Endpoint, peer: SocksAddress, received: Buffer, replaced: Uint8Array | undefined): void {
+    if (this.closed || this.clientPort === undefined) return;
+    const payload = replaced ?? received;
+    const size = udpHeaderLength(from.host) + payload.length;
+    if (size > this.maxToClient) {
+      return this.drop("down", seq, from, received, "too-large", `${size} bytes with the SOCKS header exceed ${this.maxToClient} (EMSGSIZE)`, peer);
+    }
+    this.client.send(encodeUdpDatagram(from.host, from.port, payload), this.clientPort, this.clientIp);
+    this.bytesDown += payload.length;
+    this.report({ direction: "down", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to: { host: this.clientIp, port: this.clientPort }, verdict: "relayed" });
+  }
+
+  // --- shared ----------------------------------------------------------------------------------
+
+  private askHook(info: Parameters<HookRunner["datagram"]>[0], then: (verdict: DatagramVerdict) => void): void {
+    let verdict;
+    try {
+      verdict = this.host.hooks.datagram(info, this.host.handle);
+    } catch (err) {
+      this.host.hookFailed("datagram", err);
+      return then(undefined);
+    }
+    if (verdict !== undefined && typeof (verdict as PromiseLike<unknown>).then === "function") {
+      (verdict as PromiseLike<DatagramVerdict>).then(
+        (v) => !this.closed && then(v),
+        (err: unknown) => {
+          this.host.hookFailed("datagram", err);
+          if (!this.closed) then(undefined);
+        },
+      );
+      return;
+    }
+    then(verdict as DatagramVerdict);
+  }
+
+  private drop(direction: "up" | "down", seq: number, from: Endpoint, received: Buffer, reason: DatagramDropReason, detail: string, peer?: SocksAddress): void {
+    this.report({ direction, seq, from, received, verdict: "dropped", reason, detail, ...(peer === undefined ? {} : { peer }) });
+  }
+
+  private report(fact: Omit<DatagramFact, "id" | "at">): void {
+    const observer = this.host.observer;
+    if (observer.datagram === undefined) return;
+    observer.datagram({ id: this.host.id, at: this.host.now(), ...fact });
+  }
+
+  private socketError(side: "client" | "target", err: NodeJS.ErrnoException): void {
+    // A send can fail (EMSGSIZE, ENETUNREACH…); the association itself goes on.
+    this.host.anomaly("udp-socket-error", `${side} side: ${err.code ?? err.message}`);
+  }
+
+  private armIdle(): void {
+    this.lastActivity = Date.now();
+    const check = (): void => {
+      const idle = Date.now() - this.lastActivity;
+      if (idle >= this.options.idleTimeoutMs) return this.host.udpEnded("idle-timeout");
+      this.idleTimer = setTimeout(check, this.options.idleTimeoutMs - idle);
+    };
+    this.idleTimer = setTimeout(check, this.options.idleTimeoutMs);
+  }
+}
