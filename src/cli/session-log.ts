@@ -6,6 +6,7 @@ import {
   REP_NAMES,
   formatEndpoint,
   type AuthFact,
+  type DatagramFact,
   type EngineObserver,
   type ReplyFact,
   type RequestFact,
@@ -21,6 +22,7 @@ interface Open {
   request?: RequestFact;
   reply?: ReplyFact;
   anomalies?: string[];
+  datagrams?: { up: number; down: number; dropped: number };
 }
 
 export class SessionLog implements EngineObserver {
@@ -55,6 +57,15 @@ export class SessionLog implements EngineObserver {
     if (s) (s.anomalies ??= []).push(fact.code);
   }
 
+  datagram(fact: DatagramFact): void {
+    const s = this.open.get(fact.id);
+    if (s === undefined) return;
+    const d = (s.datagrams ??= { up: 0, down: 0, dropped: 0 });
+    if (fact.verdict === "dropped") d.dropped++;
+    else if (fact.direction === "up") d.up++;
+    else d.down++;
+  }
+
   sessionClosed(fact: SessionClosedFact): void {
     const s = this.open.get(fact.id);
     if (s === undefined) return;
@@ -82,6 +93,7 @@ function textLine(s: Open, closed: SessionClosedFact): string {
     parts.push(reply.errno === undefined ? rep : `${rep} (${reply.errno})`);
   }
   parts.push(`up ${size(closed.bytesUpReceived)}`, `down ${size(closed.bytesDownReceived)}`);
+  if (s.datagrams) parts.push(`datagrams ${s.datagrams.up} up ${s.datagrams.down} down ${s.datagrams.dropped} dropped`);
   parts.push(duration(closed.at - opened.at), closed.errno === undefined ? closed.reason : `${closed.reason} (${closed.errno})`);
   if (s.anomalies) parts.push(`[${s.anomalies.join(",")}]`);
   return parts.join(" ");
@@ -109,6 +121,7 @@ function jsonLine(s: Open, closed: SessionClosedFact): string {
     reason: closed.reason,
     ...(closed.errno === undefined ? {} : { closeErrno: closed.errno }),
     ...(s.anomalies ? { anomalies: s.anomalies } : {}),
+    ...(s.datagrams ? { datagrams: s.datagrams } : {}),
   });
 }
 

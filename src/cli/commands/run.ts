@@ -23,6 +23,11 @@ export interface RunOptions {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   maxSessions: number;
+  bindTimeoutMs: number;
+  maxUdpAssociations: number;
+  udpIdleTimeoutMs: number;
+  udpAllowUnsolicited: boolean;
+  udpMaxPeers: number;
   graceMs: number;
   logFormat: LogFormat;
   quiet: boolean;
@@ -42,6 +47,11 @@ interface RawRunOptions {
   connectTimeout: string;
   idleTimeout: string;
   maxSessions: string;
+  bindTimeout: string;
+  maxUdpAssociations: string;
+  udpIdleTimeout: string;
+  udpAllowUnsolicited?: boolean;
+  udpMaxPeers: string;
   shutdownGrace: string;
   logFormat: LogFormat;
   quiet?: boolean;
@@ -62,6 +72,11 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--connect-timeout <duration>", "time allowed to resolve and connect to a target", `${DEFAULTS.connectTimeoutMs / 1000}s`)
     .option("--idle-timeout <duration>", "close tunnels idle this long in both directions; 0 = never", `${DEFAULTS.idleTimeoutMs / 1000}s`)
     .option("--max-sessions <n>", "sessions open at once; more are refused at accept", String(DEFAULTS.maxSessions))
+    .option("--bind-timeout <duration>", "how long a BIND waits for its inbound connection", `${DEFAULTS.bindTimeoutMs / 1000}s`)
+    .option("--max-udp-associations <n>", "UDP associations open at once", String(DEFAULTS.maxUdpAssociations))
+    .option("--udp-idle-timeout <duration>", "end a UDP association after this long without a datagram; 0 = only when its TCP connection ends", "0")
+    .option("--udp-allow-unsolicited", "relay datagrams from hosts the client never sent to (default: drop them)")
+    .option("--udp-max-peers <n>", "distinct remote hosts one UDP association may send to", String(DEFAULTS.udpMaxPeers))
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
     .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
     .option("-q, --quiet", "no per-session log lines")
@@ -107,6 +122,11 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     connectTimeoutMs: positive(parseDuration(raw.connectTimeout, "--connect-timeout"), "--connect-timeout"),
     idleTimeoutMs: parseDuration(raw.idleTimeout, "--idle-timeout"),
     maxSessions: parseCount(raw.maxSessions, "--max-sessions", 1),
+    bindTimeoutMs: positive(parseDuration(raw.bindTimeout, "--bind-timeout"), "--bind-timeout"),
+    maxUdpAssociations: parseCount(raw.maxUdpAssociations, "--max-udp-associations", 0),
+    udpIdleTimeoutMs: parseDuration(raw.udpIdleTimeout, "--udp-idle-timeout"),
+    udpAllowUnsolicited: raw.udpAllowUnsolicited === true,
+    udpMaxPeers: parseCount(raw.udpMaxPeers, "--udp-max-peers", 1),
     graceMs: parseDuration(raw.shutdownGrace, "--shutdown-grace"),
     logFormat: raw.logFormat,
     quiet: raw.quiet === true,
@@ -133,6 +153,11 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
     maxSessions: options.maxSessions,
+    bindTimeoutMs: options.bindTimeoutMs,
+    maxUdpAssociations: options.maxUdpAssociations,
+    udpIdleTimeoutMs: options.udpIdleTimeoutMs,
+    udpAllowUnsolicited: options.udpAllowUnsolicited,
+    udpMaxPeers: options.udpMaxPeers,
     logger,
     ...(options.quiet ? {} : { observer: new SessionLog(options.logFormat, terminal.out) }),
   });
