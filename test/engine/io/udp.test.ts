@@ -261,3 +261,53 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
     expect((await tcp.readToEnd()).toString("hex")).toBe("05010001000000000000");
   });
 });
+
+describe("UDP ASSOCIATE lifetime and hooks", () => {
+  it("the TCP idle timeout does not end an association; --udp-idle-timeout does", async () => {
+    await started({ idleTimeoutMs: 100 });
+    const echo = await udpEcho();
+    const { tcp, relayPort } = await associate(proxy!.port);
+    await sleep(250);
+    const local = await udpSocket();
+    const reply = nextMessage(local);
+    local.send(encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("alive")), relayPort, "127.0.0.1");
+    expect(await reply).toBeDefined();
+    tcp.destroy();
+    await proxy!.stop();
+
+    await started({ udpIdleTimeoutMs: 150 });
+    const second = await associate(proxy!.port);
+    const closed = await proxy!.observer.lastClosed(2000);
+    expect(closed.reason).toBe("idle-timeout");
+    expect((await second.tcp.readToEnd()).length).toBe(0);
+  });
+
+  it("a datagram hook can replace, drop and redirect, in both directions", async () => {
+    const echo = await udpEcho();
+    const other = await udpEcho();
+    const { allowAllHooks } = await import("../../../src/engine/index.js");
+    await started({
+      hooks: {
+        ...allowAllHooks,
+        wantsDatagrams: () => true,
+        datagram: async (d: any) => {
+          const text = d.data.toString();
+          if (text === "drop") return { drop: true };
+          if (text === "elsewhere" && d.direction === "up") return { redirect: { port: other.port } };
+          if (d.direction === "down") return { replace: Buffer.from(text.toUpperCase()) };
+          return undefined;
+        },
+      },
+    });
+    const { relayPort } = await associate(proxy!.port);
+    const local = await udpSocket();
+    const got: string[] = [];
+    local.on("message", (m) => got.push((decodeUdpDatagram(m) as any).value.data.toString()));
+    for (const text of ["drop", "hello", "elsewhere"]) local.send(encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from(text)), relayPort, "127.0.0.1");
+    await sleep(150);
+    expect(got.sort()).toEqual(["ELSEWHERE", "HELLO"]);
+    expect(echo.seen.map(String)).toEqual(["hello"]);
+    expect(other.seen.map(String)).toEqual(["elsewhere"]);
+    expect(drops()).toEqual(["hook"]);
+  });
+});
