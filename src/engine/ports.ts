@@ -226,7 +226,10 @@ export interface ReplyFact extends ReplyInfo {
   readonly target?: Endpoint;
   /** The address the upstream socket connected to (resolved). */
   readonly remote?: Endpoint;
-  /** Every address tried and how it failed (happy eyeballs), when a dial failed. */
+  /**
+   * The addresses tried: with how each failed when the dial failed; in order, the last being
+   * the winner, when happy eyeballs raced several and one succeeded.
+   */
   readonly attempts?: readonly string[];
 }
 

@@ -249,3 +249,40 @@ export async function openTunnel(proxyPort: number, targetPort: number): Promise
   if (reply[1] !== 0) throw new Error(`reply ${reply.toString("hex")}`);
   return c;
 }
+
+/** A loopback port with nothing listening on it (bound to port 0, then released): connects are refused. */
+export async function closedPort(host = HOST): Promise<number> {
+  const server = createServer();
+  server.listen(0, host);
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * Checks the observer contract of ports.ts over everything recorded: per session exactly one
+ * `opened` before anything else and exactly one `closed` after everything else. Returns one line
+ * per violation (empty when the facts are well formed); call it after the engine has stopped.
+ */
+export function sessionFactProblems(observer: RecordingObserver): string[] {
+  const problems: string[] = [];
+  const state = new Map<number, "open" | "closed">();
+  for (const { kind, fact } of observer.facts) {
+    const id: unknown = fact?.id;
+    if (typeof id !== "number") continue;
+    const now = state.get(id);
+    if (kind === "opened") {
+      if (now !== undefined) problems.push(`session ${id}: opened twice`);
+      state.set(id, "open");
+    } else if (now === undefined) {
+      problems.push(`session ${id}: ${kind} before opened`);
+    } else if (now === "closed") {
+      problems.push(`session ${id}: ${kind} after closed`);
+    } else if (kind === "closed") {
+      state.set(id, "closed");
+    }
+  }
+  for (const [id, now] of state) if (now !== "closed") problems.push(`session ${id}: never closed`);
+  return problems;
+}

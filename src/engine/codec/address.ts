@@ -47,8 +47,9 @@ export function decodeAddress(bytes: Uint8Array, at: number): Decoded<SocksAddre
   }
 }
 
-/** Encoded length of an address (ATYP through port). */
-export function addressLength(host: string): number {
+/** Encoded length of an address (ATYP through port); `asDomain` forces ATYP 3. */
+export function addressLength(host: string, asDomain = false): number {
+  if (asDomain) return 2 + Buffer.byteLength(host, "latin1") + 2;
   if (isIPv4(host)) return 7;
   if (isIPv6(host)) return mappedIPv4(host) === undefined ? 19 : 7;
   return 2 + Buffer.byteLength(host, "latin1") + 2;
@@ -56,18 +57,19 @@ export function addressLength(host: string): number {
 
 /**
  * Writes ATYP + address + port at `at` and returns the offset after it. IP text becomes ATYP 1
- * or 4 (IPv4-mapped IPv6 becomes ATYP 1); anything else is written as a domain name.
+ * or 4 (IPv4-mapped IPv6 becomes ATYP 1); anything else, or any host when `asDomain`, is
+ * written as a domain name (a client may send an IP literal as ATYP 3; re-encoding keeps it so).
  * Callers guarantee a domain is at most 255 bytes and the buffer is large enough.
  */
-export function writeAddress(out: Uint8Array, at: number, host: string, port: number): number {
-  const v4 = isIPv4(host) ? host : isIPv6(host) ? mappedIPv4(host) : undefined;
+export function writeAddress(out: Uint8Array, at: number, host: string, port: number, asDomain = false): number {
+  const v4 = asDomain ? undefined : isIPv4(host) ? host : isIPv6(host) ? mappedIPv4(host) : undefined;
   if (v4 !== undefined) {
     out[at] = ATYP.IPV4;
     writeIPv4(out, at + 1, v4);
     writePort(out, at + 5, port);
     return at + 7;
   }
-  if (isIPv6(host)) {
+  if (!asDomain && isIPv6(host)) {
     out[at] = ATYP.IPV6;
     out.set(ipaddr.IPv6.parse(host).toByteArray(), at + 1);
     writePort(out, at + 17, port);
@@ -121,6 +123,11 @@ export function mappedIPv4(host: string): string | undefined {
   if (!isIPv6(host)) return undefined;
   const parsed = ipaddr.IPv6.parse(host);
   return parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : undefined;
+}
+
+/** Whether IPv6 text is the unspecified address (::) in any spelling. */
+export function isUnspecifiedIPv6(host: string): boolean {
+  return isIPv6(host) && ipaddr.IPv6.parse(host).toByteArray().every((b) => b === 0);
 }
 
 /** Normalises an address as reported by a socket: IPv4-mapped IPv6 becomes plain IPv4. */

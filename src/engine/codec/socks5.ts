@@ -101,12 +101,13 @@ export function decodeRequest(bytes: Uint8Array): Decoded<Socks5Request> {
 }
 
 export function encodeRequest(request: Socks5Request): Buffer {
-  const { host, port } = request.destination;
-  const out = Buffer.alloc(3 + addressLength(host));
+  const { host, port, type } = request.destination;
+  const asDomain = type === "domain";
+  const out = Buffer.alloc(3 + addressLength(host, asDomain));
   out[0] = SOCKS5_VERSION;
   out[1] = COMMAND_CODES[request.command];
   out[2] = request.rsv;
-  writeAddress(out, 3, host, port);
+  writeAddress(out, 3, host, port, asDomain);
   return out;
 }
 

@@ -48,7 +48,8 @@ export function encodeUserPassStatus(status: number): Buffer {
 }
 
 export function decodeUserPassStatus(bytes: Uint8Array): Decoded<number> {
-  if (bytes.length < 2) return NEED_MORE;
+  if (bytes.length < 1) return NEED_MORE;
   if (bytes[0] !== USERPASS_VERSION) return fail("BAD_AUTH_VERSION", `status version 0x${hex(bytes[0]!)}`);
+  if (bytes.length < 2) return NEED_MORE;
   return ok(bytes[1]!, 2);
 }

@@ -206,6 +206,7 @@ export class ClientSession implements SessionHandle {
           }
           this.upstream = success!.socket;
           this.remote = success!.remote;
+          if (success!.attempts.length > 1) this.attempts = success!.attempts;
           // Until the relay takes over, an upstream error only has to be noticed.
           this.upstream.on("error", noop);
           this.feed({ type: "UpstreamConnected", bound: success!.bound });
@@ -383,13 +384,18 @@ export class ClientSession implements SessionHandle {
     return this.ctx.clock.now();
   }
 
-  /** Sends FIN after pending writes (a failure reply), stops caring about input, and lingers briefly. */
+  /**
+   * Sends FIN after pending writes (a failure reply) and ignores further input. The socket is
+   * destroyed at a fixed deadline even if the client keeps writing (RFC 1928 §6: terminate
+   * within 10 seconds of a failure reply).
+   */
   private endClient(): void {
     const { client } = this;
     client.removeListener("data", this.onClientData);
     client.resume();
     client.end();
-    client.setTimeout(LINGER_AFTER_FAILURE_MS, () => client.destroy());
+    const deadline = setTimeout(() => client.destroy(), LINGER_AFTER_FAILURE_MS);
+    client.once("close", () => clearTimeout(deadline));
   }
 
   /** Closes a session that never reached the relay. */

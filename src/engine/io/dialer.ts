@@ -20,6 +20,8 @@ export interface DialSuccess {
   readonly remote: Endpoint;
   /** Our end of the upstream connection: what CONNECT replies carry as BND.ADDR/BND.PORT. */
   readonly bound: Endpoint;
+  /** Every address tried, in order (more than one when happy eyeballs raced several). */
+  readonly attempts: readonly string[];
 }
 
 export interface DialFailure {
@@ -73,8 +75,11 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
     s.once("connect", () => {
       s.removeListener("error", onError);
       if (done) return s.destroy();
+      // Node lists every address it tried when it raced several (autoSelectFamily).
+      const tried = s.autoSelectFamilyAttemptedAddresses ?? [];
       finish(undefined, {
         socket: s,
+        attempts: tried,
         remote: { host: normalizeHost(s.remoteAddress ?? host), port: s.remotePort ?? target.port },
         bound: { host: normalizeHost(s.localAddress ?? "0.0.0.0"), port: s.localPort ?? 0 },
       });

@@ -9,6 +9,7 @@ import { REP, protocolError, socks4Cd, socks5Rep, type ProtocolError, type Proto
 import type { Endpoint, SocksAddress, SocksCommand, SocksVersion } from "../types.js";
 import type { RequestDecision } from "../ports.js";
 import type { Decoded } from "../codec/result.js";
+import { isUnspecifiedIPv6, normalizeHost } from "../codec/address.js";
 import { METHOD, decodeGreeting, decodeRequest, encodeMethodSelection, encodeReply } from "../codec/socks5.js";
 import { USERPASS_FAILURE, USERPASS_SUCCESS, decodeUserPass, encodeUserPassStatus } from "../codec/userpass.js";
 import { decodeSocks4Request, encodeSocks4Reply } from "../codec/socks4.js";
@@ -38,7 +39,7 @@ export type Phase =
   | { readonly name: "udp-opening" }
   /** The association runs; the TCP connection only says it is alive. */
   | { readonly name: "udp-associated" }
-  | { readonly name: "reply-decision"; readonly rep: number; readonly stage: ReplyStage }
+  | { readonly name: "reply-decision"; readonly rep: number; readonly stage: ReplyStage; readonly malformed?: string }
   | { readonly name: "relaying" }
   | { readonly name: "closed" };
 
@@ -93,11 +94,7 @@ export class SessionMachine {
       case "ClientBytesReceived":
         this.buffer = this.buffer.length === 0 ? event.bytes : Buffer.concat([this.buffer, event.bytes]);
         if (phase.name === "udp-associated") {
-          // RFC 1928 gives the control connection no further messages; bytes are ignored.
-          if (!this.sawUdpControlData) {
-            this.sawUdpControlData = true;
-            out.push({ type: "ReportAnomaly", code: "udp-control-data", detail: `${event.bytes.length} bytes on a UDP ASSOCIATE control connection (ignored)` });
-          }
+          this.reportUdpControlData(event.bytes.length, out);
           this.buffer = EMPTY;
         } else if (phase.name === "bind-waiting") {
           if (this.buffer.length > BIND_EARLY_DATA_MAX) {
@@ -149,13 +146,16 @@ export class SessionMachine {
         const { stage } = phase as Extract<Phase, { name: "reply-decision" }>;
         this.sendReply(event.rep, event.bound, out);
         if (event.rep !== REP.SUCCEEDED) {
-          this.close("request-failed", out);
+          const malformed = (phase as Extract<Phase, { name: "reply-decision" }>).malformed;
+          if (malformed !== undefined) this.close("protocol-error", out, malformed);
+          else this.close("request-failed", out);
         } else if (stage === "bind-first") {
           this.phase = { name: "bind-waiting" };
         } else if (stage === "udp") {
           this.phase = { name: "udp-associated" };
-          this.buffer = EMPTY;
           out.push({ type: "StartUdpRelay" });
+          if (this.buffer.length > 0) this.reportUdpControlData(this.buffer.length, out);
+          this.buffer = EMPTY;
         } else {
           this.phase = { name: "relaying" };
           const early = this.buffer;
@@ -332,6 +332,13 @@ export class SessionMachine {
     out.push({ type: "OpenUpstream", target: this.target });
   }
 
+  /** RFC 1928 gives a UDP ASSOCIATE control connection no further messages: bytes are ignored, once reported. */
+  private reportUdpControlData(length: number, out: SessionCommand[]): void {
+    if (this.sawUdpControlData) return;
+    this.sawUdpControlData = true;
+    out.push({ type: "ReportAnomaly", code: "udp-control-data", detail: `${length} bytes on a UDP ASSOCIATE control connection (ignored)` });
+  }
+
   /**
    * BIND's peer check (SOCKS4.protocol, RFC 1928 §6): a non-zero DST.ADDR names the only IP
    * allowed to connect; the port is not checked. A domain cannot be checked without a lookup,
@@ -370,13 +377,25 @@ export class SessionMachine {
     }
   }
 
-  /** A malformed message: SOCKS5 request errors get a full failure reply, others a close. */
+  /**
+   * A malformed message. A bad request still gets a full failure reply (through AskReply, so
+   * hooks and observers see it like any other reply); a bad greeting or credentials get the
+   * refusal of their step; then the connection closes.
+   */
   private failProtocol(error: ProtocolError, out: SessionCommand[]): void {
     const phase = this.phase.name;
-    if (phase === "request" || phase === "socks4-request") this.sendReply(socks5Rep(error.code), UNSPECIFIED, out);
-    else if (phase === "greeting") out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.NO_ACCEPTABLE_METHODS) });
+    const anomaly = { type: "ReportAnomaly", code: error.code.toLowerCase().replaceAll("_", "-"), detail: error.message } as const;
+    if (phase === "request" || phase === "socks4-request") {
+      out.push(anomaly);
+      this.buffer = EMPTY;
+      const rep = socks5Rep(error.code);
+      this.phase = { name: "reply-decision", rep, stage: "final", malformed: error.message };
+      out.push({ type: "AskReply", stage: "final", rep, bound: UNSPECIFIED, code: error.code });
+      return;
+    }
+    if (phase === "greeting") out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.NO_ACCEPTABLE_METHODS) });
     else if (phase === "userpass") out.push({ type: "SendToClient", bytes: encodeUserPassStatus(USERPASS_FAILURE) });
-    out.push({ type: "ReportAnomaly", code: error.code.toLowerCase().replaceAll("_", "-"), detail: error.message });
+    out.push(anomaly);
     this.close(phase === "userpass" ? "auth-failed" : "protocol-error", out, error.message);
   }
 
@@ -397,9 +416,9 @@ const EMPTY = Buffer.alloc(0);
 /** Destinations nobody should dial: port 0, unspecified addresses, malformed names. */
 export function checkDestination(host: string, port: number): ProtocolError | undefined {
   if (port === 0) return protocolError("BAD_PORT", "destination port 0");
-  const family = isIP(host);
-  if (family !== 0) {
-    if (host === "0.0.0.0" || host === "::" || /^0+(\.0+){3}$/.test(host)) return protocolError("BAD_DESTINATION", `unspecified address ${host}`);
+  if (isIP(host) !== 0) {
+    // Any spelling: 0:0:0:0:0:0:0:0, ::0, ::ffff:0.0.0.0 all reach the proxy host itself.
+    if (normalizeHost(host) === "0.0.0.0" || isUnspecifiedIPv6(host)) return protocolError("BAD_DESTINATION", `unspecified address ${host}`);
     return undefined;
   }
   if (host.length === 0) return protocolError("BAD_DESTINATION", "empty hostname");

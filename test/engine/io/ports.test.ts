@@ -100,6 +100,18 @@ describe("HookRunner decisions", () => {
     expect((await d.readToEnd()).toString("hex")).toBe("05020001000000000000");
   });
 
+  it("reply: malformed requests go through the reply hook and are reported like any reply", async () => {
+    const seen: number[] = [];
+    const proxy = await proxyWith({ reply: (r) => void seen.push(r.rep) });
+    const c = await RawClient.connect(proxy.port);
+    c.write("050100 05090001 7f000001 1f90");
+    await c.read(2);
+    expect((await c.readToEnd()).toString("hex")).toBe("05070001000000000000");
+    expect(seen).toEqual([0x07]);
+    expect(proxy.observer.of("reply").at(-1)).toMatchObject({ rep: 0x07, code: "UNKNOWN_COMMAND" });
+    expect((await proxy.observer.lastClosed()).reason).toBe("protocol-error");
+  });
+
   it("async hooks: the session waits, and bytes sent meanwhile are delivered after the connect", async () => {
     const target = await echo();
     const proxy = await proxyWith({ open: () => later(undefined), auth: () => later(undefined), request: () => later(undefined, 100), reply: () => later(undefined) });
