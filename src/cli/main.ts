@@ -2,7 +2,7 @@
 import { Command, CommanderError } from "commander";
 import type { SocksEngine } from "../engine/index.js";
 import { CliError } from "./errors.js";
-import { runCommand, type RunOptions, type Started, type Terminal } from "./commands/run.js";
+import { runCommand, type Started, type Terminal } from "./commands/run.js";
 
 const VERSION = "0.1.0";
 
@@ -17,33 +17,57 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
   return program;
 }
 
-/** Waits for SIGINT/SIGTERM, then shuts the proxy down gracefully; a second signal forces it. */
-function waitForSignals(terminal: Terminal): Started {
-  return (engine: SocksEngine, options: RunOptions) =>
+/**
+ * SIGINT/SIGTERM handling, installed before anything listens (a signal that arrives during
+ * start-up is kept and acted on once the proxy is up): the first signal stops accepting and lets
+ * open sessions finish within the grace period; a second one closes them at once.
+ */
+class Shutdown {
+  private engine: SocksEngine | undefined;
+  private graceMs = 0;
+  private pending: NodeJS.Signals | undefined;
+  private stopping = false;
+  private done: (() => void) | undefined;
+
+  constructor(private readonly terminal: Terminal) {
+    process.on("SIGINT", this.onSignal);
+    process.on("SIGTERM", this.onSignal);
+  }
+
+  /** Resolves once the engine has stopped after a signal. */
+  readonly attach: Started = (engine, options) =>
     new Promise<void>((resolve) => {
-      let stopping = false;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        if (stopping) {
-          terminal.err(`${signal} again: closing ${engine.sessionCount} sessions now`);
-          engine.destroyAll();
-          return;
-        }
-        stopping = true;
-        const open = engine.sessionCount;
-        terminal.err(
-          open === 0
-            ? `${signal}: stopping`
-            : `${signal}: no longer accepting; waiting up to ${options.graceMs / 1000}s for ${open} open session${open === 1 ? "" : "s"} (again to force)`,
-        );
-        engine.stop(options.graceMs).then(() => {
-          process.off("SIGINT", onSignal);
-          process.off("SIGTERM", onSignal);
-          resolve();
-        });
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
+      this.engine = engine;
+      this.graceMs = options.graceMs;
+      this.done = resolve;
+      if (this.pending !== undefined) this.onSignal(this.pending);
     });
+
+  dispose(): void {
+    process.off("SIGINT", this.onSignal);
+    process.off("SIGTERM", this.onSignal);
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    const engine = this.engine;
+    if (engine === undefined) {
+      this.pending = signal;
+      return;
+    }
+    if (this.stopping) {
+      this.terminal.err(`${signal} again: closing ${engine.sessionCount} sessions now`);
+      engine.destroyAll();
+      return;
+    }
+    this.stopping = true;
+    const open = engine.sessionCount;
+    this.terminal.err(
+      open === 0
+        ? `${signal}: stopping`
+        : `${signal}: no longer accepting; waiting up to ${this.graceMs / 1000}s for ${open} open session${open === 1 ? "" : "s"} (again to force)`,
+    );
+    engine.stop(this.graceMs).then(() => this.done?.());
+  };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -51,7 +75,8 @@ export async function main(argv: string[]): Promise<number> {
     out: (line) => process.stdout.write(line + "\n"),
     err: (line) => process.stderr.write(line + "\n"),
   };
-  const program = buildProgram(terminal, waitForSignals(terminal));
+  const shutdown = new Shutdown(terminal);
+  const program = buildProgram(terminal, shutdown.attach);
   try {
     await program.parseAsync(argv);
     return 0;
@@ -66,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     terminal.err(`socksmith: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return 1;
+  } finally {
+    shutdown.dispose();
   }
 }
 
