@@ -18,6 +18,7 @@ import type { Endpoint } from "./types.js";
 import { normalizeHost } from "./codec/address.js";
 import { Credentials } from "./credentials.js";
 import { ClientSession } from "./io/client-session.js";
+import { SocketReader, adoptSocket } from "./io/socket-reader.js";
 import type { EngineContext, SessionLimits } from "./io/engine-context.js";
 
 export interface EngineOptions {
@@ -193,7 +194,8 @@ export class SocksEngine implements EngineContext {
   // --- accept loop -----------------------------------------------------------------------------
 
   private listenOn(address: Endpoint): Promise<Endpoint> {
-    const server = createServer({ allowHalfOpen: true, noDelay: true }, this.onConnection);
+    // pauseOnConnect: the accepted Socket never reads; it is adopted into one that reads fast.
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, this.onConnection);
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const where = formatEndpoint(address);
@@ -219,9 +221,10 @@ export class SocksEngine implements EngineContext {
     });
   }
 
-  private readonly onConnection = (socket: Socket): void => {
+  private readonly onConnection = (accepted: Socket): void => {
     if (this.stopping || this.sessions.size >= this.maxSessions) {
-      const session = new ClientSession(this, socket);
+      const socket = accepted;
+      const session = new ClientSession(this, socket, new SocketReader());
       this.sessions.add(session);
       socket.on("error", () => {});
       // Recorded as a session that ended at once, so the limit is visible in logs and capture.
@@ -232,7 +235,9 @@ export class SocksEngine implements EngineContext {
       socket.destroy();
       return;
     }
-    const session = new ClientSession(this, socket);
+    const reader = new SocketReader();
+    const socket = adoptSocket(accepted, reader, true, true);
+    const session = new ClientSession(this, socket, reader);
     this.sessions.add(session);
     session.start();
   };

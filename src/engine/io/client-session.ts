@@ -12,6 +12,7 @@ import type { SessionEvent } from "../session/events.js";
 import { dial } from "./dialer.js";
 import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
+import { SocketReader, adoptSocket, discard } from "./socket-reader.js";
 import type { EngineContext } from "./engine-context.js";
 
 /** How long a client may keep its half of a failed session open after our reply and FIN. */
@@ -28,12 +29,14 @@ export class ClientSession implements SessionHandle {
   private machine: SessionMachine | undefined;
   private relay: TcpRelay | undefined;
   private upstream: Socket | undefined;
+  private upstreamReader: SocketReader | undefined;
   private cancelDial: (() => void) | undefined;
   private bindServer: Server | undefined;
   private bindTimer: NodeJS.Timeout | undefined;
   private udp: UdpAssociation | undefined;
   /** A BIND peer that connected before the first reply went out; delivered once it has. */
   private bindPeer: Socket | undefined;
+  private bindPeerReader: SocketReader | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private user: string | undefined;
   private clientEnded = false;
@@ -47,6 +50,7 @@ export class ClientSession implements SessionHandle {
   constructor(
     private readonly ctx: EngineContext,
     private readonly client: Socket,
+    private readonly clientReader: SocketReader,
   ) {
     this.id = ctx.nextSessionId();
     this.conn = {
@@ -91,8 +95,8 @@ export class ClientSession implements SessionHandle {
     this.ask("open", () => ctx.hooks.open(this.conn, this), (decision) => {
       if (decision?.reject) return this.abort("rejected", false);
       this.machine = new SessionMachine({ authRequired: ctx.options.authRequired });
-      client.on("data", this.onClientData);
-      // An async open hook paused the socket; a listener alone does not restart it.
+      this.clientReader.sink = this.onClientView;
+      // The socket was created paused; reading starts once the open hook let it in.
       client.resume();
     });
   }
@@ -103,8 +107,9 @@ export class ClientSession implements SessionHandle {
     this.abort(reason, false);
   }
 
-  private readonly onClientData = (bytes: Buffer): void => {
-    this.feed({ type: "ClientBytesReceived", bytes });
+  /** Handshake bytes: copied out of the read buffer, since the machine keeps them. */
+  private readonly onClientView = (view: Buffer): void => {
+    this.feed({ type: "ClientBytesReceived", bytes: Buffer.from(view) });
   };
 
   private readonly onClientEnd = (): void => {
@@ -153,7 +158,8 @@ export class ClientSession implements SessionHandle {
     }
     if (machine.phase.name === "bind-waiting" && !this.finished) this.bindWaiting(machine);
     // Read client bytes only while the machine wants them (backpressure during hooks/dials).
-    if (this.relay === undefined && !this.finished) {
+    // A closed machine has handed the socket to endClient, which keeps reading to see the FIN.
+    if (this.relay === undefined && !this.finished && machine.phase.name !== "closed") {
       if (machine.wantsClientBytes) this.client.resume();
       else this.client.pause();
     }
@@ -205,6 +211,7 @@ export class ClientSession implements SessionHandle {
             return this.feed({ type: "UpstreamFailed", error: { code: failure.code, message: failure.attempts.join("; ") }, ...(failure.errno === undefined ? {} : { errno: failure.errno }) });
           }
           this.upstream = success!.socket;
+          this.upstreamReader = success!.reader;
           this.remote = success!.remote;
           if (success!.attempts.length > 1) this.attempts = success!.attempts;
           // Until the relay takes over, an upstream error only has to be noticed.
@@ -287,12 +294,15 @@ export class ClientSession implements SessionHandle {
    */
   private openBind(): void {
     const host = this.conn.local.host;
-    const server = createServer({ allowHalfOpen: true, noDelay: true });
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
     this.bindServer = server;
-    server.on("connection", (peer: Socket) => {
-      if (this.bindPeer !== undefined || this.finished) return void peer.destroy();
+    server.on("connection", (accepted: Socket) => {
+      if (this.bindPeer !== undefined || this.finished) return void accepted.destroy();
+      const reader = new SocketReader();
+      const peer = adoptSocket(accepted, reader, true, true);
       peer.on("error", noop);
       this.bindPeer = peer;
+      this.bindPeerReader = reader;
       this.closeBind();
       if (this.machine?.phase.name === "bind-waiting") this.bindWaiting(this.machine);
     });
@@ -322,6 +332,7 @@ export class ClientSession implements SessionHandle {
     this.bindPeer = undefined;
     if (peer.destroyed || machine !== this.machine) return;
     this.upstream = peer;
+    this.upstreamReader = this.bindPeerReader;
     this.remote = { host: normalizeHost(peer.remoteAddress ?? "?"), port: peer.remotePort ?? 0 };
     this.feed({ type: "BindPeerConnected", peer: this.remote });
   }
@@ -365,14 +376,14 @@ export class ClientSession implements SessionHandle {
 
   private startRelay(early: Buffer): void {
     const { ctx, client } = this;
-    client.removeListener("data", this.onClientData);
+    this.clientReader.sink = discard;
     client.removeListener("end", this.onClientEnd);
     client.removeListener("error", this.onClientError);
     client.removeListener("close", this.onClientClose);
     const upstream = this.upstream!;
     upstream.removeListener("error", noop);
     this.machine = undefined;
-    this.relay = new TcpRelay(this, client, upstream, ctx.options.idleTimeoutMs);
+    this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.options.idleTimeoutMs);
     this.relay.start(early, this.clientEnded);
   }
 
@@ -391,7 +402,7 @@ export class ClientSession implements SessionHandle {
    */
   private endClient(): void {
     const { client } = this;
-    client.removeListener("data", this.onClientData);
+    this.clientReader.sink = discard;
     client.resume();
     client.end();
     const deadline = setTimeout(() => client.destroy(), LINGER_AFTER_FAILURE_MS);

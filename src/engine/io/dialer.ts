@@ -8,6 +8,7 @@ import { connect, isIP, type Socket } from "node:net";
 import { codeForErrno, type ProtocolErrorCode } from "../errors.js";
 import type { Endpoint } from "../types.js";
 import { normalizeHost } from "../codec/address.js";
+import { SocketReader } from "./socket-reader.js";
 
 export interface DialOptions {
   /** Milliseconds for resolution plus connect. */
@@ -16,6 +17,8 @@ export interface DialOptions {
 
 export interface DialSuccess {
   readonly socket: Socket;
+  /** Where the socket's reads go (see socket-reader.ts). */
+  readonly reader: SocketReader;
   /** The address the socket connected to. */
   readonly remote: Endpoint;
   /** Our end of the upstream connection: what CONNECT replies carry as BND.ADDR/BND.PORT. */
@@ -50,11 +53,13 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
 
   const open = (host: string, addresses: readonly LookupAddress[] | undefined): void => {
     if (done) return;
+    const reader = new SocketReader();
     const s = connect({
       host,
       port: target.port,
       allowHalfOpen: true,
       noDelay: true,
+      onread: reader.onread,
       ...(addresses === undefined
         ? {}
         : {
@@ -66,6 +71,9 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
             autoSelectFamilyAttemptTimeout: 250,
           }),
     });
+    // Nothing is read until the relay starts: a target that speaks first (SSH, SMTP banners)
+    // must not be read while the reply is still being decided.
+    s.pause();
     socket = s;
     const onError = (err: NodeJS.ErrnoException): void => {
       s.destroy();
@@ -79,6 +87,7 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
       const tried = s.autoSelectFamilyAttemptedAddresses ?? [];
       finish(undefined, {
         socket: s,
+        reader,
         attempts: tried,
         remote: { host: normalizeHost(s.remoteAddress ?? host), port: s.remotePort ?? target.port },
         bound: { host: normalizeHost(s.localAddress ?? "0.0.0.0"), port: s.localPort ?? 0 },
