@@ -195,7 +195,9 @@ export class SocksEngine implements EngineContext {
 
   private listenOn(address: Endpoint): Promise<Endpoint> {
     // pauseOnConnect: the accepted Socket never reads; it is adopted into one that reads fast.
-    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, this.onConnection);
+    // A listener bound to one address tells its sessions their local address (no getsockname).
+    let specific: Endpoint | undefined;
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => this.onConnection(accepted, specific));
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const where = formatEndpoint(address);
@@ -216,12 +218,14 @@ export class SocksEngine implements EngineContext {
         this.servers.push(server);
         const info = server.address();
         if (info === null || typeof info === "string") return resolve(address);
-        resolve({ host: normalizeHost(info.address), port: info.port });
+        const bound = { host: normalizeHost(info.address), port: info.port };
+        if (bound.host !== "0.0.0.0" && bound.host !== "::") specific = bound;
+        resolve(bound);
       });
     });
   }
 
-  private readonly onConnection = (accepted: Socket): void => {
+  private onConnection(accepted: Socket, local: Endpoint | undefined): void {
     if (this.stopping || this.sessions.size >= this.maxSessions) {
       const socket = accepted;
       const session = new ClientSession(this, socket, new SocketReader());
@@ -237,10 +241,10 @@ export class SocksEngine implements EngineContext {
     }
     const reader = new SocketReader();
     const socket = adoptSocket(accepted, reader, true, true);
-    const session = new ClientSession(this, socket, reader);
+    const session = new ClientSession(this, socket, reader, local);
     this.sessions.add(session);
     session.start();
-  };
+  }
 
   private closeServers(): Promise<void> {
     const servers = this.servers.splice(0);

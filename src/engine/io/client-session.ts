@@ -15,6 +15,12 @@ import { UdpAssociation } from "./udp-association.js";
 import { SocketReader, adoptSocket, discard } from "./socket-reader.js";
 import type { EngineContext } from "./engine-context.js";
 
+/**
+ * Client bytes the machine may hold while it waits (hooks, the dial) before reading pauses.
+ * Reading is not paused below it: a pause/resume pair costs two epoll_ctl calls per session.
+ */
+const EARLY_DATA_MAX = 64 * 1024;
+
 /** How long a client may keep its half of a failed session open after our reply and FIN. */
 const LINGER_AFTER_FAILURE_MS = 2_000;
 
@@ -51,12 +57,14 @@ export class ClientSession implements SessionHandle {
     private readonly ctx: EngineContext,
     private readonly client: Socket,
     private readonly clientReader: SocketReader,
+    /** The listener's address when it is a specific one (saves a getsockname per session). */
+    listener?: Endpoint,
   ) {
     this.id = ctx.nextSessionId();
     this.conn = {
       id: this.id,
       client: { host: normalizeHost(client.remoteAddress ?? "?"), port: client.remotePort ?? 0 },
-      local: { host: normalizeHost(client.localAddress ?? "?"), port: client.localPort ?? 0 },
+      local: listener ?? { host: normalizeHost(client.localAddress ?? "?"), port: client.localPort ?? 0 },
     };
   }
 
@@ -160,7 +168,7 @@ export class ClientSession implements SessionHandle {
     // Read client bytes only while the machine wants them (backpressure during hooks/dials).
     // A closed machine has handed the socket to endClient, which keeps reading to see the FIN.
     if (this.relay === undefined && !this.finished && machine.phase.name !== "closed") {
-      if (machine.wantsClientBytes) this.client.resume();
+      if (machine.wantsClientBytes || machine.bufferedBytes <= EARLY_DATA_MAX) this.client.resume();
       else this.client.pause();
     }
   }

@@ -6,7 +6,7 @@
  *   megabyte moves in one read and one write instead of sixteen of each (the benchmark shows
  *   about twice the throughput of `data` events).
  * - Idle tunnels hold little: a read that uses less than a quarter of the buffer halves it,
- *   down to 512 bytes, so an interactive or idle socket keeps a small buffer.
+ *   down to 64 bytes, so an interactive or idle socket keeps a small buffer.
  * - No allocation per read: the buffer is reused while its bytes are consumed during the read.
  *   A read reaches `sink` as a view that is valid only during the call. A sink that keeps the
  *   view (a write that the kernel did not finish holds on to it) must call `retain()`; the next
@@ -18,7 +18,7 @@
  */
 import { Socket, type Server } from "node:net";
 
-const MIN_SIZE = 512;
+const MIN_SIZE = 64;
 const MAX_SIZE = 1 << 20;
 
 export type ReadSink = (view: Buffer) => void;

@@ -77,6 +77,11 @@ export class SessionMachine {
     );
   }
 
+  /** Client bytes held for a later phase (pipelined messages, early data). */
+  get bufferedBytes(): number {
+    return this.buffer.length;
+  }
+
   /** True until the request has been read: the handshake timeout applies. */
   get readingHandshake(): boolean {
     return this.request === undefined && this.phase.name !== "closed";
