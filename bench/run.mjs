@@ -1,0 +1,633 @@
+#!/usr/bin/env node
+/**
+ * socksmith's benchmark: `npm run bench` (builds dist/cli.js, then runs this file).
+ *
+ *   node bench/run.mjs [--quick] [--only SECTION[,SECTION...]] [--profile DIR]
+ *
+ *   SECTION   throughput (or one cell: up1, up8, down1, down8), handshakes, latency, idle
+ *   --quick   shorter cells and fewer samples (a smoke run, not numbers to report)
+ *   --profile DIR  run socksmith under `node --cpu-prof --cpu-prof-dir=DIR` (one .cpuprofile per
+ *             socksmith process, i.e. per section); summarise with bench/cpuprofile-top.mjs
+ *
+ * Three subjects, measured in one run: "direct" (no proxy), socksmith (dist/cli.js run), and a
+ * naive Node relay (bench/naive-proxy.mjs: net + pipe()), which is the bar socksmith must clear.
+ *
+ *   throughput   bulk MiB/s, 1 and 8 streams, upload (client→server) and download
+ *   handshakes   per second, 32 closed-loop workers: connect, SOCKS5 greeting, CONNECT, 1-byte
+ *                echo, close (direct: connect, 1-byte echo, close)
+ *   latency      p50/p99 µs of sequential 64-byte echoes over one tunnel (5 rounds of 8,000,
+ *                after 800 unmeasured); "added" = proxy p50 − direct p50 of the same round
+ *   idle         proxy RSS growth per idle tunnel with 5,000 tunnels open (VmRSS; PSS alongside),
+ *                measured on a fresh proxy after a 200-tunnel warm-up
+ *
+ * The first three are measured in interleaved rounds (3 for throughput and handshakes: each cell
+ * is 3 × (0.3 s warm-up + 1.2 s measured) per subject), the subjects back to back in each round,
+ * their order rotating. A figure is the median of its rounds; a ratio is the median of the
+ * per-round ratios (paired: both sides of a ratio saw the same background load). Each section
+ * starts fresh proxies, so none inherits another's heap or sockets. Full run: about 2 minutes.
+ *
+ * The load generator and the target servers are C (bench/loadgen.c, compiled here with gcc -O2
+ * into bench/build/ when the source is newer than the binary): Node cannot drive these rates.
+ * Every socket is on 127.0.0.1. Every child process is started by this script, is bounded in
+ * time (`loadgen guard` sets an alarm and a parent-death signal before exec'ing the proxies), and
+ * is stopped at the end, on error and on Ctrl-C; socksmith is stopped with SIGINT (exit 0).
+ *
+ * NOISE: the load generator, the target servers and the proxy share the machine's cores (2 on
+ * the reference machine), together with anything else running there. Absolute numbers vary
+ * from run to run by tens of percent; what we report are the ratios between subjects measured
+ * in the same run, cell by cell, back to back, in interleaved rounds so that a burst of background
+ * load (another test suite, a build) hits all subjects alike. Per-round figures are printed under
+ * the table: rounds that disagree a lot mean the machine was busy. The header line says how much
+ * CPU other processes and the hypervisor (steal time) took during the run.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const SOURCE = path.join(ROOT, "bench", "loadgen.c");
+const LOADGEN = path.join(ROOT, "bench", "build", "loadgen");
+const CLI = path.join(ROOT, "dist", "cli.js");
+const NAIVE = path.join(ROOT, "bench", "naive-proxy.mjs");
+/** Hard lifetime of every long-lived child (servers, proxies), in seconds. */
+const CHILD_LIFETIME_S = 600;
+
+// --- options ------------------------------------------------------------------------------------
+
+const THROUGHPUT_CELLS = ["up1", "up8", "down1", "down8"];
+const SECTIONS = ["throughput", "handshakes", "latency", "idle"];
+
+function parseArgs(argv) {
+  const opts = { quick: false, only: new Set([...THROUGHPUT_CELLS, ...SECTIONS.slice(1)]), profileDir: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--quick") opts.quick = true;
+    else if (arg === "--only" || arg === "--profile") {
+      const value = argv[++i];
+      if (value === undefined) usage(`${arg} needs a value`);
+      if (arg === "--profile") {
+        opts.profileDir = path.resolve(value);
+        continue;
+      }
+      opts.only = new Set();
+      for (const name of value.split(",")) {
+        if (name === "throughput") THROUGHPUT_CELLS.forEach((c) => opts.only.add(c));
+        else if (THROUGHPUT_CELLS.includes(name) || SECTIONS.includes(name)) opts.only.add(name);
+        else usage(`--only: unknown section ${name}`);
+      }
+    } else if (arg === "--help" || arg === "-h") usage();
+    else usage(`unknown argument ${arg}`);
+  }
+  return opts;
+}
+
+function usage(problem) {
+  if (problem) console.error(`bench: ${problem}`);
+  console.error("usage: node bench/run.mjs [--quick] [--only throughput|up1|up8|down1|down8|handshakes|latency|idle[,...]] [--profile DIR]");
+  process.exit(problem ? 2 : 0);
+}
+
+const OPTS = parseArgs(process.argv.slice(2));
+/** Durations in seconds; rounds as described in the header. */
+const CFG = OPTS.quick
+  ? { rounds: 1, cellSeconds: 1, warmup: 0.3, hsSeconds: 1, latencyRounds: 1, latencySamples: 3000, idleTunnels: 2000, idleSettleMs: 500 }
+  : { rounds: 3, cellSeconds: 1.2, warmup: 0.3, hsSeconds: 1.2, latencyRounds: 5, latencySamples: 8000, idleTunnels: 5000, idleSettleMs: 1000 };
+
+// --- child processes ----------------------------------------------------------------------------
+
+/** Every child still running, so that any exit path can stop it. */
+const children = new Set();
+
+class Child {
+  constructor(name, cmd, args) {
+    this.name = name;
+    this.proc = spawn(cmd, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    this.pid = this.proc.pid;
+    this.lines = [];
+    this.waiters = [];
+    this.stderr = [];
+    this.exit = undefined;
+    this.expectedExit = false;
+    children.add(this);
+    this.proc.stdin.on("error", () => {});
+    createInterface({ input: this.proc.stdout }).on("line", (line) => {
+      const waiter = this.waiters.shift();
+      if (waiter) waiter.resolve(line);
+      else this.lines.push(line);
+    });
+    createInterface({ input: this.proc.stderr }).on("line", (line) => this.stderr.push(line));
+    this.closed = new Promise((resolve) => {
+      this.proc.on("error", (err) => {
+        this.exit = { code: null, signal: null, error: err.message };
+        children.delete(this);
+        resolve(this.exit);
+      });
+      this.proc.on("close", (code, signal) => {
+        this.exit ??= { code, signal };
+        children.delete(this);
+        for (const w of this.waiters.splice(0)) w.reject(new Error(`${this.name} exited (${describeExit(this.exit)}) ${this.stderrTail()}`));
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get alive() {
+    return this.exit === undefined;
+  }
+
+  /** The next stdout line, or an error when the child exits or the time is up. */
+  nextLine(timeoutMs, what) {
+    if (this.lines.length > 0) return Promise.resolve(this.lines.shift());
+    if (!this.alive) return Promise.reject(new Error(`${this.name} exited (${describeExit(this.exit)}) before ${what} ${this.stderrTail()}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`${this.name}: no ${what} after ${timeoutMs} ms ${this.stderrTail()}`));
+      }, timeoutMs);
+      const done = (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+      this.waiters.push({ resolve: done, reject: (err) => (clearTimeout(timer), reject(err)) });
+    });
+  }
+
+  async nextJson(timeoutMs, what) {
+    for (;;) {
+      const line = await this.nextLine(timeoutMs, what);
+      try {
+        return JSON.parse(line);
+      } catch {
+        // not a JSON line (socksmith prints only JSON with --log-format json; be lenient)
+      }
+    }
+  }
+
+  stderrTail() {
+    return this.stderr.length === 0 ? "" : `[stderr: ${this.stderr.slice(-5).join(" | ")}]`;
+  }
+
+  /** Sends `signal`, waits up to `graceMs`, then SIGKILL. Resolves with the exit. */
+  async stop(signal = "SIGTERM", graceMs = 3000) {
+    if (!this.alive) return this.exit;
+    this.expectedExit = true;
+    this.proc.kill(signal);
+    const timer = setTimeout(() => {
+      if (this.alive) {
+        this.killedAfterGrace = true;
+        this.proc.kill("SIGKILL");
+      }
+    }, graceMs);
+    const exit = await this.closed;
+    clearTimeout(timer);
+    return exit;
+  }
+}
+
+function describeExit(exit) {
+  if (exit === undefined) return "running";
+  if (exit.error) return exit.error;
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
+
+async function stopAll() {
+  await Promise.all([...children].map((c) => c.stop(c.name.startsWith("socksmith") ? "SIGINT" : "SIGTERM", c.name.startsWith("socksmith") ? 10000 : 3000)));
+}
+
+// Last resort: whatever path the process takes out, take the children with it.
+process.on("exit", () => {
+  for (const c of children) c.proc.kill("SIGKILL");
+});
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    console.error(`\nbench: ${signal}: stopping every child`);
+    stopAll().finally(() => process.exit(130));
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// --- build --------------------------------------------------------------------------------------
+
+function compileLoadgen() {
+  mkdirSync(path.dirname(LOADGEN), { recursive: true });
+  if (existsSync(LOADGEN) && statSync(LOADGEN).mtimeMs >= statSync(SOURCE).mtimeMs) return;
+  console.error("bench: compiling bench/loadgen.c");
+  execFileSync("gcc", ["-O2", "-Wall", "-Wextra", "-o", LOADGEN, SOURCE], { stdio: "inherit" });
+}
+
+// --- subjects -----------------------------------------------------------------------------------
+
+/** Problems seen during the run (proxy errors, crashes, failed cells), printed after the table. */
+const problems = [];
+/** Profiles written, when --profile is on. */
+const profiles = [];
+
+async function startServers() {
+  const serve = new Child("loadgen serve", LOADGEN, ["serve", String(CHILD_LIFETIME_S)]);
+  const info = await serve.nextJson(5000, "listening line");
+  return { serve, bulkPort: info.bulk, echoPort: info.echo };
+}
+
+/** socksmith as a child: its first stdout line is {"event":"listening",...,"port":N}. */
+async function startSocksmith(extra = []) {
+  const node = OPTS.profileDir ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${OPTS.profileDir}`] : [process.execPath];
+  const args = [...node, CLI, "run", "--headless", "-l", "127.0.0.1:0", "--log-format", "json", "-q", ...extra];
+  const child = new Child("socksmith", LOADGEN, ["guard", String(CHILD_LIFETIME_S), ...args]);
+  const info = await child.nextJson(10000, "listening line");
+  if (info.event !== "listening" || typeof info.port !== "number") throw new Error(`socksmith: unexpected first line ${JSON.stringify(info)}`);
+  return { name: "socksmith", child, port: info.port };
+}
+
+async function startNaive() {
+  const child = new Child("naive", LOADGEN, ["guard", String(CHILD_LIFETIME_S), process.execPath, NAIVE]);
+  const info = await child.nextJson(10000, "listening line");
+  return { name: "naive", child, port: info.port };
+}
+
+/** Stops a proxy and records anything unexpected about its life. */
+async function stopProxy(proxy, section) {
+  if (proxy === undefined) return;
+  const { child } = proxy;
+  const diedEarly = !child.alive && !child.expectedExit;
+  const exit = proxy.name === "socksmith" ? await child.stop("SIGINT", 10000) : await child.stop("SIGTERM", 3000);
+  if (diedEarly) problems.push(`${proxy.name} (${section}) exited on its own: ${describeExit(exit)} ${child.stderrTail()}`);
+  else if (child.killedAfterGrace) problems.push(`${proxy.name} (${section}) did not exit within 10 s of SIGINT; killed`);
+  else if (proxy.name === "socksmith" && exit.code !== 0) problems.push(`socksmith (${section}) exited with ${describeExit(exit)} after SIGINT ${child.stderrTail()}`);
+  // socksmith's expected notices on stop; anything else on stderr is worth a look.
+  const noise = /^(SIGINT|SIGTERM)( again)?: /;
+  const unexpected = child.stderr.filter((l) => !noise.test(l));
+  if (unexpected.length > 0) problems.push(`${proxy.name} (${section}) stderr: ${unexpected.slice(0, 5).join(" | ")}${unexpected.length > 5 ? ` (+${unexpected.length - 5} lines)` : ""}`);
+  if (proxy.name === "socksmith" && OPTS.profileDir) profiles.push(`${section}: ${OPTS.profileDir}/CPU.*.${child.pid}.*.cpuprofile`);
+}
+
+/** Starts fresh proxies for a section (so sections do not inherit each other's heap or sockets). */
+async function withProxies(section, extraSocksmithArgs, body) {
+  let smith, naive;
+  try {
+    smith = await startSocksmith(extraSocksmithArgs);
+    naive = await startNaive();
+    await body([{ name: "direct", port: 0 }, smith, naive]);
+  } finally {
+    await stopProxy(smith, section);
+    await stopProxy(naive, section);
+  }
+}
+
+/** Runs one loadgen client to completion and returns its JSON result. */
+async function loadgen(args, timeoutMs) {
+  const child = new Child(`loadgen ${args[0]}`, LOADGEN, args);
+  const timer = setTimeout(() => child.stop("SIGKILL"), timeoutMs);
+  const exit = await child.closed;
+  clearTimeout(timer);
+  const result = child.lines.map((l) => JSON.parse(l)).pop();
+  if (exit.code !== 0 || result === undefined) throw new Error(`loadgen ${args.join(" ")}: ${describeExit(exit)} ${child.stderrTail()}`);
+  return result;
+}
+
+const via = (subject) => (subject.port > 0 ? ["--proxy", String(subject.port)] : []);
+
+/** Runs a cell for one subject; a failure is recorded and leaves a hole in the table. */
+async function cell(label, subject, fn) {
+  if (subject.child !== undefined && !subject.child.alive) {
+    problems.push(`${label} / ${subject.name}: skipped, the proxy is not running`);
+    return undefined;
+  }
+  try {
+    return await fn();
+  } catch (err) {
+    problems.push(`${label} / ${subject.name}: ${err.message}`);
+    return undefined;
+  }
+}
+
+// --- sections -----------------------------------------------------------------------------------
+
+/** series[metric][subject] = the figure of each round, in round order (undefined: the run failed). */
+const series = {};
+const details = [];
+const record = (metric, subject, values) => ((series[metric] ??= {})[subject] = values);
+
+function median(values) {
+  const xs = values.filter((x) => x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (xs.length === 0) return undefined;
+  const mid = Math.floor(xs.length / 2);
+  return xs.length % 2 === 1 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
+}
+
+/** A subject's figure: the median of its rounds. */
+const figure = (metric, subject) => median(series[metric]?.[subject] ?? []);
+
+/**
+ * The median over rounds of a_r / b_r. Subjects run back to back within a round, so they share
+ * that round's background load: the per-round ratio cancels most of it.
+ */
+function pairedRatio(metric, a, b) {
+  const xs = series[metric]?.[a];
+  const ys = series[metric]?.[b];
+  if (xs === undefined || ys === undefined) return undefined;
+  return median(xs.map((x, i) => (x !== undefined && ys[i] !== undefined && ys[i] !== 0 ? x / ys[i] : undefined)));
+}
+
+/**
+ * Runs `run(subject)` for every subject in `rounds` interleaved rounds (the order rotates each
+ * round), so that a burst of background load hits every subject alike rather than one cell.
+ * Returns, per subject name, the results in round order (undefined where a run failed).
+ */
+async function interleaved(label, subjects, rounds, run) {
+  const all = Object.fromEntries(subjects.map((s) => [s.name, new Array(rounds).fill(undefined)]));
+  for (let round = 0; round < rounds; round++) {
+    const order = subjects.map((_, i) => subjects[(i + round) % subjects.length]);
+    for (const subject of order) {
+      all[subject.name][round] = await cell(label, subject, () => run(subject));
+      await sleep(200); // let the previous run's queued bytes and closing sockets settle
+    }
+  }
+  return all;
+}
+
+/** The result of the round whose `value` is the median (for the secondary figures). */
+function medianRound(results, value) {
+  const ok = results.filter((r) => r !== undefined).sort((a, b) => value(a) - value(b));
+  return ok[Math.floor((ok.length - 1) / 2)];
+}
+
+const perRound = (results, value) => results.map((r) => (r === undefined ? "failed" : value(r))).join(" / ");
+
+async function throughput(servers) {
+  const cells = THROUGHPUT_CELLS.filter((c) => OPTS.only.has(c));
+  if (cells.length === 0) return;
+  console.error("bench: throughput");
+  await withProxies("throughput", [], async (subjects) => {
+    for (const name of cells) {
+      const dir = name.startsWith("up") ? "up" : "down";
+      const streams = name.endsWith("8") ? 8 : 1;
+      const bySubject = await interleaved(name, subjects, CFG.rounds, (subject) => {
+        const args = ["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", dir, "--streams", String(streams), "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)];
+        return loadgen(args, (CFG.cellSeconds + CFG.warmup) * 1000 + 30000);
+      });
+      for (const [subject, results] of Object.entries(bySubject)) {
+        record(name, subject, results.map((r) => r?.mibps));
+        const mid = medianRound(results, (r) => r.mibps);
+        const fairness = streams > 1 && mid ? `; per stream (median round) ${mid.stream_mibps.join(" ")}` : "";
+        details.push(`${name} ${subject}: MiB/s per round ${perRound(results, (r) => r.mibps)}${fairness}`);
+      }
+    }
+  });
+}
+
+async function handshakes(servers) {
+  if (!OPTS.only.has("handshakes")) return;
+  console.error("bench: handshakes");
+  await withProxies("handshakes", [], async (subjects) => {
+    const bySubject = await interleaved("handshakes", subjects, CFG.rounds, (subject) => {
+      const args = ["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32", "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)];
+      return loadgen(args, (CFG.hsSeconds + CFG.warmup) * 1000 + 30000);
+    });
+    for (const [subject, results] of Object.entries(bySubject)) {
+      record("handshakes", subject, results.map((r) => r?.rate));
+      const ok = results.filter((r) => r !== undefined);
+      if (ok.length === 0) continue;
+      const mid = medianRound(results, (r) => r.rate);
+      const errors = ok.reduce((n, r) => n + r.errors, 0);
+      const stalls = ok.reduce((n, r) => n + r.stalls, 0);
+      const last = ok.map((r) => r.last_error).filter(Boolean).pop();
+      details.push(`handshakes ${subject}: /s per round ${perRound(results, (r) => r.rate)}; one handshake (median round) p50 ${mid.p50_us} µs, p99 ${mid.p99_us} µs; errors ${errors}, stalls ${stalls}`);
+      if (errors > 0 || stalls > 0) problems.push(`handshakes / ${subject}: ${errors} errors, ${stalls} stalls (last: ${last})`);
+    }
+  });
+}
+
+async function latency(servers) {
+  if (!OPTS.only.has("latency")) return;
+  console.error("bench: latency");
+  await withProxies("latency", [], async (subjects) => {
+    const bySubject = await interleaved("latency", subjects, CFG.latencyRounds, (subject) => {
+      const args = ["latency", "--port", String(servers.echoPort), ...via(subject), "--samples", String(CFG.latencySamples), "--size", "64"];
+      return loadgen(args, 60000);
+    });
+    for (const [subject, results] of Object.entries(bySubject)) {
+      record("p50", subject, results.map((r) => r?.p50_us));
+      record("p99", subject, results.map((r) => r?.p99_us));
+      const mid = medianRound(results, (r) => r.p50_us);
+      if (mid === undefined) continue;
+      details.push(`latency ${subject}: p50 per round ${perRound(results, (r) => r.p50_us)} µs; p99 per round ${perRound(results, (r) => r.p99_us)} µs; median round p99.9 ${mid.p999_us}, max ${mid.max_us} µs`);
+    }
+    // Added latency, paired within each round like the ratios.
+    const direct = bySubject.direct ?? [];
+    for (const name of ["socksmith", "naive"]) {
+      const proxy = bySubject[name] ?? [];
+      record("added", name, proxy.map((r, i) => (r !== undefined && direct[i] !== undefined ? r.p50_us - direct[i].p50_us : undefined)));
+    }
+  });
+}
+
+function memory(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+  let pss = NaN;
+  try {
+    pss = Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1]);
+  } catch {
+    // smaps_rollup needs Linux 4.14+
+  }
+  return { rss, pss };
+}
+
+async function idle(servers) {
+  if (!OPTS.only.has("idle")) return;
+  console.error("bench: idle tunnels");
+  const n = CFG.idleTunnels;
+  await withProxies("idle", ["--max-sessions", "20000"], async (subjects) => {
+    for (const subject of subjects.filter((s) => s.port > 0)) {
+      const value = await cell("idle", subject, async () => {
+        // Warm up (code paths compiled, pools allocated), then measure from a settled state.
+        await loadgen(["idle", "--port", String(servers.echoPort), "--proxy", String(subject.port), "--count", "200", "--hold", "0"], 30000);
+        await sleep(500);
+        const before = memory(subject.child.pid);
+        const holder = new Child("loadgen idle", LOADGEN, ["idle", "--port", String(servers.echoPort), "--proxy", String(subject.port), "--count", String(n), "--hold", "60"]);
+        try {
+          const opened = await holder.nextJson(60000, "open event");
+          await sleep(CFG.idleSettleMs);
+          if (!subject.child.alive) throw new Error("the proxy exited while holding the tunnels");
+          const after = memory(subject.child.pid);
+          holder.proc.stdin.end("close\n");
+          await holder.closed;
+          details.push(
+            `idle ${subject.name}: ${n} tunnels opened in ${opened.seconds} s; VmRSS ${before.rss} → ${after.rss} kB, PSS ${before.pss} → ${after.pss} kB (${((after.pss - before.pss) / n).toFixed(2)} KB/tunnel)`,
+          );
+          return (after.rss - before.rss) / n;
+        } finally {
+          await holder.stop("SIGTERM");
+        }
+      });
+      record("idle", subject.name, [value]);
+    }
+  });
+}
+
+// --- report -------------------------------------------------------------------------------------
+
+const ROWS = [
+  { key: "up1", label: "bulk upload, 1 stream", unit: "MiB/s", target: { minDirect: 0.4, minNaive: 1.0 } },
+  { key: "up8", label: "bulk upload, 8 streams", unit: "MiB/s", target: { minDirect: 0.35, minNaive: 1.0 } },
+  { key: "down1", label: "bulk download, 1 stream", unit: "MiB/s", target: { minDirect: 0.4, minNaive: 1.0 } },
+  { key: "down8", label: "bulk download, 8 streams", unit: "MiB/s", target: { minDirect: 0.35, minNaive: 1.0 } },
+  { key: "handshakes", label: "handshakes, 32 workers", unit: "/s", target: { minDirect: 0.25 } },
+  { key: "p50", label: "latency p50, 64 B echo", unit: "µs" },
+  { key: "p99", label: "latency p99, 64 B echo", unit: "µs" },
+  { key: "added", label: "added latency p50", unit: "µs", noRatio: true, target: { max: 40 } },
+  { key: "idle", label: "RSS per idle tunnel", unit: "KB", noRatio: true, target: { max: 10 } },
+];
+
+const fmt = (v) => (v === undefined || Number.isNaN(v) ? "—" : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1));
+const fmtRatio = (ratio) => (ratio === undefined || Number.isNaN(ratio) ? "—" : `${ratio.toFixed(2)}×`);
+
+function targetText(t) {
+  if (t === undefined) return "";
+  if (t.max !== undefined) return `≤ ${t.max}`;
+  return [`≥ ${t.minDirect.toFixed(2)}× direct`, t.minNaive === undefined ? undefined : `≥ ${t.minNaive.toFixed(1)}× naive`].filter(Boolean).join(", ");
+}
+
+/** The socksmith verdict; `r` holds the paired ratios. */
+function verdict(row, v, r) {
+  const t = row.target;
+  if (t === undefined) return "";
+  if (v.socksmith === undefined) return "n/a";
+  if (t.max !== undefined) return v.socksmith <= t.max ? "PASS" : "MISS";
+  if (r.direct === undefined || (t.minNaive !== undefined && r.naive === undefined)) return "n/a";
+  const misses = [];
+  if (r.direct < t.minDirect) misses.push("direct");
+  if (t.minNaive !== undefined && r.naive < t.minNaive) misses.push("naive");
+  return misses.length === 0 ? "PASS" : `MISS (vs ${misses.join(", ")})`;
+}
+
+function printTable() {
+  const header = ["metric", "unit", "direct", "socksmith", "×direct", "naive", "×direct", "smith/naive", "target (socksmith)", "result"];
+  const lines = [header];
+  for (const row of ROWS) {
+    if (series[row.key] === undefined) continue;
+    const v = { direct: figure(row.key, "direct"), socksmith: figure(row.key, "socksmith"), naive: figure(row.key, "naive") };
+    const r = {
+      direct: pairedRatio(row.key, "socksmith", "direct"),
+      naiveDirect: pairedRatio(row.key, "naive", "direct"),
+      naive: pairedRatio(row.key, "socksmith", "naive"),
+    };
+    // Added latency can be negative in a noisy round: a ratio of differences means nothing then.
+    const smithNaive = row.key === "added" && !(v.socksmith > 0 && v.naive > 0) ? "" : fmtRatio(r.naive);
+    lines.push([
+      row.label,
+      row.unit,
+      fmt(v.direct),
+      fmt(v.socksmith),
+      row.noRatio ? "" : fmtRatio(r.direct),
+      fmt(v.naive),
+      row.noRatio ? "" : fmtRatio(r.naiveDirect),
+      smithNaive,
+      targetText(row.target),
+      verdict(row, v, r),
+    ]);
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  const numeric = new Set([2, 3, 4, 5, 6, 7]);
+  const render = (l) => l.map((c, i) => (numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  console.log(render(lines[0]));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const l of lines.slice(1)) console.log(render(l));
+  console.log("figures: median of the rounds; ratios: median of the per-round ratios (subjects run back to back in each round)");
+}
+
+// --- background load ----------------------------------------------------------------------------
+
+/**
+ * CPU time, in clock ticks: the whole machine's user+nice+system, and ours (this process plus
+ * every child it has reaped, i.e. all of loadgen, the servers and the proxies). The difference
+ * over the run is what other processes took from the benchmark. Softirq time (where part of
+ * loopback TCP runs) is not attributed to processes and is left out of both.
+ */
+function cpuTicks() {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const machine = cpu[0] + cpu[1] + cpu[2];
+  const steal = cpu[7] ?? 0; // time the hypervisor gave our virtual CPUs to someone else
+  const self = readFileSync("/proc/self/stat", "utf8");
+  const fields = self.slice(self.lastIndexOf(")") + 2).split(" ").map(Number);
+  // After the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+  const ours = fields[11] + fields[12] + fields[13] + fields[14];
+  return { machine, ours, steal, at: Date.now() };
+}
+
+function backgroundLoad(t0, t1) {
+  const ticksPerSecond = 100; // USER_HZ, for /proc/stat and /proc/PID/stat alike
+  const seconds = (t1.at - t0.at) / 1000;
+  const other = Math.max(0, t1.machine - t0.machine - (t1.ours - t0.ours)) / ticksPerSecond;
+  const capacity = seconds * availableParallelism();
+  const steal = (t1.steal - t0.steal) / ticksPerSecond;
+  return { cores: availableParallelism(), otherCoreSeconds: other, share: other / capacity, stealShare: steal / capacity };
+}
+
+// --- main ---------------------------------------------------------------------------------------
+
+async function main() {
+  const t0 = Date.now();
+  if (!existsSync(CLI)) throw new Error("dist/cli.js is missing: run `npm run bench` (or `node scripts/build.mjs`) first");
+  compileLoadgen();
+  if (OPTS.profileDir) mkdirSync(OPTS.profileDir, { recursive: true });
+  const load0 = loadavg();
+  const ticks0 = cpuTicks();
+  const servers = await startServers();
+  try {
+    await throughput(servers);
+    await handshakes(servers);
+    await latency(servers);
+    await idle(servers);
+  } finally {
+    await stopAll();
+  }
+  const load1 = loadavg();
+  const background = backgroundLoad(ticks0, cpuTicks());
+  const seconds = (Date.now() - t0) / 1000;
+
+  console.log();
+  console.log(`socksmith benchmark${OPTS.quick ? " (--quick: smoke numbers only)" : ""} — node ${process.version}, ${process.platform}, loopback 127.0.0.1`);
+  console.log(
+    `${background.cores} cores; during the run other processes used ${(background.share * 100).toFixed(0)}% of them (${background.otherCoreSeconds.toFixed(1)} core-seconds), ` +
+      `hypervisor steal ${(background.stealShare * 100).toFixed(0)}%; ` +
+      `load average ${load0.map((x) => x.toFixed(2)).join(" ")} at start, ${load1.map((x) => x.toFixed(2)).join(" ")} at end`,
+  );
+  console.log("absolute figures are noisy; the ratios between subjects, measured back to back in interleaved rounds, are what we report");
+  if (background.share + background.stealShare > 0.1) console.log("WARNING: the machine was busy with other work during this run: expect wide per-round spreads; re-run when it is quiet");
+  console.log();
+  printTable();
+  console.log();
+  for (const d of details) console.log(`  ${d}`);
+  if (profiles.length > 0) {
+    console.log();
+    console.log("CPU profiles (summarise with `node bench/cpuprofile-top.mjs FILE`):");
+    for (const p of profiles) console.log(`  ${p}`);
+  }
+  console.log();
+  if (problems.length === 0) console.log("problems: none seen (no proxy errors, crashes, failed cells, handshake errors or stalls)");
+  else {
+    console.log("problems:");
+    for (const p of problems) console.log(`  - ${p}`);
+  }
+  console.log(`total ${seconds.toFixed(1)} s`);
+  return problems.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err) => {
+    console.error(`bench: ${err.stack ?? err.message}`);
+    await stopAll();
+    process.exitCode = 1;
+  },
+);
