@@ -19,6 +19,7 @@ import { normalizeHost } from "./codec/address.js";
 import { Credentials } from "./credentials.js";
 import { ClientSession } from "./io/client-session.js";
 import { SocketReader, adoptSocket } from "./io/socket-reader.js";
+import { IdleSweeper } from "./io/idle-sweeper.js";
 import type { EngineContext, SessionLimits } from "./io/engine-context.js";
 
 export interface EngineOptions {
@@ -76,6 +77,7 @@ export class SocksEngine implements EngineContext {
   readonly observer: EngineObserver;
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly idleSweeper: IdleSweeper | undefined;
   private readonly credentials: Credentials;
   private readonly maxSessions: number;
   private readonly servers: Server[] = [];
@@ -105,6 +107,7 @@ export class SocksEngine implements EngineContext {
       },
       authRequired: this.credentials.size > 0,
     };
+    this.idleSweeper = this.options.idleTimeoutMs > 0 ? new IdleSweeper(this.options.idleTimeoutMs) : undefined;
   }
 
   /** Binds every listen address; on any failure closes the others and throws a ListenError. */

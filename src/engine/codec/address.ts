@@ -23,7 +23,7 @@ export function decodeAddress(bytes: Uint8Array, at: number): Decoded<SocksAddre
   switch (atyp) {
     case ATYP.IPV4: {
       if (bytes.length < at + 7) return NEED_MORE;
-      const host = `${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}.${bytes[at + 4]}`;
+      const host = ipv4Text(bytes, at + 1);
       return ok({ type: "ipv4", host, port: readPort(bytes, at + 5) }, 7);
     }
     case ATYP.IPV6: {
@@ -31,7 +31,7 @@ export function decodeAddress(bytes: Uint8Array, at: number): Decoded<SocksAddre
       const raw = bytes.subarray(at + 1, at + 17);
       const port = readPort(bytes, at + 17);
       // An IPv4-mapped IPv6 destination is an IPv4 destination (DESIGN.md §3).
-      if (isMappedIPv4(raw)) return ok({ type: "ipv4", host: `${raw[12]}.${raw[13]}.${raw[14]}.${raw[15]}`, port }, 19);
+      if (isMappedIPv4(raw)) return ok({ type: "ipv4", host: ipv4Text(raw, 12), port }, 19);
       return ok({ type: "ipv6", host: formatIPv6(raw), port }, 19);
     }
     case ATYP.DOMAIN: {
@@ -97,6 +97,14 @@ export function writeIPv4(out: Uint8Array, at: number, host: string): void {
     }
   }
   out[i] = octet;
+}
+
+/**
+ * Dotted text of 4 bytes. Array.join gives one flat string; a template literal would give a
+ * tree of cons strings, which a long-lived socket keeps (as its host) for the tunnel's life.
+ */
+export function ipv4Text(bytes: Uint8Array, at: number): string {
+  return [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]].join(".");
 }
 
 export function readPort(bytes: Uint8Array, at: number): number {

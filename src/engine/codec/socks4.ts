@@ -7,7 +7,7 @@
  * DSTIP 0.0.0.x with x != 0 marks 4a: a hostname follows the USERID's NUL. 0.0.0.0 is not 4a.
  */
 import type { SocksAddress, SocksCommand } from "../types.js";
-import { hex, readPort, writeIPv4, writePort } from "./address.js";
+import { hex, ipv4Text, readPort, writeIPv4, writePort } from "./address.js";
 import { NEED_MORE, fail, ok, type Decoded } from "./result.js";
 
 export const SOCKS4_VERSION = 0x04;
@@ -46,7 +46,7 @@ export function decodeSocks4Request(bytes: Uint8Array): Decoded<Socks4Request> {
   if (userEnd < 0) return userEnd === TOO_LONG ? fail("FIELD_TOO_LONG", "SOCKS4 USERID longer than 255 bytes") : NEED_MORE;
   const userid = Buffer.from(bytes.subarray(8, userEnd));
   if (!is4a) {
-    const host = `${bytes[4]}.${bytes[5]}.${bytes[6]}.${bytes[7]}`;
+    const host = ipv4Text(bytes, 4);
     return ok({ version: 4, command, destination: { type: "ipv4", host, port }, userid }, userEnd + 1);
   }
   const hostEnd = findNul(bytes, userEnd + 1);
@@ -85,7 +85,7 @@ export function decodeSocks4Reply(bytes: Uint8Array): Decoded<Socks4Reply> {
   if (bytes.length < 1) return NEED_MORE;
   if (bytes[0] !== SOCKS4_REPLY_VERSION) return fail("UNKNOWN_VERSION", `SOCKS4 reply version 0x${hex(bytes[0]!)}`);
   if (bytes.length < 8) return NEED_MORE;
-  const ip = `${bytes[4]}.${bytes[5]}.${bytes[6]}.${bytes[7]}`;
+  const ip = ipv4Text(bytes, 4);
   return ok({ cd: bytes[1]!, port: readPort(bytes, 2), ip }, 8);
 }
 

@@ -391,7 +391,9 @@ export class ClientSession implements SessionHandle {
     const upstream = this.upstream!;
     upstream.removeListener("error", noop);
     this.machine = undefined;
-    this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.options.idleTimeoutMs);
+    // What the reply needed is reported; a long-lived tunnel need not keep it.
+    this.target = this.remote = this.attempts = undefined;
+    this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
     this.relay.start(early, this.clientEnded);
   }
 

@@ -2,6 +2,7 @@
 import type { AuthAttempt, Clock, EngineObserver, HookRunner, Logger } from "../ports.js";
 import type { ClientSession } from "./client-session.js";
 import type { UdpOptions } from "./udp-association.js";
+import type { IdleSweeper } from "./idle-sweeper.js";
 
 export interface SessionLimits {
   /** Milliseconds from accept until the request has been read. */
@@ -23,6 +24,8 @@ export interface EngineContext {
   readonly hooks: HookRunner;
   readonly observer: EngineObserver;
   readonly logger: Logger;
+  /** Enforces the idle timeout of relayed tunnels; absent when it is 0 (never). */
+  readonly idleSweeper: IdleSweeper | undefined;
   readonly clock: Clock;
   nextSessionId(): number;
   /** The engine's own decision when no hook decided an auth step. */

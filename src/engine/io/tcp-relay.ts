@@ -14,6 +14,7 @@ import type { Socket } from "node:net";
 import type { Direction } from "../types.js";
 import type { CloseReason, DataVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
 import type { SocketReader } from "./socket-reader.js";
+import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 
 /** What the relay needs from its session. */
 export interface RelayHost {
@@ -34,7 +35,8 @@ export interface RelayCounts {
   bytesDownSent: number;
 }
 
-export class TcpRelay implements RelayCounts {
+export class TcpRelay implements RelayCounts, IdleTracked {
+  active = false;
   bytesUpReceived = 0;
   bytesUpSent = 0;
   bytesDownReceived = 0;
@@ -55,18 +57,11 @@ export class TcpRelay implements RelayCounts {
     private readonly clientReader: SocketReader,
     private readonly upstream: Socket,
     private readonly upstreamReader: SocketReader,
-    idleTimeoutMs: number,
+    private readonly idle: IdleSweeper | undefined,
   ) {
     this.withHooks = host.hooks.wantsData();
     this.slow = this.withHooks || host.observer.chunk !== undefined;
-    if (idleTimeoutMs > 0) {
-      // Any byte in either direction touches both sockets (a read on one, a write on the
-      // other), so one socket's inactivity timer firing means the whole tunnel was idle.
-      client.setTimeout(idleTimeoutMs);
-      upstream.setTimeout(idleTimeoutMs);
-      client.on("timeout", this.onIdle);
-      upstream.on("timeout", this.onIdle);
-    }
+    idle?.add(this);
     clientReader.sink = this.onClientRead;
     upstreamReader.sink = this.onUpstreamRead;
     client.on("end", this.onClientEnd);
@@ -130,12 +125,14 @@ export class TcpRelay implements RelayCounts {
   }
 
   private readonly onClientRead = (view: Buffer): void => {
+    this.active = true;
     this.bytesUpReceived += view.length;
     if (this.slow) return this.forward("up", Buffer.from(view), this.upstream);
     this.writeView("up", view, this.upstream, this.clientReader);
   };
 
   private readonly onUpstreamRead = (view: Buffer): void => {
+    this.active = true;
     this.bytesDownReceived += view.length;
     if (this.slow) return this.forward("down", Buffer.from(view), this.client);
     this.writeView("down", view, this.client, this.upstreamReader);
@@ -278,9 +275,9 @@ export class TcpRelay implements RelayCounts {
     else other.destroy();
   }
 
-  private readonly onIdle = (): void => {
+  idleTimedOut(): void {
     this.destroy("idle-timeout");
-  };
+  }
 
   private readonly onSocketClose = (): void => {
     if (--this.openSockets > 0) {
@@ -290,6 +287,7 @@ export class TcpRelay implements RelayCounts {
       if (!other.destroyed) other.destroySoon();
       return;
     }
+    this.idle?.delete(this);
     this.host.relayEnded(this.reason ?? "completed", this.errno, this);
   };
 }
