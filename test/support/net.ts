@@ -4,6 +4,7 @@
  */
 import { createServer, connect, type Server, type Socket, type AddressInfo } from "node:net";
 import { once } from "node:events";
+import { afterEach, expect } from "vitest";
 import { SocksEngine, type EngineObserver, type EngineOptions } from "../../src/engine/index.js";
 
 export const HOST = "127.0.0.1";
@@ -285,4 +286,27 @@ export function sessionFactProblems(observer: RecordingObserver): string[] {
   }
   for (const [id, now] of state) if (now !== "closed") problems.push(`session ${id}: never closed`);
   return problems;
+}
+
+/**
+ * Per-file test scaffolding: cleanups run after each test (all of them, even when one fails,
+ * then the first failure is reported), and a `proxy()` that starts an engine, stops it after the
+ * test, and checks the observer contract (one `opened` first and one `closed` last per session).
+ */
+export function useTestProxies(): { cleanups: Array<() => Promise<void> | void>; proxy(options?: Parameters<typeof startProxy>[0]): Promise<TestProxy> } {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    const failures: unknown[] = [];
+    for (const c of cleanups.splice(0).reverse()) await Promise.resolve().then(c).catch((err: unknown) => failures.push(err));
+    if (failures.length > 0) throw failures[0];
+  });
+  async function proxy(options: Parameters<typeof startProxy>[0] = {}): Promise<TestProxy> {
+    const p = await startProxy(options);
+    cleanups.push(async () => {
+      await p.stop();
+      expect(sessionFactProblems(p.observer)).toEqual([]);
+    });
+    return p;
+  }
+  return { cleanups, proxy };
 }

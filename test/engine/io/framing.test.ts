@@ -6,25 +6,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
 import { Credentials } from "../../../src/engine/index.js";
-import { RawClient, connect5, hex, sleep, startEchoServer, startProxy, startServer, sessionFactProblems, type TestProxy } from "../../support/net.js";
+import { RawClient, connect5, hex, sleep, startEchoServer, startProxy, startServer, sessionFactProblems, type TestProxy, useTestProxies } from "../../support/net.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  // Run every cleanup even when one fails, then report the first failure.
-  const failures: unknown[] = [];
-  for (const c of cleanups.splice(0).reverse()) await Promise.resolve().then(c).catch((err: unknown) => failures.push(err));
-  if (failures.length > 0) throw failures[0];
-});
+const { cleanups, proxy } = useTestProxies();
 
-async function proxy(options: Parameters<typeof startProxy>[0] = {}): Promise<TestProxy> {
-  const p = await startProxy(options);
-  cleanups.push(async () => {
-    await p.stop();
-    // Whatever the test did, the facts keep the observer contract (one opened first, one closed last).
-    expect(sessionFactProblems(p.observer)).toEqual([]);
-  });
-  return p;
-}
 
 async function echo() {
   const server = await startEchoServer();

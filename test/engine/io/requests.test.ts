@@ -13,7 +13,7 @@ import { connect as tcpConnect, type Socket } from "node:net";
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { allowAllHooks, type HookRunner } from "../../../src/engine/index.js";
-import { RawClient, closedPort, connect5, hex, sleep, withTimeout, startProxy, startServer, sessionFactProblems, type TestProxy } from "../../support/net.js";
+import { RawClient, closedPort, connect5, hex, sleep, withTimeout, startProxy, startServer, sessionFactProblems, type TestProxy, useTestProxies } from "../../support/net.js";
 
 /** Every name the engine asked the resolver for, in order; and fake names with their addresses. */
 const { lookups, fakeHosts } = vi.hoisted(() => ({
@@ -37,27 +37,12 @@ vi.mock("node:dns", async (importOriginal) => {
   return { ...dns, lookup, default: { ...dns, lookup } };
 });
 
-const cleanups: Array<() => Promise<void> | void> = [];
+const { cleanups, proxy } = useTestProxies();
 beforeEach(() => {
   lookups.length = 0;
   fakeHosts.clear();
 });
-afterEach(async () => {
-  // Run every cleanup even when one fails, then report the first failure.
-  const failures: unknown[] = [];
-  for (const c of cleanups.splice(0).reverse()) await Promise.resolve().then(c).catch((err: unknown) => failures.push(err));
-  if (failures.length > 0) throw failures[0];
-});
 
-async function proxy(options: Parameters<typeof startProxy>[0] = {}): Promise<TestProxy> {
-  const p = await startProxy(options);
-  cleanups.push(async () => {
-    await p.stop();
-    // Whatever the test did, the facts keep the observer contract (one opened first, one closed last).
-    expect(sessionFactProblems(p.observer)).toEqual([]);
-  });
-  return p;
-}
 
 /**
  * An echo target that records, for each connection, the peer address it sees: that is the proxy's
