@@ -3,9 +3,9 @@
  * §7, scenarios 11–15. Credentials are octets compared byte for byte; a failure answers 01 01 and
  * closes without reading the request.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Credentials } from "../../../src/engine/index.js";
-import { RawClient, connect5, hex, sleep, startEchoServer, startProxy, startServer, sessionFactProblems, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, connect5, hex, sleep, startEchoServer, startServer, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 

@@ -3,10 +3,10 @@
  * scenarios 1–10. Handshakes are byte streams: split, pipelined and one-byte-at-a-time input
  * must all work, and bytes that are not SOCKS are recorded and closed.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
 import { Credentials } from "../../../src/engine/index.js";
-import { RawClient, connect5, hex, sleep, startEchoServer, startProxy, startServer, sessionFactProblems, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, connect5, hex, sleep, startEchoServer, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 

@@ -3,11 +3,11 @@
  * (half-close both ways, resets, handshake and idle timeouts, the session limit), a 64 MiB
  * transfer each way checked by SHA-256, and graceful shutdown.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type { Socket } from "node:net";
-import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startProxy, startServer, withTimeout, sessionFactProblems, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startServer, withTimeout, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 

@@ -8,12 +8,12 @@
  * Not covered here: 26 (the engine has no destination rules, and a request hook sees the name,
  * not the resolved addresses) and 29 (ENETUNREACH needs a non-loopback destination).
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { allowAllHooks, type HookRunner } from "../../../src/engine/index.js";
-import { RawClient, closedPort, connect5, hex, sleep, withTimeout, startProxy, startServer, sessionFactProblems, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, closedPort, connect5, hex, sleep, withTimeout, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
 
 /** Every name the engine asked the resolver for, in order; and fake names with their addresses. */
 const { lookups, fakeHosts } = vi.hoisted(() => ({

@@ -3,9 +3,9 @@
  * scenarios 54–58. Replies are 8 bytes with VN 0; every failure is CD 91 (0x5b), never 92/93.
  * The 4a name is `localhost`, so nothing leaves the machine.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
-import { RawClient, closedPort, connect4, hex, sleep, startProxy, startServer, sessionFactProblems, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, closedPort, connect4, hex, sleep, startServer, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 
