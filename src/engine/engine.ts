@@ -20,7 +20,7 @@ import { Credentials } from "./credentials.js";
 import { ClientSession } from "./io/client-session.js";
 import { SocketReader, adoptSocket } from "./io/socket-reader.js";
 import { IdleSweeper } from "./io/idle-sweeper.js";
-import type { EngineContext, SessionLimits } from "./io/engine-context.js";
+import type { EngineContext, EngineSession, SessionLimits } from "./io/engine-context.js";
 
 export interface EngineOptions {
   /** Addresses to listen on. */
@@ -81,7 +81,7 @@ export class SocksEngine implements EngineContext {
   private readonly credentials: Credentials;
   private readonly maxSessions: number;
   private readonly servers: Server[] = [];
-  private readonly sessions = new Set<ClientSession>();
+  private readonly sessions = new Set<EngineSession>();
   private lastId = 0;
   private udpAssociations = 0;
   private stopping = false;
@@ -185,7 +185,7 @@ export class SocksEngine implements EngineContext {
     return this.udpAssociations;
   }
 
-  sessionEnded(session: ClientSession): void {
+  sessionEnded(session: EngineSession): void {
     this.sessions.delete(session);
     if (this.sessions.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;

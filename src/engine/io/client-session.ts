@@ -13,7 +13,7 @@ import { dial } from "./dialer.js";
 import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
 import { SocketReader, adoptSocket, discard } from "./socket-reader.js";
-import type { EngineContext } from "./engine-context.js";
+import type { EngineContext, EngineSession } from "./engine-context.js";
 
 /**
  * Client bytes the machine may hold while it waits (hooks, the dial) before reading pauses.
@@ -29,7 +29,7 @@ const UNSPECIFIED: Endpoint = { host: "0.0.0.0", port: 0 };
 /** Idle time before the first TCP keepalive probe on a UDP ASSOCIATE control connection. */
 const UDP_CONTROL_KEEPALIVE_MS = 30_000;
 
-export class ClientSession implements SessionHandle {
+export class ClientSession implements SessionHandle, EngineSession {
   readonly id: number;
   readonly conn: ConnectionInfo;
   private machine: SessionMachine | undefined;

@@ -1,6 +1,5 @@
 /** What every session of one engine shares. */
-import type { AuthAttempt, Clock, EngineObserver, HookRunner, Logger } from "../ports.js";
-import type { ClientSession } from "./client-session.js";
+import type { AuthAttempt, Clock, CloseReason, EngineObserver, HookRunner, Logger } from "../ports.js";
 import type { UdpOptions } from "./udp-association.js";
 import type { IdleSweeper } from "./idle-sweeper.js";
 
@@ -19,6 +18,13 @@ export interface SessionLimits {
   readonly authRequired: boolean;
 }
 
+/** What the engine keeps of each session: enough to end it. */
+export interface EngineSession {
+  readonly id: number;
+  /** Ends the session now, without a reply (shutdown). */
+  destroy(reason: CloseReason): void;
+}
+
 export interface EngineContext {
   readonly options: SessionLimits;
   readonly hooks: HookRunner;
@@ -30,7 +36,7 @@ export interface EngineContext {
   nextSessionId(): number;
   /** The engine's own decision when no hook decided an auth step. */
   checkCredentials(attempt: AuthAttempt): boolean;
-  sessionEnded(session: ClientSession): void;
+  sessionEnded(session: EngineSession): void;
   /** Counts a new UDP association; false when the limit is reached. */
   udpAssociationOpened(): boolean;
   udpAssociationClosed(): void;
