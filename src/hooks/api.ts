@@ -1,0 +1,260 @@
+/**
+ * The socksmith addon contract: what an addon file exports and what each hook receives and may
+ * return. Types only; addons import it with `import type { Addon } from "socksmith/addon"` and
+ * end with `export default { … } satisfies Addon`. Runtime helpers arrive through each hook's
+ * `ctx` argument, never through imports of the host.
+ *
+ * Dispatch, for every hook:
+ * - Addons are called in the order of the `-s` flags. Hooks an addon does not define cost nothing.
+ * - Returning `undefined` (or nothing) means "no opinion": the next addon is asked, and if none
+ *   has an opinion the engine's default applies.
+ * - Decisions (`onOpen`, `onAuth`, `onRequest`): the first addon that decides wins; later addons
+ *   are not asked. Changes (`onReply`, `onData`, `onDatagram`): each addon sees the output of the
+ *   previous one. Observations (`onClose`): every addon is called.
+ * - Any hook may be async. While one is pending, only its session waits, and that session's
+ *   sockets are not read (real backpressure: a slow hook slows its sender, memory stays bounded).
+ * - Calls for one session never overlap, and `onData` calls for one session and direction
+ *   arrive in order.
+ * - A hook that throws, rejects or exceeds the hook timeout (default 5 s, `--hook-timeout`) is
+ *   reported with the addon, the hook, the session and the addon's own file:line; the addon stays
+ *   loaded and the session goes on as if the hook had returned `undefined`.
+ * - Every session that reaches `onOpen` ends with exactly one `onClose`.
+ *
+ * Fields may be added to these types in later versions; none will be renamed or removed.
+ */
+
+/** A value, or a promise of it. */
+export type MaybePromise<T> = T | PromiseLike<T>;
+
+/** "up" is client → target, "down" is target → client. */
+export type Direction = "up" | "down";
+
+/** SOCKS4, SOCKS4a (SOCKS4 with a hostname) or SOCKS5. */
+export type SocksVersion = 4 | "4a" | 5;
+
+export type SocksCommand = "connect" | "bind" | "udp";
+
+/** A host and a port. Hosts are IPv4 text, IPv6 text (no brackets) or a hostname. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * A SOCKS5 reply code (RFC 1928 §6): 0 succeeded, 1 general failure, 2 not allowed by ruleset,
+ * 3 network unreachable, 4 host unreachable, 5 connection refused, 6 TTL expired (timeout),
+ * 7 command not supported, 8 address type not supported. SOCKS4 clients see 90 for 0 and 91 for
+ * anything else.
+ */
+export type ReplyCode = number;
+
+// ---------------------------------------------------------------------------------------------
+// The context every hook receives
+// ---------------------------------------------------------------------------------------------
+
+/** What is known about the session a hook is called for. */
+export interface SessionInfo {
+  /** Unique within one run of the proxy. */
+  readonly id: number;
+  /** The client's address (IPv4-mapped IPv6 addresses already shown as IPv4). */
+  readonly client: Endpoint;
+  /** The protocol, once the first byte has been read. */
+  readonly version?: SocksVersion;
+  /** The command, once the request has been read. */
+  readonly command?: SocksCommand;
+  /** The destination as the client requested it, once the request has been read. */
+  readonly target?: Endpoint;
+  /** The authenticated user name (RFC 1929) or SOCKS4 USERID. Never the password. */
+  readonly user?: string;
+  /** Tags set so far by any addon. */
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** The second argument of every session hook. */
+export interface HookContext<Options = Record<string, unknown>> {
+  readonly session: SessionInfo;
+  /** Tags the session (stored with it, shown in the UI, filterable as `tag:key=value`). */
+  tag(key: string, value: string): void;
+  /** Writes a line to the session's log (stored and shown with the session). */
+  log(message: string): void;
+  /**
+   * Sends bytes toward the target ("up") or the client ("down"), in order with the relayed
+   * bytes. Only while the session relays; ignored before and after.
+   */
+  inject(direction: Direction, data: Uint8Array | string): void;
+  /** This addon's options: declared defaults, overridden by `--set ADDON.OPTION=VALUE`. */
+  readonly options: Readonly<Options>;
+  /** True when the session is a replay of a captured one. */
+  readonly replayed: boolean;
+}
+
+/** The argument of `onLoad`. */
+export interface LoadContext<Options = Record<string, unknown>> {
+  readonly options: Readonly<Options>;
+  /** Writes a line to the proxy's log. */
+  log(message: string): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hook payloads
+// ---------------------------------------------------------------------------------------------
+
+/** A client connected; no byte has been read. */
+export interface OpenInfo {
+  readonly client: Endpoint;
+  /** The proxy address it connected to. */
+  readonly local: Endpoint;
+}
+
+/**
+ * One authentication step. User names and passwords are octets on the wire; here they are
+ * latin1 text (one character per byte), so they compare exactly.
+ * - `none`: a SOCKS5 client that will use no authentication.
+ * - `userpass`: RFC 1929 credentials.
+ * - `socks4`: the USERID of a SOCKS4/4a request (SOCKS4 has no password).
+ */
+export type AuthInfo =
+  | { readonly method: "none"; readonly offered: readonly number[] }
+  | { readonly method: "userpass"; readonly offered: readonly number[]; readonly user: string; readonly password: string }
+  | { readonly method: "socks4"; readonly user: string };
+
+/** A parsed request, before anything is dialled. */
+export interface RequestInfo {
+  readonly command: SocksCommand;
+  /** The destination host exactly as the client sent it. */
+  readonly host: string;
+  readonly port: number;
+  /** How the client wrote the host: SOCKS5 ATYP, or SOCKS4 (ipv4) / SOCKS4a (domain). */
+  readonly addressType: "ipv4" | "ipv6" | "domain";
+  readonly version: SocksVersion;
+  readonly user?: string;
+  readonly client: Endpoint;
+}
+
+/** A reply about to be sent. */
+export interface ReplyInfo {
+  readonly command: SocksCommand;
+  /** Which reply: the only one, BIND's first or second, or UDP ASSOCIATE's. */
+  readonly stage: "final" | "bind-first" | "bind-second" | "udp";
+  readonly rep: ReplyCode;
+  /** BND.ADDR / BND.PORT. */
+  readonly bound: Endpoint;
+  /** Why it failed (a stable code such as "CONNECTION_REFUSED"), when rep != 0. */
+  readonly code?: string;
+  /** The OS error behind a connect failure (ECONNREFUSED, ENOTFOUND, …). */
+  readonly errno?: string;
+}
+
+/** Relayed bytes, as read from one side. */
+export interface DataChunk {
+  readonly direction: Direction;
+  readonly data: Uint8Array;
+  /** Per-session sequence number over both directions, from 0. */
+  readonly seq: number;
+}
+
+/** One UDP datagram of an association, without its SOCKS header. */
+export interface Datagram {
+  /** "up": client → remote; "down": remote → client. */
+  readonly direction: Direction;
+  /** The remote: where an "up" datagram goes, where a "down" one came from. */
+  readonly peer: Endpoint;
+  readonly data: Uint8Array;
+  readonly seq: number;
+}
+
+/** How a session ended. */
+export interface CloseSummary {
+  /** "completed", "client-reset", "target-reset", "idle-timeout", "request-failed", … */
+  readonly reason: string;
+  readonly errno?: string;
+  /** Bytes read from the client / from the target. */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly durationMs: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions
+// ---------------------------------------------------------------------------------------------
+
+/** `onOpen`: close the connection before any byte is read. */
+export type OpenDecision = { readonly reject: true };
+
+/** `onAuth`: accept or reject, whatever the configured credentials say. */
+export type AuthDecision = { readonly accept: true } | { readonly reject: true };
+
+/**
+ * `onRequest`:
+ * - `allow`: dial the destination (skips later addons).
+ * - `deny`: answer with this reply code and close.
+ * - `redirect`: dial another host and/or port; the client still sees its own request succeed.
+ * - `serve`: answer success without dialling anything; the session has no upstream, and the
+ *   addon writes the server's side with `ctx.inject("down", …)` from `onData`.
+ */
+export type RequestDecision =
+  | { readonly allow: true }
+  | { readonly deny: ReplyCode }
+  | { readonly redirect: { readonly host?: string; readonly port?: number } }
+  | { readonly serve: true };
+
+/** `onReply`: a different reply code and/or bound address. */
+export type ReplyChange = { readonly rep?: ReplyCode; readonly bound?: Endpoint };
+
+/**
+ * `onData`: send other bytes (empty = nothing), send nothing, end both sides gracefully (FIN),
+ * or abort both (RST). To delay a chunk, return a promise that resolves later.
+ */
+export type DataVerdict =
+  | { readonly replace: Uint8Array | string }
+  | { readonly drop: true }
+  | { readonly close: true }
+  | { readonly reset: true };
+
+/** `onDatagram`: other bytes, nothing, or ("up" only) another destination. */
+export type DatagramVerdict =
+  | { readonly replace: Uint8Array | string }
+  | { readonly drop: true }
+  | { readonly redirect: { readonly host?: string; readonly port?: number } };
+
+// ---------------------------------------------------------------------------------------------
+// The addon
+// ---------------------------------------------------------------------------------------------
+
+/** A declared option; set on the command line with `--set ADDON.OPTION=VALUE`. */
+export type OptionSpec =
+  | { readonly type: "string"; readonly default?: string; readonly description?: string }
+  | { readonly type: "number"; readonly default?: number; readonly description?: string }
+  | { readonly type: "boolean"; readonly default?: boolean; readonly description?: string };
+
+/** A hook's answer: a decision, or nothing for "no opinion". */
+type Answer<T> = MaybePromise<T | undefined | void>;
+
+/** What an addon file's default export is. Every member is optional. */
+export interface Addon<Options extends Record<string, unknown> = Record<string, unknown>> {
+  /** Shown in logs and used by `--set`; defaults to the file name without extension. */
+  readonly name?: string;
+  /** Declared options with their types and defaults. */
+  readonly options?: { readonly [K in keyof Options]: OptionSpec };
+  /** Called once when this version of the addon is loaded (also after each reload). */
+  onLoad?(ctx: LoadContext<Options>): MaybePromise<void>;
+  /** Called once when this version is replaced by a reload or the proxy stops. */
+  onDispose?(): MaybePromise<void>;
+  /** A client connected. Decision: first addon that decides wins. */
+  onOpen?(info: OpenInfo, ctx: HookContext<Options>): Answer<OpenDecision>;
+  /** A method offer or credentials. Decision; without one, `--auth` decides. */
+  onAuth?(attempt: AuthInfo, ctx: HookContext<Options>): Answer<AuthDecision>;
+  /** A CONNECT, BIND or UDP ASSOCIATE request. Decision; without one, it is allowed. */
+  onRequest?(request: RequestInfo, ctx: HookContext<Options>): Answer<RequestDecision>;
+  /** A reply about to be sent. Change: each addon sees the previous one's result. */
+  onReply?(reply: ReplyInfo, ctx: HookContext<Options>): Answer<ReplyChange>;
+  /** Each relayed chunk, each direction. Change: each addon sees the previous one's output. */
+  onData?(chunk: DataChunk, ctx: HookContext<Options>): Answer<DataVerdict>;
+  /** Each UDP datagram, each direction. Change, like onData. */
+  onDatagram?(datagram: Datagram, ctx: HookContext<Options>): Answer<DatagramVerdict>;
+  /** The session ended. Observation: every addon is called. */
+  onClose?(summary: CloseSummary, ctx: HookContext<Options>): MaybePromise<void>;
+}
+
+/** The hook names, for validation and "did you mean" messages. */
+export type HookName = Exclude<keyof Addon, "name" | "options">;

@@ -1,0 +1,58 @@
+/**
+ * Pins the public addon contract (src/hooks/api.ts): what an addon may return from each hook
+ * and what it receives. These are compile-time checks (tsc runs in `npm test`), plus one runtime
+ * test so vitest lists the file.
+ */
+import { describe, expectTypeOf, it } from "vitest";
+import type { Addon, AuthInfo, DataChunk, HookContext, HookName, ReplyInfo, RequestDecision, RequestInfo } from "../../src/hooks/api.js";
+
+describe("addon contract", () => {
+  it("accepts every documented decision and rejects others", () => {
+    const addon = {
+      name: "pinned",
+      options: { hosts: { type: "string", default: "*.example.com" }, rate: { type: "number" } },
+      onOpen: () => ({ reject: true }),
+      onAuth: (a) => (a.method === "userpass" && a.password === "x" ? { accept: true } : a.method === "socks4" ? { reject: true } : undefined),
+      onRequest: async (r) => (r.port === 25 ? { deny: 2 } : r.host === "a" ? { redirect: { host: "b" } } : r.host === "mock" ? { serve: true } : { allow: true }),
+      onReply: (r) => (r.rep === 5 ? { rep: 4, bound: { host: "0.0.0.0", port: 0 } } : undefined),
+      onData: (c, ctx) => {
+        ctx.tag("seen", "yes");
+        ctx.inject("down", "hi");
+        return c.direction === "up" ? { replace: new Uint8Array(0) } : c.seq > 3 ? { drop: true } : c.seq > 9 ? { close: true } : { reset: true };
+      },
+      onDatagram: (d) => (d.direction === "up" ? { redirect: { port: 53 } } : { replace: "x" }),
+      onClose: (s, ctx) => ctx.log(`${s.reason} ${s.bytesUp}`),
+      onLoad: (ctx) => ctx.log(String(ctx.options["hosts"])),
+      onDispose: async () => {},
+    } satisfies Addon;
+    expectTypeOf(addon).toMatchTypeOf<Addon>();
+
+    // @ts-expect-error a decision that does not exist
+    const bad: Addon = { onRequest: () => ({ action: "block" }) };
+    // @ts-expect-error onData cannot redirect
+    const bad2: Addon = { onData: () => ({ redirect: { port: 1 } }) };
+    void bad;
+    void bad2;
+  });
+
+  it("gives hooks the documented payloads", () => {
+    expectTypeOf<RequestInfo>().toHaveProperty("addressType").toEqualTypeOf<"ipv4" | "ipv6" | "domain">();
+    expectTypeOf<DataChunk["direction"]>().toEqualTypeOf<"up" | "down">();
+    expectTypeOf<ReplyInfo["stage"]>().toEqualTypeOf<"final" | "bind-first" | "bind-second" | "udp">();
+    expectTypeOf<Extract<AuthInfo, { method: "userpass" }>["password"]>().toEqualTypeOf<string>();
+    expectTypeOf<HookContext["session"]["tags"]>().toEqualTypeOf<Readonly<Record<string, string>>>();
+    expectTypeOf<RequestDecision>().toMatchTypeOf<{ allow: true } | { deny: number } | { redirect: object } | { serve: true }>();
+    expectTypeOf<HookName>().toEqualTypeOf<"onLoad" | "onDispose" | "onOpen" | "onAuth" | "onRequest" | "onReply" | "onData" | "onDatagram" | "onClose">();
+  });
+
+  it("typed options flow into the context", () => {
+    const addon: Addon<{ limit: number }> = {
+      options: { limit: { type: "number", default: 10 } },
+      onRequest: (_r, ctx) => {
+        expectTypeOf(ctx.options.limit).toEqualTypeOf<number>();
+        return undefined;
+      },
+    };
+    void addon;
+  });
+});
