@@ -79,6 +79,9 @@ export type RequestDecision =
 export interface ReplyInfo {
   readonly id: SessionId;
   readonly version: SocksVersion;
+  readonly command: SocksCommand;
+  /** Which reply: the only one (CONNECT), BIND's first or second, or UDP ASSOCIATE's. */
+  readonly stage: "final" | "bind-first" | "bind-second" | "udp";
   /** SOCKS5 REP (SOCKS4 replies are derived: 0 → 90, anything else → 91). */
   readonly rep: number;
   /** The failure's code when rep != 0. */

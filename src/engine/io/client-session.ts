@@ -238,7 +238,16 @@ export class ClientSession implements SessionHandle, EngineSession {
       case "AskReply": {
         const { rep, bound, code, errno } = command;
         const version = machine.version ?? 5;
-        const info = { id: this.id, version, rep, bound, ...(code === undefined ? {} : { code }), ...(errno === undefined ? {} : { errno }) };
+        const info = {
+          id: this.id,
+          version,
+          command: machine.command ?? "connect",
+          stage: command.stage,
+          rep,
+          bound,
+          ...(code === undefined ? {} : { code }),
+          ...(errno === undefined ? {} : { errno }),
+        };
         this.ask("reply", () => ctx.hooks.reply(info, this), (change) => {
           const finalRep = change?.rep ?? rep;
           // A failure carries no address unless the hook gave one.
