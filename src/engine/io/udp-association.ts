@@ -44,6 +44,14 @@ export interface UdpHost {
   udpEnded(reason: "idle-timeout" | "client-error"): void;
 }
 
+/**
+ * The association only ever sends to IP literals (names are resolved before), so dgram's
+ * per-send lookup can answer at once instead of deferring every datagram by a tick.
+ */
+function literalLookup(address: string, _options: unknown, callback: (err: null, address: string, family: number) => void): void {
+  callback(null, address, isIP(address));
+}
+
 /** How long a resolved name is reused, and a failure remembered. */
 const DNS_TTL_MS = 60_000;
 const DNS_NEGATIVE_TTL_MS = 5_000;
@@ -78,7 +86,7 @@ export class UdpAssociation {
   ) {
     const family = isIP(localIp) === 6 ? "udp6" : "udp4";
     this.maxToClient = family === "udp6" ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
-    this.client = createSocket({ type: family, ipv6Only: family === "udp6" });
+    this.client = createSocket({ type: family, ipv6Only: family === "udp6", lookup: literalLookup as never });
     this.withHooks = host.hooks.wantsDatagrams();
     const zero = hint.host === "0.0.0.0" || hint.host === "::";
     if (hint.type !== "domain" && (zero || normalizeHost(hint.host) === clientIp)) {
@@ -206,7 +214,7 @@ export class UdpAssociation {
   private outbound(family: 4 | 6): UdpSocket {
     const existing = family === 4 ? this.outbound4 : this.outbound6;
     if (existing !== undefined) return existing;
-    const socket = createSocket({ type: family === 4 ? "udp4" : "udp6", ipv6Only: family === 6 });
+    const socket = createSocket({ type: family === 4 ? "udp4" : "udp6", ipv6Only: family === 6, lookup: literalLookup as never });
     socket.bind(0);
     socket.on("message", this.onRemoteMessage);
     socket.on("error", (err) => this.socketError("target", err));
