@@ -135,7 +135,7 @@ export interface DatagramInfo {
 export type DatagramVerdict =
   | { readonly replace: Uint8Array }
   | { readonly drop: true }
-  | { readonly redirect: { readonly host?: string; readonly port?: number } }
+  | { readonly redirect: { readonly host?: string; readonly port?: number }; readonly replace?: Uint8Array }
   | undefined;
 
 /** How a session ended. */

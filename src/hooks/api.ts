@@ -189,14 +189,11 @@ export type AuthDecision = { readonly accept: true } | { readonly reject: true }
  * - `allow`: dial the destination (skips later addons).
  * - `deny`: answer with this reply code and close.
  * - `redirect`: dial another host and/or port; the client still sees its own request succeed.
- * - `serve`: answer success without dialling anything; the session has no upstream, and the
- *   addon writes the server's side with `ctx.inject("down", …)` from `onData`.
  */
 export type RequestDecision =
   | { readonly allow: true }
   | { readonly deny: ReplyCode }
-  | { readonly redirect: { readonly host?: string; readonly port?: number } }
-  | { readonly serve: true };
+  | { readonly redirect: { readonly host?: string; readonly port?: number } };
 
 /** `onReply`: a different reply code and/or bound address. */
 export type ReplyChange = { readonly rep?: ReplyCode; readonly bound?: Endpoint };

@@ -13,7 +13,7 @@ describe("addon contract", () => {
       options: { hosts: { type: "string", default: "*.example.com" }, rate: { type: "number" } },
       onOpen: () => ({ reject: true }),
       onAuth: (a) => (a.method === "userpass" && a.password === "x" ? { accept: true } : a.method === "socks4" ? { reject: true } : undefined),
-      onRequest: async (r) => (r.port === 25 ? { deny: 2 } : r.host === "a" ? { redirect: { host: "b" } } : r.host === "mock" ? { serve: true } : { allow: true }),
+      onRequest: async (r) => (r.port === 25 ? { deny: 2 } : r.host === "a" ? { redirect: { host: "b" } } : { allow: true }),
       onReply: (r) => (r.rep === 5 ? { rep: 4, bound: { host: "0.0.0.0", port: 0 } } : undefined),
       onData: (c, ctx) => {
         ctx.tag("seen", "yes");
@@ -41,7 +41,7 @@ describe("addon contract", () => {
     expectTypeOf<ReplyInfo["stage"]>().toEqualTypeOf<"final" | "bind-first" | "bind-second" | "udp">();
     expectTypeOf<Extract<AuthInfo, { method: "userpass" }>["password"]>().toEqualTypeOf<string>();
     expectTypeOf<HookContext["session"]["tags"]>().toEqualTypeOf<Readonly<Record<string, string>>>();
-    expectTypeOf<RequestDecision>().toMatchTypeOf<{ allow: true } | { deny: number } | { redirect: object } | { serve: true }>();
+    expectTypeOf<RequestDecision>().toMatchTypeOf<{ allow: true } | { deny: number } | { redirect: object }>();
     expectTypeOf<HookName>().toEqualTypeOf<"onLoad" | "onDispose" | "onOpen" | "onAuth" | "onRequest" | "onReply" | "onData" | "onDatagram" | "onClose">();
   });
 

@@ -160,9 +160,9 @@ export class UdpAssociation {
     this.askHook({ id: this.host.id, direction: "up", seq, peer: address, data }, (verdict) => {
       if (verdict === undefined) return this.sendUp(seq, from, address, data, undefined, address);
       if ("drop" in verdict) return this.drop("up", seq, from, data, "hook", "dropped by a hook", address);
-      if ("replace" in verdict) return this.sendUp(seq, from, address, data, verdict.replace, address);
+      if (!("redirect" in verdict)) return this.sendUp(seq, from, address, data, verdict.replace, address);
       const target: SocksAddress = { ...address, host: verdict.redirect.host ?? address.host, port: verdict.redirect.port ?? address.port, ...(verdict.redirect.host === undefined ? {} : { type: isIP(verdict.redirect.host) === 6 ? "ipv6" : isIP(verdict.redirect.host) === 4 ? "ipv4" : "domain" }) };
-      this.sendUp(seq, from, address, data, undefined, target);
+      this.sendUp(seq, from, address, data, verdict.replace, target);
     });
   };
 
