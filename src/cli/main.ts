@@ -1,8 +1,8 @@
 /** The socksmith command line: builds the program, runs it, maps errors to exit codes. */
 import { Command, CommanderError } from "commander";
-import type { SocksEngine } from "../engine/index.js";
 import { CliError } from "./errors.js";
-import { runCommand, type Started, type Terminal } from "./commands/run.js";
+import { runCommand, type RunningProxy, type Started, type Terminal } from "./commands/run.js";
+import { addonCommand } from "./commands/addon.js";
 
 const VERSION = "0.1.0";
 
@@ -14,6 +14,7 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
   program.addCommand(runCommand(terminal, started).exitOverride(), { isDefault: true });
+  program.addCommand(addonCommand(terminal).exitOverride());
   return program;
 }
 
@@ -23,7 +24,7 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
  * open sessions finish within the grace period; a second one closes them at once.
  */
 class Shutdown {
-  private engine: SocksEngine | undefined;
+  private engine: RunningProxy | undefined;
   private graceMs = 0;
   private pending: NodeJS.Signals | undefined;
   private stopping = false;

@@ -23,6 +23,7 @@ interface Open {
   reply?: ReplyFact;
   anomalies?: string[];
   datagrams?: { up: number; down: number; dropped: number };
+  tags?: Record<string, string>;
 }
 
 export class SessionLog implements EngineObserver {
@@ -55,6 +56,12 @@ export class SessionLog implements EngineObserver {
   anomaly(fact: { id: number; code: string }): void {
     const s = this.open.get(fact.id);
     if (s) (s.anomalies ??= []).push(fact.code);
+  }
+
+  /** An addon tagged the session (`ctx.tag`). */
+  tagged(id: number, key: string, value: string): void {
+    const s = this.open.get(id);
+    if (s) (s.tags ??= {})[key] = value;
   }
 
   datagram(fact: DatagramFact): void {
@@ -96,6 +103,7 @@ function textLine(s: Open, closed: SessionClosedFact): string {
   if (s.datagrams) parts.push(`datagrams ${s.datagrams.up} up ${s.datagrams.down} down ${s.datagrams.dropped} dropped`);
   parts.push(duration(closed.at - opened.at), closed.errno === undefined ? closed.reason : `${closed.reason} (${closed.errno})`);
   if (s.anomalies) parts.push(`[${s.anomalies.join(",")}]`);
+  if (s.tags) parts.push(Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(" "));
   return parts.join(" ");
 }
 
@@ -122,6 +130,7 @@ function jsonLine(s: Open, closed: SessionClosedFact): string {
     ...(closed.errno === undefined ? {} : { closeErrno: closed.errno }),
     ...(s.anomalies ? { anomalies: s.anomalies } : {}),
     ...(s.datagrams ? { datagrams: s.datagrams } : {}),
+    ...(s.tags ? { tags: s.tags } : {}),
   });
 }
 

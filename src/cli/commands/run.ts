@@ -6,6 +6,7 @@ import {
   DEFAULTS,
   ListenError,
   SocksEngine,
+  combineObservers,
   formatEndpoint,
   parseCredential,
   parseCredentialFile,
@@ -15,9 +16,13 @@ import {
 import { CliError, usageError } from "../errors.js";
 import { isLoopback, parseCount, parseDuration, parseListen } from "../options.js";
 import { SessionLog, type LogFormat } from "../session-log.js";
+import { parseSettings, startAddons, type AddonSettings, type RunningAddons } from "../addons.js";
 
 export interface RunOptions {
   listen: Endpoint[];
+  addons: string[];
+  settings: AddonSettings;
+  hookTimeoutMs: number;
   credentials: Credentials;
   handshakeTimeoutMs: number;
   connectTimeoutMs: number;
@@ -41,6 +46,9 @@ export interface Terminal {
 
 interface RawRunOptions {
   listen?: string[];
+  addon?: string[];
+  set?: string[];
+  hookTimeout: string;
   auth?: string[];
   authFile?: string;
   handshakeTimeout: string;
@@ -60,12 +68,24 @@ interface RawRunOptions {
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
-export type Started = (engine: SocksEngine, options: RunOptions) => Promise<void>;
+/** A started proxy, as the shutdown logic needs it. */
+export interface RunningProxy {
+  readonly sessionCount: number;
+  /** Stops accepting, lets sessions finish for up to graceMs, then closes them; then the addons. */
+  stop(graceMs: number): Promise<void>;
+  /** Closes every open session now. */
+  destroyAll(): void;
+}
+
+export type Started = (proxy: RunningProxy, options: RunOptions) => Promise<void>;
 
 export function runCommand(terminal: Terminal, started: Started): Command {
   return new Command("run")
     .description("start the proxy (on a terminal this will open the TUI; today it always runs headless)")
     .option("-l, --listen <host:port>", "address to listen on, repeatable (default 127.0.0.1:1080)", collect)
+    .option("-s, --addon <file>", "load a TypeScript addon, repeatable (hook order = flag order); reloaded when saved", collect)
+    .option("--set <addon.option=value>", "set an addon option, repeatable", collect)
+    .option("--hook-timeout <duration>", "time an addon hook may take before it counts as no opinion", "5s")
     .option("--auth <user:pass>", "require username/password; repeatable", collect)
     .option("--auth-file <file>", "require username/password from a file of USER:PASS lines")
     .option("--handshake-timeout <duration>", "time allowed for the SOCKS handshake", `${DEFAULTS.handshakeTimeoutMs / 1000}s`)
@@ -83,8 +103,8 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--headless", "no TUI: one log line per session (the only mode until the TUI lands)")
     .action(async (raw: RawRunOptions) => {
       const options = resolveRunOptions(raw);
-      const engine = await startProxy(options, terminal);
-      await started(engine, options);
+      const proxy = await startProxy(options, terminal);
+      await started(proxy, options);
     });
 }
 
@@ -117,6 +137,9 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
   }
   return {
     listen,
+    addons: raw.addon ?? [],
+    settings: parseSettings(raw.set ?? []),
+    hookTimeoutMs: positive(parseDuration(raw.hookTimeout, "--hook-timeout"), "--hook-timeout"),
     credentials,
     handshakeTimeoutMs: positive(parseDuration(raw.handshakeTimeout, "--handshake-timeout"), "--handshake-timeout"),
     connectTimeoutMs: positive(parseDuration(raw.connectTimeout, "--connect-timeout"), "--connect-timeout"),
@@ -138,7 +161,7 @@ function positive(ms: number, option: string): number {
   return ms;
 }
 
-export async function startProxy(options: RunOptions, terminal: Terminal): Promise<SocksEngine> {
+export async function startProxy(options: RunOptions, terminal: Terminal): Promise<RunningProxy> {
   const json = options.logFormat === "json";
   const logger: Logger = {
     log(level, message, fields) {
@@ -146,6 +169,16 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       terminal.err(json ? JSON.stringify({ event: "log", level, message, ...fields }) : `${level}: ${message}`);
     },
   };
+  const sessionLog = options.quiet ? undefined : new SessionLog(options.logFormat, terminal.out);
+  let addons: RunningAddons | undefined;
+  if (options.addons.length > 0) {
+    addons = await startAddons(options.addons, options.settings, options.hookTimeoutMs, {
+      info: (message, fields) => logger.log("info", message, fields),
+      error: (message, fields) => logger.log("error", message, fields),
+      tagged: (session, key, value) => sessionLog?.tagged(session, key, value),
+    });
+  }
+  const observers = [...(sessionLog === undefined ? [] : [sessionLog]), ...(addons === undefined ? [] : [addons.dispatcher.observer])];
   const engine = new SocksEngine({
     listen: options.listen,
     credentials: options.credentials,
@@ -159,12 +192,14 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     udpAllowUnsolicited: options.udpAllowUnsolicited,
     udpMaxPeers: options.udpMaxPeers,
     logger,
-    ...(options.quiet ? {} : { observer: new SessionLog(options.logFormat, terminal.out) }),
+    ...(observers.length === 0 ? {} : { observer: combineObservers(observers) }),
+    ...(addons === undefined ? {} : { hooks: addons.dispatcher }),
   });
   let bound: Endpoint[];
   try {
     bound = await engine.start();
   } catch (err) {
+    await addons?.close();
     if (err instanceof ListenError) throw new CliError(err.message, 1);
     throw err;
   }
@@ -181,5 +216,14 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       );
     }
   }
-  return engine;
+  return {
+    get sessionCount() {
+      return engine.sessionCount;
+    },
+    stop: async (graceMs) => {
+      await engine.stop(graceMs);
+      await addons?.close();
+    },
+    destroyAll: () => engine.destroyAll(),
+  };
 }

@@ -1,0 +1,109 @@
+/**
+ * Addons for `run`: loads every `-s` file (with its `--set` options), builds the dispatcher,
+ * watches the files and swaps in new versions as they are saved, and reports what addons do.
+ */
+import { basename, extname } from "node:path";
+import { Dispatcher, type HookFailure } from "../hooks/dispatcher.js";
+import { AddonError, addonLocation, loadAddon, type LoadedAddon } from "../hooks/loader.js";
+import { AddonWatcher } from "../hooks/watcher.js";
+import { CliError, usageError } from "./errors.js";
+
+/** Where addon activity is reported (the CLI's log). */
+export interface AddonLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+  /** A session was tagged (shown on its log line). */
+  tagged(session: number, key: string, value: string): void;
+}
+
+export interface RunningAddons {
+  readonly dispatcher: Dispatcher;
+  close(): Promise<void>;
+}
+
+/** `--set ADDON.OPTION=VALUE` values, by addon, then option. */
+export type AddonSettings = ReadonlyMap<string, Readonly<Record<string, string>>>;
+
+export function parseSettings(values: readonly string[]): Map<string, Record<string, string>> {
+  const settings = new Map<string, Record<string, string>>();
+  for (const text of values) {
+    const match = /^([^.=\s]+)\.([^=\s]+)=(.*)$/s.exec(text);
+    if (match === null) throw usageError(`--set: expected ADDON.OPTION=VALUE, got ${JSON.stringify(text)}`);
+    const [, addon, option, value] = match as unknown as [string, string, string, string];
+    settings.set(addon, { ...settings.get(addon), [option]: value });
+  }
+  return settings;
+}
+
+/** The name an addon file goes by before it is loaded (its own `name` may differ). */
+function fileStem(file: string): string {
+  return basename(file, extname(file));
+}
+
+/** One line for an addon error: `file:line:column: message` (1-based), as compilers print. */
+export function describeAddonError(error: AddonError): string {
+  const where = error.line === undefined ? error.file : `${error.file}:${error.line}:${error.column ?? 1}`;
+  return `${where}: ${error.message}`;
+}
+
+/**
+ * Loads the addons, in `-s` order. A file that fails to load stops the start (exit 1) with its
+ * file:line:column; `--set` for an addon that is not loaded is a usage error (exit 2).
+ */
+export async function startAddons(files: readonly string[], settings: AddonSettings, hookTimeoutMs: number, log: AddonLog): Promise<RunningAddons> {
+  const loaded: LoadedAddon[] = [];
+  const settingsFor = (addon: LoadedAddon | string): Readonly<Record<string, string>> | undefined =>
+    typeof addon === "string" ? settings.get(fileStem(addon)) : (settings.get(addon.name) ?? settings.get(fileStem(addon.file)));
+  for (const file of files) {
+    try {
+      let addon = await loadAddon(file, settingsFor(file));
+      // `--set` may name the addon by its declared name rather than its file.
+      if (addon.name !== fileStem(file) && settings.has(addon.name)) addon = await loadAddon(file, settingsFor(addon));
+      loaded.push(addon);
+    } catch (err) {
+      if (err instanceof AddonError) throw new CliError(`addon ${describeAddonError(err)}`, 1);
+      throw err;
+    }
+  }
+  for (const name of settings.keys()) {
+    if (!loaded.some((a) => a.name === name || fileStem(a.file) === name)) {
+      throw usageError(`--set: no addon named ${JSON.stringify(name)} (loaded: ${loaded.map((a) => a.name).join(", ") || "none"})`);
+    }
+  }
+
+  const dispatcher = new Dispatcher(loaded, {
+    hookTimeoutMs,
+    locate: addonLocation,
+    events: {
+      hookFailed: (f: HookFailure) =>
+        log.error(
+          `addon ${f.addon}: ${f.hook} ${f.kind === "timed-out" ? `timed out after ${hookTimeoutMs} ms` : f.kind}${f.session === undefined ? "" : ` in session #${f.session}`}${f.location === undefined ? "" : ` at ${f.location}`}: ${f.message}`,
+          { addon: f.addon, hook: f.hook, session: f.session, kind: f.kind, location: f.location },
+        ),
+      tagged: (session, _addon, key, value) => log.tagged(session, key, value),
+      logged: (session, addon, message) => log.info(`[${addon}]${session === undefined ? "" : ` #${session}`} ${message}`, { addon, session }),
+    },
+  });
+  await dispatcher.start();
+  for (const addon of loaded) log.info(`addon ${addon.name} loaded from ${addon.file}: ${addon.hooks.join(", ") || "no hooks"}`);
+
+  const watchers = loaded.map(
+    (addon, index) =>
+      new AddonWatcher(addon, settingsFor(addon), {
+        reloaded: (next) => {
+          void dispatcher.replace(index, next).then((swapped) => {
+            if (swapped) log.info(`addon ${next.name} reloaded (version ${next.version}): ${next.hooks.join(", ") || "no hooks"}`);
+            else log.error(`addon ${next.name}: version ${next.version} failed in onLoad; keeping the running version`);
+          });
+        },
+        failed: (error, current) => log.error(`addon ${current.name}: ${describeAddonError(error)}; keeping version ${current.version}`),
+      }),
+  );
+  return {
+    dispatcher,
+    close: async () => {
+      await Promise.all(watchers.map((w) => w.close()));
+      await dispatcher.stop();
+    },
+  };
+}
