@@ -1,0 +1,154 @@
+/**
+ * Every recipe in addons/, loaded by the real loader into a dispatcher on a real engine, driven
+ * over loopback sockets. Destinations that are denied or redirected are never dialled, so names
+ * such as api.example.com stay on this machine.
+ */
+import { createSocket } from "node:dgram";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { combineObservers } from "../../src/engine/index.js";
+import { encodeUdpDatagram, decodeUdpDatagram } from "../../src/engine/codec/udp.js";
+import { Dispatcher } from "../../src/hooks/dispatcher.js";
+import { loadAddon } from "../../src/hooks/loader.js";
+import { RawClient, RecordingObserver, connect5, hex, openTunnel, sleep, startEchoServer, useTestProxies } from "../support/net.js";
+
+const { cleanups, proxy } = useTestProxies();
+const recipe = (name: string) => join(import.meta.dirname, "../../addons", `${name}.ts`);
+
+async function proxyWith(name: string, settings: Record<string, string> = {}) {
+  const loaded = await loadAddon(recipe(name), settings);
+  const dispatcher = new Dispatcher([loaded], { events: { hookFailed: (f) => { throw new Error(`${f.hook}: ${f.message}`); }, tagged: () => {}, logged: () => {} } });
+  await dispatcher.start();
+  const recorder = new RecordingObserver();
+  const p = await proxy({ hooks: dispatcher, observer: combineObservers([recorder, dispatcher.observer]) });
+  return { port: p.port, recorder };
+}
+
+async function echo() {
+  const server = await startEchoServer();
+  cleanups.push(() => server.close());
+  return server;
+}
+
+function domainConnect(host: string, port: number): Buffer {
+  return Buffer.concat([hex("050100 05010003"), Buffer.from([host.length]), Buffer.from(host), Buffer.from([port >> 8, port & 0xff])]);
+}
+
+async function replyTo(port: number, request: Buffer): Promise<number> {
+  const c = await RawClient.connect(port);
+  c.write(request);
+  await c.read(2);
+  const reply = await c.read(10);
+  c.destroy();
+  return reply[1]!;
+}
+
+describe("addons/ recipes", () => {
+  it("block-hosts denies globbed names and CIDRs with REP 02, and lets the rest through", async () => {
+    const target = await echo();
+    const { port } = await proxyWith("block-hosts", { hosts: "*.doubleclick.net,ads.*", cidrs: "10.0.0.0/8,fd00::/8" });
+    expect(await replyTo(port, domainConnect("stats.doubleclick.net", 443))).toBe(2);
+    expect(await replyTo(port, domainConnect("ads.example.com", 80))).toBe(2);
+    expect(await replyTo(port, Buffer.concat([hex("050100"), connect5(80, "10.1.2.3")]))).toBe(2);
+    expect(await replyTo(port, Buffer.concat([hex("050100 05010004 fd000000000000000000000000000001 0050")]))).toBe(2);
+    expect(await replyTo(port, Buffer.concat([hex("050100"), connect5(target.port)]))).toBe(0);
+  });
+
+  it("redirect sends one destination somewhere else; the client sees its own request succeed", async () => {
+    const target = await echo();
+    const { port, recorder } = await proxyWith("redirect", { from: "api.example.com:443", to: `127.0.0.1:${target.port}` });
+    const c = await RawClient.connect(port);
+    c.write(domainConnect("api.example.com", 443));
+    await c.read(2);
+    expect((await c.read(10))[1]).toBe(0);
+    c.write(Buffer.from("ping"));
+    expect((await c.read(4)).toString()).toBe("ping");
+    expect(recorder.of("reply").at(-1).target).toEqual({ host: "127.0.0.1", port: target.port });
+  });
+
+  it("rewrite-header replaces an HTTP request header on the way up", async () => {
+    const target = await echo();
+    const { port } = await proxyWith("rewrite-header", { name: "User-Agent", value: "rewritten" });
+    const c = await openTunnel(port, target.port);
+    const request = "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\n";
+    c.write(Buffer.from(request));
+    const expected = request.replace("curl/8", "rewritten");
+    expect((await c.read(expected.length)).toString()).toBe(expected);
+  });
+
+  it("allow-users lets listed users in, whatever the password, and refuses the rest", async () => {
+    const target = await echo();
+    const { port } = await proxyWith("allow-users", { users: "alice,bob" });
+    const login = async (user: string) => {
+      const c = await RawClient.connect(port);
+      c.write("050102");
+      await c.read(2);
+      c.write(Buffer.concat([Buffer.from([1, user.length]), Buffer.from(user), Buffer.from([3]), Buffer.from("pwd")]));
+      const status = (await c.read(2)).toString("hex");
+      if (status === "0100") {
+        c.write(connect5(target.port));
+        await c.read(10);
+      }
+      c.destroy();
+      return status;
+    };
+    expect(await login("alice")).toBe("0100");
+    expect(await login("mallory")).toBe("0101");
+    const anonymous = await RawClient.connect(port);
+    anonymous.write("050100");
+    expect((await anonymous.readToEnd()).toString("hex")).toBe("05ff");
+  });
+
+  it("latency delays every chunk (and the sender with it)", async () => {
+    const target = await echo();
+    const { port } = await proxyWith("latency", { ms: "150" });
+    const c = await openTunnel(port, target.port);
+    const started = Date.now();
+    c.write(Buffer.from("x"));
+    await c.read(1);
+    // Up and down each wait 150 ms.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it("udp-chaos drops or corrupts datagrams by the configured share", async () => {
+    const udpEcho = createSocket("udp4");
+    cleanups.push(() => void udpEcho.close());
+    await new Promise<void>((r) => udpEcho.bind(0, "127.0.0.1", () => r()));
+    const atEcho: Buffer[] = [];
+    udpEcho.on("message", (m, r) => {
+      atEcho.push(m);
+      udpEcho.send(m, r.port, r.address);
+    });
+    const client = createSocket("udp4");
+    cleanups.push(() => void client.close());
+    await new Promise<void>((r) => client.bind(0, "127.0.0.1", () => r()));
+
+    for (const [settings, check] of [
+      [{ drop: "1", corrupt: "0" }, (got: Buffer[]) => {
+        expect(got).toEqual([]);
+        expect(atEcho).toEqual([]);
+      }],
+      // Corrupted on the way up: the echo server got "abcd" with exactly one byte flipped.
+      [{ drop: "0", corrupt: "1" }, (got: Buffer[]) => {
+        expect(got).toHaveLength(1);
+        expect(decodeUdpDatagram(got[0]!).kind).toBe("ok");
+        expect(atEcho).toHaveLength(1);
+        expect([...atEcho[0]!].filter((b, i) => b !== Buffer.from("abcd")[i])).toHaveLength(1);
+      }],
+    ] as const) {
+      const { port } = await proxyWith("udp-chaos", settings);
+      const tcp = await RawClient.connect(port);
+      tcp.write("050100 05030001 00000000 0000");
+      await tcp.read(2);
+      const relayPort = (await tcp.read(10)).readUInt16BE(8);
+      const got: Buffer[] = [];
+      const on = (m: Buffer) => got.push(m);
+      client.on("message", on);
+      client.send(encodeUdpDatagram("127.0.0.1", udpEcho.address().port, Buffer.from("abcd")), relayPort, "127.0.0.1");
+      await sleep(150);
+      client.off("message", on);
+      check(got);
+      tcp.destroy();
+    }
+  });
+});
