@@ -99,7 +99,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     if (dst.writableEnded || dst.destroyed || data.length === 0) return;
     if (direction === "up") this.bytesUpSent += data.length;
     else this.bytesDownSent += data.length;
-    if (!dst.write(data)) this.hold(direction === "up" ? "up" : "down");
+    if (!dst.write(data)) this.hold(direction);
   }
 
   /** Ends both sides: FIN (graceful) or RST. */
