@@ -397,13 +397,13 @@ function validate(exported: unknown): Addon {
 }
 
 /**
- * `onX` / `on_x`; or `on…` near a hook name ignoring case (`onrequets`); or anything within two
- * edits of one (`nRequest`). Not `online` or `onlyHosts`: those are the addon's own business.
+ * `onX` / `on_x`; or `on…` near a hook name ignoring case (`onrequets`); or one edit away from
+ * one (`nRequest`). Not `online`, `onlyHosts`, `data` or `open`: those are the addon's own.
  */
 function looksLikeHook(key: string): boolean {
   if (/^on([A-Z_$\d]|$)/.test(key)) return true;
   if (/^on/i.test(key) && closest(key, HOOKS) !== undefined) return true;
-  return HOOKS.some((hook) => distance(key.toLowerCase(), hook.toLowerCase()) <= 2);
+  return key.length >= 5 && HOOKS.some((hook) => distance(key.toLowerCase(), hook.toLowerCase()) <= 1);
 }
 
 function fitsType(value: unknown, type: OptionSpec["type"]): boolean {

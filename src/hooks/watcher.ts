@@ -17,9 +17,11 @@
  * - `reloaded(next, previous)` gets a validated version numbered `previous.version + 1`; by the
  *   time it is called, `current` is `next`. Swapping it in (onLoad, onDispose) is the caller's
  *   job: the watcher runs no hook. `failed(error, current)` gets the AddonError; `current`
- *   stays.
+ *   stays. A listener must not throw (if one does, it is rethrown as an uncaught exception).
  * - After `close()` resolves, no event is delivered and nothing is watched.
  */
+import type { Stats } from "node:fs";
+import { stat } from "node:fs/promises";
 import { watch, type FSWatcher } from "chokidar";
 import { AddonError, loadAddon, type LoadedAddon } from "./loader.js";
 
@@ -29,11 +31,23 @@ export interface AddonWatcherEvents {
   /** The edit is broken; `current` keeps running. */
   failed(error: AddonError, current: LoadedAddon): void;
   /**
-   * The file system watcher itself failed (e.g. the OS limit on watches). Without this
-   * listener such errors are dropped; watching goes on where it still can.
+   * The file system watcher itself failed (e.g. the OS limit on watches). Optional: without
+   * it such errors are dropped, and watching goes on where it still can.
    */
   watchFailed?(error: Error, current: LoadedAddon): void;
 }
+
+/**
+ * How long after a load the watched files are checked once more against what they were when
+ * the load began. chokidar 5 drops some vim-style saves made within ~50 ms of its previous
+ * event (measured: 7 of 20 back-to-back saves, none of in-place or atomic ones); a formatter
+ * that rewrites the file just after the editor saved does exactly that. The check turns such
+ * a dropped save into a reload instead of a silently stale addon.
+ */
+const RECHECK_AFTER_MS = 300;
+
+/** What identifies a file's content without reading it: inode, size, modification time. */
+type Fingerprints = ReadonlyMap<string, string>;
 
 export class AddonWatcher {
   /**
@@ -51,6 +65,9 @@ export class AddonWatcher {
   #loading: Promise<void> | undefined;
   /** A change arrived during the load in progress. */
   #stale = false;
+  /** The watched files as they were when the last completed load began. */
+  #loadedFrom: Fingerprints = new Map();
+  #recheck: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(loaded: LoadedAddon, settings: Readonly<Record<string, string>> | undefined, events: AddonWatcherEvents) {
@@ -80,15 +97,17 @@ export class AddonWatcher {
     return this.#current;
   }
 
-  /** Stops watching; waits for a load in progress (its result is dropped). */
+  /** Stops watching; waits for a load in progress (its result is dropped). Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#recheck);
     await this.#files.close();
     await this.#loading;
   }
 
   #changed(): void {
     if (this.#closed) return;
+    clearTimeout(this.#recheck);
     if (this.#loading !== undefined) {
       this.#stale = true;
       return;
@@ -96,9 +115,11 @@ export class AddonWatcher {
     this.#loading = this.#reload()
       // A listener that throws is the caller's bug: surface it as such, not as a rejection
       // that would also make close() fail.
-      .catch((err: unknown) => process.nextTick(() => {
-        throw err;
-      }))
+      .catch((err: unknown) =>
+        process.nextTick(() => {
+          throw err;
+        }),
+      )
       .finally(() => {
         this.#loading = undefined;
       });
@@ -107,14 +128,18 @@ export class AddonWatcher {
   /** Loads until a load starts after the last change, then reports that one. */
   async #reload(): Promise<void> {
     let outcome: LoadedAddon | AddonError;
+    let from: Fingerprints;
     do {
       this.#stale = false;
+      from = await fingerprints(this.#watched);
       outcome = await loadAddon(this.#current.file, this.#settings, this.#current.version + 1).catch((err: unknown) =>
         err instanceof AddonError ? err : new AddonError("LOAD_FAILED", this.#current.file, String(err), { cause: err }),
       );
       if (this.#closed) return;
     } while (this.#stale);
 
+    this.#loadedFrom = from;
+    this.#recheck = setTimeout(() => void this.#verify(), RECHECK_AFTER_MS).unref();
     const previous = this.#current;
     if (outcome instanceof AddonError) {
       this.#events.failed(outcome, previous);
@@ -123,6 +148,17 @@ export class AddonWatcher {
     this.#watch(outcome.inputs);
     this.#current = outcome;
     this.#events.reloaded(outcome, previous);
+  }
+
+  /** Reloads if a watched file differs from when the last load began (a dropped event). */
+  async #verify(): Promise<void> {
+    const before = this.#loadedFrom;
+    // Files new to this version were not fingerprinted; their watches are fresh.
+    const now = await fingerprints([...before.keys()].filter((file) => this.#watched.has(file)));
+    if (this.#closed || this.#loading !== undefined || before !== this.#loadedFrom) return;
+    for (const [file, print] of now) {
+      if (before.get(file) !== print) return this.#changed();
+    }
   }
 
   /** Makes the watched set exactly `inputs`. */
@@ -134,4 +170,10 @@ export class AddonWatcher {
     if (added.length > 0) this.#files.add(added);
     this.#watched = next;
   }
+}
+
+async function fingerprints(files: Iterable<string>): Promise<Fingerprints> {
+  const print = (s: Stats | undefined) => (s === undefined ? "missing" : `${s.ino}:${s.size}:${s.mtimeMs}`);
+  const entries = await Promise.all([...files].map(async (file) => [file, print(await stat(file).catch(() => undefined))] as const));
+  return new Map(entries);
 }
