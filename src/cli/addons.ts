@@ -97,6 +97,7 @@ export async function startAddons(files: readonly string[], settings: AddonSetti
           });
         },
         failed: (error, current) => log.error(`addon ${current.name}: ${describeAddonError(error)}; keeping version ${current.version}`),
+        watchFailed: (error: Error) => log.error(`addon ${addon.name}: watching its files failed: ${error.message}`),
       }),
   );
   return {
