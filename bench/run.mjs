@@ -18,6 +18,8 @@
  *                echo, close (direct: connect, 1-byte echo, close)
  *   latency      p50/p99 µs of sequential 64-byte echoes over one tunnel (5 rounds of 8,000,
  *                after 800 unmeasured); "added" = proxy p50 − direct p50 of the same round
+ *   hooks        socksmith with a pass-through onData addon and with an onRequest addon, as
+ *                ratios to socksmith without addons (upload MiB/s, handshakes/s)
  *   idle         proxy RSS growth per idle tunnel with 5,000 tunnels open (VmRSS; PSS alongside),
  *                measured on a fresh proxy after a 200-tunnel warm-up
  *   udp          UDP datagrams per second echoed (each one client → echo server → client) with
@@ -75,7 +77,7 @@ const CHILD_LIFETIME_S = 600;
 // --- options ------------------------------------------------------------------------------------
 
 const THROUGHPUT_CELLS = ["up1", "up8", "down1", "down8"];
-const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp"];
+const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks"];
 
 function parseArgs(argv) {
   const opts = { quick: false, only: new Set([...THROUGHPUT_CELLS, ...SECTIONS.slice(1)]), profileDir: undefined, udpWindow: 64 };
@@ -258,13 +260,13 @@ async function startServers() {
 }
 
 /** socksmith as a child: its first stdout line is {"event":"listening",...,"port":N}. */
-async function startSocksmith(extra = []) {
+async function startSocksmith(extra = [], name = "socksmith") {
   const node = OPTS.profileDir ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${OPTS.profileDir}`] : [process.execPath];
   const args = [...node, CLI, "run", "--headless", "-l", "127.0.0.1:0", "--log-format", "json", "-q", ...extra];
   const child = new Child("socksmith", LOADGEN, ["guard", String(CHILD_LIFETIME_S), ...args]);
   const info = await child.nextJson(10000, "listening line");
   if (info.event !== "listening" || typeof info.port !== "number") throw new Error(`socksmith: unexpected first line ${JSON.stringify(info)}`);
-  return { name: "socksmith", child, port: info.port };
+  return { name, child, port: info.port };
 }
 
 async function startNaive() {
@@ -278,12 +280,13 @@ async function stopProxy(proxy, section) {
   if (proxy === undefined) return;
   const { child } = proxy;
   const diedEarly = !child.alive && !child.expectedExit;
-  const exit = proxy.name === "socksmith" ? await child.stop("SIGINT", 10000) : await child.stop("SIGTERM", 3000);
+  const isSmith = proxy.name !== "naive";
+  const exit = isSmith ? await child.stop("SIGINT", 10000) : await child.stop("SIGTERM", 3000);
   if (diedEarly) problems.push(`${proxy.name} (${section}) exited on its own: ${describeExit(exit)} ${child.stderrTail()}`);
   else if (child.killedAfterGrace) problems.push(`${proxy.name} (${section}) did not exit within 10 s of SIGINT; killed`);
-  else if (proxy.name === "socksmith" && exit.code !== 0) problems.push(`socksmith (${section}) exited with ${describeExit(exit)} after SIGINT ${child.stderrTail()}`);
+  else if (isSmith && exit.code !== 0) problems.push(`socksmith (${section}) exited with ${describeExit(exit)} after SIGINT ${child.stderrTail()}`);
   // socksmith's expected notices on stop; anything else on stderr is worth a look.
-  const noise = /^(SIGINT|SIGTERM)( again)?: /;
+  const noise = /^(SIGINT|SIGTERM)( again)?: |"message":"addon [\w-]+ loaded from /;
   const unexpected = child.stderr.filter((l) => !noise.test(l));
   if (unexpected.length > 0) problems.push(`${proxy.name} (${section}) stderr: ${unexpected.slice(0, 5).join(" | ")}${unexpected.length > 5 ? ` (+${unexpected.length - 5} lines)` : ""}`);
   if (proxy.name === "socksmith" && OPTS.profileDir) profiles.push(`${section}: ${OPTS.profileDir}/CPU.*.${child.pid}.*.cpuprofile`);
@@ -548,6 +551,53 @@ async function udp(servers) {
   );
 }
 
+/**
+ * The cost of addons: socksmith with no addon, with a pass-through onData addon and with a
+ * pass-through onRequest addon, as three processes measured in interleaved rounds; figures are
+ * ratios to the no-addon process. Targets: onData keeps ≥ 0.7× the upload throughput, onRequest
+ * keeps ≥ 0.9× the handshake rate, and a set without onData relays at no-addon speed.
+ */
+async function hooks(servers) {
+  if (!OPTS.only.has("hooks")) return;
+  console.error("bench: hooks");
+  const addon = (name) => path.join(ROOT, "bench", "addons", `${name}.ts`);
+  const subjects = [];
+  try {
+    subjects.push(await startSocksmith([], "no addon"));
+    subjects.push(await startSocksmith(["-s", addon("pass-data")], "onData addon"));
+    subjects.push(await startSocksmith(["-s", addon("pass-request")], "onRequest addon"));
+    const up = await interleaved("hooks up1", subjects, CFG.rounds, (subject) =>
+      loadgen(["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", "up", "--streams", "1", "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)], (CFG.cellSeconds + CFG.warmup) * 1000 + 30000),
+    );
+    const hs = await interleaved("hooks handshakes", subjects, CFG.rounds, (subject) =>
+      loadgen(["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32", "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)], (CFG.hsSeconds + CFG.warmup) * 1000 + 30000),
+    );
+    const ratio = (results, name, value) => {
+      const per = results["no addon"].map((base, i) => (base && results[name][i] ? value(results[name][i]) / value(base) : undefined)).filter((x) => x !== undefined);
+      return median(per);
+    };
+    const rows = [
+      ["upload, 1 stream (MiB/s)", up, (r) => r.mibps, { "onData addon": 0.7, "onRequest addon": 0.9 }],
+      ["handshakes, 32 workers (/s)", hs, (r) => r.rate, { "onRequest addon": 0.9 }],
+    ];
+    for (const [label, results, value, targets] of rows) {
+      const parts = subjects.map((s) => {
+        const figure = median(results[s.name].filter(Boolean).map(value));
+        if (s.name === "no addon") return `${s.name} ${fmt(figure)}`;
+        const r = ratio(results, s.name, value);
+        const target = targets[s.name];
+        const mark = target === undefined ? "" : ` (target ≥ ${target.toFixed(1)}×: ${r >= target ? "PASS" : "MISS"})`;
+        return `${s.name} ${fmt(figure)} = ${fmtRatio(r)}${mark}`;
+      });
+      hookLines.push(`${label}: ${parts.join("; ")}`);
+    }
+  } finally {
+    for (const s of subjects) await stopProxy(s, "hooks");
+  }
+}
+
+const hookLines = [];
+
 // --- report -------------------------------------------------------------------------------------
 
 const ROWS = [
@@ -674,6 +724,7 @@ async function main() {
     await latency(servers);
     await idle(servers);
     await udp(servers);
+    await hooks(servers);
   } finally {
     await stopAll();
   }
@@ -692,6 +743,11 @@ async function main() {
   if (background.share + background.stealShare > 0.1) console.log("WARNING: the machine was busy with other work during this run: expect wide per-round spreads; re-run when it is quiet");
   console.log();
   printTable();
+  if (hookLines.length > 0) {
+    console.log();
+    console.log("addon cost (ratios to socksmith without addons, paired rounds):");
+    for (const l of hookLines) console.log(`  ${l}`);
+  }
   console.log();
   for (const d of details) console.log(`  ${d}`);
   if (profiles.length > 0) {
