@@ -73,6 +73,11 @@ export type RequestDecision =
   | { readonly allow: true }
   | { readonly deny: ProtocolErrorCode | number }
   | { readonly redirect: { readonly host?: string; readonly port?: number } }
+  /**
+   * CONNECT only: reply success without dialling anything. The session has no upstream: client
+   * bytes go to the data hook only, and the hook answers with `inject("down", …)`.
+   */
+  | { readonly serve: true }
   | undefined;
 
 /** The reply the engine is about to send for a request. */

@@ -189,11 +189,15 @@ export type AuthDecision = { readonly accept: true } | { readonly reject: true }
  * - `allow`: dial the destination (skips later addons).
  * - `deny`: answer with this reply code and close.
  * - `redirect`: dial another host and/or port; the client still sees its own request succeed.
+ * - `serve` (CONNECT only): answer success without dialling anything. The session has no
+ *   upstream: the client's bytes reach `onData` (direction "up") and nowhere else, and the addon
+ *   writes the server's side with `ctx.inject("down", …)`; `{ close: true }` ends it.
  */
 export type RequestDecision =
   | { readonly allow: true }
   | { readonly deny: ReplyCode }
-  | { readonly redirect: { readonly host?: string; readonly port?: number } };
+  | { readonly redirect: { readonly host?: string; readonly port?: number } }
+  | { readonly serve: true };
 
 /** `onReply`: a different reply code and/or bound address. */
 export type ReplyChange = { readonly rep?: ReplyCode; readonly bound?: Endpoint };

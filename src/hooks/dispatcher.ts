@@ -179,6 +179,7 @@ export class Dispatcher implements HookRunner {
     return this.first<RequestDecision, EngineRequestDecision>(this.hooked.onRequest, "onRequest", state, (a, ctx) => a.onRequest!(info, ctx), (d): EngineRequestDecision => {
       if ("allow" in d) return { allow: true };
       if ("deny" in d) return { deny: d.deny };
+      if ("serve" in d) return { serve: true };
       return { redirect: d.redirect };
     });
   }

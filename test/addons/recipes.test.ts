@@ -152,3 +152,30 @@ describe("addons/ recipes", () => {
     }
   });
 });
+
+describe("addons/serve-responder", () => {
+  it("answers a CONNECT itself, with no upstream, and curl gets the canned response", async () => {
+    const { execFile } = await import("node:child_process");
+    const { port, recorder } = await proxyWith("serve-responder", { host: "api.mock.test", body: "mocked!" });
+    const result = await new Promise<{ code: number; body: string }>((resolve) =>
+      execFile("curl", ["-s", "--max-time", "5", "--socks5-hostname", `127.0.0.1:${port}`, "http://api.mock.test/anything"], (err, stdout) =>
+        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, body: stdout }),
+      ),
+    );
+    expect(result).toEqual({ code: 0, body: "mocked!" });
+    const reply = recorder.of("reply").at(-1);
+    expect(reply).toMatchObject({ rep: 0 });
+    expect(reply.target).toBeUndefined();
+    const closed = await recorder.lastClosed();
+    expect(closed).toMatchObject({ reason: "closed-by-hook", bytesDownSent: expect.any(Number) });
+    expect(closed.bytesDownSent).toBeGreaterThan(7);
+  });
+
+  it("other hosts are still dialled normally", async () => {
+    const target = await echo();
+    const { port } = await proxyWith("serve-responder", { host: "api.mock.test" });
+    const c = await openTunnel(port, target.port);
+    c.write(Buffer.from("real"));
+    expect((await c.read(4)).toString()).toBe("real");
+  });
+});

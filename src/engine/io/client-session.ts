@@ -12,6 +12,7 @@ import type { SessionEvent } from "../session/events.js";
 import { dial } from "./dialer.js";
 import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
+import { ServedRelay } from "./served-relay.js";
 import { SocketReader, adoptSocket, discard } from "./socket-reader.js";
 import type { EngineContext, EngineSession } from "./engine-context.js";
 
@@ -33,7 +34,7 @@ export class ClientSession implements SessionHandle, EngineSession {
   readonly id: number;
   readonly conn: ConnectionInfo;
   private machine: SessionMachine | undefined;
-  private relay: TcpRelay | undefined;
+  private relay: TcpRelay | ServedRelay | undefined;
   private upstream: Socket | undefined;
   private upstreamReader: SocketReader | undefined;
   private cancelDial: (() => void) | undefined;
@@ -397,12 +398,18 @@ export class ClientSession implements SessionHandle, EngineSession {
     client.removeListener("end", this.onClientEnd);
     client.removeListener("error", this.onClientError);
     client.removeListener("close", this.onClientClose);
-    const upstream = this.upstream!;
-    upstream.removeListener("error", noop);
+    const served = this.machine?.served === true;
     this.machine = undefined;
     // What the reply needed is reported; a long-lived tunnel need not keep it.
     this.target = this.remote = this.attempts = undefined;
-    this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
+    if (served) {
+      // A hook serves this CONNECT itself: no upstream.
+      this.relay = new ServedRelay(this, client, this.clientReader, ctx.idleSweeper);
+    } else {
+      const upstream = this.upstream!;
+      upstream.removeListener("error", noop);
+      this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
+    }
     this.relay.start(early, this.clientEnded);
   }
 

@@ -54,6 +54,8 @@ export class SessionMachine {
   command: SocksCommand | undefined;
   /** The target the engine dials (after redirects). */
   target: Endpoint | undefined;
+  /** A hook chose to serve this CONNECT itself: there is no upstream. */
+  served = false;
   private buffer: Buffer = EMPTY;
   private offered: readonly number[] = [];
   private request: { command: SocksCommand; destination: SocksAddress } | undefined;
@@ -308,6 +310,11 @@ export class SessionMachine {
       const deny = decision.deny;
       if (typeof deny === "number") return this.askReply(deny, UNSPECIFIED, stage, out);
       return this.askFailureReply(deny, stage, out);
+    }
+    if (decision !== undefined && "serve" in decision) {
+      if (command !== "connect") return this.askFailureReply("UNKNOWN_COMMAND", stage, out);
+      this.served = true;
+      return this.askReply(REP.SUCCEEDED, UNSPECIFIED, "final", out);
     }
     if (command === "bind") {
       // DST.ADDR/DST.PORT of a BIND name the expected peer, not something to dial.

@@ -861,3 +861,18 @@ describe("fuzz: arbitrary bytes never throw", () => {
     );
   });
 });
+
+describe("serve (a hook answers a CONNECT itself)", () => {
+  it("replies success with 0.0.0.0:0 and starts a relay without opening an upstream", () => {
+    negotiated()
+      .on(received(FIX.connectIPv4), askRequest(5, "connect", ipv4("127.0.0.1", 8080)))
+      .on(requestDecided({ serve: true }), askReply(0, UNSPECIFIED))
+      .on(replyDecided(0), sendToClient(socks5Failure(0)), startRelay());
+  });
+
+  it("refuses serve for BIND with REP 07", () => {
+    negotiated()
+      .on(received("05 02 00 01 7f 00 00 01 00 00"), askRequest(5, "bind", ipv4("127.0.0.1", 0)))
+      .on(requestDecided({ serve: true }), askReplyAt("bind-first", 0x07, UNSPECIFIED, "UNKNOWN_COMMAND"));
+  });
+});
