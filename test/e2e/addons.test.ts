@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { withTimeout } from "../support/net.js";
+import { openTunnel, startEchoServer, withTimeout } from "../support/net.js";
 
 const CLI = join(import.meta.dirname, "../../dist/cli.js");
 const dir = mkdtempSync(join(tmpdir(), "socksmith-addons-"));
@@ -95,6 +95,24 @@ describe("addons end to end", () => {
     await eventually(async () => stderr.join("\n"), (t) => /gate\.ts:4:\d+: .*keeping version 2/.test(t));
     expect(stderr.join("\n")).toMatch(/gate\.ts:4:\d+: .*keeping version 2/);
     expect((await curl(port, "/still")).code).toBe(0);
+  });
+
+  it("a session in flight survives a reload and uses the new version from its next hook call", async () => {
+    const echo = await startEchoServer();
+    const file = join(dir, "marker.ts");
+    const version = (tag: string) =>
+      addonSource(`  name: "marker",\n  onData: (c) => (c.direction === "down" ? { replace: Buffer.concat([Buffer.from("${tag}:"), Buffer.from(c.data)]) } : undefined),`);
+    writeFileSync(file, version("v1"));
+    const { port, stderr } = await runWith(["-s", file]);
+    const tunnel = await openTunnel(port, echo.port);
+    tunnel.write(Buffer.from("a"));
+    expect((await tunnel.read(4)).toString()).toBe("v1:a");
+    writeFileSync(file, version("v2"));
+    await eventually(async () => stderr.join("\n"), (t) => /addon marker reloaded \(version 2\)/.test(t));
+    tunnel.write(Buffer.from("b"));
+    expect((await tunnel.read(4)).toString()).toBe("v2:b");
+    tunnel.destroy();
+    await echo.close();
   });
 
   it("--set options reach the addon; recipes rewrite bytes and block hosts", async () => {
