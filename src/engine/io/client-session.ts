@@ -10,6 +10,7 @@ import { SessionMachine } from "../session/machine.js";
 import type { SessionCommand } from "../session/commands.js";
 import type { SessionEvent } from "../session/events.js";
 import { dial } from "./dialer.js";
+import { callHook } from "./call-hook.js";
 import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
 import { ServedRelay } from "./served-relay.js";
@@ -283,27 +284,10 @@ export class ClientSession implements SessionHandle, EngineSession {
    * synchronously when the answer is synchronous (the fast path) or when the promise settles.
    */
   private ask<T>(hook: string, call: () => T | PromiseLike<T>, then: (value: T | undefined) => void): void {
-    let result: T | PromiseLike<T>;
-    try {
-      result = call();
-    } catch (err) {
-      this.hookFailed(hook, err);
-      return then(undefined);
-    }
-    if (result !== null && typeof result === "object" && typeof (result as PromiseLike<T>).then === "function") {
-      this.client.pause();
-      (result as PromiseLike<T>).then(
-        (value) => {
-          if (!this.finished) then(value);
-        },
-        (err: unknown) => {
-          this.hookFailed(hook, err);
-          if (!this.finished) then(undefined);
-        },
-      );
-      return;
-    }
-    then(result as T);
+    const pending = callHook(call, (err) => this.hookFailed(hook, err), (value) => {
+      if (!this.finished) then(value);
+    });
+    if (pending) this.client.pause();
   }
 
   /**

@@ -10,6 +10,7 @@ import type { CloseReason, DataVerdict } from "../ports.js";
 import type { RelayCounts, RelayHost } from "./tcp-relay.js";
 import type { SocketReader } from "./socket-reader.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
+import { callHook } from "./call-hook.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -86,34 +87,23 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     this.active = true;
     this.bytesUpReceived += data.length;
     const seq = this.seq++;
-    let verdict;
-    try {
-      verdict = this.host.hooks.data({ id: this.host.id, direction: "up", seq, data }, this.host.handle);
-    } catch (err) {
-      this.host.hookFailed("data", err);
-      verdict = undefined;
-    }
-    if (verdict !== undefined && typeof (verdict as PromiseLike<unknown>).then === "function") {
+    let waiting = false;
+    waiting = callHook<DataVerdict>(
+      () => this.host.hooks.data({ id: this.host.id, direction: "up", seq, data }, this.host.handle),
+      (err) => this.host.hookFailed("data", err),
+      (verdict) => {
+        this.apply(data, seq, verdict);
+        if (!waiting) return;
+        this.pending--;
+        if (!this.client.destroyed) this.client.resume();
+        this.finishIfDone();
+      },
+    );
+    if (waiting) {
       // One chunk at a time: reading waits for the hook (backpressure, ordered calls).
       this.pending++;
       this.client.pause();
-      (verdict as PromiseLike<DataVerdict>).then(
-        (v) => this.settled(data, seq, v),
-        (err: unknown) => {
-          this.host.hookFailed("data", err);
-          this.settled(data, seq, undefined);
-        },
-      );
-      return;
     }
-    this.apply(data, seq, verdict as DataVerdict);
-  }
-
-  private settled(data: Buffer, seq: number, verdict: DataVerdict): void {
-    this.pending--;
-    this.apply(data, seq, verdict);
-    if (!this.client.destroyed) this.client.resume();
-    this.finishIfDone();
   }
 
   private apply(data: Buffer, seq: number, verdict: DataVerdict): void {

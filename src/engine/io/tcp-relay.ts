@@ -14,6 +14,7 @@ import type { Socket } from "node:net";
 import type { Direction } from "../types.js";
 import type { CloseReason, DataVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
 import type { SocketReader } from "./socket-reader.js";
+import { callHook } from "./call-hook.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 
 /** What the relay needs from its session. */
@@ -178,29 +179,16 @@ export class TcpRelay implements RelayCounts, IdleTracked {
 
   /** The slow path: the chunk waits for the data hook's verdict; the direction stops reading meanwhile. */
   private forwardThroughHooks(direction: Direction, chunk: Buffer, dst: Socket, seq: number): void {
-    let verdict;
-    try {
-      verdict = this.host.hooks.data({ id: this.host.id, direction, seq, data: chunk }, this.host.handle);
-    } catch (err) {
-      this.host.hookFailed("data", err);
-      verdict = undefined;
-    }
-    if (verdict !== undefined && typeof (verdict as PromiseLike<unknown>).then === "function") {
-      this.hold(direction);
-      (verdict as PromiseLike<DataVerdict>).then(
-        (v) => {
-          this.apply(direction, chunk, dst, seq, v);
-          this.release(direction);
-        },
-        (err: unknown) => {
-          this.host.hookFailed("data", err);
-          this.apply(direction, chunk, dst, seq, undefined);
-          this.release(direction);
-        },
-      );
-    } else {
-      this.apply(direction, chunk, dst, seq, verdict as DataVerdict);
-    }
+    let pending = false;
+    pending = callHook<DataVerdict>(
+      () => this.host.hooks.data({ id: this.host.id, direction, seq, data: chunk }, this.host.handle),
+      (err) => this.host.hookFailed("data", err),
+      (verdict) => {
+        this.apply(direction, chunk, dst, seq, verdict);
+        if (pending) this.release(direction);
+      },
+    );
+    if (pending) this.hold(direction);
   }
 
   private apply(direction: Direction, chunk: Buffer, dst: Socket, seq: number, verdict: DataVerdict): void {

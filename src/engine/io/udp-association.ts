@@ -21,6 +21,7 @@ import type { DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver,
 import { normalizeHost } from "../codec/address.js";
 import { MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, decodeUdpDatagram, encodeUdpDatagram, udpHeaderLength } from "../codec/udp.js";
 import { checkDestination } from "../session/machine.js";
+import { callHook } from "./call-hook.js";
 
 export interface UdpOptions {
   /** Relay datagrams from remote hosts the client never sent to. */
@@ -256,24 +257,13 @@ export class UdpAssociation {
   // --- shared ----------------------------------------------------------------------------------
 
   private askHook(info: Parameters<HookRunner["datagram"]>[0], then: (verdict: DatagramVerdict) => void): void {
-    let verdict;
-    try {
-      verdict = this.host.hooks.datagram(info, this.host.handle);
-    } catch (err) {
-      this.host.hookFailed("datagram", err);
-      return then(undefined);
-    }
-    if (verdict !== undefined && typeof (verdict as PromiseLike<unknown>).then === "function") {
-      (verdict as PromiseLike<DatagramVerdict>).then(
-        (v) => !this.closed && then(v),
-        (err: unknown) => {
-          this.host.hookFailed("datagram", err);
-          if (!this.closed) then(undefined);
-        },
-      );
-      return;
-    }
-    then(verdict as DatagramVerdict);
+    callHook<DatagramVerdict>(
+      () => this.host.hooks.datagram(info, this.host.handle),
+      (err) => this.host.hookFailed("datagram", err),
+      (verdict) => {
+        if (!this.closed) then(verdict);
+      },
+    );
   }
 
   private drop(direction: "up" | "down", seq: number, from: Endpoint, received: Buffer, reason: DatagramDropReason, detail: string, peer?: SocksAddress): void {
