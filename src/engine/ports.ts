@@ -104,7 +104,10 @@ export type ReplyChange = { readonly rep?: number; readonly bound?: Endpoint } |
 export interface DataChunk {
   readonly id: SessionId;
   readonly direction: Direction;
-  /** Per-session sequence number across both directions, from 0. */
+  /**
+   * Per-session sequence number across both directions, from 0. Injected bytes take a number
+   * too (they are facts of their own), so a hook may see gaps.
+   */
   readonly seq: number;
   readonly data: Buffer;
 }
@@ -246,11 +249,25 @@ export interface ChunkFact {
   readonly direction: Direction;
   readonly seq: number;
   readonly at: number;
-  /** Bytes as received from the source. */
+  /**
+   * Bytes as received from the source. Valid during the call only: without a data hook the
+   * engine relays from a reused read buffer, so an observer that keeps the bytes copies them.
+   */
   readonly received: Buffer;
   /** Bytes as sent when a hook changed them (empty when dropped); absent when unchanged. */
   readonly sent?: Uint8Array;
+  /** What the data hook decided, when it changed the chunk; absent when it passed unchanged. */
+  readonly verdict?: ChunkVerdict;
 }
+
+/** A data hook's decision on a chunk, as facts report it. */
+export type ChunkVerdict =
+  | "replace"
+  | "drop"
+  | "close"
+  | "reset"
+  /** Bytes a hook injected: `received` is empty and `sent` holds them. */
+  | "inject";
 
 /** Why a datagram was not relayed. */
 export type DatagramDropReason =

@@ -149,7 +149,7 @@ export interface ReplyInfo {
 export interface DataChunk {
   readonly direction: Direction;
   readonly data: Uint8Array;
-  /** Per-session sequence number over both directions, from 0. */
+  /** Per-session sequence number over both directions, from 0; bytes injected by hooks take numbers too, so gaps are possible. */
   readonly seq: number;
 }
 

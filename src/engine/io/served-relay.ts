@@ -13,6 +13,7 @@ import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 import { callHook } from "./call-hook.js";
 
 const EMPTY = new Uint8Array(0);
+const NOTHING_RECEIVED = Buffer.alloc(0);
 
 export class ServedRelay implements RelayCounts, IdleTracked {
   active = false;
@@ -62,6 +63,7 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     if (direction !== "down" || this.client.writableEnded || this.client.destroyed || data.length === 0) return;
     this.bytesDownSent += data.length;
     this.client.write(data);
+    this.host.observer.chunk?.({ id: this.host.id, direction: "down", seq: this.seq++, at: this.host.now(), received: NOTHING_RECEIVED, sent: data, verdict: "inject" });
   }
 
   close(mode: "graceful" | "reset", reason: CloseReason): void {
@@ -108,9 +110,12 @@ export class ServedRelay implements RelayCounts, IdleTracked {
 
   private apply(data: Buffer, seq: number, verdict: DataVerdict): void {
     const observer = this.host.observer;
-    // Nothing goes upstream: the bytes were delivered to the hook, and "sent" is what it kept.
+    // Nothing goes upstream: the bytes were delivered to the hook. A replace or a drop is still
+    // recorded as the hook's answer.
     if (observer.chunk !== undefined) {
-      void observer.chunk({ id: this.host.id, direction: "up", seq, at: this.host.now(), received: data, sent: verdict !== undefined && "replace" in verdict ? verdict.replace : EMPTY });
+      const changed =
+        verdict === undefined ? {} : "replace" in verdict ? { sent: verdict.replace, verdict: "replace" as const } : { sent: EMPTY, verdict: "drop" in verdict ? ("drop" as const) : "close" in verdict ? ("close" as const) : ("reset" as const) };
+      void observer.chunk({ id: this.host.id, direction: "up", seq, at: this.host.now(), received: data, ...changed });
     }
     if (verdict === undefined || "replace" in verdict || "drop" in verdict) return;
     this.close("close" in verdict ? "graceful" : "reset", "closed-by-hook");

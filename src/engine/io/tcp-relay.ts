@@ -6,13 +6,14 @@
  * - Half-close: sockets are allowHalfOpen; a FIN is forwarded with end() and the other direction
  *   keeps flowing. The session ends when both sockets have closed.
  * - A reset (or socket error) on one side destroys the other, with a RST when it was a reset.
- * - Fast path: with no chunk observer and no data hook, a read is written straight from the
- *   socket's read buffer (socket-reader.ts): one write, two adds, no allocation. Otherwise each
- *   read is copied out first, because observers and hooks may keep it.
+ * - Fast path: with no data hook, a read is written straight from the socket's read buffer
+ *   (socket-reader.ts): one write, two adds, no allocation. A chunk observer sees that same
+ *   buffer during its call (it copies what it keeps). With a data hook each read is copied out
+ *   first, because the hook may keep it and answers later.
  */
 import type { Socket } from "node:net";
 import type { Direction } from "../types.js";
-import type { CloseReason, DataVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
+import type { ChunkFact, ChunkVerdict, CloseReason, DataVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
 import type { SocketReader } from "./socket-reader.js";
 import { callHook } from "./call-hook.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
@@ -48,9 +49,10 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   private openSockets = 2;
   private reason: CloseReason | undefined;
   private errno: string | undefined;
+  /** Every read goes through the data hook before it is written. */
   private readonly withHooks: boolean;
-  /** Every read goes through forward(): hooks or a chunk observer see it. */
-  private readonly slow: boolean;
+  /** A chunk observer sees every read. */
+  private readonly observed: boolean;
 
   constructor(
     private readonly host: RelayHost,
@@ -61,7 +63,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     private readonly idle: IdleSweeper | undefined,
   ) {
     this.withHooks = host.hooks.wantsData();
-    this.slow = this.withHooks || host.observer.chunk !== undefined;
+    this.observed = host.observer.chunk !== undefined;
     idle?.add(this);
     clientReader.sink = this.onClientRead;
     upstreamReader.sink = this.onUpstreamRead;
@@ -101,6 +103,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     if (direction === "up") this.bytesUpSent += data.length;
     else this.bytesDownSent += data.length;
     if (!dst.write(data)) this.hold(direction);
+    this.observe(direction, NOTHING_RECEIVED, this.seq++, data, "inject");
   }
 
   /** Ends both sides: FIN (graceful) or RST. */
@@ -128,14 +131,16 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   private readonly onClientRead = (view: Buffer): void => {
     this.active = true;
     this.bytesUpReceived += view.length;
-    if (this.slow) return this.forward("up", Buffer.from(view), this.upstream);
+    if (this.withHooks) return this.forwardThroughHooks("up", Buffer.from(view), this.upstream, this.seq++);
+    if (this.observed) this.observe("up", view, this.seq++, undefined);
     this.writeView("up", view, this.upstream, this.clientReader);
   };
 
   private readonly onUpstreamRead = (view: Buffer): void => {
     this.active = true;
     this.bytesDownReceived += view.length;
-    if (this.slow) return this.forward("down", Buffer.from(view), this.client);
+    if (this.withHooks) return this.forwardThroughHooks("down", Buffer.from(view), this.client, this.seq++);
+    if (this.observed) this.observe("down", view, this.seq++, undefined);
     this.writeView("down", view, this.client, this.upstreamReader);
   };
 
@@ -163,10 +168,10 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     if (!dst.write(data)) this.hold(direction);
   }
 
-  private observe(direction: Direction, received: Buffer, seq: number, sent: Uint8Array | undefined): void {
+  private observe(direction: Direction, received: Buffer, seq: number, sent: Uint8Array | undefined, verdict?: ChunkVerdict): void {
     const observer = this.host.observer;
     if (observer.chunk === undefined) return;
-    const fact = { id: this.host.id, direction, seq, at: this.host.now(), received, ...(sent === undefined ? {} : { sent }) };
+    const fact: ChunkFact = { id: this.host.id, direction, seq, at: this.host.now(), received, ...(sent === undefined ? {} : { sent, verdict: verdict ?? "replace" }) };
     const wait = observer.chunk(fact);
     if (wait !== undefined) {
       this.hold(direction);
@@ -200,12 +205,12 @@ export class TcpRelay implements RelayCounts, IdleTracked {
       this.observe(direction, chunk, seq, verdict.replace);
       if (verdict.replace.length > 0) this.write(direction, verdict.replace, dst);
     } else if ("drop" in verdict) {
-      this.observe(direction, chunk, seq, EMPTY);
+      this.observe(direction, chunk, seq, EMPTY, "drop");
     } else if ("close" in verdict) {
-      this.observe(direction, chunk, seq, EMPTY);
+      this.observe(direction, chunk, seq, EMPTY, "close");
       this.close("graceful", "closed-by-hook");
     } else {
-      this.observe(direction, chunk, seq, EMPTY);
+      this.observe(direction, chunk, seq, EMPTY, "reset");
       this.close("reset", "closed-by-hook");
     }
   }
@@ -281,3 +286,4 @@ export class TcpRelay implements RelayCounts, IdleTracked {
 }
 
 const EMPTY = new Uint8Array(0);
+const NOTHING_RECEIVED = Buffer.alloc(0);
