@@ -1,0 +1,40 @@
+/**
+ * Which columns of `sessions` each term reads: the one table `toSql` and `toPredicate` share, so
+ * the two cannot disagree about where to look.
+ */
+import type { SessionRow } from "../store/schema.js";
+import type { CidrField, EnumTerm, GlobField, RangeField } from "./ast.js";
+
+type ColumnOf<T> = { [K in keyof SessionRow]-?: SessionRow[K] extends T ? K : never }[keyof SessionRow];
+export type TextColumn = ColumnOf<string | null>;
+export type NumberColumn = ColumnOf<number | null>;
+
+/** A glob matches when any of its columns matches. */
+export const GLOB_COLUMNS: Readonly<Record<GlobField, readonly TextColumn[]>> = {
+  host: ["requested_host", "target_host"],
+  user: ["user"],
+  sni: ["sni"],
+  reason: ["close_reason"],
+};
+
+/** A range matches when any of its columns holds an IP inside it; remote_host only counts here. */
+export const CIDR_COLUMNS: Readonly<Record<CidrField, readonly TextColumn[]>> = {
+  host: ["requested_host", "target_host", "remote_host"],
+  client: ["client_host"],
+};
+
+export const RANGE_COLUMNS: Readonly<Record<RangeField, readonly NumberColumn[]>> = {
+  port: ["requested_port", "target_port"],
+  id: ["id"],
+  rep: ["reply"],
+};
+
+export const ENUM_COLUMNS: Readonly<Record<EnumTerm["field"], TextColumn>> = {
+  cmd: "command",
+  v: "version",
+  status: "status",
+  proto: "protocol",
+};
+
+/** Columns declared NOT NULL: their SQL needs no null guard (and `status` keeps its index). */
+export const NOT_NULL: ReadonlySet<keyof SessionRow> = new Set(["id", "status"]);

@@ -1,0 +1,43 @@
+/**
+ * The filter language (DESIGN.md §6; the language itself is described in `parse.ts`).
+ *
+ * Parse once, then compile either way; both give the same answer for the same session:
+ *
+ *     const filter = parseFilter(text);                 // throws FilterError
+ *     // Stored captures:
+ *     registerFilterFunctions(db);                      // once per connection
+ *     const { where, params } = toSql(filter, { now: Date.now() });
+ *     db.prepare(`SELECT * FROM sessions WHERE ${where}`).all(...params);
+ *     // Sessions in memory:
+ *     const matches = toPredicate(filter);
+ *     matches(row, { now: Date.now(), payloads: (row) => payloadsOf(row) });
+ *
+ * `usesPayload(filter)` says whether `~` terms need payloads; `formatFilter` prints a tree back
+ * as canonical text; `formatFilterError` shows an error with a caret under its column.
+ */
+export type {
+  And,
+  CidrField,
+  CidrTerm,
+  ComparisonOperator,
+  CompareTerm,
+  EnumTerm,
+  Filter,
+  GlobField,
+  GlobTerm,
+  MatchAll,
+  Measure,
+  Not,
+  Or,
+  PayloadTerm,
+  RangeField,
+  RangeTerm,
+  TagTerm,
+  Term,
+} from "./ast.js";
+export { usesPayload } from "./ast.js";
+export { FilterError, formatFilterError, type FilterErrorCode } from "./filter-error.js";
+export { formatFilter } from "./format.js";
+export { parseFilter } from "./parse.js";
+export { toPredicate, type PredicateContext, type SessionPredicate } from "./predicate.js";
+export { registerFilterFunctions, toSql, type SqlFilter, type SqlOptions } from "./sql.js";

@@ -1,0 +1,161 @@
+/**
+ * A filter as SQL over `sessions`, and the SQL functions that SQL calls.
+ *
+ *     registerFilterFunctions(db);                     // once per connection
+ *     const { where, params } = toSql(parseFilter(text), { now: Date.now() });
+ *     db.prepare(`SELECT * FROM sessions WHERE ${where} ORDER BY id`).all(...params);
+ *
+ * - `where` is one boolean expression, parenthesised unless it is a single call or `1`, so it
+ *   can be ANDed with the caller's own conditions as is. Its only parameters are `?`
+ *   placeholders, bound in the order of `params`.
+ * - Every term is 0 or 1, never NULL, so `NOT` treats null columns as the predicate's `!` does.
+ * - `dur` on sessions still open measures up to `options.now`, which goes into `params`: the SQL
+ *   text never depends on it, and a fresh `toSql` gives the params for another `now`.
+ * - Globs, address ranges, tags and payload expressions call the functions that
+ *   `registerFilterFunctions` installs, which run the same code as `toPredicate`. Without them
+ *   SQLite fails with "no such function: filter_glob" (or another `filter_` name).
+ * - `~` terms are EXISTS subqueries over `chunks` and `datagrams` on `session_id = <table>.id`,
+ *   served by their (session_id, seq) indexes.
+ */
+import type Database from "better-sqlite3";
+import { assertNever, type Filter } from "./ast.js";
+import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, NOT_NULL, RANGE_COLUMNS } from "./columns.js";
+import { compileRegExp, inCidr, matchGlob, matchPayload, matchTag } from "./match.js";
+
+export interface SqlOptions {
+  /** The name or alias `sessions` has in the caller's query: letters, digits, `_`. Default `sessions`. */
+  readonly table?: string;
+  /** The time (ms since the epoch) `dur` measures open sessions to. Default: Date.now() at this call. */
+  readonly now?: number;
+}
+
+export interface SqlFilter {
+  /** A boolean expression for WHERE, with `?` placeholders. */
+  readonly where: string;
+  /** Values for the placeholders, in order: strings, numbers and nulls. */
+  readonly params: unknown[];
+}
+
+/**
+ * Compiles a filter to a WHERE expression over `sessions`. Throws TypeError for a bad `table`, and
+ * SyntaxError for a hand-built tree whose `~` pattern JavaScript rejects (parsed trees have none).
+ */
+export function toSql(filter: Filter, options: SqlOptions = {}): SqlFilter {
+  const table = options.table ?? "sessions";
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table)) throw new TypeError(`table must be a plain SQL name, not ${JSON.stringify(table)}`);
+  const params: unknown[] = [];
+  const where = compile(filter, table, params, options.now ?? Date.now());
+  return { where, params };
+}
+
+function compile(filter: Filter, t: string, params: unknown[], now: number): string {
+  const any = (parts: readonly string[]) => balanced(parts, "OR");
+  switch (filter.kind) {
+    case "all":
+      return "1";
+    case "and":
+      return balanced(filter.operands.map((o) => compile(o, t, params, now)), "AND");
+    case "or":
+      return any(filter.operands.map((o) => compile(o, t, params, now)));
+    case "not":
+      return `(NOT ${compile(filter.operand, t, params, now)})`;
+    case "glob":
+      return any(
+        GLOB_COLUMNS[filter.field].map((column) => {
+          params.push(filter.pattern);
+          return `filter_glob(?, ${t}.${column})`;
+        }),
+      );
+    case "cidr":
+      return any(
+        CIDR_COLUMNS[filter.field].map((column) => {
+          params.push(filter.cidr);
+          return `filter_cidr(?, ${t}.${column})`;
+        }),
+      );
+    case "range":
+      return any(
+        RANGE_COLUMNS[filter.field].map((column) => {
+          params.push(filter.min, filter.max);
+          return guarded(`${t}.${column}`, NOT_NULL.has(column), `${t}.${column} BETWEEN ? AND ?`);
+        }),
+      );
+    case "enum": {
+      const column = ENUM_COLUMNS[filter.field];
+      if (filter.value === null) return `(${t}.${column} IS NULL)`;
+      params.push(filter.value);
+      return guarded(`${t}.${column}`, NOT_NULL.has(column), `${t}.${column} = ?`);
+    }
+    case "tag":
+      params.push(filter.key, filter.value);
+      return `filter_tag(${t}.tags, ?, ?)`;
+    case "compare": {
+      let measure: string;
+      switch (filter.measure) {
+        case "bytes":
+          measure = `${t}.bytes_up_received + ${t}.bytes_down_received`;
+          break;
+        case "up":
+          measure = `${t}.bytes_up_received`;
+          break;
+        case "down":
+          measure = `${t}.bytes_down_received`;
+          break;
+        case "dur":
+          measure = `coalesce(${t}.closed_at, ?) - ${t}.opened_at`;
+          params.push(now);
+          break;
+        default:
+          return assertNever(filter.measure);
+      }
+      params.push(filter.amount);
+      return `((${measure}) ${filter.op} ?)`;
+    }
+    case "payload": {
+      compileRegExp(filter.pattern, filter.flags); // a bad hand-built tree fails here, not mid-query
+      params.push(filter.pattern, filter.flags, filter.pattern, filter.flags);
+      return (
+        `(EXISTS (SELECT 1 FROM chunks AS filter_c WHERE filter_c.session_id = ${t}.id AND filter_payload(?, ?, filter_c.data, filter_c.sent))` +
+        ` OR EXISTS (SELECT 1 FROM datagrams AS filter_d WHERE filter_d.session_id = ${t}.id AND filter_payload(?, ?, filter_d.data, filter_d.sent)))`
+      );
+    }
+    default:
+      return assertNever(filter);
+  }
+}
+
+/**
+ * `a OP b OP c …` as a balanced tree of parentheses: SQLite parses a flat chain one level deeper
+ * per operand and refuses expressions over 1000 deep, which a long `a | b | c …` would reach.
+ */
+function balanced(parts: readonly string[], op: "AND" | "OR"): string {
+  if (parts.length === 1) return parts[0]!;
+  if (parts.length <= 8) return `(${parts.join(` ${op} `)})`;
+  const half = Math.ceil(parts.length / 2);
+  return `(${balanced(parts.slice(0, half), op)} ${op} ${balanced(parts.slice(half), op)})`;
+}
+
+/** `test` for a nullable column, made 0 rather than NULL when the column is. */
+function guarded(column: string, notNull: boolean, test: string): string {
+  return notNull ? `(${test})` : `(${column} IS NOT NULL AND ${test})`;
+}
+
+/**
+ * Installs the functions `toSql`'s SQL calls, on one connection (SQLite functions are per
+ * connection). All are deterministic and return 0 or 1, never NULL:
+ *
+ * - `filter_glob(pattern, text)`: matchGlob.
+ * - `filter_cidr(cidr, host)`: inCidr.
+ * - `filter_tag(tags_json, key_glob, value_glob_or_null)`: matchTag.
+ * - `filter_payload(pattern, flags, data, sent)`: matchPayload on data, or on sent.
+ */
+export function registerFilterFunctions(db: Database.Database): void {
+  const options = { deterministic: true };
+  const bit = (b: boolean) => (b ? 1 : 0);
+  db.function("filter_glob", options, (pattern: string, text: unknown) => bit(matchGlob(pattern, text)));
+  db.function("filter_cidr", options, (cidr: string, host: unknown) => bit(inCidr(cidr, host)));
+  db.function("filter_tag", options, (tags: unknown, key: string, value: string | null) => bit(matchTag(tags, key, value)));
+  db.function("filter_payload", options, (pattern: string, flags: string, data: unknown, sent: unknown) =>
+    bit(matchPayload(pattern, flags, data) || matchPayload(pattern, flags, sent)),
+  );
+}

@@ -1,0 +1,117 @@
+/** Sessions in an in-memory capture database, and the same sessions as rows for the predicate. */
+import Database from "better-sqlite3";
+import { registerFilterFunctions, toPredicate, toSql, type Filter } from "../../src/filter/index.js";
+import { MIGRATIONS, type SessionRow } from "../../src/store/schema.js";
+
+export const BASE = 1_700_000_000_000;
+/** The `now` every comparison in these tests runs at. */
+export const NOW = BASE + 20_000;
+
+/** One stored payload: a chunk's or datagram's data, and what was sent instead (or null). */
+export interface Payload {
+  readonly data: Uint8Array;
+  readonly sent: Uint8Array | null;
+}
+
+export interface Session {
+  readonly row: SessionRow;
+  readonly chunks: readonly Payload[];
+  readonly datagrams: readonly Payload[];
+}
+
+/** A closed, successful CONNECT session with no payload; `overrides` change any column. */
+export function sessionRow(id: number, overrides: Partial<SessionRow> = {}): SessionRow {
+  return {
+    id,
+    run_id: 1,
+    engine_id: id,
+    opened_at: BASE,
+    client_host: "127.0.0.1",
+    client_port: 50000 + id,
+    local_host: "127.0.0.1",
+    local_port: 1080,
+    version: "5",
+    command: "connect",
+    auth_method: "none",
+    auth_offered: "[0]",
+    user: null,
+    requested_type: "domain",
+    requested_host: "example.com",
+    requested_port: 443,
+    requested_at: BASE,
+    target_host: "example.com",
+    target_port: 443,
+    remote_host: "93.184.216.34",
+    remote_port: 443,
+    bound_host: "0.0.0.0",
+    bound_port: 0,
+    reply: 0,
+    reply_code: null,
+    errno: null,
+    replied_at: BASE,
+    attempts: null,
+    status: "ok",
+    close_reason: "completed",
+    close_errno: null,
+    closed_at: BASE + 1000,
+    bytes_up_received: 0,
+    bytes_up_sent: 0,
+    bytes_down_received: 0,
+    bytes_down_sent: 0,
+    captured_bytes: 0,
+    truncated: 0,
+    protocol: null,
+    sni: null,
+    protocol_info: null,
+    tags: "{}",
+    replay_of: null,
+    served_from: null,
+    ...overrides,
+  };
+}
+
+export const bytes = (text: string): Uint8Array => Buffer.from(text, "latin1");
+
+/** A capture database holding the sessions, with the filter functions registered. */
+export function captureDb(sessions: readonly Session[]): Database.Database {
+  const db = new Database(":memory:");
+  for (const migrate of MIGRATIONS) migrate(db);
+  registerFilterFunctions(db);
+  db.prepare("INSERT INTO runs (id, started_at, pid, hostname, listen, socksmith_version) VALUES (1, ?, 1, 'test', '[]', '0')").run(BASE);
+  const first = sessions[0];
+  if (first === undefined) return db;
+  const columns = Object.keys(first.row);
+  const insertSession = db.prepare(`INSERT INTO sessions (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`);
+  const insertChunk = db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size, sent) VALUES (?, ?, ?, 'up', ?, ?, ?)");
+  const insertDatagram = db.prepare(
+    "INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, sent, verdict) VALUES (?, ?, ?, 'up', '127.0.0.1', 1, ?, ?, ?, 'relayed')",
+  );
+  const blob = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b));
+  for (const { row, chunks, datagrams } of sessions) {
+    insertSession.run(row);
+    chunks.forEach((c, seq) => insertChunk.run(row.id, seq, BASE, blob(c.data), c.data.length, blob(c.sent)));
+    datagrams.forEach((d, seq) => insertDatagram.run(row.id, seq, BASE, blob(d.data), d.data.length, blob(d.sent)));
+  }
+  return db;
+}
+
+/** Ids the SQL compilation selects, ascending. */
+export function sqlIds(db: Database.Database, filter: Filter, table?: string): number[] {
+  const { where, params } = toSql(filter, table === undefined ? { now: NOW } : { now: NOW, table });
+  const from = table === undefined ? "sessions" : `sessions AS ${table}`;
+  return (db.prepare(`SELECT id FROM ${from} WHERE ${where} ORDER BY id`).all(...params) as { id: number }[]).map((r) => r.id);
+}
+
+/** Ids the predicate accepts, ascending. */
+export function predicateIds(sessions: readonly Session[], filter: Filter): number[] {
+  const matches = toPredicate(filter);
+  const byId = new Map(sessions.map((s) => [s.row.id, s]));
+  const payloads = function* (row: SessionRow) {
+    const session = byId.get(row.id)!;
+    for (const p of [...session.chunks, ...session.datagrams]) {
+      yield p.data;
+      if (p.sent !== null) yield p.sent;
+    }
+  };
+  return sessions.filter((s) => matches(s.row, { now: NOW, payloads })).map((s) => s.row.id);
+}
