@@ -1,0 +1,5 @@
+/** Plain formatting functions for the CLI and the TUI (STYLE.md 12). */
+export { hexDump, type HexDumpOptions } from "./hex-dump.js";
+export { printable, looksLikeText, TEXT_SCAN_LIMIT, type PrintableOptions } from "./printable.js";
+export { formatBytes, formatDuration, formatTime, type FormatTimeOptions } from "./quantities.js";
+export { formatReply, formatEndpoint } from "./socks.js";
