@@ -1,0 +1,64 @@
+/**
+ * The capture worker's entry (bundled to dist/capture-worker.js): applies batches from the
+ * recorder and acknowledges each, so the relay's event loop never waits on SQLite.
+ *
+ * After a write fails (disk full, file removed, I/O error) it reports once, closes the file and
+ * from then on acknowledges batches without writing, so the recorder never waits forever.
+ */
+import { parentPort } from "node:worker_threads";
+import type { WriterReply, WriterRequest } from "./batch.js";
+import { CaptureWriter } from "./writer.js";
+
+const port = parentPort;
+if (port === null) throw new Error("capture-worker must run in a worker thread");
+
+let writer: CaptureWriter | undefined;
+let failed = false;
+
+function reply(message: WriterReply): void {
+  port!.postMessage(message);
+}
+
+function fail(err: unknown): void {
+  failed = true;
+  const e = err as { message?: string; code?: string };
+  reply({ type: "failed", message: e.message ?? String(err), ...(e.code === undefined ? {} : { code: e.code }) });
+  try {
+    writer?.abandon();
+  } catch {
+    // Already failing; the first error is the one that matters.
+  }
+}
+
+port.on("message", (request: WriterRequest) => {
+  switch (request.type) {
+    case "start":
+      try {
+        writer = new CaptureWriter(request.file, request.runId, request.maxPageCount === undefined ? {} : { maxPageCount: request.maxPageCount });
+      } catch (err) {
+        fail(err);
+      }
+      return;
+    case "batch":
+      if (!failed) {
+        try {
+          writer!.write(request.batch);
+        } catch (err) {
+          fail(err);
+        }
+      }
+      reply({ type: "ack", seq: request.batch.seq, bytes: request.batch.bytes });
+      return;
+    case "stop":
+      if (!failed) {
+        try {
+          writer?.stop(request.at);
+        } catch (err) {
+          fail(err);
+        }
+      }
+      reply({ type: "stopped" });
+      port!.close();
+      return;
+  }
+});
