@@ -14,6 +14,12 @@ export interface AddonLog {
   error(message: string, fields?: Record<string, unknown>): void;
   /** A session was tagged (shown on its log line). */
   tagged(session: number, key: string, value: string): void;
+  /** A hook failed (already logged through `error`). */
+  hookFailed?(failure: HookFailure): void;
+  /** The number a session is shown with in log lines (its capture id when capturing). */
+  displayId?(engineId: number): number;
+  /** An addon called ctx.log (already logged through `info`). */
+  logged?(session: number | undefined, addon: string, message: string): void;
 }
 
 export interface RunningAddons {
@@ -71,17 +77,27 @@ export async function startAddons(files: readonly string[], settings: AddonSetti
     }
   }
 
+  const shown = (id: number): number => log.displayId?.(id) ?? id;
   const dispatcher = new Dispatcher(loaded, {
     hookTimeoutMs,
     locate: addonLocation,
     events: {
-      hookFailed: (f: HookFailure) =>
-        log.error(
-          `addon ${f.addon}: ${f.hook} ${f.kind === "timed-out" ? `timed out after ${hookTimeoutMs} ms` : f.kind}${f.session === undefined ? "" : ` in session #${f.session}`}${f.location === undefined ? "" : ` at ${f.location}`}: ${f.message}`,
-          { addon: f.addon, hook: f.hook, session: f.session, kind: f.kind, location: f.location },
-        ),
+      hookFailed: (f: HookFailure) => {
+        const what = `${f.hook} ${f.kind === "timed-out" ? `timed out after ${hookTimeoutMs} ms` : f.kind}${f.location === undefined ? "" : ` at ${f.location}`}: ${f.message}`;
+        log.error(`addon ${f.addon}: ${what}${f.session === undefined ? "" : ` (session #${shown(f.session)})`}`, {
+          addon: f.addon,
+          hook: f.hook,
+          session: f.session,
+          kind: f.kind,
+          location: f.location,
+        });
+        log.hookFailed?.(f);
+      },
       tagged: (session, _addon, key, value) => log.tagged(session, key, value),
-      logged: (session, addon, message) => log.info(`[${addon}]${session === undefined ? "" : ` #${session}`} ${message}`, { addon, session }),
+      logged: (session, addon, message) => {
+        log.info(`[${addon}]${session === undefined ? "" : ` #${shown(session)}`} ${message}`, { addon, session });
+        log.logged?.(session, addon, message);
+      },
     },
   });
   await dispatcher.start();

@@ -3,8 +3,10 @@ import { Command, CommanderError } from "commander";
 import { CliError } from "./errors.js";
 import { runCommand, type RunningProxy, type Started, type Terminal } from "./commands/run.js";
 import { addonCommand } from "./commands/addon.js";
-
-const VERSION = "0.1.0";
+import { sessionsCommand } from "./commands/sessions.js";
+import { showCommand } from "./commands/show.js";
+import { exportCommand } from "./commands/export.js";
+import { VERSION } from "./version.js";
 
 export function buildProgram(terminal: Terminal, started: Started): Command {
   const program = new Command("socksmith")
@@ -14,6 +16,9 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
   program.addCommand(runCommand(terminal, started).exitOverride(), { isDefault: true });
+  program.addCommand(sessionsCommand(terminal).exitOverride());
+  program.addCommand(showCommand(terminal).exitOverride());
+  program.addCommand(exportCommand(terminal).exitOverride());
   program.addCommand(addonCommand(terminal).exitOverride());
   return program;
 }
@@ -37,10 +42,20 @@ class Shutdown {
 
   /** Resolves once the engine has stopped after a signal. */
   readonly attach: Started = (engine, options) =>
-    new Promise<void>((resolve) => {
+    new Promise<void>((resolve, reject) => {
       this.engine = engine;
       this.graceMs = options.graceMs;
       this.done = resolve;
+      // The proxy can also decide to stop by itself (capture failed with --on-capture-error stop).
+      void engine.fatal.then((error) => {
+        if (this.stopping) return;
+        this.stopping = true;
+        engine.destroyAll();
+        engine.stop(0).then(
+          () => reject(error),
+          () => reject(error),
+        );
+      });
       if (this.pending !== undefined) this.onSignal(this.pending);
     });
 

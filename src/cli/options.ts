@@ -57,3 +57,15 @@ export function parseCount(text: string, option: string, min: number): number {
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** A size in bytes: `65536`, `64k`, `10m`, `1g` (powers of 1024). */
+export function parseSize(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = match === null ? undefined : SIZE_UNITS[match[2]!.toLowerCase()];
+  if (match === null || unit === undefined) throw usageError(`${option}: ${JSON.stringify(text)} is not a size (e.g. 65536, 64k, 10m, 1g)`);
+  const bytes = Math.floor(Number(match[1]) * unit);
+  if (!Number.isSafeInteger(bytes)) throw usageError(`${option}: ${JSON.stringify(text)} is too large`);
+  return bytes;
+}

@@ -32,6 +32,8 @@ export class SessionLog implements EngineObserver {
   constructor(
     private readonly format: LogFormat,
     private readonly write: (line: string) => void,
+    /** The number a session is shown with: its capture id when capturing (what `show ID` takes). */
+    private readonly displayId: (engineId: number) => number = (id) => id,
   ) {}
 
   sessionOpened(fact: SessionOpenedFact): void {
@@ -77,7 +79,7 @@ export class SessionLog implements EngineObserver {
     const s = this.open.get(fact.id);
     if (s === undefined) return;
     this.open.delete(fact.id);
-    this.write(this.format === "json" ? jsonLine(s, fact) : textLine(s, fact));
+    this.write(this.format === "json" ? jsonLine(s, fact, this.displayId(fact.id)) : textLine(s, fact, this.displayId(fact.id)));
   }
 }
 
@@ -85,9 +87,9 @@ function versionName(v: 4 | "4a" | 5 | undefined): string {
   return v === undefined ? "-" : v === 5 ? "socks5" : v === "4a" ? "socks4a" : "socks4";
 }
 
-function textLine(s: Open, closed: SessionClosedFact): string {
+function textLine(s: Open, closed: SessionClosedFact, id: number): string {
   const { opened, request, reply } = s;
-  const parts = [new Date(opened.at).toISOString(), `#${opened.id}`, formatEndpoint(opened.client)];
+  const parts = [new Date(opened.at).toISOString(), `#${id}`, formatEndpoint(opened.client)];
   parts.push(versionName(request?.version ?? s.auth?.version));
   if (request) {
     const dest = formatEndpoint(request.destination);
@@ -107,11 +109,11 @@ function textLine(s: Open, closed: SessionClosedFact): string {
   return parts.join(" ");
 }
 
-function jsonLine(s: Open, closed: SessionClosedFact): string {
+function jsonLine(s: Open, closed: SessionClosedFact, id: number): string {
   const { opened, request, reply, auth } = s;
   return JSON.stringify({
     event: "session",
-    id: opened.id,
+    id,
     start: new Date(opened.at).toISOString(),
     client: opened.client,
     version: request?.version ?? auth?.version ?? null,

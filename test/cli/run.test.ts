@@ -4,11 +4,11 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { openTunnel, startEchoServer, withTimeout } from "../support/net.js";
 
 const CLI = join(import.meta.dirname, "../../dist/cli.js");
@@ -21,12 +21,15 @@ interface Running {
 }
 
 const children: ChildProcess[] = [];
+/** Each run gets its own working directory, so its default capture file is its own. */
+const root = mkdtempSync(join(tmpdir(), "socksmith-run-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
 });
 
 function spawnCli(args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], cwd: mkdtempSync(join(root, "cwd-")) });
   children.push(child);
   const stdout: string[] = [];
   const stderr: string[] = [];

@@ -14,7 +14,10 @@ import {
   type Logger,
 } from "../../engine/index.js";
 import { CliError, usageError } from "../errors.js";
-import { isLoopback, parseCount, parseDuration, parseListen } from "../options.js";
+import { isLoopback, parseCount, parseDuration, parseListen, parseSize } from "../options.js";
+import { Recorder } from "../../store/recorder.js";
+import { CaptureError } from "../../store/database.js";
+import { VERSION } from "../version.js";
 import { SessionLog, type LogFormat } from "../session-log.js";
 import { parseSettings, startAddons, type AddonSettings, type RunningAddons } from "../addons.js";
 
@@ -36,6 +39,12 @@ export interface RunOptions {
   graceMs: number;
   logFormat: LogFormat;
   quiet: boolean;
+  /** The capture file; undefined with --no-capture. */
+  capture: string | undefined;
+  /** Payload bytes kept per session; undefined keeps all. */
+  captureLimit: number | undefined;
+  /** What a write error during capture does: log and go on relaying, or stop the proxy. */
+  onCaptureError: "continue" | "stop";
 }
 
 /** Where the command writes: stdout for the session log, stderr for notices. */
@@ -64,6 +73,9 @@ interface RawRunOptions {
   logFormat: LogFormat;
   quiet?: boolean;
   headless?: boolean;
+  capture: string | false;
+  captureLimit?: string;
+  onCaptureError: "continue" | "stop";
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -75,6 +87,8 @@ export interface RunningProxy {
   stop(graceMs: number): Promise<void>;
   /** Closes every open session now. */
   destroyAll(): void;
+  /** Settles with an error when the proxy must stop by itself (capture failed with --on-capture-error stop). */
+  readonly fatal: Promise<CliError>;
 }
 
 export type Started = (proxy: RunningProxy, options: RunOptions) => Promise<void>;
@@ -97,6 +111,10 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--udp-idle-timeout <duration>", "end a UDP association after this long without a datagram; 0 = only when its TCP connection ends", "0")
     .option("--udp-allow-unsolicited", "relay datagrams from hosts the client never sent to (default: drop them)")
     .option("--udp-max-peers <n>", "distinct remote hosts one UDP association may send to", String(DEFAULTS.udpMaxPeers))
+    .option("-w, --capture <file>", "capture every session and datagram to this SQLite file", "socksmith.db")
+    .option("--no-capture", "do not capture")
+    .option("--capture-limit <bytes>", "payload bytes kept per session (e.g. 1m); byte counts stay exact")
+    .addOption(new Option("--on-capture-error <action>", "when writing the capture fails: log loudly and keep relaying, or stop").choices(["continue", "stop"]).default("continue"))
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
     .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
     .option("-q, --quiet", "no per-session log lines")
@@ -153,6 +171,9 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     graceMs: parseDuration(raw.shutdownGrace, "--shutdown-grace"),
     logFormat: raw.logFormat,
     quiet: raw.quiet === true,
+    capture: raw.capture === false ? undefined : raw.capture,
+    captureLimit: raw.captureLimit === undefined ? undefined : parseSize(raw.captureLimit, "--capture-limit"),
+    onCaptureError: raw.onCaptureError,
   };
 }
 
@@ -169,16 +190,55 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       terminal.err(json ? JSON.stringify({ event: "log", level, message, ...fields }) : `${level}: ${message}`);
     },
   };
-  const sessionLog = options.quiet ? undefined : new SessionLog(options.logFormat, terminal.out);
+  let fatal!: (error: CliError) => void;
+  const fatalPromise = new Promise<CliError>((resolve) => (fatal = resolve));
+  let recorder: Recorder | undefined;
+  if (options.capture !== undefined) {
+    const file = options.capture;
+    try {
+      recorder = new Recorder(file, {
+        ...(options.captureLimit === undefined ? {} : { captureLimit: options.captureLimit }),
+        listen: options.listen.map(formatEndpoint),
+        version: VERSION,
+        failed: (error) => {
+          const stop = options.onCaptureError === "stop";
+          logger.log("error", `ERROR: capture stopped: ${error.message}. ${stop ? "Stopping the proxy (--on-capture-error stop)." : "The proxy goes on relaying without capture."}`, { capture: file });
+          if (stop) fatal(new CliError(`capture failed: ${error.message}`, 1));
+        },
+      });
+    } catch (err) {
+      if (err instanceof CaptureError) throw new CliError(`${err.message} (use -w FILE for another file, or --no-capture)`, 1);
+      throw err;
+    }
+    if (recorder.interrupted > 0) {
+      terminal.err(`${file}: marked ${recorder.interrupted} session${recorder.interrupted === 1 ? "" : "s"} of an earlier run as interrupted`);
+    }
+  }
+  const sessionLog = options.quiet ? undefined : new SessionLog(options.logFormat, terminal.out, recorder === undefined ? undefined : (id) => recorder.sessionId(id));
   let addons: RunningAddons | undefined;
   if (options.addons.length > 0) {
-    addons = await startAddons(options.addons, options.settings, options.hookTimeoutMs, {
-      info: (message, fields) => logger.log("info", message, fields),
-      error: (message, fields) => logger.log("error", message, fields),
-      tagged: (session, key, value) => sessionLog?.tagged(session, key, value),
-    });
+    try {
+      addons = await startAddons(options.addons, options.settings, options.hookTimeoutMs, {
+        info: (message, fields) => logger.log("info", message, fields),
+        error: (message, fields) => logger.log("error", message, fields),
+        tagged: (session, key, value) => {
+          sessionLog?.tagged(session, key, value);
+          recorder?.tagged(session, key, value);
+        },
+        hookFailed: (f) => recorder?.hookFailed({ ...f, code: f.kind }),
+        displayId: (id) => recorder?.sessionId(id) ?? id,
+        logged: (session, addon, message) => recorder?.addonLogged({ ...(session === undefined ? {} : { session }), addon, message }),
+      });
+    } catch (err) {
+      await recorder?.close();
+      throw err;
+    }
   }
-  const observers = [...(sessionLog === undefined ? [] : [sessionLog]), ...(addons === undefined ? [] : [addons.dispatcher.observer])];
+  const observers = [
+    ...(sessionLog === undefined ? [] : [sessionLog]),
+    ...(recorder === undefined ? [] : [recorder]),
+    ...(addons === undefined ? [] : [addons.dispatcher.observer]),
+  ];
   const engine = new SocksEngine({
     listen: options.listen,
     credentials: options.credentials,
@@ -200,6 +260,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     bound = await engine.start();
   } catch (err) {
     await addons?.close();
+    await recorder?.close();
     if (err instanceof ListenError) throw new CliError(err.message, 1);
     throw err;
   }
@@ -207,8 +268,8 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
   for (const address of bound) {
     terminal.out(
       json
-        ? JSON.stringify({ event: "listening", address: address.host, port: address.port, auth: options.credentials.size > 0 })
-        : `socksmith listening on ${formatEndpoint(address)} (SOCKS4/4a/5, ${auth})`,
+        ? JSON.stringify({ event: "listening", address: address.host, port: address.port, auth: options.credentials.size > 0, capture: recorder?.file ?? null })
+        : `socksmith listening on ${formatEndpoint(address)} (SOCKS4/4a/5, ${auth}${recorder === undefined ? ", not capturing" : `, capturing to ${recorder.file}`})`,
     );
     if (!isLoopback(address.host) && options.credentials.size === 0) {
       terminal.err(
@@ -223,7 +284,9 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     stop: async (graceMs) => {
       await engine.stop(graceMs);
       await addons?.close();
+      await recorder?.close();
     },
     destroyAll: () => engine.destroyAll(),
+    fatal: fatalPromise,
   };
 }

@@ -1,0 +1,172 @@
+/** `socksmith show ID [FILE]`: one session's facts, events and bytes (text or --hex). */
+import { Command } from "commander";
+import { formatEndpoint } from "../../engine/index.js";
+import type { ChunkRow, DatagramRow, SessionRow } from "../../store/schema.js";
+import type { CaptureReader } from "../../store/reader.js";
+import { chunkJson, datagramJson, eventJson, sessionJson } from "../../store/json.js";
+import { formatBytes, formatDuration, formatReply, formatTime, hexDump, printable } from "../../format/index.js";
+import { clean, openReader } from "../capture-file.js";
+import { CliError, usageError } from "../errors.js";
+import { target } from "./sessions.js";
+import type { Terminal } from "./run.js";
+
+interface RawOptions {
+  hex?: boolean;
+  json?: boolean;
+  maxBytes: string;
+}
+
+export function showCommand(terminal: Terminal): Command {
+  return new Command("show")
+    .description("show one captured session: facts, events and its bytes")
+    .argument("<id>", "session id (the #N of the log and of `socksmith sessions`)")
+    .argument("[file]", "capture file", "socksmith.db")
+    .option("--hex", "bytes as a hex dump instead of text")
+    .option("--json", "everything as JSON, payload in base64")
+    .option("--max-bytes <n>", "show at most this many payload bytes per chunk in text/hex (0 = all)", "4096")
+    .action((idText: string, file: string, raw: RawOptions) => {
+      if (!/^\d+$/.test(idText)) throw usageError(`show: ${JSON.stringify(idText)} is not a session id`);
+      const maxBytes = Number(raw.maxBytes);
+      if (!Number.isInteger(maxBytes) || maxBytes < 0) throw usageError(`--max-bytes: ${JSON.stringify(raw.maxBytes)} is not a whole number`);
+      const reader = openReader(file);
+      try {
+        const session = reader.session(Number(idText));
+        if (session === undefined) throw new CliError(`${file}: no session ${idText}`, 1);
+        if (raw.json === true) {
+          terminal.out(
+            JSON.stringify(
+              {
+                ...sessionJson(session),
+                events: reader.events(session.id).map(eventJson),
+                chunks: [...reader.chunks(session.id)].map(chunkJson),
+                datagrams: [...reader.datagrams(session.id)].map(datagramJson),
+              },
+              null,
+              2,
+            ),
+          );
+          return;
+        }
+        for (const line of describeSession(reader, session, { hex: raw.hex === true, maxBytes: maxBytes === 0 ? Infinity : maxBytes })) terminal.out(line);
+      } finally {
+        reader.close();
+      }
+    });
+}
+
+/** The text `show` prints: overview, events, then the conversation. */
+export function* describeSession(reader: CaptureReader, s: SessionRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
+  const field = (name: string, value: string) => `${`${name}:`.padEnd(12)}${clean(value)}`;
+  yield `session ${s.id}  (run ${s.run_id}, #${s.engine_id})`;
+  yield field("opened", `${new Date(s.opened_at).toISOString()}${s.closed_at === null ? "" : `, closed after ${formatDuration(s.closed_at - s.opened_at)}`}`);
+  yield field("client", `${formatEndpoint({ host: s.client_host, port: s.client_port })} → proxy ${formatEndpoint({ host: s.local_host, port: s.local_port })}`);
+  yield field("protocol", `SOCKS${s.version ?? "?"} ${s.command?.toUpperCase() ?? "(no request)"}`);
+  if (s.auth_method !== null) yield field("auth", `${s.auth_method}${s.user === null ? "" : ` user ${JSON.stringify(s.user)}`}`);
+  yield field("target", target(s));
+  if (s.remote_host !== null) yield field("connected", formatEndpoint({ host: s.remote_host, port: s.remote_port ?? 0 }));
+  if (s.reply !== null) {
+    yield field("reply", `${formatReply(s.reply, s.version)}${s.reply_code === null ? "" : ` ${s.reply_code}`}${s.errno === null ? "" : ` (${s.errno})`}`);
+  }
+  if (s.bound_host !== null) yield field("bound", formatEndpoint({ host: s.bound_host, port: s.bound_port ?? 0 }));
+  yield field("status", `${s.status}${s.close_reason === null ? "" : ` — ${s.close_reason}`}${s.close_errno === null ? "" : ` (${s.close_errno})`}`);
+  yield field(
+    "bytes",
+    `up ${formatBytes(s.bytes_up_received)} received / ${formatBytes(s.bytes_up_sent)} sent, down ${formatBytes(s.bytes_down_received)} received / ${formatBytes(s.bytes_down_sent)} sent`,
+  );
+  if (s.truncated === 1) yield field("captured", `${formatBytes(s.captured_bytes)} (truncated by --capture-limit)`);
+  if (s.protocol !== null) yield field("detected", `${s.protocol}${s.sni === null ? "" : ` ${s.sni}`}${s.protocol_info === null ? "" : ` ${s.protocol_info}`}`);
+  if (s.tags !== "{}") yield field("tags", s.tags);
+  if (s.replay_of !== null) yield field("replay of", String(s.replay_of));
+
+  const events = reader.events(s.id);
+  if (events.length > 0) {
+    yield "";
+    yield "events:";
+    for (const e of events) {
+      const who = [e.addon, e.hook].filter((x) => x !== null).join(" ");
+      yield clean(`  ${formatTime(e.at)} ${e.kind}${e.code === null ? "" : ` ${e.code}`}${who === "" ? "" : ` [${who}]`}${e.location === null ? "" : ` at ${e.location}`}: ${e.message}`);
+    }
+  }
+
+  if (s.command === "udp") {
+    yield "";
+    yield "datagrams:";
+    let any = false;
+    for (const d of reader.datagrams(s.id)) {
+      any = true;
+      yield* datagramLines(d, options);
+    }
+    if (!any) yield "  (none)";
+    return;
+  }
+  yield "";
+  yield "stream:";
+  // Consecutive reads in one direction that no addon touched read as one turn of the conversation.
+  let turn: ChunkRow[] = [];
+  let any = false;
+  for (const c of reader.chunks(s.id)) {
+    any = true;
+    const joins = c.verdict === null && turn.length > 0 && turn[0]!.direction === c.direction;
+    if (!joins && turn.length > 0) yield* turnLines(turn, options);
+    if (!joins) turn = [];
+    if (c.verdict !== null) yield* chunkLines(c, options);
+    else turn.push(c);
+  }
+  if (turn.length > 0) yield* turnLines(turn, options);
+  if (!any) yield "  (no bytes)";
+}
+
+function* turnLines(turn: readonly ChunkRow[], options: { hex: boolean; maxBytes: number }): Generator<string> {
+  if (turn.length === 1) return yield* chunkLines(turn[0]!, options);
+  const first = turn[0]!;
+  const size = turn.reduce((n, c) => n + c.size, 0);
+  const kept = Buffer.concat(turn.map((c) => c.data));
+  const last = turn[turn.length - 1]!;
+  const sizes = kept.length === size ? `${size} bytes` : `${size} bytes, ${kept.length} kept`;
+  yield `${header(first)} #${first.seq}–${last.seq} (${sizes} in ${turn.length} reads)`;
+  yield* bytes(kept, options);
+}
+
+function header(c: ChunkRow): string {
+  return `${c.direction === "up" ? ">>" : "<<"} ${formatTime(c.at)} ${c.direction === "up" ? "client → target" : "target → client"}`;
+}
+
+function* chunkLines(c: ChunkRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
+  const size = c.size === c.data.length ? `${c.size} bytes` : `${c.size} bytes, ${c.data.length} kept`;
+  const verdict = c.verdict === null ? "" : c.verdict === "inject" ? ", injected by an addon" : `, addon: ${c.verdict}`;
+  yield `${header(c)} #${c.seq} (${size}${verdict})`;
+  if (c.verdict === "inject") {
+    yield* bytes(c.sent ?? Buffer.alloc(0), options);
+    return;
+  }
+  if (c.sent !== null) yield "   as received:";
+  yield* bytes(c.data, options);
+  if (c.sent !== null) {
+    yield "   as sent:";
+    yield* bytes(c.sent, options);
+  }
+}
+
+function* datagramLines(d: DatagramRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
+  const arrow = d.direction === "up" ? ">>" : "<<";
+  const peer = d.peer_host === null ? "?" : formatEndpoint({ host: d.peer_host, port: d.peer_port ?? 0 });
+  const route = d.direction === "up" ? `client ${formatEndpoint({ host: d.from_host, port: d.from_port })} → ${peer}` : `${peer} → client`;
+  const verdict = d.verdict === "dropped" ? `, dropped: ${d.reason ?? "?"}${d.detail === null ? "" : ` (${d.detail})`}` : "";
+  yield clean(`${arrow} ${formatTime(d.at)} ${route} #${d.seq} (${d.size} bytes${verdict})`);
+  if (d.sent !== null) yield "   as received:";
+  yield* bytes(d.data, options);
+  if (d.sent !== null) {
+    yield "   as sent:";
+    yield* bytes(d.sent, options);
+  }
+}
+
+function* bytes(data: Buffer, options: { hex: boolean; maxBytes: number }): Generator<string> {
+  const shown = data.length > options.maxBytes ? data.subarray(0, options.maxBytes) : data;
+  if (options.hex) {
+    for (const line of hexDump(shown)) yield `   ${line}`;
+  } else {
+    for (const line of printable(shown).split("\n")) yield `   ${line}`;
+  }
+  if (shown.length < data.length) yield `   … ${data.length - shown.length} more bytes (--max-bytes 0 shows all)`;
+}
