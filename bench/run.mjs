@@ -20,6 +20,9 @@
  *                after 800 unmeasured); "added" = proxy p50 − direct p50 of the same round
  *   hooks        socksmith with a pass-through onData addon and with an onRequest addon, as
  *                ratios to socksmith without addons (upload MiB/s, handshakes/s)
+ *   capture      socksmith capturing everything to a SQLite file vs --no-capture (1-stream
+ *                upload and download MiB/s, handshakes/s), the main thread's CPU share during
+ *                the upload, and the file's size per payload byte
  *   idle         proxy RSS growth per idle tunnel with 5,000 tunnels open (VmRSS; PSS alongside),
  *                measured on a fresh proxy after a 200-tunnel warm-up
  *   udp          UDP datagrams per second echoed (each one client → echo server → client) with
@@ -60,8 +63,8 @@
  * CPU other processes and the hypervisor (steal time) took during the run.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -77,7 +80,7 @@ const CHILD_LIFETIME_S = 600;
 // --- options ------------------------------------------------------------------------------------
 
 const THROUGHPUT_CELLS = ["up1", "up8", "down1", "down8"];
-const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks"];
+const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks", "capture"];
 
 function parseArgs(argv) {
   const opts = { quick: false, only: new Set([...THROUGHPUT_CELLS, ...SECTIONS.slice(1)]), profileDir: undefined, udpWindow: 64 };
@@ -262,7 +265,9 @@ async function startServers() {
 /** socksmith as a child: its first stdout line is {"event":"listening",...,"port":N}. */
 async function startSocksmith(extra = [], name = "socksmith") {
   const node = OPTS.profileDir ? [process.execPath, "--cpu-prof", `--cpu-prof-dir=${OPTS.profileDir}`] : [process.execPath];
-  const args = [...node, CLI, "run", "--headless", "-l", "127.0.0.1:0", "--log-format", "json", "-q", ...extra];
+  // Capture is off unless a section asks for it (-w FILE): the other sections measure the relay.
+  const capture = extra.includes("-w") ? [] : ["--no-capture"];
+  const args = [...node, CLI, "run", "--headless", "-l", "127.0.0.1:0", "--log-format", "json", "-q", ...capture, ...extra];
   const child = new Child("socksmith", LOADGEN, ["guard", String(CHILD_LIFETIME_S), ...args]);
   const info = await child.nextJson(10000, "listening line");
   if (info.event !== "listening" || typeof info.port !== "number") throw new Error(`socksmith: unexpected first line ${JSON.stringify(info)}`);
@@ -598,6 +603,89 @@ async function hooks(servers) {
 
 const hookLines = [];
 
+/** CPU seconds the process's main thread (tid = pid) has used, from /proc (Linux only). */
+function mainThreadCpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The cost of capture: socksmith with --no-capture and with full capture to a SQLite file, as two
+ * processes measured in interleaved rounds. Figures: 1-stream upload and download throughput and
+ * the handshake rate as ratios to capture off; how busy the main thread was during the capture-on
+ * upload (CPU share of wall time of the thread that runs the event loop, from /proc: the SQLite
+ * work happens on a worker thread); and the file's size against the payload it holds.
+ * Targets: throughput ≥ 0.5×, handshakes ≥ 0.8×, main thread ≤ 0.5 above capture off, file ≤ 1.1×.
+ */
+async function capture(servers) {
+  if (!OPTS.only.has("capture")) return;
+  console.error("bench: capture");
+  const dir = mkdtempSync(path.join(tmpdir(), "socksmith-bench-"));
+  const file = path.join(dir, "bench.db");
+  const subjects = [];
+  try {
+    subjects.push(await startSocksmith([], "capture off"));
+    subjects.push(await startSocksmith(["-w", file], "capture on"));
+    const busy = { "capture off": [], "capture on": [] };
+    const bulk = (dirName) => (subject) => {
+      const pid = subject.child.pid;
+      const cpu0 = mainThreadCpuSeconds(pid);
+      const t0 = performance.now();
+      return loadgen(["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", dirName, "--streams", "1", "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)], (CFG.cellSeconds + CFG.warmup) * 1000 + 60000).then((result) => {
+        const cpu1 = mainThreadCpuSeconds(pid);
+        if (dirName === "up" && cpu0 !== undefined && cpu1 !== undefined) busy[subject.name].push((cpu1 - cpu0) / ((performance.now() - t0) / 1000));
+        return result;
+      });
+    };
+    const up = await interleaved("capture up1", subjects, CFG.rounds, bulk("up"));
+    const down = await interleaved("capture down1", subjects, CFG.rounds, bulk("down"));
+    const hs = await interleaved("capture handshakes", subjects, CFG.rounds, (subject) =>
+      loadgen(["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32", "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)], (CFG.hsSeconds + CFG.warmup) * 1000 + 30000),
+    );
+    const ratio = (results, value) => median(results["capture off"].map((base, i) => (base && results["capture on"][i] ? value(results["capture on"][i]) / value(base) : undefined)).filter((x) => x !== undefined));
+    const rows = [
+      ["upload, 1 stream (MiB/s)", up, (r) => r.mibps, 0.5],
+      ["download, 1 stream (MiB/s)", down, (r) => r.mibps, 0.5],
+      ["handshakes, 32 workers (/s)", hs, (r) => r.rate, 0.8],
+    ];
+    for (const [label, results, value, target] of rows) {
+      const off = median(results["capture off"].filter(Boolean).map(value));
+      const on = median(results["capture on"].filter(Boolean).map(value));
+      const r = ratio(results, value);
+      captureLines.push(`${label}: off ${fmt(off)}, on ${fmt(on)} = ${fmtRatio(r)} (target ≥ ${target.toFixed(1)}×: ${r >= target ? "PASS" : "MISS"})`);
+    }
+    const busyOff = median(busy["capture off"]);
+    const busyOn = median(busy["capture on"]);
+    if (busyOff !== undefined && busyOn !== undefined) {
+      const added = busyOn - busyOff;
+      captureLines.push(`main thread busy during the upload: off ${busyOff.toFixed(2)}, on ${busyOn.toFixed(2)}, +${added.toFixed(2)} (target ≤ +0.50: ${added <= 0.5 ? "PASS" : "MISS"})`);
+    }
+  } finally {
+    for (const s of subjects) await stopProxy(s, "capture");
+    try {
+      if (existsSync(file)) {
+        const { default: Database } = await import("better-sqlite3");
+        const db = new Database(file, { readonly: true });
+        const { payload } = db.prepare("SELECT coalesce(sum(length(data)), 0) + coalesce(sum(length(sent)), 0) AS payload FROM chunks").get();
+        const sessions = db.prepare("SELECT count(*) AS n FROM sessions").get().n;
+        db.close();
+        const size = statSync(file).size;
+        const r = size / payload;
+        captureLines.push(`file: ${(size / 2 ** 20).toFixed(0)} MiB for ${(payload / 2 ** 20).toFixed(0)} MiB of payload in ${sessions} sessions = ${fmtRatio(r)} (target ≤ 1.1×: ${r <= 1.1 ? "PASS" : "MISS"})`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+const captureLines = [];
+
 // --- report -------------------------------------------------------------------------------------
 
 const ROWS = [
@@ -725,6 +813,7 @@ async function main() {
     await idle(servers);
     await udp(servers);
     await hooks(servers);
+    await capture(servers);
   } finally {
     await stopAll();
   }
@@ -747,6 +836,11 @@ async function main() {
     console.log();
     console.log("addon cost (ratios to socksmith without addons, paired rounds):");
     for (const l of hookLines) console.log(`  ${l}`);
+  }
+  if (captureLines.length > 0) {
+    console.log();
+    console.log("capture cost (full capture to SQLite vs --no-capture, paired rounds):");
+    for (const l of captureLines) console.log(`  ${l}`);
   }
   console.log();
   for (const d of details) console.log(`  ${d}`);
