@@ -55,6 +55,17 @@ export type DetectionKind = Detection["kind"];
  */
 export const DETECT_LIMIT = 16 * 1024;
 
+/**
+ * The incremental form of a detector, for ProtocolSniffer. `scan` is called with the input so
+ * far; each call's input starts with the previous call's (the buffer only grows), and the answer
+ * is exactly what a fresh scanner would give for the same input. In between, a scanner keeps
+ * how far it got, so a client that sends its first bytes one at a time costs linear work, not
+ * quadratic. `atLimit` says no more bytes will come.
+ */
+export interface Scanner {
+  scan(bytes: Uint8Array, atLimit: boolean): Detection;
+}
+
 export const NEED_MORE: Detection = Object.freeze({ kind: "need-more" });
 export const UNKNOWN: Detection = Object.freeze({ kind: "unknown" });
 

@@ -2,19 +2,20 @@
  * Incremental front end to detectProtocol for a recorder that sees a session's up-chunks one
  * at a time.
  */
-import { detectProtocol } from "./detect-protocol.js";
-import { DETECT_LIMIT, NEED_MORE, type Detection } from "./detection.js";
+import { scanLimited, scannerFor } from "./detect-protocol.js";
+import { DETECT_LIMIT, NEED_MORE, UNKNOWN, type Detection, type Scanner } from "./detection.js";
 
 /**
- * Feed it each chunk the client sends, in order, until `decided`. It copies at most
- * DETECT_LIMIT bytes (chunks may be reused buffers, so it never keeps a reference to one), and
- * nothing once decided; a first chunk that decides on its own is not copied at all. Each push
- * re-runs detectProtocol over the bytes kept, which is cheap for the usual one or two chunks and
- * bounded by DETECT_LIMIT for a client that trickles.
+ * Feed it each chunk the client sends, in order, until `decided`; each push answers what
+ * detectProtocol would for all the bytes so far. It copies at most DETECT_LIMIT bytes (chunks
+ * may be reused buffers, so it never keeps a reference to one) and nothing once decided; a first
+ * chunk that decides on its own is not copied at all. The detector resumes where the last push
+ * stopped, so the total work is linear in the bytes kept, however they are chunked.
  */
 export class ProtocolSniffer {
   private buffer = new Uint8Array(0);
   private length = 0;
+  private scanner: Scanner | undefined;
   private answer: Detection = NEED_MORE;
 
   /** The answer so far: "need-more" until decided, then fixed. */
@@ -26,20 +27,22 @@ export class ProtocolSniffer {
     return this.answer.kind !== "need-more";
   }
 
-  /** How many bytes are kept (at most DETECT_LIMIT). */
+  /** How many bytes are kept (at most DETECT_LIMIT; none once a first chunk decided alone). */
   get buffered(): number {
     return this.length;
   }
 
   push(chunk: Uint8Array): Detection {
     if (this.decided || chunk.length === 0) return this.answer;
-    if (this.length === 0) {
-      this.answer = detectProtocol(chunk);
+    if (this.scanner === undefined) {
+      this.scanner = scannerFor(chunk[0]!);
+      if (this.scanner === undefined) return (this.answer = UNKNOWN);
+      this.answer = scanLimited(this.scanner, chunk);
       if (!this.decided) this.append(chunk);
       return this.answer;
     }
     this.append(chunk);
-    this.answer = detectProtocol(this.buffer.subarray(0, this.length));
+    this.answer = scanLimited(this.scanner, this.buffer.subarray(0, this.length));
     if (this.decided) this.buffer = new Uint8Array(0);
     return this.answer;
   }

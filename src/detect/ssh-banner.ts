@@ -2,7 +2,7 @@
  * SSH identification string detection (RFC 4253 §4.2): `SSH-protoversion-softwareversion SP
  * comments CR LF`, sent by the client before anything else. Pure and total.
  */
-import { NEED_MORE, UNKNOWN, latin1, type Detection } from "./detection.js";
+import { NEED_MORE, UNKNOWN, latin1, type Detection, type Scanner } from "./detection.js";
 
 /** "SSH-1.99" announces a server or client that also speaks 2.0 (RFC 4253 §5.1). */
 export const SSH_PREFIXES = ["SSH-2.0-", "SSH-1.99-"] as const;
@@ -45,4 +45,14 @@ export function detectSsh(bytes: Uint8Array): Detection {
     if (b < SP || b > 0x7e || (at === start && b === SP)) return UNKNOWN;
   }
   return NEED_MORE;
+}
+
+/**
+ * The incremental form (see Scanner). The banner is at most 255 bytes, so reading it again from
+ * the start on each call costs little.
+ */
+export class SshBannerScanner implements Scanner {
+  scan(bytes: Uint8Array): Detection {
+    return detectSsh(bytes);
+  }
 }

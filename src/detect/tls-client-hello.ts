@@ -50,16 +50,6 @@ export function detectTls(bytes: Uint8Array, limit: number): Detection {
 
 type Tls = Extract<Detection, { kind: "tls" }>;
 
-/** What the extensions read so far said; saved after each whole extension. */
-interface Extensions {
-  /** Offset in the hello body of the next extension. */
-  readonly at: number;
-  readonly sni: string | undefined;
-  readonly alpn: readonly string[];
-  readonly offered: readonly number[] | undefined;
-  readonly seen: ReadonlySet<number>;
-}
-
 /**
  * The incremental form (see Scanner): record payload bytes are copied once into the handshake
  * buffer, and the extensions are read once each, so a client trickling its hello a byte (or a
@@ -77,7 +67,13 @@ export class TlsClientHelloScanner implements Scanner {
   private handshakeLength = 0;
   /** The first message's full length, header included, once its header is in. */
   private needed = Infinity;
-  private extensions: Extensions | undefined;
+  /** Offset in the hello body of the next extension to read; -1 until the fixed part is read. */
+  private extensionAt = -1;
+  // What the extensions read so far said (each is read once, when whole).
+  private sni: string | undefined;
+  private alpn: readonly string[] = [];
+  private offered: readonly number[] | undefined;
+  private seen = new Set<number>();
   private answer: Detection = NEED_MORE;
 
   constructor(private readonly limit: number) {}
@@ -144,7 +140,7 @@ export class TlsClientHelloScanner implements Scanner {
   private append(piece: Uint8Array): void {
     const size = this.handshakeLength + piece.length;
     if (size > this.handshake.length) {
-      const grown = new Uint8Array(Math.min(this.limit, Math.max(size, this.handshake.length * 2, 512)));
+      const grown = new Uint8Array(Math.max(size, Math.min(this.limit, Math.max(this.handshake.length * 2, 512))));
       grown.set(this.handshake.subarray(0, this.handshakeLength));
       this.handshake = grown;
     }
@@ -187,39 +183,39 @@ export class TlsClientHelloScanner implements Scanner {
     }
     if (!r.ok) return r.status as "need-more" | "bad";
 
-    let x: Extensions = this.extensions ?? { at: r.pos, sni: undefined, alpn: [], offered: undefined, seen: new Set() };
-    r.pos = x.at;
+    if (this.extensionAt < 0) this.extensionAt = r.pos;
+    r.pos = this.extensionAt;
     while (r.pos < length) {
       const type = r.u16(length);
       const size = r.u16(length);
       const end = r.pos + size;
-      if (r.ok && (end > length || x.seen.has(type))) r.reject();
-      // The extension must be whole before its contents are read (each is read only once).
-      if (r.ok && end > body.length) return "need-more";
+      // "There MUST NOT be more than one extension of the same type" (RFC 8446 §4.2).
+      if (r.ok && (end > length || this.seen.has(type))) r.reject();
       if (!r.ok) return r.status as "need-more" | "bad";
-      let { sni, alpn, offered } = x;
+      // Read an extension only once it is whole: then it is read once, and a failure is final.
+      if (end > body.length) return "need-more";
       switch (type) {
         case EXT_SERVER_NAME:
-          sni = readServerName(r, end);
+          this.sni = readServerName(r, end);
           break;
         case EXT_APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
-          alpn = readAlpn(r, end);
+          this.alpn = readAlpn(r, end);
           break;
         case EXT_SUPPORTED_VERSIONS:
-          offered = readSupportedVersions(r, end);
+          this.offered = readSupportedVersions(r, end);
           break;
         default:
           r.take(size, end);
       }
       if (r.ok && r.pos !== end) r.reject();
       if (!r.ok) return r.status as "need-more" | "bad";
-      // "There MUST NOT be more than one extension of the same type" (RFC 8446 §4.2).
-      x = { at: end, sni, alpn, offered, seen: new Set(x.seen).add(type) };
-      this.extensions = x;
+      this.seen.add(type);
+      this.extensionAt = end;
     }
 
-    const version = tlsVersionName(offeredVersion(x.offered) ?? (major << 8) | minor);
-    return x.sni === undefined ? { kind: "tls", alpn: x.alpn, version } : { kind: "tls", sni: x.sni, alpn: x.alpn, version };
+    const version = tlsVersionName(offeredVersion(this.offered) ?? (major << 8) | minor);
+    const { sni, alpn } = this;
+    return sni === undefined ? { kind: "tls", alpn, version } : { kind: "tls", sni, alpn, version };
   }
 }
 

@@ -3,6 +3,7 @@
  * missing and malformed extensions, length fields one off, the size cap.
  */
 import { describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { detectProtocol, DETECT_LIMIT, tlsVersionName, type Detection } from "../../src/detect/index.js";
 import { detectTls, isGrease } from "../../src/detect/tls-client-hello.js";
 import { CURL_CLIENT_HELLO } from "./hello-fixture.js";
@@ -220,5 +221,25 @@ describe("helpers", () => {
   it("knows the 16 GREASE values (RFC 8701)", () => {
     const grease = Array.from({ length: 0x10000 }, (_, v) => v).filter(isGrease);
     expect(grease).toEqual(Array.from({ length: 16 }, (_, i) => (i << 12) | 0x0a00 | (i << 4) | 0x0a));
+  });
+});
+
+describe("detectTls with a small limit", () => {
+  it("is total even when given more bytes than its limit", () => {
+    expect(detectTls(CURL_CLIENT_HELLO, 100)).toEqual({ kind: "unknown" });
+    // A record payload bigger than the limit arrives before the handshake length says it cannot fit.
+    expect(detectTls(Buffer.from("16030100 0a 01000010 000000000000".replace(/ /g, ""), "hex"), 4)).toEqual({ kind: "unknown" });
+    expect(detectTls(CURL_CLIENT_HELLO.subarray(0, 8), 100)).toEqual({ kind: "need-more" });
+    expect(detectTls(CURL_CLIENT_HELLO.subarray(0, 9), 100)).toEqual({ kind: "unknown" });
+  });
+
+  it("never throws for any bytes and any limit", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), fc.integer({ min: -1, max: 20_000 }), (tail, limit) => {
+        const bytes = Buffer.concat([Buffer.from([22, 3, 1]), tail]);
+        expect(["need-more", "unknown", "tls"]).toContain(detectTls(bytes, limit).kind);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
