@@ -63,7 +63,7 @@
  * CPU other processes and the hypervisor (steal time) took during the run.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -659,6 +659,11 @@ async function capture(servers) {
       const r = ratio(results, value);
       captureLines.push(`${label}: off ${fmt(off)}, on ${fmt(on)} = ${fmtRatio(r)} (target ≥ ${target.toFixed(1)}×: ${r >= target ? "PASS" : "MISS"})`);
     }
+    const disk = diskWriteMiBps(dir);
+    const onUp = median(up["capture on"].filter(Boolean).map((r) => r.mibps));
+    if (disk !== undefined && onUp !== undefined) {
+      captureLines.push(`the disk under the capture file writes ${fmt(disk)} MiB/s (512 MiB, fdatasync): capture-on upload = ${fmtRatio(onUp / disk)} of it (SQLite's WAL writes each byte twice)`);
+    }
     const busyOff = median(busy["capture off"]);
     const busyOn = median(busy["capture on"]);
     if (busyOff !== undefined && busyOn !== undefined) {
@@ -685,6 +690,24 @@ async function capture(servers) {
 }
 
 const captureLines = [];
+
+/** Sequential write rate of the file system under `dir`: 512 MiB in 1 MiB writes, then fdatasync. */
+function diskWriteMiBps(dir) {
+  const file = path.join(dir, "disk-probe");
+  const block = Buffer.alloc(1 << 20, 0x5a);
+  try {
+    const fd = openSync(file, "w");
+    const t0 = performance.now();
+    for (let i = 0; i < 512; i++) writeSync(fd, block);
+    fdatasyncSync(fd);
+    closeSync(fd);
+    return 512 / ((performance.now() - t0) / 1000);
+  } catch {
+    return undefined;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
 
 // --- report -------------------------------------------------------------------------------------
 

@@ -14,6 +14,21 @@ if (port === null) throw new Error("capture-worker must run in a worker thread")
 
 let writer: CaptureWriter | undefined;
 let failed = false;
+/** Checkpoints wait for this long without a batch (see CaptureWriter.checkpoint). */
+const QUIET_MS = 250;
+let quiet: NodeJS.Timeout | undefined;
+
+function checkpointWhenQuiet(): void {
+  clearTimeout(quiet);
+  quiet = setTimeout(() => {
+    if (failed) return;
+    try {
+      writer?.checkpoint();
+    } catch (err) {
+      fail(err);
+    }
+  }, QUIET_MS);
+}
 
 function reply(message: WriterReply): void {
   port!.postMessage(message);
@@ -48,8 +63,10 @@ port.on("message", (request: WriterRequest) => {
         }
       }
       reply({ type: "ack", seq: request.batch.seq, bytes: request.batch.bytes });
+      if (!failed) checkpointWhenQuiet();
       return;
     case "stop":
+      clearTimeout(quiet);
       if (!failed) {
         try {
           writer?.stop(request.at);

@@ -8,6 +8,9 @@ import { openCapture } from "./database.js";
 
 type Statement = Database.Statement;
 
+/** WAL size (estimated) at which a burst is interrupted for a checkpoint; bounds disk use and crash recovery. */
+export const CHECKPOINT_BYTES = 256 * 1024 * 1024;
+
 export class CaptureWriter {
   private readonly db: Database.Database;
   private readonly open: Statement;
@@ -22,6 +25,8 @@ export class CaptureWriter {
   private readonly progress: Statement;
   private readonly close: Statement;
   private readonly applyAll: (batch: Batch) => void;
+  /** Bytes written to the WAL since the last checkpoint (an estimate). */
+  private unchecked = 0;
 
   constructor(
     file: string,
@@ -32,6 +37,9 @@ export class CaptureWriter {
     // Tests bound the file to make "disk full" happen on demand.
     if (options.maxPageCount !== undefined) this.db.pragma(`max_page_count = ${options.maxPageCount}`);
     const db = this.db;
+    this.db.pragma("wal_autocheckpoint = 0");
+    // After a checkpoint the WAL is reused from its start; this trims the file back down then.
+    this.db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
     this.open = db.prepare(
       "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
@@ -68,6 +76,21 @@ export class CaptureWriter {
 
   write(batch: Batch): void {
     this.applyAll(batch);
+    // Payload plus a little for the rows, as an estimate of what the WAL grew by.
+    this.unchecked += batch.bytes + batch.ops.length * 64;
+    if (this.unchecked >= CHECKPOINT_BYTES) this.checkpoint();
+  }
+
+  /**
+   * Copies the WAL into the database file. SQLite would do it every 1000 pages, in the middle of
+   * a burst; copying costs about as much CPU again as writing, so it waits for a quiet moment
+   * (the worker calls this when no batch came for a while) or for CHECKPOINT_BYTES of WAL.
+   * PASSIVE: never waits for readers (a TUI may be reading); what they still use is copied later.
+   */
+  checkpoint(): void {
+    if (this.unchecked === 0) return;
+    this.unchecked = 0;
+    this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
   private apply(op: Operation, arena: Buffer | undefined): void {

@@ -7,7 +7,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { CaptureError, beginRun, migrate, openCapture } from "../../src/store/database.js";
+import { CaptureError, PAGE_SIZE, beginRun, migrate, openCapture } from "../../src/store/database.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/schema.js";
 import { CaptureReader } from "../../src/store/reader.js";
 
@@ -32,6 +32,7 @@ describe("openCapture", () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(db.pragma("page_size", { simple: true })).toBe(PAGE_SIZE);
     db.close();
   });
 
