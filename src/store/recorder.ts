@@ -134,6 +134,9 @@ export class Recorder implements EngineObserver {
     this.timer.unref();
   }
 
+  /** Payload bytes seen so far (received, both directions, TCP and UDP): for throughput figures. */
+  bytesSeen = 0;
+
   /** The capture's id of an engine session of this run. */
   sessionId(engineId: number): number {
     return this.sessionBase + engineId;
@@ -236,6 +239,7 @@ export class Recorder implements EngineObserver {
     const state = this.live(f.id);
     if (state === undefined) return;
     const received = f.received.length;
+    this.bytesSeen += received;
     if (f.verdict !== "inject") {
       if (f.direction === "up") state.upReceived += received;
       else state.downReceived += received;
@@ -254,6 +258,7 @@ export class Recorder implements EngineObserver {
   datagram(f: DatagramFact): void {
     const state = this.live(f.id);
     if (state === undefined) return;
+    this.bytesSeen += f.received.length;
     const data = this.keep(state, f.received);
     const sent = f.sent === undefined ? null : this.keep(state, f.sent);
     this.ops.push({
