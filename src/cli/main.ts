@@ -6,6 +6,7 @@ import { addonCommand } from "./commands/addon.js";
 import { sessionsCommand } from "./commands/sessions.js";
 import { showCommand } from "./commands/show.js";
 import { exportCommand } from "./commands/export.js";
+import { tuiCommand } from "./commands/tui.js";
 import { VERSION } from "./version.js";
 
 export function buildProgram(terminal: Terminal, started: Started): Command {
@@ -16,6 +17,7 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
   program.addCommand(runCommand(terminal, started).exitOverride(), { isDefault: true });
+  program.addCommand(tuiCommand().exitOverride());
   program.addCommand(sessionsCommand(terminal).exitOverride());
   program.addCommand(showCommand(terminal).exitOverride());
   program.addCommand(exportCommand(terminal).exitOverride());

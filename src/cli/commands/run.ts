@@ -18,6 +18,7 @@ import { isLoopback, parseCount, parseDuration, parseListen, parseSize } from ".
 import { Recorder } from "../../store/recorder.js";
 import { CaptureError } from "../../store/database.js";
 import { VERSION } from "../version.js";
+import { runWithTui } from "../tui-runner.js";
 import { SessionLog, type LogFormat } from "../session-log.js";
 import { parseSettings, startAddons, type AddonSettings, type RunningAddons } from "../addons.js";
 
@@ -89,6 +90,13 @@ export interface RunningProxy {
   destroyAll(): void;
   /** Settles with an error when the proxy must stop by itself (capture failed with --on-capture-error stop). */
   readonly fatal: Promise<CliError>;
+  /** The addresses it listens on. */
+  readonly bound: readonly Endpoint[];
+  /** The capture file, when capturing. */
+  readonly captureFile: string | undefined;
+  readonly addons: readonly string[];
+  /** Payload bytes relayed so far (counted by the recorder; 0 without capture). */
+  bytesSeen(): number;
 }
 
 export type Started = (proxy: RunningProxy, options: RunOptions) => Promise<void>;
@@ -118,11 +126,18 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
     .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
     .option("-q, --quiet", "no per-session log lines")
-    .option("--headless", "no TUI: one log line per session (the only mode until the TUI lands)")
+    .option("--headless", "no TUI: one log line per session (the default without a terminal)")
     .action(async (raw: RawRunOptions) => {
       const options = resolveRunOptions(raw);
-      const proxy = await startProxy(options, terminal);
-      await started(proxy, options);
+      const interactive = raw.headless !== true && process.stdin.isTTY === true && process.stdout.isTTY === true;
+      if (raw.headless !== true && !interactive) terminal.err("socksmith: no terminal, running headless (--headless hides this notice)");
+      if (interactive && options.capture === undefined) terminal.err("socksmith: the TUI shows the capture; with --no-capture it runs headless");
+      if (!interactive || options.capture === undefined) {
+        const proxy = await startProxy(options, terminal);
+        await started(proxy, options);
+        return;
+      }
+      await runWithTui(options, started);
     });
 }
 
@@ -288,5 +303,9 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     },
     destroyAll: () => engine.destroyAll(),
     fatal: fatalPromise,
+    bound,
+    captureFile: recorder?.file,
+    addons: addons?.dispatcher === undefined ? [] : options.addons.map((f) => f.replace(/^.*[\\/]/, "")),
+    bytesSeen: () => recorder?.bytesSeen ?? 0,
   };
 }

@@ -1,0 +1,57 @@
+/**
+ * The TUI's key bindings: one table from keys to named actions (STYLE.md 12). The help overlay
+ * (`?`) is generated from it, so what it says is what the keys do.
+ */
+import type { Key } from "ink";
+
+export type Action =
+  | "down"
+  | "up"
+  | "pageDown"
+  | "pageUp"
+  | "first"
+  | "last"
+  | "open"
+  | "back"
+  | "nextTab"
+  | "filter"
+  | "follow"
+  | "viewMode"
+  | "replay"
+  | "export"
+  | "hide"
+  | "help"
+  | "quit";
+
+export interface Binding {
+  readonly action: Action;
+  /** As shown in the help. */
+  readonly keys: string;
+  readonly description: string;
+  readonly matches: (input: string, key: Key) => boolean;
+}
+
+export const BINDINGS: readonly Binding[] = [
+  { action: "down", keys: "j ↓", description: "next session / scroll down", matches: (i, k) => i === "j" || k.downArrow },
+  { action: "up", keys: "k ↑", description: "previous session / scroll up", matches: (i, k) => i === "k" || k.upArrow },
+  { action: "pageDown", keys: "PgDn space", description: "a page down", matches: (i, k) => k.pageDown || i === " " },
+  { action: "pageUp", keys: "PgUp b", description: "a page up", matches: (i, k) => k.pageUp || i === "b" },
+  { action: "first", keys: "g", description: "first (oldest) session / top", matches: (i) => i === "g" },
+  { action: "last", keys: "G", description: "last (newest) session / bottom", matches: (i) => i === "G" },
+  { action: "open", keys: "enter", description: "open the session", matches: (_i, k) => k.return },
+  { action: "back", keys: "q esc", description: "back to the list (in the list: quit)", matches: (i, k) => i === "q" || k.escape },
+  { action: "nextTab", keys: "tab", description: "next tab: overview, events, stream", matches: (_i, k) => k.tab },
+  { action: "filter", keys: "/ f", description: "filter (e.g. host:*.example.com status:failed)", matches: (i) => i === "/" || i === "f" },
+  { action: "follow", keys: "F", description: "follow: keep the newest session selected", matches: (i) => i === "F" },
+  { action: "viewMode", keys: "m", description: "stream view: auto, text, hex", matches: (i) => i === "m" },
+  { action: "replay", keys: "r", description: "replay the session", matches: (i) => i === "r" },
+  { action: "export", keys: "e", description: "export the session to socksmith-ID.json", matches: (i) => i === "e" },
+  { action: "hide", keys: "d", description: "hide the session from this view", matches: (i) => i === "d" },
+  { action: "help", keys: "?", description: "this help", matches: (i) => i === "?" },
+  { action: "quit", keys: "Q", description: "quit (stops the proxy when it runs here)", matches: (i) => i === "Q" },
+];
+
+/** The action a key press means, if any. */
+export function actionFor(input: string, key: Key): Action | undefined {
+  return BINDINGS.find((b) => b.matches(input, key))?.action;
+}

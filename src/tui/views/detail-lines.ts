@@ -1,0 +1,353 @@
+/**
+ * The detail view's content as plain lines, one per screen row: the overview, the events, or the
+ * stream (TCP conversation or UDP datagrams) of one session. Lines are already wrapped to the
+ * terminal width, so the app can page and clamp `scroll` with `detailLines(...).length`, and the
+ * view only slices. Worded as `socksmith show` words it.
+ *
+ * Every string here is terminal-safe: facts go through `safe`, payload through `printable` or
+ * `hexDump`.
+ */
+import { formatBytes, formatDuration, formatReply, formatTime, hexDump, looksLikeText, printable } from "../../format/index.js";
+import type { ChunkRow, DatagramRow, DetailTab, EventRow, SessionRow, ViewMode } from "../types.js";
+import { durationText, endpointText, isRedirected, protocolText, targetText } from "./session-text.js";
+import { displayWidth, safe, tagsText, wrap } from "./text.js";
+
+export type DetailColour = "red" | "yellow" | "green" | "cyan" | "magenta" | "gray";
+
+/** One screen row of the detail view. */
+export interface DetailLine {
+  /** Terminal-safe, at most the view's width in columns. */
+  readonly text: string;
+  readonly color?: DetailColour;
+  readonly bold?: boolean;
+}
+
+/** What the lines depend on: SessionDetail's props (scroll and height do not matter here). */
+export interface DetailContent {
+  readonly session: SessionRow;
+  readonly events: readonly EventRow[];
+  readonly chunks: readonly ChunkRow[];
+  readonly datagrams: readonly DatagramRow[];
+  readonly tab: DetailTab;
+  readonly mode: ViewMode;
+  readonly width: number;
+  /** For how long an open session has lasted (ms since the epoch); without it the overview says since when. */
+  readonly now?: number;
+  /** Ignored (the lines do not depend on them), so SessionDetail's props can be passed as they are. */
+  readonly scroll?: number;
+  readonly height?: number;
+}
+
+/** Payload shown per turn or datagram; the rest is counted ("… N more bytes"). Export has it all. */
+export const MAX_BLOCK_BYTES = 64 * 1024;
+/** Lines of one tab at most; a longer stream ends with a note. Keeps a huge session responsive. */
+export const MAX_DETAIL_LINES = 20_000;
+
+const INDENT = "   ";
+const FIELD = 12;
+
+/** All lines of the active tab. */
+export function detailLines(content: DetailContent): DetailLine[] {
+  const out = new LineBuilder(content.width);
+  switch (content.tab) {
+    case "overview":
+      overview(out, content.session, content.now);
+      break;
+    case "events":
+      events(out, content.events);
+      break;
+    case "stream":
+      if (content.session.command === "udp") datagrams(out, content.datagrams, content.mode);
+      else stream(out, content.chunks, content.mode);
+      break;
+    default: {
+      const never: never = content.tab;
+      return never;
+    }
+  }
+  return out.lines;
+}
+
+/** The first line to draw: `scroll` kept within the content, so the last page stays full. */
+export function clampScroll(total: number, scroll: number, page: number): number {
+  return Math.max(0, Math.min(Math.floor(scroll), total - Math.max(1, page)));
+}
+
+class LineBuilder {
+  readonly lines: DetailLine[] = [];
+  private stopped = false;
+
+  constructor(readonly width: number) {}
+
+  get full(): boolean {
+    return this.stopped;
+  }
+
+  /** `text` (already safe) wrapped to the width; continuation rows start with `continuation`. */
+  push(text: string, style: Omit<DetailLine, "text"> = {}, continuation = ""): void {
+    if (this.stopped) return;
+    if (this.lines.length >= MAX_DETAIL_LINES) {
+      this.stopped = true;
+      this.lines.push({ text: "… more than this is not shown here (e exports the whole session)", color: "yellow" });
+      return;
+    }
+    const width = Math.max(1, this.width);
+    // Everything pushed is safe already; this guards against a field typed as an enum holding
+    // anything else in a crafted capture file (safe leaves safe text as it is).
+    const rows = wrap(safe(text), width);
+    this.lines.push({ text: rows[0]!, ...style });
+    if (rows.length === 1) return;
+    const rest = wrap(rows.slice(1).join(""), Math.max(1, width - displayWidth(continuation)));
+    for (const row of rest) this.lines.push({ text: continuation + row, ...style });
+  }
+
+  /** `name:` in a column, then the value; continuation rows line up under the value. */
+  field(name: string, value: string, style: Omit<DetailLine, "text"> = {}): void {
+    this.push(`${`${name}:`.padEnd(FIELD)}${value}`, style, " ".repeat(FIELD));
+  }
+
+  blank(): void {
+    this.push("");
+  }
+}
+
+// --- overview ---------------------------------------------------------------------------------
+
+function overview(out: LineBuilder, s: SessionRow, now: number | undefined): void {
+  const since = (at: number) => `${formatTime(at)} (+${formatDuration(at - s.opened_at)})`;
+  out.push(`session ${s.id}  (run ${s.run_id}, #${s.engine_id})`, { bold: true });
+  out.field("opened", `${formatTime(s.opened_at)} (${new Date(s.opened_at).toISOString()})`);
+  if (s.requested_at !== null) out.field("requested", since(s.requested_at));
+  if (s.replied_at !== null) out.field("replied", since(s.replied_at));
+  if (s.closed_at !== null) out.field("closed", since(s.closed_at));
+  if (s.status === "open") out.field("duration", now === undefined ? "still open" : `${durationText(s, now)} so far`, { color: "yellow" });
+  else if (s.closed_at === null) out.field("duration", "? (its end was not recorded)");
+  else out.field("duration", durationText(s, s.closed_at));
+  out.blank();
+
+  out.field("client", `${endpointText(s.client_host, s.client_port)} → proxy ${endpointText(s.local_host, s.local_port)}`);
+  out.field("protocol", `SOCKS${s.version ?? "?"} ${s.command?.toUpperCase() ?? "(no request)"}`);
+  if (s.auth_method !== null) {
+    const offered = offeredMethods(s.auth_offered);
+    out.field("auth", `${safe(s.auth_method)}${s.user === null ? "" : ` user ${safe(JSON.stringify(s.user))}`}${offered === "" ? "" : ` (offered ${offered})`}`);
+  }
+  if (s.requested_host !== null) {
+    out.field("target", `${endpointText(s.requested_host, s.requested_port)}${s.requested_type === null ? "" : ` (${safe(s.requested_type)})`}`);
+  }
+  if (isRedirected(s)) out.field("actual", `${endpointText(s.target_host, s.target_port)} (redirected by an addon)`, { color: "cyan" });
+  if (s.remote_host !== null) out.field("connected", endpointText(s.remote_host, s.remote_port));
+  const attempts = stringList(s.attempts);
+  if (attempts !== "") out.field("attempts", attempts);
+  if (s.bound_host !== null) out.field("bound", endpointText(s.bound_host, s.bound_port));
+  out.blank();
+
+  const failed = s.status === "failed" || s.status === "denied" || s.status === "interrupted";
+  if (s.reply !== null) {
+    out.field(
+      "reply",
+      `${formatReply(s.reply, s.version)}${s.reply_code === null ? "" : ` ${safe(s.reply_code)}`}${s.errno === null ? "" : ` (${safe(s.errno)})`}`,
+      s.reply === 0 ? {} : { color: "red" },
+    );
+  }
+  const reason = s.close_reason === null || s.close_reason === s.status ? "" : ` — ${safe(s.close_reason)}`;
+  out.field("status", `${s.status}${reason}${s.close_errno === null ? "" : ` (${safe(s.close_errno)})`}`, failed ? { color: "red" } : s.status === "open" ? { color: "yellow" } : {});
+  out.field("bytes up", `${formatBytes(s.bytes_up_received)} received / ${formatBytes(s.bytes_up_sent)} sent  (client → target)`);
+  out.field("bytes down", `${formatBytes(s.bytes_down_received)} received / ${formatBytes(s.bytes_down_sent)} sent  (target → client)`);
+  out.field("captured", `${formatBytes(s.captured_bytes)}${s.truncated === 1 ? " (truncated by --capture-limit)" : ""}`, s.truncated === 1 ? { color: "yellow" } : {});
+
+  if (s.protocol !== null) {
+    out.blank();
+    out.field("detected", protocolText(s));
+    if (s.protocol_info !== null) for (const line of prettyJson(s.protocol_info)) out.push(`${" ".repeat(FIELD)}${line}`, {}, " ".repeat(FIELD + 2));
+  }
+  const tags = tagsText(s.tags);
+  if (tags !== "") {
+    out.blank();
+    out.field("tags", tags, { color: "cyan" });
+  }
+  if (s.replay_of !== null || s.served_from !== null) out.blank();
+  if (s.replay_of !== null) out.field("replay of", `session ${s.replay_of}`);
+  if (s.served_from !== null) out.field("served from", `session ${s.served_from}`);
+}
+
+/** Pretty JSON, safe to draw; the raw text when it is not JSON. */
+function prettyJson(json: string): string[] {
+  try {
+    return JSON.stringify(JSON.parse(json), null, 2).split("\n").map(safe);
+  } catch {
+    return [safe(json)];
+  }
+}
+
+/** A JSON array as "a, b, c"; "" when absent, empty or not an array. */
+function stringList(json: string | null): string {
+  if (json === null) return "";
+  try {
+    const items: unknown = JSON.parse(json);
+    return Array.isArray(items) ? safe(items.map(String).join(", ")) : safe(json);
+  } catch {
+    return safe(json);
+  }
+}
+
+function offeredMethods(json: string | null): string {
+  if (json === null) return "";
+  try {
+    const items: unknown = JSON.parse(json);
+    if (!Array.isArray(items)) return safe(json);
+    return items.map((m) => (typeof m === "number" ? (METHOD_NAMES[m] ?? `0x${m.toString(16).padStart(2, "0")}`) : safe(String(m)))).join(", ");
+  } catch {
+    return safe(json);
+  }
+}
+
+/** SOCKS5 METHOD codes (RFC 1928 §3) by the names the store uses for the chosen one. */
+const METHOD_NAMES: Readonly<Record<number, string>> = { 0x00: "none", 0x01: "gssapi", 0x02: "userpass" };
+
+// --- events -----------------------------------------------------------------------------------
+
+const EVENT_COLOUR: Readonly<Record<string, DetailColour>> = { "hook-error": "red", anomaly: "yellow", capture: "yellow", tag: "cyan" };
+
+function events(out: LineBuilder, rows: readonly EventRow[]): void {
+  if (rows.length === 0) {
+    out.push("(no events)", { color: "gray" });
+    return;
+  }
+  for (const e of rows) {
+    const who = [e.addon, e.hook].filter((x) => x !== null).join(" ");
+    const colour = EVENT_COLOUR[e.kind];
+    const head = `${formatTime(e.at)} ${e.kind}${e.code === null ? "" : ` ${e.code}`}${who === "" ? "" : ` [${who}]`}${e.location === null ? "" : ` at ${e.location}`}`;
+    const [first = "", ...rest] = e.message.split("\n");
+    out.push(safe(`${head}: ${first}`), colour === undefined ? {} : { color: colour }, INDENT);
+    for (const line of rest) out.push(INDENT + safe(line), {}, INDENT);
+  }
+}
+
+// --- stream -----------------------------------------------------------------------------------
+
+/**
+ * Chunks as turns of the conversation: consecutive chunks of one direction that no hook touched
+ * merge into one turn; a chunk with a verdict (replaced, dropped, injected, …) stands alone.
+ */
+export function conversationTurns(chunks: readonly ChunkRow[]): ChunkRow[][] {
+  const turns: ChunkRow[][] = [];
+  let turn: ChunkRow[] = [];
+  for (const c of chunks) {
+    const joins = c.verdict === null && turn.length > 0 && turn[0]!.verdict === null && turn[0]!.direction === c.direction;
+    if (!joins && turn.length > 0) turns.push(turn);
+    if (!joins) turn = [];
+    turn.push(c);
+  }
+  if (turn.length > 0) turns.push(turn);
+  return turns;
+}
+
+const DIRECTIONS = {
+  up: { arrow: ">>", route: "client → target", color: "cyan" },
+  down: { arrow: "<<", route: "target → client", color: "green" },
+} as const;
+
+function direction(d: "up" | "down") {
+  return d === "down" ? DIRECTIONS.down : DIRECTIONS.up;
+}
+
+function stream(out: LineBuilder, chunks: readonly ChunkRow[], mode: ViewMode): void {
+  if (chunks.length === 0) {
+    out.push("(no bytes)", { color: "gray" });
+    return;
+  }
+  for (const turn of conversationTurns(chunks)) {
+    if (out.full) return;
+    const first = turn[0]!;
+    const last = turn[turn.length - 1]!;
+    const d = direction(first.direction);
+    const head = `${d.arrow} ${formatTime(first.at)} ${d.route}`;
+    if (turn.length > 1) {
+      const size = turn.reduce((n, c) => n + c.size, 0);
+      const kept = Buffer.concat(turn.map((c) => c.data));
+      const sizes = kept.length === size ? `${size} bytes` : `${size} bytes, ${kept.length} kept`;
+      out.push(`${head} #${first.seq}–${last.seq} (${sizes} in ${turn.length} reads)`, { color: d.color, bold: true }, INDENT);
+      payload(out, kept, mode);
+      continue;
+    }
+    const size = first.size === first.data.length ? `${first.size} bytes` : `${first.size} bytes, ${first.data.length} kept`;
+    if (first.verdict === "inject") {
+      const sent = first.sent ?? Buffer.alloc(0);
+      out.push(`${head} #${first.seq} (${sent.length} bytes, injected by an addon)`, { color: d.color, bold: true }, INDENT);
+      payload(out, sent, mode);
+      continue;
+    }
+    out.push(`${head} #${first.seq} (${size}${first.verdict === null ? "" : `, addon: ${first.verdict}`})`, { color: d.color, bold: true }, INDENT);
+    if (first.sent === null) {
+      payload(out, first.data, mode);
+      continue;
+    }
+    asReceivedAndSent(out, first.data, first.sent, mode);
+  }
+}
+
+function asReceivedAndSent(out: LineBuilder, received: Buffer, sent: Buffer, mode: ViewMode): void {
+  out.push(`${INDENT}as received:`, { color: "yellow" });
+  payload(out, received, mode);
+  if (sent.length === 0) {
+    out.push(`${INDENT}as sent: nothing`, { color: "yellow" });
+    return;
+  }
+  out.push(`${INDENT}as sent:`, { color: "yellow" });
+  payload(out, sent, mode);
+}
+
+function datagrams(out: LineBuilder, rows: readonly DatagramRow[], mode: ViewMode): void {
+  if (rows.length === 0) {
+    out.push("(no datagrams)", { color: "gray" });
+    return;
+  }
+  for (const g of rows) {
+    if (out.full) return;
+    const d = direction(g.direction);
+    const peer = endpointText(g.peer_host, g.peer_port, "?");
+    const to = endpointText(g.to_host, g.to_port, "?");
+    const route =
+      g.direction === "up"
+        ? `client ${endpointText(g.from_host, g.from_port)} → ${peer}${g.to_host !== null && to !== peer ? ` (sent to ${to})` : ""}`
+        : `${peer} → client${g.to_host === null ? "" : ` ${to}`}`;
+    const dropped = g.verdict === "dropped";
+    const verdict = dropped ? `, dropped: ${safe(g.reason ?? "?")}${g.detail === null ? "" : ` (${safe(g.detail)})`}` : "";
+    out.push(`${d.arrow} ${formatTime(g.at)} ${route} #${g.seq} (${g.size} bytes${verdict})`, { color: dropped ? "red" : d.color, bold: true }, INDENT);
+    if (g.sent === null) payload(out, g.data, mode);
+    else asReceivedAndSent(out, g.data, g.sent, mode);
+  }
+}
+
+/** Bytes as text or a hex dump (auto: text when it looks like text), indented, at most MAX_BLOCK_BYTES. */
+function payload(out: LineBuilder, data: Buffer, mode: ViewMode): void {
+  const shown = data.length > MAX_BLOCK_BYTES ? data.subarray(0, MAX_BLOCK_BYTES) : data;
+  const hex = mode === "hex" || (mode === "auto" && !looksLikeText(shown));
+  if (hex) {
+    const bytesPerLine = hexWidth(out.width - INDENT.length);
+    for (const line of hexDump(shown, { width: bytesPerLine })) {
+      if (out.full) return;
+      out.push(INDENT + line, {}, INDENT);
+    }
+  } else {
+    const lines = printable(shown, { utf8: true }).split("\n");
+    // A final line feed ends the last line; it does not start an empty one.
+    if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
+    for (const line of lines) {
+      if (out.full) return;
+      out.push(INDENT + line, {}, INDENT);
+    }
+  }
+  if (shown.length < data.length) out.push(`${INDENT}… ${data.length - shown.length} more bytes (e exports the whole session)`, { color: "gray" });
+}
+
+/** The widest hexdump -C layout (16, 8 or 4 bytes a line) that fits `columns`. */
+export function hexWidth(columns: number): number {
+  for (const bytes of [16, 8]) if (hexDumpLineLength(bytes) <= columns) return bytes;
+  return 4;
+}
+
+// hexDump's line: 8-digit offset, 2 spaces, "xx " per byte plus a space between groups of 8, "|text|".
+function hexDumpLineLength(bytes: number): number {
+  return 8 + 2 + 3 * bytes + Math.floor((bytes - 1) / 8) + 1 + bytes + 1;
+}

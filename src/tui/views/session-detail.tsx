@@ -1,0 +1,86 @@
+/**
+ * One session in detail: a tab bar (overview | events | stream) and the active tab's lines from
+ * `scroll` on. The lines come from `detailLines`, which the app uses too, to clamp `scroll`.
+ */
+import { Fragment, useMemo } from "react";
+import { Box, Text } from "ink";
+import type { ChunkRow, DatagramRow, DetailTab, EventRow, SessionRow, ViewMode } from "../types.js";
+import { clampScroll, conversationTurns, detailLines } from "./detail-lines.js";
+import { targetText } from "./session-text.js";
+import { displayWidth, truncate } from "./text.js";
+
+export interface SessionDetailProps {
+  readonly session: SessionRow;
+  readonly events: readonly EventRow[];
+  readonly chunks: readonly ChunkRow[];
+  readonly datagrams: readonly DatagramRow[];
+  readonly tab: DetailTab;
+  readonly mode: ViewMode;
+  /** The first content line shown (0 = top); clamped so the last page stays full. */
+  readonly scroll: number;
+  readonly width: number;
+  /** Lines for the view: one for the tab bar, the rest for content. */
+  readonly height: number;
+  /** For the live duration of an open session (ms since the epoch); optional. */
+  readonly now?: number;
+}
+
+const TABS: readonly DetailTab[] = ["overview", "events", "stream"];
+
+/** Content lines per page for a view of `height` lines (the tab bar takes one). */
+export function detailPageSize(height: number): number {
+  return Math.max(1, height - 1);
+}
+
+function tabLabel(tab: DetailTab, props: SessionDetailProps): string {
+  switch (tab) {
+    case "overview":
+      return "overview";
+    case "events":
+      return `events ${props.events.length}`;
+    case "stream":
+      return props.session.command === "udp" ? `datagrams ${props.datagrams.length}` : `stream ${conversationTurns(props.chunks).length}`;
+    default: {
+      const never: never = tab;
+      return never;
+    }
+  }
+}
+
+export function SessionDetail(props: SessionDetailProps) {
+  const { session, events, chunks, datagrams, tab, mode, width, now } = props;
+  const lines = useMemo(
+    () => detailLines({ session, events, chunks, datagrams, tab, mode, width, ...(now === undefined ? {} : { now }) }),
+    // `now` only matters for an open session's overview.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [session, events, chunks, datagrams, tab, mode, width, session.status === "open" && tab === "overview" ? now : undefined],
+  );
+  const page = detailPageSize(props.height);
+  const start = clampScroll(lines.length, props.scroll, page);
+  const shown = lines.slice(start, start + page);
+
+  const labels = TABS.map((t) => ({ tab: t, text: t === tab ? `[${tabLabel(t, props)}]` : ` ${tabLabel(t, props)} ` }));
+  const tabsWidth = labels.reduce((n, l) => n + displayWidth(l.text) + 1, 0);
+  const position = lines.length <= page ? "" : `  ${start + 1}–${start + shown.length}/${lines.length}`;
+  const info = truncate(`#${session.id} ${targetText(session)}${tab === "stream" ? `  mode ${mode}` : ""}${position}`, Math.max(0, width - tabsWidth - 1));
+
+  return (
+    <Box flexDirection="column" width={Math.max(1, width)} height={Math.max(1, props.height)}>
+      <Text wrap="truncate-end">
+        {labels.map((l) => (
+          <Fragment key={l.tab}>
+            <Text inverse={l.tab === tab} bold={l.tab === tab}>
+              {l.text}
+            </Text>{" "}
+          </Fragment>
+        ))}
+        <Text dimColor> {info}</Text>
+      </Text>
+      {shown.map((line, i) => (
+        <Text key={start + i} wrap="truncate-end" bold={line.bold === true} {...(line.color === undefined ? {} : { color: line.color })}>
+          {line.text === "" ? " " : line.text}
+        </Text>
+      ))}
+    </Box>
+  );
+}

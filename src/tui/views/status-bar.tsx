@@ -1,0 +1,104 @@
+/**
+ * The status bar: where the sessions come from (a running proxy's listen addresses, or a file
+ * being browsed), FOLLOW, the filter, counts, throughput, the capture file, addons, and on a
+ * second line a transient message and the last addon error or problem. `? keys` stays at the
+ * right whatever the width.
+ */
+import { Box, Text } from "ink";
+import { formatBytes } from "../../format/index.js";
+import type { CaptureStats, LiveStatus } from "../types.js";
+import { safe, shortLocation } from "./text.js";
+
+export interface StatusBarProps {
+  /** The capture file. */
+  readonly file: string;
+  readonly stats: CaptureStats;
+  /** Present when attached to a running proxy; absent when browsing a file. */
+  readonly live?: LiveStatus;
+  /** The active filter's text. */
+  readonly filter?: string;
+  /** Sessions matching the filter (all sessions without one). */
+  readonly shown: number;
+  readonly follow: boolean;
+  /** A transient message, e.g. "exported session 3 to ./socksmith-3.json". */
+  readonly message?: string;
+}
+
+/** A run of status text in one style; `text` is terminal-safe. */
+export interface StatusSegment {
+  readonly text: string;
+  readonly color?: "red" | "yellow" | "green" | "cyan";
+  readonly bold?: boolean;
+  readonly inverse?: boolean;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** The bar's lines (one, or two when there is a message or an error), as styled segments. */
+export function statusLines(props: StatusBarProps): StatusSegment[][] {
+  const { stats, live } = props;
+  const gap: StatusSegment = { text: "  " };
+  const first: StatusSegment[] = [];
+  const add = (...segments: StatusSegment[]) => {
+    if (first.length > 0) first.push(gap);
+    first.push(...segments);
+  };
+  if (live === undefined) {
+    add({ text: `browsing ${safe(props.file)} (read-only, ${formatBytes(stats.fileBytes)})`, bold: true });
+  } else {
+    add({ text: live.listen.length === 0 ? "not listening" : `listening ${live.listen.map(safe).join(", ")}`, bold: true, color: "green" });
+  }
+  if (props.follow) add({ text: "FOLLOW", inverse: true, bold: true });
+  // The filter changes what the list means: it comes before the counts, which may be cut.
+  if (props.filter !== undefined && props.filter !== "") add({ text: `filter ${safe(props.filter)}`, color: "cyan" }, { text: ` (${props.shown} shown)` });
+  const open = live?.open ?? stats.open;
+  add({ text: `${open} open / ${plural(stats.sessions, "session")}` });
+  if (stats.failed > 0) add({ text: `${stats.failed} failed`, color: "red" });
+  if (stats.denied > 0) add({ text: `${stats.denied} denied`, color: "red" });
+  if (live !== undefined) {
+    add({ text: `${formatBytes(live.bytesPerSecond)}/s` });
+    add({ text: `capture ${safe(props.file)} (${formatBytes(stats.fileBytes)})` });
+    if (live.addons.length > 0) add({ text: `addons ${live.addons.map(safe).join(", ")}` });
+  }
+
+  const second: StatusSegment[] = [];
+  const note = (segment: StatusSegment) => {
+    if (second.length > 0) second.push(gap);
+    second.push(segment);
+  };
+  if (props.message !== undefined && props.message !== "") note({ text: safe(props.message), color: "green" });
+  if (live?.lastAddonError !== undefined) note({ text: `addon error: ${safe(shortLocation(live.lastAddonError))}`, color: "red" });
+  if (live?.lastError !== undefined) note({ text: `error: ${safe(live.lastError)}`, color: "red" });
+  return second.length === 0 ? [first] : [first, second];
+}
+
+const HINT = "? keys";
+
+function Segments({ segments }: { segments: readonly StatusSegment[] }) {
+  return (
+    <Text wrap="truncate-end">
+      {segments.map((s, i) => (
+        <Text key={i} {...(s.color === undefined ? {} : { color: s.color })} bold={s.bold === true} inverse={s.inverse === true}>
+          {s.text}
+        </Text>
+      ))}
+    </Text>
+  );
+}
+
+export function StatusBar(props: StatusBarProps) {
+  const [first, second] = statusLines(props);
+  return (
+    <Box flexDirection="column">
+      <Box flexDirection="row">
+        <Box flexGrow={1} flexShrink={1} overflow="hidden">
+          <Segments segments={first!} />
+        </Box>
+        <Box flexShrink={0} marginLeft={1}>
+          <Text dimColor>{HINT}</Text>
+        </Box>
+      </Box>
+      {second === undefined ? null : <Segments segments={second} />}
+    </Box>
+  );
+}

@@ -1,0 +1,145 @@
+/**
+ * Plain text helpers for the views: terminal-safe strings and fitting text into columns by its
+ * width on screen (STYLE.md 12). Pure and total.
+ *
+ * Security: hosts, user names, SNI, tags, addon messages and file names can come from the wire or
+ * from addons. Written raw, an ESC or a C1 byte starts a terminal control sequence, and a bidi
+ * override reorders what the reader sees. Every string a view draws goes through `safe` (bytes go
+ * through the format module's `printable`), and `safe`'s output never holds such a character.
+ */
+
+// Controls (C0, DEL, C1), format characters (bidi overrides, zero-width joiners), private use,
+// lone surrogates, unassigned code points, and the line and paragraph separators.
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Cn}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * `text` with every unsafe character escaped: `\xNN` up to U+00FF (as the CLI's `clean` and
+ * `printable` write them), `\u{XXXX}` above. Everything else is kept as is, a backslash too.
+ */
+export function safe(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const code = c.codePointAt(0)!;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/**
+ * Columns a code point takes in a terminal: 0 for combining marks, 2 for East Asian wide and
+ * fullwidth characters and emoji, 1 otherwise. An approximation of wcwidth that is right for the
+ * ranges people meet; Ink truncates each line again, so an error costs looks, never a wrapped line.
+ */
+export function charWidth(codePoint: number): number {
+  if (codePoint < 0x300) return 1;
+  if (COMBINING.test(String.fromCodePoint(codePoint))) return 0;
+  for (const [low, high] of WIDE) if (codePoint >= low && codePoint <= high) return 2;
+  return 1;
+}
+
+const COMBINING = /[\p{Mn}\p{Me}]/u;
+const WIDE: readonly (readonly [number, number])[] = [
+  [0x1100, 0x115f], // Hangul Jamo
+  [0x231a, 0x231b],
+  [0x2329, 0x232a],
+  [0x23e9, 0x23ec],
+  [0x2e80, 0x303e], // CJK radicals … CJK symbols and punctuation
+  [0x3041, 0x33ff], // kana … CJK compatibility
+  [0x3400, 0x4dbf], // CJK extension A
+  [0x4e00, 0x9fff], // CJK unified ideographs
+  [0xa000, 0xa4cf], // Yi
+  [0xa960, 0xa97f],
+  [0xac00, 0xd7a3], // Hangul syllables
+  [0xf900, 0xfaff], // CJK compatibility ideographs
+  [0xfe10, 0xfe19],
+  [0xfe30, 0xfe6f],
+  [0xff00, 0xff60], // fullwidth forms
+  [0xffe0, 0xffe6],
+  [0x1f300, 0x1f64f], // emoji
+  [0x1f900, 0x1f9ff],
+  [0x1fa70, 0x1faff],
+  [0x20000, 0x3fffd], // CJK extensions B …
+];
+
+/** Columns `text` takes on screen (see charWidth). */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const c of text) width += charWidth(c.codePointAt(0)!);
+  return width;
+}
+
+const ELLIPSIS = "…";
+
+/**
+ * `text` cut to at most `width` columns, ending with "…" when cut. A cut never leaves half of a
+ * `\xNN` escape behind (the whole escape goes). `width` ≤ 0 gives "".
+ */
+export function truncate(text: string, width: number): string {
+  if (width <= 0) return "";
+  if (displayWidth(text) <= width) return text;
+  let out = "";
+  let used = 0;
+  for (const c of text) {
+    const w = charWidth(c.codePointAt(0)!);
+    if (used + w > width - 1) break;
+    out += c;
+    used += w;
+  }
+  return out.replace(/\\(x[0-9a-f]?|u(\{[0-9a-f]*)?)?$/, "") + ELLIPSIS;
+}
+
+/** `text` cut to `width` columns, then padded with spaces to exactly `width` (on the left with `align: "right"`). */
+export function fit(text: string, width: number, align: "left" | "right" = "left"): string {
+  const cut = truncate(text, width);
+  const pad = " ".repeat(Math.max(0, width - displayWidth(cut)));
+  return align === "right" ? pad + cut : cut + pad;
+}
+
+/**
+ * `text` broken into lines of at most `width` columns (at least one line; "" gives [""]).
+ * Breaks fall between characters, not at words: the views wrap payload, where a word break
+ * would misstate where the bytes are.
+ */
+export function wrap(text: string, width: number): string[] {
+  const limit = Math.max(1, width);
+  if (displayWidth(text) <= limit) return [text];
+  const lines: string[] = [];
+  let line = "";
+  let used = 0;
+  for (const c of text) {
+    const w = charWidth(c.codePointAt(0)!);
+    if (used + w > limit && line !== "") {
+      lines.push(line);
+      line = "";
+      used = 0;
+    }
+    line += c;
+    used += w;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/**
+ * A tags column (a JSON object of strings, as the store keeps it) as `key=value key=value`,
+ * safe to draw; "" for none or for JSON that is not an object.
+ */
+export function tagsText(json: string): string {
+  try {
+    const tags: unknown = JSON.parse(json);
+    if (tags === null || typeof tags !== "object" || Array.isArray(tags)) return "";
+    return safe(
+      Object.entries(tags as Record<string, unknown>)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(" "),
+    );
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * An addon error with the directories of its source location dropped, so `file:line` stays
+ * visible in a narrow status bar: "/home/me/addons/thrower.ts:5:3: boom" → "thrower.ts:5:3: boom".
+ */
+export function shortLocation(text: string): string {
+  return text.replace(/(?:file:\/\/)?(?:[A-Za-z]:)?(?:[^\s:'"()]*[\\/])+([^\\/\s:'"()]+:\d+)/g, "$1");
+}

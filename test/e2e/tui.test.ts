@@ -1,0 +1,89 @@
+/**
+ * The TUI in a real terminal: socksmith runs under tmux (so it has a TTY), curl goes through it,
+ * and the test reads the screen with `tmux capture-pane` and types with `tmux send-keys`.
+ */
+import { execFileSync, execFile } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const CLI = join(import.meta.dirname, "../../dist/cli.js");
+const root = mkdtempSync(join(tmpdir(), "socksmith-tui-"));
+const session = `socksmith-test-${process.pid}`;
+let http: Server;
+let httpPort: number;
+
+function tmux(...args: string[]): string {
+  return execFileSync("tmux", ["-L", session, ...args], { encoding: "utf8" });
+}
+const screen = () => tmux("capture-pane", "-p", "-t", session);
+
+async function until(what: string, check: (text: string) => boolean, ms = 8000): Promise<string> {
+  const deadline = Date.now() + ms;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = screen();
+    if (check(text)) return text;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: not on screen after ${ms} ms:\n${text}`);
+}
+
+function curl(port: number, path: string): Promise<string> {
+  return new Promise((resolve) => execFile("curl", ["-s", "--max-time", "5", "--socks5-hostname", `127.0.0.1:${port}`, `http://localhost:${httpPort}${path}`], (_e, out) => resolve(out)));
+}
+
+beforeAll(async () => {
+  http = createServer((req, res) => res.end(`tui says hi to ${req.url}`));
+  http.listen(0, "127.0.0.1");
+  await once(http, "listening");
+  httpPort = (http.address() as AddressInfo).port;
+});
+afterAll(async () => {
+  try {
+    tmux("kill-server");
+  } catch {
+    // already gone
+  }
+  http.closeAllConnections();
+  await new Promise((r) => http.close(r));
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe("socksmith run on a terminal (tmux)", () => {
+  it("shows sessions live, opens one with its bytes, filters with host:, and quits with exit 0", async () => {
+    const file = join(root, "tui.db");
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", `${process.execPath} ${CLI} run -l 127.0.0.1:0 -w ${file}; echo "exit=$?"; sleep 30`);
+    const first = await until("the listen address in the status bar", (t) => /127\.0\.0\.1:\d{2,5}/.test(t));
+    const port = Number(/127\.0\.0\.1:(\d{2,5})/.exec(first)![1]);
+
+    expect(await curl(port, "/alpha")).toBe("tui says hi to /alpha");
+    await until("the session row", (t) => t.includes(`localhost:${httpPort}`) && /\bok\b/.test(t));
+    expect(await curl(port, "/beta")).toBe("tui says hi to /beta");
+    // Follow mode: the newest session is selected once its row is on screen.
+    await until("the second row", (t) => t.split("\n").filter((l) => l.includes(`localhost:${httpPort}`) && /\bok\b/.test(l)).length === 2);
+
+    tmux("send-keys", "-t", session, "Enter");
+    const detail = await until("the stream of the session", (t) => t.includes("GET /beta HTTP/1.1"));
+    expect(detail).toContain("tui says hi to /beta");
+
+    tmux("send-keys", "-t", session, "q");
+    await until("back to the list", (t) => !t.includes("GET /beta HTTP/1.1"));
+    tmux("send-keys", "-t", session, "/");
+    tmux("send-keys", "-t", session, "-l", "host:nothing.example");
+    tmux("send-keys", "-t", session, "Enter");
+    await until("the filter in the status bar and no rows", (t) => t.includes("host:nothing.example") && !t.includes(`localhost:${httpPort}`));
+    tmux("send-keys", "-t", session, "/");
+    tmux("send-keys", "-t", session, "C-u");
+    tmux("send-keys", "-t", session, "-l", "host:local*");
+    tmux("send-keys", "-t", session, "Enter");
+    await until("both sessions again", (t) => t.split("\n").filter((l) => l.includes(`localhost:${httpPort}`)).length === 2);
+
+    tmux("send-keys", "-t", session, "Q");
+    await until("the exit status", (t) => t.includes("exit=0"));
+  }, 30_000);
+});
