@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Box, useApp, useInput, useStdout } from "ink";
+import { Box, useApp, useInput, useStdout, type Key } from "ink";
 import { FilterError, parseFilter, type Filter } from "../filter/index.js";
 import { chunkJson, datagramJson, eventJson, sessionJson } from "../store/json.js";
 import { BINDINGS, actionFor } from "./keys.js";
@@ -160,19 +160,44 @@ export function App(props: AppProps) {
     }
   };
 
-  useInput((input, key) => {
+  useInput((input, key) => keys(input, key));
+
+  /** Several keys can arrive in one read (fast typing, a paste, tmux): one action per character, and once `/` opens the filter bar the rest is its text. */
+  function keys(input: string, key: Key): void {
+    if (input.length > 1 && editingRef.current === undefined && !key.ctrl && !key.meta) {
+      const plain = { ...key, return: false, tab: false, escape: false };
+      for (let i = 0; i < input.length; i++) {
+        const c = input[i]!;
+        handle(c, { ...plain, return: c === "\r", tab: c === "\t" });
+        if (editingRef.current !== undefined && i + 1 < input.length) return handle(input.slice(i + 1), plain);
+      }
+      return;
+    }
+    handle(input, key);
+  }
+
+  function handle(input: string, key: Key): void {
     const editing = editingRef.current;
     if (editing !== undefined) {
       if (key.escape) return setEditing(undefined);
       if (key.return) return void applyFilter(editing.text);
       if (key.backspace || key.delete) return setEditing({ text: editing.text.slice(0, -1) });
       if (key.ctrl && input === "u") return setEditing({ text: "" });
-      if (key.ctrl || key.meta || input.length === 0) return;
-      // Typed or pasted text; a ctrl-U (0x15) inside it clears what came before, other control
-      // characters are dropped.
-      const cleared = input.lastIndexOf("\x15");
-      const typed = input.slice(cleared + 1).replace(/[\x00-\x1f\x7f]/g, "");
-      setEditing({ text: (cleared >= 0 ? "" : editing.text) + typed });
+      if (key.ctrl || key.meta) return;
+      // Typed or pasted text, which may hold editing keys of its own: enter applies (and what
+      // follows is keys again), ctrl-U clears, DEL/BS erase, other control characters are dropped.
+      let text = editing.text;
+      for (let i = 0; i < input.length; i++) {
+        const c = input[i]!;
+        if (c === "\r" || c === "\n") {
+          if (applyFilter(text) && i + 1 < input.length) keys(input.slice(i + 1), key);
+          return;
+        }
+        if (c === "\x15") text = "";
+        else if (c === "\x7f" || c === "\b") text = text.slice(0, -1);
+        else if (c >= " ") text += c;
+      }
+      setEditing({ text });
       return;
     }
     const action = actionFor(input, key);
@@ -268,7 +293,7 @@ export function App(props: AppProps) {
       case "nextTab":
         return;
     }
-  });
+  }
 
   const live = props.live?.();
   const status = (

@@ -72,7 +72,7 @@ describe("socksmith run on a terminal (tmux)", () => {
     expect(detail).toContain("tui says hi to /beta");
 
     tmux("send-keys", "-t", session, "q");
-    await until("back to the list", (t) => !t.includes("GET /beta HTTP/1.1"));
+    await until("back to the list", (t) => !t.includes("GET /beta HTTP/1.1") && /ID\s+TIME/.test(t));
     tmux("send-keys", "-t", session, "/");
     tmux("send-keys", "-t", session, "-l", "host:nothing.example");
     tmux("send-keys", "-t", session, "Enter");
