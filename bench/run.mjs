@@ -23,6 +23,8 @@
  *   capture      socksmith capturing everything to a SQLite file vs --no-capture (1-stream
  *                upload and download MiB/s, handshakes/s), the main thread's CPU share during
  *                the upload, and the file's size per payload byte
+ *   tui          socksmith with its TUI drawing in a pseudo-terminal vs headless, both capturing
+ *                (1-stream upload and download MiB/s)
  *   idle         proxy RSS growth per idle tunnel with 5,000 tunnels open (VmRSS; PSS alongside),
  *                measured on a fresh proxy after a 200-tunnel warm-up
  *   udp          UDP datagrams per second echoed (each one client → echo server → client) with
@@ -65,6 +67,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
+import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -80,7 +83,7 @@ const CHILD_LIFETIME_S = 600;
 // --- options ------------------------------------------------------------------------------------
 
 const THROUGHPUT_CELLS = ["up1", "up8", "down1", "down8"];
-const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks", "capture"];
+const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks", "capture", "tui"];
 
 function parseArgs(argv) {
   const opts = { quick: false, only: new Set([...THROUGHPUT_CELLS, ...SECTIONS.slice(1)]), profileDir: undefined, udpWindow: 64 };
@@ -691,6 +694,73 @@ async function capture(servers) {
 
 const captureLines = [];
 
+/** A free loopback port (bound and released; the proxy binds it right after). */
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * socksmith with its TUI open: run under `script`, which gives it a pseudo-terminal (160×40),
+ * so Ink renders for real. Ready when its port accepts a connection.
+ */
+async function startSocksmithTui(file, name) {
+  const port = await freePort();
+  const command = `stty cols 160 rows 40; exec ${process.execPath} ${CLI} run -l 127.0.0.1:${port} -w ${file} --capture-limit 64k`;
+  const child = new Child(name, LOADGEN, ["guard", String(CHILD_LIFETIME_S), "script", "-qfec", command, "/dev/null"]);
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
+      s.on("error", () => resolve(false));
+    });
+    if (ok) break;
+    if (!child.alive || Date.now() > deadline) throw new Error(`${name}: did not start ${child.stderrTail()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { name, child, port };
+}
+
+/**
+ * The relay with the TUI open: socksmith in a pseudo-terminal with the TUI drawing (capture on,
+ * which the TUI reads) against socksmith headless with the same capture (both keep 64 KiB of
+ * payload per session), 1-stream upload and download in interleaved rounds. Target: ≥ 0.9×.
+ */
+async function tui(servers) {
+  if (!OPTS.only.has("tui")) return;
+  if (!existsSync("/usr/bin/script") && !existsSync("/bin/script")) {
+    problems.push("tui: `script` (util-linux) is missing, so there is no pseudo-terminal to run the TUI in");
+    return;
+  }
+  console.error("bench: tui");
+  const dir = mkdtempSync(path.join(tmpdir(), "socksmith-bench-tui-"));
+  const subjects = [];
+  try {
+    // Both capture with a payload limit, so the disk (see the capture section) does not set the
+    // pace and what shows is the CPU the TUI takes from the relay.
+    subjects.push(await startSocksmith(["-w", path.join(dir, "headless.db"), "--capture-limit", "64k"], "headless"));
+    subjects.push(await startSocksmithTui(path.join(dir, "tui.db"), "TUI open"));
+    for (const dirName of ["up", "down"]) {
+      const results = await interleaved(`tui ${dirName}1`, subjects, CFG.rounds, (subject) =>
+        loadgen(["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", dirName, "--streams", "1", "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)], (CFG.cellSeconds + CFG.warmup) * 1000 + 60000),
+      );
+      const per = results.headless.map((base, i) => (base && results["TUI open"][i] ? results["TUI open"][i].mibps / base.mibps : undefined)).filter((x) => x !== undefined);
+      const r = median(per);
+      const off = median(results.headless.filter(Boolean).map((x) => x.mibps));
+      const on = median(results["TUI open"].filter(Boolean).map((x) => x.mibps));
+      captureLines.push(`TUI open, ${dirName === "up" ? "upload" : "download"} 1 stream (MiB/s): headless ${fmt(off)}, TUI ${fmt(on)} = ${fmtRatio(r)} (target ≥ 0.9×: ${r >= 0.9 ? "PASS" : "MISS"})`);
+    }
+  } finally {
+    await stopProxy(subjects[0], "tui");
+    // The TUI's process: `script` ends it with the pseudo-terminal (SIGHUP); no exit code to check.
+    await subjects[1]?.child.stop("SIGTERM", 3000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Sequential write rate of the file system under `dir`: 512 MiB in 1 MiB writes, then fdatasync. */
 function diskWriteMiBps(dir) {
   const file = path.join(dir, "disk-probe");
@@ -837,6 +907,7 @@ async function main() {
     await udp(servers);
     await hooks(servers);
     await capture(servers);
+    await tui(servers);
   } finally {
     await stopAll();
   }
@@ -862,7 +933,7 @@ async function main() {
   }
   if (captureLines.length > 0) {
     console.log();
-    console.log("capture cost (full capture to SQLite vs --no-capture, paired rounds):");
+    console.log("capture and TUI cost (full capture vs --no-capture; TUI open vs headless; paired rounds):");
     for (const l of captureLines) console.log(`  ${l}`);
   }
   console.log();

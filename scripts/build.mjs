@@ -1,6 +1,6 @@
-// Builds the CLI bundle (dist/cli.js) and the capture writer's worker (dist/capture-worker.js).
+// Builds the CLI (dist/cli.js loading dist/socksmith.js) and the capture writer's worker (dist/capture-worker.js).
 // Dependencies stay external: node_modules is resolved at run time.
-import { chmodSync } from "node:fs";
+import { chmodSync, rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
 
 const common = {
@@ -14,8 +14,16 @@ const common = {
   logLevel: "warning",
 };
 
+rmSync("dist", { recursive: true, force: true });
 await Promise.all([
-  build({ ...common, entryPoints: ["src/cli/main.ts"], outfile: "dist/cli.js", banner: { js: "#!/usr/bin/env node" } }),
+  build({ ...common, entryPoints: ["src/cli/main.ts"], outfile: "dist/socksmith.js" }),
   build({ ...common, entryPoints: ["src/store/writer-worker.ts"], outfile: "dist/capture-worker.js" }),
 ]);
+// The binary sets NODE_ENV before anything loads: React (under Ink) reads it when it is first
+// imported, and its development build renders several times slower. Static imports would run
+// before any statement of the bundle, hence this two-line loader.
+writeFileSync(
+  "dist/cli.js",
+  '#!/usr/bin/env node\n// socksmith: see dist/socksmith.js\nprocess.env.NODE_ENV ??= "production";\nawait import("./socksmith.js");\n',
+);
 chmodSync("dist/cli.js", 0o755);

@@ -147,6 +147,7 @@ export type WriterRequest =
 
 /** Worker → main thread. */
 export type WriterReply =
-  | { readonly type: "ack"; readonly seq: number; readonly bytes: number }
+  /** A batch is written; its arena comes back (transferred) to be filled again. */
+  | { readonly type: "ack"; readonly seq: number; readonly bytes: number; readonly arena?: ArrayBuffer }
   | { readonly type: "failed"; readonly message: string; readonly code?: string }
   | { readonly type: "stopped" };

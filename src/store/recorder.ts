@@ -78,6 +78,8 @@ interface SessionState {
 }
 
 const ARENA_BYTES = 4 * 1024 * 1024;
+/** Arenas kept for reuse; more in flight than this are allocated and left to the GC. */
+const SPARE_ARENAS = 8;
 const MAX_OPS = 4096;
 
 export class Recorder implements EngineObserver {
@@ -91,6 +93,8 @@ export class Recorder implements EngineObserver {
   private readonly dirty = new Set<SessionState>();
   private ops: Operation[] = [];
   private arena: Buffer | undefined;
+  /** Arenas the writer sent back, ready to be filled again. */
+  private readonly spare: Buffer[] = [];
   private used = 0;
   private batchSeq = 0;
   private inflight = 0;
@@ -422,7 +426,7 @@ export class Recorder implements EngineObserver {
     state.captured += length;
     if (this.arena === undefined || this.used + length > this.arena.length) {
       if (this.used > 0) this.flush();
-      this.arena = Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, length));
+      this.arena = (length <= ARENA_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, length));
       this.used = 0;
     }
     const offset = this.used;
@@ -458,6 +462,7 @@ export class Recorder implements EngineObserver {
     switch (reply.type) {
       case "ack":
         this.inflight -= reply.bytes;
+        if (reply.arena !== undefined && reply.arena.byteLength === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(Buffer.from(reply.arena));
         if (this.inflight <= this.highWater / 2) this.release();
         return;
       case "failed":

@@ -30,8 +30,8 @@ function checkpointWhenQuiet(): void {
   }, QUIET_MS);
 }
 
-function reply(message: WriterReply): void {
-  port!.postMessage(message);
+function reply(message: WriterReply, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(message, transfer);
 }
 
 function fail(err: unknown): void {
@@ -62,7 +62,9 @@ port.on("message", (request: WriterRequest) => {
           fail(err);
         }
       }
-      reply({ type: "ack", seq: request.batch.seq, bytes: request.batch.bytes });
+      // SQLite has copied the bytes by now: the arena goes back for reuse (no fresh pages to fault in).
+      const arena = request.batch.arena;
+      reply({ type: "ack", seq: request.batch.seq, bytes: request.batch.bytes, ...(arena === undefined ? {} : { arena }) }, arena === undefined ? [] : [arena]);
       if (!failed) checkpointWhenQuiet();
       return;
     case "stop":
