@@ -119,11 +119,16 @@ export function App(props: AppProps) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [source, detail?.id, tick]);
 
+  // The selection as keys move it, ahead of the next render (keys can come several per read).
+  const cursor = useRef({ id: window.selectedId, position: window.position });
+  cursor.current = { id: window.selectedId, position: window.position };
   const select = useCallback(
     (id: number | undefined, nextPosition: number) => {
+      const position = Math.max(0, Math.min(listHeight - 2, nextPosition));
+      cursor.current = { id, position };
       setFollow(false);
       setSelectedId(id);
-      setPosition(Math.max(0, Math.min(listHeight - 2, nextPosition)));
+      setPosition(position);
     },
     [listHeight],
   );
@@ -208,7 +213,7 @@ export function App(props: AppProps) {
       return;
     }
     setMessage(undefined);
-    const current = window.selectedId;
+    const current = cursor.current.id;
     if (detail !== undefined && detailData !== undefined) {
       const total = detailLines({ ...detailData, tab: detail.tab, mode, scroll: 0, width: size.columns, height: size.rows }).length;
       const page = Math.max(1, size.rows - 4);
@@ -244,7 +249,7 @@ export function App(props: AppProps) {
         if (current === undefined) return;
         const steps = action === "down" ? 1 : action === "up" ? -1 : action === "pageDown" ? listHeight - 2 : -(listHeight - 2);
         const next = stepFrom(source, filter, hidden, current, steps, now);
-        return select(next, window.position + Math.sign(steps) * Math.min(Math.abs(steps), 1));
+        return select(next, cursor.current.position + Math.sign(steps) * Math.min(Math.abs(steps), 1));
       }
       case "first":
         return select(edge(source, filter, hidden, "first", now), 0);

@@ -112,6 +112,17 @@ describe("socksmith run: bad input", () => {
 });
 
 describe("socksmith run: running", () => {
+  it("without a terminal it runs headless with a one-line notice; tui refuses with exit 2", async () => {
+    const run = spawnCli(["run", "-l", "127.0.0.1:0"]);
+    await waitFor(run.stdout, /listening on 127\.0\.0\.1:\d+/);
+    expect(run.stderr).toEqual(["socksmith: no terminal, running headless (--headless hides this notice)"]);
+    run.child.kill("SIGINT");
+    expect(await withTimeout(run.exit, 10_000, "did not stop")).toBe(0);
+    const tui = await runToExit(["tui"]);
+    expect(tui.code).toBe(2);
+    expect(tui.stderr.join("\n")).toMatch(/tui needs a terminal/);
+  });
+
   it("warns loudly when listening beyond loopback without auth, and not with auth", async () => {
     const open = spawnCli(["run", "--headless", "-l", "0.0.0.0:0"]);
     await waitFor(open.stdout, /listening on 0\.0\.0\.0:\d+/);

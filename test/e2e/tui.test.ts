@@ -2,7 +2,7 @@
  * The TUI in a real terminal: socksmith runs under tmux (so it has a TTY), curl goes through it,
  * and the test reads the screen with `tmux capture-pane` and types with `tmux send-keys`.
  */
-import { execFileSync, execFile } from "node:child_process";
+import { execFileSync, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -85,5 +85,39 @@ describe("socksmith run on a terminal (tmux)", () => {
 
     tmux("send-keys", "-t", session, "Q");
     await until("the exit status", (t) => t.includes("exit=0"));
+  }, 30_000);
+
+  it("socksmith tui FILE --follow shows sessions that another process is writing, read-only", async () => {
+    const file = join(root, "follow.db");
+    const proxy = spawn(process.execPath, [CLI, "run", "--headless", "-q", "-l", "127.0.0.1:0", "-w", file], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        proxy.stdout!.on("data", (d: Buffer) => {
+          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(d.toString());
+          if (m) resolve(Number(m[1]));
+        });
+        proxy.once("exit", (code) => reject(new Error(`proxy exited ${code}`)));
+      });
+      expect(await curl(port, "/first")).toBe("tui says hi to /first");
+      const viewer = `${session}-viewer`;
+      tmux("new-session", "-d", "-s", viewer, "-x", "160", "-y", "30", `${process.execPath} ${CLI} tui ${file} --follow; echo "exit=$?"; sleep 30`);
+      const shot = () => tmux("capture-pane", "-p", "-t", viewer);
+      const wait = async (what: string, check: (t: string) => boolean) => {
+        const deadline = Date.now() + 8000;
+        while (Date.now() < deadline) {
+          if (check(shot())) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error(`${what}:\n${shot()}`);
+      };
+      await wait("the browsing status and the first session", (t) => t.includes("browsing") && t.includes(`localhost:${httpPort}`));
+      expect(await curl(port, "/second")).toBe("tui says hi to /second");
+      await wait("the second session, written by the other process", (t) => t.split("\n").filter((l) => l.includes(`localhost:${httpPort}`)).length === 2);
+      tmux("send-keys", "-t", viewer, "q");
+      await wait("the exit status", (t) => t.includes("exit=0"));
+    } finally {
+      proxy.kill("SIGINT");
+      await once(proxy, "exit");
+    }
   }, 30_000);
 });

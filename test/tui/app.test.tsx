@@ -79,6 +79,14 @@ describe("App", () => {
     ui.unmount();
   });
 
+  it("keys that arrive in one read act one after another (kk then enter opens the oldest)", async () => {
+    const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
+    await tick();
+    await press(ui.stdin, "kk\r");
+    expect(ui.lastFrame()).toMatch(/#1 alpha\.example/);
+    ui.unmount();
+  });
+
   it("/ filters; a bad filter shows its error and keeps the bar open; esc leaves it", async () => {
     const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
     await tick();
