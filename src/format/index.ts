@@ -3,3 +3,4 @@ export { hexDump, type HexDumpOptions } from "./hex-dump.js";
 export { printable, looksLikeText, TEXT_SCAN_LIMIT, type PrintableOptions } from "./printable.js";
 export { formatBytes, formatDuration, formatTime, type FormatTimeOptions } from "./quantities.js";
 export { formatReply, formatEndpoint } from "./socks.js";
+export { formatTarget } from "./session.js";

@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { formatEndpoint } from "../../engine/index.js";
 import type { SessionRow } from "../../store/schema.js";
 import { sessionJson } from "../../store/json.js";
-import { formatBytes, formatDuration, formatReply, formatTime } from "../../format/index.js";
+import { formatBytes, formatDuration, formatReply, formatTarget, formatTime } from "../../format/index.js";
 import { clean, filterOption, openReader } from "../capture-file.js";
 import { parseCount } from "../options.js";
 import type { Terminal } from "./run.js";
@@ -58,7 +58,7 @@ export function sessionTable(rows: readonly SessionRow[], now: number): string[]
     `${formatEndpoint({ host: s.client_host, port: s.client_port })}`,
     s.version ?? "-",
     s.command ?? "-",
-    target(s),
+    formatTarget(s),
     s.reply === null ? "-" : formatReply(s.reply, s.version),
     s.status === "ok" || s.status === "open" ? s.status : `${s.status}${s.close_reason !== null && s.status !== "denied" ? ` (${s.close_reason})` : ""}`,
     formatBytes(s.bytes_up_received),
@@ -76,15 +76,6 @@ export function sessionTable(rows: readonly SessionRow[], now: number): string[]
       .join("  ")
       .trimEnd(),
   );
-}
-
-/** `requested → actual` when an addon redirected it. */
-export function target(s: SessionRow): string {
-  if (s.requested_host === null) return "-";
-  const requested = formatEndpoint({ host: s.requested_host, port: s.requested_port ?? 0 });
-  if (s.target_host === null) return requested;
-  const actual = formatEndpoint({ host: s.target_host, port: s.target_port ?? 0 });
-  return actual === requested ? requested : `${requested} → ${actual}`;
 }
 
 function tags(json: string): string {

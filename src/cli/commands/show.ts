@@ -4,10 +4,9 @@ import { formatEndpoint } from "../../engine/index.js";
 import type { ChunkRow, DatagramRow, SessionRow } from "../../store/schema.js";
 import type { CaptureReader } from "../../store/reader.js";
 import { chunkJson, datagramJson, eventJson, sessionJson } from "../../store/json.js";
-import { formatBytes, formatDuration, formatReply, formatTime, hexDump, printable } from "../../format/index.js";
+import { formatBytes, formatDuration, formatReply, formatTarget, formatTime, hexDump, printable } from "../../format/index.js";
 import { clean, openReader } from "../capture-file.js";
 import { CliError, usageError } from "../errors.js";
-import { target } from "./sessions.js";
 import type { Terminal } from "./run.js";
 
 interface RawOptions {
@@ -62,7 +61,7 @@ export function* describeSession(reader: CaptureReader, s: SessionRow, options: 
   yield field("client", `${formatEndpoint({ host: s.client_host, port: s.client_port })} → proxy ${formatEndpoint({ host: s.local_host, port: s.local_port })}`);
   yield field("protocol", `SOCKS${s.version ?? "?"} ${s.command?.toUpperCase() ?? "(no request)"}`);
   if (s.auth_method !== null) yield field("auth", `${s.auth_method}${s.user === null ? "" : ` user ${JSON.stringify(s.user)}`}`);
-  yield field("target", target(s));
+  yield field("target", formatTarget(s));
   if (s.remote_host !== null) yield field("connected", formatEndpoint({ host: s.remote_host, port: s.remote_port ?? 0 }));
   if (s.reply !== null) {
     yield field("reply", `${formatReply(s.reply, s.version)}${s.reply_code === null ? "" : ` ${s.reply_code}`}${s.errno === null ? "" : ` (${s.errno})`}`);

@@ -2,7 +2,7 @@
  * A session's facts as short, terminal-safe text, shared by the list and the detail view and
  * worded as `socksmith sessions` / `socksmith show` word them.
  */
-import { formatDuration, formatEndpoint, formatReply } from "../../format/index.js";
+import { formatDuration, formatEndpoint, formatReply, formatTarget } from "../../format/index.js";
 import type { SessionRow } from "../types.js";
 import { safe } from "./text.js";
 
@@ -31,13 +31,9 @@ export function endpointText(host: string | null, port: number | null, fallback 
   return host === null ? fallback : safe(formatEndpoint({ host, port: port ?? 0 }));
 }
 
-/** `requested → actual` when an addon redirected it (as the CLI's `target()`), else the requested target; "-" before a request. */
+/** `requested → actual` when an addon redirected it, else the requested target; "-" before a request. */
 export function targetText(s: SessionRow): string {
-  if (s.requested_host === null) return "-";
-  const requested = endpointText(s.requested_host, s.requested_port);
-  if (s.target_host === null) return requested;
-  const actual = endpointText(s.target_host, s.target_port);
-  return actual === requested ? requested : `${requested} → ${actual}`;
+  return safe(formatTarget(s));
 }
 
 /** True when an addon sent the session somewhere other than where the client asked. */
