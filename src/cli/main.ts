@@ -7,6 +7,7 @@ import { sessionsCommand } from "./commands/sessions.js";
 import { showCommand } from "./commands/show.js";
 import { exportCommand } from "./commands/export.js";
 import { tuiCommand } from "./commands/tui.js";
+import { replayCommand } from "./commands/replay.js";
 import { VERSION } from "./version.js";
 
 export function buildProgram(terminal: Terminal, started: Started): Command {
@@ -21,6 +22,7 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
   program.addCommand(sessionsCommand(terminal).exitOverride());
   program.addCommand(showCommand(terminal).exitOverride());
   program.addCommand(exportCommand(terminal).exitOverride());
+  program.addCommand(replayCommand(terminal).exitOverride());
   program.addCommand(addonCommand(terminal).exitOverride());
   return program;
 }

@@ -100,6 +100,8 @@ export type Operation =
       readonly code: string | null;
       readonly message: string;
     }
+  /** What the session replays (client replay) or was served from (server replay). */
+  | { readonly op: "links"; readonly sid: number; readonly replayOf: number | null; readonly servedFrom: number | null }
   /** The session's tags, whole (JSON object text). */
   | { readonly op: "tags"; readonly sid: number; readonly tags: string }
   | { readonly op: "detected"; readonly sid: number; readonly protocol: string; readonly sni: string | null; readonly info: string | null }

@@ -327,6 +327,13 @@ export class Recorder implements EngineObserver {
     this.ops.push({ op: "tags", sid: state.sid, tags: JSON.stringify(state.tags) });
   }
 
+  /** A session of this run was answered from recorded session `recordedId` (server replay). */
+  served(engineId: number, recordedId: number): void {
+    const state = this.live(engineId);
+    if (state === undefined) return;
+    this.ops.push({ op: "links", sid: state.sid, replayOf: null, servedFrom: recordedId });
+  }
+
   // --- Lifecycle ---------------------------------------------------------------------------------
 
   /** Writes what is pending, marks the run ended and closes the file. */
@@ -494,7 +501,7 @@ export function statusOf(rep: number | undefined, code: string | undefined, reas
   return "failed";
 }
 
-function storedDetection(d: Detection): { protocol: string; sni: string | null; info: string | null } | undefined {
+export function storedDetection(d: Detection): { protocol: string; sni: string | null; info: string | null } | undefined {
   switch (d.kind) {
     case "need-more":
     case "unknown":

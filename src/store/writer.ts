@@ -21,6 +21,7 @@ export class CaptureWriter {
   private readonly datagram: Statement;
   private readonly event: Statement;
   private readonly tags: Statement;
+  private readonly links: Statement;
   private readonly detected: Statement;
   private readonly progress: Statement;
   private readonly close: Statement;
@@ -60,6 +61,7 @@ export class CaptureWriter {
     );
     this.event = db.prepare("INSERT INTO events (session_id, run_id, at, kind, addon, hook, location, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     this.tags = db.prepare("UPDATE sessions SET tags = ? WHERE id = ?");
+    this.links = db.prepare("UPDATE sessions SET replay_of = coalesce(?, replay_of), served_from = coalesce(?, served_from) WHERE id = ?");
     this.detected = db.prepare("UPDATE sessions SET protocol = ?, sni = ?, protocol_info = ? WHERE id = ?");
     this.progress = db.prepare(
       "UPDATE sessions SET bytes_up_received = ?, bytes_up_sent = ?, bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ? WHERE id = ?",
@@ -149,6 +151,9 @@ export class CaptureWriter {
         return;
       case "tags":
         this.tags.run(op.tags, op.sid);
+        return;
+      case "links":
+        this.links.run(op.replayOf, op.servedFrom, op.sid);
         return;
       case "detected":
         this.detected.run(op.protocol, op.sni, op.info, op.sid);

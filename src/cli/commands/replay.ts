@@ -1,0 +1,113 @@
+/**
+ * `socksmith replay ID… [FILE]`: client replay of captured sessions (src/replay/client-replay.ts).
+ * Exit 0 when every replay ran to the end, whether or not the answers matched; 1 otherwise.
+ */
+import { Command, Option } from "commander";
+import { formatEndpoint } from "../../engine/index.js";
+import { formatBytes } from "../../format/index.js";
+import { replayClient, type ClientReplayResult, type Via } from "../../replay/client-replay.js";
+import { recordReplay } from "../../replay/record.js";
+import { CaptureError } from "../../store/database.js";
+import { DEFAULT_CAPTURE, clean, openReader } from "../capture-file.js";
+import { CliError, usageError } from "../errors.js";
+import { parseDuration, parseListen } from "../options.js";
+import { VERSION } from "../version.js";
+import type { Terminal } from "./run.js";
+
+interface RawOptions {
+  target?: string;
+  via?: string;
+  pace: "turns" | "original" | "none";
+  quiet: string;
+  json?: boolean;
+  record: boolean;
+}
+
+export function replayCommand(terminal: Terminal): Command {
+  return new Command("replay")
+    .description("send captured sessions' client bytes again and compare the answers with the recording")
+    .argument("<ids-and-file...>", "session ids, then optionally the capture file (default socksmith.db)")
+    .option("--target <host:port>", "connect here instead of the recorded target")
+    .option("--via <url>", "go through a SOCKS5 proxy, e.g. socks5://127.0.0.1:1080 or socks5://user:pass@host:port")
+    .addOption(new Option("--pace <pace>", "turns: wait for each answer; original: recorded timing; none: all at once").choices(["turns", "original", "none"]).default("turns"))
+    .option("--quiet <duration>", "how long without a new byte counts as the server having answered", "500ms")
+    .option("--json", "print the results as JSON")
+    .option("--no-record", "do not record the replays in the capture file")
+    .action(async (args: string[], raw: RawOptions) => {
+      const file = args.length > 1 && !/^\d+$/.test(args[args.length - 1]!) ? args[args.length - 1]! : DEFAULT_CAPTURE;
+      const idTexts = file === args[args.length - 1] ? args.slice(0, -1) : args;
+      const bad = idTexts.find((x) => !/^\d+$/.test(x));
+      if (bad !== undefined) throw usageError(`replay: ${JSON.stringify(bad)} is not a session id`);
+      const target = raw.target === undefined ? undefined : parseListen(raw.target);
+      const via = raw.via === undefined ? undefined : parseVia(raw.via);
+      const quietMs = parseDuration(raw.quiet, "--quiet");
+      const reader = openReader(file);
+      const results: (ClientReplayResult & { recordedAs?: number; notRecorded?: string })[] = [];
+      try {
+        for (const idText of idTexts) {
+          const session = reader.session(Number(idText));
+          if (session === undefined) throw new CliError(`${file}: no session ${idText}`, 1);
+          if (session.command !== "connect") throw new CliError(`session ${idText} is a ${session.command ?? "failed handshake"}: only CONNECT sessions can be replayed so far`, 1);
+          const result = await replayClient(session, [...reader.chunks(session.id)], {
+            pace: raw.pace,
+            quietMs,
+            ...(target === undefined ? {} : { target }),
+            ...(via === undefined ? {} : { via }),
+          });
+          let recordedAs: number | undefined;
+          let notRecorded: string | undefined;
+          if (raw.record) {
+            try {
+              recordedAs = recordReplay(file, session, result, VERSION);
+            } catch (err) {
+              if (!(err instanceof CaptureError)) throw err;
+              notRecorded = err.message;
+            }
+          }
+          results.push({ ...result, ...(recordedAs === undefined ? {} : { recordedAs }), ...(notRecorded === undefined ? {} : { notRecorded }) });
+        }
+      } finally {
+        reader.close();
+      }
+      if (raw.json === true) {
+        terminal.out(JSON.stringify(results.map(({ chunks: _chunks, ...r }) => r), null, 2));
+      } else {
+        for (const r of results) for (const line of describe(r)) terminal.out(line);
+      }
+      if (results.some((r) => !r.completed)) throw new CliError(`${results.filter((r) => !r.completed).length} of ${results.length} replays did not complete`, 1);
+    });
+}
+
+function describe(r: ClientReplayResult & { recordedAs?: number; notRecorded?: string }): string[] {
+  const where = `${formatEndpoint(r.target)}${r.via === undefined ? "" : ` via ${formatEndpoint(r.via)}`}`;
+  if (!r.completed) return [clean(`replay of #${r.original} → ${where}: failed: ${r.error ?? "?"}`)];
+  const lines = [
+    `replay of #${r.original} → ${where}: sent ${formatBytes(r.sent)} in ${r.turns} turn${r.turns === 1 ? "" : "s"}; ` +
+      `received ${formatBytes(r.received)} (recorded ${formatBytes(r.expected)}): ${r.match ? "same as recorded" : `differs at byte ${r.difference!.offset}`}`,
+  ];
+  if (r.difference !== undefined) {
+    lines.push(`  recorded: ${r.difference.expected || "(end)"}`);
+    lines.push(`  now:      ${r.difference.actual || "(end)"}`);
+  }
+  if (r.recordedAs !== undefined) lines.push(`  recorded as session #${r.recordedAs}`);
+  if (r.notRecorded !== undefined) lines.push(clean(`  not recorded: ${r.notRecorded}`));
+  return lines;
+}
+
+/** `socks5://[user:pass@]host:port`. */
+export function parseVia(text: string): Via {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw usageError(`--via: ${JSON.stringify(text)} is not a URL like socks5://127.0.0.1:1080`);
+  }
+  if (url.protocol !== "socks5:" && url.protocol !== "socks5h:") throw usageError(`--via: only socks5:// proxies are supported (got ${url.protocol})`);
+  if (url.port === "") throw usageError(`--via: ${JSON.stringify(text)} needs a port`);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  return {
+    host,
+    port: Number(url.port),
+    ...(url.username === "" ? {} : { user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }),
+  };
+}

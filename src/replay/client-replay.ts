@@ -1,0 +1,266 @@
+/**
+ * Client replay: send a recorded client's bytes to the target again and compare the answer with
+ * the recording.
+ *
+ * Turns (turns.ts): the client's bytes until the server spoke, then the server's answer. With
+ * `pace: "turns"` each client turn is sent after the previous server turn has arrived: as many
+ * bytes as were recorded, or nothing new for `quietMs` (the server answered less, or differently
+ * sized), whichever comes first. `"original"` sends each client turn at its recorded offset from
+ * the start; `"none"` sends everything at once. After the last client turn the replay half-closes
+ * when the recorded client did, and waits for the rest of the answer (same rule) and the close.
+ *
+ * Limits: byte-exact replay only reproduces stateless exchanges. Nonces, timestamps, cookies
+ * and TLS (fresh keys every handshake) make the server answer differently, or refuse; the report
+ * then shows where the answer first differs.
+ */
+import { Socket, connect } from "node:net";
+import { isIP } from "node:net";
+import type { Endpoint } from "../engine/index.js";
+import { decodeMethodSelection, decodeReply, encodeGreeting, encodeRequest } from "../engine/codec/socks5.js";
+import { encodeUserPass } from "../engine/codec/userpass.js";
+import { REP_NAMES } from "../engine/errors.js";
+import type { ChunkRow, SessionRow } from "../store/schema.js";
+import { firstDifference, sideOf, turnsOf, type Turn } from "./turns.js";
+
+/** A SOCKS5 proxy to go through, e.g. a running socksmith so that its hooks apply. */
+export interface Via {
+  readonly host: string;
+  readonly port: number;
+  readonly user?: string;
+  readonly password?: string;
+}
+
+export interface ClientReplayOptions {
+  /** Connect here instead of the recorded target. */
+  readonly target?: Endpoint;
+  readonly via?: Via;
+  readonly pace?: "turns" | "original" | "none";
+  /** How long without a new byte counts as "the server has answered" (default 500 ms). */
+  readonly quietMs?: number;
+  /** The longest a whole replay may take (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+/** One recorded chunk of the replay, for recording it as a new session. */
+export interface ReplayedChunk {
+  readonly direction: "up" | "down";
+  readonly at: number;
+  readonly data: Buffer;
+}
+
+export interface ClientReplayResult {
+  /** The recorded session. */
+  readonly original: number;
+  /** Where the replay connected (through `via` when given). */
+  readonly target: Endpoint;
+  readonly via?: Endpoint;
+  /** Connected and ran to the end (matching or not). */
+  readonly completed: boolean;
+  readonly error?: string;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** The local end of the replay's connection. */
+  readonly local?: Endpoint;
+  readonly sent: number;
+  readonly turns: number;
+  readonly expected: number;
+  readonly received: number;
+  /** The answer equals the recorded one, byte for byte. */
+  readonly match: boolean;
+  readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
+  readonly chunks: readonly ReplayedChunk[];
+}
+
+export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRow>, options: ClientReplayOptions = {}): Promise<ClientReplayResult> {
+  const turns = turnsOf(chunks);
+  const target = options.target ?? recordedTarget(session);
+  const quietMs = options.quietMs ?? 500;
+  const startedAt = Date.now();
+  const deadline = startedAt + (options.timeoutMs ?? 30_000);
+  const expected = sideOf(turns, "down");
+  const log: ReplayedChunk[] = [];
+  if (target === undefined) {
+    return {
+      original: session.id,
+      target: { host: "?", port: 0 },
+      completed: false,
+      error: `session ${session.id} has no target to replay to (use --target)`,
+      startedAt,
+      endedAt: Date.now(),
+      sent: 0,
+      turns: 0,
+      expected: expected.length,
+      received: 0,
+      match: false,
+      chunks: [],
+    };
+  }
+  const base = {
+    original: session.id,
+    target,
+    ...(options.via === undefined ? {} : { via: { host: options.via.host, port: options.via.port } }),
+    startedAt,
+    sent: 0,
+    turns: turns.filter((t) => t.direction === "up").length,
+    expected: expected.length,
+  };
+  let socket: Socket | undefined;
+  const received: Buffer[] = [];
+  let receivedBytes = 0;
+  let lastByteAt = Date.now();
+  let closed = false;
+  try {
+    socket = await open(target, options.via, deadline);
+    const local = { host: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    socket.on("data", (d: Buffer) => {
+      received.push(d);
+      receivedBytes += d.length;
+      lastByteAt = Date.now();
+      log.push({ direction: "down", at: lastByteAt, data: d });
+    });
+    socket.on("close", () => (closed = true));
+    socket.on("error", () => {});
+    // The SOCKS handshake left it paused (with any early answer bytes put back).
+    socket.resume();
+    const send = (data: Buffer) => {
+      log.push({ direction: "up", at: Date.now(), data });
+      socket!.write(data);
+    };
+    // Answer bytes expected by the end of each turn.
+    const waitFor = async (bytes: number) => {
+      while (receivedBytes < bytes && !closed && Date.now() < deadline && Date.now() - lastByteAt < quietMs) await sleep(5);
+    };
+    const pace = options.pace ?? "turns";
+    let expectedSoFar = 0;
+    let sent = 0;
+    if (pace === "none") {
+      for (const t of turns) {
+        if (t.direction !== "up") continue;
+        send(t.data);
+        sent += t.data.length;
+      }
+    } else {
+      const t0 = turns[0]?.at ?? 0;
+      for (const turn of turns) {
+        if (turn.direction === "down") {
+          expectedSoFar += turn.data.length;
+          if (pace === "turns") {
+            lastByteAt = Math.max(lastByteAt, Date.now());
+            await waitFor(expectedSoFar);
+          }
+          continue;
+        }
+        if (pace === "original") await sleep(Math.max(0, startedAt + (turn.at - t0) - Date.now()));
+        if (closed) break;
+        send(turn.data);
+        sent += turn.data.length;
+      }
+    }
+    // The recorded client half-closed when it ended normally; then wait for the rest.
+    if (session.close_reason === "completed" && !closed) socket.end();
+    lastByteAt = Math.max(lastByteAt, Date.now());
+    await waitFor(expected.length);
+    // A little longer for the close itself (a server that answers and closes).
+    const closeBy = Math.min(deadline, Date.now() + quietMs);
+    while (!closed && Date.now() < closeBy) await sleep(5);
+    const answer = Buffer.concat(received);
+    const difference = firstDifference(expected, answer);
+    return {
+      ...base,
+      local,
+      completed: true,
+      endedAt: Date.now(),
+      sent,
+      received: answer.length,
+      match: difference === undefined,
+      ...(difference === undefined ? {} : { difference }),
+      chunks: log,
+    };
+  } catch (err) {
+    return { ...base, completed: false, error: (err as Error).message, endedAt: Date.now(), received: receivedBytes, match: false, chunks: log };
+  } finally {
+    socket?.destroy();
+  }
+}
+
+/** Where the recorded session went: the target it dialled (after redirects), else what was asked. */
+export function recordedTarget(s: SessionRow): Endpoint | undefined {
+  if (s.target_host !== null && s.target_port !== null) return { host: s.target_host, port: s.target_port };
+  if (s.requested_host !== null && s.requested_port !== null) return { host: s.requested_host, port: s.requested_port };
+  return undefined;
+}
+
+/** A TCP connection to the target, directly or through a SOCKS5 proxy (CONNECT, optional RFC 1929). */
+async function open(target: Endpoint, via: Via | undefined, deadline: number): Promise<Socket> {
+  const at = via ?? target;
+  const socket = connect({ host: at.host, port: at.port });
+  const timer = setTimeout(() => socket.destroy(new Error(`no connection to ${at.host}:${at.port} in time`)), Math.max(1, deadline - Date.now()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    if (via === undefined) return socket;
+    const read = reader(socket);
+    const auth = via.user !== undefined;
+    socket.write(encodeGreeting({ methods: auth ? [0x02] : [0x00] }));
+    const method = await read(decodeMethodSelection);
+    if (method === 0xff) throw new Error(`the proxy at ${via.host}:${via.port} accepts none of our methods`);
+    if (method === 0x02) {
+      socket.write(encodeUserPass({ user: Buffer.from(via.user ?? "", "latin1"), password: Buffer.from(via.password ?? "", "latin1") }));
+      const status = await read((b) => (b.length < 2 ? { kind: "need-more" as const } : { kind: "ok" as const, value: b[1]!, used: 2 }));
+      if (status !== 0) throw new Error(`the proxy at ${via.host}:${via.port} rejected the user name or password`);
+    }
+    const type = isIP(target.host) === 4 ? "ipv4" : isIP(target.host) === 6 ? "ipv6" : "domain";
+    socket.write(encodeRequest({ command: "connect", rsv: 0, destination: { type, host: target.host, port: target.port } }));
+    const reply = await read(decodeReply);
+    if (reply.rep !== 0) throw new Error(`the proxy answered ${reply.rep.toString(16).padStart(2, "0")} ${REP_NAMES[reply.rep] ?? ""}`.trimEnd());
+    return socket;
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+type Decoder<T> = (bytes: Uint8Array) => { kind: "need-more" } | { kind: "ok"; value: T; used: number } | { kind: "error"; error: { message: string } };
+
+/** Reads SOCKS replies off a socket during the handshake; bytes past them are put back. */
+function reader(socket: Socket) {
+  let buffered = Buffer.alloc(0);
+  return <T>(decode: Decoder<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const attempt = (): boolean => {
+        const r = decode(buffered);
+        if (r.kind === "need-more") return false;
+        // Paused, so that nothing is emitted before the caller listens.
+        socket.pause();
+        socket.off("data", onData);
+        socket.off("close", onClose);
+        if (r.kind === "error") reject(new Error(`bad reply from the proxy: ${r.error.message}`));
+        else {
+          const rest = buffered.subarray(r.used);
+          buffered = Buffer.alloc(0);
+          if (rest.length > 0) socket.unshift(rest);
+          resolve(r.value);
+        }
+        return true;
+      };
+      const onData = (d: Buffer) => {
+        buffered = Buffer.concat([buffered, d]);
+        attempt();
+      };
+      const onClose = () => reject(new Error("the proxy closed the connection during the handshake"));
+      if (attempt()) return;
+      socket.on("data", onData);
+      socket.once("close", onClose);
+      socket.resume();
+    });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export type { Turn };
