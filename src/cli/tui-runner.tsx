@@ -8,6 +8,7 @@ import { formatEndpoint } from "../engine/index.js";
 import { CaptureReader } from "../store/reader.js";
 import { App } from "../tui/app.js";
 import type { LiveStatus } from "../tui/types.js";
+import { liveReplay } from "./tui-replay.js";
 import { startProxy, type RunOptions, type Started } from "./commands/run.js";
 
 export async function runWithTui(options: RunOptions, started: Started): Promise<void> {
@@ -40,7 +41,7 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
     ...(lastAddonError === undefined ? {} : { lastAddonError }),
     ...(lastError === undefined ? {} : { lastError }),
   });
-  const app = render(<App source={reader} live={live} follow />, { exitOnCtrlC: true });
+  const app = render(<App source={reader} live={live} follow replay={liveReplay(reader, proxy)} />, { exitOnCtrlC: true });
   // A signal (SIGTERM) stops the proxy through the usual path; quitting the TUI stops it here.
   const signalled = started(proxy, options).then(() => {
     app.unmount();

@@ -39,6 +39,8 @@ export interface ClientReplayOptions {
   readonly quietMs?: number;
   /** The longest a whole replay may take (default 30 s). */
   readonly timeoutMs?: number;
+  /** Told the local address as soon as the TCP connection is up (before any SOCKS handshake). */
+  readonly connected?: (local: Endpoint) => void;
 }
 
 /** One recorded chunk of the replay, for recording it as a new session. */
@@ -110,7 +112,7 @@ export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRo
   let lastByteAt = Date.now();
   let closed = false;
   try {
-    socket = await open(target, options.via, deadline);
+    socket = await open(target, options.via, deadline, options.connected);
     const local = { host: socket.localAddress ?? "", port: socket.localPort ?? 0 };
     socket.on("data", (d: Buffer) => {
       received.push(d);
@@ -191,7 +193,7 @@ export function recordedTarget(s: SessionRow): Endpoint | undefined {
 }
 
 /** A TCP connection to the target, directly or through a SOCKS5 proxy (CONNECT, optional RFC 1929). */
-async function open(target: Endpoint, via: Via | undefined, deadline: number): Promise<Socket> {
+async function open(target: Endpoint, via: Via | undefined, deadline: number, connected?: (local: Endpoint) => void): Promise<Socket> {
   const at = via ?? target;
   const socket = connect({ host: at.host, port: at.port });
   const timer = setTimeout(() => socket.destroy(new Error(`no connection to ${at.host}:${at.port} in time`)), Math.max(1, deadline - Date.now()));
@@ -200,6 +202,7 @@ async function open(target: Endpoint, via: Via | undefined, deadline: number): P
       socket.once("connect", resolve);
       socket.once("error", reject);
     });
+    connected?.({ host: socket.localAddress ?? "", port: socket.localPort ?? 0 });
     if (via === undefined) return socket;
     const read = reader(socket);
     const auth = via.user !== undefined;

@@ -61,6 +61,7 @@ export interface AddonEvent {
 
 interface SessionState {
   readonly sid: number;
+  readonly clientPort: number;
   version: string | null;
   command: string | null;
   rep: number | undefined;
@@ -91,6 +92,8 @@ export class Recorder implements EngineObserver {
   private readonly worker: Worker;
   private readonly sessions = new Map<number, SessionState>();
   private readonly dirty = new Set<SessionState>();
+  /** Replays announced by client port, waiting for their session to open. */
+  private readonly replays = new Map<number, { original: number; resolve: (sid: number) => void }>();
   private ops: Operation[] = [];
   private arena: Buffer | undefined;
   /** Arenas the writer sent back, ready to be filled again. */
@@ -157,6 +160,7 @@ export class Recorder implements EngineObserver {
     if (!this.capturing) return;
     const state: SessionState = {
       sid: this.sessionId(f.id),
+      clientPort: f.client.port,
       version: null,
       command: null,
       rep: undefined,
@@ -172,6 +176,7 @@ export class Recorder implements EngineObserver {
       tags: undefined,
     };
     this.sessions.set(f.id, state);
+    const replay = this.replays.get(f.client.port);
     this.ops.push({
       op: "open",
       sid: state.sid,
@@ -182,6 +187,11 @@ export class Recorder implements EngineObserver {
       localHost: f.local.host,
       localPort: f.local.port,
     });
+    if (replay !== undefined) {
+      this.replays.delete(f.client.port);
+      this.ops.push({ op: "links", sid: state.sid, replayOf: replay.original, servedFrom: null });
+      replay.resolve(state.sid);
+    }
   }
 
   authenticated(f: AuthFact): void {
@@ -325,6 +335,20 @@ export class Recorder implements EngineObserver {
     if (state === undefined) return;
     state.tags = { ...state.tags, [key]: value };
     this.ops.push({ op: "tags", sid: state.sid, tags: JSON.stringify(state.tags) });
+  }
+
+  /**
+   * The session whose client connects from `clientPort` (now or soon) is a replay of `original`:
+   * resolves with its capture id once it has opened. Used by the TUI's replay through this proxy.
+   */
+  replayFrom(clientPort: number, original: number): Promise<number> {
+    for (const [engineId, state] of this.sessions) {
+      if (state.clientPort === clientPort) {
+        this.ops.push({ op: "links", sid: state.sid, replayOf: original, servedFrom: null });
+        return Promise.resolve(this.sessionId(engineId));
+      }
+    }
+    return new Promise((resolve) => this.replays.set(clientPort, { original, resolve }));
   }
 
   /** A session of this run was answered from recorded session `recordedId` (server replay). */

@@ -13,7 +13,8 @@ import { chunkJson, datagramJson, eventJson, sessionJson } from "../store/json.j
 import { BINDINGS, actionFor } from "./keys.js";
 import { edge, stepFrom, windowAround, type SessionWindow } from "./session-window.js";
 import type { CaptureStats, DetailTab, LiveStatus, SessionSource, ViewMode } from "./types.js";
-import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionList, StatusBar, detailLines } from "./views/index.js";
+import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionList, StatusBar, detailLines, type ReplayComparison } from "./views/index.js";
+import { firstDifference, sideOf, turnsOf } from "../replay/turns.js";
 
 export interface AppProps {
   readonly source: SessionSource;
@@ -25,8 +26,8 @@ export interface AppProps {
   readonly exportDir?: string;
   /** Milliseconds between polls (default 100: at most 10 renders a second from new data). */
   readonly pollMs?: number;
-  /** Called for `r` on a session; resolves with a message for the status bar. */
-  readonly replay?: (sessionId: number) => Promise<string>;
+  /** Called for `r` on a session; resolves with a message for the status bar and the new session to focus. */
+  readonly replay?: (sessionId: number) => Promise<{ readonly message: string; readonly focus?: number }>;
 }
 
 interface Editing {
@@ -114,7 +115,16 @@ export function App(props: AppProps) {
     if (detail === undefined) return undefined;
     const session = source.session(detail.id);
     if (session === undefined) return undefined;
-    return { session, events: source.events(detail.id), chunks: [...source.chunks(detail.id)], datagrams: [...source.datagrams(detail.id)] };
+    const chunks = [...source.chunks(detail.id)];
+    // A replay is shown against its original: the answer then and now.
+    let comparison: ReplayComparison | undefined;
+    if (session.replay_of !== null && source.session(session.replay_of) !== undefined) {
+      const expected = sideOf(turnsOf(source.chunks(session.replay_of)), "down");
+      const received = sideOf(turnsOf(chunks), "down");
+      const difference = firstDifference(expected, received);
+      comparison = { expected: expected.length, received: received.length, ...(difference === undefined ? {} : { difference }) };
+    }
+    return { session, events: source.events(detail.id), chunks, datagrams: [...source.datagrams(detail.id)], ...(comparison === undefined ? {} : { comparison }) };
     // Re-read while the session is open: its bytes are still arriving.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [source, detail?.id, tick]);
@@ -280,8 +290,17 @@ export function App(props: AppProps) {
         return setMode(VIEW_MODES[(VIEW_MODES.indexOf(mode) + 1) % VIEW_MODES.length]!);
       case "replay":
         if (current === undefined) return;
-        if (props.replay === undefined) return setMessage("replay is not available yet (it arrives with `socksmith replay`)");
-        void props.replay(current).then(setMessage, (err: Error) => setMessage(`replay failed: ${err.message}`));
+        if (props.replay === undefined) return setMessage("replay is not available here");
+        setMessage(`replaying session ${current}…`);
+        void props.replay(current).then(
+          (outcome) => {
+            setMessage(outcome.message);
+            if (outcome.focus === undefined) return;
+            select(outcome.focus, listHeight);
+            setDetail({ id: outcome.focus, tab: "overview", scroll: 0 });
+          },
+          (err: Error) => setMessage(`replay failed: ${err.message}`),
+        );
         return;
       case "export":
         if (current !== undefined) exportSession(current);

@@ -83,6 +83,13 @@ describe("socksmith run on a terminal (tmux)", () => {
     tmux("send-keys", "-t", session, "Enter");
     await until("both sessions again", (t) => t.split("\n").filter((l) => l.includes(`localhost:${httpPort}`)).length === 2);
 
+    // r replays the focused session through the running proxy and opens the new session.
+    tmux("send-keys", "-t", session, "r");
+    const replayed = await until("the replay's overview", (t) => /replay of:\s+session 2/.test(t));
+    expect(replayed).toMatch(/answer:\s+(same as recorded|differs at byte \d+)/);
+    expect(replayed).toMatch(/replayed #2 as #3/);
+
+    tmux("send-keys", "-t", session, "q");
     tmux("send-keys", "-t", session, "Q");
     await until("the exit status", (t) => t.includes("exit=0"));
   }, 30_000);

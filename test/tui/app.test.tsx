@@ -103,14 +103,32 @@ describe("App", () => {
     ui.unmount();
   });
 
-  it("? shows the key bindings; r says replay is not here yet", async () => {
+  it("r replays the focused session and opens the new one", async () => {
+    const asked: number[] = [];
+    const replay = async (id: number) => {
+      asked.push(id);
+      return { message: `replayed #${id} as #1`, focus: 1 };
+    };
+    const ui = render(<App source={reader} follow pollMs={20} exportDir={root} replay={replay} />);
+    await tick();
+    await press(ui.stdin, "r");
+    await tick();
+    expect(asked).toEqual([3]);
+    const frame = ui.lastFrame()!;
+    expect(frame).toContain("replayed #3 as #1");
+    expect(frame).toMatch(/#1 alpha\.example/);
+    expect(frame).toMatch(/\[overview\]/);
+    ui.unmount();
+  });
+
+  it("? shows the key bindings; r without a replayer says so", async () => {
     const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
     await tick();
     await press(ui.stdin, "?");
     expect(ui.lastFrame()).toMatch(/follow/);
     expect(ui.lastFrame()).toMatch(/view: auto, text, hex/);
     await press(ui.stdin, "?", "r");
-    expect(ui.lastFrame()).toMatch(/replay is not available yet/);
+    expect(ui.lastFrame()).toMatch(/replay is not available here/);
     ui.unmount();
   });
 });

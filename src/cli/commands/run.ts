@@ -97,6 +97,8 @@ export interface RunningProxy {
   readonly addons: readonly string[];
   /** Payload bytes relayed so far (counted by the recorder; 0 without capture). */
   bytesSeen(): number;
+  /** Marks the session that connects from `clientPort` as a replay of `original`; resolves with its capture id. */
+  markReplay(clientPort: number, original: number): Promise<number>;
 }
 
 export type Started = (proxy: RunningProxy, options: RunOptions) => Promise<void>;
@@ -307,5 +309,6 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     captureFile: recorder?.file,
     addons: addons?.dispatcher === undefined ? [] : options.addons.map((f) => f.replace(/^.*[\\/]/, "")),
     bytesSeen: () => recorder?.bytesSeen ?? 0,
+    markReplay: (clientPort, original) => recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing")),
   };
 }

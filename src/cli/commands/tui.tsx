@@ -4,6 +4,7 @@ import { render } from "ink";
 import { App } from "../../tui/app.js";
 import { openReader } from "../capture-file.js";
 import { CliError } from "../errors.js";
+import { fileReplay } from "../tui-replay.js";
 
 export function tuiCommand(): Command {
   return new Command("tui")
@@ -16,7 +17,7 @@ export function tuiCommand(): Command {
       }
       const reader = openReader(file);
       try {
-        const app = render(<App source={reader} follow={raw.follow === true} />, { exitOnCtrlC: true });
+        const app = render(<App source={reader} follow={raw.follow === true} replay={fileReplay(reader)} />, { exitOnCtrlC: true });
         await app.waitUntilExit();
       } finally {
         reader.close();

@@ -33,9 +33,19 @@ export interface DetailContent {
   readonly width: number;
   /** For how long an open session has lasted (ms since the epoch); without it the overview says since when. */
   readonly now?: number;
+  /** For a replay: how its answer compares with the recorded session's. */
+  readonly comparison?: ReplayComparison;
   /** Ignored (the lines do not depend on them), so SessionDetail's props can be passed as they are. */
   readonly scroll?: number;
   readonly height?: number;
+}
+
+/** A replay's answer against the recording (the app computes it from both sessions' bytes). */
+export interface ReplayComparison {
+  readonly expected: number;
+  readonly received: number;
+  /** Absent when the answers are the same. */
+  readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
 }
 
 /** Payload shown per turn or datagram; the rest is counted ("… N more bytes"). Export has it all. */
@@ -51,7 +61,7 @@ export function detailLines(content: DetailContent): DetailLine[] {
   const out = new LineBuilder(content.width);
   switch (content.tab) {
     case "overview":
-      overview(out, content.session, content.now);
+      overview(out, content.session, content.now, content.comparison);
       break;
     case "events":
       events(out, content.events);
@@ -113,9 +123,22 @@ class LineBuilder {
 
 // --- overview ---------------------------------------------------------------------------------
 
-function overview(out: LineBuilder, s: SessionRow, now: number | undefined): void {
+function overview(out: LineBuilder, s: SessionRow, now: number | undefined, comparison?: ReplayComparison): void {
   const since = (at: number) => `${formatTime(at)} (+${formatDuration(at - s.opened_at)})`;
   out.push(`session ${s.id}  (run ${s.run_id}, #${s.engine_id})`, { bold: true });
+  // A replay says so first, with how its answer compares: that is why one opens it.
+  if (s.replay_of !== null) out.field("replay of", `session ${s.replay_of}`);
+  if (comparison !== undefined) {
+    const sizes = `received ${formatBytes(comparison.received)}, recorded ${formatBytes(comparison.expected)}`;
+    if (comparison.difference === undefined) out.field("answer", `same as recorded (${sizes})`, { color: "green" });
+    else {
+      out.field("answer", `differs at byte ${comparison.difference.offset} (${sizes})`, { color: "yellow" });
+      out.field("  recorded", comparison.difference.expected || "(end)");
+      out.field("  now", comparison.difference.actual || "(end)");
+    }
+  }
+  if (s.served_from !== null) out.field("served from", `session ${s.served_from}`);
+  if (s.replay_of !== null || s.served_from !== null) out.blank();
   out.field("opened", `${formatTime(s.opened_at)} (${new Date(s.opened_at).toISOString()})`);
   if (s.requested_at !== null) out.field("requested", since(s.requested_at));
   if (s.replied_at !== null) out.field("replied", since(s.replied_at));
@@ -165,9 +188,6 @@ function overview(out: LineBuilder, s: SessionRow, now: number | undefined): voi
     out.blank();
     out.field("tags", tags, { color: "cyan" });
   }
-  if (s.replay_of !== null || s.served_from !== null) out.blank();
-  if (s.replay_of !== null) out.field("replay of", `session ${s.replay_of}`);
-  if (s.served_from !== null) out.field("served from", `session ${s.served_from}`);
 }
 
 /** Pretty JSON, safe to draw; the raw text when it is not JSON. */

@@ -17,6 +17,7 @@ export {
   type DetailLine,
   type DetailColour,
   type DetailContent,
+  type ReplayComparison,
 } from "./detail-lines.js";
 export { HelpOverlay, helpLines, type HelpOverlayProps } from "./help-overlay.js";
 export { EmptyState, ErrorState, emptyStateLines, type EmptyStateProps, type ErrorStateProps } from "./states.js";

@@ -5,7 +5,7 @@
 import { Fragment, useMemo } from "react";
 import { Box, Text } from "ink";
 import type { ChunkRow, DatagramRow, DetailTab, EventRow, SessionRow, ViewMode } from "../types.js";
-import { clampScroll, conversationTurns, detailLines } from "./detail-lines.js";
+import { clampScroll, conversationTurns, detailLines, type ReplayComparison } from "./detail-lines.js";
 import { targetText } from "./session-text.js";
 import { displayWidth, truncate } from "./text.js";
 
@@ -23,6 +23,8 @@ export interface SessionDetailProps {
   readonly height: number;
   /** For the live duration of an open session (ms since the epoch); optional. */
   readonly now?: number;
+  /** For a replay: its answer against the recording. */
+  readonly comparison?: ReplayComparison;
 }
 
 const TABS: readonly DetailTab[] = ["overview", "events", "stream"];
@@ -48,12 +50,12 @@ function tabLabel(tab: DetailTab, props: SessionDetailProps): string {
 }
 
 export function SessionDetail(props: SessionDetailProps) {
-  const { session, events, chunks, datagrams, tab, mode, width, now } = props;
+  const { session, events, chunks, datagrams, tab, mode, width, now, comparison } = props;
   const lines = useMemo(
-    () => detailLines({ session, events, chunks, datagrams, tab, mode, width, ...(now === undefined ? {} : { now }) }),
+    () => detailLines({ session, events, chunks, datagrams, tab, mode, width, ...(now === undefined ? {} : { now }), ...(comparison === undefined ? {} : { comparison }) }),
     // `now` only matters for an open session's overview.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [session, events, chunks, datagrams, tab, mode, width, session.status === "open" && tab === "overview" ? now : undefined],
+    [session, events, chunks, datagrams, tab, mode, width, comparison, session.status === "open" && tab === "overview" ? now : undefined],
   );
   const page = detailPageSize(props.height);
   const start = clampScroll(lines.length, props.scroll, page);
