@@ -16,7 +16,8 @@ const common = {
 
 rmSync("dist", { recursive: true, force: true });
 await Promise.all([
-  build({ ...common, entryPoints: ["src/cli/main.ts"], outfile: "dist/socksmith.js" }),
+  // Split, so that the TUI (Ink: about half a second to import) loads only when it is opened.
+  build({ ...common, entryPoints: { socksmith: "src/cli/main.ts" }, outdir: "dist", splitting: true, chunkNames: "chunk-[hash]" }),
   build({ ...common, entryPoints: ["src/store/writer-worker.ts"], outfile: "dist/capture-worker.js" }),
 ]);
 // The binary sets NODE_ENV before anything loads: React (under Ink) reads it when it is first

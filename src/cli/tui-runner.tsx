@@ -1,4 +1,6 @@
 /**
+ * The TUI's two ways in, loaded only when a terminal UI is wanted (Ink is slow to import).
+ *
  * `socksmith run` on a terminal: the proxy with the TUI attached. Log lines cannot go to the
  * terminal under Ink, so they feed the status bar; the TUI reads the capture file the recorder
  * writes (WAL lets one writer and readers work at once). Quitting the TUI stops the proxy.
@@ -8,7 +10,7 @@ import { formatEndpoint } from "../engine/index.js";
 import { CaptureReader } from "../store/reader.js";
 import { App } from "../tui/app.js";
 import type { LiveStatus } from "../tui/types.js";
-import { liveReplay } from "./tui-replay.js";
+import { fileReplay, liveReplay } from "./tui-replay.js";
 import { startProxy, type RunOptions, type Started } from "./commands/run.js";
 
 export async function runWithTui(options: RunOptions, started: Started): Promise<void> {
@@ -51,4 +53,10 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
   clearInterval(sampler);
   if (how === "quit") await proxy.stop(options.graceMs);
   reader.close();
+}
+
+/** `socksmith tui FILE`: the TUI over a capture file, read-only; resolves when it is closed. */
+export async function browseWithTui(reader: CaptureReader, follow: boolean): Promise<void> {
+  const app = render(<App source={reader} follow={follow} replay={fileReplay(reader)} />, { exitOnCtrlC: true });
+  await app.waitUntilExit();
 }

@@ -18,7 +18,6 @@ import { isLoopback, parseCount, parseDuration, parseListen, parseSize } from ".
 import { Recorder } from "../../store/recorder.js";
 import { CaptureError } from "../../store/database.js";
 import { VERSION } from "../version.js";
-import { runWithTui } from "../tui-runner.js";
 import { SessionLog, type LogFormat } from "../session-log.js";
 import { parseSettings, startAddons, type AddonSettings, type RunningAddons } from "../addons.js";
 
@@ -139,6 +138,7 @@ export function runCommand(terminal: Terminal, started: Started): Command {
         await started(proxy, options);
         return;
       }
+      const { runWithTui } = await import("../tui-runner.js");
       await runWithTui(options, started);
     });
 }

@@ -1,10 +1,7 @@
 /** `socksmith tui [FILE]`: browse a capture file in the terminal UI (read-only). */
 import { Command } from "commander";
-import { render } from "ink";
-import { App } from "../../tui/app.js";
 import { openReader } from "../capture-file.js";
 import { CliError } from "../errors.js";
-import { fileReplay } from "../tui-replay.js";
 
 export function tuiCommand(): Command {
   return new Command("tui")
@@ -17,8 +14,9 @@ export function tuiCommand(): Command {
       }
       const reader = openReader(file);
       try {
-        const app = render(<App source={reader} follow={raw.follow === true} replay={fileReplay(reader)} />, { exitOnCtrlC: true });
-        await app.waitUntilExit();
+        // Ink takes about half a second to load: only the commands that draw pay for it.
+        const { browseWithTui } = await import("../tui-runner.js");
+        await browseWithTui(reader, raw.follow === true);
       } finally {
         reader.close();
       }
