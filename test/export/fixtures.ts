@@ -2,24 +2,13 @@
 import type { ChunkRow, DatagramRow, SessionRow } from "../../src/store/schema.js";
 import { type PcapngOptions, type PcapngSession, pcapngBlocks } from "../../src/export/pcapng.js";
 import { type PcapngFile, readPcapng } from "./pcapng-reader.js";
+import { blankSession } from "../support/rows.js";
 
 export const T0 = 1_700_000_000_000;
 
 export function sessionRow(fields: Partial<SessionRow> = {}): SessionRow {
   return {
-    id: 1,
-    run_id: 1,
-    engine_id: 1,
-    opened_at: T0,
-    client_host: "127.0.0.1",
-    client_port: 50000,
-    local_host: "127.0.0.1",
-    local_port: 1080,
-    version: "5",
-    command: "connect",
-    auth_method: "none",
-    auth_offered: "[0]",
-    user: null,
+    ...blankSession(T0),
     requested_type: "ipv4",
     requested_host: "10.1.2.3",
     requested_port: 80,
@@ -30,27 +19,8 @@ export function sessionRow(fields: Partial<SessionRow> = {}): SessionRow {
     remote_port: 80,
     bound_host: "10.0.0.1",
     bound_port: 40000,
-    reply: 0,
-    reply_code: null,
-    errno: null,
     replied_at: T0 + 5,
-    attempts: null,
-    status: "ok",
-    close_reason: "completed",
-    close_errno: null,
     closed_at: T0 + 100,
-    bytes_up_received: 0,
-    bytes_up_sent: 0,
-    bytes_down_received: 0,
-    bytes_down_sent: 0,
-    captured_bytes: 0,
-    truncated: 0,
-    protocol: null,
-    sni: null,
-    protocol_info: null,
-    tags: "{}",
-    replay_of: null,
-    served_from: null,
     ...fields,
   };
 }

@@ -2,6 +2,7 @@
 import Database from "better-sqlite3";
 import { registerFilterFunctions, toPredicate, toSql, type Filter } from "../../src/filter/index.js";
 import { MIGRATIONS, type SessionRow } from "../../src/store/schema.js";
+import { blankSession } from "../support/rows.js";
 
 export const BASE = 1_700_000_000_000;
 /** The `now` every comparison in these tests runs at. */
@@ -22,19 +23,10 @@ export interface Session {
 /** A closed, successful CONNECT session with no payload; `overrides` change any column. */
 export function sessionRow(id: number, overrides: Partial<SessionRow> = {}): SessionRow {
   return {
+    ...blankSession(BASE),
     id,
-    run_id: 1,
     engine_id: id,
-    opened_at: BASE,
-    client_host: "127.0.0.1",
     client_port: 50000 + id,
-    local_host: "127.0.0.1",
-    local_port: 1080,
-    version: "5",
-    command: "connect",
-    auth_method: "none",
-    auth_offered: "[0]",
-    user: null,
     requested_type: "domain",
     requested_host: "example.com",
     requested_port: 443,
@@ -43,29 +35,8 @@ export function sessionRow(id: number, overrides: Partial<SessionRow> = {}): Ses
     target_port: 443,
     remote_host: "93.184.216.34",
     remote_port: 443,
-    bound_host: "0.0.0.0",
-    bound_port: 0,
-    reply: 0,
-    reply_code: null,
-    errno: null,
     replied_at: BASE,
-    attempts: null,
-    status: "ok",
-    close_reason: "completed",
-    close_errno: null,
     closed_at: BASE + 1000,
-    bytes_up_received: 0,
-    bytes_up_sent: 0,
-    bytes_down_received: 0,
-    bytes_down_sent: 0,
-    captured_bytes: 0,
-    truncated: 0,
-    protocol: null,
-    sni: null,
-    protocol_info: null,
-    tags: "{}",
-    replay_of: null,
-    served_from: null,
     ...overrides,
   };
 }

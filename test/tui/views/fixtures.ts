@@ -1,24 +1,13 @@
 /** Rows for view tests, every field filled, overridable per test. */
 import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../../../src/tui/types.js";
+import { blankSession } from "../../support/rows.js";
 
 /** 2024-05-01T12:00:00.000Z: a fixed clock, so times and durations are known. */
 export const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
 export function session(overrides: Partial<SessionRow> = {}): SessionRow {
   return {
-    id: 1,
-    run_id: 1,
-    engine_id: 1,
-    opened_at: T0,
-    client_host: "127.0.0.1",
-    client_port: 50000,
-    local_host: "127.0.0.1",
-    local_port: 1080,
-    version: "5",
-    command: "connect",
-    auth_method: "none",
-    auth_offered: "[0]",
-    user: null,
+    ...blankSession(T0),
     requested_type: "domain",
     requested_host: "example.com",
     requested_port: 80,
@@ -27,29 +16,16 @@ export function session(overrides: Partial<SessionRow> = {}): SessionRow {
     target_port: 80,
     remote_host: "93.184.216.34",
     remote_port: 80,
-    bound_host: "0.0.0.0",
-    bound_port: 0,
-    reply: 0,
-    reply_code: null,
-    errno: null,
     replied_at: T0 + 12,
-    attempts: null,
-    status: "ok",
-    close_reason: "completed",
-    close_errno: null,
     closed_at: T0 + 1230,
     bytes_up_received: 100,
     bytes_up_sent: 100,
     bytes_down_received: 2048,
     bytes_down_sent: 2048,
     captured_bytes: 2148,
-    truncated: 0,
     protocol: "http",
     sni: "example.com",
     protocol_info: '{"method":"GET","host":"example.com","path":"/"}',
-    tags: "{}",
-    replay_of: null,
-    served_from: null,
     ...overrides,
   };
 }
