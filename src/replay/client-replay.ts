@@ -20,7 +20,7 @@ import { decodeMethodSelection, decodeReply, encodeGreeting, encodeRequest } fro
 import { encodeUserPass } from "../engine/codec/userpass.js";
 import { REP_NAMES } from "../engine/errors.js";
 import type { ChunkRow, SessionRow } from "../store/schema.js";
-import { firstDifference, sideOf, turnsOf, type Turn } from "./turns.js";
+import { firstDifference, sideOf, turnsOf } from "./turns.js";
 
 /** A SOCKS5 proxy to go through, e.g. a running socksmith so that its hooks apply. */
 export interface Via {
@@ -265,5 +265,3 @@ function reader(socket: Socket) {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-
-export type { Turn };

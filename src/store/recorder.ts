@@ -261,7 +261,7 @@ export class Recorder implements EngineObserver {
     const sentLength = f.sent === undefined ? received : f.sent.length;
     if (f.direction === "up") state.upSent += sentLength;
     else state.downSent += sentLength;
-    if (f.direction === "up" && received > 0 && state.sniffer !== "done") this.sniff(state, f.received);
+    if (f.direction === "up" && received > 0) this.sniff(state, f.received);
     const data = this.keep(state, f.received);
     const sent = f.sent === undefined ? null : this.keep(state, f.sent);
     this.ops.push({ op: "chunk", sid: state.sid, seq: f.seq, at: f.at, direction: f.direction, data, size: received, sent, verdict: f.verdict ?? null });
@@ -434,7 +434,8 @@ export class Recorder implements EngineObserver {
 
   /** Feeds the client's first bytes to the protocol sniffer until it decides. */
   private sniff(state: SessionState, bytes: Uint8Array): void {
-    if (state.sniffer === undefined || state.sniffer === "done") state.sniffer = new ProtocolSniffer();
+    if (state.sniffer === "done") return;
+    state.sniffer ??= new ProtocolSniffer();
     const detection = state.sniffer.push(bytes);
     if (detection.kind === "need-more") return;
     state.sniffer = "done";

@@ -245,8 +245,6 @@ export function App(props: AppProps) {
           return setDetail(undefined);
         case "nextTab":
           return setDetail({ ...detail, tab: DETAIL_TABS[(DETAIL_TABS.indexOf(detail.tab) + 1) % DETAIL_TABS.length]!, scroll: 0 });
-        case "viewMode":
-          return setMode(VIEW_MODES[(VIEW_MODES.indexOf(mode) + 1) % VIEW_MODES.length]!);
         default:
           break;
       }

@@ -1,5 +1,6 @@
 /** `socksmith run`: start the proxy. */
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { Command, Option } from "commander";
 import {
   Credentials,
@@ -307,7 +308,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     fatal: fatalPromise,
     bound,
     captureFile: recorder?.file,
-    addons: addons?.dispatcher === undefined ? [] : options.addons.map((f) => f.replace(/^.*[\\/]/, "")),
+    addons: options.addons.map((file) => basename(file)),
     bytesSeen: () => recorder?.bytesSeen ?? 0,
     markReplay: (clientPort, original) => recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing")),
   };

@@ -4,27 +4,16 @@
  */
 import { Fragment, useMemo } from "react";
 import { Box, Text } from "ink";
-import type { ChunkRow, DatagramRow, DetailTab, EventRow, SessionRow, ViewMode } from "../types.js";
-import { clampScroll, conversationTurns, detailLines, type ReplayComparison } from "./detail-lines.js";
+import type { DetailTab } from "../types.js";
+import { clampScroll, conversationTurns, detailLines, type DetailContent } from "./detail-lines.js";
 import { targetText } from "./session-text.js";
 import { displayWidth, truncate } from "./text.js";
 
-export interface SessionDetailProps {
-  readonly session: SessionRow;
-  readonly events: readonly EventRow[];
-  readonly chunks: readonly ChunkRow[];
-  readonly datagrams: readonly DatagramRow[];
-  readonly tab: DetailTab;
-  readonly mode: ViewMode;
+export interface SessionDetailProps extends DetailContent {
   /** The first content line shown (0 = top); clamped so the last page stays full. */
   readonly scroll: number;
-  readonly width: number;
   /** Lines for the view: one for the tab bar, the rest for content. */
   readonly height: number;
-  /** For the live duration of an open session (ms since the epoch); optional. */
-  readonly now?: number;
-  /** For a replay: its answer against the recording. */
-  readonly comparison?: ReplayComparison;
 }
 
 const TABS: readonly DetailTab[] = ["overview", "events", "stream"];
