@@ -1,6 +1,8 @@
 /**
  * The TUI in a real terminal: socksmith runs under tmux (so it has a TTY), curl goes through it,
  * and the test reads the screen with `tmux capture-pane` and types with `tmux send-keys`.
+ * CI=true is set on purpose: Ink draws nothing until exit when it thinks it runs in CI, and a
+ * terminal whose shell exports CI must still get the TUI.
  */
 import { execFileSync, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -57,7 +59,7 @@ afterAll(async () => {
 describe("socksmith run on a terminal (tmux)", () => {
   it("shows sessions live, opens one with its bytes, filters with host:, and quits with exit 0", async () => {
     const file = join(root, "tui.db");
-    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", `${process.execPath} ${CLI} run -l 127.0.0.1:0 -w ${file}; echo "exit=$?"; sleep 30`);
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", `CI=true ${process.execPath} ${CLI} run -l 127.0.0.1:0 -w ${file}; echo "exit=$?"; sleep 30`);
     const first = await until("the listen address in the status bar", (t) => /127\.0\.0\.1:\d{2,5}/.test(t));
     const port = Number(/127\.0\.0\.1:(\d{2,5})/.exec(first)![1]);
 
@@ -107,7 +109,7 @@ describe("socksmith run on a terminal (tmux)", () => {
       });
       expect(await curl(port, "/first")).toBe("tui says hi to /first");
       const viewer = `${session}-viewer`;
-      tmux("new-session", "-d", "-s", viewer, "-x", "160", "-y", "30", `${process.execPath} ${CLI} tui ${file} --follow; echo "exit=$?"; sleep 30`);
+      tmux("new-session", "-d", "-s", viewer, "-x", "160", "-y", "30", `CI=true ${process.execPath} ${CLI} tui ${file} --follow; echo "exit=$?"; sleep 30`);
       const shot = () => tmux("capture-pane", "-p", "-t", viewer);
       const wait = async (what: string, check: (t: string) => boolean) => {
         const deadline = Date.now() + 8000;

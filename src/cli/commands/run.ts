@@ -21,6 +21,7 @@ import { CaptureError } from "../../store/database.js";
 import { VERSION } from "../version.js";
 import { SessionLog, type LogFormat } from "../session-log.js";
 import { parseSettings, startAddons, type AddonSettings, type RunningAddons } from "../addons.js";
+import { loadTui } from "../load-tui.js";
 
 export interface RunOptions {
   listen: Endpoint[];
@@ -139,7 +140,7 @@ export function runCommand(terminal: Terminal, started: Started): Command {
         await started(proxy, options);
         return;
       }
-      const { runWithTui } = await import("../tui-runner.js");
+      const { runWithTui } = await loadTui();
       await runWithTui(options, started);
     });
 }

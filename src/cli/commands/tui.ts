@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { openReader } from "../capture-file.js";
 import { CliError } from "../errors.js";
+import { loadTui } from "../load-tui.js";
 
 export function tuiCommand(): Command {
   return new Command("tui")
@@ -15,7 +16,7 @@ export function tuiCommand(): Command {
       const reader = openReader(file);
       try {
         // Ink takes about half a second to load: only the commands that draw pay for it.
-        const { browseWithTui } = await import("../tui-runner.js");
+        const { browseWithTui } = await loadTui();
         await browseWithTui(reader, raw.follow === true);
       } finally {
         reader.close();
