@@ -180,8 +180,17 @@ export type CloseReason =
 /** The control a hook gets over its session. */
 export interface SessionHandle {
   readonly id: SessionId;
-  /** Writes bytes toward the target ("up") or the client ("down"); ignored when not relaying. */
+  /**
+   * Writes bytes toward the target ("up") or the client ("down"). Called while the request or
+   * reply is being decided, the bytes wait and follow a success reply (the way a served session
+   * greets first); they are forgotten if the request fails. Ignored once the session ended.
+   */
   inject(direction: Direction, data: Uint8Array): void;
+  /**
+   * Sends a datagram to the client of this session's UDP association, as if `peer` had sent
+   * it (the SOCKS header names `peer`). Ignored when the session has no association.
+   */
+  injectDatagram(peer: Endpoint, data: Uint8Array): void;
   /** Ends the session: gracefully, or with a reset. */
   close(mode?: "graceful" | "reset"): void;
 }
@@ -311,7 +320,8 @@ export interface DatagramFact {
   readonly sent?: Uint8Array;
   /** Where it went, after resolution and redirects; absent when dropped. */
   readonly to?: Endpoint;
-  readonly verdict: "relayed" | "dropped";
+  /** "injected": a hook wrote it to the client (`from` is the peer it claims to come from). */
+  readonly verdict: "relayed" | "dropped" | "injected";
   readonly reason?: DatagramDropReason;
   readonly detail?: string;
 }

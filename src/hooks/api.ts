@@ -68,6 +68,13 @@ export interface SessionInfo {
   readonly user?: string;
   /** Tags set so far by any addon. */
   readonly tags: Readonly<Record<string, string>>;
+  /**
+   * Set when the session replays a captured one: "server" when `--server-replay` answers it
+   * from a recording (known from `onRequest` on), "client" when the proxy's own client replay
+   * sent it (the TUI's `r`; known from `onAuth` on, usually from `onOpen`). `of` is the recorded session's id in its
+   * capture file. A `socksmith replay --via` from another process looks like any client.
+   */
+  readonly replay?: { readonly kind: "client" | "server"; readonly of: number };
 }
 
 /** The second argument of every session hook. */
@@ -79,12 +86,20 @@ export interface HookContext<Options = Record<string, unknown>> {
   log(message: string): void;
   /**
    * Sends bytes toward the target ("up") or the client ("down"), in order with the relayed
-   * bytes. Only while the session relays; ignored before and after.
+   * bytes. Called from `onRequest` or `onReply`, the bytes wait and follow a success reply: how
+   * a served session speaks first (a banner); they are forgotten if the request fails. Ignored
+   * once the session ended.
    */
   inject(direction: Direction, data: Uint8Array | string): void;
+  /**
+   * UDP ASSOCIATE sessions: sends a datagram to the client as if `peer` had sent it (answer a
+   * DNS query locally, say). Ignored before the client's first datagram and without an
+   * association.
+   */
+  injectDatagram(peer: Endpoint, data: Uint8Array | string): void;
   /** This addon's options: declared defaults, overridden by `--set ADDON.OPTION=VALUE`. */
   readonly options: Readonly<Options>;
-  /** True when the session is a replay of a captured one. */
+  /** True when the session is a replay of a captured one (`session.replay` says which kind). */
   readonly replayed: boolean;
 }
 

@@ -88,7 +88,7 @@ export interface DispatcherOptions {
 }
 
 interface SessionState {
-  readonly info: { id: number; client: Endpoint; version?: SessionInfo["version"]; command?: SessionInfo["command"]; target?: Endpoint; user?: string; tags: Record<string, string> };
+  readonly info: { id: number; client: Endpoint; version?: SessionInfo["version"]; command?: SessionInfo["command"]; target?: Endpoint; user?: string; tags: Record<string, string>; replay?: SessionInfo["replay"] };
   readonly handle: SessionHandle;
   readonly openedAt: number;
   readonly contexts: Map<AddonInstance, HookContext>;
@@ -147,6 +147,11 @@ export class Dispatcher implements HookRunner {
   open(conn: ConnectionInfo, handle: SessionHandle): MaybePromise<EngineOpenDecision> {
     const state: SessionState = { info: { id: conn.id, client: conn.client, tags: {} }, handle, openedAt: Date.now(), contexts: new Map() };
     this.sessions.set(conn.id, state);
+    const of = this.clientReplays.get(conn.client.port);
+    if (of !== undefined) {
+      this.clientReplays.delete(conn.client.port);
+      state.info.replay = { kind: "client", of };
+    }
     const info = { client: conn.client, local: conn.local };
     return this.first<OpenDecision, EngineOpenDecision>(this.hooked.onOpen, "onOpen", state, (a, ctx) => a.onOpen!(info, ctx), (d) => ("reject" in d ? { reject: true as const } : undefined));
   }
@@ -245,6 +250,29 @@ export class Dispatcher implements HookRunner {
       if (redirected) return changed ? { redirect: peer, replace: data } : { redirect: peer };
       return changed ? { replace: data } : undefined;
     });
+  }
+
+  /**
+   * The proxy's own client replay of recorded session `of` connects from `clientPort` (on
+   * loopback): its session gets `replay: { kind: "client" }`, whether it is open already or not yet.
+   */
+  clientReplay(clientPort: number, of: number): void {
+    for (const state of this.sessions.values()) {
+      if (state.info.client.port === clientPort && state.info.replay === undefined) {
+        state.info.replay = { kind: "client", of };
+        return;
+      }
+    }
+    this.clientReplays.set(clientPort, of);
+  }
+
+  private readonly clientReplays = new Map<number, number>();
+
+  /** Marks a session as answered from a recording (server replay), before its onRequest. */
+  servedFrom(id: number, handle: SessionHandle, of: number | undefined): void {
+    const state = this.state(id, undefined, handle);
+    if (of === undefined) delete state.info.replay;
+    else state.info.replay = { kind: "server", of };
   }
 
   // --- observer: onClose ---------------------------------------------------------------------
@@ -394,13 +422,16 @@ export class Dispatcher implements HookRunner {
       ctx = {
         session: state.info,
         options: instance.options,
-        replayed: false,
+        get replayed() {
+          return state.info.replay !== undefined;
+        },
         tag: (key, value) => {
           state.info.tags[key] = String(value);
           events.tagged(state.info.id, instance.name, key, String(value));
         },
         log: (message) => events.logged(state.info.id, instance.name, String(message)),
         inject: (direction: Direction, data) => state.handle.inject(direction, bytes(data)),
+        injectDatagram: (peer, data) => state.handle.injectDatagram({ host: peer.host, port: peer.port }, bytes(data)),
       };
       state.contexts.set(instance, ctx);
     }

@@ -142,7 +142,8 @@ export interface DatagramRow {
   readonly data: Buffer;
   readonly size: number;
   readonly sent: Buffer | null;
-  readonly verdict: "relayed" | "dropped";
+  /** "injected": an addon (or a server replay) sent it to the client; `from` is the peer it claims. */
+  readonly verdict: "relayed" | "dropped" | "injected";
   /** Why it was dropped (the engine's DatagramDropReason). */
   readonly reason: string | null;
   readonly detail: string | null;

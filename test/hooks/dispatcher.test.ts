@@ -171,6 +171,62 @@ describe("Dispatcher over the engine", () => {
     expect(events).toEqual(["load v1", "load v3", "dispose v1"]);
   });
 
+  it("session.replay: the proxy's own client replay is marked whether it connects before or after clientReplay()", async () => {
+    const target = await echo();
+    const seen: string[] = [];
+    const { port, dispatcher } = await withDispatcher([
+      instance("watch", { onRequest: (_r, ctx) => void seen.push(`${ctx.session.client.port}:${ctx.replayed}:${JSON.stringify(ctx.session.replay ?? null)}`) }),
+    ]);
+    const early = await RawClient.connect(port);
+    await sleep(20);
+    // Marked after the connection is open (the replayer learns its port when connected).
+    dispatcher.clientReplay(early.socket.localPort!, 7);
+    early.write(Buffer.concat([hex("050100"), connect5(target.port)]));
+    await early.read(12);
+    const plain = await openTunnel(port, target.port);
+    expect(seen).toEqual([`${early.socket.localPort}:true:{"kind":"client","of":7}`, `${plain.socket.localPort}:false:null`]);
+  });
+
+  it("a served session greets first: inject from onRequest follows the success reply; ctx.injectDatagram answers UDP locally", async () => {
+    const { port } = await withDispatcher([
+      instance("greeter", {
+        onRequest: (r, ctx) => {
+          if (r.command !== "connect") return undefined;
+          ctx.inject("down", "220 hello\r\n");
+          return { serve: true };
+        },
+        onData: (c, ctx) => void ctx.inject("down", `you said ${Buffer.from(c.data).toString()}`),
+        onDatagram: (d, ctx) => {
+          if (d.direction !== "up") return undefined;
+          ctx.injectDatagram({ host: "192.0.2.1", port: 53 }, `answer to ${Buffer.from(d.data).toString()}`);
+          return { drop: true };
+        },
+      }),
+    ]);
+    const c = await openTunnel(port, 9);
+    expect((await c.read(11)).toString()).toBe("220 hello\r\n");
+    c.write(Buffer.from("hi"));
+    expect((await c.read(11)).toString()).toBe("you said hi");
+
+    const { createSocket } = await import("node:dgram");
+    const { decodeUdpDatagram, encodeUdpDatagram } = await import("../../src/engine/codec/udp.js");
+    const control = await RawClient.connect(port);
+    control.write(Buffer.concat([hex("050100"), hex("05 03 00 01 00000000 0000")]));
+    await control.read(2);
+    const reply = await control.read(10);
+    const relayPort = reply.readUInt16BE(8);
+    const udp = createSocket("udp4");
+    cleanups.push(() => void udp.close());
+    udp.bind(0, "127.0.0.1");
+    const answer = new Promise<Buffer>((resolve) => udp.once("message", resolve));
+    udp.send(encodeUdpDatagram("198.51.100.7", 53, Buffer.from("q1")), relayPort, "127.0.0.1");
+    const decoded = decodeUdpDatagram(await answer);
+    expect(decoded.kind).toBe("ok");
+    if (decoded.kind !== "ok") return;
+    expect(decoded.value.address).toMatchObject({ host: "192.0.2.1", port: 53 });
+    expect(decoded.value.data.toString()).toBe("answer to q1");
+  });
+
   it("without onData or onDatagram addons the engine keeps its fast paths", () => {
     const { dispatcher } = harness([instance("r", { onRequest: () => undefined })]);
     expect(dispatcher.wantsData()).toBe(false);

@@ -50,6 +50,7 @@ function context(options: Record<string, unknown> = {}): HookContext {
     tag: () => {},
     log: () => {},
     inject: () => {},
+    injectDatagram: () => {},
     options,
     replayed: false,
   };

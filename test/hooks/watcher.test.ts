@@ -93,7 +93,7 @@ function request(host = "example.com"): RequestInfo {
 }
 
 function context(options: Record<string, unknown> = {}): HookContext {
-  return { session: { id: 1, client: { host: "127.0.0.1", port: 1 }, tags: {} }, tag: () => {}, log: () => {}, inject: () => {}, options, replayed: false };
+  return { session: { id: 1, client: { host: "127.0.0.1", port: 1 }, tags: {} }, tag: () => {}, log: () => {}, inject: () => {}, injectDatagram: () => {}, options, replayed: false };
 }
 
 /** The reply code the addon's onRequest denies with: how each version identifies itself. */

@@ -72,6 +72,8 @@ export function* describeSession(reader: CaptureReader, s: SessionRow, options: 
     "bytes",
     `up ${formatBytes(s.bytes_up_received)} received / ${formatBytes(s.bytes_up_sent)} sent, down ${formatBytes(s.bytes_down_received)} received / ${formatBytes(s.bytes_down_sent)} sent`,
   );
+  if (s.replay_of !== null) yield field("replay of", `session ${s.replay_of}`);
+  if (s.served_from !== null) yield field("served from", `session ${s.served_from} (server replay)`);
   if (s.truncated === 1) yield field("captured", `${formatBytes(s.captured_bytes)} (truncated by --capture-limit)`);
   if (s.protocol !== null) yield field("detected", `${s.protocol}${s.sni === null ? "" : ` ${s.sni}`}${s.protocol_info === null ? "" : ` ${s.protocol_info}`}`);
   if (s.tags !== "{}") yield field("tags", s.tags);
@@ -131,8 +133,8 @@ function header(c: ChunkRow): string {
 }
 
 function* chunkLines(c: ChunkRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
-  const size = c.size === c.data.length ? `${c.size} bytes` : `${c.size} bytes, ${c.data.length} kept`;
-  const verdict = c.verdict === null ? "" : c.verdict === "inject" ? ", injected by an addon" : `, addon: ${c.verdict}`;
+  const size = c.verdict === "inject" ? `${c.sent?.length ?? 0} bytes` : c.size === c.data.length ? `${c.size} bytes` : `${c.size} bytes, ${c.data.length} kept`;
+  const verdict = c.verdict === null ? "" : c.verdict === "inject" ? ", injected" : `, addon: ${c.verdict}`;
   yield `${header(c)} #${c.seq} (${size}${verdict})`;
   if (c.verdict === "inject") {
     yield* bytes(c.sent ?? Buffer.alloc(0), options);
@@ -150,7 +152,7 @@ function* datagramLines(d: DatagramRow, options: { hex: boolean; maxBytes: numbe
   const arrow = d.direction === "up" ? ">>" : "<<";
   const peer = d.peer_host === null ? "?" : formatEndpoint({ host: d.peer_host, port: d.peer_port ?? 0 });
   const route = d.direction === "up" ? `client ${formatEndpoint({ host: d.from_host, port: d.from_port })} → ${peer}` : `${peer} → client`;
-  const verdict = d.verdict === "dropped" ? `, dropped: ${d.reason ?? "?"}${d.detail === null ? "" : ` (${d.detail})`}` : "";
+  const verdict = d.verdict === "dropped" ? `, dropped: ${d.reason ?? "?"}${d.detail === null ? "" : ` (${d.detail})`}` : d.verdict === "injected" ? ", injected" : "";
   yield clean(`${arrow} ${formatTime(d.at)} ${route} #${d.seq} (${d.size} bytes${verdict})`);
   if (d.sent !== null) yield "   as received:";
   yield* bytes(d.data, options);

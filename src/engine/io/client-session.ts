@@ -36,6 +36,8 @@ export class ClientSession implements SessionHandle, EngineSession {
   readonly conn: ConnectionInfo;
   private machine: SessionMachine | undefined;
   private relay: TcpRelay | ServedRelay | undefined;
+  /** Bytes hooks injected before the relay started. */
+  private pendingInjects: { direction: Direction; data: Uint8Array }[] | undefined;
   private upstream: Socket | undefined;
   private upstreamReader: SocketReader | undefined;
   private cancelDial: (() => void) | undefined;
@@ -85,7 +87,14 @@ export class ClientSession implements SessionHandle, EngineSession {
   }
 
   inject(direction: Direction, data: Uint8Array): void {
-    this.relay?.inject(direction, data);
+    if (this.relay !== undefined) return this.relay.inject(direction, data);
+    // Before the relay (from onRequest or onReply): sent right after a success reply, in order;
+    // forgotten when the request fails.
+    if (!this.finished && this.udp === undefined && data.length > 0) (this.pendingInjects ??= []).push({ direction, data: Uint8Array.from(data) });
+  }
+
+  injectDatagram(peer: Endpoint, data: Uint8Array): void {
+    this.udp?.inject(peer, data);
   }
 
   close(mode: "graceful" | "reset" = "graceful"): void {
@@ -394,6 +403,9 @@ export class ClientSession implements SessionHandle, EngineSession {
       upstream.removeListener("error", noop);
       this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
     }
+    const injects = this.pendingInjects;
+    this.pendingInjects = undefined;
+    for (const { direction, data } of injects ?? []) this.relay.inject(direction, data);
     this.relay.start(early, this.clientEnded);
   }
 

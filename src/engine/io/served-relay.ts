@@ -61,6 +61,8 @@ export class ServedRelay implements RelayCounts, IdleTracked {
   inject(direction: Direction, data: Uint8Array): void {
     // There is no upstream: only bytes for the client go anywhere.
     if (direction !== "down" || this.client.writableEnded || this.client.destroyed || data.length === 0) return;
+    // The hook is this session's server: what it writes counts as received from the target too.
+    this.bytesDownReceived += data.length;
     this.bytesDownSent += data.length;
     this.client.write(data);
     this.host.observer.chunk?.({ id: this.host.id, direction: "down", seq: this.seq++, at: this.host.now(), received: NOTHING_RECEIVED, sent: data, verdict: "inject" });

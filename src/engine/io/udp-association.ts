@@ -254,6 +254,21 @@ export class UdpAssociation {
     this.report({ direction: "down", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to: { host: this.clientIp, port: this.clientPort }, verdict: "relayed" });
   }
 
+  /** A hook's datagram for the client, as if from `peer` (ignored before the client's first datagram). */
+  inject(peer: Endpoint, data: Uint8Array): void {
+    if (this.closed || this.clientPort === undefined) return;
+    const host = normalizeHost(peer.host);
+    const from = { host, port: peer.port };
+    const seq = this.seq++;
+    const received = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const type = isIP(host) === 6 ? "ipv6" : isIP(host) === 4 ? "ipv4" : "domain";
+    const size = udpHeaderLength(host) + data.length;
+    if (size > this.maxToClient) return this.drop("down", seq, from, received, "too-large", `${size} bytes with the SOCKS header exceed ${this.maxToClient} (EMSGSIZE)`, { type, ...from });
+    this.client.send(encodeUdpDatagram(host, peer.port, data), this.clientPort, this.clientIp);
+    this.bytesDown += data.length;
+    this.report({ direction: "down", seq, from, peer: { type, ...from }, received, to: { host: this.clientIp, port: this.clientPort }, verdict: "injected" });
+  }
+
   // --- shared ----------------------------------------------------------------------------------
 
   private askHook(info: Parameters<HookRunner["datagram"]>[0], then: (verdict: DatagramVerdict) => void): void {

@@ -293,7 +293,7 @@ function stream(out: LineBuilder, chunks: readonly ChunkRow[], mode: ViewMode): 
     const size = first.size === first.data.length ? `${first.size} bytes` : `${first.size} bytes, ${first.data.length} kept`;
     if (first.verdict === "inject") {
       const sent = first.sent ?? Buffer.alloc(0);
-      out.push(`${head} #${first.seq} (${sent.length} bytes, injected by an addon)`, { color: d.color, bold: true }, INDENT);
+      out.push(`${head} #${first.seq} (${sent.length} bytes, injected)`, { color: d.color, bold: true }, INDENT);
       payload(out, sent, mode);
       continue;
     }
@@ -332,7 +332,7 @@ function datagrams(out: LineBuilder, rows: readonly DatagramRow[], mode: ViewMod
         ? `client ${endpointText(g.from_host, g.from_port)} → ${peer}${g.to_host !== null && to !== peer ? ` (sent to ${to})` : ""}`
         : `${peer} → client${g.to_host === null ? "" : ` ${to}`}`;
     const dropped = g.verdict === "dropped";
-    const verdict = dropped ? `, dropped: ${safe(g.reason ?? "?")}${g.detail === null ? "" : ` (${safe(g.detail)})`}` : "";
+    const verdict = dropped ? `, dropped: ${safe(g.reason ?? "?")}${g.detail === null ? "" : ` (${safe(g.detail)})`}` : g.verdict === "injected" ? ", injected" : "";
     out.push(`${d.arrow} ${formatTime(g.at)} ${route} #${g.seq} (${g.size} bytes${verdict})`, { color: dropped ? "red" : d.color, bold: true }, INDENT);
     if (g.sent === null) payload(out, g.data, mode);
     else asReceivedAndSent(out, g.data, g.sent, mode);

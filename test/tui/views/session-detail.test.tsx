@@ -181,7 +181,7 @@ describe("stream", () => {
       "   as received:",
       "   more",
       "   as sent: nothing",
-      `<< ${formatTime(T0 + 20)} target → client #2 (9 bytes, injected by an addon)`,
+      `<< ${formatTime(T0 + 20)} target → client #2 (9 bytes, injected)`,
       "   injected!",
     ]);
   });
