@@ -13,6 +13,7 @@ import {
   parseCredentialFile,
   type Endpoint,
   type Logger,
+  allowAllHooks,
 } from "../../engine/index.js";
 import { CliError, usageError } from "../errors.js";
 import { isLoopback, parseCount, parseDuration, parseListen, parseSize } from "../options.js";
@@ -22,6 +23,10 @@ import { VERSION } from "../version.js";
 import { SessionLog, type LogFormat } from "../session-log.js";
 import { parseSettings, startAddons, type AddonSettings, type RunningAddons } from "../addons.js";
 import { loadTui } from "../load-tui.js";
+import { openReader } from "../capture-file.js";
+import type { CaptureReader } from "../../store/reader.js";
+import { Recordings } from "../../replay/recordings.js";
+import { ServerReplay } from "../../replay/server-replay.js";
 
 export interface RunOptions {
   listen: Endpoint[];
@@ -47,6 +52,10 @@ export interface RunOptions {
   captureLimit: number | undefined;
   /** What a write error during capture does: log and go on relaying, or stop the proxy. */
   onCaptureError: "continue" | "stop";
+  /** Answer from the recordings of this capture file instead of dialling (server replay). */
+  serverReplay: string | undefined;
+  replayMiss: "deny" | "forward";
+  replayReuse: boolean;
 }
 
 /** Where the command writes: stdout for the session log, stderr for notices. */
@@ -78,6 +87,9 @@ interface RawRunOptions {
   capture: string | false;
   captureLimit?: string;
   onCaptureError: "continue" | "stop";
+  serverReplay?: string;
+  replayMiss: "deny" | "forward";
+  replayReuse?: boolean;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -106,7 +118,7 @@ export type Started = (proxy: RunningProxy, options: RunOptions) => Promise<void
 
 export function runCommand(terminal: Terminal, started: Started): Command {
   return new Command("run")
-    .description("start the proxy (on a terminal this will open the TUI; today it always runs headless)")
+    .description("start the proxy (on a terminal with the TUI, otherwise headless)")
     .option("-l, --listen <host:port>", "address to listen on, repeatable (default 127.0.0.1:1080)", collect)
     .option("-s, --addon <file>", "load a TypeScript addon, repeatable (hook order = flag order); reloaded when saved", collect)
     .option("--set <addon.option=value>", "set an addon option, repeatable", collect)
@@ -126,6 +138,9 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--no-capture", "do not capture")
     .option("--capture-limit <bytes>", "payload bytes kept per session (e.g. 1m); byte counts stay exact")
     .addOption(new Option("--on-capture-error <action>", "when writing the capture fails: log loudly and keep relaying, or stop").choices(["continue", "stop"]).default("continue"))
+    .option("--server-replay <file>", "answer clients from the sessions recorded in this capture file instead of dialling (offline mock)")
+    .addOption(new Option("--replay-miss <action>", "with --server-replay, a request nothing recorded answers: deny it (0x02) or handle it as usual").choices(["deny", "forward"]).default("deny"))
+    .option("--replay-reuse", "with --server-replay, let a recording answer more than once")
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
     .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
     .option("-q, --quiet", "no per-session log lines")
@@ -193,6 +208,9 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     capture: raw.capture === false ? undefined : raw.capture,
     captureLimit: raw.captureLimit === undefined ? undefined : parseSize(raw.captureLimit, "--capture-limit"),
     onCaptureError: raw.onCaptureError,
+    serverReplay: raw.serverReplay,
+    replayMiss: raw.replayMiss,
+    replayReuse: raw.replayReuse === true,
   };
 }
 
@@ -253,10 +271,21 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       throw err;
     }
   }
+  let serverReplay: { runner: ServerReplay; reader: CaptureReader } | undefined;
+  if (options.serverReplay !== undefined) {
+    try {
+      serverReplay = startServerReplay(options, { addons, recorder, logger, terminal });
+    } catch (err) {
+      await addons?.close();
+      await recorder?.close();
+      throw err;
+    }
+  }
   const observers = [
     ...(sessionLog === undefined ? [] : [sessionLog]),
     ...(recorder === undefined ? [] : [recorder]),
     ...(addons === undefined ? [] : [addons.dispatcher.observer]),
+    ...(serverReplay === undefined ? [] : [serverReplay.runner.observer]),
   ];
   const engine = new SocksEngine({
     listen: options.listen,
@@ -272,7 +301,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     udpMaxPeers: options.udpMaxPeers,
     logger,
     ...(observers.length === 0 ? {} : { observer: combineObservers(observers) }),
-    ...(addons === undefined ? {} : { hooks: addons.dispatcher }),
+    ...(serverReplay !== undefined ? { hooks: serverReplay.runner } : addons === undefined ? {} : { hooks: addons.dispatcher }),
   });
   let bound: Endpoint[];
   try {
@@ -280,6 +309,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
   } catch (err) {
     await addons?.close();
     await recorder?.close();
+    serverReplay?.reader.close();
     if (err instanceof ListenError) throw new CliError(err.message, 1);
     throw err;
   }
@@ -304,6 +334,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       await engine.stop(graceMs);
       await addons?.close();
       await recorder?.close();
+      serverReplay?.reader.close();
     },
     destroyAll: () => engine.destroyAll(),
     fatal: fatalPromise,
@@ -311,6 +342,44 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     captureFile: recorder?.file,
     addons: options.addons.map((file) => basename(file)),
     bytesSeen: () => recorder?.bytesSeen ?? 0,
-    markReplay: (clientPort, original) => recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing")),
+    markReplay: (clientPort, original) => {
+      addons?.dispatcher.clientReplay(clientPort, original);
+      return recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing"));
+    },
   };
+}
+
+/** `--server-replay FILE`: the recordings, and the hook runner that answers from them. */
+function startServerReplay(
+  options: RunOptions,
+  with_: { addons: RunningAddons | undefined; recorder: Recorder | undefined; logger: Logger; terminal: Terminal },
+): { runner: ServerReplay; reader: CaptureReader } {
+  const file = options.serverReplay!;
+  const { addons, recorder, logger, terminal } = with_;
+  const reader = openReader(file);
+  let recordings: Recordings;
+  try {
+    recordings = new Recordings(reader);
+  } catch (err) {
+    reader.close();
+    throw new CliError(`--server-replay ${file}: ${(err as Error).message}`, 1);
+  }
+  const c = recordings.counts;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const misses = options.replayMiss === "deny" ? "anything else is denied (0x02)" : "anything else goes out as usual";
+  terminal.out(
+    options.logFormat === "json"
+      ? JSON.stringify({ event: "server-replay", file, tcp: c.tcp, targets: c.targets, udp: c.udp, truncated: c.truncated, miss: options.replayMiss, reuse: options.replayReuse })
+      : `server replay from ${file}: ${plural(c.tcp, "TCP recording")} of ${plural(c.targets, "destination")}, ${plural(c.udp, "UDP exchange")}${options.replayReuse ? " (each answers any number of times)" : " (each answers once)"}; ${misses}`,
+  );
+  if (c.truncated > 0) terminal.err(`server replay: left out ${plural(c.truncated, "session")} cut short by --capture-limit`);
+  if (c.tcp + c.udp === 0) terminal.err(`WARNING: ${file} has no successful CONNECT or UDP session to answer from`);
+  const runner = new ServerReplay(recordings, addons?.dispatcher ?? allowAllHooks, {
+    miss: options.replayMiss,
+    reuse: options.replayReuse,
+    serving: (id, handle, of) => addons?.dispatcher.servedFrom(id, handle, of),
+    served: (id, of) => recorder?.served(id, of),
+    missed: (id, what) => logger.log("warn", `session #${recorder?.sessionId(id) ?? id}: server replay: ${what}`),
+  });
+  return { runner, reader };
 }

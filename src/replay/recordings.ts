@@ -1,0 +1,155 @@
+/**
+ * What a server replay can answer from: the recorded sessions of a capture file, indexed by the
+ * destination the client asked for.
+ *
+ * - TCP: every CONNECT that got a success reply and whose payload was kept whole (a session cut
+ *   short by `--capture-limit` cannot answer the way the server did). Its turns are read from the
+ *   file when a client first needs them, not at start.
+ * - UDP: every "up" datagram a client sent through an association, with the "down" datagrams
+ *   that came back from where it went, up to the next datagram the client sent there: one
+ *   exchange. Read at start (datagrams are small and few next to TCP payload).
+ *
+ * Keys are the destination as the client wrote it (a name stays a name), lower-cased, and the
+ * port. The index is a snapshot: sessions written to the same file later are not recordings, so
+ * `run --server-replay socksmith.db` with the default capture file does not answer from itself.
+ */
+import type { CaptureReader } from "../store/reader.js";
+import type { DatagramRow } from "../store/schema.js";
+import { turnsOf, type Turn } from "./turns.js";
+
+export interface TcpRecording {
+  /** The session's id in the capture file. */
+  readonly id: number;
+  /** Whether a server replay has served it (each serves once without `--replay-reuse`). */
+  used: boolean;
+}
+
+export interface UdpReply {
+  readonly peer: { readonly host: string; readonly port: number };
+  readonly data: Buffer;
+}
+
+export interface UdpExchange {
+  /** The UDP ASSOCIATE session that recorded it. */
+  readonly session: number;
+  readonly request: Buffer;
+  readonly replies: readonly UdpReply[];
+  used: boolean;
+}
+
+export interface RecordingCounts {
+  readonly tcp: number;
+  readonly udp: number;
+  readonly targets: number;
+  /** CONNECT sessions left out because their payload was truncated. */
+  readonly truncated: number;
+}
+
+export function targetKey(host: string, port: number): string {
+  return `${host.toLowerCase()}|${port}`;
+}
+
+export class Recordings {
+  private readonly tcp = new Map<string, TcpRecording[]>();
+  private readonly udp = new Map<string, UdpExchange[]>();
+  private readonly turnCache = new Map<number, Turn[]>();
+  private truncated = 0;
+
+  constructor(private readonly reader: CaptureReader) {
+    for (const s of reader.allSessions({ filter: "cmd:connect" })) {
+      if (s.reply !== 0 || s.requested_host === null || s.requested_port === null) continue;
+      if (s.truncated === 1) {
+        this.truncated++;
+        continue;
+      }
+      push(this.tcp, targetKey(s.requested_host, s.requested_port), { id: s.id, used: false });
+    }
+    // One statement at a time: the connection cannot run a query while another one iterates.
+    const associations = Array.from(reader.allSessions({ filter: "cmd:udp" }), (s) => s.id);
+    for (const id of associations) this.indexDatagrams(id, reader.datagrams(id));
+  }
+
+  get counts(): RecordingCounts {
+    let tcp = 0;
+    let udp = 0;
+    for (const list of this.tcp.values()) tcp += list.length;
+    for (const list of this.udp.values()) udp += list.length;
+    return { tcp, udp, targets: this.tcp.size, truncated: this.truncated };
+  }
+
+  /** The TCP recordings for a destination that may still serve (all of them with `reuse`). */
+  tcpFor(host: string, port: number, reuse: boolean): TcpRecording[] {
+    return (this.tcp.get(targetKey(host, port)) ?? []).filter((r) => reuse || !r.used);
+  }
+
+  /** A recording's turns, read from the file once. */
+  turns(recording: TcpRecording): Turn[] {
+    let turns = this.turnCache.get(recording.id);
+    if (turns === undefined) {
+      turns = turnsOf(this.reader.chunks(recording.id));
+      this.turnCache.set(recording.id, turns);
+    }
+    return turns;
+  }
+
+  /**
+   * The exchange that answers a datagram to `host:port`: one whose request has the same bytes,
+   * else the most alike (see `likeness`), oldest first on a tie. undefined when none is left.
+   */
+  udpFor(host: string, port: number, data: Uint8Array, reuse: boolean): UdpExchange | undefined {
+    const candidates = (this.udp.get(targetKey(host, port)) ?? []).filter((e) => reuse || !e.used);
+    return mostAlike(candidates, data, (e) => e.request);
+  }
+
+  private indexDatagrams(session: number, rows: Iterable<DatagramRow>): void {
+    // The open exchange of each resolved destination: replies come from there.
+    const open = new Map<string, { request: Buffer; replies: UdpReply[]; key: string }>();
+    const done: { request: Buffer; replies: UdpReply[]; key: string }[] = [];
+    for (const d of rows) {
+      if (d.verdict === "dropped") continue;
+      if (d.direction === "up") {
+        if (d.peer_host === null || d.peer_port === null || d.to_host === null || d.to_port === null) continue;
+        const exchange = { request: d.data, replies: [] as UdpReply[], key: targetKey(d.peer_host, d.peer_port) };
+        done.push(exchange);
+        open.set(`${d.to_host}|${d.to_port}`, exchange);
+      } else {
+        const exchange = open.get(`${d.from_host}|${d.from_port}`);
+        exchange?.replies.push({ peer: { host: d.peer_host ?? d.from_host, port: d.peer_port ?? d.from_port }, data: d.sent ?? d.data });
+      }
+    }
+    for (const e of done) push(this.udp, e.key, { session, request: e.request, replies: e.replies, used: false });
+  }
+}
+
+/**
+ * How alike two messages are: the bytes equal at the same offset, less the difference in
+ * length. A changed ID or counter costs a few bytes; a different request costs most of them.
+ */
+export function likeness(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  let same = 0;
+  for (let i = 0; i < n; i++) if (a[i] === b[i]) same++;
+  return same - Math.abs(a.length - b.length);
+}
+
+/** The candidate whose bytes are most like `data`; the first (oldest) on a tie. */
+export function mostAlike<T>(candidates: readonly T[], data: Uint8Array, bytesOf: (candidate: T) => Uint8Array): T | undefined {
+  let best: T | undefined;
+  let bestScore = -Infinity;
+  for (const c of candidates) {
+    const bytes = bytesOf(c);
+    if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), Buffer.from(data.buffer, data.byteOffset, data.byteLength)) === 0) return c;
+    const score = likeness(bytes, data);
+    if (score > bestScore) {
+      best = c;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}

@@ -1,0 +1,284 @@
+/**
+ * Server replay, the offline mock: answers clients from recorded sessions instead of dialling.
+ *
+ * It is a HookRunner around the proxy's own (the addons' dispatcher, or allow-all), so addons
+ * keep working on replayed traffic:
+ * - CONNECT to a recorded destination (host as the client wrote it, and port): the addons'
+ *   onRequest is asked first, with `session.replay` already set; a deny or a serve of theirs
+ *   wins; otherwise the session is served (`{ serve: true }`: success reply, nothing dialled).
+ *   When several recordings share the destination, the client's first bytes choose: the same
+ *   bytes, else the most alike (`likeness`), else the oldest. A recording whose server spoke
+ *   first is chosen at the reply and its greeting follows the success reply.
+ * - Turn by turn: once the client has sent as many bytes as the recorded client turn, or sent
+ *   fewer and then nothing for `quietMs`, the server's next recorded turn is written. After the
+ *   last recorded turn the session is closed (FIN): the recording has nothing more to say.
+ * - UDP ASSOCIATE is allowed; a datagram to a recorded destination is not sent anywhere and is
+ *   answered with the recorded reply datagram(s), from the peer that sent them.
+ * - A miss (no recording, or all used without `reuse`): denied with 0x02 (not allowed by
+ *   ruleset) / the datagram dropped, so an offline test stays offline; or, with miss
+ *   "forward", handled as without server replay. BIND is a miss.
+ *
+ * Addons see the client's bytes (onData "up") and may change or drop them before they are
+ * matched; the recorded answer is injected, so onData does not see it, and the capture stores it
+ * as injected bytes.
+ */
+import type {
+  AuthAttempt,
+  ConnectionInfo,
+  DataChunk,
+  DataVerdict,
+  DatagramInfo,
+  DatagramVerdict,
+  EngineObserver,
+  HookRunner,
+  MaybePromise,
+  ReplyChange,
+  ReplyInfo,
+  RequestDecision,
+  RequestInfo,
+  SessionClosedFact,
+  SessionHandle,
+  SessionId,
+} from "../engine/index.js";
+import { mostAlike, type Recordings, type TcpRecording } from "./recordings.js";
+import type { Turn } from "./turns.js";
+
+export interface ServerReplayOptions {
+  /** What to do when nothing recorded matches: deny (0x02 / drop) or handle it as usual. */
+  readonly miss: "deny" | "forward";
+  /** Let a recording serve more than one session (default: each serves once). */
+  readonly reuse: boolean;
+  /** How long a client that sent less than the recorded turn may pause before it is answered (default 200 ms). */
+  readonly quietMs?: number;
+  /**
+   * A session will be answered from a recording (`of`, its id in the capture file), or no longer
+   * (`of` undefined): for `session.replay` of addons. Told at the request, and again when the
+   * client's first bytes choose another one of several recordings.
+   */
+  readonly serving?: (id: SessionId, handle: SessionHandle, of: number | undefined) => void;
+  /** A session was answered from recorded session `of` (for the capture's `served_from`). */
+  readonly served?: (id: SessionId, of: number) => void;
+  /** A miss, described for a log line. */
+  readonly missed?: (id: SessionId, what: string) => void;
+}
+
+/** SOCKS5 REP 0x02: connection not allowed by ruleset. */
+const NOT_ALLOWED = 2;
+const NO_ANSWER: DataVerdict = undefined;
+
+interface Serving {
+  readonly handle: SessionHandle;
+  candidates: TcpRecording[];
+  chosen?: { readonly recording: TcpRecording; readonly turns: Turn[] };
+  /** The next turn to play. */
+  next: number;
+  /** Client bytes received toward the current client turn. */
+  got: number;
+  quiet?: NodeJS.Timeout;
+  done: boolean;
+}
+
+export class ServerReplay implements HookRunner {
+  private readonly sessions = new Map<SessionId, Serving>();
+  /** UDP associations already linked to a recorded one. */
+  private readonly linked = new Set<SessionId>();
+  private readonly quietMs: number;
+
+  constructor(
+    private readonly recordings: Recordings,
+    private readonly inner: HookRunner,
+    private readonly options: ServerReplayOptions,
+  ) {
+    this.quietMs = options.quietMs ?? 200;
+    this.answersDatagrams = recordings.counts.udp > 0 || options.miss === "deny";
+  }
+
+  /** Whether datagrams need this runner: some are recorded, or misses are dropped. */
+  private readonly answersDatagrams: boolean;
+
+  /** Forgets sessions as they close; add it to the engine's observers. */
+  readonly observer: EngineObserver = {
+    sessionOpened() {},
+    authenticated() {},
+    requested() {},
+    replied() {},
+    anomaly() {},
+    sessionClosed: (fact: SessionClosedFact) => {
+      const serving = this.sessions.get(fact.id);
+      if (serving !== undefined) clearTimeout(serving.quiet);
+      this.sessions.delete(fact.id);
+      this.linked.delete(fact.id);
+    },
+  };
+
+  open(conn: ConnectionInfo, handle: SessionHandle) {
+    return this.inner.open(conn, handle);
+  }
+
+  auth(attempt: AuthAttempt, conn: ConnectionInfo, handle: SessionHandle) {
+    return this.inner.auth(attempt, conn, handle);
+  }
+
+  request(request: RequestInfo, handle: SessionHandle): MaybePromise<RequestDecision> {
+    const { destination } = request;
+    const where = `${destination.host}:${destination.port}`;
+    if (request.command === "udp") return this.inner.request(request, handle);
+    const candidates = request.command === "connect" ? this.recordings.tcpFor(destination.host, destination.port, this.options.reuse) : [];
+    if (candidates.length === 0) {
+      const what = request.command === "bind" ? `BIND ${where}: server replay does not answer BIND` : `no recording of ${where}${this.options.reuse ? "" : " left"}`;
+      return then(this.inner.request(request, handle), (decision) => this.miss(request.id, what, decision));
+    }
+    this.options.serving?.(request.id, handle, candidates[0]!.id);
+    return then(this.inner.request(request, handle), (decision): RequestDecision => {
+      if (decision !== undefined && ("deny" in decision || "serve" in decision)) {
+        this.options.serving?.(request.id, handle, undefined);
+        return decision;
+      }
+      this.sessions.set(request.id, { handle, candidates, next: 0, got: 0, done: false });
+      return { serve: true };
+    });
+  }
+
+  reply(reply: ReplyInfo, handle: SessionHandle): MaybePromise<ReplyChange> {
+    const serving = this.sessions.get(reply.id);
+    if (serving === undefined) return this.inner.reply(reply, handle);
+    return then(this.inner.reply(reply, handle), (change) => {
+      if ((change?.rep ?? reply.rep) !== 0) {
+        // An addon turned the success into a failure: nothing is served.
+        this.sessions.delete(reply.id);
+        this.options.serving?.(reply.id, handle, undefined);
+        return change;
+      }
+      // A server that spoke first: its greeting follows the success reply.
+      const first = serving.candidates.find((c) => this.recordings.turns(c)[0]?.direction === "down");
+      if (first !== undefined) {
+        this.choose(reply.id, serving, first);
+        this.write(serving, this.serverTurns(serving));
+      }
+      return change;
+    });
+  }
+
+  wantsData(): boolean {
+    return this.inner.wantsData();
+  }
+
+  data(chunk: DataChunk, handle: SessionHandle): MaybePromise<DataVerdict> {
+    const serving = this.sessions.get(chunk.id);
+    if (serving === undefined || chunk.direction !== "up") return this.inner.data(chunk, handle);
+    const ask = this.inner.wantsData() ? this.inner.data(chunk, handle) : NO_ANSWER;
+    return then(ask, (verdict) => {
+      if (verdict === undefined) this.clientSent(chunk.id, serving, chunk.data);
+      else if ("replace" in verdict) this.clientSent(chunk.id, serving, verdict.replace);
+      return verdict;
+    });
+  }
+
+  wantsDatagrams(): boolean {
+    return this.answersDatagrams || this.inner.wantsDatagrams();
+  }
+
+  datagram(datagram: DatagramInfo, handle: SessionHandle): MaybePromise<DatagramVerdict> {
+    const ask = this.inner.wantsDatagrams() ? this.inner.datagram(datagram, handle) : undefined;
+    if (datagram.direction !== "up") return ask;
+    return then(ask, (verdict): DatagramVerdict => {
+      if (verdict !== undefined && ("drop" in verdict || "redirect" in verdict)) return verdict;
+      const data = verdict === undefined ? datagram.data : verdict.replace;
+      const { host, port } = datagram.peer;
+      const exchange = this.recordings.udpFor(host, port, data, this.options.reuse);
+      if (exchange === undefined) {
+        const what = `no recorded datagram to ${host}:${port}${this.options.reuse ? "" : " left"}`;
+        if (this.options.miss === "forward") return verdict;
+        this.options.missed?.(datagram.id, `${what}: dropped (--replay-miss forward sends it)`);
+        return { drop: true };
+      }
+      exchange.used = true;
+      if (!this.linked.has(datagram.id)) {
+        this.linked.add(datagram.id);
+        this.options.serving?.(datagram.id, handle, exchange.session);
+        this.options.served?.(datagram.id, exchange.session);
+      }
+      // After the verdict (also an addon's async one), so the capture has the question first.
+      setImmediate(() => {
+        for (const reply of exchange.replies) handle.injectDatagram(reply.peer, reply.data);
+      });
+      // Answered here: nothing goes out.
+      return { drop: true };
+    });
+  }
+
+  // --- TCP serving ---------------------------------------------------------------------------
+
+  private miss(id: SessionId, what: string, decision: RequestDecision): RequestDecision {
+    if (this.options.miss === "forward" || (decision !== undefined && ("deny" in decision || "serve" in decision))) return decision;
+    this.options.missed?.(id, `${what}: denied with 0x02 (--replay-miss forward dials out instead)`);
+    return { deny: NOT_ALLOWED };
+  }
+
+  private choose(id: SessionId, serving: Serving, recording: TcpRecording): void {
+    recording.used = true;
+    serving.chosen = { recording, turns: this.recordings.turns(recording) };
+    this.options.serving?.(id, serving.handle, recording.id);
+    this.options.served?.(id, recording.id);
+  }
+
+  private clientSent(id: SessionId, serving: Serving, data: Uint8Array): void {
+    if (serving.done || data.length === 0) return;
+    if (serving.chosen === undefined) {
+      // The client's first bytes choose among the recordings of this destination.
+      const open = serving.candidates.filter((c) => (this.options.reuse || !c.used) && this.recordings.turns(c)[0]?.direction === "up");
+      const recording = mostAlike(open, data, (c) => this.recordings.turns(c)[0]!.data);
+      if (recording === undefined) {
+        this.options.missed?.(id, "every recording of this destination was used by another session meanwhile: closed");
+        serving.done = true;
+        serving.handle.close("graceful");
+        return;
+      }
+      this.choose(id, serving, recording);
+    }
+    const turn = serving.chosen!.turns[serving.next];
+    if (turn === undefined || turn.direction !== "up") return;
+    serving.got += data.length;
+    clearTimeout(serving.quiet);
+    serving.quiet = undefined;
+    if (serving.got >= turn.data.length) return this.endClientTurn(serving);
+    serving.quiet = setTimeout(() => this.endClientTurn(serving), this.quietMs);
+  }
+
+  private endClientTurn(serving: Serving): void {
+    clearTimeout(serving.quiet);
+    serving.quiet = undefined;
+    serving.got = 0;
+    serving.next++;
+    const answer = this.serverTurns(serving);
+    // Written after the verdict on the client's chunk (an addon's async one too), so the capture
+    // has the question before the answer. The turn counting above stays synchronous.
+    setImmediate(() => this.write(serving, answer));
+  }
+
+  /** The server's turns from `next` up to the client's next turn; `next` moves past them. */
+  private serverTurns(serving: Serving): Turn[] {
+    const turns = serving.chosen!.turns;
+    const out: Turn[] = [];
+    while (serving.next < turns.length && turns[serving.next]!.direction === "down") out.push(turns[serving.next++]!);
+    if (serving.next >= turns.length) serving.done = true;
+    return out;
+  }
+
+  /** Writes the turns; after the recording's last one, closes (FIN). */
+  private write(serving: Serving, turns: readonly Turn[]): void {
+    for (const turn of turns) serving.handle.inject("down", turn.data);
+    // Closing waits for the current hook call: during the reply the relay (and so the greeting)
+    // is not out yet.
+    if (serving.done) setImmediate(() => serving.handle.close("graceful"));
+  }
+}
+
+/** Applies `f` to a value or a promise of it, staying synchronous for a value. */
+function then<T, R>(value: MaybePromise<T>, f: (value: T) => R): MaybePromise<R> {
+  return isThenable(value) ? Promise.resolve(value).then(f) : f(value);
+}
+
+function isThenable<T>(value: MaybePromise<T>): value is PromiseLike<T> {
+  return value !== null && typeof value === "object" && typeof (value as PromiseLike<T>).then === "function";
+}
