@@ -14,7 +14,7 @@
  * `run --server-replay socksmith.db` with the default capture file does not answer from itself.
  */
 import type { CaptureReader } from "../store/reader.js";
-import type { DatagramRow } from "../store/schema.js";
+import type { ChunkRow, DatagramRow } from "../store/schema.js";
 import { turnsOf, type Turn } from "./turns.js";
 
 export interface TcpRecording {
@@ -22,7 +22,12 @@ export interface TcpRecording {
   readonly id: number;
   /** Whether a server replay has served it (each serves once without `--replay-reuse`). */
   used: boolean;
+  /** Who spoke first and the start of what they said, once read (see Recordings.firstTurn). */
+  first?: { readonly direction: "up" | "down"; readonly data: Buffer } | null;
 }
+
+/** The most of a first turn kept for choosing between recordings. */
+const FIRST_TURN_BYTES = 64 * 1024;
 
 export interface UdpReply {
   readonly peer: { readonly host: string; readonly port: number };
@@ -52,7 +57,6 @@ export function targetKey(host: string, port: number): string {
 export class Recordings {
   private readonly tcp = new Map<string, TcpRecording[]>();
   private readonly udp = new Map<string, UdpExchange[]>();
-  private readonly turnCache = new Map<number, Turn[]>();
   private truncated = 0;
 
   constructor(private readonly reader: CaptureReader) {
@@ -82,14 +86,30 @@ export class Recordings {
     return (this.tcp.get(targetKey(host, port)) ?? []).filter((r) => reuse || !r.used);
   }
 
-  /** A recording's turns, read from the file once. */
+  /** A recording's turns, read from the file (each serving session holds its own). */
   turns(recording: TcpRecording): Turn[] {
-    let turns = this.turnCache.get(recording.id);
-    if (turns === undefined) {
-      turns = turnsOf(this.reader.chunks(recording.id));
-      this.turnCache.set(recording.id, turns);
+    return turnsOf(this.reader.chunks(recording.id));
+  }
+
+  /**
+   * Who spoke first in a recording, and up to 64 KiB of what they said; null when nobody said
+   * anything. Read once, without reading the rest of the session.
+   */
+  firstTurn(recording: TcpRecording): { readonly direction: "up" | "down"; readonly data: Buffer } | null {
+    if (recording.first !== undefined) return recording.first;
+    const [turn] = turnsOf(this.chunksUntil(recording.id, FIRST_TURN_BYTES));
+    recording.first = turn === undefined ? null : { direction: turn.direction, data: turn.data.subarray(0, FIRST_TURN_BYTES) };
+    return recording.first;
+  }
+
+  /** A session's chunks in order, stopping once `max` bytes have been read. */
+  private *chunksUntil(id: number, max: number): Generator<ChunkRow> {
+    let size = 0;
+    for (const chunk of this.reader.chunks(id)) {
+      yield chunk;
+      size += chunk.data.length;
+      if (size >= max) return;
     }
-    return turns;
   }
 
   /**

@@ -150,7 +150,7 @@ export class ServerReplay implements HookRunner {
         return change;
       }
       // A server that spoke first: its greeting follows the success reply.
-      const first = serving.candidates.find((c) => this.recordings.turns(c)[0]?.direction === "down");
+      const first = serving.candidates.find((c) => (this.options.reuse || !c.used) && this.recordings.firstTurn(c)?.direction === "down");
       if (first !== undefined) {
         this.choose(reply.id, serving, first);
         this.write(serving, this.serverTurns(serving));
@@ -226,8 +226,8 @@ export class ServerReplay implements HookRunner {
     if (serving.done || data.length === 0) return;
     if (serving.chosen === undefined) {
       // The client's first bytes choose among the recordings of this destination.
-      const open = serving.candidates.filter((c) => (this.options.reuse || !c.used) && this.recordings.turns(c)[0]?.direction === "up");
-      const recording = mostAlike(open, data, (c) => this.recordings.turns(c)[0]!.data);
+      const open = serving.candidates.filter((c) => (this.options.reuse || !c.used) && this.recordings.firstTurn(c)?.direction === "up");
+      const recording = mostAlike(open, data, (c) => this.recordings.firstTurn(c)!.data);
       if (recording === undefined) {
         this.options.missed?.(id, "every recording of this destination was used by another session meanwhile: closed");
         serving.done = true;
