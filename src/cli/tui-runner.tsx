@@ -23,7 +23,7 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
       err: (line) => {
         if (/^(SIGINT|SIGTERM)/.test(line)) return;
         if (/addon/.test(line)) lastAddonError = line.replace(/^error: /, "");
-        else lastError = line.replace(/^error: /, "");
+        else lastError = line.replace(/^(error|warn): /, "");
       },
     },
   );
@@ -40,6 +40,7 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
     open: proxy.sessionCount,
     bytesPerSecond: rate,
     addons: proxy.addons,
+    ...(proxy.serverReplay === undefined ? {} : { serverReplay: proxy.serverReplay }),
     ...(lastAddonError === undefined ? {} : { lastAddonError }),
     ...(lastError === undefined ? {} : { lastError }),
   });

@@ -30,6 +30,8 @@ export interface LiveStatus {
   readonly bytesPerSecond: number;
   /** Loaded addons by name. */
   readonly addons: readonly string[];
+  /** The capture file `--server-replay` answers from, when it does. */
+  readonly serverReplay?: string;
   /** The last addon error (hot reload or hook), e.g. "thrower.ts:5:3: boom". */
   readonly lastAddonError?: string;
   /** The last problem worth showing (capture stopped, …). */

@@ -108,6 +108,8 @@ export interface RunningProxy {
   /** The capture file, when capturing. */
   readonly captureFile: string | undefined;
   readonly addons: readonly string[];
+  /** The capture file answered from with --server-replay. */
+  readonly serverReplay: string | undefined;
   /** Payload bytes relayed so far (counted by the recorder; 0 without capture). */
   bytesSeen(): number;
   /** Marks the session that connects from `clientPort` as a replay of `original`; resolves with its capture id. */
@@ -341,6 +343,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     bound,
     captureFile: recorder?.file,
     addons: options.addons.map((file) => basename(file)),
+    serverReplay: options.serverReplay,
     bytesSeen: () => recorder?.bytesSeen ?? 0,
     markReplay: (clientPort, original) => {
       addons?.dispatcher.clientReplay(clientPort, original);

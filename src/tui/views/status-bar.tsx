@@ -27,7 +27,7 @@ export interface StatusBarProps {
 /** A run of status text in one style; `text` is terminal-safe. */
 export interface StatusSegment {
   readonly text: string;
-  readonly color?: "red" | "yellow" | "green" | "cyan";
+  readonly color?: "red" | "yellow" | "green" | "cyan" | "magenta";
   readonly bold?: boolean;
   readonly inverse?: boolean;
 }
@@ -47,6 +47,7 @@ export function statusLines(props: StatusBarProps): StatusSegment[][] {
     add({ text: `browsing ${safe(props.file)} (read-only, ${formatBytes(stats.fileBytes)})`, bold: true });
   } else {
     add({ text: live.listen.length === 0 ? "not listening" : `listening ${live.listen.map(safe).join(", ")}`, bold: true, color: "green" });
+    if (live.serverReplay !== undefined) add({ text: `serving from ${safe(live.serverReplay)}`, bold: true, color: "magenta" });
   }
   if (props.follow) add({ text: "FOLLOW", inverse: true, bold: true });
   // The filter changes what the list means: it comes before the counts, which may be cut.

@@ -65,6 +65,12 @@ describe("StatusBar", () => {
     expect(plain(lastFrame())).toMatch(/… \? keys$/);
   });
 
+  it("says when the proxy answers from a recording (server replay)", () => {
+    const lines = statusLines({ file: "mock.db", stats, live: { ...live, serverReplay: "api.db" }, shown: 1, follow: false });
+    expect(lines[0]!.map((s) => s.text).join("")).toMatch(/^listening 127\.0\.0\.1:1080, \[::1\]:1080 {2}serving from api\.db {2}2 open/);
+    expect(lines[0]!.find((s) => s.text === "serving from api.db")).toMatchObject({ color: "magenta" });
+  });
+
   it("shows the active filter with the number shown", () => {
     const { lastFrame } = render(<StatusBar file="x.db" stats={stats} shown={7} filter="status:failed" follow={false} />);
     expect(plain(lastFrame())).toMatch(/^browsing x\.db \(read-only, 1\.2 MiB\) {2}filter status:failed \(7 shown\) {2}3 open/);
