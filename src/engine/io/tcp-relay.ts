@@ -63,6 +63,10 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     private readonly idle: IdleSweeper | undefined,
   ) {
     this.withHooks = host.hooks.wantsData();
+    if (this.withHooks) {
+      clientReader.copiedReads();
+      upstreamReader.copiedReads();
+    }
     this.observed = host.observer.chunk !== undefined;
     idle?.add(this);
     clientReader.sink = this.onClientRead;
