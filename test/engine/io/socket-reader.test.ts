@@ -23,7 +23,7 @@ async function largestRead(total: number, configure: (reader: SocketReader) => v
     largest = Math.max(largest, view.length);
     received += view.length;
   };
-  const socket = new Socket({ onread: reader.onread });
+  const socket = new Socket({ onread: reader.onread } as ConstructorParameters<typeof Socket>[0]);
   cleanups.push(() => socket.destroy());
   socket.connect((server.address() as AddressInfo).port, "127.0.0.1");
   // Let the bytes pile up in the kernel first, so each read can fill the buffer.
