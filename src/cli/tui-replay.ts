@@ -5,7 +5,8 @@
  * - Browsing a file: the replay goes straight to the recorded target and is recorded in the file.
  */
 import { formatEndpoint } from "../engine/index.js";
-import { replayClient, type ClientReplayResult } from "../replay/client-replay.js";
+import type { ClientReplayResult } from "../replay/client-replay.js";
+import { notReplayable, replaySession } from "../replay/replay-session.js";
 import { recordReplay } from "../replay/record.js";
 import type { CaptureReader } from "../store/reader.js";
 import type { RunningProxy } from "./commands/run.js";
@@ -20,10 +21,12 @@ export interface ReplayOutcome {
 export function liveReplay(reader: CaptureReader, proxy: RunningProxy): (id: number) => Promise<ReplayOutcome> {
   return async (id) => {
     const session = reader.session(id);
-    if (session === undefined || session.command !== "connect") return { message: `session ${id}: only CONNECT sessions can be replayed so far` };
+    if (session === undefined) return { message: `no session ${id}` };
+    const why = notReplayable(session);
+    if (why !== undefined) return { message: why };
     const via = proxy.bound[0]!;
     let marked: Promise<number> | undefined;
-    const result = await replayClient(session, [...reader.chunks(id)], {
+    const result = await replaySession(reader, session, {
       via: { host: via.host === "0.0.0.0" ? "127.0.0.1" : via.host === "::" ? "::1" : via.host, port: via.port },
       connected: (local) => {
         marked = proxy.markReplay(local.port, id);
@@ -38,8 +41,10 @@ export function liveReplay(reader: CaptureReader, proxy: RunningProxy): (id: num
 export function fileReplay(reader: CaptureReader): (id: number) => Promise<ReplayOutcome> {
   return async (id) => {
     const session = reader.session(id);
-    if (session === undefined || session.command !== "connect") return { message: `session ${id}: only CONNECT sessions can be replayed so far` };
-    const result = await replayClient(session, [...reader.chunks(id)]);
+    if (session === undefined) return { message: `no session ${id}` };
+    const why = notReplayable(session);
+    if (why !== undefined) return { message: why };
+    const result = await replaySession(reader, session);
     try {
       const focus = recordReplay(reader.file, session, result, VERSION);
       await untilStored(reader, focus);
@@ -53,7 +58,8 @@ export function fileReplay(reader: CaptureReader): (id: number) => Promise<Repla
 function summary(id: number, focus: number | undefined, r: ClientReplayResult): string {
   const as = focus === undefined ? "" : ` as #${focus}`;
   if (!r.completed) return `replay of #${id} failed: ${r.error ?? "?"}`;
-  return `replayed #${id}${as} to ${formatEndpoint(r.target)}: ${r.match ? "same answer as recorded" : `answer differs at byte ${r.difference!.offset}`}`;
+  const differs = r.udp === undefined ? `answer differs at byte ${r.difference?.offset}` : `answer ${(r.udp.differingAnswer ?? 0) + 1} differs at byte ${r.difference?.offset}`;
+  return `replayed #${id}${as} to ${formatEndpoint(r.target)}: ${r.match ? "same answer as recorded" : differs}`;
 }
 
 /** Waits (briefly) until the new session is readable, so the TUI can focus it. */

@@ -71,6 +71,28 @@ export interface ClientReplayResult {
   readonly match: boolean;
   readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
   readonly chunks: readonly ReplayedChunk[];
+  /** A UDP association's replay has these too (datagram-replay.ts); `sent`/`received` are payload bytes. */
+  readonly udp?: UdpReplayDetail;
+}
+
+/** What a UDP replay adds to the result. */
+export interface UdpReplayDetail {
+  /** Every datagram, both ways, in order (for recording the replay). */
+  readonly datagrams: readonly ReplayedDatagram[];
+  /** Datagrams sent; answers recorded; answers received now. */
+  readonly sent: number;
+  readonly expected: number;
+  readonly received: number;
+  /** The first answer (0-based) that differs from the recorded one, when one does. */
+  readonly differingAnswer?: number;
+}
+
+export interface ReplayedDatagram {
+  readonly direction: "up" | "down";
+  readonly at: number;
+  /** Where an "up" datagram went (as sent), where a "down" one came from. */
+  readonly peer: Endpoint;
+  readonly data: Buffer;
 }
 
 export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRow>, options: ClientReplayOptions = {}): Promise<ClientReplayResult> {
@@ -112,7 +134,7 @@ export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRo
   let lastByteAt = Date.now();
   let closed = false;
   try {
-    socket = await open(target, options.via, deadline, options.connected);
+    socket = (await open(target, options.via, deadline, options.connected)).socket;
     const local = { host: socket.localAddress ?? "", port: socket.localPort ?? 0 };
     socket.on("data", (d: Buffer) => {
       received.push(d);
@@ -192,8 +214,17 @@ export function recordedTarget(s: SessionRow): Endpoint | undefined {
   return undefined;
 }
 
-/** A TCP connection to the target, directly or through a SOCKS5 proxy (CONNECT, optional RFC 1929). */
-async function open(target: Endpoint, via: Via | undefined, deadline: number, connected?: (local: Endpoint) => void): Promise<Socket> {
+/**
+ * A TCP connection to the target, directly or through a SOCKS5 proxy (optional RFC 1929): a
+ * CONNECT, or with `command` "udp" a UDP ASSOCIATE (then `bound` is the proxy's UDP relay).
+ */
+export async function open(
+  target: Endpoint,
+  via: Via | undefined,
+  deadline: number,
+  connected?: (local: Endpoint) => void,
+  command: "connect" | "udp" = "connect",
+): Promise<{ socket: Socket; bound?: Endpoint }> {
   const at = via ?? target;
   const socket = connect({ host: at.host, port: at.port });
   const timer = setTimeout(() => socket.destroy(new Error(`no connection to ${at.host}:${at.port} in time`)), Math.max(1, deadline - Date.now()));
@@ -203,7 +234,7 @@ async function open(target: Endpoint, via: Via | undefined, deadline: number, co
       socket.once("error", reject);
     });
     connected?.({ host: socket.localAddress ?? "", port: socket.localPort ?? 0 });
-    if (via === undefined) return socket;
+    if (via === undefined) return { socket };
     const read = reader(socket);
     const auth = via.user !== undefined;
     socket.write(encodeGreeting({ methods: auth ? [0x02] : [0x00] }));
@@ -215,10 +246,10 @@ async function open(target: Endpoint, via: Via | undefined, deadline: number, co
       if (status !== 0) throw new Error(`the proxy at ${via.host}:${via.port} rejected the user name or password`);
     }
     const type = isIP(target.host) === 4 ? "ipv4" : isIP(target.host) === 6 ? "ipv6" : "domain";
-    socket.write(encodeRequest({ command: "connect", rsv: 0, destination: { type, host: target.host, port: target.port } }));
+    socket.write(encodeRequest({ command, rsv: 0, destination: { type, host: target.host, port: target.port } }));
     const reply = await read(decodeReply);
     if (reply.rep !== 0) throw new Error(`the proxy answered ${reply.rep.toString(16).padStart(2, "0")} ${REP_NAMES[reply.rep] ?? ""}`.trimEnd());
-    return socket;
+    return { socket, bound: { host: reply.bound.host, port: reply.bound.port } };
   } catch (err) {
     socket.destroy();
     throw err;
@@ -262,6 +293,6 @@ function reader(socket: Socket) {
     });
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -7,6 +7,7 @@ import { beginRun, openCapture } from "../store/database.js";
 import type { SessionRow } from "../store/schema.js";
 import { CaptureWriter } from "../store/writer.js";
 import type { ClientReplayResult } from "./client-replay.js";
+import { isIP } from "node:net";
 import { ProtocolSniffer } from "../detect/index.js";
 import { storedDetection } from "../store/recorder.js";
 
@@ -21,7 +22,9 @@ export function recordReplay(file: string, original: SessionRow, result: ClientR
   }
   const writer = new CaptureWriter(file, run.runId);
   const sid = run.sessionBase + 1;
-  const arena = Buffer.concat(result.chunks.map((c) => c.data));
+  const udp = result.udp;
+  const payloads = udp === undefined ? result.chunks.map((c) => c.data) : udp.datagrams.map((d) => d.data);
+  const arena = Buffer.concat(payloads);
   let offset = 0;
   const slice = (length: number): Slice => {
     const s = { offset, length };
@@ -32,7 +35,9 @@ export function recordReplay(file: string, original: SessionRow, result: ClientR
   const at = result.startedAt;
   const ops: Operation[] = [
     { op: "open", sid, engineId: 1, at, clientHost: local.host, clientPort: local.port, localHost: result.via?.host ?? result.target.host, localPort: result.via?.port ?? result.target.port },
-    { op: "request", sid, at, version: original.version ?? "5", command: "connect", type: original.requested_type ?? "domain", host: result.target.host, port: result.target.port, user: null },
+    udp === undefined
+      ? { op: "request", sid, at, version: original.version ?? "5", command: "connect", type: original.requested_type ?? "domain", host: result.target.host, port: result.target.port, user: null }
+      : { op: "request", sid, at, version: "5", command: "udp", type: "ipv4", host: "0.0.0.0", port: 0, user: null },
     {
       op: "reply",
       sid,
@@ -48,12 +53,35 @@ export function recordReplay(file: string, original: SessionRow, result: ClientR
       remotePort: null,
       attempts: null,
     },
-    ...result.chunks.map((c, seq): Operation => ({ op: "chunk", sid, seq, at: c.at, direction: c.direction, data: slice(c.data.length), size: c.data.length, sent: null, verdict: null })),
+    ...(udp === undefined
+      ? result.chunks.map((c, seq): Operation => ({ op: "chunk", sid, seq, at: c.at, direction: c.direction, data: slice(c.data.length), size: c.data.length, sent: null, verdict: null }))
+      : udp.datagrams.map(
+          (d, seq): Operation => ({
+            op: "datagram",
+            sid,
+            seq,
+            at: d.at,
+            direction: d.direction,
+            peerType: isIP(d.peer.host) === 6 ? "ipv6" : isIP(d.peer.host) === 4 ? "ipv4" : "domain",
+            peerHost: d.peer.host,
+            peerPort: d.peer.port,
+            fromHost: d.direction === "up" ? local.host : d.peer.host,
+            fromPort: d.direction === "up" ? local.port : d.peer.port,
+            toHost: d.direction === "up" ? d.peer.host : local.host,
+            toPort: d.direction === "up" ? d.peer.port : local.port,
+            data: slice(d.data.length),
+            size: d.data.length,
+            sent: null,
+            verdict: "relayed",
+            reason: null,
+            detail: null,
+          }),
+        )),
     { op: "links", sid, replayOf: original.id, servedFrom: null },
     ...detected(sid, result),
     ...(result.error === undefined ? [] : [{ op: "event", sid, at: result.endedAt, kind: "capture", addon: null, hook: null, location: null, code: "replay-failed", message: result.error } as Operation]),
   ];
-  const sum = (d: "up" | "down") => result.chunks.filter((c) => c.direction === d).reduce((n, c) => n + c.data.length, 0);
+  const sum = (d: "up" | "down") => (udp?.datagrams ?? result.chunks).filter((c) => c.direction === d).reduce((n, c) => n + c.data.length, 0);
   ops.push({
     op: "close",
     sid,
@@ -79,6 +107,7 @@ export function recordReplay(file: string, original: SessionRow, result: ClientR
 
 /** What the client's first bytes say the protocol is, as the recorder would store it. */
 function detected(sid: number, result: ClientReplayResult): Operation[] {
+  if (result.udp !== undefined) return [];
   const sniffer = new ProtocolSniffer();
   for (const c of result.chunks) {
     if (c.direction !== "up") continue;

@@ -52,3 +52,14 @@ export function firstDifference(expected: Uint8Array, actual: Uint8Array, contex
   const hex = (b: Uint8Array) => Buffer.from(b.subarray(from, Math.min(b.length, i + context))).toString("hex").replace(/(..)(?!$)/g, "$1 ");
   return { offset: i, expected: hex(expected), actual: hex(actual) };
 }
+
+/** The first answer that differs from the recorded one, counting a missing or an extra one. */
+export function firstDifferingAnswer(expected: readonly Uint8Array[], actual: readonly Uint8Array[]): number | undefined {
+  const n = Math.max(expected.length, actual.length);
+  for (let i = 0; i < n; i++) {
+    const e = expected[i];
+    const a = actual[i];
+    if (e === undefined || a === undefined || Buffer.compare(e, a) !== 0) return i;
+  }
+  return undefined;
+}

@@ -14,7 +14,7 @@ import { BINDINGS, actionFor } from "./keys.js";
 import { edge, stepFrom, windowAround, type SessionWindow } from "./session-window.js";
 import type { CaptureStats, DetailTab, LiveStatus, SessionSource, ViewMode } from "./types.js";
 import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionList, StatusBar, detailLines, type ReplayComparison } from "./views/index.js";
-import { firstDifference, sideOf, turnsOf } from "../replay/turns.js";
+import { firstDifference, firstDifferingAnswer, sideOf, turnsOf } from "../replay/turns.js";
 
 export interface AppProps {
   readonly source: SessionSource;
@@ -118,7 +118,20 @@ export function App(props: AppProps) {
     const chunks = [...source.chunks(detail.id)];
     // A replay is shown against its original: the answer then and now.
     let comparison: ReplayComparison | undefined;
-    if (session.replay_of !== null && source.session(session.replay_of) !== undefined) {
+    if (session.replay_of !== null && session.command === "udp" && source.session(session.replay_of) !== undefined) {
+      const answers = (id: number) => [...source.datagrams(id)].filter((g) => g.direction === "down" && g.verdict !== "dropped").map((g) => g.sent ?? g.data);
+      const expected = answers(session.replay_of);
+      const received = answers(detail.id);
+      const answer = firstDifferingAnswer(expected, received);
+      const difference = answer === undefined ? undefined : firstDifference(expected[answer] ?? Buffer.alloc(0), received[answer] ?? Buffer.alloc(0));
+      const bytes = (list: Buffer[]) => list.reduce((n, b) => n + b.length, 0);
+      comparison = {
+        expected: bytes(expected),
+        received: bytes(received),
+        ...(difference === undefined ? {} : { difference }),
+        datagrams: { expected: expected.length, received: received.length, ...(answer === undefined ? {} : { answer }) },
+      };
+    } else if (session.replay_of !== null && source.session(session.replay_of) !== undefined) {
       const expected = sideOf(turnsOf(source.chunks(session.replay_of)), "down");
       const received = sideOf(turnsOf(chunks), "down");
       const difference = firstDifference(expected, received);

@@ -3,8 +3,8 @@
  * servers stopped, then `socksmith run --server-replay FILE` answers curl, a raw SOCKS client and
  * a UDP client from the recording alone.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { execFile, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
@@ -12,11 +12,10 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { SocksClient } from "socks";
 import { CaptureReader } from "../../src/store/reader.js";
+import { CLI, runProxy, udpExchange } from "../support/cli.js";
 import { RawClient, hex, openTunnel, sleep, startServer, withTimeout } from "../support/net.js";
 
-const CLI = join(import.meta.dirname, "../../dist/cli.js");
 const root = mkdtempSync(join(tmpdir(), "socksmith-serve-"));
 const children: ChildProcess[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -27,43 +26,7 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-interface Proxy {
-  port: number;
-  stdout: string[];
-  stderr: string[];
-  stop(): Promise<number | null>;
-}
-
-async function run(args: string[]): Promise<Proxy> {
-  const child = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"], cwd: root });
-  children.push(child);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  child.stdout!.on("data", (d: Buffer) => stdout.push(...d.toString().split("\n").filter(Boolean)));
-  child.stderr!.on("data", (d: Buffer) => stderr.push(...d.toString().split("\n").filter(Boolean)));
-  const exit = once(child, "exit").then(([code]) => code as number | null);
-  const port = await withTimeout(
-    (async () => {
-      for (;;) {
-        const m = stdout.map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
-        if (m) return Number(m[1]);
-        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr.join("\n")}`);
-        await sleep(20);
-      }
-    })(),
-    10_000,
-    "proxy did not start",
-  );
-  return {
-    port,
-    stdout,
-    stderr,
-    stop: () => {
-      child.kill("SIGINT");
-      return withTimeout(exit, 10_000, "proxy did not stop");
-    },
-  };
-}
+const run = (args: string[]) => runProxy(args, root, children);
 
 function curl(port: number, url: string): Promise<{ code: number; body: string }> {
   return new Promise((resolve) => {
@@ -188,6 +151,7 @@ describe("socksmith run --server-replay", () => {
         await line();
       }
       await withTimeout(c.readToEnd(), 3000, "no FIN after the last turn");
+      c.end();
       return lines;
     };
     const recording = capture();
@@ -283,37 +247,3 @@ export default {
     expect(result.stderr).toContain(`${missing}: no such capture file`);
   });
 });
-
-/** Sends each payload through a UDP association of the proxy and collects the answers. */
-async function udpExchange(proxyPort: number, targetPort: number, payloads: string[], waitMs = 1000): Promise<string[]> {
-  const client = new SocksClient({ proxy: { host: "127.0.0.1", port: proxyPort, type: 5 }, command: "associate", destination: { host: "0.0.0.0", port: 0 } });
-  client.on("error", () => {});
-  const established = new Promise<{ remoteHost: { host: string; port: number } }>((resolve) => client.once("established", (info) => resolve(info as never)));
-  client.connect();
-  const relay = (await withTimeout(established, 5000, "no UDP association")).remoteHost;
-  const local: UdpSocket = createSocket("udp4");
-  local.bind(0, "127.0.0.1");
-  await once(local, "listening");
-  const answers: string[] = [];
-  try {
-    for (const payload of payloads) {
-      const answer = new Promise<string | undefined>((resolve) => {
-        const timer = setTimeout(() => resolve(undefined), waitMs);
-        local.once("message", (msg) => {
-          clearTimeout(timer);
-          const frame = SocksClient.parseUDPFrame(msg);
-          expect(frame.remoteHost.port).toBe(targetPort);
-          resolve(frame.data.toString());
-        });
-      });
-      local.send(SocksClient.createUDPFrame({ remoteHost: { host: "127.0.0.1", port: targetPort }, data: Buffer.from(payload) }), relay.port, relay.host);
-      const got = await answer;
-      if (got !== undefined) answers.push(got);
-    }
-  } finally {
-    local.close();
-    client.removeAllListeners();
-    (client as unknown as { socket?: { destroy(): void } }).socket?.destroy();
-  }
-  return answers;
-}

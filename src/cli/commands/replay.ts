@@ -5,7 +5,8 @@
 import { Command, Option } from "commander";
 import { formatEndpoint } from "../../engine/index.js";
 import { formatBytes } from "../../format/index.js";
-import { replayClient, type ClientReplayResult, type Via } from "../../replay/client-replay.js";
+import type { ClientReplayResult, Via } from "../../replay/client-replay.js";
+import { notReplayable, replaySession } from "../../replay/replay-session.js";
 import { recordReplay } from "../../replay/record.js";
 import { CaptureError } from "../../store/database.js";
 import { DEFAULT_CAPTURE, clean, openReader } from "../capture-file.js";
@@ -25,7 +26,7 @@ interface RawOptions {
 
 export function replayCommand(terminal: Terminal): Command {
   return new Command("replay")
-    .description("send captured sessions' client bytes again and compare the answers with the recording")
+    .description("send captured sessions' client bytes (CONNECT) or datagrams (UDP) again and compare the answers with the recording")
     .argument("<ids-and-file...>", "session ids, then optionally the capture file (default socksmith.db)")
     .option("--target <host:port>", "connect here instead of the recorded target")
     .option("--via <url>", "go through a SOCKS5 proxy, e.g. socks5://127.0.0.1:1080 or socks5://user:pass@host:port")
@@ -47,8 +48,9 @@ export function replayCommand(terminal: Terminal): Command {
         for (const idText of idTexts) {
           const session = reader.session(Number(idText));
           if (session === undefined) throw new CliError(`${file}: no session ${idText}`, 1);
-          if (session.command !== "connect") throw new CliError(`session ${idText} is a ${session.command ?? "failed handshake"}: only CONNECT sessions can be replayed so far`, 1);
-          const result = await replayClient(session, [...reader.chunks(session.id)], {
+          const why = notReplayable(session);
+          if (why !== undefined) throw new CliError(why, 1);
+          const result = await replaySession(reader, session, {
             pace: raw.pace,
             quietMs,
             ...(target === undefined ? {} : { target }),
@@ -81,10 +83,16 @@ export function replayCommand(terminal: Terminal): Command {
 function describe(r: ClientReplayResult & { recordedAs?: number; notRecorded?: string }): string[] {
   const where = `${formatEndpoint(r.target)}${r.via === undefined ? "" : ` via ${formatEndpoint(r.via)}`}`;
   if (!r.completed) return [clean(`replay of #${r.original} → ${where}: failed: ${r.error ?? "?"}`)];
-  const lines = [
-    `replay of #${r.original} → ${where}: sent ${formatBytes(r.sent)} in ${r.turns} turn${r.turns === 1 ? "" : "s"}; ` +
-      `received ${formatBytes(r.received)} (recorded ${formatBytes(r.expected)}): ${r.match ? "same as recorded" : `differs at byte ${r.difference!.offset}`}`,
-  ];
+  const lines =
+    r.udp === undefined
+      ? [
+          `replay of #${r.original} → ${where}: sent ${formatBytes(r.sent)} in ${r.turns} turn${r.turns === 1 ? "" : "s"}; ` +
+            `received ${formatBytes(r.received)} (recorded ${formatBytes(r.expected)}): ${r.match ? "same as recorded" : `differs at byte ${r.difference!.offset}`}`,
+        ]
+      : [
+          `replay of #${r.original} (UDP) → ${where}: sent ${plural(r.udp.sent, "datagram")}; received ${plural(r.udp.received, "answer")} ` +
+            `(recorded ${r.udp.expected}): ${r.match ? "same as recorded" : `answer ${r.udp.differingAnswer! + 1} differs at byte ${r.difference!.offset}`}`,
+        ];
   if (r.difference !== undefined) {
     lines.push(`  recorded: ${r.difference.expected || "(end)"}`);
     lines.push(`  now:      ${r.difference.actual || "(end)"}`);
@@ -92,6 +100,10 @@ function describe(r: ClientReplayResult & { recordedAs?: number; notRecorded?: s
   if (r.recordedAs !== undefined) lines.push(`  recorded as session #${r.recordedAs}`);
   if (r.notRecorded !== undefined) lines.push(clean(`  not recorded: ${r.notRecorded}`));
   return lines;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 /** `socks5://[user:pass@]host:port`. */

@@ -46,6 +46,8 @@ export interface ReplayComparison {
   readonly received: number;
   /** Absent when the answers are the same. */
   readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
+  /** UDP: counts are answers (datagrams), and the difference is in answer `answer` (0-based). */
+  readonly datagrams?: { readonly expected: number; readonly received: number; readonly answer?: number };
 }
 
 /** Payload shown per turn or datagram; the rest is counted ("… N more bytes"). Export has it all. */
@@ -113,7 +115,9 @@ class LineBuilder {
 
   /** `name:` in a column, then the value; continuation rows line up under the value. */
   field(name: string, value: string, style: Omit<DetailLine, "text"> = {}): void {
-    this.push(`${`${name}:`.padEnd(FIELD)}${value}`, style, " ".repeat(FIELD));
+    const label = `${name}:`;
+    // A name as long as the column ("served from") still gets a space before its value.
+    this.push(`${label.length >= FIELD ? `${label} ` : label.padEnd(FIELD)}${value}`, style, " ".repeat(FIELD));
   }
 
   blank(): void {
@@ -129,10 +133,15 @@ function overview(out: LineBuilder, s: SessionRow, now: number | undefined, comp
   // A replay says so first, with how its answer compares: that is why one opens it.
   if (s.replay_of !== null) out.field("replay of", `session ${s.replay_of}`);
   if (comparison !== undefined) {
-    const sizes = `received ${formatBytes(comparison.received)}, recorded ${formatBytes(comparison.expected)}`;
+    const d = comparison.datagrams;
+    const sizes =
+      d === undefined
+        ? `received ${formatBytes(comparison.received)}, recorded ${formatBytes(comparison.expected)}`
+        : `received ${d.received} datagram${d.received === 1 ? "" : "s"}, recorded ${d.expected}`;
     if (comparison.difference === undefined) out.field("answer", `same as recorded (${sizes})`, { color: "green" });
     else {
-      out.field("answer", `differs at byte ${comparison.difference.offset} (${sizes})`, { color: "yellow" });
+      const where = d?.answer === undefined ? "" : `answer ${d.answer + 1} `;
+      out.field("answer", `${where}differs at byte ${comparison.difference.offset} (${sizes})`, { color: "yellow" });
       out.field("  recorded", comparison.difference.expected || "(end)");
       out.field("  now", comparison.difference.actual || "(end)");
     }

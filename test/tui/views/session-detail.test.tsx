@@ -85,6 +85,18 @@ describe("overview", () => {
     expect(detailLines(props({ session: failed })).find((l) => l.text.startsWith("reply:"))).toMatchObject({ color: "red" });
   });
 
+  it("shows how a replay's answer compares: bytes for TCP, the differing answer for UDP; and a served session's recording", () => {
+    const difference = { offset: 17, expected: "72 75 6e 20 31", actual: "72 75 6e 20 32" };
+    const tcp = text(props({ session: failed, comparison: { expected: 544, received: 544, difference } }));
+    expect(tcp).toContain("answer:     differs at byte 17 (received 544 B, recorded 544 B)");
+    expect(tcp).toContain("  recorded: 72 75 6e 20 31");
+    const udp = text(props({ session: failed, comparison: { expected: 36, received: 36, difference, datagrams: { expected: 2, received: 2, answer: 0 } } }));
+    expect(udp).toContain("answer:     answer 1 differs at byte 17 (received 2 datagrams, recorded 2)");
+    const same = text(props({ session: failed, comparison: { expected: 5, received: 5, datagrams: { expected: 1, received: 1 } } }));
+    expect(same).toContain("answer:     same as recorded (received 1 datagram, recorded 1)");
+    expect(text(props({ session: session({ served_from: 3 }) }))).toContain("served from: session 3");
+  });
+
   it("shows the connected address, and truncation", () => {
     const lines = text(props({ session: session({ truncated: 1, captured_bytes: 1024 }) }));
     expect(lines).toContain("connected:  93.184.216.34:80");

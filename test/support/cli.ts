@@ -1,0 +1,86 @@
+/**
+ * The real CLI as a child process for end-to-end tests: `socksmith run --headless` on a free
+ * loopback port, and a UDP client that talks through a proxy's UDP ASSOCIATE.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { once } from "node:events";
+import { join } from "node:path";
+import { expect } from "vitest";
+import { SocksClient } from "socks";
+import { sleep, withTimeout } from "./net.js";
+
+export const CLI = join(import.meta.dirname, "../../dist/cli.js");
+
+export interface Proxy {
+  port: number;
+  stdout: string[];
+  stderr: string[];
+  stop(): Promise<number | null>;
+}
+
+/** Starts `socksmith run --headless -l 127.0.0.1:0 ARGS…` in `cwd`; `children` collects it for cleanup. */
+export async function runProxy(args: string[], cwd: string, children: ChildProcess[]): Promise<Proxy> {
+  const child = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"], cwd });
+  children.push(child);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout!.on("data", (d: Buffer) => stdout.push(...d.toString().split("\n").filter(Boolean)));
+  child.stderr!.on("data", (d: Buffer) => stderr.push(...d.toString().split("\n").filter(Boolean)));
+  const exit = once(child, "exit").then(([code]) => code as number | null);
+  const port = await withTimeout(
+    (async () => {
+      for (;;) {
+        const m = stdout.map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
+        if (m) return Number(m[1]);
+        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr.join("\n")}`);
+        await sleep(20);
+      }
+    })(),
+    10_000,
+    "proxy did not start",
+  );
+  return {
+    port,
+    stdout,
+    stderr,
+    stop: () => {
+      child.kill("SIGINT");
+      return withTimeout(exit, 10_000, "proxy did not stop");
+    },
+  };
+}
+
+/** Sends each payload through a UDP association of the proxy and collects the answers. */
+export async function udpExchange(proxyPort: number, targetPort: number, payloads: string[], waitMs = 1000): Promise<string[]> {
+  const client = new SocksClient({ proxy: { host: "127.0.0.1", port: proxyPort, type: 5 }, command: "associate", destination: { host: "0.0.0.0", port: 0 } });
+  client.on("error", () => {});
+  const established = new Promise<{ remoteHost: { host: string; port: number } }>((resolve) => client.once("established", (info) => resolve(info as never)));
+  client.connect();
+  const relay = (await withTimeout(established, 5000, "no UDP association")).remoteHost;
+  const local: UdpSocket = createSocket("udp4");
+  local.bind(0, "127.0.0.1");
+  await once(local, "listening");
+  const answers: string[] = [];
+  try {
+    for (const payload of payloads) {
+      const answer = new Promise<string | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), waitMs);
+        local.once("message", (msg) => {
+          clearTimeout(timer);
+          const frame = SocksClient.parseUDPFrame(msg);
+          expect(frame.remoteHost.port).toBe(targetPort);
+          resolve(frame.data.toString());
+        });
+      });
+      local.send(SocksClient.createUDPFrame({ remoteHost: { host: "127.0.0.1", port: targetPort }, data: Buffer.from(payload) }), relay.port, relay.host);
+      const got = await answer;
+      if (got !== undefined) answers.push(got);
+    }
+  } finally {
+    local.close();
+    client.removeAllListeners();
+    (client as unknown as { socket?: { destroy(): void } }).socket?.destroy();
+  }
+  return answers;
+}
