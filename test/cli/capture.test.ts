@@ -3,7 +3,7 @@
  * while curl and raw clients go through it, then `sessions`, `show` and `export` on the file;
  * kill -9 in the middle of a transfer; start-up errors.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -12,9 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { openTunnel, sleep, startServer, withTimeout } from "../support/net.js";
+import { CLI, runProxy, type Proxy } from "../support/cli.js";
+import { openTunnel, sleep, startServer } from "../support/net.js";
 
-const CLI = join(import.meta.dirname, "../../dist/cli.js");
 const root = mkdtempSync(join(tmpdir(), "socksmith-capture-"));
 const children: ChildProcess[] = [];
 let http: Server;
@@ -35,41 +35,8 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
 });
 
-interface Proxy {
-  child: ChildProcess;
-  port: number;
-  stdout: string[];
-  stderr: string[];
-  exit: Promise<number | null>;
-}
-
-async function start(args: string[], cwd: string): Promise<Proxy> {
-  const child = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"], cwd });
-  children.push(child);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  child.stdout!.on("data", (d: Buffer) => stdout.push(...d.toString().split("\n").filter(Boolean)));
-  child.stderr!.on("data", (d: Buffer) => stderr.push(...d.toString().split("\n").filter(Boolean)));
-  const exit = once(child, "exit").then(([code]) => code as number | null);
-  const port = await withTimeout(
-    (async () => {
-      for (;;) {
-        const m = stdout.map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
-        if (m) return Number(m[1]);
-        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr.join("\n")}`);
-        await sleep(20);
-      }
-    })(),
-    10_000,
-    "proxy did not start",
-  );
-  return { child, port, stdout, stderr, exit };
-}
-
-async function stop(p: Proxy): Promise<number | null> {
-  p.child.kill("SIGINT");
-  return withTimeout(p.exit, 10_000, "proxy did not stop");
-}
+const start = (args: string[], cwd: string): Promise<Proxy> => runProxy(args, cwd, children);
+const stop = (p: Proxy): Promise<number | null> => p.stop();
 
 function cli(args: string[], cwd = root): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

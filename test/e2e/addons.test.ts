@@ -11,9 +11,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { openTunnel, startEchoServer, withTimeout } from "../support/net.js";
+import { CLI, runProxy, type Proxy } from "../support/cli.js";
+import { openTunnel, startEchoServer } from "../support/net.js";
 
-const CLI = join(import.meta.dirname, "../../dist/cli.js");
 const dir = mkdtempSync(join(tmpdir(), "socksmith-addons-"));
 let http: Server;
 let httpPort: number;
@@ -41,26 +41,8 @@ function curl(port: number, path = "/"): Promise<{ code: number; body: string }>
   });
 }
 
-async function runWith(args: string[]): Promise<{ port: number; stderr: string[]; stdout: string[]; child: ChildProcess }> {
-  const child = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"], cwd: mkdtempSync(join(dir, "cwd-")) });
-  children.push(child);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  child.stdout!.on("data", (d: Buffer) => stdout.push(...d.toString().split("\n").filter(Boolean)));
-  child.stderr!.on("data", (d: Buffer) => stderr.push(...d.toString().split("\n").filter(Boolean)));
-  const port = await withTimeout(
-    (async () => {
-      for (;;) {
-        const m = stdout.map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
-        if (m) return Number(m[1]);
-        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr.join("\n")}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })(),
-    10_000,
-    "proxy did not start",
-  );
-  return { port, stderr, stdout, child };
+function runWith(args: string[]): Promise<Proxy> {
+  return runProxy(args, mkdtempSync(join(dir, "cwd-")), children);
 }
 
 async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, ms = 3000): Promise<T> {

@@ -13,9 +13,13 @@ import { sleep, withTimeout } from "./net.js";
 export const CLI = join(import.meta.dirname, "../../dist/cli.js");
 
 export interface Proxy {
+  child: ChildProcess;
   port: number;
   stdout: string[];
   stderr: string[];
+  /** Settles with the exit code. */
+  exit: Promise<number | null>;
+  /** SIGINT, then the exit code. */
   stop(): Promise<number | null>;
 }
 
@@ -41,9 +45,11 @@ export async function runProxy(args: string[], cwd: string, children: ChildProce
     "proxy did not start",
   );
   return {
+    child,
     port,
     stdout,
     stderr,
+    exit,
     stop: () => {
       child.kill("SIGINT");
       return withTimeout(exit, 10_000, "proxy did not stop");
