@@ -229,7 +229,8 @@ export class ServerReplay implements HookRunner {
       const open = serving.candidates.filter((c) => (this.options.reuse || !c.used) && this.recordings.firstTurn(c)?.direction === "up");
       const recording = mostAlike(open, data, (c) => this.recordings.firstTurn(c)!.data);
       if (recording === undefined) {
-        this.options.missed?.(id, "every recording of this destination was used by another session meanwhile: closed");
+        const left = serving.candidates.some((c) => this.options.reuse || !c.used);
+        this.options.missed?.(id, left ? "no recording of this destination starts with the client speaking: closed" : "every recording of this destination was used by another session meanwhile: closed");
         serving.done = true;
         serving.handle.close("graceful");
         return;

@@ -236,14 +236,19 @@ export default {
     ]);
   }, 30_000);
 
-  it("refuses a capture file it cannot read, with exit 1 and the reason", async () => {
+  it("refuses a capture file it cannot read (exit 1), and replay options without --server-replay (exit 2)", async () => {
+    const start = (args: string[]) =>
+      new Promise<{ code: number; stderr: string }>((resolve) =>
+        execFile(process.execPath, [CLI, "run", "--headless", "--no-capture", "-l", "127.0.0.1:0", ...args], (err, _out, stderr) =>
+          resolve({ code: err === null ? 0 : Number(err.code), stderr }),
+        ),
+      );
     const missing = join(root, "nothing-here.db");
-    const result = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, [CLI, "run", "--headless", "--no-capture", "-l", "127.0.0.1:0", "--server-replay", missing], (err, _out, stderr) =>
-        resolve({ code: err === null ? 0 : Number(err.code), stderr }),
-      ),
-    );
+    const result = await start(["--server-replay", missing]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`${missing}: no such capture file`);
+    const stray = await start(["--replay-reuse"]);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain("--replay-reuse only applies with --server-replay FILE");
   });
 });

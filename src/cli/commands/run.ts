@@ -88,7 +88,7 @@ interface RawRunOptions {
   captureLimit?: string;
   onCaptureError: "continue" | "stop";
   serverReplay?: string;
-  replayMiss: "deny" | "forward";
+  replayMiss?: "deny" | "forward";
   replayReuse?: boolean;
 }
 
@@ -141,7 +141,7 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--capture-limit <bytes>", "payload bytes kept per session (e.g. 1m); byte counts stay exact")
     .addOption(new Option("--on-capture-error <action>", "when writing the capture fails: log loudly and keep relaying, or stop").choices(["continue", "stop"]).default("continue"))
     .option("--server-replay <file>", "answer clients from the sessions recorded in this capture file instead of dialling (offline mock)")
-    .addOption(new Option("--replay-miss <action>", "with --server-replay, a request nothing recorded answers: deny it (0x02) or handle it as usual").choices(["deny", "forward"]).default("deny"))
+    .addOption(new Option("--replay-miss <action>", "with --server-replay, a request nothing recorded answers: deny it (0x02, the default) or handle it as usual").choices(["deny", "forward"]))
     .option("--replay-reuse", "with --server-replay, let a recording answer more than once")
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
     .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
@@ -163,6 +163,9 @@ export function runCommand(terminal: Terminal, started: Started): Command {
 }
 
 export function resolveRunOptions(raw: RawRunOptions): RunOptions {
+  if (raw.serverReplay === undefined && (raw.replayMiss !== undefined || raw.replayReuse === true)) {
+    throw usageError(`${raw.replayMiss !== undefined ? "--replay-miss" : "--replay-reuse"} only applies with --server-replay FILE`);
+  }
   const listen = (raw.listen ?? ["127.0.0.1:1080"]).map(parseListen);
   const credentials = new Credentials();
   try {
@@ -211,7 +214,7 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     captureLimit: raw.captureLimit === undefined ? undefined : parseSize(raw.captureLimit, "--capture-limit"),
     onCaptureError: raw.onCaptureError,
     serverReplay: raw.serverReplay,
-    replayMiss: raw.replayMiss,
+    replayMiss: raw.replayMiss ?? "deny",
     replayReuse: raw.replayReuse === true,
   };
 }
