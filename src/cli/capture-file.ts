@@ -18,13 +18,13 @@ export function openReader(file: string | undefined): CaptureReader {
 }
 
 /** A --filter value, parsed; a bad one is a usage error that points at the column. */
-export function filterOption(text: string | undefined): Filter | undefined {
+export function filterOption(text: string | undefined, option = "--filter"): Filter | undefined {
   if (text === undefined || text.trim() === "") return undefined;
   try {
     return parseFilter(text);
   } catch (err) {
     // The message, then the filter with a caret under the column (indented alike, so they line up).
-    if (err instanceof FilterError) throw usageError(`--filter: ${err.message}\n  ${text}\n  ${" ".repeat(err.column - 1)}^`);
+    if (err instanceof FilterError) throw usageError(`${option}: ${err.message}\n  ${text}\n  ${" ".repeat(err.column - 1)}^`);
     throw err;
   }
 }

@@ -13,6 +13,7 @@
  * port. The index is a snapshot: sessions written to the same file later are not recordings, so
  * `run --server-replay socksmith.db` with the default capture file does not answer from itself.
  */
+import type { Filter } from "../filter/index.js";
 import type { CaptureReader } from "../store/reader.js";
 import type { ChunkRow, DatagramRow } from "../store/schema.js";
 import { turnsOf, type Turn } from "./turns.js";
@@ -59,17 +60,22 @@ export class Recordings {
   private readonly udp = new Map<string, UdpExchange[]>();
   private truncated = 0;
 
-  constructor(private readonly reader: CaptureReader) {
-    for (const s of reader.allSessions({ filter: "cmd:connect" })) {
-      if (s.reply !== 0 || s.requested_host === null || s.requested_port === null) continue;
+  /** `filter` (the filter language) narrows which sessions may answer. */
+  constructor(
+    private readonly reader: CaptureReader,
+    filter?: Filter,
+  ) {
+    // One statement at a time: the connection cannot run a query while another one iterates.
+    const associations: number[] = [];
+    for (const s of reader.allSessions(filter === undefined ? {} : { filter })) {
+      if (s.command === "udp") associations.push(s.id);
+      if (s.command !== "connect" || s.reply !== 0 || s.requested_host === null || s.requested_port === null) continue;
       if (s.truncated === 1) {
         this.truncated++;
         continue;
       }
       push(this.tcp, targetKey(s.requested_host, s.requested_port), { id: s.id, used: false });
     }
-    // One statement at a time: the connection cannot run a query while another one iterates.
-    const associations = Array.from(reader.allSessions({ filter: "cmd:udp" }), (s) => s.id);
     for (const id of associations) this.indexDatagrams(id, reader.datagrams(id));
   }
 

@@ -115,6 +115,13 @@ describe("socksmith run --server-replay", () => {
     expect((await curl(mock.port, `http://localhost:${http.port}/alpha`)).body).toBe("recorded answer to /alpha (#1)");
     expect((await curl(mock.port, `http://localhost:${http.port}/beta`)).body).toBe("recorded answer to /beta (#2)");
     expect(await mock.stop()).toBe(0);
+
+    // --replay-filter: only what it matches answers.
+    const filtered = await run(["--no-capture", "--server-replay", recording, "--replay-filter", "id:2"]);
+    expect(filtered.stdout.join("\n")).toContain("(filter id:2): 1 TCP recording of 1 destination");
+    expect((await curl(filtered.port, `http://localhost:${http.port}/alpha`)).body).toBe("recorded answer to /beta (#2)");
+    expect((await curl(filtered.port, `http://localhost:${http.port}/alpha`)).code).toBe(97);
+    expect(await filtered.stop()).toBe(0);
   }, 30_000);
 
   it("replays a server that speaks first, turn by turn, and closes after the last recorded turn", async () => {

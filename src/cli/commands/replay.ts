@@ -9,7 +9,8 @@ import type { ClientReplayResult, Via } from "../../replay/client-replay.js";
 import { notReplayable, replaySession } from "../../replay/replay-session.js";
 import { recordReplay } from "../../replay/record.js";
 import { CaptureError } from "../../store/database.js";
-import { DEFAULT_CAPTURE, clean, openReader } from "../capture-file.js";
+import { DEFAULT_CAPTURE, clean, filterOption, openReader } from "../capture-file.js";
+import type { SessionRow } from "../../store/schema.js";
 import { CliError, usageError } from "../errors.js";
 import { parseDuration, parseListen } from "../options.js";
 import { VERSION } from "../version.js";
@@ -22,12 +23,14 @@ interface RawOptions {
   quiet: string;
   json?: boolean;
   record: boolean;
+  filter?: string;
 }
 
 export function replayCommand(terminal: Terminal): Command {
   return new Command("replay")
     .description("send captured sessions' client bytes (CONNECT) or datagrams (UDP) again and compare the answers with the recording")
-    .argument("<ids-and-file...>", "session ids, then optionally the capture file (default socksmith.db)")
+    .argument("[ids-and-file...]", "session ids, then optionally the capture file (default socksmith.db)")
+    .option("--filter <expr>", "replay every session the filter matches (oldest first; replays themselves are left out)")
     .option("--target <host:port>", "connect here instead of the recorded target")
     .option("--via <url>", "go through a SOCKS5 proxy, e.g. socks5://127.0.0.1:1080 or socks5://user:pass@host:port")
     .addOption(new Option("--pace <pace>", "turns: wait for each answer; original: recorded timing; none: all at once").choices(["turns", "original", "none"]).default("turns"))
@@ -35,21 +38,34 @@ export function replayCommand(terminal: Terminal): Command {
     .option("--json", "print the results as JSON")
     .option("--no-record", "do not record the replays in the capture file")
     .action(async (args: string[], raw: RawOptions) => {
-      const file = args.length > 1 && !/^\d+$/.test(args[args.length - 1]!) ? args[args.length - 1]! : DEFAULT_CAPTURE;
-      const idTexts = file === args[args.length - 1] ? args.slice(0, -1) : args;
+      const last = args[args.length - 1];
+      const file = last !== undefined && !/^\d+$/.test(last) ? last : DEFAULT_CAPTURE;
+      const idTexts = file === last ? args.slice(0, -1) : args;
       const bad = idTexts.find((x) => !/^\d+$/.test(x));
       if (bad !== undefined) throw usageError(`replay: ${JSON.stringify(bad)} is not a session id`);
+      const filter = filterOption(raw.filter);
+      if (idTexts.length === 0 && filter === undefined) throw usageError("replay: give session ids, or --filter EXPR to pick sessions");
       const target = raw.target === undefined ? undefined : parseListen(raw.target);
       const via = raw.via === undefined ? undefined : parseVia(raw.via);
       const quietMs = parseDuration(raw.quiet, "--quiet");
       const reader = openReader(file);
       const results: (ClientReplayResult & { recordedAs?: number; notRecorded?: string })[] = [];
       try {
+        const chosen: SessionRow[] = [];
         for (const idText of idTexts) {
           const session = reader.session(Number(idText));
           if (session === undefined) throw new CliError(`${file}: no session ${idText}`, 1);
           const why = notReplayable(session);
           if (why !== undefined) throw new CliError(why, 1);
+          chosen.push(session);
+        }
+        if (filter !== undefined) {
+          // Read them all first: the reader cannot run other queries while one iterates.
+          const matching = [...reader.allSessions({ filter })].filter((s) => s.replay_of === null && notReplayable(s) === undefined && !chosen.some((c) => c.id === s.id));
+          if (matching.length === 0 && chosen.length === 0) throw new CliError(`${file}: no CONNECT or UDP session matches ${raw.filter}`, 1);
+          chosen.push(...matching);
+        }
+        for (const session of chosen) {
           const result = await replaySession(reader, session, {
             pace: raw.pace,
             quietMs,
@@ -72,7 +88,8 @@ export function replayCommand(terminal: Terminal): Command {
         reader.close();
       }
       if (raw.json === true) {
-        terminal.out(JSON.stringify(results.map(({ chunks: _chunks, ...r }) => r), null, 2));
+        // Without the payloads: `show --json` has those.
+        terminal.out(JSON.stringify(results.map(({ chunks: _chunks, udp, ...r }) => ({ ...r, ...(udp === undefined ? {} : { udp: { ...udp, datagrams: undefined } }) })), null, 2));
       } else {
         for (const r of results) for (const line of describe(r)) terminal.out(line);
       }

@@ -23,7 +23,8 @@ import { VERSION } from "../version.js";
 import { SessionLog, type LogFormat } from "../session-log.js";
 import { parseSettings, startAddons, type AddonSettings, type RunningAddons } from "../addons.js";
 import { loadTui } from "../load-tui.js";
-import { openReader } from "../capture-file.js";
+import { filterOption, openReader } from "../capture-file.js";
+import { formatFilter, type Filter } from "../../filter/index.js";
 import type { CaptureReader } from "../../store/reader.js";
 import { Recordings } from "../../replay/recordings.js";
 import { ServerReplay } from "../../replay/server-replay.js";
@@ -56,6 +57,8 @@ export interface RunOptions {
   serverReplay: string | undefined;
   replayMiss: "deny" | "forward";
   replayReuse: boolean;
+  /** Only sessions this filter matches answer (server replay). */
+  replayFilter: Filter | undefined;
 }
 
 /** Where the command writes: stdout for the session log, stderr for notices. */
@@ -90,6 +93,7 @@ interface RawRunOptions {
   serverReplay?: string;
   replayMiss?: "deny" | "forward";
   replayReuse?: boolean;
+  replayFilter?: string;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -143,6 +147,7 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--server-replay <file>", "answer clients from the sessions recorded in this capture file instead of dialling (offline mock)")
     .addOption(new Option("--replay-miss <action>", "with --server-replay, a request nothing recorded answers: deny it (0x02, the default) or handle it as usual").choices(["deny", "forward"]))
     .option("--replay-reuse", "with --server-replay, let a recording answer more than once")
+    .option("--replay-filter <expr>", "with --server-replay, only the sessions this filter matches answer")
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
     .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
     .option("-q, --quiet", "no per-session log lines")
@@ -163,8 +168,9 @@ export function runCommand(terminal: Terminal, started: Started): Command {
 }
 
 export function resolveRunOptions(raw: RawRunOptions): RunOptions {
-  if (raw.serverReplay === undefined && (raw.replayMiss !== undefined || raw.replayReuse === true)) {
-    throw usageError(`${raw.replayMiss !== undefined ? "--replay-miss" : "--replay-reuse"} only applies with --server-replay FILE`);
+  if (raw.serverReplay === undefined) {
+    const stray = raw.replayMiss !== undefined ? "--replay-miss" : raw.replayReuse === true ? "--replay-reuse" : raw.replayFilter !== undefined ? "--replay-filter" : undefined;
+    if (stray !== undefined) throw usageError(`${stray} only applies with --server-replay FILE`);
   }
   const listen = (raw.listen ?? ["127.0.0.1:1080"]).map(parseListen);
   const credentials = new Credentials();
@@ -216,6 +222,7 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     serverReplay: raw.serverReplay,
     replayMiss: raw.replayMiss ?? "deny",
     replayReuse: raw.replayReuse === true,
+    replayFilter: filterOption(raw.replayFilter, "--replay-filter"),
   };
 }
 
@@ -365,7 +372,7 @@ function startServerReplay(
   const reader = openReader(file);
   let recordings: Recordings;
   try {
-    recordings = new Recordings(reader);
+    recordings = new Recordings(reader, options.replayFilter);
   } catch (err) {
     reader.close();
     throw new CliError(`--server-replay ${file}: ${(err as Error).message}`, 1);
@@ -376,7 +383,7 @@ function startServerReplay(
   terminal.out(
     options.logFormat === "json"
       ? JSON.stringify({ event: "server-replay", file, tcp: c.tcp, targets: c.targets, udp: c.udp, truncated: c.truncated, miss: options.replayMiss, reuse: options.replayReuse })
-      : `server replay from ${file}: ${plural(c.tcp, "TCP recording")} of ${plural(c.targets, "destination")}, ${plural(c.udp, "UDP exchange")}${options.replayReuse ? " (each answers any number of times)" : " (each answers once)"}; ${misses}`,
+      : `server replay from ${file}${options.replayFilter === undefined ? "" : ` (filter ${formatFilter(options.replayFilter)})`}: ${plural(c.tcp, "TCP recording")} of ${plural(c.targets, "destination")}, ${plural(c.udp, "UDP exchange")}${options.replayReuse ? " (each answers any number of times)" : " (each answers once)"}; ${misses}`,
   );
   if (c.truncated > 0) terminal.err(`server replay: left out ${plural(c.truncated, "session")} cut short by --capture-limit`);
   if (c.tcp + c.udp === 0) terminal.err(`WARNING: ${file} has no successful CONNECT or UDP session to answer from`);
