@@ -153,6 +153,50 @@ describe("addons/ recipes", () => {
   });
 });
 
+describe("addons/dns-override", () => {
+  it("answers A and AAAA queries for mapped names itself, and lets other queries reach the DNS server", async () => {
+    const dns = createSocket("udp4");
+    cleanups.push(() => void dns.close());
+    await new Promise<void>((r) => dns.bind(0, "127.0.0.1", () => r()));
+    const atServer: string[] = [];
+    dns.on("message", (m, r) => {
+      atServer.push(m.subarray(13, 18).toString("latin1"));
+      dns.send(m, r.port, r.address);
+    });
+    const dnsPort = dns.address().port;
+    const { port } = await proxyWith("dns-override", { names: "api.internal=10.1.2.3,*.staging.test=fd00::1", port: String(dnsPort) });
+    const tcp = await RawClient.connect(port);
+    cleanups.push(() => tcp.destroy());
+    tcp.write(hex("050100 05030001 00000000 0000"));
+    await tcp.read(2);
+    const relayPort = (await tcp.read(10)).readUInt16BE(8);
+    const client = createSocket("udp4");
+    cleanups.push(() => void client.close());
+    await new Promise<void>((r) => client.bind(0, "127.0.0.1", () => r()));
+    const ask = async (name: string, type: number): Promise<Buffer> => {
+      const labels = name.split(".").map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+      const query = Buffer.concat([hex("1234 0100 0001 0000 0000 0000"), ...labels, Buffer.from([0, 0, type, 0, 1])]);
+      const reply = new Promise<Buffer>((resolve) => client.once("message", resolve));
+      client.send(encodeUdpDatagram("127.0.0.1", dnsPort, query), relayPort, "127.0.0.1");
+      const decoded = decodeUdpDatagram(await reply);
+      if (decoded.kind !== "ok") throw new Error("not a SOCKS UDP datagram");
+      expect(decoded.value.address).toMatchObject({ host: "127.0.0.1", port: dnsPort });
+      return decoded.value.data;
+    };
+    const a = await ask("api.internal", 1);
+    expect(a.subarray(0, 8).toString("hex")).toBe("1234858000010001");
+    expect([...a.subarray(-4)]).toEqual([10, 1, 2, 3]);
+    const aaaa = await ask("web.staging.test", 28);
+    expect(aaaa.readUInt16BE(6)).toBe(1);
+    expect(aaaa.subarray(-16).toString("hex")).toBe("fd000000000000000000000000000001");
+    // A name mapped to IPv6 asked for A: NOERROR with no answer.
+    expect((await ask("web.staging.test", 1)).readUInt16BE(6)).toBe(0);
+    // Not mapped: the DNS server gets it (and echoes it back).
+    expect((await ask("other.example", 1)).readUInt16BE(2)).toBe(0x0100);
+    expect(atServer).toEqual(["other"]);
+  });
+});
+
 describe("addons/serve-responder", () => {
   it("answers a CONNECT itself, with no upstream, and curl gets the canned response", async () => {
     const { execFile } = await import("node:child_process");
