@@ -1,7 +1,8 @@
 /** The socksmith command line: builds the program, runs it, maps errors to exit codes. */
 import { Command, CommanderError } from "commander";
 import { CliError } from "./errors.js";
-import { runCommand, type RunningProxy, type Started, type Terminal } from "./commands/run.js";
+import { runCommand } from "./commands/run.js";
+import type { RunningProxy, Started, Terminal } from "./proxy.js";
 import { addonCommand } from "./commands/addon.js";
 import { sessionsCommand } from "./commands/sessions.js";
 import { showCommand } from "./commands/show.js";

@@ -9,7 +9,7 @@ import type { ClientReplayResult } from "../replay/client-replay.js";
 import { notReplayable, replaySession } from "../replay/replay-session.js";
 import { recordReplay } from "../replay/record.js";
 import type { CaptureReader } from "../store/reader.js";
-import type { RunningProxy } from "./commands/run.js";
+import type { RunningProxy } from "./proxy.js";
 import { VERSION } from "./version.js";
 
 export interface ReplayOutcome {

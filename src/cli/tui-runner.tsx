@@ -11,7 +11,7 @@ import { CaptureReader } from "../store/reader.js";
 import { App } from "../tui/app.js";
 import type { LiveStatus } from "../tui/types.js";
 import { fileReplay, liveReplay } from "./tui-replay.js";
-import { startProxy, type RunOptions, type Started } from "./commands/run.js";
+import { startProxy, type RunOptions, type Started } from "./proxy.js";
 
 export async function runWithTui(options: RunOptions, started: Started): Promise<void> {
   let lastError: string | undefined;

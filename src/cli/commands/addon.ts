@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { AddonError, loadAddon } from "../../hooks/loader.js";
 import { CliError } from "../errors.js";
 import { describeAddonError, parseSettings } from "../addons.js";
-import type { Terminal } from "./run.js";
+import type { Terminal } from "../proxy.js";
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 

@@ -16,7 +16,7 @@ import type { Filter } from "../../filter/index.js";
 import { pcapngBlocks } from "../../export/pcapng.js";
 import { filterOption, openReader } from "../capture-file.js";
 import { CliError } from "../errors.js";
-import type { Terminal } from "./run.js";
+import type { Terminal } from "../proxy.js";
 
 interface RawOptions {
   format: "json" | "pcapng" | "raw";

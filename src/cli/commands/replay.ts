@@ -14,7 +14,7 @@ import type { SessionRow } from "../../store/schema.js";
 import { CliError, usageError } from "../errors.js";
 import { parseDuration, parseListen } from "../options.js";
 import { VERSION } from "../version.js";
-import type { Terminal } from "./run.js";
+import type { Terminal } from "../proxy.js";
 
 interface RawOptions {
   target?: string;

@@ -6,7 +6,7 @@ import { sessionJson } from "../../store/json.js";
 import { formatBytes, formatDuration, formatReply, formatTarget, formatTime } from "../../format/index.js";
 import { clean, filterOption, openReader } from "../capture-file.js";
 import { parseCount } from "../options.js";
-import type { Terminal } from "./run.js";
+import type { Terminal } from "../proxy.js";
 
 interface RawOptions {
   filter?: string;

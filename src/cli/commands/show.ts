@@ -7,7 +7,7 @@ import { chunkJson, datagramJson, eventJson, sessionJson } from "../../store/jso
 import { formatBytes, formatDuration, formatReply, formatTarget, formatTime, hexDump, printable } from "../../format/index.js";
 import { clean, openReader } from "../capture-file.js";
 import { CliError, usageError } from "../errors.js";
-import type { Terminal } from "./run.js";
+import type { Terminal } from "../proxy.js";
 
 interface RawOptions {
   hex?: boolean;

@@ -1,0 +1,255 @@
+/**
+ * A started proxy: the engine with its capture recorder, session log, addons and server replay,
+ * as `socksmith run` builds it, headless or under the TUI.
+ */
+import { basename } from "node:path";
+import {
+  ListenError,
+  SocksEngine,
+  allowAllHooks,
+  combineObservers,
+  formatEndpoint,
+  type Credentials,
+  type Endpoint,
+  type Logger,
+} from "../engine/index.js";
+import { CliError } from "./errors.js";
+import { isLoopback } from "./options.js";
+import { Recorder } from "../store/recorder.js";
+import { CaptureError } from "../store/database.js";
+import { VERSION } from "./version.js";
+import { SessionLog, type LogFormat } from "./session-log.js";
+import { startAddons, type AddonSettings, type RunningAddons } from "./addons.js";
+import { openReader } from "./capture-file.js";
+import { formatFilter, type Filter } from "../filter/index.js";
+import type { CaptureReader } from "../store/reader.js";
+import { Recordings } from "../replay/recordings.js";
+import { ServerReplay } from "../replay/server-replay.js";
+
+export interface RunOptions {
+  listen: Endpoint[];
+  addons: string[];
+  settings: AddonSettings;
+  hookTimeoutMs: number;
+  credentials: Credentials;
+  handshakeTimeoutMs: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxSessions: number;
+  bindTimeoutMs: number;
+  maxUdpAssociations: number;
+  udpIdleTimeoutMs: number;
+  udpAllowUnsolicited: boolean;
+  udpMaxPeers: number;
+  graceMs: number;
+  logFormat: LogFormat;
+  quiet: boolean;
+  /** The capture file; undefined with --no-capture. */
+  capture: string | undefined;
+  /** Payload bytes kept per session; undefined keeps all. */
+  captureLimit: number | undefined;
+  /** What a write error during capture does: log and go on relaying, or stop the proxy. */
+  onCaptureError: "continue" | "stop";
+  /** Answer from the recordings of this capture file instead of dialling (server replay). */
+  serverReplay: string | undefined;
+  replayMiss: "deny" | "forward";
+  replayReuse: boolean;
+  /** Only sessions this filter matches answer (server replay). */
+  replayFilter: Filter | undefined;
+}
+
+/** Where the command writes: stdout for the session log, stderr for notices. */
+export interface Terminal {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** A started proxy, as the shutdown logic needs it. */
+export interface RunningProxy {
+  readonly sessionCount: number;
+  /** Stops accepting, lets sessions finish for up to graceMs, then closes them; then the addons. */
+  stop(graceMs: number): Promise<void>;
+  /** Closes every open session now. */
+  destroyAll(): void;
+  /** Settles with an error when the proxy must stop by itself (capture failed with --on-capture-error stop). */
+  readonly fatal: Promise<CliError>;
+  /** The addresses it listens on. */
+  readonly bound: readonly Endpoint[];
+  /** The capture file, when capturing. */
+  readonly captureFile: string | undefined;
+  readonly addons: readonly string[];
+  /** The capture file answered from with --server-replay. */
+  readonly serverReplay: string | undefined;
+  /** Payload bytes relayed so far (counted by the recorder; 0 without capture). */
+  bytesSeen(): number;
+  /** Marks the session that connects from `clientPort` as a replay of `original`; resolves with its capture id. */
+  markReplay(clientPort: number, original: number): Promise<number>;
+}
+
+export type Started = (proxy: RunningProxy, options: RunOptions) => Promise<void>;
+
+export async function startProxy(options: RunOptions, terminal: Terminal): Promise<RunningProxy> {
+  const json = options.logFormat === "json";
+  const logger: Logger = {
+    log(level, message, fields) {
+      if (level === "debug") return;
+      terminal.err(json ? JSON.stringify({ event: "log", level, message, ...fields }) : `${level}: ${message}`);
+    },
+  };
+  let fatal!: (error: CliError) => void;
+  const fatalPromise = new Promise<CliError>((resolve) => (fatal = resolve));
+  let recorder: Recorder | undefined;
+  if (options.capture !== undefined) {
+    const file = options.capture;
+    try {
+      recorder = new Recorder(file, {
+        ...(options.captureLimit === undefined ? {} : { captureLimit: options.captureLimit }),
+        listen: options.listen.map(formatEndpoint),
+        version: VERSION,
+        failed: (error) => {
+          const stop = options.onCaptureError === "stop";
+          logger.log("error", `ERROR: capture stopped: ${error.message}. ${stop ? "Stopping the proxy (--on-capture-error stop)." : "The proxy goes on relaying without capture."}`, { capture: file });
+          if (stop) fatal(new CliError(`capture failed: ${error.message}`, 1));
+        },
+      });
+    } catch (err) {
+      if (err instanceof CaptureError) throw new CliError(`${err.message} (use -w FILE for another file, or --no-capture)`, 1);
+      throw err;
+    }
+    if (recorder.interrupted > 0) {
+      terminal.err(`${file}: marked ${recorder.interrupted} session${recorder.interrupted === 1 ? "" : "s"} of an earlier run as interrupted`);
+    }
+  }
+  const sessionLog = options.quiet ? undefined : new SessionLog(options.logFormat, terminal.out, recorder === undefined ? undefined : (id) => recorder.sessionId(id));
+  let addons: RunningAddons | undefined;
+  if (options.addons.length > 0) {
+    try {
+      addons = await startAddons(options.addons, options.settings, options.hookTimeoutMs, {
+        info: (message, fields) => logger.log("info", message, fields),
+        error: (message, fields) => logger.log("error", message, fields),
+        tagged: (session, key, value) => {
+          sessionLog?.tagged(session, key, value);
+          recorder?.tagged(session, key, value);
+        },
+        hookFailed: (f) => recorder?.hookFailed({ ...f, code: f.kind }),
+        displayId: (id) => recorder?.sessionId(id) ?? id,
+        logged: (session, addon, message) => recorder?.addonLogged({ ...(session === undefined ? {} : { session }), addon, message }),
+      });
+    } catch (err) {
+      await recorder?.close();
+      throw err;
+    }
+  }
+  let serverReplay: { runner: ServerReplay; reader: CaptureReader } | undefined;
+  if (options.serverReplay !== undefined) {
+    try {
+      serverReplay = startServerReplay(options, { addons, recorder, logger, terminal });
+    } catch (err) {
+      await addons?.close();
+      await recorder?.close();
+      throw err;
+    }
+  }
+  const observers = [
+    ...(sessionLog === undefined ? [] : [sessionLog]),
+    ...(recorder === undefined ? [] : [recorder]),
+    ...(addons === undefined ? [] : [addons.dispatcher.observer]),
+    ...(serverReplay === undefined ? [] : [serverReplay.runner.observer]),
+  ];
+  const engine = new SocksEngine({
+    listen: options.listen,
+    credentials: options.credentials,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+    maxSessions: options.maxSessions,
+    bindTimeoutMs: options.bindTimeoutMs,
+    maxUdpAssociations: options.maxUdpAssociations,
+    udpIdleTimeoutMs: options.udpIdleTimeoutMs,
+    udpAllowUnsolicited: options.udpAllowUnsolicited,
+    udpMaxPeers: options.udpMaxPeers,
+    logger,
+    ...(observers.length === 0 ? {} : { observer: combineObservers(observers) }),
+    ...(serverReplay !== undefined ? { hooks: serverReplay.runner } : addons === undefined ? {} : { hooks: addons.dispatcher }),
+  });
+  let bound: Endpoint[];
+  try {
+    bound = await engine.start();
+  } catch (err) {
+    await addons?.close();
+    await recorder?.close();
+    serverReplay?.reader.close();
+    if (err instanceof ListenError) throw new CliError(err.message, 1);
+    throw err;
+  }
+  const auth = options.credentials.size > 0 ? `username/password (${options.credentials.size} user${options.credentials.size === 1 ? "" : "s"})` : "no auth";
+  for (const address of bound) {
+    terminal.out(
+      json
+        ? JSON.stringify({ event: "listening", address: address.host, port: address.port, auth: options.credentials.size > 0, capture: recorder?.file ?? null })
+        : `socksmith listening on ${formatEndpoint(address)} (SOCKS4/4a/5, ${auth}${recorder === undefined ? ", not capturing" : `, capturing to ${recorder.file}`})`,
+    );
+    if (!isLoopback(address.host) && options.credentials.size === 0) {
+      terminal.err(
+        `WARNING: listening on ${formatEndpoint(address)} without authentication: anyone who can reach this address can use the proxy. Add --auth USER:PASS or listen on 127.0.0.1.`,
+      );
+    }
+  }
+  return {
+    get sessionCount() {
+      return engine.sessionCount;
+    },
+    stop: async (graceMs) => {
+      await engine.stop(graceMs);
+      await addons?.close();
+      await recorder?.close();
+      serverReplay?.reader.close();
+    },
+    destroyAll: () => engine.destroyAll(),
+    fatal: fatalPromise,
+    bound,
+    captureFile: recorder?.file,
+    addons: options.addons.map((file) => basename(file)),
+    serverReplay: options.serverReplay,
+    bytesSeen: () => recorder?.bytesSeen ?? 0,
+    markReplay: (clientPort, original) => {
+      addons?.dispatcher.clientReplay(clientPort, original);
+      return recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing"));
+    },
+  };
+}
+
+/** `--server-replay FILE`: the recordings, and the hook runner that answers from them. */
+function startServerReplay(
+  options: RunOptions,
+  with_: { addons: RunningAddons | undefined; recorder: Recorder | undefined; logger: Logger; terminal: Terminal },
+): { runner: ServerReplay; reader: CaptureReader } {
+  const file = options.serverReplay!;
+  const { addons, recorder, logger, terminal } = with_;
+  const reader = openReader(file);
+  let recordings: Recordings;
+  try {
+    recordings = new Recordings(reader, options.replayFilter);
+  } catch (err) {
+    reader.close();
+    throw new CliError(`--server-replay ${file}: ${(err as Error).message}`, 1);
+  }
+  const c = recordings.counts;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const misses = options.replayMiss === "deny" ? "anything else is denied (0x02)" : "anything else goes out as usual";
+  terminal.out(
+    options.logFormat === "json"
+      ? JSON.stringify({ event: "server-replay", file, tcp: c.tcp, targets: c.targets, udp: c.udp, truncated: c.truncated, miss: options.replayMiss, reuse: options.replayReuse })
+      : `server replay from ${file}${options.replayFilter === undefined ? "" : ` (filter ${formatFilter(options.replayFilter)})`}: ${plural(c.tcp, "TCP recording")} of ${plural(c.targets, "destination")}, ${plural(c.udp, "UDP exchange")}${options.replayReuse ? " (each answers any number of times)" : " (each answers once)"}; ${misses}`,
+  );
+  if (c.truncated > 0) terminal.err(`server replay: left out ${plural(c.truncated, "session")} cut short by --capture-limit`);
+  if (c.tcp + c.udp === 0) terminal.err(`WARNING: ${file} has no successful CONNECT or UDP session to answer from`);
+  const runner = new ServerReplay(recordings, addons?.dispatcher ?? allowAllHooks, {
+    miss: options.replayMiss,
+    reuse: options.replayReuse,
+    serving: (id, handle, of) => addons?.dispatcher.servedFrom(id, handle, of),
+    served: (id, of) => recorder?.served(id, of),
+    missed: (id, what) => logger.log("warn", `session #${recorder?.sessionId(id) ?? id}: server replay: ${what}`),
+  });
+  return { runner, reader };
+}
