@@ -20,7 +20,6 @@ import { Socket, type Server } from "node:net";
 
 const MIN_SIZE = 64;
 const MAX_SIZE = 1 << 20;
-const COPIED_READ_SIZE = 64 * 1024;
 
 export type ReadSink = (view: Buffer) => void;
 
@@ -32,17 +31,6 @@ export class SocketReader {
   private buffer: Buffer = Buffer.allocUnsafe(MIN_SIZE);
   private retained = false;
   private lastRead = 0;
-  /** The largest read buffer (see `copiedReads`). */
-  private maxSize = MAX_SIZE;
-
-  /**
-   * The sink copies every read out (a data hook may keep the bytes): reads stop at 64 KiB, the
-   * size the allocator reuses freed memory for. Copies of 1 MiB reads each got fresh memory,
-   * and faulting its pages in cost more than the copy.
-   */
-  copiedReads(): void {
-    this.maxSize = COPIED_READ_SIZE;
-  }
 
   /** The `onread` option for net.connect / new Socket. */
   readonly onread = {
@@ -64,8 +52,7 @@ export class SocketReader {
   private next(): Buffer {
     const size = this.buffer.length;
     let wanted = size;
-    if (this.lastRead === size && size < this.maxSize) wanted = size * 2;
-    else if (size > this.maxSize) wanted = this.maxSize;
+    if (this.lastRead === size && size < MAX_SIZE) wanted = size * 2;
     else if (this.lastRead < size / 4 && size > MIN_SIZE) wanted = Math.max(MIN_SIZE, size / 2);
     if (this.retained || wanted !== size) {
       this.buffer = Buffer.allocUnsafe(wanted);

@@ -63,10 +63,6 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     private readonly idle: IdleSweeper | undefined,
   ) {
     this.withHooks = host.hooks.wantsData();
-    if (this.withHooks) {
-      clientReader.copiedReads();
-      upstreamReader.copiedReads();
-    }
     this.observed = host.observer.chunk !== undefined;
     idle?.add(this);
     clientReader.sink = this.onClientRead;
@@ -135,7 +131,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   private readonly onClientRead = (view: Buffer): void => {
     this.active = true;
     this.bytesUpReceived += view.length;
-    if (this.withHooks) return this.forwardThroughHooks("up", Buffer.from(view), this.upstream, this.seq++);
+    if (this.withHooks) return this.forwardThroughHooks("up", handOver(view, this.clientReader), this.upstream, this.seq++);
     if (this.observed) this.observe("up", view, this.seq++, undefined);
     this.writeView("up", view, this.upstream, this.clientReader);
   };
@@ -143,7 +139,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   private readonly onUpstreamRead = (view: Buffer): void => {
     this.active = true;
     this.bytesDownReceived += view.length;
-    if (this.withHooks) return this.forwardThroughHooks("down", Buffer.from(view), this.client, this.seq++);
+    if (this.withHooks) return this.forwardThroughHooks("down", handOver(view, this.upstreamReader), this.client, this.seq++);
     if (this.observed) this.observe("down", view, this.seq++, undefined);
     this.writeView("down", view, this.client, this.upstreamReader);
   };
@@ -291,3 +287,14 @@ export class TcpRelay implements RelayCounts, IdleTracked {
 
 const EMPTY = new Uint8Array(0);
 const NOTHING_RECEIVED = Buffer.alloc(0);
+
+/**
+ * A read for a data hook, which may keep it: a read that filled most of its buffer is handed
+ * over as it is (the reader takes a fresh buffer for the next read, so nothing is copied); a
+ * small one is copied, so that a kept chunk does not pin a buffer many times its size.
+ */
+function handOver(view: Buffer, reader: SocketReader): Buffer {
+  if (view.length * 2 < view.buffer.byteLength) return Buffer.from(view);
+  reader.retain();
+  return view;
+}
