@@ -6,12 +6,13 @@
  */
 import { execFileSync, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CaptureReader } from "../../src/store/reader.js";
 
 const CLI = join(import.meta.dirname, "../../dist/cli.js");
 const root = mkdtempSync(join(tmpdir(), "socksmith-tui-"));
@@ -57,9 +58,12 @@ afterAll(async () => {
 });
 
 describe("socksmith run on a terminal (tmux)", () => {
-  it("shows sessions live, opens one with its bytes, filters with host:, and quits with exit 0", async () => {
+  it("shows sessions live, opens one with its bytes, filters with host:, replays with r (addons see session.replay), and quits with exit 0", async () => {
     const file = join(root, "tui.db");
-    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", `CI=true ${process.execPath} ${CLI} run -l 127.0.0.1:0 -w ${file}; echo "exit=$?"; sleep 30`);
+    // Tags each session with what `session.replay` says, to check that addons tell replays apart.
+    const addon = join(root, "replay-tag.ts");
+    writeFileSync(addon, `export default { onRequest(_r: unknown, ctx: any) { ctx.tag("replay", ctx.session.replay?.kind ?? "live"); } };\n`);
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", `CI=true ${process.execPath} ${CLI} run -l 127.0.0.1:0 -w ${file} -s ${addon}; echo "exit=$?"; sleep 30`);
     const first = await until("the listen address in the status bar", (t) => /127\.0\.0\.1:\d{2,5}/.test(t));
     const port = Number(/127\.0\.0\.1:(\d{2,5})/.exec(first)![1]);
 
@@ -94,6 +98,16 @@ describe("socksmith run on a terminal (tmux)", () => {
     tmux("send-keys", "-t", session, "q");
     tmux("send-keys", "-t", session, "Q");
     await until("the exit status", (t) => t.includes("exit=0"));
+    const reader = new CaptureReader(file);
+    try {
+      expect(reader.sessions({ order: "oldest" }).map((s) => [s.id, s.replay_of, JSON.parse(s.tags).replay])).toEqual([
+        [1, null, "live"],
+        [2, null, "live"],
+        [3, 2, "client"],
+      ]);
+    } finally {
+      reader.close();
+    }
   }, 30_000);
 
   it("socksmith tui FILE --follow shows sessions that another process is writing, read-only", async () => {
