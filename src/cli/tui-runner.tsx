@@ -15,6 +15,7 @@ import { startProxy, type RunOptions, type Started } from "./proxy.js";
 
 export async function runWithTui(options: RunOptions, started: Started): Promise<void> {
   let lastError: string | undefined;
+  let lastWarning: string | undefined;
   let lastAddonError: string | undefined;
   const proxy = await startProxy(
     { ...options, quiet: true },
@@ -23,7 +24,8 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
       err: (line) => {
         if (/^(SIGINT|SIGTERM)/.test(line)) return;
         if (/addon/.test(line)) lastAddonError = line.replace(/^error: /, "");
-        else lastError = line.replace(/^(error|warn): /, "");
+        else if (line.startsWith("warn: ")) lastWarning = line.slice("warn: ".length);
+        else lastError = line.replace(/^error: /, "");
       },
     },
   );
@@ -43,6 +45,7 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
     ...(proxy.serverReplay === undefined ? {} : { serverReplay: proxy.serverReplay }),
     ...(lastAddonError === undefined ? {} : { lastAddonError }),
     ...(lastError === undefined ? {} : { lastError }),
+    ...(lastWarning === undefined ? {} : { lastWarning }),
   });
   const app = render(<App source={reader} live={live} follow replay={liveReplay(reader, proxy)} />, { exitOnCtrlC: true });
   // A signal (SIGTERM) stops the proxy through the usual path; quitting the TUI stops it here.

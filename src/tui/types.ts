@@ -36,6 +36,8 @@ export interface LiveStatus {
   readonly lastAddonError?: string;
   /** The last problem worth showing (capture stopped, …). */
   readonly lastError?: string;
+  /** The last warning (a server-replay miss, …). */
+  readonly lastWarning?: string;
 }
 
 /** How the stream of a session is shown. */

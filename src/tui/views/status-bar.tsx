@@ -70,6 +70,7 @@ export function statusLines(props: StatusBarProps): StatusSegment[][] {
   if (props.message !== undefined && props.message !== "") note({ text: safe(props.message), color: "green" });
   if (live?.lastAddonError !== undefined) note({ text: `addon error: ${safe(shortLocation(live.lastAddonError))}`, color: "red" });
   if (live?.lastError !== undefined) note({ text: `error: ${safe(live.lastError)}`, color: "red" });
+  if (live?.lastWarning !== undefined) note({ text: `warning: ${safe(live.lastWarning)}`, color: "yellow" });
   return second.length === 0 ? [first] : [first, second];
 }
 

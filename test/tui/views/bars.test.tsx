@@ -65,8 +65,10 @@ describe("StatusBar", () => {
     expect(plain(lastFrame())).toMatch(/… \? keys$/);
   });
 
-  it("says when the proxy answers from a recording (server replay)", () => {
-    const lines = statusLines({ file: "mock.db", stats, live: { ...live, serverReplay: "api.db" }, shown: 1, follow: false });
+  it("says when the proxy answers from a recording (server replay), and shows the last warning in yellow", () => {
+    const missed = "session #2: server replay: no recording of localhost:80 left: denied with 0x02";
+    const lines = statusLines({ file: "mock.db", stats, live: { ...live, serverReplay: "api.db", lastWarning: missed }, shown: 1, follow: false });
+    expect(lines[1]).toEqual([{ text: `warning: ${missed}`, color: "yellow" }]);
     expect(lines[0]!.map((s) => s.text).join("")).toMatch(/^listening 127\.0\.0\.1:1080, \[::1\]:1080 {2}serving from api\.db {2}2 open/);
     expect(lines[0]!.find((s) => s.text === "serving from api.db")).toMatchObject({ color: "magenta" });
   });
