@@ -64,6 +64,8 @@ export interface ClientReplayResult {
   /** The local end of the replay's connection. */
   readonly local?: Endpoint;
   readonly sent: number;
+  /** What the recorded client sent: less went out when the other side closed first. */
+  readonly recordedSent: number;
   readonly turns: number;
   readonly expected: number;
   readonly received: number;
@@ -112,6 +114,7 @@ export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRo
       startedAt,
       endedAt: Date.now(),
       sent: 0,
+      recordedSent: sideOf(turns, "up").length,
       turns: 0,
       expected: expected.length,
       received: 0,
@@ -125,6 +128,7 @@ export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRo
     ...(options.via === undefined ? {} : { via: { host: options.via.host, port: options.via.port } }),
     startedAt,
     sent: 0,
+    recordedSent: sideOf(turns, "up").length,
     turns: turns.filter((t) => t.direction === "up").length,
     expected: expected.length,
   };

@@ -61,6 +61,7 @@ export async function replayDatagrams(session: SessionRow, rows: Iterable<Datagr
     ...(options.via === undefined ? {} : { via: { host: options.via.host, port: options.via.port } }),
     startedAt,
     turns: exchanges.length,
+    recordedSent: exchanges.reduce((n, e) => n + e.data.length, 0),
     expected: expected.reduce((n, b) => n + b.length, 0),
     chunks: [],
   };

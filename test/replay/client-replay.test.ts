@@ -124,6 +124,19 @@ describe("socksmith replay (CLI)", () => {
     });
   }
 
+  it("says when less was sent than recorded because the other side closed first", async () => {
+    const server = await lineServer(false);
+    const file = await record(server.port, ["one", "two", "three"]);
+    // Another server at --target: it answers the first line and closes.
+    const closer = await startServer((socket) => socket.once("data", () => socket.end("bye\n")));
+    cleanups.push(() => closer.close());
+    const text = await cli(["replay", "1", file, "--target", `127.0.0.1:${closer.port}`, "--quiet", "200ms", "--no-record"]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/: sent 4 B of 14 B recorded \(the other side closed first\) in 3 turns; received 4 B \(recorded 29 B\): differs at byte 0/);
+    const json = JSON.parse((await cli(["replay", "1", file, "--target", `127.0.0.1:${closer.port}`, "--quiet", "200ms", "--no-record", "--json"])).stdout);
+    expect(json[0]).toMatchObject({ sent: 4, recordedSent: 14, completed: true, match: false });
+  });
+
   it("replays, prints the comparison, records the replay with replay_of, and exits 1 when it cannot connect", async () => {
     const server = await lineServer(true);
     const file = await record(server.port, ["x"]);

@@ -103,11 +103,11 @@ function describe(r: ClientReplayResult & { recordedAs?: number; notRecorded?: s
   const lines =
     r.udp === undefined
       ? [
-          `replay of #${r.original} → ${where}: sent ${formatBytes(r.sent)} in ${r.turns} turn${r.turns === 1 ? "" : "s"}; ` +
+          `replay of #${r.original} → ${where}: sent ${formatBytes(r.sent)}${r.sent === r.recordedSent ? "" : ` of ${formatBytes(r.recordedSent)} recorded (the other side closed first)`} in ${r.turns} turn${r.turns === 1 ? "" : "s"}; ` +
             `received ${formatBytes(r.received)} (recorded ${formatBytes(r.expected)}): ${r.match ? "same as recorded" : `differs at byte ${r.difference!.offset}`}`,
         ]
       : [
-          `replay of #${r.original} (UDP) → ${where}: sent ${plural(r.udp.sent, "datagram")}; received ${plural(r.udp.received, "answer")} ` +
+          `replay of #${r.original} (UDP) → ${where}: sent ${r.udp.sent === r.turns ? plural(r.udp.sent, "datagram") : `${r.udp.sent} of ${plural(r.turns, "datagram")}`}; received ${plural(r.udp.received, "answer")} ` +
             `(recorded ${r.udp.expected}): ${r.match ? "same as recorded" : `answer ${r.udp.differingAnswer! + 1} differs at byte ${r.difference!.offset}`}`,
         ];
   if (r.difference !== undefined) {
