@@ -2,6 +2,7 @@
 import { CaptureError } from "../store/database.js";
 import { CaptureReader } from "../store/reader.js";
 import { FilterError, parseFilter, type Filter } from "../filter/index.js";
+import { safeText } from "../format/index.js";
 import { CliError, usageError } from "./errors.js";
 
 /** The capture file `run` writes and the other commands read when none is named. */
@@ -29,7 +30,8 @@ export function filterOption(text: string | undefined, option = "--filter"): Fil
   }
 }
 
-/** Text from the wire (user names, hosts, SNI, tags) made safe to print: control bytes as \xNN. */
-export function clean(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
+/**
+ * Text from the wire or an addon (user names, hosts, SNI, tags, messages) made safe to print:
+ * controls as `\xNN`, bidi and other format characters as `\u{XXXX}` (format/safe-text.ts).
+ */
+export const clean: (text: string) => string = safeText;

@@ -1,6 +1,10 @@
 /**
  * One log line per session, written when it ends (like mitmdump): an EngineObserver that
  * gathers the facts of each open session and prints them together.
+ *
+ * Security: hosts, user names and tags come from clients, targets and addons. Every line this
+ * module makes goes through safeText / safeJson (format/safe-text.ts), so it never carries a
+ * control, bidi or line-break character to the terminal.
  */
 import {
   REP_NAMES,
@@ -13,6 +17,7 @@ import {
   type SessionClosedFact,
   type SessionOpenedFact,
 } from "../engine/index.js";
+import { safeJson, safeText } from "../format/index.js";
 
 export type LogFormat = "text" | "json";
 
@@ -106,12 +111,13 @@ function textLine(s: Open, closed: SessionClosedFact, id: number): string {
   parts.push(duration(closed.at - opened.at), closed.errno === undefined ? closed.reason : `${closed.reason} (${closed.errno})`);
   if (s.anomalies) parts.push(`[${s.anomalies.join(",")}]`);
   if (s.tags) parts.push(Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(" "));
-  return parts.join(" ");
+  // The whole line: our own words are safe already, every field from the wire or an addon is escaped.
+  return safeText(parts.join(" "));
 }
 
 function jsonLine(s: Open, closed: SessionClosedFact, id: number): string {
   const { opened, request, reply, auth } = s;
-  return JSON.stringify({
+  return safeJson({
     event: "session",
     id,
     start: new Date(opened.at).toISOString(),
@@ -134,6 +140,14 @@ function jsonLine(s: Open, closed: SessionClosedFact, id: number): string {
     ...(s.datagrams ? { datagrams: s.datagrams } : {}),
     ...(s.tags ? { tags: s.tags } : {}),
   });
+}
+
+/**
+ * One line of the CLI's own log (stderr: addon messages, hook errors, warnings), which quotes
+ * addon text, hosts and error messages: made safe like the session lines.
+ */
+export function logLine(format: LogFormat, level: string, message: string, fields?: Record<string, unknown>): string {
+  return format === "json" ? safeJson({ event: "log", level, message, ...fields }) : safeText(`${level}: ${message}`);
 }
 
 export function size(bytes: number): string {

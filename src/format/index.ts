@@ -4,3 +4,4 @@ export { printable, looksLikeText, TEXT_SCAN_LIMIT, type PrintableOptions } from
 export { formatBytes, formatDuration, formatTime, type FormatTimeOptions } from "./quantities.js";
 export { formatReply, formatEndpoint } from "./socks.js";
 export { formatTarget } from "./session.js";
+export { safeText, safeJson } from "./safe-text.js";
