@@ -4,6 +4,13 @@
  *
  * The reader opens the file read-only, so it can follow a file another process is writing (WAL
  * lets readers and one writer work at once). Payload is iterated, never loaded whole.
+ *
+ * Paged reads (for the TUI, which runs on the relay's thread: better-sqlite3 is synchronous, so
+ * every read there must be bounded): `chunkMeta`/`datagramMeta` give a page of rows without their
+ * payload, in (seq, id) order from a key, by an indexed range (chunks_session, datagrams_session);
+ * `chunkPayload`/`datagramPayload` then fetch the payload of the rows chosen, cut to `cap` bytes.
+ * SQLite reads a whole blob even for substr(), so callers bound a page by the rows' full lengths
+ * (`dataBytes` + `sentBytes`, which cost nothing to read), not by the bytes returned.
  */
 import { statSync } from "node:fs";
 import type Database from "better-sqlite3";
@@ -24,6 +31,52 @@ export interface SessionQuery {
   readonly order?: "newest" | "oldest";
   /** "Now" for durations of open sessions (default Date.now()). */
   readonly now?: number;
+}
+
+/** A position in a session's chunks or datagrams: (seq, id) order, the order of their index. */
+export interface RowKey {
+  readonly seq: number;
+  readonly id: number;
+}
+
+/** Which page of rows: after a key (ascending; the first page without it) or before one (descending). */
+export interface PageQuery {
+  readonly after?: RowKey;
+  readonly before?: RowKey;
+  /** At most this many rows (clamped to 1…10,000). */
+  readonly limit: number;
+}
+
+/** A chunk without its payload: what a page is chosen and a TUI turn is built from. */
+export interface ChunkMeta {
+  readonly id: number;
+  readonly session_id: number;
+  readonly seq: number;
+  readonly at: number;
+  readonly direction: "up" | "down";
+  readonly size: number;
+  readonly verdict: ChunkRow["verdict"];
+  /** length(data): the bytes stored (fewer than `size` when the capture limit cut it). */
+  readonly dataBytes: number;
+  /** length(sent), null when no hook changed the chunk. */
+  readonly sentBytes: number | null;
+}
+
+/** A datagram without its payload. */
+export type DatagramMeta = Omit<DatagramRow, "data" | "sent"> & { readonly dataBytes: number; readonly sentBytes: number | null };
+
+/** Payload of one row, each side cut to the cap asked for. */
+export interface RowPayload {
+  readonly data: Buffer;
+  readonly sent: Buffer | null;
+}
+
+/** Events of one session by id; messages cut to `cap` characters (with "…"). */
+export interface EventPageQuery {
+  readonly afterId?: number;
+  readonly beforeId?: number;
+  readonly limit: number;
+  readonly cap?: number;
 }
 
 export interface CaptureStats {
@@ -80,6 +133,47 @@ export class CaptureReader {
     return this.db.prepare("SELECT * FROM events WHERE session_id = ? ORDER BY id").all(sessionId) as EventRow[];
   }
 
+  /** A page of the session's chunks without payload (see the file comment). */
+  chunkMeta(sessionId: number, query: PageQuery): ChunkMeta[] {
+    return this.metaPage("chunks", "id, session_id, seq, at, direction, size, verdict", sessionId, query) as ChunkMeta[];
+  }
+
+  /** A page of the session's datagrams without payload. */
+  datagramMeta(sessionId: number, query: PageQuery): DatagramMeta[] {
+    const columns = "id, session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, size, verdict, reason, detail";
+    return this.metaPage("datagrams", columns, sessionId, query) as DatagramMeta[];
+  }
+
+  /** Payload of these chunks (by id), each of data and sent cut to `cap` bytes (all of it without a cap). */
+  chunkPayload(ids: readonly number[], cap?: number): Map<number, RowPayload> {
+    return this.payload("chunks", ids, cap);
+  }
+
+  datagramPayload(ids: readonly number[], cap?: number): Map<number, RowPayload> {
+    return this.payload("datagrams", ids, cap);
+  }
+
+  /** A page of the session's events by id (ascending after `afterId` or from the start, descending before `beforeId`). */
+  eventPage(sessionId: number, query: EventPageQuery): EventRow[] {
+    const cap = Math.max(1, Math.floor(query.cap ?? 1 << 30));
+    const limit = clampLimit(query.limit);
+    const where = query.beforeId !== undefined ? "AND id < ? ORDER BY id DESC" : "AND id > ? ORDER BY id ASC";
+    const from = query.beforeId ?? query.afterId ?? 0;
+    return this.db
+      .prepare(
+        `SELECT id, session_id, run_id, at, kind, addon, hook, location, code,
+           CASE WHEN length(message) > ${cap} THEN substr(message, 1, ${cap}) || '…' ELSE message END AS message
+         FROM events WHERE session_id = ? ${where} LIMIT ${limit}`,
+      )
+      .all(sessionId, from) as EventRow[];
+  }
+
+  /** How many chunks, datagrams or events the session has, counting at most `cap` (an index range, no payload read). */
+  rowCount(table: "chunks" | "datagrams" | "events", sessionId: number, cap: number): number {
+    const limit = Math.max(0, Math.floor(cap));
+    return (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM ${table} WHERE session_id = ? LIMIT ${limit})`).get(sessionId) as { n: number }).n;
+  }
+
   /** Events not tied to a session (capture problems, addon logs from onLoad). */
   runEvents(): EventRow[] {
     return this.db.prepare("SELECT * FROM events WHERE session_id IS NULL ORDER BY id").all() as EventRow[];
@@ -107,6 +201,33 @@ export class CaptureReader {
     this.db.close();
   }
 
+  private metaPage(table: "chunks" | "datagrams", columns: string, sessionId: number, query: PageQuery): unknown[] {
+    const limit = clampLimit(query.limit);
+    const lengths = "length(data) AS dataBytes, length(sent) AS sentBytes";
+    // Row values over (seq, id) walk the (session_id, seq) index; length() reads no payload.
+    if (query.before !== undefined) {
+      return this.db
+        .prepare(`SELECT ${columns}, ${lengths} FROM ${table} WHERE session_id = ? AND (seq, id) < (?, ?) ORDER BY seq DESC, id DESC LIMIT ${limit}`)
+        .all(sessionId, query.before.seq, query.before.id);
+    }
+    const after = query.after ?? { seq: -Number.MAX_SAFE_INTEGER, id: -Number.MAX_SAFE_INTEGER };
+    return this.db
+      .prepare(`SELECT ${columns}, ${lengths} FROM ${table} WHERE session_id = ? AND (seq, id) > (?, ?) ORDER BY seq ASC, id ASC LIMIT ${limit}`)
+      .all(sessionId, after.seq, after.id);
+  }
+
+  private payload(table: "chunks" | "datagrams", ids: readonly number[], cap: number | undefined): Map<number, RowPayload> {
+    const out = new Map<number, RowPayload>();
+    const cut = (column: string) => (cap === undefined ? column : `substr(${column}, 1, ${Math.max(0, Math.floor(cap))})`);
+    const statement = this.db.prepare(`SELECT ${cut("data")} AS data, ${cut("sent")} AS sent FROM ${table} WHERE id = ?`);
+    for (const id of ids) {
+      const row = statement.get(id) as { data: Buffer | string | null; sent: Buffer | string | null } | undefined;
+      // substr() of an empty blob can come back as text: payload is always a Buffer.
+      if (row !== undefined) out.set(id, { data: asBuffer(row.data) ?? Buffer.alloc(0), sent: asBuffer(row.sent) });
+    }
+    return out;
+  }
+
   private where(query: Omit<SessionQuery, "limit" | "order">): { where: string; params: unknown[] } {
     const parts: string[] = [];
     const params: unknown[] = [];
@@ -126,6 +247,14 @@ export class CaptureReader {
     }
     return { where: parts.length === 0 ? "1" : parts.join(" AND "), params };
   }
+}
+
+function asBuffer(value: Buffer | string | null): Buffer | null {
+  return value === null ? null : Buffer.isBuffer(value) ? value : Buffer.from(value, "latin1");
+}
+
+function clampLimit(limit: number): number {
+  return Math.max(1, Math.min(10_000, Math.floor(limit)));
 }
 
 function fileSize(file: string): number {
