@@ -1,6 +1,6 @@
 /** The socksmith command line: builds the program, runs it, maps errors to exit codes. */
 import { Command, CommanderError } from "commander";
-import { CliError } from "./errors.js";
+import { CliError, OutputClosed } from "./errors.js";
 import { runCommand } from "./commands/run.js";
 import type { RunningProxy, Started, Terminal } from "./proxy.js";
 import { addonCommand } from "./commands/addon.js";
@@ -91,17 +91,53 @@ class Shutdown {
   };
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const terminal: Terminal = {
-    out: (line) => process.stdout.write(line + "\n"),
-    err: (line) => process.stderr.write(line + "\n"),
+/**
+ * Writes to stdout once its reader may be gone. The 'error' event (EPIPE when the reader closed
+ * the pipe) comes after the failed write, so `errored` is checked before each line as well.
+ * - `run` (and the TUI) keep serving and drop their stdout lines: a proxy does not stop because a
+ *   log viewer went away. One notice goes to stderr.
+ * - Every other command stops at the next line with OutputClosed (status 0 for EPIPE).
+ */
+class Stdout {
+  /** Set when the command that runs is not `run`/`tui` (commander's preAction). */
+  stopWhenClosed = false;
+  private closed: string | undefined;
+
+  constructor(private readonly stderr: (line: string) => void) {
+    process.stdout.on("error", (err: NodeJS.ErrnoException) => this.close(err.code ?? "EIO"));
+  }
+
+  readonly write = (line: string): void => {
+    const errored = process.stdout.errored as NodeJS.ErrnoException | null;
+    if (this.closed === undefined && errored !== null) this.close(errored.code ?? "EIO");
+    if (this.closed !== undefined) {
+      if (this.stopWhenClosed) throw new OutputClosed(this.closed);
+      return;
+    }
+    process.stdout.write(line + "\n");
   };
+
+  private close(code: string): void {
+    if (this.closed !== undefined) return;
+    this.closed = code;
+    if (!this.stopWhenClosed) this.stderr(`socksmith: stdout closed (${code}); its lines are no longer printed`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const toStderr = (line: string): void => void process.stderr.write(line + "\n");
+  const stdout = new Stdout(toStderr);
+  const terminal: Terminal = { out: stdout.write, err: toStderr };
   const shutdown = new Shutdown(terminal);
   const program = buildProgram(terminal, shutdown.attach);
+  program.hook("preAction", (_program, action) => {
+    stdout.stopWhenClosed = action.name() !== "run" && action.name() !== "tui";
+  });
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
+    if (err instanceof OutputClosed && err.exitCode === 0) return 0;
     if (err instanceof CommanderError) {
       // Help and version exit 0; every usage error has already been printed on one line.
       return err.exitCode === 0 ? 0 : 2;
