@@ -10,6 +10,10 @@
  *   close or reset ends the chain. Observations (onClose): every addon.
  * - Every call goes through `invoke`: a throw, a rejection or a timeout is reported (addon,
  *   hook, session, the addon's file:line) and counts as "no opinion"; the addon stays loaded.
+ * - Every answer is checked against the contract (answers.ts) before the engine sees it: one
+ *   that is not a documented shape is reported like a throw ("invalid", with the hook's
+ *   file:line) and counts as "no opinion". So are bad arguments to `ctx` helpers (the call is
+ *   ignored). Nothing an addon returns or passes reaches the engine unchecked.
  * - Sync answers stay sync (no promise, no tick): the engine's fast path for hooks that answer
  *   at once.
  * - Reloads swap one addon atomically: sessions in flight use the new version from their next
@@ -49,6 +53,8 @@ import type {
   RequestDecision,
   SessionInfo,
 } from "./api.js";
+import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, checkRequest, describe, isProblem, payload, type Checked } from "./answers.js";
+import { hookLocation } from "./loader.js";
 
 /** One loaded addon, as the dispatcher needs it (the loader's LoadedAddon fits). */
 export interface AddonInstance {
@@ -64,7 +70,8 @@ export interface HookFailure {
   readonly hook: HookName;
   /** Absent for onLoad / onDispose. */
   readonly session?: number;
-  readonly kind: "threw" | "rejected" | "timed-out";
+  /** "invalid": the hook answered something that is not one of its documented shapes. */
+  readonly kind: "threw" | "rejected" | "timed-out" | "invalid";
   readonly message: string;
   /** The addon's own `file.ts:line:column`, when the stack shows it. */
   readonly location?: string;
@@ -85,6 +92,23 @@ export interface DispatcherOptions {
   readonly events: DispatcherEvents;
   /** Finds the addon's own file:line in an error's stack (the loader's addonLocation). */
   readonly locate?: (error: unknown, file: string) => string | undefined;
+  /**
+   * Finds where a hook is defined, `file.ts:line:column`, for failures that have no stack of
+   * their own (an invalid answer, a timeout). Default: the loader's hookLocation.
+   */
+  readonly locateHook?: (instance: AddonInstance, hook: HookName) => string | undefined;
+  /** Told around every synchronous hook call (a watchdog names the hook that blocks the thread). */
+  readonly activity?: HookActivity;
+}
+
+/**
+ * Which hook is running right now. `enter` and `leave` bracket the synchronous part of each
+ * call (an async hook's pending promise does not block anything); `addon` is the addon's index
+ * in `Dispatcher.loaded`. Calls never nest. Must be cheap and must not throw.
+ */
+export interface HookActivity {
+  enter(addon: number, hook: HookName, session: number | undefined): void;
+  leave(): void;
 }
 
 interface SessionState {
@@ -92,6 +116,8 @@ interface SessionState {
   readonly handle: SessionHandle;
   readonly openedAt: number;
   readonly contexts: Map<AddonInstance, HookContext>;
+  /** The hook last called for this session (what a failing `ctx` helper is reported under). */
+  hook?: HookName;
 }
 
 type Hooked = { readonly [K in HookName]: AddonInstance[] };
@@ -101,6 +127,8 @@ const HOOK_NAMES: readonly HookName[] = ["onLoad", "onDispose", "onOpen", "onAut
 export class Dispatcher implements HookRunner {
   private addons: AddonInstance[];
   private hooked!: Hooked;
+  /** Each addon's index in `addons` (what `activity.enter` is told). */
+  private positions = new Map<AddonInstance, number>();
   private readonly sessions = new Map<number, SessionState>();
   private readonly timeoutMs: number;
 
@@ -153,7 +181,7 @@ export class Dispatcher implements HookRunner {
       state.info.replay = { kind: "client", of };
     }
     const info = { client: conn.client, local: conn.local };
-    return this.first<OpenDecision, EngineOpenDecision>(this.hooked.onOpen, "onOpen", state, (a, ctx) => a.onOpen!(info, ctx), (d) => ("reject" in d ? { reject: true as const } : undefined));
+    return this.first<EngineOpenDecision>(this.hooked.onOpen, "onOpen", state, (a, ctx) => a.onOpen!(info, ctx), checkOpen);
   }
 
   auth(attempt: AuthAttempt, conn: ConnectionInfo, handle: SessionHandle): MaybePromise<EngineAuthDecision> {
@@ -165,7 +193,7 @@ export class Dispatcher implements HookRunner {
           ? { method: "userpass", offered: attempt.offered, user: attempt.user.toString("latin1"), password: attempt.password.toString("latin1") }
           : { method: "socks4", user: attempt.userid.toString("latin1") };
     if (info.method !== "none" && info.user !== "") state.info.user = info.user;
-    return this.first<AuthDecision, EngineAuthDecision>(this.hooked.onAuth, "onAuth", state, (a, ctx) => a.onAuth!(info, ctx), (d) => ("accept" in d ? { accept: true as const } : { reject: true as const }));
+    return this.first<EngineAuthDecision>(this.hooked.onAuth, "onAuth", state, (a, ctx) => a.onAuth!(info, ctx), checkAuth);
   }
 
   request(request: EngineRequestInfo, handle: SessionHandle): MaybePromise<EngineRequestDecision> {
@@ -181,12 +209,7 @@ export class Dispatcher implements HookRunner {
       client: request.client,
       ...(request.user === undefined ? {} : { user: request.user }),
     };
-    return this.first<RequestDecision, EngineRequestDecision>(this.hooked.onRequest, "onRequest", state, (a, ctx) => a.onRequest!(info, ctx), (d): EngineRequestDecision => {
-      if ("allow" in d) return { allow: true };
-      if ("deny" in d) return { deny: d.deny };
-      if ("serve" in d) return { serve: true };
-      return { redirect: d.redirect };
-    });
+    return this.first<EngineRequestDecision>(this.hooked.onRequest, "onRequest", state, (a, ctx) => a.onRequest!(info, ctx), (d) => checkRequest(d, request.command));
   }
 
   reply(reply: EngineReplyInfo, handle: SessionHandle): MaybePromise<EngineReplyChange> {
@@ -195,7 +218,9 @@ export class Dispatcher implements HookRunner {
     const state = this.state(reply.id, undefined, handle);
     let current = { command: reply.command, stage: reply.stage, rep: reply.rep, bound: reply.bound, ...(reply.code === undefined ? {} : { code: reply.code }), ...(reply.errno === undefined ? {} : { errno: reply.errno }) };
     let changed = false;
-    return this.sequence<ReplyChange, EngineReplyChange>(list, "onReply", state, (a, ctx) => a.onReply!(current, ctx), (change) => {
+    const failed = reply.rep !== 0;
+    const check = (answer: unknown) => checkReply(answer, failed, reply.version);
+    return this.sequence<ReplyChange, EngineReplyChange>(list, "onReply", state, (a, ctx) => a.onReply!(current, ctx), check, (change) => {
       if (change.rep !== undefined || change.bound !== undefined) {
         current = { ...current, rep: change.rep ?? current.rep, bound: change.bound ?? current.bound };
         changed = true;
@@ -213,9 +238,9 @@ export class Dispatcher implements HookRunner {
     let data: Uint8Array = chunk.data;
     let changed = false;
     let final: EngineDataVerdict;
-    return this.sequence<DataVerdict, EngineDataVerdict>(this.hooked.onData, "onData", state, (a, ctx) => a.onData!({ direction: chunk.direction, data, seq: chunk.seq }, ctx), (verdict) => {
+    return this.sequence<DataVerdict, EngineDataVerdict>(this.hooked.onData, "onData", state, (a, ctx) => a.onData!({ direction: chunk.direction, data, seq: chunk.seq }, ctx), checkData, (verdict) => {
       if ("replace" in verdict) {
-        data = bytes(verdict.replace);
+        data = verdict.replace as Uint8Array;
         changed = true;
         return false;
       }
@@ -235,10 +260,12 @@ export class Dispatcher implements HookRunner {
     let changed = false;
     let redirected = false;
     let dropped = false;
-    return this.sequence<DatagramVerdict, EngineDatagramVerdict>(this.hooked.onDatagram, "onDatagram", state, (a, ctx) => a.onDatagram!({ direction: datagram.direction, peer, data, seq: datagram.seq }, ctx), (verdict) => {
+    const check = (answer: unknown) => checkDatagram(answer, datagram.direction);
+    const call = (a: Addon, ctx: HookContext) => a.onDatagram!({ direction: datagram.direction, peer, data, seq: datagram.seq }, ctx);
+    return this.sequence<DatagramVerdict, EngineDatagramVerdict>(this.hooked.onDatagram, "onDatagram", state, call, check, (verdict) => {
       if ("drop" in verdict) return (dropped = true);
       if ("replace" in verdict) {
-        data = bytes(verdict.replace);
+        data = verdict.replace as Uint8Array;
         changed = true;
       } else if (datagram.direction === "up") {
         peer = { host: verdict.redirect.host ?? peer.host, port: verdict.redirect.port ?? peer.port };
@@ -300,23 +327,30 @@ export class Dispatcher implements HookRunner {
     };
     for (const instance of this.hooked.onClose) {
       const ctx = this.context(state, instance);
+      state.hook = "onClose";
       void this.invoke(instance, "onClose", state.info.id, () => instance.addon.onClose!(summary, ctx));
     }
   }
 
   // --- runners -------------------------------------------------------------------------------
 
-  /** First decision wins; stays synchronous while every answer is. */
-  private first<D, R>(list: readonly AddonInstance[], hook: HookName, state: SessionState, call: (addon: Addon, ctx: HookContext) => unknown, map: (decision: D) => R): MaybePromise<R | undefined> {
+  /**
+   * First decision wins; stays synchronous while every answer is. An answer `check` refuses is
+   * reported and counts as no opinion: the next addon is asked.
+   */
+  private first<R>(list: readonly AddonInstance[], hook: HookName, state: SessionState, call: (addon: Addon, ctx: HookContext) => unknown, check: (answer: unknown) => Checked<R>): MaybePromise<R | undefined> {
+    const decide = (instance: AddonInstance, answer: unknown): R | undefined => (answer === undefined || answer === null ? undefined : this.checked(instance, hook, state, answer, check));
     const step = (i: number): MaybePromise<R | undefined> => {
       for (; i < list.length; i++) {
         const instance = list[i]!;
+        state.hook = hook;
         const answer = this.invoke(instance, hook, state.info.id, () => call(instance.addon, this.context(state, instance)));
         if (isThenable(answer)) {
           const next = i + 1;
-          return Promise.resolve(answer).then((d) => (d === undefined || d === null ? step(next) : map(d as D)));
+          return Promise.resolve(answer).then((d) => decide(instance, d) ?? step(next));
         }
-        if (answer !== undefined && answer !== null) return map(answer as D);
+        const decision = decide(instance, answer);
+        if (decision !== undefined) return decision;
       }
       return undefined;
     };
@@ -324,33 +358,59 @@ export class Dispatcher implements HookRunner {
   }
 
   /**
-   * Each addon in turn; `apply` folds an answer into the running result and returns true to stop
-   * the chain; `result` gives the outcome. Synchronous while every answer is.
+   * Each addon in turn; `apply` folds a checked answer into the running result and returns true
+   * to stop the chain; `result` gives the outcome. Synchronous while every answer is.
    */
-  private sequence<D, R>(list: readonly AddonInstance[], hook: HookName, state: SessionState, call: (addon: Addon, ctx: HookContext) => unknown, apply: (answer: D) => boolean, result: () => R): MaybePromise<R> {
+  private sequence<D, R>(
+    list: readonly AddonInstance[],
+    hook: HookName,
+    state: SessionState,
+    call: (addon: Addon, ctx: HookContext) => unknown,
+    check: (answer: unknown) => Checked<unknown>,
+    apply: (answer: D) => boolean,
+    result: () => R,
+  ): MaybePromise<R> {
+    const fold = (instance: AddonInstance, answer: unknown): boolean => {
+      if (answer === undefined || answer === null) return false;
+      const value = this.checked(instance, hook, state, answer, check);
+      return value !== undefined && apply(value as D);
+    };
     const step = (i: number): MaybePromise<R> => {
       for (; i < list.length; i++) {
         const instance = list[i]!;
+        state.hook = hook;
         const answer = this.invoke(instance, hook, state.info.id, () => call(instance.addon, this.context(state, instance)));
         if (isThenable(answer)) {
           const next = i + 1;
-          return Promise.resolve(answer).then((d) => (d !== undefined && d !== null && apply(d as D) ? result() : step(next)));
+          return Promise.resolve(answer).then((d) => (fold(instance, d) ? result() : step(next)));
         }
-        if (answer !== undefined && answer !== null && apply(answer as D)) break;
+        if (fold(instance, answer)) break;
       }
       return result();
     };
     return step(0);
   }
 
+  /** The checked answer, or undefined after reporting why it is not one. */
+  private checked<T>(instance: AddonInstance, hook: HookName, state: SessionState, answer: unknown, check: (answer: unknown) => Checked<T>): T | undefined {
+    const verdict = check(answer);
+    if (!isProblem(verdict)) return verdict.value;
+    this.report(instance, hook, state.info.id, "invalid", verdict.problem, this.whereIs(instance, hook));
+    return undefined;
+  }
+
   /** The isolation wrapper around every addon call. */
   private invoke(instance: AddonInstance, hook: HookName, session: number | undefined, call: () => unknown): unknown {
     let answer: unknown;
+    const activity = this.options.activity;
+    activity?.enter(this.positions.get(instance) ?? -1, hook, session);
     try {
       answer = call();
     } catch (err) {
       this.fail(instance, hook, session, "threw", err);
       return undefined;
+    } finally {
+      activity?.leave();
     }
     if (!isThenable(answer)) return answer;
     return new Promise((resolve) => {
@@ -373,16 +433,31 @@ export class Dispatcher implements HookRunner {
   }
 
   private fail(instance: AddonInstance, hook: HookName, session: number | undefined, kind: HookFailure["kind"], err: unknown): void {
+    // A timeout has no stack of the addon's; a throw of a non-Error or from a package has none
+    // that names the addon's files: then say where the hook itself is.
+    const location = (kind === "timed-out" ? undefined : this.options.locate?.(err, instance.file)) ?? this.whereIs(instance, hook);
+    this.report(instance, hook, session, kind, thrownMessage(err), location);
+  }
+
+  private report(instance: AddonInstance, hook: HookName, session: number | undefined, kind: HookFailure["kind"], message: string, location: string | undefined): void {
     this.failures++;
-    const location = kind === "timed-out" ? undefined : this.options.locate?.(err, instance.file);
     this.options.events.hookFailed({
       addon: instance.name,
       hook,
       kind,
-      message: err instanceof Error ? err.message : String(err),
+      message,
       ...(session === undefined ? {} : { session }),
       ...(location === undefined ? {} : { location }),
     });
+  }
+
+  /** Where `hook` of this addon version is defined, when the loader can tell. */
+  private whereIs(instance: AddonInstance, hook: HookName): string | undefined {
+    try {
+      return (this.options.locateHook ?? defaultLocateHook)(instance, hook);
+    } catch {
+      return undefined;
+    }
   }
 
   private async lifecycle(instance: AddonInstance, hook: "onLoad" | "onDispose"): Promise<boolean> {
@@ -402,6 +477,7 @@ export class Dispatcher implements HookRunner {
 
   /** Which addons define each hook, in order; recomputed when the addon set changes. */
   private index(): void {
+    this.positions = new Map(this.addons.map((a, i) => [a, i]));
     this.hooked = Object.fromEntries(HOOK_NAMES.map((h) => [h, this.addons.filter((a) => typeof a.addon[h] === "function")])) as unknown as Hooked;
   }
 
@@ -412,6 +488,24 @@ export class Dispatcher implements HookRunner {
       this.sessions.set(id, state);
     }
     return state;
+  }
+
+  /**
+   * Runs a `ctx` helper for an addon. Helpers may be called at any time (from a timer after the
+   * hook returned, too), so they never throw into the addon: bad arguments (`check` returns a
+   * message) or an engine error are reported as a failure of the hook running for this addon
+   * ("invalid", with the caller's file:line) and the call does nothing.
+   */
+  private guarded(instance: AddonInstance, state: SessionState, helper: string, call: () => string | undefined | void): void {
+    let problem: string | undefined;
+    try {
+      problem = call() ?? undefined;
+    } catch (err) {
+      problem = thrownMessage(err);
+    }
+    if (problem === undefined) return;
+    const where = this.options.locate?.(new Error(), instance.file);
+    this.report(instance, state.hook ?? "onOpen", state.info.id, "invalid", `ctx.${helper}: ${problem} (ignored)`, where);
   }
 
   /** One context per session and addon version, made on first use. */
@@ -425,13 +519,31 @@ export class Dispatcher implements HookRunner {
         get replayed() {
           return state.info.replay !== undefined;
         },
-        tag: (key, value) => {
-          state.info.tags[key] = String(value);
-          events.tagged(state.info.id, instance.name, key, String(value));
-        },
-        log: (message) => events.logged(state.info.id, instance.name, String(message)),
-        inject: (direction: Direction, data) => state.handle.inject(direction, bytes(data)),
-        injectDatagram: (peer, data) => state.handle.injectDatagram({ host: peer.host, port: peer.port }, bytes(data)),
+        tag: (key, value) =>
+          this.guarded(instance, state, "tag", () => {
+            const k = text(key);
+            const v = text(value);
+            state.info.tags[k] = v;
+            events.tagged(state.info.id, instance.name, k, v);
+          }),
+        log: (message) => this.guarded(instance, state, "log", () => events.logged(state.info.id, instance.name, text(message))),
+        inject: (direction: Direction, data) =>
+          this.guarded(instance, state, "inject", () => {
+            if (direction !== "up" && direction !== "down") return `direction must be "up" or "down", got ${describe(direction)}`;
+            const bytes = payload(data);
+            if (bytes === undefined) return `data must be a Uint8Array (a Buffer) or a string, got ${describe(data)}`;
+            state.handle.inject(direction, bytes);
+            return undefined;
+          }),
+        injectDatagram: (peer, data) =>
+          this.guarded(instance, state, "injectDatagram", () => {
+            const to = checkPeer(peer);
+            if (isProblem(to)) return to.problem;
+            const bytes = payload(data);
+            if (bytes === undefined) return `data must be a Uint8Array (a Buffer) or a string, got ${describe(data)}`;
+            state.handle.injectDatagram(to.value, bytes);
+            return undefined;
+          }),
       };
       state.contexts.set(instance, ctx);
     }
@@ -439,8 +551,23 @@ export class Dispatcher implements HookRunner {
   }
 }
 
-function bytes(data: Uint8Array | string): Uint8Array {
-  return typeof data === "string" ? Buffer.from(data) : data;
+/** What `ctx.tag` and `ctx.log` store for any value (never throws). */
+function text(value: unknown): string {
+  if (typeof value === "string") return value;
+  try {
+    return String(value);
+  } catch {
+    return describe(value);
+  }
+}
+
+function thrownMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return typeof err === "string" ? err : describe(err);
+}
+
+function defaultLocateHook(instance: AddonInstance, hook: HookName): string | undefined {
+  return hookLocation(instance.addon, hook);
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -108,6 +108,14 @@ const ModuleInternals = Module as unknown as { _nodeModulePaths(dir: string): st
  */
 const modules = new WeakMap<object, Module>();
 
+/**
+ * Each evaluated addon's generated code and file name, so that `hookLocation` can find where a
+ * hook is written. Weak: it goes with the addon version.
+ */
+const generatedOf = new WeakMap<object, { readonly code: string; readonly generated: string }>();
+/** Positions found by `hookLocation`, per hook function. */
+const hookPositions = new WeakMap<object, string | null>();
+
 /** Files each entry's bundles have used (the union over versions), for `addonLocation`. */
 const inputsByEntry = new Map<string, Set<string>>();
 
@@ -169,6 +177,31 @@ export function addonLocation(error: unknown, file: string): string | undefined 
   const entry = resolve(file);
   const position = addonFrame(error, entry, inputsByEntry.get(entry) ?? new Set([entry]));
   return position === undefined ? undefined : `${position.file}:${position.line}:${position.column}`;
+}
+
+/**
+ * Where a hook of a loaded addon is defined, as `/abs/path/file.ts:line:column` (1-based): for
+ * failures that have no stack of the addon's own (an invalid answer, a timeout). Found by
+ * locating the function's source text (`Function.prototype.toString` gives it exactly) in the
+ * generated bundle and mapping that position through the bundle's source map. Undefined for an
+ * addon the loader did not load, or a hook defined outside the bundle.
+ */
+export function hookLocation(addon: object, hook: HookName): string | undefined {
+  const fn: unknown = (addon as Record<string, unknown>)[hook];
+  const source = generatedOf.get(addon);
+  if (typeof fn !== "function" || source === undefined) return undefined;
+  const known = hookPositions.get(fn);
+  if (known !== undefined) return known ?? undefined;
+  let found: string | undefined;
+  const at = source.code.indexOf(Function.prototype.toString.call(fn));
+  if (at >= 0) {
+    const before = source.code.slice(0, at);
+    const line = before.split("\n").length;
+    const mapped = mapGenerated({ file: source.generated, line, column: at - before.lastIndexOf("\n") });
+    if (mapped !== undefined) found = `${mapped.file}:${mapped.line}:${mapped.column}`;
+  }
+  hookPositions.set(fn, found ?? null);
+  return found;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +291,7 @@ function evaluate(entry: string, code: string, inputs: readonly string[]): unkno
   const exported = isObject(exports) && exports["__esModule"] === true ? exports["default"] : exports;
   if (isObject(exported) || typeof exported === "function") {
     modules.set(exported, mod);
+    generatedOf.set(exported, { code, generated });
     for (const hook of HOOKS) {
       const value: unknown = (exported as Record<string, unknown>)[hook];
       if (typeof value === "function") modules.set(value, mod);
