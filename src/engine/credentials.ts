@@ -1,15 +1,24 @@
 /**
  * The username/password table behind `--auth` and `--auth-file`. Names and passwords are
- * compared as bytes (RFC 1929 defines octets), the password in constant time.
+ * compared as bytes (RFC 1929 defines octets).
+ *
+ * Security: a password check takes the same time whatever the password's length or content and
+ * whether the name exists. Both sides are reduced to fixed-size digests (HMAC-SHA256 under a key
+ * drawn at random per process, so the digests say nothing outside it) and those are compared with
+ * timingSafeEqual; an unknown name is checked against a random stand-in the same way.
  */
-import { timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
 export class Credentials {
+  /** Name (latin1 text of its bytes) → digest of the password. */
   private readonly users = new Map<string, Buffer>();
+  private readonly key = randomBytes(32);
+  /** What an unknown name's password is compared against (an unknown name is refused whatever the comparison says). */
+  private readonly nobody = this.digest(randomBytes(32));
 
   /** Adds a user; the name is stored as latin1 text of its bytes, the password as UTF-8 bytes. */
   add(user: string, password: string): void {
-    this.users.set(Buffer.from(user, "utf8").toString("latin1"), Buffer.from(password, "utf8"));
+    this.users.set(Buffer.from(user, "utf8").toString("latin1"), this.digest(Buffer.from(password, "utf8")));
   }
 
   get size(): number {
@@ -18,12 +27,13 @@ export class Credentials {
 
   verify(user: Buffer, password: Buffer): boolean {
     const expected = this.users.get(user.toString("latin1"));
-    if (expected === undefined) {
-      // Same work as a real comparison, so a timing probe cannot tell names apart.
-      timingSafeEqual(password, password);
-      return false;
-    }
-    return expected.length === password.length && timingSafeEqual(expected, password);
+    // Same work for an unknown name, so a timing probe cannot tell names apart either.
+    const same = timingSafeEqual(this.digest(password), expected ?? this.nobody);
+    return same && expected !== undefined;
+  }
+
+  private digest(password: Uint8Array): Buffer {
+    return createHmac("sha256", this.key).update(password).digest();
   }
 }
 
