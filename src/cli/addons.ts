@@ -106,11 +106,13 @@ export async function startAddons(files: readonly string[], settings: AddonSetti
   const watchers = loaded.map(
     (addon, index) =>
       new AddonWatcher(addon, settingsFor(addon), {
-        reloaded: (next) => {
-          void dispatcher.replace(index, next).then((swapped) => {
-            if (swapped) log.info(`addon ${next.name} reloaded (version ${next.version}): ${next.hooks.join(", ") || "no hooks"}`);
-            else log.error(`addon ${next.name}: version ${next.version} failed in onLoad; keeping the running version`);
-          });
+        // Returned, so the watcher waits for the swap: swaps of one addon never overlap (the
+        // last save wins, each version's onDispose runs once) and a refused version is not current.
+        reloaded: async (next) => {
+          const swapped = await dispatcher.replace(index, next);
+          if (swapped) log.info(`addon ${next.name} reloaded (version ${next.version}): ${next.hooks.join(", ") || "no hooks"}`);
+          else log.error(`addon ${next.name}: version ${next.version} failed in onLoad; keeping the running version`);
+          return swapped;
         },
         failed: (error, current) => log.error(`addon ${current.name}: ${describeAddonError(error)}; keeping version ${current.version}`),
         watchFailed: (error: Error) => log.error(`addon ${addon.name}: watching its files failed: ${error.message}`),

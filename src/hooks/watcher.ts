@@ -9,16 +9,29 @@
  *   added or removed); a failed one leaves it as it was.
  * - Saves of every usual kind count: in-place writes, atomic saves (write a temp file, rename it
  *   over) and vim-style saves (rename away, write anew). A write is acted on once the file has
- *   been stable for 50 ms, so a half-written file is never loaded. A deleted file is a failed
- *   reload; recreating it reloads again.
- * - One load at a time. Changes that arrive during a load are coalesced: that load's result is
- *   discarded (never reported) and one more load follows, so the last edit always wins and
- *   listeners never see a stale version.
+ *   been stable for 50 ms. A deleted file is a failed reload; recreating it reloads again.
+ * - Never fails open (issue 11 part 4). An in-place save passes through states that bundle fine
+ *   (an empty file exports nothing; a truncated one may parse), so what a load read is checked:
+ *   - the watched files are fingerprinted before and after each load; a load during which one
+ *     changed is discarded and the files are loaded again;
+ *   - a load that is doubtful (it failed, or it lacks a hook the running version has, or it
+ *     exports nothing at all) is acted on only if it began from *settled* files (fingerprints
+ *     unchanged over SETTLE_MS) and they stayed so through the load; otherwise the watcher waits
+ *     for them to settle and loads again. So a genuine edit that removes a hook takes effect
+ *     about SETTLE_MS later; a half-saved file is never swapped in or reported as broken;
+ *   - a version that exports nothing (no hook, no name, no options: an empty file) is a failed
+ *     reload (INVALID_EXPORT), not an addon that allows everything.
+ * - One load at a time, and no load while the caller swaps a version in (see `reloaded`).
+ *   Changes that arrive meanwhile are coalesced into one more load, so the last edit always wins
+ *   and listeners never see a stale version.
  * - `reloaded(next, previous)` gets a validated version numbered `previous.version + 1`; by the
  *   time it is called, `current` is `next`. Swapping it in (onLoad, onDispose) is the caller's
- *   job: the watcher runs no hook. `failed(error, current)` gets the AddonError; `current`
- *   stays. A listener must not throw (if one does, it is rethrown as an uncaught exception).
- * - After `close()` resolves, no event is delivered and nothing is watched.
+ *   job: the watcher runs no hook. It may return a promise: the watcher waits for it (so swaps
+ *   never overlap and each version is disposed once), and if it resolves `false` the version
+ *   was refused (say, its onLoad threw): `current` is `previous` again. `failed(error, current)`
+ *   gets the AddonError; `current` stays. A listener must not throw (if one does, or its promise
+ *   rejects, that is rethrown as an uncaught exception).
+ * - After `close()` resolves, no event is delivered, nothing is watched and no swap is under way.
  */
 import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -26,8 +39,11 @@ import { watch, type FSWatcher } from "chokidar";
 import { AddonError, loadAddon, type LoadedAddon } from "./loader.js";
 
 export interface AddonWatcherEvents {
-  /** A new version validated and ready to swap in. */
-  reloaded(next: LoadedAddon, previous: LoadedAddon): void;
+  /**
+   * A new version validated and ready to swap in. A promise holds further loads until it
+   * settles; `false` means the caller refused the version (`current` goes back to `previous`).
+   */
+  reloaded(next: LoadedAddon, previous: LoadedAddon): void | Promise<boolean | void>;
   /** The edit is broken; `current` keeps running. */
   failed(error: AddonError, current: LoadedAddon): void;
   /**
@@ -45,6 +61,13 @@ export interface AddonWatcherEvents {
  * a dropped save into a reload instead of a silently stale addon.
  */
 const RECHECK_AFTER_MS = 300;
+
+/**
+ * How long the watched files must stay unchanged before a doubtful load (failed, fewer hooks,
+ * nothing exported) counts. Longer than chokidar's 50 ms stability wait and than any file
+ * timestamp granularity (a jiffy, ≤ 10 ms), so a write after it always changes the fingerprint.
+ */
+export const SETTLE_MS = 150;
 
 /** What identifies a file's content without reading it: inode, size, modification time. */
 type Fingerprints = ReadonlyMap<string, string>;
@@ -125,29 +148,71 @@ export class AddonWatcher {
       });
   }
 
-  /** Loads until a load starts after the last change, then reports that one. */
+  /**
+   * Loads until a load is trustworthy (see the contract), reports it, waits for the caller's
+   * swap, and goes again if files changed meanwhile.
+   */
   async #reload(): Promise<void> {
-    let outcome: LoadedAddon | AddonError;
-    let from: Fingerprints;
-    do {
+    /** Fingerprints the files held for SETTLE_MS, when the watcher waited for that. */
+    let settled: Fingerprints | undefined;
+    for (;;) {
       this.#stale = false;
-      from = await fingerprints(this.#watched);
-      outcome = await loadAddon(this.#current.file, this.#settings, this.#current.version + 1).catch((err: unknown) =>
+      const from = await fingerprints(this.#watched);
+      const fromSettled = settled !== undefined && samePrints(from, settled);
+      settled = undefined;
+      let outcome: LoadedAddon | AddonError = await loadAddon(this.#current.file, this.#settings, this.#current.version + 1).catch((err: unknown) =>
         err instanceof AddonError ? err : new AddonError("LOAD_FAILED", this.#current.file, String(err), { cause: err }),
       );
       if (this.#closed) return;
-    } while (this.#stale);
+      const to = await fingerprints(this.#watched);
+      if (this.#closed) return;
+      if (!(outcome instanceof AddonError) && exportsNothing(outcome)) {
+        outcome = new AddonError("INVALID_EXPORT", outcome.file, "exports nothing: no hooks, name or options (an empty or half-saved file?)");
+      }
+      // Changed during the load (what was read may be any mix of before and after), or doubtful
+      // and not known to come from files at rest: let them settle, then load again.
+      const changed = this.#stale || !samePrints(from, to);
+      if (changed || (!fromSettled && (outcome instanceof AddonError || dropsHooks(this.#current, outcome)))) {
+        settled = await this.#settle(to);
+        if (settled === undefined) return; // closed
+        continue;
+      }
 
-    this.#loadedFrom = from;
-    this.#recheck = setTimeout(() => void this.#verify(), RECHECK_AFTER_MS).unref();
-    const previous = this.#current;
-    if (outcome instanceof AddonError) {
-      this.#events.failed(outcome, previous);
-      return;
+      const previous = this.#current;
+      if (outcome instanceof AddonError) {
+        this.#events.failed(outcome, previous);
+      } else {
+        this.#watch(outcome.inputs);
+        this.#current = outcome;
+        const swapped = await this.#events.reloaded(outcome, previous);
+        if (swapped === false && this.#current === outcome) {
+          this.#current = previous;
+          this.#watch(previous.inputs);
+        }
+      }
+      if (this.#closed) return;
+      if (!this.#stale) {
+        this.#loadedFrom = from;
+        clearTimeout(this.#recheck);
+        this.#recheck = setTimeout(() => void this.#verify(), RECHECK_AFTER_MS).unref();
+        return;
+      }
     }
-    this.#watch(outcome.inputs);
-    this.#current = outcome;
-    this.#events.reloaded(outcome, previous);
+  }
+
+  /**
+   * Waits until the watched files hold still for SETTLE_MS, starting from `print`; returns
+   * their fingerprints then, or undefined once closed.
+   */
+  async #settle(print: Fingerprints): Promise<Fingerprints | undefined> {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      if (this.#closed) return undefined;
+      const now = await fingerprints(this.#watched);
+      if (this.#closed) return undefined;
+      if (samePrints(now, print)) return now;
+      print = now;
+    }
   }
 
   /** Reloads if a watched file differs from when the last load began (a dropped event). */
@@ -170,6 +235,22 @@ export class AddonWatcher {
     if (added.length > 0) this.#files.add(added);
     this.#watched = next;
   }
+}
+
+function samePrints(a: Fingerprints, b: Fingerprints): boolean {
+  if (a.size !== b.size) return false;
+  for (const [file, print] of a) if (b.get(file) !== print) return false;
+  return true;
+}
+
+/** `next` lacks a hook `running` has: the kind of version a half-saved file produces. */
+function dropsHooks(running: LoadedAddon, next: LoadedAddon): boolean {
+  return running.hooks.some((hook) => !next.hooks.includes(hook));
+}
+
+/** Nothing at all: what an empty file (or one cut before its export) evaluates to. */
+function exportsNothing(loaded: LoadedAddon): boolean {
+  return loaded.hooks.length === 0 && Object.keys(loaded.addon).length === 0;
 }
 
 async function fingerprints(files: Iterable<string>): Promise<Fingerprints> {

@@ -4,7 +4,7 @@
  * edit wins) and close(). The loader is the real one, seen through a pass-through probe that
  * counts loads in flight and can slow them down.
  */
-import { mkdtemp, rename, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdtemp, rename, rm, truncate, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -12,7 +12,7 @@ import type { HookContext, RequestInfo } from "../../src/hooks/api.js";
 import { loadAddon, type AddonError, type LoadedAddon } from "../../src/hooks/loader.js";
 import { AddonWatcher, type AddonWatcherEvents } from "../../src/hooks/watcher.js";
 
-const probe = vi.hoisted(() => ({ delayMs: 0, active: 0, maxActive: 0, calls: 0 }));
+const probe = vi.hoisted(() => ({ delayMs: 0, afterMs: 0, active: 0, maxActive: 0, calls: 0, read: 0 }));
 
 vi.mock("../../src/hooks/loader.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../../src/hooks/loader.js")>();
@@ -23,7 +23,11 @@ vi.mock("../../src/hooks/loader.js", async (importOriginal) => {
       probe.maxActive = Math.max(probe.maxActive, ++probe.active);
       try {
         if (probe.delayMs > 0) await sleep(probe.delayMs);
-        return await real.loadAddon(...args);
+        const loaded = await real.loadAddon(...args);
+        probe.read++;
+        // A slow evaluation: the file may change after it was read.
+        if (probe.afterMs > 0) await sleep(probe.afterMs);
+        return loaded;
       } finally {
         probe.active--;
       }
@@ -42,11 +46,14 @@ type Event =
 /** Records the watcher's events; `next()` waits for the next one not yet taken. */
 class Recorder implements AddonWatcherEvents {
   readonly events: Event[] = [];
+  /** What `reloaded` returns (the caller's swap), when a test sets it. */
+  swap: ((next: LoadedAddon) => Promise<boolean>) | undefined;
   #taken = 0;
   #wake: (() => void) | undefined;
 
-  reloaded(next: LoadedAddon, previous: LoadedAddon): void {
+  reloaded(next: LoadedAddon, previous: LoadedAddon): void | Promise<boolean> {
     this.#push({ kind: "reloaded", next, previous, at: performance.now() });
+    return this.swap?.(next);
   }
   failed(error: AddonError, current: LoadedAddon): void {
     this.#push({ kind: "failed", error, current, at: performance.now() });
@@ -111,7 +118,7 @@ const watchers: AddonWatcher[] = [];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "socksmith-watcher-"));
-  Object.assign(probe, { delayMs: 0, active: 0, maxActive: 0, calls: 0 });
+  Object.assign(probe, { delayMs: 0, afterMs: 0, active: 0, maxActive: 0, calls: 0, read: 0 });
 });
 afterEach(async () => {
   await Promise.all(watchers.splice(0).map((w) => w.close()));
@@ -126,7 +133,7 @@ async function start(text: string, settings?: Record<string, string>) {
   const watcher = new AddonWatcher(loaded, settings, recorder);
   watchers.push(watcher);
   await watcher.ready;
-  probe.calls = 0;
+  probe.calls = probe.read = 0;
   return { entry, loaded, recorder, watcher };
 }
 
@@ -278,6 +285,86 @@ describe("AddonWatcher: failures", () => {
     const failed = await recorder.nextFailure();
     expect(failed.error.code).toBe("BAD_OPTION");
     expect(failed.error.message).toContain("did you mean cod?");
+  });
+});
+
+/** An addon with onRequest (denying with `code`) and, when `withData`, an onData too. */
+function twoHooks(code: number, withData: boolean): string {
+  return `export default {\n  name: "watched",\n  onRequest: () => ({ deny: ${code} }),\n${withData ? "  onData: () => undefined,\n" : ""}};\n`;
+}
+
+describe("AddonWatcher: never fails open (issue 11 part 4)", () => {
+  it("a file emptied by an in-place save that is read before its new text lands is never swapped in", async () => {
+    const { entry, recorder, watcher } = await start(addonText("1"));
+    // The load reads the empty file; the text lands just after, and its change event (50 ms of
+    // stability later) only after the load has finished.
+    probe.afterMs = 20;
+    await truncate(entry, 0);
+    while (probe.read === 0) await sleep(1);
+    await writeFile(entry, addonText("7"));
+    const event = await recorder.next(3_000);
+    expect(event.kind === "reloaded" ? [event.next.hooks, denyCode(event.next)] : event.error.message).toEqual([["onRequest"], 7]);
+    expect(denyCode(watcher.current)).toBe(7);
+    probe.afterMs = 0;
+    await recorder.quiet(400);
+  });
+
+  it("a file left empty is a failed reload (nothing exported), not an addon without hooks", async () => {
+    const { entry, loaded, recorder, watcher } = await start(addonText("1"));
+    await writeFile(entry, "");
+    const failed = await recorder.nextFailure();
+    expect(failed.error).toMatchObject({ code: "INVALID_EXPORT", file: entry });
+    expect(failed.error.message).toContain("exports nothing");
+    expect(watcher.current).toBe(loaded);
+    await recorder.quiet(300); // reported once
+    await writeFile(entry, addonText("4"));
+    expect(denyCode((await recorder.nextReload()).next)).toBe(4);
+  });
+
+  it("a version with fewer hooks read while the file is still being written is loaded again", async () => {
+    const { entry, recorder, watcher } = await start(twoHooks(1, true));
+    const text = twoHooks(3, true);
+    probe.afterMs = 20;
+    // The first half bundles fine on its own: an onRequest, and no onData yet.
+    const cut = text.indexOf("  onData");
+    await writeFile(entry, `${text.slice(0, cut)}};\n`);
+    while (probe.read === 0) await sleep(1);
+    await writeFile(entry, text);
+    const event = await recorder.nextReload(3_000);
+    expect(event.next.hooks).toEqual(["onRequest", "onData"]);
+    expect(denyCode(event.next)).toBe(3);
+    expect(watcher.current).toBe(event.next);
+    probe.afterMs = 0;
+    await recorder.quiet(400);
+  });
+
+  it("a genuine edit that removes a hook takes effect once the file has settled", async () => {
+    const { entry, recorder, watcher } = await start(twoHooks(1, true));
+    await writeFile(entry, twoHooks(5, false));
+    const event = await recorder.nextReload(3_000);
+    expect(event.next.hooks).toEqual(["onRequest"]);
+    expect(denyCode(event.next)).toBe(5);
+    expect(watcher.current).toBe(event.next);
+    expect(probe.calls).toBe(2); // the doubtful load, then one from files that held still
+  });
+
+  it("waits for the caller's swap before loading again, and a refused version is not current", async () => {
+    const { entry, loaded, recorder, watcher } = await start(addonText("1"));
+    let release!: (swapped: boolean) => void;
+    recorder.swap = () => new Promise<boolean>((resolve) => (release = resolve));
+    await writeFile(entry, addonText("2"));
+    const first = await recorder.nextReload();
+    expect(watcher.current).toBe(first.next);
+    await writeFile(entry, addonText("3")); // arrives during the swap
+    await sleep(300);
+    expect(probe.calls).toBe(1); // nothing loads while the swap is pending
+    recorder.swap = undefined;
+    release(false); // refused (say, its onLoad threw)
+    const second = await recorder.nextReload();
+    expect(second.previous).toBe(loaded); // back to the running version
+    expect(second.next.version).toBe(2);
+    expect(denyCode(second.next)).toBe(3);
+    expect(watcher.current).toBe(second.next);
   });
 });
 
