@@ -286,6 +286,14 @@ export class SessionMachine {
       out.push({ type: "SendToClient", bytes: encodeUserPassStatus(accepted ? USERPASS_SUCCESS : USERPASS_FAILURE) });
       if (!accepted) return this.close("auth-failed", out, "credentials rejected");
     } else {
+      if (!accepted && this.offered.includes(METHOD.USERNAME_PASSWORD)) {
+        // No-auth was refused (an onAuth addon wants to know who the client is): as with `--auth`,
+        // select username/password when the client offered it, and decide again on the credentials.
+        out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.USERNAME_PASSWORD) });
+        this.phase = { name: "userpass" };
+        this.decode(out);
+        return;
+      }
       if (!accepted) {
         out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.NO_ACCEPTABLE_METHODS) });
         return this.close("auth-failed", out, "client rejected before method selection");
