@@ -3,11 +3,18 @@
  * bytes go to the data hook (direction "up") and nowhere else; the hook answers with
  * `inject("down", …)`, and ends the session with `{ close: true }` or `{ reset: true }`.
  * A client FIN is answered with a FIN once the hook has seen everything before it.
+ *
+ * Backpressure (DESIGN.md §8): the hook's injects are this session's download, and the client's
+ * requests are what drive it. So reading the client has one wait state with three reasons
+ * (tcp-relay.ts's bits): DRAIN (an inject found the client's socket buffer full; cleared by its
+ * `drain`), HOOK (the data hook has not answered yet) and CAPTURE (the observer's latest promise,
+ * for a request or an inject, has not settled). The client is read again only when none is left.
+ * A hook that injects without being asked (timers) paces itself with `writable("down")`.
  */
 import type { Socket } from "node:net";
 import type { Direction } from "../types.js";
 import type { CloseReason, DataVerdict } from "../ports.js";
-import type { RelayCounts, RelayHost } from "./tcp-relay.js";
+import { WAIT_CAPTURE, WAIT_DRAIN, WAIT_HOOK, type RelayCounts, type RelayHost, type WaitReason } from "./tcp-relay.js";
 import type { SocketReader } from "./socket-reader.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 import { callHook } from "./call-hook.js";
@@ -22,7 +29,12 @@ export class ServedRelay implements RelayCounts, IdleTracked {
   bytesDownReceived = 0;
   bytesDownSent = 0;
   private seq = 0;
-  private pending = 0;
+  /** Why the client is not read (WAIT_* bits); 0 = reading. */
+  private waiting = 0;
+  /** The observer's latest promise: only its settling clears CAPTURE. */
+  private capture: PromiseLike<void> | undefined;
+  /** Injectors waiting for the client to take more (see writable()). */
+  private writers: (() => void)[] | undefined;
   private clientEnded = false;
   private reason: CloseReason | undefined;
   private errno: string | undefined;
@@ -42,7 +54,9 @@ export class ServedRelay implements RelayCounts, IdleTracked {
       this.reason ??= err.code === "ECONNRESET" ? "client-reset" : "client-error";
       this.errno ??= err.code;
     });
+    client.on("drain", () => this.done(WAIT_DRAIN));
     client.on("close", () => {
+      this.wakeWriters();
       this.idle?.delete(this);
       this.host.relayEnded(this.reason ?? "completed", this.errno, this);
     });
@@ -55,7 +69,7 @@ export class ServedRelay implements RelayCounts, IdleTracked {
       this.clientEnded = true;
       this.finishIfDone();
     }
-    this.client.resume();
+    if (this.waiting === 0) this.client.resume();
   }
 
   inject(direction: Direction, data: Uint8Array): void {
@@ -64,8 +78,18 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     // The hook is this session's server: what it writes counts as received from the target too.
     this.bytesDownReceived += data.length;
     this.bytesDownSent += data.length;
-    this.client.write(data);
-    this.host.observer.chunk?.({ id: this.host.id, direction: "down", seq: this.seq++, at: this.host.now(), received: NOTHING_RECEIVED, sent: data, verdict: "inject" });
+    if (!this.client.write(data)) this.wait(WAIT_DRAIN);
+    this.captured(this.host.observer.chunk?.({ id: this.host.id, direction: "down", seq: this.seq++, at: this.host.now(), received: NOTHING_RECEIVED, sent: data, verdict: "inject" }));
+  }
+
+  /**
+   * undefined when injected bytes can go to the client now; else a promise that settles once
+   * neither the client's drain nor the capture holds the session (a pending hook does not count:
+   * the injector may be that hook), or the client has gone.
+   */
+  writable(direction: Direction): Promise<void> | undefined {
+    if (direction !== "down" || (this.waiting & (WAIT_DRAIN | WAIT_CAPTURE)) === 0 || this.client.destroyed) return undefined;
+    return new Promise<void>((resolve) => (this.writers ??= []).push(resolve));
   }
 
   close(mode: "graceful" | "reset", reason: CloseReason): void {
@@ -91,23 +115,19 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     this.active = true;
     this.bytesUpReceived += data.length;
     const seq = this.seq++;
-    let waiting = false;
-    waiting = callHook<DataVerdict>(
+    let pending = false;
+    pending = callHook<DataVerdict>(
       () => this.host.hooks.data({ id: this.host.id, direction: "up", seq, data }, this.host.handle),
       (err) => this.host.hookFailed("data", err),
       (verdict) => {
         this.apply(data, seq, verdict);
-        if (!waiting) return;
-        this.pending--;
-        if (!this.client.destroyed) this.client.resume();
+        if (!pending) return;
+        this.done(WAIT_HOOK);
         this.finishIfDone();
       },
     );
-    if (waiting) {
-      // One chunk at a time: reading waits for the hook (backpressure, ordered calls).
-      this.pending++;
-      this.client.pause();
-    }
+    // One chunk at a time: reading waits for the hook (backpressure, ordered calls).
+    if (pending) this.wait(WAIT_HOOK);
   }
 
   private apply(data: Buffer, seq: number, verdict: DataVerdict): void {
@@ -117,13 +137,44 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     if (observer.chunk !== undefined) {
       const changed =
         verdict === undefined ? {} : "replace" in verdict ? { sent: verdict.replace, verdict: "replace" as const } : { sent: EMPTY, verdict: "drop" in verdict ? ("drop" as const) : "close" in verdict ? ("close" as const) : ("reset" as const) };
-      void observer.chunk({ id: this.host.id, direction: "up", seq, at: this.host.now(), received: data, ...changed });
+      this.captured(observer.chunk({ id: this.host.id, direction: "up", seq, at: this.host.now(), received: data, ...changed }));
     }
     if (verdict === undefined || "replace" in verdict || "drop" in verdict) return;
     this.close("close" in verdict ? "graceful" : "reset", "closed-by-hook");
   }
 
+  /** The capture is behind: reading waits until its latest promise settles. */
+  private captured(capture: void | PromiseLike<void> | undefined): void {
+    if (capture === undefined) return;
+    this.capture = capture;
+    this.wait(WAIT_CAPTURE);
+    const settled = (): void => {
+      if (this.capture !== capture) return;
+      this.capture = undefined;
+      this.done(WAIT_CAPTURE);
+    };
+    capture.then(settled, settled);
+  }
+
+  private wait(reason: WaitReason): void {
+    if (this.waiting === 0) this.client.pause();
+    this.waiting |= reason;
+  }
+
+  private done(reason: WaitReason): void {
+    if ((this.waiting & reason) === 0) return;
+    this.waiting &= ~reason;
+    if ((this.waiting & (WAIT_DRAIN | WAIT_CAPTURE)) === 0) this.wakeWriters();
+    if (this.waiting === 0 && !this.client.destroyed) this.client.resume();
+  }
+
+  private wakeWriters(): void {
+    const writers = this.writers;
+    this.writers = undefined;
+    for (const resolve of writers ?? []) resolve();
+  }
+
   private finishIfDone(): void {
-    if (this.clientEnded && this.pending === 0 && !this.client.writableEnded) this.client.end();
+    if (this.clientEnded && (this.waiting & WAIT_HOOK) === 0 && !this.client.writableEnded) this.client.end();
   }
 }

@@ -1,8 +1,13 @@
 /**
  * Relays bytes between the client and the upstream after a successful handshake.
  *
- * - Backpressure: a direction stops reading while its destination's buffer is full (or an
- *   observer or hook is busy with a chunk); several reasons can hold it at once ("holds").
+ * - Backpressure: each direction has one wait state (DESIGN.md §8), a set of reasons, not a count:
+ *   DRAIN (a write toward its destination, relayed or injected, found the socket's buffer full;
+ *   cleared by that socket's `drain`, which means everything queued is out), HOOK (the data hook
+ *   has not answered its chunk yet) and CAPTURE (the observer's last promise for a chunk of this
+ *   direction has not settled). The direction's source is paused while any reason is set and
+ *   resumed when the last one clears; setting a reason twice is the same as once, so one `drain`
+ *   always frees what any number of full writes held. `writable()` lets an injector pace itself.
  * - Half-close: sockets are allowHalfOpen; a FIN is forwarded with end() and the other direction
  *   keeps flowing. The session ends when both sockets have closed.
  * - A reset (or socket error) on one side destroys the other, with a RST when it was a reset.
@@ -44,8 +49,15 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   bytesDownReceived = 0;
   bytesDownSent = 0;
   private seq = 0;
-  private upHolds = 0;
-  private downHolds = 0;
+  /** Why each direction is not reading (WAIT_* bits); 0 = reading. */
+  private upWait = 0;
+  private downWait = 0;
+  /** The observer's latest promise per direction: only its settling clears CAPTURE. */
+  private upCapture: PromiseLike<void> | undefined;
+  private downCapture: PromiseLike<void> | undefined;
+  /** Injectors waiting for a direction to be writable again (see writable()). */
+  private upWriters: (() => void)[] | undefined;
+  private downWriters: (() => void)[] | undefined;
   private openSockets = 2;
   private reason: CloseReason | undefined;
   private errno: string | undefined;
@@ -92,18 +104,32 @@ export class TcpRelay implements RelayCounts, IdleTracked {
       this.forward("up", early, this.upstream);
     }
     if (clientEnded) this.onClientEnd();
-    this.client.resume();
-    this.upstream.resume();
+    // Early bytes or injects before the start may already have made a direction wait.
+    if (this.upWait === 0) this.client.resume();
+    if (this.downWait === 0) this.upstream.resume();
   }
 
-  /** Writes bytes that no socket sent (a hook's inject). */
+  /** Writes bytes that no socket sent (a hook's inject); they make the direction wait like relayed ones. */
   inject(direction: Direction, data: Uint8Array): void {
     const dst = direction === "up" ? this.upstream : this.client;
     if (dst.writableEnded || dst.destroyed || data.length === 0) return;
     if (direction === "up") this.bytesUpSent += data.length;
     else this.bytesDownSent += data.length;
-    if (!dst.write(data)) this.hold(direction);
+    if (!dst.write(data)) this.wait(direction, WAIT_DRAIN);
     this.observe(direction, NOTHING_RECEIVED, this.seq++, data, "inject");
+  }
+
+  /**
+   * undefined when bytes injected toward `direction` can go now; else a promise that settles
+   * once neither the destination's drain nor the capture holds that direction (a pending data
+   * hook does not count: the injector may be that hook), or the session has ended.
+   */
+  writable(direction: Direction): Promise<void> | undefined {
+    if (((direction === "up" ? this.upWait : this.downWait) & (WAIT_DRAIN | WAIT_CAPTURE)) === 0 || this.openSockets < 2) return undefined;
+    return new Promise<void>((resolve) => {
+      if (direction === "up") (this.upWriters ??= []).push(resolve);
+      else (this.downWriters ??= []).push(resolve);
+    });
   }
 
   /** Ends both sides: FIN (graceful) or RST. */
@@ -151,7 +177,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     else this.bytesDownSent += view.length;
     const flowing = dst.write(view);
     if (dst.writableLength > 0) reader.retain();
-    if (!flowing) this.hold(direction);
+    if (!flowing) this.wait(direction, WAIT_DRAIN);
   }
 
   private forward(direction: Direction, chunk: Buffer, dst: Socket): void {
@@ -165,21 +191,27 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     if (dst.writableEnded || dst.destroyed) return;
     if (direction === "up") this.bytesUpSent += data.length;
     else this.bytesDownSent += data.length;
-    if (!dst.write(data)) this.hold(direction);
+    if (!dst.write(data)) this.wait(direction, WAIT_DRAIN);
   }
 
   private observe(direction: Direction, received: Buffer, seq: number, sent: Uint8Array | undefined, verdict?: ChunkVerdict): void {
     const observer = this.host.observer;
     if (observer.chunk === undefined) return;
     const fact: ChunkFact = { id: this.host.id, direction, seq, at: this.host.now(), received, ...(sent === undefined ? {} : { sent, verdict: verdict ?? "replace" }) };
-    const wait = observer.chunk(fact);
-    if (wait !== undefined) {
-      this.hold(direction);
-      wait.then(
-        () => this.release(direction),
-        () => this.release(direction),
-      );
-    }
+    const capture = observer.chunk(fact);
+    if (capture === undefined) return;
+    // The capture is behind: this direction waits until its latest promise settles (an older
+    // one settling says nothing about the newer facts).
+    if (direction === "up") this.upCapture = capture;
+    else this.downCapture = capture;
+    this.wait(direction, WAIT_CAPTURE);
+    const settled = (): void => {
+      if ((direction === "up" ? this.upCapture : this.downCapture) !== capture) return;
+      if (direction === "up") this.upCapture = undefined;
+      else this.downCapture = undefined;
+      this.done(direction, WAIT_CAPTURE);
+    };
+    capture.then(settled, settled);
   }
 
   /** The slow path: the chunk waits for the data hook's verdict; the direction stops reading meanwhile. */
@@ -190,10 +222,10 @@ export class TcpRelay implements RelayCounts, IdleTracked {
       (err) => this.host.hookFailed("data", err),
       (verdict) => {
         this.apply(direction, chunk, dst, seq, verdict);
-        if (pending) this.release(direction);
+        if (pending) this.done(direction, WAIT_HOOK);
       },
     );
-    if (pending) this.hold(direction);
+    if (pending) this.wait(direction, WAIT_HOOK);
   }
 
   private apply(direction: Direction, chunk: Buffer, dst: Socket, seq: number, verdict: DataVerdict): void {
@@ -215,28 +247,44 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     }
   }
 
-  private hold(direction: Direction): void {
+  /** Adds a reason for `direction` to wait; the first one pauses its source. */
+  private wait(direction: Direction, reason: WaitReason): void {
     if (direction === "up") {
-      if (this.upHolds++ === 0) this.client.pause();
-    } else if (this.downHolds++ === 0) {
-      this.upstream.pause();
+      if (this.upWait === 0) this.client.pause();
+      this.upWait |= reason;
+    } else {
+      if (this.downWait === 0) this.upstream.pause();
+      this.downWait |= reason;
     }
   }
 
-  private release(direction: Direction): void {
-    if (direction === "up") {
-      if (--this.upHolds === 0 && !this.client.destroyed) this.client.resume();
-    } else if (--this.downHolds === 0 && !this.upstream.destroyed) {
-      this.upstream.resume();
-    }
+  /** Clears a reason (if set); the last one resumes the source and wakes paced injectors. */
+  private done(direction: Direction, reason: WaitReason): void {
+    const before = direction === "up" ? this.upWait : this.downWait;
+    if ((before & reason) === 0) return;
+    const after = before & ~reason;
+    if (direction === "up") this.upWait = after;
+    else this.downWait = after;
+    if ((after & (WAIT_DRAIN | WAIT_CAPTURE)) === 0) this.wakeWriters(direction);
+    if (after !== 0) return;
+    const source = direction === "up" ? this.client : this.upstream;
+    if (!source.destroyed) source.resume();
+  }
+
+  private wakeWriters(direction: Direction): void {
+    const writers = direction === "up" ? this.upWriters : this.downWriters;
+    if (writers === undefined) return;
+    if (direction === "up") this.upWriters = undefined;
+    else this.downWriters = undefined;
+    for (const resolve of writers) resolve();
   }
 
   private readonly onUpstreamDrain = (): void => {
-    if (this.upHolds > 0) this.release("up");
+    this.done("up", WAIT_DRAIN);
   };
 
   private readonly onClientDrain = (): void => {
-    if (this.downHolds > 0) this.release("down");
+    this.done("down", WAIT_DRAIN);
   };
 
   private readonly onClientEnd = (): void => {
@@ -273,6 +321,10 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   }
 
   private readonly onSocketClose = (): void => {
+    // A closed side takes no more bytes and sends no drain: paced injectors stop waiting (what
+    // they write now is ignored).
+    this.wakeWriters("up");
+    this.wakeWriters("down");
     if (--this.openSockets > 0) {
       // One side is gone, so the other can neither send nor receive anything more: let it
       // flush what is queued for it, then close.
@@ -287,6 +339,12 @@ export class TcpRelay implements RelayCounts, IdleTracked {
 
 const EMPTY = new Uint8Array(0);
 const NOTHING_RECEIVED = Buffer.alloc(0);
+
+/** Reasons a direction is not reading (bits of its wait state). */
+export const WAIT_DRAIN = 1;
+export const WAIT_HOOK = 2;
+export const WAIT_CAPTURE = 4;
+export type WaitReason = typeof WAIT_DRAIN | typeof WAIT_HOOK | typeof WAIT_CAPTURE;
 
 /**
  * A read for a data hook, which may keep it: a read that filled most of its buffer is handed
