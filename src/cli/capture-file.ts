@@ -1,4 +1,5 @@
 /** What the capture-reading commands share: the default file, opening it, parsing --filter. */
+import { statSync } from "node:fs";
 import { CaptureError } from "../store/database.js";
 import { CaptureReader } from "../store/reader.js";
 import { FilterError, parseFilter, type Filter } from "../filter/index.js";
@@ -16,6 +17,25 @@ export function openReader(file: string | undefined): CaptureReader {
     if (err instanceof CaptureError) throw new CliError(err.message, 1);
     throw err;
   }
+}
+
+/**
+ * The loud warning `run` prints when the capture file it appends to can be read or written by
+ * others (mode & 0o077: group or world bits), or undefined. A capture holds every byte relayed
+ * (cookies, tokens, user names); files socksmith creates are 0600, so this is a file made or
+ * changed by hand. Not on Windows (no such mode bits) and not for a file that does not exist yet.
+ */
+export function sharedCaptureWarning(file: string): string | undefined {
+  if (process.platform === "win32") return undefined;
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch {
+    return undefined; // missing: it is created 0600; unreadable: opening it reports why
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const octal = (mode & 0o777).toString(8).padStart(4, "0");
+  return `WARNING: capture file ${file} is accessible to other users (mode ${octal}) and will hold every byte relayed; chmod 600 ${file}`;
 }
 
 /** A --filter value, parsed; a bad one is a usage error that points at the column. */
