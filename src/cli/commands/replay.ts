@@ -9,7 +9,7 @@ import type { ClientReplayResult, Via } from "../../replay/client-replay.js";
 import { notReplayable, replaySession } from "../../replay/replay-session.js";
 import { recordReplay } from "../../replay/record.js";
 import { CaptureError } from "../../store/database.js";
-import { DEFAULT_CAPTURE, clean, filterOption, openReader } from "../capture-file.js";
+import { DEFAULT_CAPTURE, captureProblem, clean, filterOption, openReader } from "../capture-file.js";
 import type { SessionRow } from "../../store/schema.js";
 import { CliError, usageError } from "../errors.js";
 import { parseDuration, parseListen } from "../options.js";
@@ -79,7 +79,7 @@ export function replayCommand(terminal: Terminal): Command {
               recordedAs = recordReplay(file, session, result, VERSION);
             } catch (err) {
               if (!(err instanceof CaptureError)) throw err;
-              notRecorded = err.message;
+              notRecorded = notRecordedReason(err);
             }
           }
           results.push({ ...result, ...(recordedAs === undefined ? {} : { recordedAs }), ...(notRecorded === undefined ? {} : { notRecorded }) });
@@ -117,6 +117,13 @@ function describe(r: ClientReplayResult & { recordedAs?: number; notRecorded?: s
   if (r.recordedAs !== undefined) lines.push(`  recorded as session #${r.recordedAs}`);
   if (r.notRecorded !== undefined) lines.push(clean(`  not recorded: ${r.notRecorded}`));
   return lines;
+}
+
+/** Why a replay could not be recorded, and what `replay` itself offers about it. */
+function notRecordedReason(err: CaptureError): string {
+  const problem = captureProblem(err);
+  // Another socksmith writes the file: a replay --via that proxy is captured by it instead.
+  return err.code === "EBUSY" ? `${problem}; stop it, replay --via it (it captures the replay), or use --no-record` : problem;
 }
 
 function plural(n: number, word: string): string {
