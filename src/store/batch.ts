@@ -115,6 +115,8 @@ export type Operation =
       readonly downSent: number;
       readonly captured: number;
       readonly truncated: boolean;
+      /** Datagram records left out so far (the capture was behind); absent = 0. */
+      readonly uncaptured?: number;
     }
   | {
       readonly op: "close";
@@ -129,6 +131,7 @@ export type Operation =
       readonly downSent: number;
       readonly captured: number;
       readonly truncated: boolean;
+      readonly uncaptured?: number;
     };
 
 export interface Batch {
@@ -149,7 +152,7 @@ export type WriterRequest =
 
 /** Worker → main thread. */
 export type WriterReply =
-  /** A batch is written; its arena comes back (transferred) to be filled again. */
-  | { readonly type: "ack"; readonly seq: number; readonly bytes: number; readonly arena?: ArrayBuffer }
+  /** A batch is written; its arena comes back (transferred) to be filled again. `ops`: how many it had. */
+  | { readonly type: "ack"; readonly seq: number; readonly bytes: number; readonly ops: number; readonly arena?: ArrayBuffer }
   | { readonly type: "failed"; readonly message: string; readonly code?: string }
   | { readonly type: "stopped" };

@@ -6,12 +6,13 @@
  * - Writers bring the schema to SCHEMA_VERSION in one transaction (each MIGRATIONS step in
  *   order). Readers upgrade an older file the same way first; a newer file is refused.
  * - One process writes a file at a time: `beginRun` refuses a file whose last run is still alive
- *   on this host. Sessions left `open` by runs that died are marked `interrupted`.
+ *   on this host. Sessions left `open` by runs that died are marked `interrupted`, closed at the
+ *   last time known for them (their last chunk or datagram, else when they opened).
  */
 import { closeSync, constants, existsSync, openSync } from "node:fs";
 import { hostname } from "node:os";
 import Database from "better-sqlite3";
-import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
+import { LAST_KNOWN_TIME, MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 
 /** Page size of new capture files. */
 export const PAGE_SIZE = 65536;
@@ -152,7 +153,7 @@ export function beginRun(db: Database.Database, file: string, info: RunInfo): Be
         )
         .get(run.id, run.id) as { t: number | null };
       interrupted += db
-        .prepare("UPDATE sessions SET status = 'interrupted', close_reason = 'interrupted' WHERE run_id = ? AND status = 'open'")
+        .prepare(`UPDATE sessions SET status = 'interrupted', close_reason = 'interrupted', closed_at = ${LAST_KNOWN_TIME} WHERE run_id = ? AND status = 'open'`)
         .run(run.id).changes;
       db.prepare("UPDATE runs SET ended_at = ? WHERE id = ?").run(last.t ?? info.now, run.id);
     }

@@ -6,9 +6,14 @@
  *   operation records; a worker thread (writer-worker.ts) does all SQLite work, one transaction
  *   per batch. A batch is sent at least every `flushIntervalMs` (100 ms), sooner when its arena
  *   fills up.
- * - Backpressure, not loss: when more than `highWaterBytes` of payload is sent but not yet
- *   written, `chunk()` returns a promise and the engine stops reading that direction until the
- *   writer has caught up to half of it. (UDP cannot be paused; datagrams are always recorded.)
+ * - Backpressure, not loss: when more than `highWaterBytes` is held (payload sent to the writer
+ *   but not yet written, plus what is being batched, plus an estimate of OP_BYTES per queued
+ *   operation), `chunk()` returns a promise and the engine stops reading that direction until the
+ *   writer has caught up to half of it.
+ * - UDP cannot be paused: while the capture is over `highWaterBytes`, a datagram's record is left
+ *   out (the datagram itself was relayed) and counted on its session (`uncaptured_datagrams`),
+ *   with one `capture` event per burst of such drops. So what the recorder holds stays within
+ *   `highWaterBytes` plus one read or datagram, whatever the traffic.
  * - `captureLimit` bounds the payload kept per session (received and sent bytes together); the
  *   byte counters stay exact and the session is marked truncated.
  * - A write failure (disk full, I/O error) stops capture, not the proxy: the recorder reports it
@@ -72,6 +77,10 @@ interface SessionState {
   downSent: number;
   captured: number;
   truncated: boolean;
+  /** Datagram records left out, in all and in the current burst (reported when it ends). */
+  uncaptured: number;
+  burst: number;
+  burstAt: number;
   dirty: boolean;
   /** Created at the first client bytes; "done" once it decided. */
   sniffer: ProtocolSniffer | "done" | undefined;
@@ -82,6 +91,8 @@ const ARENA_BYTES = 4 * 1024 * 1024;
 /** Arenas kept for reuse; more in flight than this are allocated and left to the GC. */
 const SPARE_ARENAS = 8;
 const MAX_OPS = 4096;
+/** What one queued operation is counted as against `highWaterBytes` (its object, roughly). */
+const OP_BYTES = 256;
 
 export class Recorder implements EngineObserver {
   /** The file's id for this run's sessions: `sessionBase + engine session id`. */
@@ -144,6 +155,17 @@ export class Recorder implements EngineObserver {
   /** Payload bytes seen so far (received, both directions, TCP and UDP): for throughput figures. */
   bytesSeen = 0;
 
+  /**
+   * What the capture holds now against `highWaterBytes`: sent to the writer and not yet written,
+   * plus the batch being filled (payload and OP_BYTES per operation). Tests check its bound.
+   */
+  get held(): number {
+    return this.inflight + this.used + this.ops.length * OP_BYTES;
+  }
+
+  /** The most `held` has been since the recorder started. */
+  maxHeld = 0;
+
   /** The capture's id of an engine session of this run. */
   sessionId(engineId: number): number {
     return this.sessionBase + engineId;
@@ -171,6 +193,9 @@ export class Recorder implements EngineObserver {
       downSent: 0,
       captured: 0,
       truncated: false,
+      uncaptured: 0,
+      burst: 0,
+      burstAt: 0,
       dirty: false,
       sniffer: undefined,
       tags: undefined,
@@ -273,6 +298,14 @@ export class Recorder implements EngineObserver {
     const state = this.live(f.id);
     if (state === undefined) return;
     this.bytesSeen += f.received.length;
+    if (this.held + f.received.length + (f.sent?.length ?? 0) + OP_BYTES > this.highWater) {
+      // Behind: the record is left out and counted; the datagram was relayed all the same.
+      if (state.burst++ === 0) state.burstAt = f.at;
+      state.uncaptured++;
+      this.touch(state);
+      return;
+    }
+    this.endBurst(state);
     const data = this.keep(state, f.received);
     const sent = f.sent === undefined ? null : this.keep(state, f.sent);
     this.ops.push({
@@ -296,7 +329,19 @@ export class Recorder implements EngineObserver {
       detail: f.detail ?? null,
     });
     this.touch(state);
+    this.maxHeld = Math.max(this.maxHeld, this.held);
     if (this.used >= ARENA_BYTES || this.ops.length >= MAX_OPS) this.flush();
+  }
+
+  /** One event per burst of left-out datagram records, once it is over (or the session ends). */
+  private endBurst(state: SessionState): void {
+    if (state.burst === 0) return;
+    const n = state.burst;
+    state.burst = 0;
+    this.event(state.sid, state.burstAt, "capture", {
+      code: "datagrams-not-captured",
+      message: `${n} datagram record${n === 1 ? " was" : "s were"} left out: the capture was behind (the datagrams themselves were relayed)`,
+    });
   }
 
   sessionClosed(f: SessionClosedFact): void {
@@ -304,6 +349,7 @@ export class Recorder implements EngineObserver {
     if (state === undefined) return;
     this.sessions.delete(f.id);
     this.dirty.delete(state);
+    this.endBurst(state);
     this.ops.push({
       op: "close",
       sid: state.sid,
@@ -317,6 +363,7 @@ export class Recorder implements EngineObserver {
       downSent: f.bytesDownSent,
       captured: state.captured,
       truncated: state.truncated,
+      uncaptured: state.uncaptured,
     });
   }
 
@@ -391,12 +438,13 @@ export class Recorder implements EngineObserver {
         downSent: state.downSent,
         captured: state.captured,
         truncated: state.truncated,
+        uncaptured: state.uncaptured,
       });
     }
     this.dirty.clear();
     if (this.ops.length === 0) return;
     const batch: Batch = { seq: ++this.batchSeq, ops: this.ops, bytes: this.used, ...(this.arena === undefined || this.used === 0 ? {} : { arena: this.arena.buffer as ArrayBuffer }) };
-    this.inflight += this.used;
+    this.inflight += this.used + this.ops.length * OP_BYTES;
     this.post({ type: "batch", batch }, batch.arena === undefined ? [] : [batch.arena]);
     this.ops = [];
     if (batch.arena !== undefined) this.arena = undefined;
@@ -469,8 +517,9 @@ export class Recorder implements EngineObserver {
 
   /** A promise while too much is unwritten (the engine pauses the direction until it settles). */
   private backpressure(): Promise<void> | undefined {
+    this.maxHeld = Math.max(this.maxHeld, this.held);
     if (this.used >= ARENA_BYTES || this.ops.length >= MAX_OPS) this.flush();
-    if (this.inflight + this.used <= this.highWater) return undefined;
+    if (this.held <= this.highWater) return undefined;
     this.flush();
     if (this.waiting === undefined) {
       let resolve!: () => void;
@@ -493,7 +542,7 @@ export class Recorder implements EngineObserver {
   private readonly onReply = (reply: WriterReply): void => {
     switch (reply.type) {
       case "ack":
-        this.inflight -= reply.bytes;
+        this.inflight -= reply.bytes + reply.ops * OP_BYTES;
         if (reply.arena !== undefined && reply.arena.byteLength === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(Buffer.from(reply.arena));
         if (this.inflight <= this.highWater / 2) this.release();
         return;

@@ -89,6 +89,12 @@ export interface SessionRow {
   readonly captured_bytes: number;
   /** 1 when `--capture-limit` cut the stored payload short. */
   readonly truncated: number;
+  /**
+   * UDP datagrams relayed (or dropped by the relay) whose record the capture left out because it
+   * was behind (its queue full): datagrams cannot be paused like TCP, so their records are
+   * dropped and counted instead (DESIGN.md §8). 0 for TCP sessions.
+   */
+  readonly uncaptured_datagrams: number;
   /** 'tls', 'http', 'ssh' or null: detected from the first client bytes. */
   readonly protocol: string | null;
   /** TLS server name (SNI) or HTTP Host. */
@@ -159,7 +165,11 @@ export type EventKind =
   | "tag"
   /** Something out of spec the engine tolerated or rejected (code, message). */
   | "anomaly"
-  /** Capture itself: truncation started, capture stopped after an error. */
+  /**
+   * Capture itself: truncation started (code 'truncated'), datagram records left out while the
+   * capture was behind (code 'datagrams-not-captured', one per burst, with the count), capture
+   * stopped after an error.
+   */
   | "capture";
 
 /** One row of `events`: things that happened to a session (or to the run, with session_id null). */
@@ -190,6 +200,17 @@ export interface RunRow {
   readonly listen: string;
   readonly socksmith_version: string;
 }
+
+/**
+ * SQL for the last time known of a session row (`sessions.*` in scope): its last chunk or
+ * datagram, request or reply, else when it opened. What an interrupted session's closed_at is.
+ */
+export const LAST_KNOWN_TIME = `max(
+  sessions.opened_at,
+  coalesce(sessions.requested_at, 0),
+  coalesce(sessions.replied_at, 0),
+  coalesce((SELECT max(at) FROM chunks WHERE session_id = sessions.id), 0),
+  coalesce((SELECT max(at) FROM datagrams WHERE session_id = sessions.id), 0))`;
 
 /** Each step takes the file from version `index` to `index + 1`. Never edit a shipped step. */
 export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
@@ -299,6 +320,13 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
         message TEXT NOT NULL
       );
       CREATE INDEX events_session ON events(session_id, id);
+    `);
+  },
+  // 1 → 2: datagram records the capture left out (issue 11); interrupted sessions get a closed_at.
+  (db) => {
+    db.exec(`
+      ALTER TABLE sessions ADD COLUMN uncaptured_datagrams INTEGER NOT NULL DEFAULT 0;
+      UPDATE sessions SET closed_at = ${LAST_KNOWN_TIME} WHERE status = 'interrupted' AND closed_at IS NULL;
     `);
   },
 ];

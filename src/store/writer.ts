@@ -69,11 +69,12 @@ export class CaptureWriter {
     this.links = db.prepare("UPDATE sessions SET replay_of = coalesce(?, replay_of), served_from = coalesce(?, served_from) WHERE id = ?");
     this.detected = db.prepare("UPDATE sessions SET protocol = ?, sni = ?, protocol_info = ? WHERE id = ?");
     this.progress = db.prepare(
-      "UPDATE sessions SET bytes_up_received = ?, bytes_up_sent = ?, bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ? WHERE id = ?",
+      `UPDATE sessions SET bytes_up_received = ?, bytes_up_sent = ?, bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ?,
+         uncaptured_datagrams = ? WHERE id = ?`,
     );
     this.close = db.prepare(
       `UPDATE sessions SET closed_at = ?, status = ?, close_reason = ?, close_errno = ?, bytes_up_received = ?, bytes_up_sent = ?,
-         bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ? WHERE id = ?`,
+         bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ?, uncaptured_datagrams = ? WHERE id = ?`,
     );
     this.applyAll = db.transaction((batch: Batch) => {
       const arena = batch.arena === undefined ? undefined : Buffer.from(batch.arena);
@@ -164,10 +165,10 @@ export class CaptureWriter {
         this.detected.run(op.protocol, op.sni, op.info, op.sid);
         return;
       case "progress":
-        this.progress.run(op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.sid);
+        this.progress.run(op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.uncaptured ?? 0, op.sid);
         return;
       case "close":
-        this.close.run(op.at, op.status, op.reason, op.errno, op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.sid);
+        this.close.run(op.at, op.status, op.reason, op.errno, op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.uncaptured ?? 0, op.sid);
         return;
       default: {
         const never: never = op;

@@ -139,4 +139,36 @@ describe("beginRun", () => {
     expect(db.prepare("SELECT ended_at FROM runs WHERE id = 1").get()).toEqual({ ended_at: 20 });
     db.close();
   });
+
+  it("gives interrupted sessions a closed_at: their last chunk or datagram, else when they opened", () => {
+    const file = fresh();
+    const db = openCapture(file);
+    db.prepare("INSERT INTO runs (id, started_at, pid, hostname, listen, socksmith_version) VALUES (1, 1, 2147483646, ?, '[]', 'x')").run(hostname());
+    const open = db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (?, 1, ?, ?, 'a', 1, 'b', 2, 'open')");
+    open.run(1, 1, 10);
+    open.run(2, 2, 20);
+    open.run(3, 3, 30);
+    db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size) VALUES (1, 0, 15, 'up', x'00', 1), (1, 1, 17, 'down', x'00', 1)").run();
+    db.prepare("INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, verdict) VALUES (2, 0, 25, 'up', 'a', 1, x'00', 1, 'relayed')").run();
+    beginRun(db, file, run);
+    expect(db.prepare("SELECT id, status, closed_at FROM sessions ORDER BY id").all()).toEqual([
+      { id: 1, status: "interrupted", closed_at: 17 },
+      { id: 2, status: "interrupted", closed_at: 25 },
+      { id: 3, status: "interrupted", closed_at: 30 },
+    ]);
+    db.close();
+  });
+
+  it("a file from schema 1 gets closed_at for the sessions it already marked interrupted, and the uncaptured count column", () => {
+    const file = fresh();
+    const db = new Database(file);
+    MIGRATIONS[0]!(db);
+    db.pragma("user_version = 1");
+    seed(db);
+    db.prepare("UPDATE sessions SET status = 'interrupted', closed_at = NULL").run();
+    db.close();
+    const upgraded = openCapture(file);
+    expect(upgraded.prepare("SELECT status, closed_at, uncaptured_datagrams FROM sessions").get()).toEqual({ status: "interrupted", closed_at: 3, uncaptured_datagrams: 0 });
+    upgraded.close();
+  });
 });

@@ -338,6 +338,44 @@ describe("Recorder: UDP datagrams", () => {
   });
 });
 
+describe("Recorder: UDP when the capture is behind", () => {
+  it("leaves datagram records out and counts them on the session (one event per burst): what it holds stays bounded", async () => {
+    const file = join(root, `c${++counter}.db`);
+    const highWaterBytes = 64 * 1024;
+    const recorder = new Recorder(file, { highWaterBytes });
+    cleanups.push(() => recorder.close());
+    const from = { host: "127.0.0.1", port: 5353 };
+    const peer = { type: "ipv4" as const, host: "127.0.0.1", port: 53 };
+    let seq = 0;
+    /** A burst of 1 KiB datagrams, reported at once: the writer cannot catch up in between. */
+    const burst = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        recorder.datagram({ id: 1, direction: "up", seq: seq++, at: 1000 + seq, peer, from, received: Buffer.alloc(1024, i), to: { host: "127.0.0.1", port: 53 }, verdict: "relayed" });
+      }
+    };
+    recorder.sessionOpened({ id: 1, at: 1000, client: { host: "127.0.0.1", port: 40000 }, local: { host: "127.0.0.1", port: 1080 } });
+    burst(1000);
+    // Before: every record was queued (about 1.2 MiB held for a 64 KiB capture budget).
+    expect(recorder.held).toBeLessThanOrEqual(highWaterBytes);
+    expect(recorder.maxHeld).toBeLessThanOrEqual(highWaterBytes);
+    for (let i = 0; i < 200 && recorder.held > 0; i++) await sleep(10);
+    burst(1000);
+    recorder.sessionClosed({ id: 1, at: 5000, reason: "completed", bytesUpReceived: 2_048_000, bytesUpSent: 2_048_000, bytesDownReceived: 0, bytesDownSent: 0 });
+    await recorder.close();
+    const reader = new CaptureReader(file);
+    cleanups.push(() => reader.close());
+    const stored = [...reader.datagrams(1)].length;
+    const session = reader.session(1)!;
+    expect(stored).toBeGreaterThan(0);
+    expect(session.uncaptured_datagrams).toBeGreaterThan(1000);
+    expect(stored + session.uncaptured_datagrams).toBe(2000);
+    const events = reader.events(1).filter((e) => e.code === "datagrams-not-captured");
+    expect(events).toHaveLength(2);
+    const counted = events.map((e) => Number(/^(\d+) datagram records were left out/.exec(e.message)?.[1]));
+    expect(counted[0]! + counted[1]!).toBe(session.uncaptured_datagrams);
+  });
+});
+
 describe("Recorder: failures and durability", () => {
   it("a write error stops capture once, loudly, and the proxy goes on relaying", async () => {
     const target = await startEchoServer();
