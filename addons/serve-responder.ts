@@ -20,8 +20,11 @@ export default {
   },
   onData(chunk, ctx) {
     if (chunk.direction !== "up" || ctx.session.tags["served"] !== "yes") return undefined;
-    // Answer the first request that has arrived whole, then close like an HTTP/1.0 server.
-    if (!Buffer.from(chunk.data).includes("\r\n\r\n")) return undefined;
+    // Answer the first request once its head has arrived whole (however it was cut into reads),
+    // then close like an HTTP/1.0 server.
+    let complete = false;
+    ctx.messages(chunk, { delimiter: "\r\n\r\n" }, () => void (complete = true));
+    if (!complete) return undefined;
     const body = Buffer.from(String(ctx.options.body));
     ctx.inject("down", `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`);
     ctx.inject("down", body);

@@ -76,6 +76,32 @@ describe("addons/ recipes", () => {
     expect((await c.read(expected.length)).toString()).toBe(expected);
   });
 
+  it("rewrite-header rewrites a head split across two writes 30 ms apart, every request of a keep-alive connection, and leaves bodies alone", async () => {
+    const target = await echo();
+    const { port, recorder } = await proxyWith("rewrite-header", { name: "User-Agent", value: "rewritten" });
+    const c = await openTunnel(port, target.port);
+    const body = "User-Agent: curl/8\r\n\r\n";
+    const first = `POST /a HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const second = "GET /b HTTP/1.1\r\nHost: x\r\nuser-agent: curl/8\r\n\r\n";
+    // Cut inside the header name, then the rest with the body and the next request.
+    c.write(Buffer.from(first.slice(0, 38)));
+    await sleep(30);
+    c.write(Buffer.from(first.slice(38) + second));
+    const expected = first.replace("User-Agent: curl/8\r\nContent", "User-Agent: rewritten\r\nContent") + second.replace("user-agent: curl/8", "user-agent: rewritten");
+    expect((await c.read(expected.length)).toString()).toBe(expected);
+    // A chunked body that looks like a header is left alone too.
+    const chunked = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nUser-Agent: a\r\n\r\n" + `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const third = "GET /d HTTP/1.1\r\nUser-Agent: b\r\n\r\n";
+    for (const part of [chunked.slice(0, 70), chunked.slice(70), third]) {
+      c.write(Buffer.from(part));
+      await sleep(10);
+    }
+    const expected2 = chunked.replace("User-Agent: a", "User-Agent: rewritten") + third.replace("User-Agent: b", "User-Agent: rewritten");
+    expect((await c.read(expected2.length)).toString()).toBe(expected2);
+    c.destroy();
+    expect(recorder.of("anomaly")).toEqual([]);
+  });
+
   it("allow-users lets listed users in, whatever the password, and refuses the rest", async () => {
     const target = await echo();
     const { port } = await proxyWith("allow-users", { users: "alice,bob" });
@@ -213,6 +239,18 @@ describe("addons/serve-responder", () => {
     const closed = await recorder.lastClosed();
     expect(closed).toMatchObject({ reason: "closed-by-hook", bytesDownSent: expect.any(Number) });
     expect(closed.bytesDownSent).toBeGreaterThan(7);
+  });
+
+  it("answers a request head that arrives in pieces (the blank line split across two writes)", async () => {
+    const { port } = await proxyWith("serve-responder", { host: "api.mock.test", body: "mocked!" });
+    const c = await RawClient.connect(port);
+    c.write(domainConnect("api.mock.test", 80));
+    await c.read(2);
+    expect((await c.read(10))[1]).toBe(0);
+    c.write(Buffer.from("GET / HTTP/1.1\r\nHost: api.mock.test\r\n\r"));
+    await sleep(30);
+    c.write(Buffer.from("\n"));
+    expect((await c.readToEnd()).toString()).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nmocked!$/);
   });
 
   it("other hosts are still dialled normally", async () => {
