@@ -300,6 +300,8 @@ export type DatagramDropReason =
   | "too-large"
   /** More distinct destinations than the association allows. */
   | "peer-limit"
+  /** Too many datagrams (or bytes) of the association already wait for a hook or a name lookup. */
+  | "backlog"
   /** A hook dropped it. */
   | "hook"
   /** The send failed (errno in `detail`). */

@@ -12,6 +12,9 @@
  * - Replies are wrapped with the remote's address. Replies from hosts the client never sent to
  *   are dropped unless `allowUnsolicited` (address-dependent filtering).
  * - Anything that cannot be relayed is dropped and reported with a reason; the association goes on.
+ * - Memory is bounded per association (DESIGN.md §8): datagrams waiting for an async hook or a
+ *   name lookup are at most MAX_WAITING (count) and MAX_WAITING_BYTES; beyond, a datagram is
+ *   dropped as "backlog" (UDP cannot be paused). Concurrent lookups of one name share one query.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { lookup } from "node:dns";
@@ -53,6 +56,10 @@ function literalLookup(address: string, _options: unknown, callback: (err: null,
   callback(null, address, isIP(address));
 }
 
+/** Datagrams (and their bytes) of one association that may wait for a hook or a lookup at once. */
+export const MAX_WAITING = 256;
+export const MAX_WAITING_BYTES = 1024 * 1024;
+
 /** How long a resolved name is reused, and a failure remembered. */
 const DNS_TTL_MS = 60_000;
 const DNS_NEGATIVE_TTL_MS = 5_000;
@@ -70,6 +77,11 @@ export class UdpAssociation {
   private seq = 0;
   private readonly peers = new Set<string>();
   private readonly names = new Map<string, { address: string | undefined; expires: number }>();
+  /** Lookups under way, with the datagrams waiting for each. */
+  private readonly resolving = new Map<string, ((ip: string | undefined, errno?: string) => void)[]>();
+  /** Datagrams waiting for a hook's verdict or a lookup, and their bytes (see MAX_WAITING). */
+  waiting = 0;
+  waitingBytes = 0;
   private readonly withHooks: boolean;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActivity = 0;
@@ -158,6 +170,7 @@ export class UdpAssociation {
     const { frag, address, data } = decoded.value;
     if (frag !== 0) return this.drop("up", seq, from, data, "fragmented", `FRAG = ${frag}`, address);
     if (!this.withHooks) return this.sendUp(seq, from, address, data, undefined, address);
+    if (this.backlogged(data.length)) return this.drop("up", seq, from, data, "backlog", this.backlogDetail(), address);
     this.askHook({ id: this.host.id, direction: "up", seq, peer: address, data }, (verdict) => {
       if (verdict === undefined) return this.sendUp(seq, from, address, data, undefined, address);
       if ("drop" in verdict) return this.drop("up", seq, from, data, "hook", "dropped by a hook", address);
@@ -194,22 +207,48 @@ export class UdpAssociation {
       this.report({ direction: "up", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to: { host: ip, port: target.port }, verdict: "relayed" });
     };
     if (target.type !== "domain" || isIP(target.host) !== 0) return send(normalizeHost(target.host));
-    this.resolve(target.host, (ip, errno) => {
+    const cached = this.names.get(target.host);
+    if ((cached === undefined || cached.expires <= Date.now()) && this.backlogged(payload.length)) {
+      return this.drop("up", seq, from, received, "backlog", this.backlogDetail(), peer);
+    }
+    this.resolve(target.host, payload.length, (ip, errno) => {
       if (ip === undefined) return this.drop("up", seq, from, received, "dns-failed", `lookup ${target.host}: ${errno}`, peer);
       send(ip);
     });
   }
 
-  private resolve(name: string, callback: (ip: string | undefined, errno?: string) => void): void {
+  /** Calls back with the name's address (cached, or after one lookup shared by every datagram waiting for it). */
+  private resolve(name: string, bytes: number, callback: (ip: string | undefined, errno?: string) => void): void {
     const now = Date.now();
     const cached = this.names.get(name);
     if (cached !== undefined && cached.expires > now) return callback(cached.address, "ENOTFOUND (cached)");
+    this.waiting++;
+    this.waitingBytes += bytes;
+    const waiter = (ip: string | undefined, errno?: string): void => {
+      this.waiting--;
+      this.waitingBytes -= bytes;
+      callback(ip, errno);
+    };
+    const queued = this.resolving.get(name);
+    if (queued !== undefined) return void queued.push(waiter);
+    this.resolving.set(name, [waiter]);
     lookup(name, (err, address) => {
       const usable = err || address === "0.0.0.0" || address === "::" ? undefined : normalizeHost(address);
       this.names.set(name, { address: usable, expires: Date.now() + (usable === undefined ? DNS_NEGATIVE_TTL_MS : DNS_TTL_MS) });
       if (this.names.size > 1024) this.names.delete(this.names.keys().next().value!);
-      callback(usable, err?.code ?? (usable === undefined ? "ENOTFOUND" : undefined));
+      const waiters = this.resolving.get(name) ?? [];
+      this.resolving.delete(name);
+      for (const w of waiters) w(usable, err?.code ?? (usable === undefined ? "ENOTFOUND" : undefined));
     });
+  }
+
+  /** Whether one more datagram of `bytes` would be more than may wait at once. */
+  private backlogged(bytes: number): boolean {
+    return this.waiting >= MAX_WAITING || this.waitingBytes + bytes > MAX_WAITING_BYTES;
+  }
+
+  private backlogDetail(): string {
+    return `${this.waiting} datagrams (${this.waitingBytes} bytes) already wait for a hook or a lookup`;
   }
 
   private outbound(family: 4 | 6): UdpSocket {
@@ -235,6 +274,7 @@ export class UdpAssociation {
       return this.drop("down", seq, from, msg, "unsolicited", `${from.host} was never sent to`, peer);
     }
     if (!this.withHooks) return this.sendDown(seq, from, peer, msg, undefined);
+    if (this.backlogged(msg.length)) return this.drop("down", seq, from, msg, "backlog", this.backlogDetail(), peer);
     this.askHook({ id: this.host.id, direction: "down", seq, peer, data: msg }, (verdict) => {
       if (verdict === undefined || "redirect" in verdict) return this.sendDown(seq, from, peer, msg, undefined);
       if ("drop" in verdict) return this.drop("down", seq, from, msg, "hook", "dropped by a hook", peer);
@@ -272,13 +312,25 @@ export class UdpAssociation {
   // --- shared ----------------------------------------------------------------------------------
 
   private askHook(info: Parameters<HookRunner["datagram"]>[0], then: (verdict: DatagramVerdict) => void): void {
-    callHook<DatagramVerdict>(
+    const bytes = info.data.length;
+    let pending = false;
+    pending = callHook<DatagramVerdict>(
       () => this.host.hooks.datagram(info, this.host.handle),
       (err) => this.host.hookFailed("datagram", err),
       (verdict) => {
+        // Only an async verdict was counted as waiting (a sync one runs before `pending` is set).
+        if (pending) {
+          this.waiting--;
+          this.waitingBytes -= bytes;
+        }
         if (!this.closed) then(verdict);
       },
     );
+    // An async verdict: the datagram waits (counted against MAX_WAITING) until it comes.
+    if (pending) {
+      this.waiting++;
+      this.waitingBytes += bytes;
+    }
   }
 
   private drop(direction: "up" | "down", seq: number, from: Endpoint, received: Buffer, reason: DatagramDropReason, detail: string, peer?: SocksAddress): void {

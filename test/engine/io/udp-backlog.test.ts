@@ -1,0 +1,65 @@
+/**
+ * Memory per UDP association is bounded (DESIGN.md §8): datagrams waiting for an async
+ * onDatagram verdict are at most MAX_WAITING; beyond, they are dropped and reported as "backlog",
+ * and the association goes on once the hook answers.
+ */
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { describe, expect, it } from "vitest";
+import { allowAllHooks, type DatagramVerdict, type HookRunner } from "../../../src/engine/index.js";
+import { encodeUdpDatagram } from "../../../src/engine/codec/udp.js";
+import { RawClient, sleep, useTestProxies } from "../../support/net.js";
+
+const { cleanups, proxy } = useTestProxies();
+
+/** udp-association.ts's MAX_WAITING (100-byte datagrams stay far below MAX_WAITING_BYTES). */
+const MAX_WAITING = 256;
+
+function udpSocket(): Promise<UdpSocket> {
+  const socket = createSocket("udp4");
+  cleanups.push(() => socket.close());
+  return new Promise((resolve) => socket.bind(0, "127.0.0.1", () => resolve(socket)));
+}
+
+describe("UDP association backlog", () => {
+  it("an onDatagram hook that does not answer holds at most MAX_WAITING datagrams; the rest are dropped as backlog", async () => {
+    const echo = await udpSocket();
+    echo.on("message", (msg, rinfo) => echo.send(msg, rinfo.port, rinfo.address));
+    const client = await udpSocket();
+    const answers: Array<() => void> = [];
+    const hooks: HookRunner = {
+      ...allowAllHooks,
+      wantsDatagrams: () => true,
+      datagram: (d) => (d.direction === "up" ? new Promise<DatagramVerdict>((resolve) => answers.push(() => resolve(undefined))) : undefined),
+    };
+    const p = await proxy({ hooks });
+    const dropped: string[] = [];
+    p.observer.datagram = (f) => {
+      if (f.verdict === "dropped") dropped.push(f.reason);
+    };
+    const tcp = await RawClient.connect(p.port);
+    cleanups.push(() => tcp.destroy());
+    tcp.write("050100 050300 01 7f000001 " + client.address().port.toString(16).padStart(4, "0"));
+    await tcp.read(2);
+    const reply = await tcp.read(10);
+    const relayPort = reply.readUInt16BE(8);
+    const total = 600;
+    for (let i = 0; i < total; i++) {
+      client.send(encodeUdpDatagram("127.0.0.1", echo.address().port, Buffer.alloc(100, i)), relayPort, "127.0.0.1");
+      if (i % 50 === 49) await sleep(5);
+    }
+    for (let i = 0; i < 100 && answers.length + dropped.length < total; i++) await sleep(10);
+    // Before: every datagram waited for the hook, none was dropped.
+    expect(answers.length).toBe(MAX_WAITING);
+    expect(dropped).toEqual(Array(total - MAX_WAITING).fill("backlog"));
+    let echoed = 0;
+    client.on("message", () => echoed++);
+    for (const answer of answers.splice(0)) answer();
+    for (let i = 0; i < 100 && echoed < MAX_WAITING; i++) await sleep(10);
+    expect(echoed).toBe(MAX_WAITING);
+    // The association goes on: a new datagram waits for the hook again.
+    client.send(encodeUdpDatagram("127.0.0.1", echo.address().port, Buffer.from("again")), relayPort, "127.0.0.1");
+    for (let i = 0; i < 100 && answers.length === 0; i++) await sleep(10);
+    expect(answers).toHaveLength(1);
+    answers[0]!();
+  });
+});
