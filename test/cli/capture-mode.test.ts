@@ -23,7 +23,8 @@ describe("sharedCaptureWarning", () => {
   it.each([0o644, 0o640, 0o604, 0o660, 0o666, 0o602, 0o620, 0o601])("warns for mode %o, naming the mode and the fix", (mode) => {
     const file = fileWithMode(`shared-${mode.toString(8)}.db`, mode);
     const warning = sharedCaptureWarning(file);
-    expect(warning).toBe(`WARNING: capture file ${file} is accessible to other users (mode ${mode.toString(8).padStart(4, "0")}) and will hold every byte relayed; chmod 600 ${file}`);
+    const octal = mode.toString(8).padStart(4, "0");
+    expect(warning).toBe(`WARNING: capture file ${file} is accessible to other users (mode ${octal}) and will hold every byte relayed; chmod 600 ${file}`);
   });
 
   it.each([0o600, 0o400, 0o700])("is quiet for mode %o", (mode) => {
