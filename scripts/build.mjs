@@ -1,4 +1,5 @@
-// Builds the CLI (dist/cli.js loading dist/socksmith.js) and the capture writer's worker (dist/capture-worker.js).
+// Builds the CLI (dist/cli.js loading dist/socksmith.js) and its workers: the capture writer
+// (dist/capture-worker.js) and the watchdog (dist/watchdog-worker.js).
 // Dependencies stay external: node_modules is resolved at run time.
 import { chmodSync, rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
@@ -19,6 +20,7 @@ await Promise.all([
   // Split, so that the TUI (Ink: about half a second to import) loads only when it is opened.
   build({ ...common, entryPoints: { socksmith: "src/cli/main.ts" }, outdir: "dist", splitting: true, chunkNames: "chunk-[hash]" }),
   build({ ...common, entryPoints: ["src/store/writer-worker.ts"], outfile: "dist/capture-worker.js" }),
+  build({ ...common, entryPoints: ["src/cli/watchdog-worker.ts"], outfile: "dist/watchdog-worker.js" }),
 ]);
 // The binary sets NODE_ENV before anything loads: React (under Ink) reads it when it is first
 // imported, and its development build renders several times slower. Static imports would run

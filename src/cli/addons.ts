@@ -3,7 +3,7 @@
  * watches the files and swaps in new versions as they are saved, and reports what addons do.
  */
 import { basename, extname } from "node:path";
-import { Dispatcher, type HookFailure } from "../hooks/dispatcher.js";
+import { Dispatcher, type AddonInstance, type HookActivity, type HookFailure } from "../hooks/dispatcher.js";
 import { AddonError, addonLocation, loadAddon, type LoadedAddon } from "../hooks/loader.js";
 import { AddonWatcher } from "../hooks/watcher.js";
 import { CliError, usageError } from "./errors.js";
@@ -25,6 +25,14 @@ export interface AddonLog {
 export interface RunningAddons {
   readonly dispatcher: Dispatcher;
   close(): Promise<void>;
+}
+
+/** What else watches the addons (the watchdog, see proxy.ts). */
+export interface AddonObservers {
+  /** Told around every synchronous hook call (`DispatcherOptions.activity`). */
+  readonly activity?: HookActivity;
+  /** The addons in hook order: once started, and after every swap. */
+  changed?(addons: readonly AddonInstance[]): void;
 }
 
 /** `--set ADDON.OPTION=VALUE` values, by addon, then option. */
@@ -56,7 +64,13 @@ export function describeAddonError(error: AddonError): string {
  * Loads the addons, in `-s` order. A file that fails to load stops the start (exit 1) with its
  * file:line:column; `--set` for an addon that is not loaded is a usage error (exit 2).
  */
-export async function startAddons(files: readonly string[], settings: AddonSettings, hookTimeoutMs: number, log: AddonLog): Promise<RunningAddons> {
+export async function startAddons(
+  files: readonly string[],
+  settings: AddonSettings,
+  hookTimeoutMs: number,
+  log: AddonLog,
+  observers: AddonObservers = {},
+): Promise<RunningAddons> {
   const loaded: LoadedAddon[] = [];
   const settingsFor = (addon: LoadedAddon | string): Readonly<Record<string, string>> | undefined =>
     typeof addon === "string" ? settings.get(fileStem(addon)) : (settings.get(addon.name) ?? settings.get(fileStem(addon.file)));
@@ -80,6 +94,7 @@ export async function startAddons(files: readonly string[], settings: AddonSetti
   const shown = (id: number): number => log.displayId?.(id) ?? id;
   const dispatcher = new Dispatcher(loaded, {
     hookTimeoutMs,
+    ...(observers.activity === undefined ? {} : { activity: observers.activity }),
     locate: addonLocation,
     events: {
       hookFailed: (f: HookFailure) => {
@@ -100,6 +115,7 @@ export async function startAddons(files: readonly string[], settings: AddonSetti
       },
     },
   });
+  observers.changed?.(dispatcher.loaded);
   await dispatcher.start();
   for (const addon of loaded) log.info(`addon ${addon.name} loaded from ${addon.file}: ${addon.hooks.join(", ") || "no hooks"}`);
 
@@ -110,6 +126,7 @@ export async function startAddons(files: readonly string[], settings: AddonSetti
         // last save wins, each version's onDispose runs once) and a refused version is not current.
         reloaded: async (next) => {
           const swapped = await dispatcher.replace(index, next);
+          if (swapped) observers.changed?.(dispatcher.loaded);
           if (swapped) log.info(`addon ${next.name} reloaded (version ${next.version}): ${next.hooks.join(", ") || "no hooks"}`);
           else log.error(`addon ${next.name}: version ${next.version} failed in onLoad; keeping the running version`);
           return swapped;

@@ -25,6 +25,11 @@ import { formatFilter, type Filter } from "../filter/index.js";
 import type { CaptureReader } from "../store/reader.js";
 import { Recordings } from "../replay/recordings.js";
 import { ServerReplay } from "../replay/server-replay.js";
+import { hookLocation } from "../hooks/loader.js";
+import type { AddonInstance } from "../hooks/dispatcher.js";
+import type { HookName } from "../hooks/api.js";
+import { startWatchdog, type WatchedAddon } from "./watchdog.js";
+import { HOOK_CODES } from "./watchdog-shared.js";
 
 export interface RunOptions {
   listen: Endpoint[];
@@ -56,6 +61,12 @@ export interface RunOptions {
   replayReuse: boolean;
   /** Only sessions this filter matches answer (server replay). */
   replayFilter: Filter | undefined;
+  /**
+   * With addons, the watchdog ends the process once a hook has blocked the event loop this long
+   * (`--max-block`); undefined or 0 = never (blocks are still reported, and SIGINT/SIGTERM still
+   * stop the process).
+   */
+  maxBlockMs?: number | undefined;
 }
 
 /** Where the command writes: stdout for the session log, stderr for notices. */
@@ -122,6 +133,12 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
   }
   const sessionLog = options.quiet ? undefined : new SessionLog(options.logFormat, terminal.out, recorder === undefined ? undefined : (id) => recorder.sessionId(id));
   let addons: RunningAddons | undefined;
+  // Addon hooks run on this thread: one that never returns must not make the proxy unkillable.
+  const watchdog =
+    options.addons.length > 0
+      ? startWatchdog({ format: options.logFormat, exitAfterMs: options.maxBlockMs ?? 0, log: (level, message, fields) => logger.log(level, message, fields) })
+      : undefined;
+  if (recorder !== undefined) watchdog?.sessionBase(recorder.sessionId(0));
   if (options.addons.length > 0) {
     try {
       addons = await startAddons(options.addons, options.settings, options.hookTimeoutMs, {
@@ -134,8 +151,9 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
         hookFailed: (f) => recorder?.hookFailed({ ...f, code: f.kind }),
         displayId: (id) => recorder?.sessionId(id) ?? id,
         logged: (session, addon, message) => recorder?.addonLogged({ ...(session === undefined ? {} : { session }), addon, message }),
-      });
+      }, watchdog === undefined ? {} : { activity: watchdog.activity, changed: (loaded) => watchdog.addons(loaded.map(watched)) });
     } catch (err) {
+      await watchdog?.stop();
       await recorder?.close();
       throw err;
     }
@@ -146,6 +164,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       serverReplay = startServerReplay(options, { addons, recorder, logger, terminal });
     } catch (err) {
       await addons?.close();
+      await watchdog?.stop();
       await recorder?.close();
       throw err;
     }
@@ -177,6 +196,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     bound = await engine.start();
   } catch (err) {
     await addons?.close();
+    await watchdog?.stop();
     await recorder?.close();
     serverReplay?.reader.close();
     if (err instanceof ListenError) throw new CliError(err.message, 1);
@@ -201,7 +221,8 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     },
     stop: async (graceMs) => {
       await engine.stop(graceMs);
-      await addons?.close();
+      await addons?.close(); // onDispose hooks: still watched
+      await watchdog?.stop();
       await recorder?.close();
       serverReplay?.reader.close();
     },
@@ -217,6 +238,16 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       return recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing"));
     },
   };
+}
+
+/** An addon as the watchdog names it: name, file, and where each of its hooks is written. */
+function watched(instance: AddonInstance): WatchedAddon {
+  const hooks: Partial<Record<HookName, string>> = {};
+  for (const hook of HOOK_CODES) {
+    const where = typeof instance.addon[hook] === "function" ? hookLocation(instance.addon, hook) : undefined;
+    if (where !== undefined) hooks[hook] = where;
+  }
+  return { name: instance.name, file: instance.file, hooks };
 }
 
 /** `--server-replay FILE`: the recordings, and the hook runner that answers from them. */

@@ -99,8 +99,10 @@ function request(host = "example.com"): RequestInfo {
   return { command: "connect", host, port: 80, addressType: "domain", version: 5, client: { host: "127.0.0.1", port: 1 } };
 }
 
+/** Enough of a context for the addons here (they use only `options`). */
 function context(options: Record<string, unknown> = {}): HookContext {
-  return { session: { id: 1, client: { host: "127.0.0.1", port: 1 }, tags: {} }, tag: () => {}, log: () => {}, inject: () => {}, injectDatagram: () => {}, options, replayed: false };
+  const session = { id: 1, client: { host: "127.0.0.1", port: 1 }, tags: {} };
+  return { session, tag: () => {}, log: () => {}, inject: () => {}, injectDatagram: () => {}, options, replayed: false } as unknown as HookContext;
 }
 
 /** The reply code the addon's onRequest denies with: how each version identifies itself. */
