@@ -101,7 +101,49 @@ export interface HookContext<Options = Record<string, unknown>> {
   readonly options: Readonly<Options>;
   /** True when the session is a replay of a captured one (`session.replay` says which kind). */
   readonly replayed: boolean;
+  /**
+   * Message-level rewriting in `onData`, exact however the bytes were cut into reads: buffers
+   * this direction until a message is complete (see `Framing`), hands each complete message to
+   * `edit`, and returns the verdict to return from `onData`: `{ replace }` with the edited
+   * messages (empty while one is incomplete), or `undefined` when the chunk goes on as it came.
+   * `edit` answers synchronously (`MessageEdit`); a message it is given may be kept. State is per
+   * session, addon and direction, made on first call; bytes of a message still incomplete when
+   * its direction ends are not sent.
+   *
+   *   onData: (chunk, ctx) => ctx.messages(chunk, { delimiter: "\r\n\r\n" }, (head) =>
+   *     Buffer.from(head.toString("latin1").replace(/^User-Agent:.*$/im, "User-Agent: socksmith"), "latin1")),
+   */
+  messages(chunk: DataChunk, framing: Framing | (() => Framing), edit: (message: Buffer) => MessageEdit): DataVerdict | undefined;
 }
+
+/**
+ * How `ctx.messages` cuts a direction into messages (a function returning one is asked before
+ * each message, so it may depend on what earlier edits saw):
+ * - `delimiter`: a message ends with this byte sequence, included (HTTP/1 headers: "\r\n\r\n").
+ *   A string is UTF-8.
+ * - `length`: every message is this many bytes.
+ * - `measure`: given the buffered bytes from the start of the next message, returns its length
+ *   once they tell it (it may be more than it was given), or undefined to wait for more. It must
+ *   answer the same for any longer input.
+ * `max` (default 65,536) bounds the bytes of one message held: a longer message of known length
+ * passes unedited without being held; a delimited one passes unedited up to its delimiter; a
+ * `measure` that cannot tell within `max` bytes ends the rewriting of that direction (everything
+ * passes). Each is said once through `ctx.log`.
+ */
+export type Framing = (
+  | { readonly delimiter: Uint8Array | string }
+  | { readonly length: number }
+  | { readonly measure: (buffered: Uint8Array) => number | undefined }
+) & { readonly max?: number };
+
+/**
+ * An edit's answer for one message: bytes or a string (UTF-8) to send instead (empty: nothing),
+ * `undefined` to send it unchanged, or `{ replace?, pass? }` where `pass` bytes after the message
+ * go on untouched, not held and not framed (an HTTP body of Content-Length bytes; `Infinity`
+ * for the rest of the direction). An edit that throws, or answers anything else, is reported
+ * like a failing hook and its message goes on unedited.
+ */
+export type MessageEdit = Uint8Array | string | undefined | void | { readonly replace?: Uint8Array | string; readonly pass?: number };
 
 /** The argument of `onLoad`. */
 export interface LoadContext<Options = Record<string, unknown>> {

@@ -55,6 +55,7 @@ import type {
 } from "./api.js";
 import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, checkRequest, describe, isProblem, payload, type Checked } from "./answers.js";
 import { hookLocation } from "./loader.js";
+import { messageHelper, type MessageHelper } from "./message-buffer.js";
 
 /** One loaded addon, as the dispatcher needs it (the loader's LoadedAddon fits). */
 export interface AddonInstance {
@@ -513,6 +514,7 @@ export class Dispatcher implements HookRunner {
     let ctx = state.contexts.get(instance);
     if (ctx === undefined) {
       const events = this.options.events;
+      let messages: MessageHelper | undefined;
       ctx = {
         session: state.info,
         options: instance.options,
@@ -544,6 +546,8 @@ export class Dispatcher implements HookRunner {
             state.handle.injectDatagram(to.value, bytes);
             return undefined;
           }),
+        messages: (chunk, framing, edit) =>
+          (messages ??= messageHelper({ log: (line) => events.logged(state.info.id, instance.name, line), failed: (err) => this.fail(instance, "onData", state.info.id, "threw", err) }))(chunk, framing, edit),
       };
       state.contexts.set(instance, ctx);
     }
