@@ -193,6 +193,14 @@ export interface SessionHandle {
   injectDatagram(peer: Endpoint, data: Uint8Array): void;
   /** Ends the session: gracefully, or with a reset. */
   close(mode?: "graceful" | "reset"): void;
+  /**
+   * Pacing for long injections: undefined when bytes injected toward `direction` can go now;
+   * else a promise that settles once that direction no longer waits for its destination's drain
+   * or for the capture (DESIGN.md §8), or the session has ended. An injector that writes a chunk
+   * at a time and awaits this in between holds a chunk and the socket's buffer, not its whole
+   * answer. Optional: a handle without it does not pace (undefined before the relay starts).
+   */
+  writable?(direction: Direction): PromiseLike<void> | undefined;
 }
 
 /**

@@ -3,8 +3,10 @@
  * destination the client asked for.
  *
  * - TCP: every CONNECT that got a success reply and whose payload was kept whole (a session cut
- *   short by `--capture-limit` cannot answer the way the server did). Its turns are read from the
- *   file when a client first needs them, not at start.
+ *   short by `--capture-limit` cannot answer the way the server did). A serving session reads its
+ *   recording through a RecordingCursor, a page at a time (at most PAGE_ROWS rows and about
+ *   PAGE_BYTES of server bytes; client bytes are read as lengths only), so what one served
+ *   client holds is bounded whatever the recording's size, and no read is unbounded.
  * - UDP: every "up" datagram a client sent through an association, with the "down" datagrams
  *   that came back from where it went, up to the next datagram the client sent there: one
  *   exchange. Read at start (datagrams are small and few next to TCP payload).
@@ -13,10 +15,12 @@
  * port. The index is a snapshot: sessions written to the same file later are not recordings, so
  * `run --server-replay socksmith.db` with the default capture file does not answer from itself.
  */
+import type Database from "better-sqlite3";
 import type { Filter } from "../filter/index.js";
+import { openCapture } from "../store/database.js";
 import type { CaptureReader } from "../store/reader.js";
 import type { ChunkRow, DatagramRow } from "../store/schema.js";
-import { turnsOf, type Turn } from "./turns.js";
+import { turnsOf } from "./turns.js";
 
 export interface TcpRecording {
   /** The session's id in the capture file. */
@@ -51,6 +55,89 @@ export interface RecordingCounts {
   readonly truncated: number;
 }
 
+/** Server bytes one page of a recording holds (it may end one chunk past it). */
+export const PAGE_BYTES = 1024 * 1024;
+/** Rows one page holds at most (client rows are lengths only). */
+export const PAGE_ROWS = 1024;
+
+/**
+ * One piece of a recorded conversation, in order: what the client sent (its length only) or
+ * what the server sent (its bytes). Pieces are chunks with bytes, as turns.ts counts them:
+ * "up" = the bytes received from the client; "down" = received from the target, or injected.
+ */
+export type Piece = { readonly direction: "up"; readonly size: number } | { readonly direction: "down"; readonly size: number; readonly bytes: Buffer };
+
+/** What paging has read, for tests and figures. */
+export interface PagingStats {
+  pages: number;
+  /** Server bytes in the largest page read. */
+  maxPageBytes: number;
+}
+
+/**
+ * Reads one recording's pieces forward, a page at a time, on the Recordings' own connection:
+ * each page is one bounded query (`id > last ORDER BY id LIMIT`, from an index), finished before
+ * it returns, so cursors of many served clients interleave freely.
+ */
+export class RecordingCursor {
+  private page: Piece[] = [];
+  private at = 0;
+  private after = 0;
+  private ended = false;
+
+  constructor(
+    private readonly statement: Database.Statement,
+    private readonly session: number,
+    private readonly stats: PagingStats,
+  ) {}
+
+  /** The next piece, without moving past it; undefined at the end of the recording. */
+  peek(): Piece | undefined {
+    while (this.at >= this.page.length && !this.ended) this.read();
+    return this.page[this.at];
+  }
+
+  /** Moves past the piece `peek()` returned. */
+  next(): void {
+    this.at++;
+  }
+
+  private read(): void {
+    const page: Piece[] = [];
+    let bytes = 0;
+    let rows = 0;
+    // A row's bytes: length(data) reads no payload; `sent` only for an injected "down" row
+    // (its received data is empty), `data` only for "down" rows.
+    for (const row of this.statement.iterate(this.session, this.after) as IterableIterator<PieceRow>) {
+      this.after = row.id;
+      rows++;
+      if (row.direction === "up") {
+        if (row.length > 0) page.push({ direction: "up", size: row.length });
+      } else if (row.bytes !== null && row.bytes.length > 0) {
+        page.push({ direction: "down", size: row.bytes.length, bytes: row.bytes });
+        bytes += row.bytes.length;
+      }
+      if (rows >= PAGE_ROWS || bytes >= PAGE_BYTES) break;
+    }
+    if (rows === 0) this.ended = true;
+    this.page = page;
+    this.at = 0;
+    this.stats.pages++;
+    this.stats.maxPageBytes = Math.max(this.stats.maxPageBytes, bytes);
+  }
+}
+
+interface PieceRow {
+  readonly id: number;
+  readonly direction: "up" | "down";
+  readonly length: number;
+  readonly bytes: Buffer | null;
+}
+
+const PIECES_SQL = `SELECT id, direction, length(data) AS length,
+  CASE WHEN direction = 'down' THEN (CASE WHEN length(data) = 0 THEN sent ELSE data END) END AS bytes
+  FROM chunks WHERE session_id = ? AND id > ? ORDER BY id`;
+
 export function targetKey(host: string, port: number): string {
   return `${host.toLowerCase()}|${port}`;
 }
@@ -59,6 +146,10 @@ export class Recordings {
   private readonly tcp = new Map<string, TcpRecording[]>();
   private readonly udp = new Map<string, UdpExchange[]>();
   private truncated = 0;
+  /** The connection cursors page through (opened when a client is first served). */
+  private db: Database.Database | undefined;
+  private pieces: Database.Statement | undefined;
+  readonly paging: PagingStats = { pages: 0, maxPageBytes: 0 };
 
   /** `filter` (the filter language) narrows which sessions may answer. */
   constructor(
@@ -92,9 +183,20 @@ export class Recordings {
     return (this.tcp.get(targetKey(host, port)) ?? []).filter((r) => reuse || !r.used);
   }
 
-  /** A recording's turns, read from the file (each serving session holds its own). */
-  turns(recording: TcpRecording): Turn[] {
-    return turnsOf(this.reader.chunks(recording.id));
+  /** A cursor over a recording's pieces (each serving session holds its own). */
+  cursor(recording: TcpRecording): RecordingCursor {
+    if (this.pieces === undefined) {
+      this.db = openCapture(this.reader.file, { readonly: true });
+      this.pieces = this.db.prepare(PIECES_SQL);
+    }
+    return new RecordingCursor(this.pieces, recording.id, this.paging);
+  }
+
+  /** Closes the cursors' connection (the reader is the caller's). */
+  close(): void {
+    this.db?.close();
+    this.db = undefined;
+    this.pieces = undefined;
   }
 
   /**

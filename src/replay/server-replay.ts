@@ -12,6 +12,12 @@
  * - Turn by turn: once the client has sent as many bytes as the recorded client turn, or sent
  *   fewer and then nothing for `quietMs`, the server's next recorded turn is written. After the
  *   last recorded turn the session is closed (FIN): the recording has nothing more to say.
+ * - Bounded per served client, whatever the recording's size: the recording is read forward
+ *   through a RecordingCursor (recordings.ts: pages of ~1 MiB, client turns as lengths only) and
+ *   a server turn is written a chunk at a time, waiting for `session.writable("down")` (the
+ *   client's drain and the capture) between chunks, so a 1 GB answer holds a page and the
+ *   socket's buffer, not 1 GB. Client bytes that arrive while an answer is still going out count
+ *   toward the next client turn.
  * - UDP ASSOCIATE is allowed; a datagram to a recorded destination is not sent anywhere and is
  *   answered with the recorded reply datagram(s), from the peer that sent them.
  * - A miss (no recording, or all used without `reuse`): denied with 0x02 (not allowed by
@@ -40,8 +46,7 @@ import type {
   SessionHandle,
   SessionId,
 } from "../engine/index.js";
-import { mostAlike, type Recordings, type TcpRecording } from "./recordings.js";
-import type { Turn } from "./turns.js";
+import { PAGE_BYTES, mostAlike, type RecordingCursor, type Recordings, type TcpRecording } from "./recordings.js";
 
 export interface ServerReplayOptions {
   /** What to do when nothing recorded matches: deny (0x02 / drop) or handle it as usual. */
@@ -69,11 +74,13 @@ const NO_ANSWER: DataVerdict = undefined;
 interface Serving {
   readonly handle: SessionHandle;
   candidates: TcpRecording[];
-  chosen?: { readonly recording: TcpRecording; readonly turns: Turn[] };
-  /** The next turn to play. */
-  next: number;
-  /** Client bytes received toward the current client turn. */
+  chosen?: { readonly recording: TcpRecording; readonly cursor: RecordingCursor };
+  /** Client bytes received toward the cursor's current client piece. */
   got: number;
+  /** A server turn is being written (from the cursor, paced); client bytes wait in `ahead`. */
+  answering: boolean;
+  /** Client bytes received while answering: they count toward the next client turn. */
+  ahead: number;
   quiet?: NodeJS.Timeout;
   done: boolean;
 }
@@ -134,7 +141,7 @@ export class ServerReplay implements HookRunner {
         this.options.serving?.(request.id, handle, undefined);
         return decision;
       }
-      this.sessions.set(request.id, { handle, candidates, next: 0, got: 0, done: false });
+      this.sessions.set(request.id, { handle, candidates, got: 0, answering: false, ahead: 0, done: false });
       return { serve: true };
     });
   }
@@ -153,7 +160,8 @@ export class ServerReplay implements HookRunner {
       const first = serving.candidates.find((c) => (this.options.reuse || !c.used) && this.recordings.firstTurn(c)?.direction === "down");
       if (first !== undefined) {
         this.choose(reply.id, serving, first);
-        this.write(serving, this.serverTurns(serving));
+        // After the reply has gone out and the relay has started (its pacing applies).
+        this.answer(reply.id, serving);
       }
       return change;
     });
@@ -217,7 +225,7 @@ export class ServerReplay implements HookRunner {
 
   private choose(id: SessionId, serving: Serving, recording: TcpRecording): void {
     recording.used = true;
-    serving.chosen = { recording, turns: this.recordings.turns(recording) };
+    serving.chosen = { recording, cursor: this.recordings.cursor(recording) };
     this.options.serving?.(id, serving.handle, recording.id);
     this.options.served?.(id, recording.id);
   }
@@ -237,41 +245,85 @@ export class ServerReplay implements HookRunner {
       }
       this.choose(id, serving, recording);
     }
-    const turn = serving.chosen!.turns[serving.next];
-    if (turn === undefined || turn.direction !== "up") return;
-    serving.got += data.length;
-    clearTimeout(serving.quiet);
-    serving.quiet = undefined;
-    if (serving.got >= turn.data.length) return this.endClientTurn(serving);
-    serving.quiet = setTimeout(() => this.endClientTurn(serving), this.quietMs);
+    if (serving.answering) {
+      serving.ahead += data.length;
+      return;
+    }
+    this.count(id, serving, data.length);
   }
 
-  private endClientTurn(serving: Serving): void {
+  /**
+   * Counts `n` client bytes against the recorded client turn (bytes past its end, in the same
+   * read, are not counted). A complete turn is answered; a partial one after `quietMs` of silence.
+   */
+  private count(id: SessionId, serving: Serving, n: number): void {
+    const cursor = serving.chosen!.cursor;
+    let piece = cursor.peek();
+    if (piece === undefined || piece.direction !== "up") return;
     clearTimeout(serving.quiet);
+    serving.quiet = undefined;
+    while (n > 0 && piece !== undefined && piece.direction === "up") {
+      const take = Math.min(n, piece.size - serving.got);
+      serving.got += take;
+      n -= take;
+      if (serving.got < piece.size) break;
+      cursor.next();
+      serving.got = 0;
+      piece = cursor.peek();
+    }
+    if (piece === undefined || piece.direction === "down") return this.answer(id, serving);
+    serving.quiet = setTimeout(() => this.endClientTurn(id, serving), this.quietMs);
+  }
+
+  /** The client paused within its turn: the rest of the recorded turn is skipped, and answered. */
+  private endClientTurn(id: SessionId, serving: Serving): void {
     serving.quiet = undefined;
     serving.got = 0;
-    serving.next++;
-    const answer = this.serverTurns(serving);
-    // Written after the verdict on the client's chunk (an addon's async one too), so the capture
-    // has the question before the answer. The turn counting above stays synchronous.
-    setImmediate(() => this.write(serving, answer));
+    const cursor = serving.chosen!.cursor;
+    for (let piece = cursor.peek(); piece !== undefined && piece.direction === "up"; piece = cursor.peek()) cursor.next();
+    this.answer(id, serving);
   }
 
-  /** The server's turns from `next` up to the client's next turn; `next` moves past them. */
-  private serverTurns(serving: Serving): Turn[] {
-    const turns = serving.chosen!.turns;
-    const out: Turn[] = [];
-    while (serving.next < turns.length && turns[serving.next]!.direction === "down") out.push(turns[serving.next++]!);
-    if (serving.next >= turns.length) serving.done = true;
-    return out;
+  /**
+   * Writes the server's turn from the cursor, a chunk at a time, pacing on `writable("down")`;
+   * then counts client bytes that came meanwhile, or closes (FIN) after the recording's end.
+   * It starts on the next turn of the event loop: after the verdict on the client's chunk (an
+   * addon's async one too), so the capture has the question before the answer, and after the
+   * reply when the server spoke first (the relay is out by then).
+   */
+  private answer(id: SessionId, serving: Serving): void {
+    serving.answering = true;
+    setImmediate(() => void this.play(id, serving));
   }
 
-  /** Writes the turns; after the recording's last one, closes (FIN). */
-  private write(serving: Serving, turns: readonly Turn[]): void {
-    for (const turn of turns) serving.handle.inject("down", turn.data);
-    // Closing waits for the current hook call: during the reply the relay (and so the greeting)
-    // is not out yet.
-    if (serving.done) setImmediate(() => serving.handle.close("graceful"));
+  private async play(id: SessionId, serving: Serving): Promise<void> {
+    const cursor = serving.chosen!.cursor;
+    const { handle } = serving;
+    let unpaced = 0;
+    for (let piece = cursor.peek(); piece !== undefined && piece.direction === "down"; piece = cursor.peek()) {
+      if (this.sessions.get(id) !== serving) return;
+      cursor.next();
+      handle.inject("down", piece.bytes);
+      const writable = handle.writable?.("down");
+      if (writable !== undefined) {
+        await writable;
+        unpaced = 0;
+      } else if ((unpaced += piece.size) >= PAGE_BYTES) {
+        // A handle without pacing: at least let the event loop run between pages.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        unpaced = 0;
+      }
+    }
+    if (this.sessions.get(id) !== serving) return;
+    serving.answering = false;
+    if (cursor.peek() === undefined) {
+      serving.done = true;
+      handle.close("graceful");
+      return;
+    }
+    const ahead = serving.ahead;
+    serving.ahead = 0;
+    if (ahead > 0) this.count(id, serving, ahead);
   }
 }
 

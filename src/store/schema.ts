@@ -322,10 +322,15 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
       CREATE INDEX events_session ON events(session_id, id);
     `);
   },
-  // 1 → 2: datagram records the capture left out (issue 11); interrupted sessions get a closed_at.
+  // 1 → 2: datagram records the capture left out (issue 11); interrupted sessions get a closed_at;
+  // a session's chunks and datagrams in order (`WHERE session_id = ? [AND id > ?] ORDER BY id`)
+  // straight from an index: with only (session_id, seq), SQLite sorted all of a session's rows,
+  // payload included, in a temporary B-tree before returning the first one.
   (db) => {
     db.exec(`
       ALTER TABLE sessions ADD COLUMN uncaptured_datagrams INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX chunks_session_order ON chunks(session_id);
+      CREATE INDEX datagrams_session_order ON datagrams(session_id);
       UPDATE sessions SET closed_at = ${LAST_KNOWN_TIME} WHERE status = 'interrupted' AND closed_at IS NULL;
     `);
   },

@@ -101,6 +101,33 @@ describe("socksmith run --server-replay", () => {
     expect(await reuse.stop()).toBe(0);
   }, 30_000);
 
+  it("serves a 24 MiB recorded download byte-exact to curl (read from the file in pages)", async () => {
+    const big = Buffer.alloc(24 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32LE(i, i);
+    const server = createHttpServer((_req, res) => res.end(big));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as AddressInfo).port;
+    const fetch = (proxyPort: number) =>
+      new Promise<{ code: number; body: Buffer }>((resolve) =>
+        execFile("curl", ["-s", "--max-time", "20", "--socks5-hostname", `127.0.0.1:${proxyPort}`, `http://localhost:${port}/big`], { encoding: "buffer", maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
+          resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, body: stdout }),
+        ),
+      );
+    const recording = capture();
+    const recorder = await run(["-w", recording]);
+    expect((await fetch(recorder.port)).body.equals(big)).toBe(true);
+    expect(await recorder.stop()).toBe(0);
+    server.closeAllConnections();
+
+    const mock = await run(["--no-capture", "--server-replay", recording]);
+    const served = await fetch(mock.port);
+    expect(served.code).toBe(0);
+    expect(served.body.equals(big)).toBe(true);
+    expect(await mock.stop()).toBe(0);
+  }, 30_000);
+
   it("picks among recordings of one destination by the client's first bytes", async () => {
     const http = await httpServer();
     const recording = capture();
