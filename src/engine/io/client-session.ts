@@ -201,7 +201,9 @@ export class ClientSession implements SessionHandle, EngineSession {
         const user = attempt.method === "userpass" ? attempt.user : attempt.method === "socks4" ? attempt.userid : undefined;
         if (user !== undefined && user.length > 0) this.user = user.toString("latin1");
         this.ask("auth", () => ctx.hooks.auth(attempt, this.conn, this), (decision) => {
-          const accepted = decision === undefined ? ctx.checkCredentials(attempt) : "accept" in decision;
+          // An addon narrows who gets in, never widens it: `{ reject }` refuses, otherwise the
+          // configured credentials decide (without --auth they let everyone in, so `{ accept }` does too).
+          const accepted = (decision === undefined || "accept" in decision) && ctx.checkCredentials(attempt);
           ctx.observer.authenticated({
             id: this.id,
             version: command.version,

@@ -19,7 +19,7 @@ import type { SessionEvent } from "./events.js";
 export interface MachineOptions {
   /**
    * Whether clients must authenticate. SOCKS5 clients then need username/password; SOCKS4
-   * clients are refused unless an auth hook accepts their USERID.
+   * clients are refused (they have no password, and an auth hook cannot widen what --auth refuses).
    */
   readonly authRequired: boolean;
 }
