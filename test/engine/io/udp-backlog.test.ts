@@ -16,7 +16,7 @@ const MAX_WAITING = 256;
 
 function udpSocket(): Promise<UdpSocket> {
   const socket = createSocket("udp4");
-  cleanups.push(() => socket.close());
+  cleanups.push(() => void socket.close());
   return new Promise((resolve) => socket.bind(0, "127.0.0.1", () => resolve(socket)));
 }
 
