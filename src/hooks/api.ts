@@ -18,6 +18,12 @@
  * - A hook that throws, rejects or exceeds the hook timeout (default 5 s, `--hook-timeout`) is
  *   reported with the addon, the hook, the session and the addon's own file:line; the addon stays
  *   loaded and the session goes on as if the hook had returned `undefined`.
+ * - Answers are checked at run time against these types (esbuild strips them): an answer that
+ *   is not one of the documented shapes — an unknown field, `{ allow: false }`, `{ deny: "2" }`,
+ *   a reply code out of 1–255, a port out of 1–65535, `replace` that is neither bytes nor a
+ *   string, `{ rep: 0 }` for a request that failed — is reported like a throw (with the hook's
+ *   file:line) and counts as `undefined`. `ctx` helpers given wrong arguments report the same
+ *   way and do nothing; they never throw.
  * - Every session that reaches `onOpen` ends with exactly one `onClose`.
  *
  * Fields may be added to these types in later versions; none will be renamed or removed.
@@ -238,7 +244,14 @@ export interface CloseSummary {
 /** `onOpen`: close the connection before any byte is read. */
 export type OpenDecision = { readonly reject: true };
 
-/** `onAuth`: accept or reject, whatever the configured credentials say. */
+/**
+ * `onAuth`: an addon narrows who gets in, never widens it.
+ * - `reject`: refused, even with credentials `--auth` accepts.
+ * - `accept`: this addon lets the client in, so later addons are not asked; the credentials
+ *   `--auth` configures must still match (without `--auth`, everyone matches).
+ * A SOCKS5 client that offered both no-auth and username/password, and whose no-auth attempt
+ * is rejected, is asked for credentials: `onAuth` is called again with `method: "userpass"`.
+ */
 export type AuthDecision = { readonly accept: true } | { readonly reject: true };
 
 /**
@@ -300,7 +313,10 @@ export interface Addon<Options extends Record<string, unknown> = Record<string, 
   onDispose?(): MaybePromise<void>;
   /** A client connected. Decision: first addon that decides wins. */
   onOpen?(info: OpenInfo, ctx: HookContext<Options>): Answer<OpenDecision>;
-  /** A method offer or credentials. Decision; without one, `--auth` decides. */
+  /**
+   * A method offer or credentials (possibly twice in one session: `none`, then `userpass`).
+   * Decision that can only narrow `--auth` (see AuthDecision); without one, `--auth` decides.
+   */
   onAuth?(attempt: AuthInfo, ctx: HookContext<Options>): Answer<AuthDecision>;
   /** A CONNECT, BIND or UDP ASSOCIATE request. Decision; without one, it is allowed. */
   onRequest?(request: RequestInfo, ctx: HookContext<Options>): Answer<RequestDecision>;
