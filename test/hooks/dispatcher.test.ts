@@ -236,7 +236,7 @@ describe("Dispatcher over the engine", () => {
     const c = await openTunnel(port, target.port);
     c.write(payload);
     // The echo comes back through the same relay; once it is all here, every chunk was seen.
-    const echoed = await c.read(payload.length);
+    const echoed = await c.read(payload.length, 20_000);
     expect(echoed.equals(payload)).toBe(true);
     expect(Buffer.concat(kept).equals(payload)).toBe(true);
   });
