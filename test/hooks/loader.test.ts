@@ -51,6 +51,7 @@ function context(options: Record<string, unknown> = {}): HookContext {
     log: () => {},
     inject: () => {},
     injectDatagram: () => {},
+    messages: () => undefined,
     options,
     replayed: false,
   };

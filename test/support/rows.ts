@@ -36,6 +36,7 @@ export function blankSession(openedAt: number): SessionRow {
     close_reason: "completed",
     close_errno: null,
     closed_at: null,
+    uncaptured_datagrams: 0,
     bytes_up_received: 0,
     bytes_up_sent: 0,
     bytes_down_received: 0,

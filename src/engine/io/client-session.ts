@@ -93,6 +93,11 @@ export class ClientSession implements SessionHandle, EngineSession {
     if (!this.finished && this.udp === undefined && data.length > 0) (this.pendingInjects ??= []).push({ direction, data: Uint8Array.from(data) });
   }
 
+  /** Resolves once bytes injected toward `direction` may go on (its destination drained); undefined when they may now. */
+  writable(direction: Direction): PromiseLike<void> | undefined {
+    return this.relay?.writable(direction);
+  }
+
   injectDatagram(peer: Endpoint, data: Uint8Array): void {
     this.udp?.inject(peer, data);
   }
