@@ -8,7 +8,8 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const CLI = join(import.meta.dirname, "../../dist/cli.js");
+/** The built CLI; `TORTURE_CLI=path/to/cli.js` tortures another build (an older one, to see a check fail). */
+export const CLI = process.env.TORTURE_CLI ?? join(import.meta.dirname, "../../dist/cli.js");
 export const GUARD = join(import.meta.dirname, "../addons/loopback-guard.ts");
 
 export interface ProxyProcess {
