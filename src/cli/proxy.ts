@@ -18,9 +18,9 @@ import { isLoopback } from "./options.js";
 import { Recorder } from "../store/recorder.js";
 import { CaptureError } from "../store/database.js";
 import { VERSION } from "./version.js";
-import { SessionLog, type LogFormat } from "./session-log.js";
+import { SessionLog, logLine, type LogFormat } from "./session-log.js";
 import { startAddons, type AddonSettings, type RunningAddons } from "./addons.js";
-import { openReader } from "./capture-file.js";
+import { openReader, sharedCaptureWarning } from "./capture-file.js";
 import { formatFilter, type Filter } from "../filter/index.js";
 import type { CaptureReader } from "../store/reader.js";
 import { Recordings } from "../replay/recordings.js";
@@ -29,6 +29,8 @@ import { hookLocation } from "../hooks/loader.js";
 import type { AddonInstance } from "../hooks/dispatcher.js";
 import type { HookName } from "../hooks/api.js";
 import { startWatchdog, type WatchedAddon } from "./watchdog.js";
+import { installLastResort } from "./last-resort.js";
+import { addonLocation } from "../hooks/loader.js";
 import { HOOK_CODES } from "./watchdog-shared.js";
 
 export interface RunOptions {
@@ -104,7 +106,8 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
   const logger: Logger = {
     log(level, message, fields) {
       if (level === "debug") return;
-      terminal.err(json ? JSON.stringify({ event: "log", level, message, ...fields }) : `${level}: ${message}`);
+      // Addon messages and hook errors quote addon and wire text: escaped like the session lines.
+      terminal.err(logLine(options.logFormat, level, message, fields));
     },
   };
   let fatal!: (error: CliError) => void;
@@ -130,6 +133,8 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     if (recorder.interrupted > 0) {
       terminal.err(`${file}: marked ${recorder.interrupted} session${recorder.interrupted === 1 ? "" : "s"} of an earlier run as interrupted`);
     }
+    const shared = sharedCaptureWarning(file);
+    if (shared !== undefined) terminal.err(shared);
   }
   const sessionLog = options.quiet ? undefined : new SessionLog(options.logFormat, terminal.out, recorder === undefined ? undefined : (id) => recorder.sessionId(id));
   let addons: RunningAddons | undefined;
@@ -191,10 +196,32 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     ...(observers.length === 0 ? {} : { observer: combineObservers(observers) }),
     ...(serverReplay !== undefined ? { hooks: serverReplay.runner } : addons === undefined ? {} : { hooks: addons.dispatcher }),
   });
+  // Addon code can throw from its own timers or leave a rejection unawaited; neither may end
+  // the proxy (DESIGN.md §8). Reported with the addon's file:line when its stack shows one.
+  const removeLastResort = installLastResort({
+    attribute: (error) => {
+      for (const instance of addons?.dispatcher.loaded ?? []) {
+        const location = addonLocation(error, instance.file);
+        if (location !== undefined) return { name: instance.name, location };
+      }
+      return undefined;
+    },
+    report: ({ kind, addon, message, stack }) => {
+      const what = kind === "exception" ? "uncaught exception" : "unhandled rejection";
+      if (addon === undefined) {
+        logger.log("error", `${what} (not from an addon; please report it): ${message}${stack === undefined ? "" : `\n${stack}`}`, { kind });
+        return;
+      }
+      logger.log("error", `addon ${addon.name}: ${what} at ${addon.location}: ${message}`, { addon: addon.name, kind, location: addon.location });
+      recorder?.addonLogged({ addon: addon.name, message: `${what} at ${addon.location}: ${message}` });
+    },
+    suppressed: (count) => logger.log("error", `${count} more uncaught errors in the last 10 s (not shown)`),
+  });
   let bound: Endpoint[];
   try {
     bound = await engine.start();
   } catch (err) {
+    removeLastResort();
     await addons?.close();
     await watchdog?.stop();
     await recorder?.close();
@@ -224,6 +251,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       await addons?.close(); // onDispose hooks: still watched
       await watchdog?.stop();
       await recorder?.close();
+      removeLastResort();
       serverReplay?.reader.close();
     },
     destroyAll: () => engine.destroyAll(),

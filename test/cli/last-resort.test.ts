@@ -1,0 +1,67 @@
+/**
+ * What no hook wrapper can catch (issue 11, DESIGN.md §8): an addon that throws from its own
+ * timer, or rejects a promise nobody awaits, must not end the proxy. `socksmith run` reports it
+ * with the addon's file:line and keeps serving.
+ */
+import { execFile, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runProxy } from "../support/cli.js";
+import { sleep } from "../support/net.js";
+
+const dir = mkdtempSync(join(tmpdir(), "socksmith-last-resort-"));
+const children: ChildProcess[] = [];
+let http: Server;
+let httpPort: number;
+
+beforeAll(async () => {
+  http = createServer((req, res) => res.end(`served ${req.url}`));
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  httpPort = (http.address() as AddressInfo).port;
+});
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+});
+afterAll(() => {
+  http.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function curl(proxyPort: number, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    execFile("curl", ["-s", "--max-time", "5", "--socks5", `127.0.0.1:${proxyPort}`, `http://127.0.0.1:${httpPort}${path}`], (_err, stdout) => resolve(stdout));
+  });
+}
+
+describe("errors thrown outside any hook call", () => {
+  it("a timer that throws and a rejection nobody awaits are reported with the addon's file:line; the proxy keeps serving", async () => {
+    const file = join(dir, "stray.ts");
+    writeFileSync(
+      file,
+      [
+        "export default {",
+        "  onRequest() {",
+        '    setTimeout(() => { throw new Error("late throw"); }, 1);',
+        '    void Promise.reject(new Error("nobody awaits me"));',
+        "    return undefined;",
+        "  },",
+        "};",
+        "",
+      ].join("\n"),
+    );
+    const proxy = await runProxy(["--no-capture", "-s", file], dir, children);
+    expect(await curl(proxy.port, "/1")).toBe("served /1");
+    await sleep(100);
+    expect(await curl(proxy.port, "/2")).toBe("served /2");
+    await sleep(100);
+    expect(proxy.child.exitCode).toBeNull();
+    const log = proxy.stderr.join("\n");
+    expect(log).toMatch(new RegExp(`addon stray: uncaught exception at ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:3:\\d+: late throw`));
+    expect(log).toMatch(new RegExp(`addon stray: unhandled rejection at ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:4:\\d+: nobody awaits me`));
+    await proxy.stop();
+  });
+});
