@@ -23,11 +23,11 @@ afterEach(() => {
 });
 
 /** Starts the proxy with one addon whose onRequest body is `body`. */
-async function proxyWith(name: string, body: string): Promise<{ proxy: Proxy; file: string }> {
+async function proxyWith(name: string, body: string, args: string[] = []): Promise<{ proxy: Proxy; file: string }> {
   const cwd = mkdtempSync(join(dir, "cwd-"));
   const file = join(cwd, `${name}.ts`);
   writeFileSync(file, `export default {\n  name: "${name}",\n  onRequest() {\n${body}\n  },\n};\n`);
-  const proxy = await runProxy(["--no-capture", "-s", file], cwd, children);
+  const proxy = await runProxy(["--no-capture", "-s", file, ...args], cwd, children);
   return { proxy, file };
 }
 
@@ -58,6 +58,15 @@ async function stderrLine(proxy: Proxy, pattern: RegExp, ms: number): Promise<st
 }
 
 describe("watchdog: a hook that never returns", () => {
+  it("run --max-block ends the process by itself once a hook has blocked that long, naming the limit", async () => {
+    const { proxy, file } = await proxyWith("stuck", "    while (true) {}", ["--max-block", "1s"]);
+    request(proxy.port);
+    const { code, signal } = await exited(proxy, 8_000);
+    expect(signal ?? code).toBe("SIGKILL");
+    const line = await stderrLine(proxy, /--max-block 1\.0 s reached/, 1_000);
+    expect(line).toContain(`addon stuck's onRequest (${file}:3:3)`);
+  });
+
   it("SIGTERM still stops the process, and stderr names the addon, the hook, its file:line and the session", async () => {
     const { proxy, file } = await proxyWith("spin", "    while (true) {}");
     request(proxy.port);

@@ -15,6 +15,7 @@ interface RawRunOptions {
   addon?: string[];
   set?: string[];
   hookTimeout: string;
+  maxBlock: string;
   auth?: string[];
   authFile?: string;
   handshakeTimeout: string;
@@ -48,6 +49,7 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("-s, --addon <file>", "load a TypeScript addon, repeatable (hook order = flag order); reloaded when saved", collect)
     .option("--set <addon.option=value>", "set an addon option, repeatable", collect)
     .option("--hook-timeout <duration>", "time an addon hook may take before it counts as no opinion", "5s")
+    .option("--max-block <duration>", "with addons: end the process once one hook has blocked the event loop this long (0: never; a block is always reported)", "0")
     .option("--auth <user:pass>", "require username/password; repeatable", collect)
     .option("--auth-file <file>", "require username/password from a file of USER:PASS lines")
     .option("--handshake-timeout <duration>", "time allowed for the SOCKS handshake", `${DEFAULTS.handshakeTimeoutMs / 1000}s`)
@@ -122,6 +124,7 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     addons: raw.addon ?? [],
     settings: parseSettings(raw.set ?? []),
     hookTimeoutMs: positive(parseDuration(raw.hookTimeout, "--hook-timeout"), "--hook-timeout"),
+    maxBlockMs: parseDuration(raw.maxBlock, "--max-block"),
     credentials,
     handshakeTimeoutMs: positive(parseDuration(raw.handshakeTimeout, "--handshake-timeout"), "--handshake-timeout"),
     connectTimeoutMs: positive(parseDuration(raw.connectTimeout, "--connect-timeout"), "--connect-timeout"),
