@@ -288,7 +288,11 @@ function evaluate(entry: string, code: string, inputs: readonly string[]): unkno
   }
   const exports = mod.exports;
   // esbuild marks ESM entries with `__esModule`; a CommonJS entry's module.exports is the addon.
-  const exported = isObject(exports) && exports["__esModule"] === true ? exports["default"] : exports;
+  // An empty file bundles to an empty module (`{}` without the marker): that is no default
+  // export, not an addon without hooks (a deny-all addon read half-written must not load as
+  // one that lets everything through).
+  const empty = isObject(exports) && exports["__esModule"] !== true && Object.keys(exports).length === 0;
+  const exported = empty ? undefined : isObject(exports) && exports["__esModule"] === true ? exports["default"] : exports;
   if (isObject(exported) || typeof exported === "function") {
     modules.set(exported, mod);
     generatedOf.set(exported, { code, generated });

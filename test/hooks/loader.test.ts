@@ -279,6 +279,8 @@ describe("loadAddon: errors", () => {
       ["array.ts", `export default [];\n`, "got an array"],
       ["null.ts", `export default null;\n`, "got null"],
       ["fn.ts", `export default function () {}\n`, "got a function"],
+      ["empty.ts", ``, "no default export"],
+      ["half-written.ts", `// a deny-all addon\nconst deny = 2;\n`, "no default export"],
     ];
     for (const [name, text, message] of cases) {
       const err = await failure(loadAddon(await put(name, text)));
