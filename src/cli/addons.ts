@@ -98,7 +98,8 @@ export async function startAddons(
     locate: addonLocation,
     events: {
       hookFailed: (f: HookFailure) => {
-        const what = `${f.hook} ${f.kind === "timed-out" ? `timed out after ${hookTimeoutMs} ms` : f.kind}${f.location === undefined ? "" : ` at ${f.location}`}: ${f.message}`;
+        const kind = f.kind === "timed-out" ? `timed out after ${hookTimeoutMs} ms` : f.kind === "invalid" ? "gave an invalid answer" : f.kind;
+        const what = `${f.hook} ${kind}${f.location === undefined ? "" : ` at ${f.location}`}: ${f.message}`;
         log.error(`addon ${f.addon}: ${what}${f.session === undefined ? "" : ` (session #${shown(f.session)})`}`, {
           addon: f.addon,
           hook: f.hook,

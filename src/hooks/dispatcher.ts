@@ -159,7 +159,12 @@ export class Dispatcher implements HookRunner {
   async replace(index: number, next: AddonInstance): Promise<boolean> {
     const previous = this.addons[index];
     if (previous === undefined) throw new RangeError(`no addon at ${index}`);
-    if (!(await this.lifecycle(next, "onLoad"))) return false;
+    // The new version's onLoad runs as the addon at `index` (what a watchdog names).
+    this.positions.set(next, index);
+    if (!(await this.lifecycle(next, "onLoad"))) {
+      this.positions.delete(next);
+      return false;
+    }
     this.addons = this.addons.map((a, i) => (i === index ? next : a));
     this.index();
     await this.lifecycle(previous, "onDispose");

@@ -70,7 +70,7 @@ describe("a running proxy meets malformed answers", () => {
       expect(curl.stdout, answers[i]).toBe(`served /${i}`);
     }
     expect(proxy.child.exitCode).toBeNull();
-    const failures = proxy.stderr.filter((l) => l.includes("onRequest invalid"));
+    const failures = proxy.stderr.filter((l) => l.includes("onRequest gave an invalid answer"));
     expect(failures).toHaveLength(answers.length);
     // The hook's own line: after the answers, "];", "let n", "export default {".
     for (const line of failures) expect(line).toContain(`${file}:${answers.length + 5}:3`);
