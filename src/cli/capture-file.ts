@@ -38,13 +38,9 @@ export function sharedCaptureWarning(file: string): string | undefined {
   return `WARNING: capture file ${file} is accessible to other users (mode ${octal}) and will hold every byte relayed; chmod 600 ${file}`;
 }
 
-/**
- * A CaptureError's message for a command other than `run`. The store words some of its messages
- * for `run` (a file another socksmith is writing ends with "; use -w … or --no-capture"); that
- * advice is dropped here, and the caller adds its own options.
- */
+/** A CaptureError's message for a command other than `run` (the caller adds its own options). */
 export function captureProblem(err: CaptureError): string {
-  return err.code === "EBUSY" ? err.message.replace(/; use -w\b.*$/, "") : err.message;
+  return err.message;
 }
 
 /** A --filter value, parsed; a bad one is a usage error that points at the column. */

@@ -139,7 +139,7 @@ export function beginRun(db: Database.Database, file: string, info: RunInfo): Be
     const open = db.prepare("SELECT id, pid, hostname FROM runs WHERE ended_at IS NULL").all() as { id: number; pid: number; hostname: string }[];
     for (const run of open) {
       if (run.hostname === hostname() && run.pid !== process.pid && isAlive(run.pid)) {
-        throw new CaptureError(`${file} is being written by another socksmith (pid ${run.pid}); use -w for another file or --no-capture`, "EBUSY");
+        throw new CaptureError(`${file} is being written by another socksmith (pid ${run.pid})`, "EBUSY");
       }
     }
     let interrupted = 0;
