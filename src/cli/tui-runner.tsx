@@ -4,28 +4,65 @@
  * `socksmith run` on a terminal: the proxy with the TUI attached. Log lines cannot go to the
  * terminal under Ink, so they feed the status bar; the TUI reads the capture file the recorder
  * writes (WAL lets one writer and readers work at once). Quitting the TUI stops the proxy.
+ * The TUI reads the capture on the relay's thread, so it reads in bounded pages (detail-window.ts)
+ * and exports asynchronously (export-session.ts): opening a multi-GB session does not stall relaying.
  */
 import { render } from "ink";
 import { formatEndpoint } from "../engine/index.js";
 import { CaptureReader } from "../store/reader.js";
 import { App } from "../tui/app.js";
-import type { LiveStatus } from "../tui/types.js";
+import type { LiveNote, LiveStatus } from "../tui/types.js";
 import { fileReplay, liveReplay } from "./tui-replay.js";
 import { startProxy, type RunOptions, type Started } from "./proxy.js";
 
+/** Which status-bar note a log line is (see ../tui/notes.ts for how long each shows). */
+export type NoteKind = "info" | "warning" | "addonError" | "error";
+
+/**
+ * A log line as the TUI's status bar shows it: by its level, never by its words. `info:` lines
+ * (an addon's ctx.log, "addon x loaded") are information; `error: addon …` lines are addon errors
+ * (a hook failed, a reload failed); other `error:` lines are the proxy's own problems; `warn:`
+ * lines and WARNING notices are warnings; other notices are information. JSON log lines
+ * (--log-format json) are read by their level. Signal notices are left out (the TUI is closing).
+ */
+export function noteOf(line: string): { kind: NoteKind; text: string } | undefined {
+  if (/^(SIGINT|SIGTERM)/.test(line)) return undefined;
+  let level: string | undefined;
+  let text = line;
+  const prefixed = /^(info|warn|error): /.exec(line);
+  if (prefixed !== null) {
+    level = prefixed[1];
+    text = line.slice(prefixed[0].length);
+  } else if (line.startsWith("{")) {
+    try {
+      const parsed = JSON.parse(line) as { level?: unknown; message?: unknown };
+      if (typeof parsed.message === "string") {
+        text = parsed.message;
+        level = typeof parsed.level === "string" ? parsed.level : undefined;
+      }
+    } catch {
+      // Not JSON after all: a notice.
+    }
+  }
+  switch (level) {
+    case "error":
+      return { kind: text.startsWith("addon ") ? "addonError" : "error", text };
+    case "warn":
+      return { kind: "warning", text };
+    default:
+      return { kind: /^WARNING\b/.test(text) ? "warning" : "info", text };
+  }
+}
+
 export async function runWithTui(options: RunOptions, started: Started): Promise<void> {
-  let lastError: string | undefined;
-  let lastWarning: string | undefined;
-  let lastAddonError: string | undefined;
+  const notes: Partial<Record<NoteKind, LiveNote>> = {};
   const proxy = await startProxy(
     { ...options, quiet: true },
     {
       out: () => {},
       err: (line) => {
-        if (/^(SIGINT|SIGTERM)/.test(line)) return;
-        if (/addon/.test(line)) lastAddonError = line.replace(/^error: /, "");
-        else if (line.startsWith("warn: ")) lastWarning = line.slice("warn: ".length);
-        else lastError = line.replace(/^error: /, "");
+        const note = noteOf(line);
+        if (note !== undefined) notes[note.kind] = { text: note.text, at: Date.now() };
       },
     },
   );
@@ -43,9 +80,10 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
     bytesPerSecond: rate,
     addons: proxy.addons,
     ...(proxy.serverReplay === undefined ? {} : { serverReplay: proxy.serverReplay }),
-    ...(lastAddonError === undefined ? {} : { lastAddonError }),
-    ...(lastError === undefined ? {} : { lastError }),
-    ...(lastWarning === undefined ? {} : { lastWarning }),
+    ...(notes.addonError === undefined ? {} : { lastAddonError: notes.addonError }),
+    ...(notes.error === undefined ? {} : { lastError: notes.error }),
+    ...(notes.warning === undefined ? {} : { lastWarning: notes.warning }),
+    ...(notes.info === undefined ? {} : { lastInfo: notes.info }),
   });
   const app = render(<App source={reader} live={live} follow replay={liveReplay(reader, proxy)} />, { exitOnCtrlC: true });
   // A signal (SIGTERM) stops the proxy through the usual path; quitting the TUI stops it here.

@@ -3,18 +3,20 @@
  * bar, a detail view, a status bar and a help overlay. State and loading live here; the views in
  * ./views are pure. The capture is polled at most 10 times a second, and only the rows on screen
  * are read (session-window.ts), so a file of 100,000 sessions and a proxy at full speed both stay
- * responsive.
+ * responsive. The TUI shares the relay's thread (SQLite reads are synchronous): an open session is
+ * read through a bounded window that loads in bounded steps (use-session-detail.ts), and `e`
+ * exports in pages, asynchronously (export-session.ts). Nothing here reads a whole session.
  */
-import { writeFileSync } from "node:fs";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Box, useApp, useInput, useStdout, type Key } from "ink";
 import { FilterError, parseFilter, type Filter } from "../filter/index.js";
-import { chunkJson, datagramJson, eventJson, sessionJson } from "../store/json.js";
 import { BINDINGS, actionFor } from "./keys.js";
 import { edge, stepFrom, windowAround, type SessionWindow } from "./session-window.js";
 import type { CaptureStats, DetailTab, LiveStatus, SessionSource, ViewMode } from "./types.js";
-import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionList, StatusBar, detailLines, type ReplayComparison } from "./views/index.js";
-import { firstDifference, firstDifferingAnswer, sideOf, turnsOf } from "../replay/turns.js";
+import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionList, StatusBar, detailPageSize } from "./views/index.js";
+import { exportSession } from "./export-session.js";
+import { MESSAGE_MS, visibleNotes } from "./notes.js";
+import { useSessionDetail } from "./use-session-detail.js";
 
 export interface AppProps {
   readonly source: SessionSource;
@@ -65,6 +67,10 @@ export function App(props: AppProps) {
   const [stats, setStats] = useState<CaptureStats | undefined>(undefined);
   const [failure, setFailure] = useState<string | undefined>(undefined);
   const lastStats = useRef(0);
+  // When the message was set (it clears after MESSAGE_MS), the last key press (it dismisses notes), the export running.
+  const messageAt = useRef(0);
+  const dismissedAt = useRef(0);
+  const exporting = useRef<number | undefined>(undefined);
 
   useEffect(() => {
     const onResize = () => setSize({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
@@ -111,36 +117,8 @@ export function App(props: AppProps) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [source, filter, Math.floor(tick / 10)]);
 
-  const detailData = useMemo(() => {
-    if (detail === undefined) return undefined;
-    const session = source.session(detail.id);
-    if (session === undefined) return undefined;
-    const chunks = [...source.chunks(detail.id)];
-    // A replay is shown against its original: the answer then and now.
-    let comparison: ReplayComparison | undefined;
-    if (session.replay_of !== null && session.command === "udp" && source.session(session.replay_of) !== undefined) {
-      const answers = (id: number) => [...source.datagrams(id)].filter((g) => g.direction === "down" && g.verdict !== "dropped").map((g) => g.sent ?? g.data);
-      const expected = answers(session.replay_of);
-      const received = answers(detail.id);
-      const answer = firstDifferingAnswer(expected, received);
-      const difference = answer === undefined ? undefined : firstDifference(expected[answer] ?? Buffer.alloc(0), received[answer] ?? Buffer.alloc(0));
-      const bytes = (list: Buffer[]) => list.reduce((n, b) => n + b.length, 0);
-      comparison = {
-        expected: bytes(expected),
-        received: bytes(received),
-        ...(difference === undefined ? {} : { difference }),
-        datagrams: { expected: expected.length, received: received.length, ...(answer === undefined ? {} : { answer }) },
-      };
-    } else if (session.replay_of !== null && source.session(session.replay_of) !== undefined) {
-      const expected = sideOf(turnsOf(source.chunks(session.replay_of)), "down");
-      const received = sideOf(turnsOf(chunks), "down");
-      const difference = firstDifference(expected, received);
-      comparison = { expected: expected.length, received: received.length, ...(difference === undefined ? {} : { difference }) };
-    }
-    return { session, events: source.events(detail.id), chunks, datagrams: [...source.datagrams(detail.id)], ...(comparison === undefined ? {} : { comparison }) };
-    // Re-read while the session is open: its bytes are still arriving.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [source, detail?.id, tick]);
+  const shift = useCallback((delta: number) => setDetail((d) => (d === undefined ? d : { ...d, scroll: Math.max(0, d.scroll + delta) })), []);
+  const detailState = useSessionDetail({ source, detail, mode, width: size.columns, page: detailPageSize(size.rows - 3), tick, now, shift });
 
   // The selection as keys move it, ahead of the next render (keys can come several per read).
   const cursor = useRef({ id: window.selectedId, position: window.position });
@@ -170,22 +148,23 @@ export function App(props: AppProps) {
     }
   };
 
-  const exportSession = (id: number) => {
-    const session = source.session(id);
-    if (session === undefined) return;
+  const say = (text: string | undefined) => {
+    messageAt.current = Date.now();
+    setMessage(text);
+  };
+
+  /** `e`: the session to socksmith-ID.json, streamed in pages (export-session.ts); one export at a time. */
+  const exportOne = (id: number) => {
+    if (exporting.current !== undefined) return say(`still exporting session ${exporting.current}`);
     const file = `${props.exportDir ?? "."}/socksmith-${id}.json`;
-    const doc = {
-      ...sessionJson(session),
-      events: source.events(id).map(eventJson),
-      chunks: [...source.chunks(id)].map(chunkJson),
-      datagrams: [...source.datagrams(id)].map(datagramJson),
-    };
-    try {
-      writeFileSync(file, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
-      setMessage(`exported session ${id} to ${file}`);
-    } catch (err) {
-      setMessage(`export failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    exporting.current = id;
+    say(`exporting session ${id} to ${file}…`);
+    exportSession(source, id, file).then(
+      () => say(`exported session ${id} to ${file}`),
+      (err: NodeJS.ErrnoException) => say(`export failed: ${err.code ?? err.message}`),
+    ).finally(() => {
+      exporting.current = undefined;
+    });
   };
 
   useInput((input, key) => keys(input, key));
@@ -235,25 +214,31 @@ export function App(props: AppProps) {
       else if (action === "quit") exit();
       return;
     }
+    // A key dismisses the messages and notes on screen (errors about the proxy's state stay).
     setMessage(undefined);
+    dismissedAt.current = Date.now();
     const current = cursor.current.id;
-    if (detail !== undefined && detailData !== undefined) {
-      const total = detailLines({ ...detailData, tab: detail.tab, mode, scroll: 0, width: size.columns, height: size.rows }).length;
-      const page = Math.max(1, size.rows - 4);
-      const scrollTo = (n: number) => setDetail({ ...detail, scroll: Math.max(0, Math.min(Math.max(0, total - page), n)) });
+    if (detail !== undefined && detailState !== undefined) {
+      const total = detailState.lines.length;
+      const page = detailState.page;
+      const from = detailState.scroll;
+      const scrollTo = (n: number) => {
+        detailState.release();
+        setDetail({ ...detail, scroll: Math.max(0, Math.min(Math.max(0, total - page), n)) });
+      };
       switch (action) {
         case "down":
-          return scrollTo(detail.scroll + 1);
+          return scrollTo(from + 1);
         case "up":
-          return scrollTo(detail.scroll - 1);
+          return scrollTo(from - 1);
         case "pageDown":
-          return scrollTo(detail.scroll + page);
+          return scrollTo(from + page);
         case "pageUp":
-          return scrollTo(detail.scroll - page);
+          return scrollTo(from - page);
         case "first":
-          return scrollTo(0);
+          return detailState.first();
         case "last":
-          return scrollTo(total);
+          return detailState.last();
         case "back":
           return setDetail(undefined);
         case "nextTab":
@@ -301,25 +286,25 @@ export function App(props: AppProps) {
         return setMode(VIEW_MODES[(VIEW_MODES.indexOf(mode) + 1) % VIEW_MODES.length]!);
       case "replay":
         if (current === undefined) return;
-        if (props.replay === undefined) return setMessage("replay is not available here");
-        setMessage(`replaying session ${current}…`);
+        if (props.replay === undefined) return say("replay is not available here");
+        say(`replaying session ${current}…`);
         void props.replay(current).then(
           (outcome) => {
-            setMessage(outcome.message);
+            say(outcome.message);
             if (outcome.focus === undefined) return;
             select(outcome.focus, listHeight);
             setDetail({ id: outcome.focus, tab: "overview", scroll: 0 });
           },
-          (err: Error) => setMessage(`replay failed: ${err.message}`),
+          (err: Error) => say(`replay failed: ${err.message}`),
         );
         return;
       case "export":
-        if (current !== undefined) exportSession(current);
+        if (current !== undefined) exportOne(current);
         return;
       case "hide":
         if (current === undefined) return;
         setHidden(new Set([...hidden, current]));
-        setMessage(`session ${current} hidden from this view`);
+        say(`session ${current} hidden from this view`);
         return;
       case "help":
         return setHelp(true);
@@ -330,7 +315,9 @@ export function App(props: AppProps) {
     }
   }
 
-  const live = props.live?.();
+  const reported = props.live?.();
+  const live = reported === undefined ? undefined : visibleNotes(reported, Date.now(), dismissedAt.current);
+  const showMessage = message !== undefined && Date.now() - messageAt.current < MESSAGE_MS ? message : undefined;
   const status = (
     <StatusBar
       file={source.file}
@@ -339,17 +326,17 @@ export function App(props: AppProps) {
       {...(filterText === "" ? {} : { filter: filterText })}
       shown={shown}
       follow={follow}
-      {...(message === undefined ? {} : { message })}
+      {...(showMessage === undefined ? {} : { message: showMessage })}
     />
   );
 
   if (help) return <HelpOverlay bindings={BINDINGS} />;
   const problem = failure ?? window.error;
   if (problem !== undefined) return <ErrorState message={problem} />;
-  if (detail !== undefined && detailData !== undefined) {
+  if (detail !== undefined && detailState !== undefined) {
     return (
       <Box flexDirection="column" height={size.rows - 1}>
-        <SessionDetail {...detailData} tab={detail.tab} mode={mode} scroll={detail.scroll} width={size.columns} height={size.rows - 3} />
+        <SessionDetail {...detailState.content} lines={detailState.lines} scroll={detailState.scroll} height={size.rows - 3} />
         {status}
       </Box>
     );

@@ -4,20 +4,48 @@
  * proxy, a `LiveStatus`. Views are pure functions of these values (STYLE.md 12).
  */
 import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../store/schema.js";
-import type { CaptureStats, SessionQuery } from "../store/reader.js";
+import type { CaptureStats, ChunkMeta, DatagramMeta, EventPageQuery, PageQuery, RowKey, RowPayload, SessionQuery } from "../store/reader.js";
 
-export type { ChunkRow, DatagramRow, EventRow, SessionRow, CaptureStats, SessionQuery };
+export type { ChunkRow, DatagramRow, EventRow, SessionRow, CaptureStats, SessionQuery, ChunkMeta, DatagramMeta, EventPageQuery, PageQuery, RowKey, RowPayload };
 
-/** Read access to captured sessions: paged, filtered, newest first. */
+/**
+ * Read access to captured sessions: paged, filtered, newest first. The TUI runs on the relay's
+ * thread and SQLite reads are synchronous, so there is no "all chunks of a session" here: a
+ * session's rows come in pages of metadata, and payload only for the rows chosen, cut to a cap.
+ */
 export interface SessionSource {
   readonly file: string;
   sessions(query?: SessionQuery): SessionRow[];
   count(query?: Omit<SessionQuery, "limit" | "order">): number;
   session(id: number): SessionRow | undefined;
-  chunks(sessionId: number): IterableIterator<ChunkRow>;
-  datagrams(sessionId: number): IterableIterator<DatagramRow>;
-  events(sessionId: number): EventRow[];
+  chunkMeta(sessionId: number, query: PageQuery): ChunkMeta[];
+  chunkPayload(ids: readonly number[], cap?: number): Map<number, RowPayload>;
+  datagramMeta(sessionId: number, query: PageQuery): DatagramMeta[];
+  datagramPayload(ids: readonly number[], cap?: number): Map<number, RowPayload>;
+  eventPage(sessionId: number, query: EventPageQuery): EventRow[];
+  rowCount(table: "chunks" | "datagrams" | "events", sessionId: number, cap: number): number;
   stats(): CaptureStats;
+}
+
+/**
+ * A chunk as the detail view holds it. `data`/`sent` may hold only their first bytes: then
+ * `dataBytes`/`sentBytes` say how many are stored. A row with `reads` stands for that many
+ * consecutive untouched reads of one turn whose bytes are not shown (data empty), up to `lastSeq`.
+ */
+export type ShownChunk = ChunkRow & {
+  readonly dataBytes?: number;
+  readonly sentBytes?: number | null;
+  readonly reads?: number;
+  readonly lastSeq?: number;
+};
+
+/** A datagram as the detail view holds it (payload possibly cut, as for ShownChunk). */
+export type ShownDatagram = DatagramRow & { readonly dataBytes?: number; readonly sentBytes?: number | null };
+
+/** Something the proxy said, for the status bar, and when (ms since the epoch). */
+export interface LiveNote {
+  readonly text: string;
+  readonly at: number;
 }
 
 /** Facts about the running proxy, for the status bar (absent when browsing a file). */
@@ -32,12 +60,14 @@ export interface LiveStatus {
   readonly addons: readonly string[];
   /** The capture file `--server-replay` answers from, when it does. */
   readonly serverReplay?: string;
-  /** The last addon error (hot reload or hook), e.g. "thrower.ts:5:3: boom". */
-  readonly lastAddonError?: string;
-  /** The last problem worth showing (capture stopped, …). */
-  readonly lastError?: string;
-  /** The last warning (a server-replay miss, …). */
-  readonly lastWarning?: string;
+  /** The last addon error (hot reload or hook), e.g. "thrower.ts:5:3: boom". Shown for a while, until a key is pressed. */
+  readonly lastAddonError?: LiveNote;
+  /** The last information line: an addon's ctx.log, an addon loaded or reloaded, a notice. Shown briefly, until a key is pressed. */
+  readonly lastInfo?: LiveNote;
+  /** The last problem worth showing (capture stopped, …). Stays: it describes the proxy's state. */
+  readonly lastError?: LiveNote;
+  /** The last warning (a server-replay miss, …). Shown for a while, until a key is pressed. */
+  readonly lastWarning?: LiveNote;
 }
 
 /** How the stream of a session is shown. */

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { render } from "ink-testing-library";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { openCapture } from "../../src/store/database.js";
 import { CaptureReader } from "../../src/store/reader.js";
 import { App } from "../../src/tui/app.js";
@@ -40,6 +40,8 @@ afterAll(() => {
 });
 
 const tick = () => new Promise((r) => setTimeout(r, 60));
+/** Loading (the detail window, exports) runs in steps: wait until the frame says what it should. */
+const settled = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 20 });
 async function press(stdin: { write(s: string): void }, ...keys: string[]) {
   for (const k of keys) {
     stdin.write(k);
@@ -51,6 +53,7 @@ describe("App", () => {
   it("lists the sessions with the newest selected; enter opens its stream; tab and m switch views; q goes back", async () => {
     const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
     await tick();
+    await settled(() => expect(ui.lastFrame()).toContain("gamma.example"));
     const list = ui.lastFrame()!;
     expect(list).toContain("alpha.example");
     expect(list).toContain("beta.example");
@@ -58,13 +61,13 @@ describe("App", () => {
     expect(list).toMatch(/05 refused/);
 
     await press(ui.stdin, "\r");
-    expect(ui.lastFrame()).toContain("GET /gamma HTTP/1.1");
+    await settled(() => expect(ui.lastFrame()).toContain("GET /gamma HTTP/1.1"));
     await press(ui.stdin, "m", "m");
-    expect(ui.lastFrame()).toMatch(/47 45 54 20 2f 67 61 6d/);
+    await settled(() => expect(ui.lastFrame()).toMatch(/47 45 54 20 2f 67 61 6d/));
     await press(ui.stdin, "\t");
-    expect(ui.lastFrame()).toMatch(/gamma\.example/);
+    await settled(() => expect(ui.lastFrame()).toMatch(/gamma\.example/));
     await press(ui.stdin, "q");
-    expect(ui.lastFrame()).toContain("alpha.example");
+    await settled(() => expect(ui.lastFrame()).toContain("alpha.example"));
     ui.unmount();
   });
 
@@ -72,10 +75,10 @@ describe("App", () => {
     const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
     await tick();
     await press(ui.stdin, "k", "e");
-    expect(ui.lastFrame()).toContain("exported session 2");
+    await settled(() => expect(ui.lastFrame()).toContain("exported session 2"));
     expect(JSON.parse(readFileSync(join(root, "socksmith-2.json"), "utf8"))).toMatchObject({ id: 2, requested: { host: "beta.example" } });
     await press(ui.stdin, "d");
-    expect(ui.lastFrame()).not.toContain("beta.example");
+    await settled(() => expect(ui.lastFrame()).not.toContain("beta.example"));
     ui.unmount();
   });
 
@@ -83,7 +86,7 @@ describe("App", () => {
     const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
     await tick();
     await press(ui.stdin, "kk\r");
-    expect(ui.lastFrame()).toMatch(/#1 alpha\.example/);
+    await settled(() => expect(ui.lastFrame()).toMatch(/#1 alpha\.example/));
     ui.unmount();
   });
 
@@ -91,15 +94,16 @@ describe("App", () => {
     const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
     await tick();
     await press(ui.stdin, "/", "h", "o", "t", "s", ":", "x", "\r");
-    expect(ui.lastFrame()).toMatch(/unknown field 'hots'/);
+    await settled(() => expect(ui.lastFrame()).toMatch(/unknown field 'hots'/));
     await press(ui.stdin, "\u0015", ...[..."host:beta*"], "\r");
+    await settled(() => expect(ui.lastFrame()).not.toContain("alpha.example"));
     const filtered = ui.lastFrame()!;
     expect(filtered).toContain("beta.example");
     expect(filtered).not.toContain("alpha.example");
     expect(filtered).toContain("host:beta*");
     // q clears the filter first, then quits.
     await press(ui.stdin, "q");
-    expect(ui.lastFrame()).toContain("alpha.example");
+    await settled(() => expect(ui.lastFrame()).toContain("alpha.example"));
     ui.unmount();
   });
 
@@ -114,6 +118,7 @@ describe("App", () => {
     await press(ui.stdin, "r");
     await tick();
     expect(asked).toEqual([3]);
+    await settled(() => expect(ui.lastFrame()).toMatch(/\[overview\]/));
     const frame = ui.lastFrame()!;
     expect(frame).toContain("replayed #3 as #1");
     expect(frame).toMatch(/#1 alpha\.example/);
@@ -125,10 +130,10 @@ describe("App", () => {
     const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
     await tick();
     await press(ui.stdin, "?");
-    expect(ui.lastFrame()).toMatch(/follow/);
-    expect(ui.lastFrame()).toMatch(/view: auto, text, hex/);
+    await settled(() => expect(ui.lastFrame()).toMatch(/follow/));
+    await settled(() => expect(ui.lastFrame()).toMatch(/view: auto, text, hex/));
     await press(ui.stdin, "?", "r");
-    expect(ui.lastFrame()).toMatch(/replay is not available here/);
+    await settled(() => expect(ui.lastFrame()).toMatch(/replay is not available here/));
     ui.unmount();
   });
 });

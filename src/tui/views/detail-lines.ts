@@ -8,7 +8,7 @@
  * `hexDump`.
  */
 import { formatBytes, formatDuration, formatReply, formatTime, hexDump, looksLikeText, printable } from "../../format/index.js";
-import type { ChunkRow, DatagramRow, DetailTab, EventRow, SessionRow, ViewMode } from "../types.js";
+import type { DetailTab, EventRow, SessionRow, ShownChunk, ShownDatagram, ViewMode } from "../types.js";
 import { durationText, endpointText, isRedirected, protocolText, targetText } from "./session-text.js";
 import { displayWidth, safe, tagsText, wrap } from "./text.js";
 
@@ -26,8 +26,9 @@ export interface DetailLine {
 export interface DetailContent {
   readonly session: SessionRow;
   readonly events: readonly EventRow[];
-  readonly chunks: readonly ChunkRow[];
-  readonly datagrams: readonly DatagramRow[];
+  /** The stream's chunks held (all of a small session, a window of a big one; payload may be cut: ShownChunk). */
+  readonly chunks: readonly ShownChunk[];
+  readonly datagrams: readonly ShownDatagram[];
   readonly tab: DetailTab;
   readonly mode: ViewMode;
   readonly width: number;
@@ -35,6 +36,10 @@ export interface DetailContent {
   readonly now?: number;
   /** For a replay: how its answer compares with the recorded session's. */
   readonly comparison?: ReplayComparison;
+  /** The rows given are a window: rows exist before them (`earlier`) or may after them (`later`); each adds a line. */
+  readonly more?: { readonly earlier: boolean; readonly later: boolean };
+  /** Tab labels' counts when the rows given are not all there is (e.g. "3", "10000+", "" when unknown). */
+  readonly counts?: { readonly events: string; readonly stream: string };
   /** Ignored (the lines do not depend on them), so SessionDetail's props can be passed as they are. */
   readonly scroll?: number;
   readonly height?: number;
@@ -44,6 +49,8 @@ export interface DetailContent {
 export interface ReplayComparison {
   readonly expected: number;
   readonly received: number;
+  /** Still comparing (a big session is compared in steps): the counts so far. */
+  readonly pending?: boolean;
   /** Absent when the answers are the same. */
   readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
   /** UDP: counts are answers (datagrams), and the difference is in answer `answer` (0-based). */
@@ -58,25 +65,34 @@ export const MAX_DETAIL_LINES = 20_000;
 const INDENT = "   ";
 const FIELD = 12;
 
+/** The lines that say a window's rows are not all there is (one each, above and below them). */
+export const WINDOW_MARKERS = {
+  earlier: { text: "↑ earlier: scroll up to read them (g: the first)", color: "gray" },
+  later: { text: "↓ more: scroll down to read it (G: the last)", color: "gray" },
+} as const satisfies Record<string, DetailLine>;
+
 /** All lines of the active tab. */
 export function detailLines(content: DetailContent): DetailLine[] {
   const out = new LineBuilder(content.width);
+  const windowed = content.tab !== "overview" && content.more !== undefined;
+  if (windowed && content.more!.earlier) out.push(WINDOW_MARKERS.earlier.text, { color: WINDOW_MARKERS.earlier.color });
   switch (content.tab) {
     case "overview":
       overview(out, content.session, content.now, content.comparison);
       break;
     case "events":
-      events(out, content.events);
+      events(out, content.events, windowed);
       break;
     case "stream":
-      if (content.session.command === "udp") datagrams(out, content.datagrams, content.mode);
-      else stream(out, content.chunks, content.mode);
+      if (content.session.command === "udp") datagrams(out, content.datagrams, content.mode, windowed);
+      else stream(out, content.chunks, content.mode, windowed);
       break;
     default: {
       const never: never = content.tab;
       return never;
     }
   }
+  if (windowed && content.more!.later) out.push(WINDOW_MARKERS.later.text, { color: WINDOW_MARKERS.later.color });
   return out.lines;
 }
 
@@ -138,7 +154,8 @@ function overview(out: LineBuilder, s: SessionRow, now: number | undefined, comp
       d === undefined
         ? `received ${formatBytes(comparison.received)}, recorded ${formatBytes(comparison.expected)}`
         : `received ${d.received} datagram${d.received === 1 ? "" : "s"}, recorded ${d.expected}`;
-    if (comparison.difference === undefined) out.field("answer", `same as recorded (${sizes})`, { color: "green" });
+    if (comparison.pending === true) out.field("answer", `comparing… (${sizes} so far)`, { color: "gray" });
+    else if (comparison.difference === undefined) out.field("answer", `same as recorded (${sizes})`, { color: "green" });
     else {
       const where = d?.answer === undefined ? "" : `answer ${d.answer + 1} `;
       out.field("answer", `${where}differs at byte ${comparison.difference.offset} (${sizes})`, { color: "yellow" });
@@ -237,8 +254,8 @@ const METHOD_NAMES: Readonly<Record<number, string>> = { 0x00: "none", 0x01: "gs
 
 const EVENT_COLOUR: Readonly<Record<string, DetailColour>> = { "hook-error": "red", anomaly: "yellow", capture: "yellow", tag: "cyan" };
 
-function events(out: LineBuilder, rows: readonly EventRow[]): void {
-  if (rows.length === 0) {
+function events(out: LineBuilder, rows: readonly EventRow[], windowed = false): void {
+  if (rows.length === 0 && !windowed) {
     out.push("(no events)", { color: "gray" });
     return;
   }
@@ -258,9 +275,9 @@ function events(out: LineBuilder, rows: readonly EventRow[]): void {
  * Chunks as turns of the conversation: consecutive chunks of one direction that no hook touched
  * merge into one turn; a chunk with a verdict (replaced, dropped, injected, …) stands alone.
  */
-export function conversationTurns(chunks: readonly ChunkRow[]): ChunkRow[][] {
-  const turns: ChunkRow[][] = [];
-  let turn: ChunkRow[] = [];
+export function conversationTurns<C extends ShownChunk>(chunks: readonly C[]): C[][] {
+  const turns: C[][] = [];
+  let turn: C[] = [];
   for (const c of chunks) {
     const joins = c.verdict === null && turn.length > 0 && turn[0]!.verdict === null && turn[0]!.direction === c.direction;
     if (!joins && turn.length > 0) turns.push(turn);
@@ -280,9 +297,9 @@ function direction(d: "up" | "down") {
   return d === "down" ? DIRECTIONS.down : DIRECTIONS.up;
 }
 
-function stream(out: LineBuilder, chunks: readonly ChunkRow[], mode: ViewMode): void {
+function stream(out: LineBuilder, chunks: readonly ShownChunk[], mode: ViewMode, windowed = false): void {
   if (chunks.length === 0) {
-    out.push("(no bytes)", { color: "gray" });
+    if (!windowed) out.push("(no bytes)", { color: "gray" });
     return;
   }
   for (const turn of conversationTurns(chunks)) {
@@ -291,44 +308,56 @@ function stream(out: LineBuilder, chunks: readonly ChunkRow[], mode: ViewMode): 
     const last = turn[turn.length - 1]!;
     const d = direction(first.direction);
     const head = `${d.arrow} ${formatTime(first.at)} ${d.route}`;
-    if (turn.length > 1) {
+    const reads = turn.reduce((n, c) => n + (c.reads ?? 1), 0);
+    if (reads > 1) {
       const size = turn.reduce((n, c) => n + c.size, 0);
-      const kept = Buffer.concat(turn.map((c) => c.data));
-      const sizes = kept.length === size ? `${size} bytes` : `${size} bytes, ${kept.length} kept`;
-      out.push(`${head} #${first.seq}–${last.seq} (${sizes} in ${turn.length} reads)`, { color: d.color, bold: true }, INDENT);
-      payload(out, kept, mode);
+      const kept = turn.reduce((n, c) => n + stored(c), 0);
+      // What is held of the turn: its bytes from the start, up to the first row held only in part.
+      const cut = turn.findIndex((c) => c.data.length < stored(c));
+      const shown = Buffer.concat((cut === -1 ? turn : turn.slice(0, cut + 1)).map((c) => c.data));
+      const sizes = kept === size ? `${size} bytes` : `${size} bytes, ${kept} kept`;
+      out.push(`${head} #${first.seq}–${last.lastSeq ?? last.seq} (${sizes} in ${reads} reads)`, { color: d.color, bold: true }, INDENT);
+      payload(out, shown, mode, kept);
       continue;
     }
-    const size = first.size === first.data.length ? `${first.size} bytes` : `${first.size} bytes, ${first.data.length} kept`;
+    const size = first.size === stored(first) ? `${first.size} bytes` : `${first.size} bytes, ${stored(first)} kept`;
     if (first.verdict === "inject") {
       const sent = first.sent ?? Buffer.alloc(0);
-      out.push(`${head} #${first.seq} (${sent.length} bytes, injected)`, { color: d.color, bold: true }, INDENT);
-      payload(out, sent, mode);
+      const sentBytes = first.sentBytes ?? sent.length;
+      out.push(`${head} #${first.seq} (${sentBytes} bytes, injected)`, { color: d.color, bold: true }, INDENT);
+      payload(out, sent, mode, sentBytes);
       continue;
     }
     out.push(`${head} #${first.seq} (${size}${first.verdict === null ? "" : `, addon: ${first.verdict}`})`, { color: d.color, bold: true }, INDENT);
     if (first.sent === null) {
-      payload(out, first.data, mode);
+      payload(out, first.data, mode, stored(first));
       continue;
     }
-    asReceivedAndSent(out, first.data, first.sent, mode);
+    asReceivedAndSent(out, first, mode);
   }
 }
 
-function asReceivedAndSent(out: LineBuilder, received: Buffer, sent: Buffer, mode: ViewMode): void {
+/** The bytes stored of a row's data (its `data` may hold only the first of them). */
+function stored(row: { readonly data: Buffer; readonly dataBytes?: number }): number {
+  return row.dataBytes ?? row.data.length;
+}
+
+function asReceivedAndSent(out: LineBuilder, row: { readonly data: Buffer; readonly dataBytes?: number; readonly sent: Buffer | null; readonly sentBytes?: number | null }, mode: ViewMode): void {
+  const sent = row.sent ?? Buffer.alloc(0);
+  const sentBytes = row.sentBytes ?? sent.length;
   out.push(`${INDENT}as received:`, { color: "yellow" });
-  payload(out, received, mode);
-  if (sent.length === 0) {
+  payload(out, row.data, mode, stored(row));
+  if (sentBytes === 0) {
     out.push(`${INDENT}as sent: nothing`, { color: "yellow" });
     return;
   }
   out.push(`${INDENT}as sent:`, { color: "yellow" });
-  payload(out, sent, mode);
+  payload(out, sent, mode, sentBytes);
 }
 
-function datagrams(out: LineBuilder, rows: readonly DatagramRow[], mode: ViewMode): void {
+function datagrams(out: LineBuilder, rows: readonly ShownDatagram[], mode: ViewMode, windowed = false): void {
   if (rows.length === 0) {
-    out.push("(no datagrams)", { color: "gray" });
+    if (!windowed) out.push("(no datagrams)", { color: "gray" });
     return;
   }
   for (const g of rows) {
@@ -343,13 +372,16 @@ function datagrams(out: LineBuilder, rows: readonly DatagramRow[], mode: ViewMod
     const dropped = g.verdict === "dropped";
     const verdict = dropped ? `, dropped: ${safe(g.reason ?? "?")}${g.detail === null ? "" : ` (${safe(g.detail)})`}` : g.verdict === "injected" ? ", injected" : "";
     out.push(`${d.arrow} ${formatTime(g.at)} ${route} #${g.seq} (${g.size} bytes${verdict})`, { color: dropped ? "red" : d.color, bold: true }, INDENT);
-    if (g.sent === null) payload(out, g.data, mode);
-    else asReceivedAndSent(out, g.data, g.sent, mode);
+    if (g.sent === null) payload(out, g.data, mode, stored(g));
+    else asReceivedAndSent(out, g, mode);
   }
 }
 
-/** Bytes as text or a hex dump (auto: text when it looks like text), indented, at most MAX_BLOCK_BYTES. */
-function payload(out: LineBuilder, data: Buffer, mode: ViewMode): void {
+/**
+ * Bytes as text or a hex dump (auto: text when it looks like text), indented, at most
+ * MAX_BLOCK_BYTES; `total` is how many there are (`data` may be only the first of them).
+ */
+function payload(out: LineBuilder, data: Buffer, mode: ViewMode, total = data.length): void {
   const shown = data.length > MAX_BLOCK_BYTES ? data.subarray(0, MAX_BLOCK_BYTES) : data;
   const hex = mode === "hex" || (mode === "auto" && !looksLikeText(shown));
   if (hex) {
@@ -367,7 +399,7 @@ function payload(out: LineBuilder, data: Buffer, mode: ViewMode): void {
       out.push(INDENT + line, {}, INDENT);
     }
   }
-  if (shown.length < data.length) out.push(`${INDENT}… ${data.length - shown.length} more bytes (e exports the whole session)`, { color: "gray" });
+  if (shown.length < total) out.push(`${INDENT}… ${total - shown.length} more bytes (e exports the whole session)`, { color: "gray" });
 }
 
 /** The widest hexdump -C layout (16, 8 or 4 bytes a line) that fits `columns`. */

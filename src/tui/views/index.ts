@@ -14,6 +14,7 @@ export {
   hexWidth,
   MAX_BLOCK_BYTES,
   MAX_DETAIL_LINES,
+  WINDOW_MARKERS,
   type DetailLine,
   type DetailColour,
   type DetailContent,

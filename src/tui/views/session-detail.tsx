@@ -5,7 +5,7 @@
 import { Fragment, useMemo } from "react";
 import { Box, Text } from "ink";
 import type { DetailTab } from "../types.js";
-import { clampScroll, conversationTurns, detailLines, type DetailContent } from "./detail-lines.js";
+import { clampScroll, conversationTurns, detailLines, type DetailContent, type DetailLine } from "./detail-lines.js";
 import { targetText } from "./session-text.js";
 import { displayWidth, truncate } from "./text.js";
 
@@ -14,6 +14,8 @@ export interface SessionDetailProps extends DetailContent {
   readonly scroll: number;
   /** Lines for the view: one for the tab bar, the rest for content. */
   readonly height: number;
+  /** The content's lines when the caller has them already (`detailLines` of these props): not computed again. */
+  readonly lines?: readonly DetailLine[];
 }
 
 const TABS: readonly DetailTab[] = ["overview", "events", "stream"];
@@ -28,9 +30,12 @@ function tabLabel(tab: DetailTab, props: SessionDetailProps): string {
     case "overview":
       return "overview";
     case "events":
-      return `events ${props.events.length}`;
-    case "stream":
-      return props.session.command === "udp" ? `datagrams ${props.datagrams.length}` : `stream ${conversationTurns(props.chunks).length}`;
+      return `events ${props.counts?.events ?? props.events.length}`.trimEnd();
+    case "stream": {
+      const udp = props.session.command === "udp";
+      const count = props.counts?.stream ?? (udp ? props.datagrams.length : conversationTurns(props.chunks).length);
+      return `${udp ? "datagrams" : "stream"} ${count}`.trimEnd();
+    }
     default: {
       const never: never = tab;
       return never;
@@ -39,12 +44,25 @@ function tabLabel(tab: DetailTab, props: SessionDetailProps): string {
 }
 
 export function SessionDetail(props: SessionDetailProps) {
-  const { session, events, chunks, datagrams, tab, mode, width, now, comparison } = props;
+  const { session, events, chunks, datagrams, tab, mode, width, now, comparison, more } = props;
   const lines = useMemo(
-    () => detailLines({ session, events, chunks, datagrams, tab, mode, width, ...(now === undefined ? {} : { now }), ...(comparison === undefined ? {} : { comparison }) }),
+    () =>
+      props.lines ??
+      detailLines({
+        session,
+        events,
+        chunks,
+        datagrams,
+        tab,
+        mode,
+        width,
+        ...(now === undefined ? {} : { now }),
+        ...(comparison === undefined ? {} : { comparison }),
+        ...(more === undefined ? {} : { more }),
+      }),
     // `now` only matters for an open session's overview.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [session, events, chunks, datagrams, tab, mode, width, comparison, session.status === "open" && tab === "overview" ? now : undefined],
+    [props.lines, session, events, chunks, datagrams, tab, mode, width, comparison, more, session.status === "open" && tab === "overview" ? now : undefined],
   );
   const page = detailPageSize(props.height);
   const start = clampScroll(lines.length, props.scroll, page);

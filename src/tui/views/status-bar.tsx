@@ -1,7 +1,8 @@
 /**
  * The status bar: where the sessions come from (a running proxy's listen addresses, or a file
  * being browsed), FOLLOW, the filter, counts, throughput, the capture file, addons, and on a
- * second line a transient message and the last addon error or problem. `? keys` stays at the
+ * second line a transient message, the last addon error, problem, warning and information line
+ * (the app leaves out the ones that have expired or that a key press dismissed: ../notes.ts). `? keys` stays at the
  * right whatever the width.
  */
 import { Box, Text } from "ink";
@@ -68,9 +69,11 @@ export function statusLines(props: StatusBarProps): StatusSegment[][] {
     second.push(segment);
   };
   if (props.message !== undefined && props.message !== "") note({ text: safe(props.message), color: "green" });
-  if (live?.lastAddonError !== undefined) note({ text: `addon error: ${safe(shortLocation(live.lastAddonError))}`, color: "red" });
-  if (live?.lastError !== undefined) note({ text: `error: ${safe(live.lastError)}`, color: "red" });
-  if (live?.lastWarning !== undefined) note({ text: `warning: ${safe(live.lastWarning)}`, color: "yellow" });
+  if (live?.lastAddonError !== undefined) note({ text: `addon error: ${safe(shortLocation(live.lastAddonError.text))}`, color: "red" });
+  if (live?.lastError !== undefined) note({ text: `error: ${safe(live.lastError.text)}`, color: "red" });
+  if (live?.lastWarning !== undefined) note({ text: `warning: ${safe(live.lastWarning.text)}`, color: "yellow" });
+  // Information (an addon's ctx.log, an addon loaded): no label, not an error.
+  if (live?.lastInfo !== undefined) note({ text: safe(live.lastInfo.text), color: "cyan" });
   return second.length === 0 ? [first] : [first, second];
 }
 

@@ -100,6 +100,14 @@ export function fit(text: string, width: number, align: "left" | "right" = "left
  */
 export function wrap(text: string, width: number): string[] {
   const limit = Math.max(1, width);
+  // One column per UTF-16 unit (below U+0300, no surrogates): cut by length, no per-character walk.
+  // Payload lines can be 64 KiB long; this is what keeps drawing them cheap.
+  if (NARROW_ONLY.test(text)) {
+    if (text.length <= limit) return [text];
+    const lines: string[] = [];
+    for (let i = 0; i < text.length; i += limit) lines.push(text.slice(i, i + limit));
+    return lines;
+  }
   if (displayWidth(text) <= limit) return [text];
   const lines: string[] = [];
   let line = "";
@@ -117,6 +125,9 @@ export function wrap(text: string, width: number): string[] {
   lines.push(line);
   return lines;
 }
+
+/** Text whose every character is one column wide (charWidth 1 below U+0300). */
+const NARROW_ONLY = /^[\u0000-\u02ff]*$/;
 
 /**
  * A tags column (a JSON object of strings, as the store keeps it) as `key=value key=value`,

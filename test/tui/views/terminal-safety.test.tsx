@@ -77,7 +77,7 @@ describe("no control character reaches the frame", () => {
         <StatusBar
           file={`cap${EVIL}.db`}
           stats={stats}
-          live={{ listen: [`l${EVIL}`], open: 0, bytesPerSecond: 0, addons: [`a${EVIL}.ts`], lastAddonError: `a.ts:1:1: ${EVIL}`, lastError: `e${EVIL}` }}
+          live={{ listen: [`l${EVIL}`], open: 0, bytesPerSecond: 0, addons: [`a${EVIL}.ts`], lastAddonError: { text: `a.ts:1:1: ${EVIL}`, at: 0 }, lastError: { text: `e${EVIL}`, at: 0 }, lastInfo: { text: `i${EVIL}`, at: 0 }, lastWarning: { text: `w${EVIL}`, at: 0 } }}
           filter={`host:${EVIL}`}
           shown={0}
           follow={false}

@@ -1,0 +1,26 @@
+import { it } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { openCapture } from "../../src/store/database.js";
+import { CaptureReader } from "../../src/store/reader.js";
+import { exportSession } from "../../src/tui/export-session.js";
+it("prof export", { timeout: 120000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), "socksmith-prof-"));
+  const file = join(root, "p.db");
+  const db = openCapture(file);
+  db.prepare("INSERT INTO runs (id, started_at, ended_at, pid, hostname, listen, socksmith_version) VALUES (1, 0, 1, 1, 'h', '[]', 't')").run();
+  db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (1, 1, 1, 0, 'a', 1, 'b', 2, 'ok')").run();
+  const ins = db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size) VALUES (1, ?, ?, 'down', ?, 16384)");
+  db.transaction(() => { for (let i = 0; i < 4096; i++) ins.run(i, i, Buffer.alloc(16384, 0x61)); })();
+  db.close();
+  const reader = new CaptureReader(file);
+  const h = monitorEventLoopDelay({ resolution: 10 }); h.enable();
+  let last = performance.now(); let worst = 0;
+  const timer = setInterval(() => { const now = performance.now(); worst = Math.max(worst, now - last); last = now; }, 5);
+  const t0 = performance.now();
+  await exportSession(reader, 1, join(root, "out.json"));
+  clearInterval(timer); h.disable();
+  console.log("export", (performance.now() - t0).toFixed(0), "ms; max delay", (h.max / 1e6).toFixed(0), "worst gap", worst.toFixed(0));
+});
