@@ -120,6 +120,8 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
     if (original === undefined) comparing.current = undefined;
     else {
       const comparer = new ReplayComparer(source, original.id, session!.id, session!.command === "udp");
+      // One bounded step now: a small replay is compared before its overview is first drawn.
+      comparer.step();
       comparing.current = { key: compareKey, comparer, result: comparer.result() };
     }
   }
