@@ -334,7 +334,7 @@ export class Dispatcher implements HookRunner {
     for (const instance of this.hooked.onClose) {
       const ctx = this.context(state, instance);
       state.hook = "onClose";
-      void this.invoke(instance, "onClose", state.info.id, () => instance.addon.onClose!(summary, ctx));
+      void this.invokeIgnoring(instance, "onClose", state.info.id, () => instance.addon.onClose!(summary, ctx));
     }
   }
 
@@ -351,9 +351,9 @@ export class Dispatcher implements HookRunner {
         const instance = list[i]!;
         state.hook = hook;
         const answer = this.invoke(instance, hook, state.info.id, () => call(instance.addon, this.context(state, instance)));
-        if (isThenable(answer)) {
+        if (answer === PENDING) {
           const next = i + 1;
-          return Promise.resolve(answer).then((d) => decide(instance, d) ?? step(next));
+          return this.pending.then((settled) => decide(instance, settled.value) ?? step(next));
         }
         const decision = decide(instance, answer);
         if (decision !== undefined) return decision;
@@ -386,9 +386,9 @@ export class Dispatcher implements HookRunner {
         const instance = list[i]!;
         state.hook = hook;
         const answer = this.invoke(instance, hook, state.info.id, () => call(instance.addon, this.context(state, instance)));
-        if (isThenable(answer)) {
+        if (answer === PENDING) {
           const next = i + 1;
-          return Promise.resolve(answer).then((d) => (fold(instance, d) ? result() : step(next)));
+          return this.pending.then((settled) => (fold(instance, settled.value) ? result() : step(next)));
         }
         if (fold(instance, answer)) break;
       }
@@ -405,9 +405,17 @@ export class Dispatcher implements HookRunner {
     return undefined;
   }
 
-  /** The isolation wrapper around every addon call. */
+  /**
+   * The isolation wrapper around every addon call. Returns the answer when the hook answered at
+   * once, or PENDING when it returned a thenable: then `this.pending` settles (never rejects)
+   * with the answer, `undefined` after a rejection or a timeout. Whatever the addon returns,
+   * nothing here throws and no promise of ours rejects: a thenable whose `then` throws, or that
+   * settles twice, or that resolves to another thenable, is handled (the answer's shape is the
+   * runner's check).
+   */
   private invoke(instance: AddonInstance, hook: HookName, session: number | undefined, call: () => unknown): unknown {
     let answer: unknown;
+    let then: unknown;
     const activity = this.options.activity;
     activity?.enter(this.positions.get(instance) ?? -1, hook, session);
     try {
@@ -418,24 +426,42 @@ export class Dispatcher implements HookRunner {
     } finally {
       activity?.leave();
     }
-    if (!isThenable(answer)) return answer;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.fail(instance, hook, session, "timed-out", new Error(`no answer within ${this.timeoutMs} ms`));
-        resolve(undefined);
-      }, this.timeoutMs);
-      (answer as PromiseLike<unknown>).then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          this.fail(instance, hook, session, "rejected", err);
-          resolve(undefined);
-        },
-      );
+    try {
+      then = answer !== null && (typeof answer === "object" || typeof answer === "function") ? (answer as { then?: unknown }).then : undefined;
+    } catch (err) {
+      this.report(instance, hook, session, "invalid", `answered a value that cannot be read (${thrownMessage(err)})`, this.whereIs(instance, hook));
+      return undefined;
+    }
+    if (typeof then !== "function") return answer;
+    this.pending = new Promise<Settled>((resolve) => {
+      let settled = false;
+      const settle = (value: unknown, failure?: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        failure?.();
+        resolve({ value });
+      };
+      const timer = setTimeout(() => settle(undefined, () => this.fail(instance, hook, session, "timed-out", new Error(`no answer within ${this.timeoutMs} ms`))), this.timeoutMs);
+      try {
+        (then as PromiseLike<unknown>["then"]).call(
+          answer,
+          (value) => settle(value),
+          (err: unknown) => settle(undefined, () => this.fail(instance, hook, session, "rejected", err)),
+        );
+      } catch (err) {
+        settle(undefined, () => this.fail(instance, hook, session, "threw", err));
+      }
     });
+    return PENDING;
+  }
+
+  /** What the last PENDING answer of `invoke` settles to. */
+  private pending: Promise<Settled> = Promise.resolve({ value: undefined });
+
+  /** `invoke` for hooks whose answer is not used (lifecycle, onClose): resolves once it settled. */
+  private async invokeIgnoring(instance: AddonInstance, hook: HookName, session: number | undefined, call: () => unknown): Promise<void> {
+    if (this.invoke(instance, hook, session, call) === PENDING) await this.pending;
   }
 
   private fail(instance: AddonInstance, hook: HookName, session: number | undefined, kind: HookFailure["kind"], err: unknown): void {
@@ -470,7 +496,7 @@ export class Dispatcher implements HookRunner {
     const fn = instance.addon[hook];
     if (fn === undefined) return true;
     const before = this.failures;
-    await this.invoke(instance, hook, undefined, () =>
+    await this.invokeIgnoring(instance, hook, undefined, () =>
       hook === "onLoad"
         ? instance.addon.onLoad!({ options: instance.options, log: (m) => this.options.events.logged(undefined, instance.name, m) })
         : instance.addon.onDispose!(),
@@ -579,6 +605,9 @@ function defaultLocateHook(instance: AddonInstance, hook: HookName): string | un
   return hookLocation(instance.addon, hook);
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === "object" && typeof (value as PromiseLike<unknown>).then === "function";
+/** An async answer once settled (boxed: an answer that is itself a thenable is not adopted). */
+interface Settled {
+  readonly value: unknown;
 }
+
+const PENDING = Symbol("pending");

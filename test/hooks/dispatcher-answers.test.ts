@@ -131,6 +131,22 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
     }
   });
 
+  it("thenables that misbehave: then throws, settles twice, resolves to a thenable; each is reported once and the session goes on", async () => {
+    const target = await echo();
+    const cases: Array<[string, () => unknown, string]> = [
+      ["then throws", () => ({ then: () => { throw new Error("then broke"); } }), "threw"],
+      ["then getter throws", () => Object.defineProperty({}, "then", { get: () => { throw new Error("no then"); } }), "invalid"],
+      ["settles twice", () => ({ then: (ok: (v: unknown) => void, no: (e: unknown) => void) => (ok({ deny: 5 }), no(new Error("late"))) }), ""],
+      ["resolves to a thenable", () => ({ then: (ok: (v: unknown) => void) => ok({ then: () => {} }) }), "invalid"],
+    ];
+    for (const [name, answer, kind] of cases) {
+      const { port, failures } = await withAddons([instance("odd", { onRequest: answer as never })], 200);
+      const expected = name === "settles twice" ? { rep: 5, echoes: false } : { rep: 0, echoes: true };
+      expect(await connect(port, target.port), name).toEqual(expected);
+      expect(failures.map((f) => f.kind), name).toEqual(kind === "" ? [] : [kind]);
+    }
+  });
+
   it("onAuth: {} is no opinion (without --auth everyone gets in), not a rejection", async () => {
     const target = await echo();
     const { port, failures } = await withAddons([instance("auth", { onAuth: answers({}) })]);
