@@ -47,7 +47,7 @@ beforeAll(() => {
   udp(14, ["a"]);
   // Big: 3000 reads of 1 KiB; the replay differs at byte 2,000,000.
   const changed = Buffer.from(BIG);
-  changed[2_000_000] ^= 0xff;
+  changed[2_000_000] = changed[2_000_000]! ^ 0xff;
   for (const [id, body] of [
     [21, BIG],
     [22, changed],
@@ -91,7 +91,7 @@ describe("ReplayComparer", () => {
 
   it("compares 3 MB in several bounded steps and finds the byte that differs", () => {
     const changed = Buffer.from(BIG);
-    changed[2_000_000] ^= 0xff;
+    changed[2_000_000] = changed[2_000_000]! ^ 0xff;
     const result = compare(21, 22);
     expect(result.steps).toBeGreaterThan(2);
     expect(result).toMatchObject({ expected: BIG.length, received: BIG.length, difference: firstDifference(BIG, changed) });
