@@ -2,6 +2,7 @@
  * The recorder over real sockets: traffic through a running engine whose observer is the
  * recorder, then assertions on the capture file read back with the reader (and raw SQL).
  */
+import { describeSession } from "../../src/cli/commands/show.js";
 import { createHash, randomBytes } from "node:crypto";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
@@ -373,6 +374,8 @@ describe("Recorder: UDP when the capture is behind", () => {
     expect(events).toHaveLength(2);
     const counted = events.map((e) => Number(/^(\d+) datagram records were left out/.exec(e.message)?.[1]));
     expect(counted[0]! + counted[1]!).toBe(session.uncaptured_datagrams);
+    const shown = [...describeSession(reader, session, { hex: false, maxBytes: 0 })].join("\n");
+    expect(shown).toContain(`uncaptured: ${session.uncaptured_datagrams} datagrams (relayed while the capture was behind)`);
   });
 });
 

@@ -75,6 +75,7 @@ export function* describeSession(reader: CaptureReader, s: SessionRow, options: 
   if (s.replay_of !== null) yield field("replay of", `session ${s.replay_of}`);
   if (s.served_from !== null) yield field("served from", `session ${s.served_from} (server replay)`);
   if (s.truncated === 1) yield field("captured", `${formatBytes(s.captured_bytes)} (truncated by --capture-limit)`);
+  if (s.uncaptured_datagrams > 0) yield field("uncaptured", `${s.uncaptured_datagrams} datagram${s.uncaptured_datagrams === 1 ? "" : "s"} (relayed while the capture was behind)`);
   if (s.protocol !== null) yield field("detected", `${s.protocol}${s.sni === null ? "" : ` ${s.sni}`}${s.protocol_info === null ? "" : ` ${s.protocol_info}`}`);
   if (s.tags !== "{}") yield field("tags", s.tags);
   if (s.replay_of !== null) yield field("replay of", String(s.replay_of));
