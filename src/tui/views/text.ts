@@ -7,21 +7,14 @@
  * override reorders what the reader sees. Every string a view draws goes through `safe` (bytes go
  * through the format module's `printable`), and `safe`'s output never holds such a character.
  */
-
-// Controls (C0, DEL, C1), format characters (bidi overrides, zero-width joiners), private use,
-// lone surrogates, unassigned code points, and the line and paragraph separators.
-const UNSAFE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Cn}\p{Zl}\p{Zp}]/gu;
+import { safeText } from "../../format/safe-text.js";
 
 /**
- * `text` with every unsafe character escaped: `\xNN` up to U+00FF (as the CLI's `clean` and
- * `printable` write them), `\u{XXXX}` above. Everything else is kept as is, a backslash too.
+ * `text` with every unsafe character (controls, format characters such as bidi overrides,
+ * private use, lone surrogates, unassigned code points, line and paragraph separators) escaped:
+ * the one sanitizer the CLI's output and log use too (format/safe-text.ts).
  */
-export function safe(text: string): string {
-  return text.replace(UNSAFE, (c) => {
-    const code = c.codePointAt(0)!;
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
-  });
-}
+export const safe: (text: string) => string = safeText;
 
 /**
  * Columns a code point takes in a terminal: 0 for combining marks, 2 for East Asian wide and
