@@ -3,44 +3,16 @@
  * as the client (curl `--socks5 user:pass@…` offers methods 00 and 02). Alone, a listed user gets
  * in whatever the password and nobody else does; with --auth, the password is checked too.
  */
-import { execFile, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { runProxy } from "../support/cli.js";
+import { describe, expect, it } from "vitest";
+import { curlVia, runProxy, useCliFixture } from "../support/cli.js";
 
 const RECIPE = join(import.meta.dirname, "../../addons/allow-users.ts");
-const dir = mkdtempSync(join(tmpdir(), "socksmith-allow-users-"));
-const children: ChildProcess[] = [];
-let http: Server;
-let httpPort: number;
-
-beforeAll(async () => {
-  http = createServer((_req, res) => res.end("hello"));
-  http.listen(0, "127.0.0.1");
-  await once(http, "listening");
-  httpPort = (http.address() as AddressInfo).port;
-});
-afterAll(async () => {
-  http.closeAllConnections();
-  await new Promise((r) => http.close(r));
-  rmSync(dir, { recursive: true, force: true });
-});
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
-});
+const { dir, children, http } = useCliFixture("allow-users", () => "hello");
 
 /** curl through the proxy; `credentials` like "alice:pw", or none. Resolves with the body, or undefined when refused. */
-function curl(port: number, credentials?: string): Promise<string | undefined> {
-  const proxy = `socks5://${credentials === undefined ? "" : `${credentials}@`}127.0.0.1:${port}`;
-  return new Promise((resolve) => {
-    execFile("curl", ["-s", "--max-time", "5", "-x", proxy, `http://127.0.0.1:${httpPort}/`], (err, stdout) => resolve(err === null ? stdout : undefined));
-  });
-}
+const curl = (port: number, credentials?: string) => curlVia(port, `http://127.0.0.1:${http.port}/`, credentials);
 
 async function proxyWith(args: string[]) {
   return runProxy(["--no-capture", "-s", RECIPE, "--set", "allow-users.users=alice,carol", ...args], mkdtempSync(join(dir, "cwd-")), children);

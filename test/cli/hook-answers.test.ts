@@ -3,41 +3,12 @@
  * whose answers are wrong keeps running, logs each as a hook failure with the hook's file:line,
  * and serves curl as if the hook had no opinion; `addon check` sees such answers with TypeScript.
  */
-import { execFile, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CLI, runProxy } from "../support/cli.js";
+import { describe, expect, it } from "vitest";
+import { CLI, runProxy, runToEnd as run, useCliFixture } from "../support/cli.js";
 
-const dir = mkdtempSync(join(tmpdir(), "socksmith-hook-answers-"));
-const children: ChildProcess[] = [];
-let http: Server;
-let httpPort: number;
-
-beforeAll(async () => {
-  http = createServer((req, res) => res.end(`served ${req.url}`));
-  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
-  httpPort = (http.address() as AddressInfo).port;
-});
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
-});
-afterAll(() => {
-  http.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const { dir, children, http } = useCliFixture("hook-answers");
 
 /** An addon whose hooks answer, in turn, each of `answers` (one per session), then undefined. */
 function cyclingAddon(name: string, hook: string, answers: string[]): string {
@@ -66,7 +37,7 @@ describe("a running proxy meets malformed answers", () => {
     const file = cyclingAddon("requests", "onRequest", answers);
     const proxy = await runProxy(["--no-capture", "-s", file], dir, children);
     for (let i = 0; i < answers.length; i++) {
-      const curl = await run("curl", ["-s", "--max-time", "5", "--socks5", `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${httpPort}/${i}`]);
+      const curl = await run("curl", ["-s", "--max-time", "5", "--socks5", `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${http.port}/${i}`]);
       expect(curl.stdout, answers[i]).toBe(`served /${i}`);
     }
     expect(proxy.child.exitCode).toBeNull();
@@ -83,13 +54,13 @@ describe("a running proxy meets malformed answers", () => {
     const capture = join(dir, "data.sqlite");
     const proxy = await runProxy(["--capture", capture, "-s", file], dir, children);
     for (let i = 0; i < 3; i++) {
-      const curl = await run("curl", ["-s", "--max-time", "5", "--socks5", `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${httpPort}/d${i}`]);
+      const curl = await run("curl", ["-s", "--max-time", "5", "--socks5", `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${http.port}/d${i}`]);
       expect(curl.stdout).toBe(`served /d${i}`);
     }
     await proxy.stop();
     const show = await run(process.execPath, [CLI, "sessions", capture]);
     expect(show.code).toBe(0);
-    expect(show.stdout.split("\n").filter((l) => l.includes(`127.0.0.1:${httpPort}`))).toHaveLength(3);
+    expect(show.stdout.split("\n").filter((l) => l.includes(`127.0.0.1:${http.port}`))).toHaveLength(3);
     expect(proxy.stderr.join("\n")).not.toMatch(/NOT NULL|capture (stopped|failed)/i);
   });
 });

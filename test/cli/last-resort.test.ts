@@ -3,39 +3,14 @@
  * timer, or rejects a promise nobody awaits, must not end the proxy. `socksmith run` reports it
  * with the addon's file:line and keeps serving.
  */
-import { execFile, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { runProxy } from "../support/cli.js";
+import { describe, expect, it } from "vitest";
+import { curlVia, runProxy, useCliFixture } from "../support/cli.js";
 import { sleep } from "../support/net.js";
 
-const dir = mkdtempSync(join(tmpdir(), "socksmith-last-resort-"));
-const children: ChildProcess[] = [];
-let http: Server;
-let httpPort: number;
-
-beforeAll(async () => {
-  http = createServer((req, res) => res.end(`served ${req.url}`));
-  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
-  httpPort = (http.address() as AddressInfo).port;
-});
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
-});
-afterAll(() => {
-  http.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function curl(proxyPort: number, path: string): Promise<string> {
-  return new Promise((resolve) => {
-    execFile("curl", ["-s", "--max-time", "5", "--socks5", `127.0.0.1:${proxyPort}`, `http://127.0.0.1:${httpPort}${path}`], (_err, stdout) => resolve(stdout));
-  });
-}
+const { dir, children, http } = useCliFixture("last-resort");
+const curl = (proxyPort: number, path: string) => curlVia(proxyPort, `http://127.0.0.1:${http.port}${path}`);
 
 describe("errors thrown outside any hook call", () => {
   it("a timer that throws and a rejection nobody awaits are reported with the addon's file:line; the proxy keeps serving", async () => {

@@ -1,12 +1,17 @@
 /**
  * The real CLI as a child process for end-to-end tests: `socksmith run --headless` on a free
- * loopback port, and a UDP client that talks through a proxy's UDP ASSOCIATE.
+ * loopback port, a UDP client that talks through a proxy's UDP ASSOCIATE, and the fixture most
+ * CLI tests share (a folder, the children to kill, an HTTP server; curl through a proxy).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { SocksClient } from "socks";
 import { sleep, withTimeout } from "./net.js";
 
@@ -89,4 +94,48 @@ export async function udpExchange(proxyPort: number, targetPort: number, payload
     (client as unknown as { socket?: { destroy(): void } }).socket?.destroy();
   }
   return answers;
+}
+
+/**
+ * The usual end-to-end fixture: a temporary folder, the CLI children to kill after each test,
+ * and an HTTP server on loopback that answers `handler(url)` (by default `served URL`).
+ * Registers its own vitest hooks; read `http.port` inside tests.
+ */
+export function useCliFixture(prefix: string, handler: (url: string) => string = (url) => `served ${url}`) {
+  const dir = mkdtempSync(join(tmpdir(), `socksmith-${prefix}-`));
+  const children: ChildProcess[] = [];
+  const http = { port: 0 };
+  let server: Server | undefined;
+  beforeAll(async () => {
+    server = createServer((req, res) => res.end(handler(req.url ?? "/")));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    http.port = (server.address() as AddressInfo).port;
+  });
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, children, http };
+}
+
+/** Runs a program to its end (bounded); never rejects. */
+export function runToEnd(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** curl through a SOCKS5 proxy on loopback (`credentials` like "alice:pw"); the body, or undefined when it failed. */
+export async function curlVia(proxyPort: number, url: string, credentials?: string): Promise<string | undefined> {
+  const proxy = `socks5://${credentials === undefined ? "" : `${credentials}@`}127.0.0.1:${proxyPort}`;
+  const result = await runToEnd("curl", ["-s", "--max-time", "5", "-x", proxy, url]);
+  return result.code === 0 ? result.stdout : undefined;
 }
