@@ -2,19 +2,21 @@
  * Drives one client connection: feeds socket events to the session machine, interprets its
  * commands against real sockets and the hook runner, then hands both sockets to the relay.
  */
-import { createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { Direction, Endpoint, SocksAddress } from "../types.js";
 import type { CloseReason, ConnectionInfo, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SessionMachine } from "../session/machine.js";
 import type { SessionCommand } from "../session/commands.js";
 import type { SessionEvent } from "../session/events.js";
+import type { ProtocolError } from "../errors.js";
 import { dial } from "./dialer.js";
 import { callHook } from "./call-hook.js";
 import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
+import { BindListener, type BindEvents, type BindPeer } from "./bind-listener.js";
 import { ServedRelay } from "./served-relay.js";
-import { SocketReader, adoptSocket, discard } from "./socket-reader.js";
+import { type SocketReader, discard } from "./socket-reader.js";
 import type { EngineContext, EngineSession } from "./engine-context.js";
 
 /**
@@ -31,7 +33,7 @@ const UNSPECIFIED: Endpoint = { host: "0.0.0.0", port: 0 };
 /** Idle time before the first TCP keepalive probe on a UDP ASSOCIATE control connection. */
 const UDP_CONTROL_KEEPALIVE_MS = 30_000;
 
-export class ClientSession implements SessionHandle, EngineSession {
+export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   readonly id: number;
   readonly conn: ConnectionInfo;
   private machine: SessionMachine | undefined;
@@ -41,12 +43,8 @@ export class ClientSession implements SessionHandle, EngineSession {
   private upstream: Socket | undefined;
   private upstreamReader: SocketReader | undefined;
   private cancelDial: (() => void) | undefined;
-  private bindServer: Server | undefined;
-  private bindTimer: NodeJS.Timeout | undefined;
+  private bind: BindListener | undefined;
   private udp: UdpAssociation | undefined;
-  /** A BIND peer that connected before the first reply went out; delivered once it has. */
-  private bindPeer: Socket | undefined;
-  private bindPeerReader: SocketReader | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private user: string | undefined;
   private clientEnded = false;
@@ -153,7 +151,7 @@ export class ClientSession implements SessionHandle, EngineSession {
   private readonly onClientClose = (): void => {
     this.closeReason ??= "client-closed";
     this.cancelDial?.();
-    this.closeBind();
+    this.bind?.stopListening();
     if (this.upstream !== undefined && !this.upstream.destroyed) this.upstream.destroy();
     this.finish(this.closeReason, this.closeErrno, undefined);
   };
@@ -180,7 +178,7 @@ export class ClientSession implements SessionHandle, EngineSession {
       clearTimeout(this.handshakeTimer);
       this.handshakeTimer = undefined;
     }
-    if (machine.phase.name === "bind-waiting" && !this.finished) this.bindWaiting(machine);
+    if (machine.phase.name === "bind-waiting" && !this.finished) this.bind?.awaitPeer();
     // Read client bytes only while the machine wants them (backpressure during hooks/dials).
     // A closed machine has handed the socket to endClient, which keeps reading to see the FIN.
     if (this.relay === undefined && !this.finished && machine.phase.name !== "closed") {
@@ -246,7 +244,8 @@ export class ClientSession implements SessionHandle, EngineSession {
         });
         return;
       case "OpenBind":
-        return this.openBind();
+        this.bind = new BindListener(this.conn.local.host, ctx.options.bindTimeoutMs, this);
+        return this.bind.open();
       case "OpenUdpRelay":
         return this.openUdpRelay(command.hint);
       case "StartUdpRelay":
@@ -306,53 +305,25 @@ export class ClientSession implements SessionHandle, EngineSession {
     if (pending) this.client.pause();
   }
 
-  /**
-   * BIND: one listener on the address the client reached us on (so the client's peer can reach
-   * it the same way), port chosen by the system; it accepts a single connection.
-   */
-  private openBind(): void {
-    const host = this.conn.local.host;
-    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
-    this.bindServer = server;
-    server.on("connection", (accepted: Socket) => {
-      if (this.bindPeer !== undefined || this.finished) return void accepted.destroy();
-      const reader = new SocketReader();
-      const peer = adoptSocket(accepted, reader, true, true);
-      peer.on("error", noop);
-      this.bindPeer = peer;
-      this.bindPeerReader = reader;
-      this.closeBind();
-      if (this.machine?.phase.name === "bind-waiting") this.bindWaiting(this.machine);
-    });
-    server.once("error", (err: NodeJS.ErrnoException) => {
-      this.closeBind();
-      this.feed({ type: "BindFailed", error: { code: "GENERAL_FAILURE", message: `BIND listen on ${host}: ${err.message}` }, ...(err.code === undefined ? {} : { errno: err.code }) });
-    });
-    server.listen({ host, port: 0 }, () => {
-      const address = server.address();
-      if (address === null || typeof address === "string" || this.finished) return;
-      this.feed({ type: "BindListening", bound: { host: normalizeHost(address.address), port: address.port } });
-    });
+  // --- BindEvents (the BIND listener opened by OpenBind) ---------------------------------------
+
+  bindListening(bound: Endpoint): void {
+    this.feed({ type: "BindListening", bound });
   }
 
-  /** In bind-waiting: deliver a peer that has arrived, or make sure the BIND timer runs. */
-  private bindWaiting(machine: SessionMachine): void {
-    const peer = this.bindPeer;
-    if (peer === undefined) {
-      this.bindTimer ??= setTimeout(() => {
-        this.closeBind();
-        this.feed({ type: "BindFailed", error: { code: "CONNECT_TIMEOUT", message: `no inbound connection within ${this.ctx.options.bindTimeoutMs} ms` }, errno: "ETIMEDOUT" });
-      }, this.ctx.options.bindTimeoutMs);
-      return;
-    }
-    clearTimeout(this.bindTimer);
-    this.bindTimer = undefined;
-    this.bindPeer = undefined;
-    if (peer.destroyed || machine !== this.machine) return;
-    this.upstream = peer;
-    this.upstreamReader = this.bindPeerReader;
-    this.remote = { host: normalizeHost(peer.remoteAddress ?? "?"), port: peer.remotePort ?? 0 };
-    this.feed({ type: "BindPeerConnected", peer: this.remote });
+  bindFailed(error: ProtocolError, errno: string | undefined): void {
+    this.feed({ type: "BindFailed", error, ...(errno === undefined ? {} : { errno }) });
+  }
+
+  /** The peer becomes the upstream; one that comes when the session no longer waits for it is dropped. */
+  bindPeerConnected(peer: BindPeer): void {
+    if (this.finished || this.machine?.phase.name !== "bind-waiting") return void peer.socket.destroy();
+    this.upstream = peer.socket;
+    this.upstreamReader = peer.reader;
+    this.remote = peer.remote;
+    // As for a dialled upstream: until the relay takes over, an error only has to be noticed.
+    this.upstream.on("error", noop);
+    this.feed({ type: "BindPeerConnected", peer: peer.remote });
   }
 
   private openUdpRelay(hint: SocksAddress): void {
@@ -378,14 +349,6 @@ export class ClientSession implements SessionHandle, EngineSession {
 
   udpEnded(reason: "idle-timeout" | "client-error"): void {
     this.abort(reason, false);
-  }
-
-  /** Stops listening for a BIND peer (the port is released); keeps an accepted peer. */
-  private closeBind(): void {
-    clearTimeout(this.bindTimer);
-    this.bindTimer = undefined;
-    this.bindServer?.close();
-    this.bindServer = undefined;
   }
 
   hookFailed(hook: string, err: unknown): void {
@@ -444,8 +407,7 @@ export class ClientSession implements SessionHandle, EngineSession {
     this.closeReason ??= reason;
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
     this.cancelDial?.();
-    this.closeBind();
-    this.bindPeer?.destroy();
+    this.bind?.close();
     this.upstream?.destroy();
     if (reset) this.client.resetAndDestroy();
     else this.client.destroy();
@@ -455,8 +417,7 @@ export class ClientSession implements SessionHandle, EngineSession {
     if (this.finished) return;
     this.finished = true;
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
-    this.closeBind();
-    this.bindPeer?.destroy();
+    this.bind?.close();
     const udp = this.udp;
     if (udp !== undefined) {
       udp.close();

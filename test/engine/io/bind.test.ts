@@ -6,6 +6,7 @@ import { connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { SocksClient } from "socks";
 import { afterEach, describe, expect, it } from "vitest";
+import { allowAllHooks, type ReplyInfo } from "../../../src/engine/index.js";
 import { RawClient, hex, sleep, startProxy, type TestProxy } from "../../support/net.js";
 
 let proxy: TestProxy | undefined;
@@ -78,6 +79,31 @@ describe("BIND raw (scenarios 51-53)", () => {
     expect(closed).toMatchObject({ reason: "completed", bytesUpReceived: 4, bytesDownReceived: 4 });
     // The listener accepted exactly one connection and is gone.
     await expect(peerConnect(port)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it("a peer that connects before the first reply went out is held, then reported in the second reply and relayed", async () => {
+    // The reply hook connects the peer to the listener and only then lets the first reply go.
+    let early: Socket | undefined;
+    const reply = async (info: ReplyInfo) => {
+      if (info.stage === "bind-first") early = await peerConnect(info.bound.port);
+      return undefined;
+    };
+    proxy = await startProxy({ hooks: { ...allowAllHooks, reply } });
+    const c = await RawClient.connect(proxy.port);
+    c.write(bindRequest5("127.0.0.1"));
+    expect((await c.read(2)).toString("hex")).toBe("0500");
+    const first = await c.read(10);
+    expect(first.subarray(0, 8).toString("hex")).toBe("050000017f000001");
+    const second = await c.read(10);
+    expect(second.subarray(0, 8).toString("hex")).toBe("050000017f000001");
+    expect(second.readUInt16BE(8)).toBe(early!.localPort);
+    early!.write("held");
+    expect((await c.read(4)).toString()).toBe("held");
+    c.write(Buffer.from("back"));
+    const [got] = await once(early!, "data");
+    expect(got.toString()).toBe("back");
+    // The one connection closed the listener: the port is released.
+    await expect(peerConnect(first.readUInt16BE(8))).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it("#52 peer mismatch: a connection from another IP gets a failure second reply and both close", async () => {

@@ -1,0 +1,121 @@
+/**
+ * One BIND listener (RFC 1928 §4 BIND, SOCKS4 BIND): the port a client's peer connects back to.
+ *
+ * - It listens on the address the client reached us on (so the peer can reach it the same way),
+ *   port chosen by the system, and accepts a single connection: the listener closes as soon as
+ *   one peer is in (the port is released), and any other connection is refused.
+ * - A peer may connect before the first reply has gone out; it is held (paused) until the
+ *   session asks for it with `awaitPeer()`, which also starts the BIND timeout when none came.
+ * - It knows nothing of the session machine: the session turns `BindEvents` into machine events
+ *   (the check of the peer against the request's address is the machine's).
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import type { Endpoint } from "../types.js";
+import type { ProtocolError } from "../errors.js";
+import { normalizeHost } from "../codec/address.js";
+import { SocketReader, adoptSocket } from "./socket-reader.js";
+
+/** The accepted peer, handed to the session, which relays it as its upstream (no "error" listener is left on it). */
+export interface BindPeer {
+  readonly socket: Socket;
+  readonly reader: SocketReader;
+  /** The peer's address, for the second reply. */
+  readonly remote: Endpoint;
+}
+
+/** What the listener tells its session, at most one of `failed` / `peerConnected` per listener. */
+export interface BindEvents {
+  /** Listening: the address for the first reply. */
+  bindListening(bound: Endpoint): void;
+  /** No listener could be opened, or no peer came within the timeout; the listener is closed. */
+  bindFailed(error: ProtocolError, errno: string | undefined): void;
+  /** The peer, once both it has connected and `awaitPeer()` was called. */
+  bindPeerConnected(peer: BindPeer): void;
+}
+
+export class BindListener {
+  private server: Server | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** A peer that connected and was not handed over yet. */
+  private peer: { socket: Socket; reader: SocketReader } | undefined;
+  /** Set once `awaitPeer()` was called: a peer is handed over as soon as it is in. */
+  private awaited = false;
+  private closed = false;
+
+  constructor(
+    /** The IP the client's connection arrived on: the listener binds here. */
+    private readonly host: string,
+    /** How long `awaitPeer()` waits for the peer. */
+    private readonly timeoutMs: number,
+    private readonly events: BindEvents,
+  ) {}
+
+  /** Starts listening; answers with `bindListening` or `bindFailed`. */
+  open(): void {
+    const { host } = this;
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
+    this.server = server;
+    server.on("connection", (accepted: Socket) => {
+      if (this.peer !== undefined || this.closed) return void accepted.destroy();
+      const reader = new SocketReader();
+      const socket = adoptSocket(accepted, reader, true, true);
+      socket.on("error", noop);
+      this.peer = { socket, reader };
+      this.stopListening();
+      if (this.awaited) this.deliver();
+    });
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      this.stopListening();
+      this.events.bindFailed({ code: "GENERAL_FAILURE", message: `BIND listen on ${host}: ${err.message}` }, err.code);
+    });
+    server.listen({ host, port: 0 }, () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") return;
+      this.events.bindListening({ host: normalizeHost(address.address), port: address.port });
+    });
+  }
+
+  /**
+   * The first reply is out and the session waits for its peer: hands over a peer that has
+   * connected already, or starts the BIND timeout (once; later calls change nothing).
+   */
+  awaitPeer(): void {
+    this.awaited = true;
+    if (this.peer !== undefined) return this.deliver();
+    this.timer ??= setTimeout(() => {
+      this.stopListening();
+      this.events.bindFailed({ code: "CONNECT_TIMEOUT", message: `no inbound connection within ${this.timeoutMs} ms` }, "ETIMEDOUT");
+    }, this.timeoutMs);
+  }
+
+  /** Stops listening (the port is released) and the timeout; keeps a peer that connected. */
+  stopListening(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.server?.close();
+    this.server = undefined;
+  }
+
+  /** Stops listening and destroys a peer that was not handed over. */
+  close(): void {
+    this.closed = true;
+    this.stopListening();
+    this.peer?.socket.destroy();
+    this.peer = undefined;
+  }
+
+  private deliver(): void {
+    const peer = this.peer!;
+    this.peer = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // A peer that went away before it was asked for is not delivered (see the session's note).
+    if (peer.socket.destroyed) return;
+    // Handed over without our listener: the session notices errors its own way from here.
+    peer.socket.removeListener("error", noop);
+    const remote = { host: normalizeHost(peer.socket.remoteAddress ?? "?"), port: peer.socket.remotePort ?? 0 };
+    this.events.bindPeerConnected({ ...peer, remote });
+  }
+}
+
+function noop(): void {}
