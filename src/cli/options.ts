@@ -1,6 +1,7 @@
 /** Parsers for option values; each throws a usage error (exit 2) naming the bad value. */
 import { isIP } from "node:net";
 import type { Endpoint } from "../engine/index.js";
+import { DURATION_EXAMPLES, SIZE_EXAMPLES, parseBytes, parseDuration as parseDurationText } from "../format/quantities.js";
 import { usageError } from "./errors.js";
 
 export const DEFAULT_PORT = 1080;
@@ -34,15 +35,18 @@ function parsePort(text: string, whole: string): number {
   return port;
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** The longest timer Node keeps (setTimeout's limit); a longer duration is refused. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** A duration: `500ms`, `15s`, `2m`, `1h`, or a plain number of seconds. Returns milliseconds. */
+/**
+ * A duration in the grammar of `format/quantities.ts` (`500ms`, `15s`, `2m`, `1h`, or a plain
+ * number of seconds; units in any case). Returns whole milliseconds (a fraction rounds to the nearest).
+ */
 export function parseDuration(text: string, option: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (match === null) throw usageError(`${option}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 15s, 2m, 1h)`);
-  const ms = Number(match[1]) * UNITS[match[2] ?? "s"]!;
-  if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) throw usageError(`${option}: ${JSON.stringify(text)} is too long`);
-  return Math.round(ms);
+  const parsed = parseDurationText(text);
+  if ("value" in parsed && parsed.value <= MAX_TIMER_MS) return Math.round(parsed.value);
+  if ("problem" in parsed && parsed.problem !== "TOO_LARGE") throw usageError(`${option}: ${JSON.stringify(text)} is not a duration (e.g. ${DURATION_EXAMPLES})`);
+  throw usageError(`${option}: ${JSON.stringify(text)} is too long`);
 }
 
 /** A whole number ≥ min. */
@@ -58,14 +62,13 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-
-/** A size in bytes: `65536`, `64k`, `10m`, `1g` (powers of 1024). */
+/**
+ * A size in bytes in the grammar of `format/quantities.ts` (`65536`, `64k`, `64KiB`, `10m`, `1g`:
+ * powers of 1024, units in any case). Returns whole bytes (a fraction rounds down).
+ */
 export function parseSize(text: string, option: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
-  const unit = match === null ? undefined : SIZE_UNITS[match[2]!.toLowerCase()];
-  if (match === null || unit === undefined) throw usageError(`${option}: ${JSON.stringify(text)} is not a size (e.g. 65536, 64k, 10m, 1g)`);
-  const bytes = Math.floor(Number(match[1]) * unit);
-  if (!Number.isSafeInteger(bytes)) throw usageError(`${option}: ${JSON.stringify(text)} is too large`);
-  return bytes;
+  const parsed = parseBytes(text);
+  if (!("problem" in parsed)) return Math.floor(parsed.value);
+  if (parsed.problem === "TOO_LARGE") throw usageError(`${option}: ${JSON.stringify(text)} is too large`);
+  throw usageError(`${option}: ${JSON.stringify(text)} is not a size (e.g. ${SIZE_EXAMPLES})`);
 }

@@ -24,11 +24,12 @@
  *   tag:KEY=GLOB     … and its value matches GLOB. The value is split at its first `=`. Tags that
  *                    are not a JSON object are none; non-string tag values match as JSON text.
  *   bytes OP SIZE    bytes_up_received + bytes_down_received;  up OP SIZE, down OP SIZE: one
- *                    direction's bytes received. SIZE: a number (fractions allowed) with an
- *                    optional unit b, k/kb, m/mb, g/gb, powers of 1024 (`bytes>10k`).
+ *                    direction's bytes received. SIZE: as the CLI's (format/quantities.ts
+ *                    parseBytes): a number (fractions kept) with an optional unit, powers of
+ *                    1024, any case (`bytes>10k`, `up>1.5KiB`).
  *   dur OP TIME      closed_at − opened_at, or `now` − opened_at while closed_at is null (`now` is
- *                    given when compiling or evaluating). TIME: a number with ms, s, m or h;
- *                    seconds when bare (`dur>2s`, `dur<=500ms`).
+ *                    given when compiling or evaluating). TIME: as the CLI's (parseDuration):
+ *                    a number with ms, s, m or h, any case; seconds when bare (`dur>2s`, `dur<=500ms`).
  *                    OP is one of > >= < <= =, written with no spaces around it.
  *   ~REGEX, ~"REGEX", ~FLAGS"REGEX"
  *                    some single payload of the session matches the JavaScript regular
@@ -83,6 +84,7 @@ import {
 } from "./ast.js";
 import { FilterError, type FilterErrorCode } from "./filter-error.js";
 import { compileRegExp, normalizeCidr } from "./match.js";
+import { DURATION_EXAMPLES, SIZE_EXAMPLES, parseBytes, parseDuration } from "../format/quantities.js";
 
 /** Parses filter text; throws FilterError (and nothing else) when it is not a filter. */
 export function parseFilter(text: string): Filter {
@@ -310,12 +312,13 @@ class Parser {
     const value = this.readValue();
     const kind = measure === "dur" ? "duration" : "size";
     if (value.text === "") throw this.error("EXPECTED_VALUE", `expected a ${kind} after '${measure}${op}'`, value.at);
-    const amount = measure === "dur" ? amountOf(value.text, DURATION) : amountOf(value.text, SIZE);
-    if (amount === undefined) {
-      const examples = measure === "dur" ? "500ms, 2s, 5m or 1h" : "500, 10k or 2mb";
+    const parsed = measure === "dur" ? parseDuration(value.text) : parseBytes(value.text);
+    if ("problem" in parsed && parsed.problem === "TOO_LARGE") throw this.error("BAD_VALUE", `${measure}: '${value.text}' is too large`, value.at);
+    if ("problem" in parsed) {
+      const examples = measure === "dur" ? DURATION_EXAMPLES : SIZE_EXAMPLES;
       throw this.error("BAD_VALUE", `${measure} needs a ${kind} such as ${examples} (got '${value.text}')`, value.at);
     }
-    if (amount > Number.MAX_SAFE_INTEGER) throw this.error("BAD_VALUE", `${measure}: '${value.text}' is too large`, value.at);
+    const amount = parsed.value;
     return { kind: "compare", measure, op, amount };
   }
 
@@ -455,15 +458,6 @@ class Parser {
   private error(code: FilterErrorCode, message: string, index: number): FilterError {
     return new FilterError(code, message, this.text, index + 1);
   }
-}
-
-const SIZE = { pattern: /^(\d+(?:\.\d+)?)(b|kb?|mb?|gb?)?$/i, units: { b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 } };
-const DURATION = { pattern: /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/i, units: { "": 1000, ms: 1, s: 1000, m: 60_000, h: 3_600_000 } };
-
-function amountOf(text: string, kind: { pattern: RegExp; units: Readonly<Record<string, number>> }): number | undefined {
-  const match = kind.pattern.exec(text);
-  if (match === null) return undefined;
-  return Number(match[1]) * (kind.units[(match[2] ?? "").toLowerCase()] ?? 1);
 }
 
 /** The closest name within two edits (a swap of neighbours is one), if any. */

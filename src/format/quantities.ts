@@ -68,3 +68,64 @@ export function formatTime(ms: number, options: FormatTimeOptions = {}): string 
 function pad2(n: number): string {
   return String(n).padStart(2, "0");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Parsing: the one grammar for sizes and durations, used by the CLI's options and the filter's
+// `bytes>…` / `dur>…` comparisons alike.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * What parsing a size or a duration gives: the exact amount (bytes or milliseconds, fractions
+ * kept: each caller decides how to round), or why not:
+ * - NOT_A_SIZE / NOT_A_DURATION: the text is not in the grammar;
+ * - TOO_LARGE: it is, but the amount is above Number.MAX_SAFE_INTEGER.
+ */
+export type ParsedQuantity = { readonly value: number } | { readonly problem: "NOT_A_SIZE" | "NOT_A_DURATION" | "TOO_LARGE" };
+
+/** Examples for messages, in the grammar's own spelling. */
+export const SIZE_EXAMPLES = "65536, 64k, 1.5KiB, 10m, 1g";
+export const DURATION_EXAMPLES = "500ms, 15s, 2m, 1h";
+
+/** Size units, lower case, in bytes: each power of 1024 spelt `k`, `kb` or `kib` (and m, g, t). */
+const SIZE_UNITS: ReadonlyMap<string, number> = new Map([
+  ["", 1],
+  ["b", 1],
+  ...["k", "m", "g", "t"].flatMap((u, i) => [u, `${u}b`, `${u}ib`].map((name) => [name, 1024 ** (i + 1)] as const)),
+]);
+/** Duration units, lower case, in milliseconds; a plain number is seconds. */
+const DURATION_UNITS: ReadonlyMap<string, number> = new Map([
+  ["", 1000],
+  ["ms", 1],
+  ["s", 1000],
+  ["m", 60_000],
+  ["h", 3_600_000],
+]);
+
+/** A decimal number (digits, optionally a point and more digits) and the letters right after it. */
+const QUANTITY = /^(\d+(?:\.\d+)?)([a-z]*)$/i;
+
+/**
+ * A size in bytes. Grammar: NUMBER UNIT?, white space around it ignored, none inside.
+ * NUMBER is digits with an optional fraction (`10`, `1.5`; not `.5`, `1.`, `1e3`, `-1`).
+ * UNIT, any case: `b`; `k`, `kb`, `kib`; `m`, `mb`, `mib`; `g`, `gb`, `gib`; `t`, `tb`, `tib`;
+ * all powers of 1024 (`64k` = `64KiB` = 65536). No unit: bytes.
+ */
+export function parseBytes(text: string): ParsedQuantity {
+  return parseQuantity(text, SIZE_UNITS, "NOT_A_SIZE");
+}
+
+/**
+ * A duration in milliseconds. Grammar: NUMBER UNIT?, as parseBytes, with UNIT one of `ms`, `s`,
+ * `m` (minutes), `h`, any case. No unit: seconds (`2` = `2s` = 2000).
+ */
+export function parseDuration(text: string): ParsedQuantity {
+  return parseQuantity(text, DURATION_UNITS, "NOT_A_DURATION");
+}
+
+function parseQuantity(text: string, units: ReadonlyMap<string, number>, problem: "NOT_A_SIZE" | "NOT_A_DURATION"): ParsedQuantity {
+  const match = QUANTITY.exec(text.trim());
+  const unit = match === null ? undefined : units.get(match[2]!.toLowerCase());
+  if (match === null || unit === undefined) return { problem };
+  const value = Number(match[1]) * unit;
+  return value > Number.MAX_SAFE_INTEGER ? { problem: "TOO_LARGE" } : { value };
+}

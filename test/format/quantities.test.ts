@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { formatBytes, formatDuration, formatTime } from "../../src/format/index.js";
+import { parseBytes, parseDuration } from "../../src/format/quantities.js";
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -99,5 +100,47 @@ describe("formatTime", () => {
 
   it("an invalid time prints as question marks", () => {
     for (const t of [NaN, Infinity, 9e15]) expect(formatTime(t)).toBe("??:??:??.???");
+  });
+});
+
+describe("parseBytes and parseDuration (the one grammar of the CLI and the filter)", () => {
+  it.each([
+    ["10", { value: 10 }],
+    ["1.5k", { value: 1536 }],
+    ["64KiB", { value: 65536 }],
+    ["2MB", { value: 2 * 1024 ** 2 }],
+    ["0.5b", { value: 0.5 }],
+    ["9007199254740991", { value: 2 ** 53 - 1 }],
+    ["9007199254740992", { problem: "TOO_LARGE" }],
+    ["8192T", { problem: "TOO_LARGE" }],
+    ["64 k", { problem: "NOT_A_SIZE" }],
+    ["1ms", { problem: "NOT_A_SIZE" }],
+    ["hasOwnProperty", { problem: "NOT_A_SIZE" }],
+    ["1toString", { problem: "NOT_A_SIZE" }],
+  ])("parseBytes(%j)", (text, expected) => {
+    expect(parseBytes(text)).toEqual(expected);
+  });
+
+  it.each([
+    ["2", { value: 2000 }],
+    ["1.5s", { value: 1500 }],
+    ["0.25ms", { value: 0.25 }],
+    ["2M", { value: 120_000 }],
+    ["1H", { value: 3_600_000 }],
+    ["1k", { problem: "NOT_A_DURATION" }],
+    ["1d", { problem: "NOT_A_DURATION" }],
+    ["99999999999999h", { problem: "TOO_LARGE" }],
+  ])("parseDuration(%j)", (text, expected) => {
+    expect(parseDuration(text)).toEqual(expected);
+  });
+
+  it("what formatBytes prints without its space parses back to about the same amount", () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 2 ** 40 }), (n) => {
+        const parsed = parseBytes(formatBytes(n).replace(" ", ""));
+        if ("problem" in parsed) throw new Error(parsed.problem);
+        expect(Math.abs(parsed.value - n)).toBeLessThanOrEqual(Math.max(0.5, n * 0.05));
+      }),
+    );
   });
 });
