@@ -4,7 +4,8 @@ import { formatEndpoint } from "../../engine/index.js";
 import type { ChunkRow, DatagramRow, SessionRow } from "../../store/schema.js";
 import type { CaptureReader } from "../../store/reader.js";
 import { chunkJson, datagramJson, eventJson, sessionJson } from "../../store/json.js";
-import { formatBytes, formatDuration, formatReply, formatTarget, formatTime, hexDump, printable } from "../../format/index.js";
+import { formatTime, hexDump, printable } from "../../format/index.js";
+import { eventLines, sessionFields, sessionTitle, type SessionField } from "../../format/session-fields.js";
 import { clean, openReader } from "../capture-file.js";
 import { CliError, usageError } from "../errors.js";
 import type { Terminal } from "../proxy.js";
@@ -53,40 +54,26 @@ export function showCommand(terminal: Terminal): Command {
     });
 }
 
-/** The text `show` prints: overview, events, then the conversation. */
-export function* describeSession(reader: CaptureReader, s: SessionRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
-  const field = (name: string, value: string) => `${`${name}:`.padEnd(12)}${clean(value)}`;
-  yield `session ${s.id}  (run ${s.run_id}, #${s.engine_id})`;
-  yield field("opened", `${new Date(s.opened_at).toISOString()}${s.closed_at === null ? "" : `, closed after ${formatDuration(s.closed_at - s.opened_at)}`}`);
-  yield field("client", `${formatEndpoint({ host: s.client_host, port: s.client_port })} → proxy ${formatEndpoint({ host: s.local_host, port: s.local_port })}`);
-  yield field("protocol", `SOCKS${s.version ?? "?"} ${s.command?.toUpperCase() ?? "(no request)"}`);
-  if (s.auth_method !== null) yield field("auth", `${s.auth_method}${s.user === null ? "" : ` user ${JSON.stringify(s.user)}`}`);
-  yield field("target", formatTarget(s));
-  if (s.remote_host !== null) yield field("connected", formatEndpoint({ host: s.remote_host, port: s.remote_port ?? 0 }));
-  if (s.reply !== null) {
-    yield field("reply", `${formatReply(s.reply, s.version)}${s.reply_code === null ? "" : ` ${s.reply_code}`}${s.errno === null ? "" : ` (${s.errno})`}`);
-  }
-  if (s.bound_host !== null) yield field("bound", formatEndpoint({ host: s.bound_host, port: s.bound_port ?? 0 }));
-  yield field("status", `${s.status}${s.close_reason === null ? "" : ` — ${s.close_reason}`}${s.close_errno === null ? "" : ` (${s.close_errno})`}`);
-  yield field(
-    "bytes",
-    `up ${formatBytes(s.bytes_up_received)} received / ${formatBytes(s.bytes_up_sent)} sent, down ${formatBytes(s.bytes_down_received)} received / ${formatBytes(s.bytes_down_sent)} sent`,
-  );
-  if (s.replay_of !== null) yield field("replay of", `session ${s.replay_of}`);
-  if (s.served_from !== null) yield field("served from", `session ${s.served_from} (server replay)`);
-  if (s.truncated === 1) yield field("captured", `${formatBytes(s.captured_bytes)} (truncated by --capture-limit)`);
-  if (s.uncaptured_datagrams > 0) yield field("uncaptured", `${s.uncaptured_datagrams} datagram${s.uncaptured_datagrams === 1 ? "" : "s"} (relayed while the capture was behind)`);
-  if (s.protocol !== null) yield field("detected", `${s.protocol}${s.sni === null ? "" : ` ${s.sni}`}${s.protocol_info === null ? "" : ` ${s.protocol_info}`}`);
-  if (s.tags !== "{}") yield field("tags", s.tags);
-  if (s.replay_of !== null) yield field("replay of", String(s.replay_of));
+/**
+ * The text `show` prints: the session's fields (format/session-fields.ts, as the TUI's overview
+ * shows them) one per line in a column, its events, then the conversation.
+ */
+export function* describeSession(
+  reader: Pick<CaptureReader, "events" | "chunks" | "datagrams">,
+  s: SessionRow,
+  options: { hex: boolean; maxBytes: number },
+): Generator<string> {
+  yield sessionTitle(s);
+  yield* fieldLines(sessionFields(s));
 
   const events = reader.events(s.id);
   if (events.length > 0) {
     yield "";
     yield "events:";
     for (const e of events) {
-      const who = [e.addon, e.hook].filter((x) => x !== null).join(" ");
-      yield clean(`  ${formatTime(e.at)} ${e.kind}${e.code === null ? "" : ` ${e.code}`}${who === "" ? "" : ` [${who}]`}${e.location === null ? "" : ` at ${e.location}`}: ${e.message}`);
+      const [first = "", ...rest] = eventLines(e);
+      yield `  ${first}`;
+      for (const line of rest) yield `    ${line}`;
     }
   }
 
@@ -134,7 +121,8 @@ function header(c: ChunkRow): string {
 }
 
 function* chunkLines(c: ChunkRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
-  const size = c.verdict === "inject" ? `${c.sent?.length ?? 0} bytes` : c.size === c.data.length ? `${c.size} bytes` : `${c.size} bytes, ${c.data.length} kept`;
+  const kept = c.size === c.data.length ? `${c.size} bytes` : `${c.size} bytes, ${c.data.length} kept`;
+  const size = c.verdict === "inject" ? `${c.sent?.length ?? 0} bytes` : kept;
   const verdict = c.verdict === null ? "" : c.verdict === "inject" ? ", injected" : `, addon: ${c.verdict}`;
   yield `${header(c)} #${c.seq} (${size}${verdict})`;
   if (c.verdict === "inject") {
@@ -153,7 +141,8 @@ function* datagramLines(d: DatagramRow, options: { hex: boolean; maxBytes: numbe
   const arrow = d.direction === "up" ? ">>" : "<<";
   const peer = d.peer_host === null ? "?" : formatEndpoint({ host: d.peer_host, port: d.peer_port ?? 0 });
   const route = d.direction === "up" ? `client ${formatEndpoint({ host: d.from_host, port: d.from_port })} → ${peer}` : `${peer} → client`;
-  const verdict = d.verdict === "dropped" ? `, dropped: ${d.reason ?? "?"}${d.detail === null ? "" : ` (${d.detail})`}` : d.verdict === "injected" ? ", injected" : "";
+  const dropped = `, dropped: ${d.reason ?? "?"}${d.detail === null ? "" : ` (${d.detail})`}`;
+  const verdict = d.verdict === "dropped" ? dropped : d.verdict === "injected" ? ", injected" : "";
   yield clean(`${arrow} ${formatTime(d.at)} ${route} #${d.seq} (${d.size} bytes${verdict})`);
   if (d.sent !== null) yield "   as received:";
   yield* bytes(d.data, options);
@@ -171,4 +160,19 @@ function* bytes(data: Buffer, options: { hex: boolean; maxBytes: number }): Gene
     for (const line of printable(shown).split("\n")) yield `   ${line}`;
   }
   if (shown.length < data.length) yield `   … ${data.length - shown.length} more bytes (--max-bytes 0 shows all)`;
+}
+
+/** The column values start at; a label as long as it (`served from:`) still gets a space. */
+const FIELD = 12;
+
+/**
+ * Fields as `label:` in a column and the value, detail lines indented under the value. No colour
+ * and no blank lines between groups: the header stays one block, easy to grep.
+ */
+export function* fieldLines(fields: readonly SessionField[]): Generator<string> {
+  for (const f of fields) {
+    const label = `${f.label}:`;
+    yield `${label.length >= FIELD ? `${label} ` : label.padEnd(FIELD)}${f.value}`;
+    for (const line of f.detail ?? []) yield `${" ".repeat(FIELD)}${line}`;
+  }
 }

@@ -2,15 +2,19 @@
  * The detail view's content as plain lines, one per screen row: the overview, the events, or the
  * stream (TCP conversation or UDP datagrams) of one session. Lines are already wrapped to the
  * terminal width, so the app can page and clamp `scroll` with `detailLines(...).length`, and the
- * view only slices. Worded as `socksmith show` words it.
+ * view only slices. The overview and the events are format/session-fields.ts's description,
+ * the one `socksmith show` prints; this file only lays them out and colours them.
  *
  * Every string here is terminal-safe: facts go through `safe`, payload through `printable` or
  * `hexDump`.
  */
-import { formatBytes, formatDuration, formatReply, formatTime, hexDump, looksLikeText, printable } from "../../format/index.js";
+import { formatTime, hexDump, looksLikeText, printable } from "../../format/index.js";
+import { eventLines, sessionFields, sessionTitle, type FieldGroup, type FieldTone, type ReplayComparison } from "../../format/session-fields.js";
 import type { DetailTab, EventRow, SessionRow, ShownChunk, ShownDatagram, ViewMode } from "../types.js";
-import { durationText, endpointText, isRedirected, protocolText, targetText } from "./session-text.js";
-import { displayWidth, safe, tagsText, wrap } from "./text.js";
+import { endpointText } from "./session-text.js";
+import { displayWidth, safe, wrap } from "./text.js";
+
+export type { ReplayComparison } from "../../format/session-fields.js";
 
 export type DetailColour = "red" | "yellow" | "green" | "cyan" | "magenta" | "gray";
 
@@ -43,18 +47,6 @@ export interface DetailContent {
   /** Ignored (the lines do not depend on them), so SessionDetail's props can be passed as they are. */
   readonly scroll?: number;
   readonly height?: number;
-}
-
-/** A replay's answer against the recording (the app computes it from both sessions' bytes). */
-export interface ReplayComparison {
-  readonly expected: number;
-  readonly received: number;
-  /** Still comparing (a big session is compared in steps): the counts so far. */
-  readonly pending?: boolean;
-  /** Absent when the answers are the same. */
-  readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
-  /** UDP: counts are answers (datagrams), and the difference is in answer `answer` (0-based). */
-  readonly datagrams?: { readonly expected: number; readonly received: number; readonly answer?: number };
 }
 
 /** Payload shown per turn or datagram; the rest is counted ("… N more bytes"). Export has it all. */
@@ -141,116 +133,28 @@ class LineBuilder {
   }
 }
 
-// --- overview ---------------------------------------------------------------------------------
+// --- overview and events: format/session-fields.ts words them, as `socksmith show` prints them ---
 
+const TONE_COLOUR = {
+  failure: "red",
+  attention: "yellow",
+  addon: "cyan",
+  good: "green",
+  muted: "gray",
+} as const satisfies Record<FieldTone, DetailColour>;
+
+/** The session's fields in a column, a blank line between groups; detail lines indented under the value. */
 function overview(out: LineBuilder, s: SessionRow, now: number | undefined, comparison?: ReplayComparison): void {
-  const since = (at: number) => `${formatTime(at)} (+${formatDuration(at - s.opened_at)})`;
-  out.push(`session ${s.id}  (run ${s.run_id}, #${s.engine_id})`, { bold: true });
-  // A replay says so first, with how its answer compares: that is why one opens it.
-  if (s.replay_of !== null) out.field("replay of", `session ${s.replay_of}`);
-  if (comparison !== undefined) {
-    const d = comparison.datagrams;
-    const sizes =
-      d === undefined
-        ? `received ${formatBytes(comparison.received)}, recorded ${formatBytes(comparison.expected)}`
-        : `received ${d.received} datagram${d.received === 1 ? "" : "s"}, recorded ${d.expected}`;
-    if (comparison.pending === true) out.field("answer", `comparing… (${sizes} so far)`, { color: "gray" });
-    else if (comparison.difference === undefined) out.field("answer", `same as recorded (${sizes})`, { color: "green" });
-    else {
-      const where = d?.answer === undefined ? "" : `answer ${d.answer + 1} `;
-      out.field("answer", `${where}differs at byte ${comparison.difference.offset} (${sizes})`, { color: "yellow" });
-      out.field("  recorded", comparison.difference.expected || "(end)");
-      out.field("  now", comparison.difference.actual || "(end)");
-    }
-  }
-  if (s.served_from !== null) out.field("served from", `session ${s.served_from}`);
-  if (s.replay_of !== null || s.served_from !== null) out.blank();
-  out.field("opened", `${formatTime(s.opened_at)} (${new Date(s.opened_at).toISOString()})`);
-  if (s.requested_at !== null) out.field("requested", since(s.requested_at));
-  if (s.replied_at !== null) out.field("replied", since(s.replied_at));
-  if (s.closed_at !== null) out.field("closed", since(s.closed_at));
-  if (s.status === "open") out.field("duration", now === undefined ? "still open" : `${durationText(s, now)} so far`, { color: "yellow" });
-  else if (s.closed_at === null) out.field("duration", "? (its end was not recorded)");
-  else out.field("duration", durationText(s, s.closed_at));
-  out.blank();
-
-  out.field("client", `${endpointText(s.client_host, s.client_port)} → proxy ${endpointText(s.local_host, s.local_port)}`);
-  out.field("protocol", `SOCKS${s.version ?? "?"} ${s.command?.toUpperCase() ?? "(no request)"}`);
-  if (s.auth_method !== null) {
-    const offered = offeredMethods(s.auth_offered);
-    out.field("auth", `${safe(s.auth_method)}${s.user === null ? "" : ` user ${safe(JSON.stringify(s.user))}`}${offered === "" ? "" : ` (offered ${offered})`}`);
-  }
-  if (s.requested_host !== null) {
-    out.field("target", `${endpointText(s.requested_host, s.requested_port)}${s.requested_type === null ? "" : ` (${safe(s.requested_type)})`}`);
-  }
-  if (isRedirected(s)) out.field("actual", `${endpointText(s.target_host, s.target_port)} (redirected by an addon)`, { color: "cyan" });
-  if (s.remote_host !== null) out.field("connected", endpointText(s.remote_host, s.remote_port));
-  const attempts = stringList(s.attempts);
-  if (attempts !== "") out.field("attempts", attempts);
-  if (s.bound_host !== null) out.field("bound", endpointText(s.bound_host, s.bound_port));
-  out.blank();
-
-  const failed = s.status === "failed" || s.status === "denied" || s.status === "interrupted";
-  if (s.reply !== null) {
-    out.field(
-      "reply",
-      `${formatReply(s.reply, s.version)}${s.reply_code === null ? "" : ` ${safe(s.reply_code)}`}${s.errno === null ? "" : ` (${safe(s.errno)})`}`,
-      s.reply === 0 ? {} : { color: "red" },
-    );
-  }
-  const reason = s.close_reason === null || s.close_reason === s.status ? "" : ` — ${safe(s.close_reason)}`;
-  out.field("status", `${s.status}${reason}${s.close_errno === null ? "" : ` (${safe(s.close_errno)})`}`, failed ? { color: "red" } : s.status === "open" ? { color: "yellow" } : {});
-  out.field("bytes up", `${formatBytes(s.bytes_up_received)} received / ${formatBytes(s.bytes_up_sent)} sent  (client → target)`);
-  out.field("bytes down", `${formatBytes(s.bytes_down_received)} received / ${formatBytes(s.bytes_down_sent)} sent  (target → client)`);
-  out.field("captured", `${formatBytes(s.captured_bytes)}${s.truncated === 1 ? " (truncated by --capture-limit)" : ""}`, s.truncated === 1 ? { color: "yellow" } : {});
-
-  if (s.protocol !== null) {
-    out.blank();
-    out.field("detected", protocolText(s));
-    if (s.protocol_info !== null) for (const line of prettyJson(s.protocol_info)) out.push(`${" ".repeat(FIELD)}${line}`, {}, " ".repeat(FIELD + 2));
-  }
-  const tags = tagsText(s.tags);
-  if (tags !== "") {
-    out.blank();
-    out.field("tags", tags, { color: "cyan" });
+  out.push(sessionTitle(s), { bold: true });
+  let group: FieldGroup | undefined;
+  for (const f of sessionFields(s, { ...(now === undefined ? {} : { now }), ...(comparison === undefined ? {} : { comparison }) })) {
+    // The title and the replay group sit together; every later group starts after a blank line.
+    if (group !== undefined && f.group !== group) out.blank();
+    group = f.group;
+    out.field(f.label, f.value, f.tone === undefined ? {} : { color: TONE_COLOUR[f.tone] });
+    for (const line of f.detail ?? []) out.push(`${" ".repeat(FIELD)}${line}`, {}, " ".repeat(FIELD + 2));
   }
 }
-
-/** Pretty JSON, safe to draw; the raw text when it is not JSON. */
-function prettyJson(json: string): string[] {
-  try {
-    return JSON.stringify(JSON.parse(json), null, 2).split("\n").map(safe);
-  } catch {
-    return [safe(json)];
-  }
-}
-
-/** A JSON array as "a, b, c"; "" when absent, empty or not an array. */
-function stringList(json: string | null): string {
-  if (json === null) return "";
-  try {
-    const items: unknown = JSON.parse(json);
-    return Array.isArray(items) ? safe(items.map(String).join(", ")) : safe(json);
-  } catch {
-    return safe(json);
-  }
-}
-
-function offeredMethods(json: string | null): string {
-  if (json === null) return "";
-  try {
-    const items: unknown = JSON.parse(json);
-    if (!Array.isArray(items)) return safe(json);
-    return items.map((m) => (typeof m === "number" ? (METHOD_NAMES[m] ?? `0x${m.toString(16).padStart(2, "0")}`) : safe(String(m)))).join(", ");
-  } catch {
-    return safe(json);
-  }
-}
-
-/** SOCKS5 METHOD codes (RFC 1928 §3) by the names the store uses for the chosen one. */
-const METHOD_NAMES: Readonly<Record<number, string>> = { 0x00: "none", 0x01: "gssapi", 0x02: "userpass" };
-
-// --- events -----------------------------------------------------------------------------------
 
 const EVENT_COLOUR: Readonly<Record<string, DetailColour>> = { "hook-error": "red", anomaly: "yellow", capture: "yellow", tag: "cyan" };
 
@@ -260,12 +164,10 @@ function events(out: LineBuilder, rows: readonly EventRow[], windowed = false): 
     return;
   }
   for (const e of rows) {
-    const who = [e.addon, e.hook].filter((x) => x !== null).join(" ");
     const colour = EVENT_COLOUR[e.kind];
-    const head = `${formatTime(e.at)} ${e.kind}${e.code === null ? "" : ` ${e.code}`}${who === "" ? "" : ` [${who}]`}${e.location === null ? "" : ` at ${e.location}`}`;
-    const [first = "", ...rest] = e.message.split("\n");
-    out.push(safe(`${head}: ${first}`), colour === undefined ? {} : { color: colour }, INDENT);
-    for (const line of rest) out.push(INDENT + safe(line), {}, INDENT);
+    const [first = "", ...rest] = eventLines(e);
+    out.push(first, colour === undefined ? {} : { color: colour }, INDENT);
+    for (const line of rest) out.push(INDENT + line, {}, INDENT);
   }
 }
 
@@ -342,7 +244,11 @@ function stored(row: { readonly data: Buffer; readonly dataBytes?: number }): nu
   return row.dataBytes ?? row.data.length;
 }
 
-function asReceivedAndSent(out: LineBuilder, row: { readonly data: Buffer; readonly dataBytes?: number; readonly sent: Buffer | null; readonly sentBytes?: number | null }, mode: ViewMode): void {
+function asReceivedAndSent(
+  out: LineBuilder,
+  row: { readonly data: Buffer; readonly dataBytes?: number; readonly sent: Buffer | null; readonly sentBytes?: number | null },
+  mode: ViewMode,
+): void {
   const sent = row.sent ?? Buffer.alloc(0);
   const sentBytes = row.sentBytes ?? sent.length;
   out.push(`${INDENT}as received:`, { color: "yellow" });
@@ -370,7 +276,8 @@ function datagrams(out: LineBuilder, rows: readonly ShownDatagram[], mode: ViewM
         ? `client ${endpointText(g.from_host, g.from_port)} → ${peer}${g.to_host !== null && to !== peer ? ` (sent to ${to})` : ""}`
         : `${peer} → client${g.to_host === null ? "" : ` ${to}`}`;
     const dropped = g.verdict === "dropped";
-    const verdict = dropped ? `, dropped: ${safe(g.reason ?? "?")}${g.detail === null ? "" : ` (${safe(g.detail)})`}` : g.verdict === "injected" ? ", injected" : "";
+    const why = `, dropped: ${safe(g.reason ?? "?")}${g.detail === null ? "" : ` (${safe(g.detail)})`}`;
+    const verdict = dropped ? why : g.verdict === "injected" ? ", injected" : "";
     out.push(`${d.arrow} ${formatTime(g.at)} ${route} #${g.seq} (${g.size} bytes${verdict})`, { color: dropped ? "red" : d.color, bold: true }, INDENT);
     if (g.sent === null) payload(out, g.data, mode, stored(g));
     else asReceivedAndSent(out, g, mode);

@@ -1,10 +1,13 @@
 /**
- * A session's facts as short, terminal-safe text, shared by the list and the detail view and
- * worded as `socksmith sessions` / `socksmith show` word them.
+ * A session's facts as short, terminal-safe text for the list and the detail view. The wording
+ * `socksmith show` shares lives in format/session-fields.ts and is re-exported here; this file
+ * adds what only the TUI's list uses (tone, one-word status, the target column).
  */
-import { formatDuration, formatEndpoint, formatReply, formatTarget } from "../../format/index.js";
+import { formatReply, formatTarget } from "../../format/index.js";
 import type { SessionRow } from "../types.js";
 import { safe } from "./text.js";
+
+export { durationText, endpointText, isRedirected, protocolText } from "../../format/session-fields.js";
 
 /** What a view colours a session by: red when it failed, was denied or interrupted, yellow while open. */
 export type SessionTone = "failed" | "open" | "ok";
@@ -26,19 +29,9 @@ export function sessionTone(s: SessionRow): SessionTone {
   }
 }
 
-/** `host:port` of a nullable pair, safe to draw; `fallback` when there is no host. */
-export function endpointText(host: string | null, port: number | null, fallback = "-"): string {
-  return host === null ? fallback : safe(formatEndpoint({ host, port: port ?? 0 }));
-}
-
 /** `requested → actual` when an addon redirected it, else the requested target; "-" before a request. */
 export function targetText(s: SessionRow): string {
   return safe(formatTarget(s));
-}
-
-/** True when an addon sent the session somewhere other than where the client asked. */
-export function isRedirected(s: SessionRow): boolean {
-  return s.requested_host !== null && s.target_host !== null && (s.requested_host !== s.target_host || s.requested_port !== s.target_port);
 }
 
 /**
@@ -63,17 +56,4 @@ export function statusText(s: SessionRow): string {
       return never;
     }
   }
-}
-
-/** How long the session lasted, or has lasted so far while open (`now`); "?" when it never closed (interrupted). */
-export function durationText(s: SessionRow, now: number): string {
-  if (s.closed_at !== null) return formatDuration(s.closed_at - s.opened_at);
-  if (s.status === "open") return formatDuration(Math.max(0, now - s.opened_at));
-  return "?";
-}
-
-/** `tls example.com`, `http`, or "" when nothing was detected. */
-export function protocolText(s: SessionRow): string {
-  if (s.protocol === null) return "";
-  return safe(s.sni === null ? s.protocol : `${s.protocol} ${s.sni}`);
 }

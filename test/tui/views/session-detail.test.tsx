@@ -94,7 +94,7 @@ describe("overview", () => {
     expect(udp).toContain("answer:     answer 1 differs at byte 17 (received 2 datagrams, recorded 2)");
     const same = text(props({ session: failed, comparison: { expected: 5, received: 5, datagrams: { expected: 1, received: 1 } } }));
     expect(same).toContain("answer:     same as recorded (received 1 datagram, recorded 1)");
-    expect(text(props({ session: session({ served_from: 3 }) }))).toContain("served from: session 3");
+    expect(text(props({ session: session({ served_from: 3 }) }))).toContain("served from: session 3 (server replay)");
   });
 
   it("shows the connected address, and truncation", () => {

@@ -1,0 +1,251 @@
+/**
+ * One description of a captured session, worded once for every view of it: its facts as labelled
+ * fields in a fixed order (`sessionFields`), its title (`sessionTitle`) and its events as lines
+ * (`eventLines`). `socksmith show` prints them as text, the TUI's detail view draws them as its
+ * overview and events tabs; a renderer only decides layout (columns, blank lines between groups,
+ * indentation) and colour (by `tone`), never which facts appear or how they read.
+ *
+ * Pure and total: a crafted capture file (JSON columns that are not JSON, enum columns holding
+ * anything) gives text, never a throw. Every label, value and line returned is terminal-safe
+ * (safe-text.ts): hosts, user names, SNI, tags and addon messages come from the wire or addons.
+ */
+import type { EventRow, SessionRow } from "../store/schema.js";
+import { formatBytes, formatDuration, formatTime } from "./quantities.js";
+import { safeText } from "./safe-text.js";
+import { formatEndpoint, formatReply } from "./socks.js";
+
+/**
+ * Which part of the description a field belongs to; renderers may separate groups (the TUI puts a
+ * blank line between them). In order: how a replay relates to its recording, when things happened,
+ * who talked to whom, how it ended and what was moved, what was detected, what addons tagged.
+ */
+export type FieldGroup = "replay" | "timing" | "addresses" | "outcome" | "detection" | "tags";
+
+/**
+ * What a field's value means to a reader, for renderers that colour: `failure` (a failed reply or
+ * status), `attention` (still open, truncated, datagrams not captured, a replay that differs),
+ * `addon` (an addon's doing: a redirect, tags), `good` (a replay answered as recorded), `muted`
+ * (a comparison still running). Absent: a plain fact.
+ */
+export type FieldTone = "failure" | "attention" | "addon" | "good" | "muted";
+
+/** One labelled fact: `label: value`, then `detail` lines under the value. */
+export interface SessionField {
+  readonly group: FieldGroup;
+  /** Lower case, no colon: `opened`, `served from`. A sub-field of the one before starts with two spaces (`  recorded`). */
+  readonly label: string;
+  /** One line, terminal-safe. */
+  readonly value: string;
+  /** Further lines belonging to the value (e.g. the detected protocol's facts as pretty JSON), terminal-safe. */
+  readonly detail?: readonly string[];
+  readonly tone?: FieldTone;
+}
+
+/** A replay's answer against the recording (the TUI computes it from both sessions' bytes). */
+export interface ReplayComparison {
+  readonly expected: number;
+  readonly received: number;
+  /** Still comparing (a big session is compared in steps): the counts so far. */
+  readonly pending?: boolean;
+  /** Absent when the answers are the same. */
+  readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
+  /** UDP: counts are answers (datagrams), and the difference is in answer `answer` (0-based). */
+  readonly datagrams?: { readonly expected: number; readonly received: number; readonly answer?: number };
+}
+
+export interface SessionFieldOptions {
+  /** For how long an open session has lasted (ms since the epoch); without it an open session is "still open". */
+  readonly now?: number;
+  /** For a replay: how its answer compares with the recording's (placed right under "replay of"). */
+  readonly comparison?: ReplayComparison;
+}
+
+/** `session 12  (run 3, #4)`: the store's id, the run, the engine's id as the log printed it. */
+export function sessionTitle(s: SessionRow): string {
+  return `session ${s.id}  (run ${s.run_id}, #${s.engine_id})`;
+}
+
+/** The session's facts, in the order every view shows them. Optional facts are left out when absent. */
+export function sessionFields(s: SessionRow, options: SessionFieldOptions = {}): SessionField[] {
+  const fields: SessionField[] = [];
+  const add = (group: FieldGroup, label: string, value: string, more: Pick<SessionField, "detail" | "tone"> = {}) =>
+    fields.push({ group, label, value, ...more });
+
+  // A replay says so first, with how its answer compares: that is why one opens it.
+  if (s.replay_of !== null) add("replay", "replay of", `session ${s.replay_of}`);
+  if (options.comparison !== undefined) {
+    comparisonFields(options.comparison, (label, value, tone) => add("replay", label, value, tone === undefined ? {} : { tone }));
+  }
+  if (s.served_from !== null) add("replay", "served from", `session ${s.served_from} (server replay)`);
+
+  const since = (at: number) => `${formatTime(at)} (+${formatDuration(at - s.opened_at)})`;
+  add("timing", "opened", `${formatTime(s.opened_at)} (${isoTime(s.opened_at)})`);
+  if (s.requested_at !== null) add("timing", "requested", since(s.requested_at));
+  if (s.replied_at !== null) add("timing", "replied", since(s.replied_at));
+  if (s.closed_at !== null) add("timing", "closed", since(s.closed_at));
+  if (s.status === "open") {
+    add("timing", "duration", options.now === undefined ? "still open" : `${durationText(s, options.now)} so far`, { tone: "attention" });
+  }
+  else if (s.closed_at === null) add("timing", "duration", "? (its end was not recorded)");
+  else add("timing", "duration", durationText(s, s.closed_at));
+
+  add("addresses", "client", `${endpointText(s.client_host, s.client_port)} → proxy ${endpointText(s.local_host, s.local_port)}`);
+  add("addresses", "protocol", `SOCKS${safeText(s.version ?? "?")} ${s.command === null ? "(no request)" : safeText(s.command.toUpperCase())}`);
+  if (s.auth_method !== null) {
+    const offered = offeredMethods(s.auth_offered);
+    const user = s.user === null ? "" : ` user ${safeText(JSON.stringify(s.user))}`;
+    add("addresses", "auth", `${safeText(s.auth_method)}${user}${offered === "" ? "" : ` (offered ${offered})`}`);
+  }
+  if (s.requested_host !== null) {
+    add("addresses", "target", `${endpointText(s.requested_host, s.requested_port)}${s.requested_type === null ? "" : ` (${safeText(s.requested_type)})`}`);
+  }
+  if (isRedirected(s)) add("addresses", "actual", `${endpointText(s.target_host, s.target_port)} (redirected by an addon)`, { tone: "addon" });
+  if (s.remote_host !== null) add("addresses", "connected", endpointText(s.remote_host, s.remote_port));
+  const attempts = stringList(s.attempts);
+  if (attempts !== "") add("addresses", "attempts", attempts);
+  if (s.bound_host !== null) add("addresses", "bound", endpointText(s.bound_host, s.bound_port));
+
+  if (s.reply !== null) {
+    const code = `${s.reply_code === null ? "" : ` ${safeText(s.reply_code)}`}${s.errno === null ? "" : ` (${safeText(s.errno)})`}`;
+    add("outcome", "reply", `${formatReply(s.reply, s.version)}${code}`, s.reply === 0 ? {} : { tone: "failure" });
+  }
+  const why = s.close_reason === null || s.close_reason === s.status ? "" : ` — ${safeText(s.close_reason)}`;
+  const reason = `${why}${s.close_errno === null ? "" : ` (${safeText(s.close_errno)})`}`;
+  const statusTone = statusToneOf(s);
+  add("outcome", "status", `${safeText(s.status)}${reason}`, statusTone === undefined ? {} : { tone: statusTone });
+  add("outcome", "bytes up", `${formatBytes(s.bytes_up_received)} received / ${formatBytes(s.bytes_up_sent)} sent  (client → target)`);
+  add("outcome", "bytes down", `${formatBytes(s.bytes_down_received)} received / ${formatBytes(s.bytes_down_sent)} sent  (target → client)`);
+  const truncated = s.truncated === 1;
+  add("outcome", "captured", `${formatBytes(s.captured_bytes)}${truncated ? " (truncated by --capture-limit)" : ""}`, truncated ? { tone: "attention" } : {});
+  if (s.uncaptured_datagrams > 0) {
+    const n = s.uncaptured_datagrams;
+    add("outcome", "uncaptured", `${n} datagram${n === 1 ? "" : "s"} (relayed while the capture was behind)`, { tone: "attention" });
+  }
+
+  if (s.protocol !== null) add("detection", "detected", protocolText(s), s.protocol_info === null ? {} : { detail: prettyJson(s.protocol_info) });
+  const tags = tagsText(s.tags);
+  if (tags !== "") add("tags", "tags", tags, { tone: "addon" });
+  return fields;
+}
+
+function comparisonFields(c: ReplayComparison, add: (label: string, value: string, tone?: FieldTone) => void): void {
+  const d = c.datagrams;
+  const sizes =
+    d === undefined
+      ? `received ${formatBytes(c.received)}, recorded ${formatBytes(c.expected)}`
+      : `received ${d.received} datagram${d.received === 1 ? "" : "s"}, recorded ${d.expected}`;
+  if (c.pending === true) return add("answer", `comparing… (${sizes} so far)`, "muted");
+  if (c.difference === undefined) return add("answer", `same as recorded (${sizes})`, "good");
+  const where = d?.answer === undefined ? "" : `answer ${d.answer + 1} `;
+  add("answer", `${where}differs at byte ${c.difference.offset} (${sizes})`, "attention");
+  add("  recorded", safeText(c.difference.expected) || "(end)");
+  add("  now", safeText(c.difference.actual) || "(end)");
+}
+
+function statusToneOf(s: SessionRow): FieldTone | undefined {
+  switch (s.status) {
+    case "open":
+      return "attention";
+    case "ok":
+      return undefined;
+    case "failed":
+    case "denied":
+    case "interrupted":
+      return "failure";
+    default: {
+      // A crafted file may hold any text here: a plain fact, not a throw.
+      const unexpected: never = s.status;
+      void unexpected;
+      return undefined;
+    }
+  }
+}
+
+/** An event as lines: `time kind code [addon hook] at location: message`, then the message's further lines. */
+export function eventLines(e: EventRow): string[] {
+  const who = [e.addon, e.hook].filter((x) => x !== null).join(" ");
+  const where = `${who === "" ? "" : ` [${who}]`}${e.location === null ? "" : ` at ${e.location}`}`;
+  const head = `${formatTime(e.at)} ${e.kind}${e.code === null ? "" : ` ${e.code}`}${where}`;
+  const [first = "", ...rest] = e.message.split("\n");
+  return [safeText(`${head}: ${first}`), ...rest.map(safeText)];
+}
+
+// --- short facts, also used by the session list ----------------------------------------------
+
+/** `host:port` of a nullable pair, safe to draw; `fallback` when there is no host. */
+export function endpointText(host: string | null, port: number | null, fallback = "-"): string {
+  return host === null ? fallback : safeText(formatEndpoint({ host, port: port ?? 0 }));
+}
+
+/** True when an addon sent the session somewhere other than where the client asked. */
+export function isRedirected(s: SessionRow): boolean {
+  return s.requested_host !== null && s.target_host !== null && (s.requested_host !== s.target_host || s.requested_port !== s.target_port);
+}
+
+/** How long the session lasted, or has lasted so far while open (`now`); "?" when it never closed (interrupted). */
+export function durationText(s: SessionRow, now: number): string {
+  if (s.closed_at !== null) return formatDuration(s.closed_at - s.opened_at);
+  if (s.status === "open") return formatDuration(Math.max(0, now - s.opened_at));
+  return "?";
+}
+
+/** `tls example.com`, `http`, or "" when nothing was detected. */
+export function protocolText(s: SessionRow): string {
+  if (s.protocol === null) return "";
+  return safeText(s.sni === null ? s.protocol : `${s.protocol} ${s.sni}`);
+}
+
+/** The tags object as `key=value key2=value2` (non-string values as JSON); "" when none or not an object. */
+export function tagsText(json: string): string {
+  try {
+    const tags: unknown = JSON.parse(json);
+    if (tags === null || typeof tags !== "object" || Array.isArray(tags)) return "";
+    return safeText(
+      Object.entries(tags as Record<string, unknown>)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(" "),
+    );
+  } catch {
+    return "";
+  }
+}
+
+function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? "?" : d.toISOString();
+}
+
+/** Pretty JSON, safe to draw, one string per line; the raw text when it is not JSON. */
+function prettyJson(json: string): string[] {
+  try {
+    return JSON.stringify(JSON.parse(json), null, 2).split("\n").map(safeText);
+  } catch {
+    return [safeText(json)];
+  }
+}
+
+/** A JSON array as "a, b, c"; "" when absent or empty; the raw text when not an array. */
+function stringList(json: string | null): string {
+  if (json === null) return "";
+  try {
+    const items: unknown = JSON.parse(json);
+    return Array.isArray(items) ? safeText(items.map(String).join(", ")) : safeText(json);
+  } catch {
+    return safeText(json);
+  }
+}
+
+/** The offered SOCKS5 methods by name (`none, userpass`), unknown codes in hex; "" when absent. */
+function offeredMethods(json: string | null): string {
+  if (json === null) return "";
+  try {
+    const items: unknown = JSON.parse(json);
+    if (!Array.isArray(items)) return safeText(json);
+    return items.map((m) => (typeof m === "number" ? (METHOD_NAMES[m] ?? `0x${m.toString(16).padStart(2, "0")}`) : safeText(String(m)))).join(", ");
+  } catch {
+    return safeText(json);
+  }
+}
+
+/** SOCKS5 METHOD codes (RFC 1928 §3) by the names the store uses for the chosen one. */
+const METHOD_NAMES: Readonly<Record<number, string>> = { 0x00: "none", 0x01: "gssapi", 0x02: "userpass" };

@@ -1,0 +1,215 @@
+/**
+ * One session description, two renderers: `socksmith show`'s text and the TUI's detail lines list
+ * the same facts, in the same order, worded the same (format/session-fields.ts); only layout and
+ * colour differ. Also: the description itself, for a rich row and a crafted one.
+ */
+import { describe, expect, it } from "vitest";
+import { describeSession } from "../../src/cli/commands/show.js";
+import { sessionFields } from "../../src/format/session-fields.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../../src/store/schema.js";
+import { detailLines, type DetailContent } from "../../src/tui/views/index.js";
+import { blankSession } from "../support/rows.js";
+
+const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
+
+/** Every optional fact set: a redirected, failed, truncated replay with offered methods, attempts, detection and tags. */
+const rich: SessionRow = {
+  ...blankSession(T0),
+  id: 12,
+  run_id: 3,
+  engine_id: 4,
+  auth_method: "userpass",
+  auth_offered: "[0,2,128]",
+  user: "al\u202eice",
+  requested_type: "domain",
+  requested_host: "example.com",
+  requested_port: 80,
+  requested_at: T0 + 2,
+  target_host: "10.0.0.1",
+  target_port: 8080,
+  remote_host: "10.0.0.1",
+  remote_port: 8080,
+  attempts: '["10.0.0.2:8080","10.0.0.1:8080"]',
+  bound_host: "10.0.0.9",
+  bound_port: 40000,
+  reply: 5,
+  reply_code: "CONNECT_FAILED",
+  errno: "ECONNREFUSED",
+  replied_at: T0 + 12,
+  status: "failed",
+  close_reason: "connect-failed",
+  close_errno: "ECONNRESET",
+  closed_at: T0 + 1230,
+  uncaptured_datagrams: 3,
+  bytes_up_received: 100,
+  bytes_up_sent: 90,
+  bytes_down_received: 2048,
+  bytes_down_sent: 2000,
+  captured_bytes: 1024,
+  truncated: 1,
+  protocol: "tls",
+  sni: "example.com",
+  protocol_info: '{"alpn":["h2"],"version":"1.3"}',
+  tags: '{"rule":"lab","\\u001b[2J":1}',
+  replay_of: 7,
+  served_from: 3,
+};
+
+const events: EventRow[] = [
+  {
+    id: 1,
+    session_id: 12,
+    run_id: 3,
+    at: T0 + 40,
+    kind: "hook-error",
+    addon: "thrower.ts",
+    hook: "onData",
+    location: "thrower.ts:5:3",
+    code: "threw",
+    message: "boom\nat line two",
+  },
+  { id: 2, session_id: 12, run_id: 3, at: T0 + 41, kind: "tag", addon: "tagger.ts", hook: null, location: null, code: null, message: "rule=lab \x1b[31m" },
+];
+
+/** A reader of one session with these events and no bytes. */
+const reader = {
+  events: (): EventRow[] => events,
+  chunks: (): IterableIterator<ChunkRow> => [][Symbol.iterator](),
+  datagrams: (): IterableIterator<DatagramRow> => [][Symbol.iterator](),
+};
+
+interface Parsed {
+  readonly label: string;
+  readonly value: string;
+  readonly detail: string[];
+}
+
+/** `label:   value` lines, and the 12-column-indented lines under a value as its detail. */
+function parseFields(lines: readonly string[]): Parsed[] {
+  const out: Parsed[] = [];
+  for (const line of lines) {
+    if (line === "") continue;
+    if (line.startsWith(" ".repeat(12))) {
+      out[out.length - 1]!.detail.push(line.slice(12));
+      continue;
+    }
+    const m = /^(\S.*?): +(.*)$/.exec(line);
+    expect(m, `not a field line: ${JSON.stringify(line)}`).not.toBeNull();
+    out.push({ label: m![1]!, value: m![2]!, detail: [] });
+  }
+  return out;
+}
+
+function showText(s: SessionRow): string[] {
+  return [...describeSession(reader, s, { hex: false, maxBytes: Infinity })];
+}
+
+function tuiText(s: SessionRow, tab: DetailContent["tab"]): string[] {
+  return detailLines({ session: s, events, chunks: [], datagrams: [], tab, mode: "auto", width: 1000 }).map((l) => l.text);
+}
+
+/** show's header: the lines between the title and the first blank line. */
+function showHeader(s: SessionRow): { title: string; fields: Parsed[] } {
+  const lines = showText(s);
+  const end = lines.indexOf("");
+  return { title: lines[0]!, fields: parseFields(lines.slice(1, end === -1 ? undefined : end)) };
+}
+
+describe("show and the TUI's overview: one description", () => {
+  const rows: [string, SessionRow][] = [
+    ["a rich row (every optional fact)", rich],
+    ["a blank row", blankSession(T0)],
+    ["an open session", { ...blankSession(T0), status: "open", close_reason: null, requested_host: "::1", requested_port: 443, requested_type: "ipv6" }],
+    ["a SOCKS4 session with no auth", { ...blankSession(T0), version: "4", auth_method: null, auth_offered: null, reply: 2, tags: "not json" }],
+  ];
+
+  it.each(rows)("%s: same title, same labels and values, in the same order", (_, s) => {
+    const show = showHeader(s);
+    const tui = tuiText(s, "overview");
+    expect(show.title).toBe(tui[0]);
+    expect(show.fields).toEqual(parseFields(tui.slice(1)));
+    // And both are the shared description.
+    expect(show.fields).toEqual(sessionFields(s).map((f) => ({ label: f.label, value: f.value, detail: [...(f.detail ?? [])] })));
+  });
+
+  it("show lists what the TUI showed and show left out, each fact once", () => {
+    const labels = showHeader(rich).fields.map((f) => f.label);
+    expect(labels).toEqual([
+      "replay of",
+      "served from",
+      "opened",
+      "requested",
+      "replied",
+      "closed",
+      "duration",
+      "client",
+      "protocol",
+      "auth",
+      "target",
+      "actual",
+      "connected",
+      "attempts",
+      "bound",
+      "reply",
+      "status",
+      "bytes up",
+      "bytes down",
+      "captured",
+      "uncaptured",
+      "detected",
+      "tags",
+    ]);
+    const text = showText(rich).join("\n");
+    expect(text.match(/^replay of:/gm)).toHaveLength(1);
+    expect(text).toContain("auth:       userpass user \"al\\u{202e}ice\" (offered none, userpass, 0x80)");
+    expect(text).toContain("actual:     10.0.0.1:8080 (redirected by an addon)");
+    expect(text).toContain("attempts:   10.0.0.2:8080, 10.0.0.1:8080");
+    expect(text).toContain("served from: session 3 (server replay)");
+    expect(text).toContain("uncaptured: 3 datagrams (relayed while the capture was behind)");
+    expect(text).toContain('detected:   tls example.com\n            {\n              "alpn": [');
+    expect(text).toContain("tags:       rule=lab \\x1b[2J=1");
+    expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/);
+  });
+
+  it("events read the same in show and in the TUI's events tab", () => {
+    const lines = showText(rich);
+    const start = lines.indexOf("events:") + 1;
+    const end = lines.indexOf("", start);
+    const show = lines.slice(start, end);
+    expect(show.map((l) => l.trimStart())).toEqual(tuiText(rich, "events").map((l) => l.trimStart()));
+    expect(show).toEqual([
+      expect.stringMatching(/^ {2}\d\d:\d\d:\d\d\.\d{3} hook-error threw \[thrower\.ts onData\] at thrower\.ts:5:3: boom$/),
+      "    at line two",
+      expect.stringMatching(/^ {2}\S+ tag \[tagger\.ts\]: rule=lab \\x1b\[31m$/),
+    ]);
+  });
+});
+
+describe("sessionFields", () => {
+  it("puts a replay's comparison right under 'replay of', toned, its recorded and received bytes safe", () => {
+    const fields = sessionFields(rich, { comparison: { expected: 10, received: 9, difference: { offset: 4, expected: "68 69", actual: "\x1b" } } });
+    expect(fields.slice(0, 5)).toEqual([
+      { group: "replay", label: "replay of", value: "session 7" },
+      { group: "replay", label: "answer", value: "differs at byte 4 (received 9 B, recorded 10 B)", tone: "attention" },
+      { group: "replay", label: "  recorded", value: "68 69" },
+      { group: "replay", label: "  now", value: "\\x1b" },
+      { group: "replay", label: "served from", value: "session 3 (server replay)" },
+    ]);
+  });
+
+  it("counts an open session's duration with now, and says 'still open' without it", () => {
+    const open: SessionRow = { ...blankSession(T0), status: "open", close_reason: null };
+    expect(sessionFields(open).find((f) => f.label === "duration")).toEqual({ group: "timing", label: "duration", value: "still open", tone: "attention" });
+    expect(sessionFields(open, { now: T0 + 3000 }).find((f) => f.label === "duration")?.value).toBe("3.00 s so far");
+  });
+
+  it("a crafted row (columns that are not JSON, an unknown status) gives safe text, not a throw", () => {
+    const crafted = { ...rich, status: "\x1b]0;owned\x07", attempts: "{", auth_offered: "nope", protocol_info: "\x9b", tags: "[1]" } as unknown as SessionRow;
+    const fields = sessionFields(crafted);
+    for (const f of fields) for (const t of [f.label, f.value, ...(f.detail ?? [])]) expect(t).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/);
+    const status = { group: "outcome", label: "status", value: "\\x1b]0;owned\\x07 — connect-failed (ECONNRESET)" };
+    expect(fields.find((f) => f.label === "status")).toEqual(status);
+    expect(fields.find((f) => f.label === "attempts")?.value).toBe("{");
+    expect(fields.some((f) => f.label === "tags")).toBe(false);
+  });
+});
