@@ -84,6 +84,7 @@ import {
 } from "./ast.js";
 import { FilterError, type FilterErrorCode } from "./filter-error.js";
 import { compileRegExp, normalizeCidr } from "./match.js";
+import { closestMatch } from "../lang/closest-match.js";
 import { DURATION_EXAMPLES, SIZE_EXAMPLES, parseBytes, parseDuration } from "../format/quantities.js";
 
 /** Parses filter text; throws FilterError (and nothing else) when it is not a filter. */
@@ -203,7 +204,7 @@ class Parser {
       const measure = name.toLowerCase();
       if (isMeasure(measure)) return this.parseComparison(measure, start + name.length);
       if (next !== "=") {
-        const hint = suggest(measure, MEASURES);
+        const hint = closestMatch(measure, MEASURES);
         throw this.error("UNKNOWN_FIELD", `unknown comparison '${name}' — ${hint === undefined ? "use bytes, up, down or dur" : `did you mean '${hint}'?`}`, start);
       }
     }
@@ -218,7 +219,7 @@ class Parser {
       throw this.error("UNKNOWN_FIELD", `'${field}' is compared, not matched: write ${field}>N, ${field}<=N, ${field}=N, …`, start);
     }
     if (!isField(field)) {
-      const hint = suggest(field, FIELDS);
+      const hint = closestMatch(field, FIELDS);
       const tail = hint === undefined ? `fields are ${FIELDS.join(", ")} (quote a word that contains ':')` : `did you mean '${hint}'?`;
       throw this.error("UNKNOWN_FIELD", `unknown field '${name}' — ${tail}`, start);
     }
@@ -458,38 +459,4 @@ class Parser {
   private error(code: FilterErrorCode, message: string, index: number): FilterError {
     return new FilterError(code, message, this.text, index + 1);
   }
-}
-
-/** The closest name within two edits (a swap of neighbours is one), if any. */
-function suggest(name: string, names: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of names) {
-    const d = distance(name, candidate);
-    if (d < bestDistance && d < name.length) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-// Optimal string alignment distance: Levenshtein plus adjacent transpositions.
-function distance(a: string, b: string): number {
-  const rows: number[][] = [];
-  for (let i = 0; i <= a.length; i++) {
-    const row: number[] = [];
-    rows.push(row);
-    for (let j = 0; j <= b.length; j++) {
-      if (i === 0 || j === 0) {
-        row.push(i + j);
-        continue;
-      }
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(rows[i - 1]![j]! + 1, row[j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
-      row.push(d);
-    }
-  }
-  return rows[a.length]![b.length]!;
 }

@@ -25,6 +25,7 @@ import Module, { createRequire, findSourceMap } from "node:module";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { closestMatch, editDistance } from "../lang/closest-match.js";
 import type { Addon, HookName, OptionSpec } from "./api.js";
 
 /** One successfully loaded version of an addon file. Immutable. */
@@ -394,7 +395,7 @@ function validate(exported: unknown): Addon {
   for (const key of keysOf(addon)) {
     if (key === "name" || key === "options" || Object.hasOwn(HOOK_TABLE, key)) continue;
     if (!looksLikeHook(key)) continue; // other keys are the addon's own state and helpers
-    const guess = closest(key, HOOKS);
+    const guess = closestMatch(key, HOOKS);
     const hint = guess === undefined ? `hooks are ${HOOKS.join(", ")}` : `did you mean ${guess}?`;
     throw new ExportProblem("UNKNOWN_HOOK", `unknown hook ${JSON.stringify(key)} (${hint})`, [key]);
   }
@@ -440,8 +441,8 @@ function validate(exported: unknown): Addon {
  */
 function looksLikeHook(key: string): boolean {
   if (/^on([A-Z_$\d]|$)/.test(key)) return true;
-  if (/^on/i.test(key) && closest(key, HOOKS) !== undefined) return true;
-  return key.length >= 5 && HOOKS.some((hook) => distance(key.toLowerCase(), hook.toLowerCase()) <= 1);
+  if (/^on/i.test(key) && closestMatch(key, HOOKS) !== undefined) return true;
+  return key.length >= 5 && HOOKS.some((hook) => editDistance(key.toLowerCase(), hook.toLowerCase()) <= 1);
 }
 
 function fitsType(value: unknown, type: OptionSpec["type"]): boolean {
@@ -558,38 +559,6 @@ function kindOf(value: unknown): string {
 }
 
 function didYouMean(word: string, candidates: readonly string[]): string {
-  const guess = closest(word, candidates);
+  const guess = closestMatch(word, candidates);
   return guess === undefined ? "" : ` (did you mean ${guess}?)`;
-}
-
-/** The candidate nearest to `word` (ignoring case), if it is near enough to be a typo. */
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  const limit = Math.max(2, Math.floor(word.length / 3));
-  let best: string | undefined;
-  let bestDistance = limit + 1;
-  for (const candidate of candidates) {
-    const d = distance(word.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-/** Edit distance counting a swap of neighbours as one edit (optimal string alignment). */
-function distance(a: string, b: string): number {
-  const rows: number[][] = [];
-  for (let i = 0; i <= a.length; i++) {
-    const row: number[] = [i];
-    for (let j = 1; j <= b.length; j++) {
-      if (i === 0) {
-        row.push(j);
-        continue;
-      }
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(rows[i - 1]![j]! + 1, row[j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
-      row.push(d);
-    }
-    rows.push(row);
-  }
-  return rows[a.length]![b.length]!;
 }
