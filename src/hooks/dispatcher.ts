@@ -54,6 +54,7 @@ import type {
   SessionInfo,
 } from "./api.js";
 import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, checkRequest, describe, isProblem, payload, type Checked } from "./answers.js";
+import { perHook } from "./hook-names.js";
 import { hookLocation } from "./loader.js";
 import { messageHelper, type MessageHelper } from "./message-buffer.js";
 
@@ -122,8 +123,6 @@ interface SessionState {
 }
 
 type Hooked = { readonly [K in HookName]: AddonInstance[] };
-
-const HOOK_NAMES: readonly HookName[] = ["onLoad", "onDispose", "onOpen", "onAuth", "onRequest", "onReply", "onData", "onDatagram", "onClose"];
 
 export class Dispatcher implements HookRunner {
   private addons: AddonInstance[];
@@ -510,7 +509,7 @@ export class Dispatcher implements HookRunner {
   /** Which addons define each hook, in order; recomputed when the addon set changes. */
   private index(): void {
     this.positions = new Map(this.addons.map((a, i) => [a, i]));
-    this.hooked = Object.fromEntries(HOOK_NAMES.map((h) => [h, this.addons.filter((a) => typeof a.addon[h] === "function")])) as unknown as Hooked;
+    this.hooked = perHook((hook) => this.addons.filter((a) => typeof a.addon[hook] === "function"));
   }
 
   private state(id: number, client: Endpoint | undefined, handle: SessionHandle): SessionState {

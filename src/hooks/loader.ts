@@ -27,6 +27,7 @@ import { basename, dirname, extname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { closestMatch, editDistance } from "../lang/closest-match.js";
 import type { Addon, HookName, OptionSpec } from "./api.js";
+import { HOOK_NAMES, isHookName } from "./hook-names.js";
 
 /** One successfully loaded version of an addon file. Immutable. */
 export interface LoadedAddon {
@@ -76,20 +77,6 @@ export class AddonError extends Error {
     if (where?.column !== undefined) this.column = where.column;
   }
 }
-
-/** Every hook, in `api.ts` order; `satisfies` keeps the list complete and exact. */
-const HOOK_TABLE = {
-  onLoad: true,
-  onDispose: true,
-  onOpen: true,
-  onAuth: true,
-  onRequest: true,
-  onReply: true,
-  onData: true,
-  onDatagram: true,
-  onClose: true,
-} as const satisfies Record<HookName, true>;
-const HOOKS = Object.keys(HOOK_TABLE) as HookName[];
 
 /** Node's CommonJS internals used here (undocumented; see the file comment). */
 type CompilableModule = Module & {
@@ -150,7 +137,7 @@ export async function loadAddon(file: string, settings: Readonly<Record<string, 
   }
   const name = addon.name ?? basename(entry, extname(entry));
   const options = resolveOptions(entry, name, addon, settings);
-  const hooks = HOOKS.filter((hook) => typeof addon[hook] === "function");
+  const hooks = HOOK_NAMES.filter((hook) => typeof addon[hook] === "function");
 
   let known = inputsByEntry.get(entry);
   if (known === undefined) inputsByEntry.set(entry, (known = new Set()));
@@ -297,7 +284,7 @@ function evaluate(entry: string, code: string, inputs: readonly string[]): unkno
   if (isObject(exported) || typeof exported === "function") {
     modules.set(exported, mod);
     generatedOf.set(exported, { code, generated });
-    for (const hook of HOOKS) {
+    for (const hook of HOOK_NAMES) {
       const value: unknown = (exported as Record<string, unknown>)[hook];
       if (typeof value === "function") modules.set(value, mod);
     }
@@ -393,13 +380,13 @@ function validate(exported: unknown): Addon {
   const addon = exported as Record<string, unknown>;
 
   for (const key of keysOf(addon)) {
-    if (key === "name" || key === "options" || Object.hasOwn(HOOK_TABLE, key)) continue;
+    if (key === "name" || key === "options" || isHookName(key)) continue;
     if (!looksLikeHook(key)) continue; // other keys are the addon's own state and helpers
-    const guess = closestMatch(key, HOOKS);
-    const hint = guess === undefined ? `hooks are ${HOOKS.join(", ")}` : `did you mean ${guess}?`;
+    const guess = closestMatch(key, HOOK_NAMES);
+    const hint = guess === undefined ? `hooks are ${HOOK_NAMES.join(", ")}` : `did you mean ${guess}?`;
     throw new ExportProblem("UNKNOWN_HOOK", `unknown hook ${JSON.stringify(key)} (${hint})`, [key]);
   }
-  for (const hook of HOOKS) {
+  for (const hook of HOOK_NAMES) {
     const value = addon[hook];
     if (value !== undefined && typeof value !== "function") invalid(`${hook} must be a function, got ${kindOf(value)}`, hook);
   }
@@ -441,8 +428,8 @@ function validate(exported: unknown): Addon {
  */
 function looksLikeHook(key: string): boolean {
   if (/^on([A-Z_$\d]|$)/.test(key)) return true;
-  if (/^on/i.test(key) && closestMatch(key, HOOKS) !== undefined) return true;
-  return key.length >= 5 && HOOKS.some((hook) => editDistance(key.toLowerCase(), hook.toLowerCase()) <= 1);
+  if (/^on/i.test(key) && closestMatch(key, HOOK_NAMES) !== undefined) return true;
+  return key.length >= 5 && HOOK_NAMES.some((hook) => editDistance(key.toLowerCase(), hook.toLowerCase()) <= 1);
 }
 
 function fitsType(value: unknown, type: OptionSpec["type"]): boolean {
