@@ -1,26 +1,20 @@
 /**
- * The recorder: an EngineObserver that writes every fact to the capture file without slowing
- * the relay.
+ * The recorder: an EngineObserver that maps every engine fact (and what addons did) to capture
+ * operations, and hands them to the transport to the writer thread (capture-transport.ts), which
+ * batches them and keeps what is held within `highWaterBytes` without slowing the relay.
  *
- * - The main thread only copies payload into the current batch's arena and appends small
- *   operation records; a worker thread (writer-worker.ts) does all SQLite work, one transaction
- *   per batch. A batch is sent at least every `flushIntervalMs` (100 ms), sooner when its arena
- *   fills up.
- * - Backpressure, not loss: when more than `highWaterBytes` is held (payload sent to the writer
- *   but not yet written, plus what is being batched, plus an estimate of OP_BYTES per queued
- *   operation), `chunk()` returns a promise and the engine stops reading that direction until the
- *   writer has caught up to half of it.
- * - UDP cannot be paused: while the capture is over `highWaterBytes`, a datagram's record is left
- *   out (the datagram itself was relayed) and counted on its session (`uncaptured_datagrams`),
- *   with one `capture` event per burst of such drops. So what the recorder holds stays within
+ * - Backpressure, not loss: `chunk()` returns the transport's promise while too much is held,
+ *   and the engine stops reading that direction until the writer has caught up.
+ * - UDP cannot be paused: while the capture has no room, a datagram's record is left out (the
+ *   datagram itself was relayed) and counted on its session (`uncaptured_datagrams`), with one
+ *   `capture` event per burst of such drops. So what the capture holds stays within
  *   `highWaterBytes` plus one read or datagram, whatever the traffic.
  * - `captureLimit` bounds the payload kept per session (received and sent bytes together); the
  *   byte counters stay exact and the session is marked truncated.
+ * - Per-session counters go out as one `progress` record per session per batch, not per chunk.
  * - A write failure (disk full, I/O error) stops capture, not the proxy: the recorder reports it
  *   once through `failed` and turns into a no-op; the CLI decides whether to stop.
  */
-import { existsSync } from "node:fs";
-import { Worker } from "node:worker_threads";
 import type {
   AnomalyFact,
   AuthFact,
@@ -32,8 +26,9 @@ import type {
   SessionClosedFact,
   SessionOpenedFact,
 } from "../engine/index.js";
-import type { Batch, Operation, Slice, WriterReply, WriterRequest } from "./batch.js";
+import type { Slice } from "./batch.js";
 import { CaptureError, beginRun, describe, openCapture } from "./database.js";
+import { CaptureTransport } from "./capture-transport.js";
 import type { SessionStatus } from "./schema.js";
 import { ProtocolSniffer, type Detection } from "../detect/index.js";
 
@@ -87,39 +82,19 @@ interface SessionState {
   tags: Record<string, string> | undefined;
 }
 
-const ARENA_BYTES = 4 * 1024 * 1024;
-/** Arenas kept for reuse; more in flight than this are allocated and left to the GC. */
-const SPARE_ARENAS = 8;
-const MAX_OPS = 4096;
-/** What one queued operation is counted as against `highWaterBytes` (its object, roughly). */
-const OP_BYTES = 256;
-
 export class Recorder implements EngineObserver {
   /** The file's id for this run's sessions: `sessionBase + engine session id`. */
   readonly sessionBase: number;
   readonly runId: number;
   /** Sessions that earlier runs left open, marked interrupted when this one began. */
   readonly interrupted: number;
-  private readonly worker: Worker;
+  private readonly transport: CaptureTransport;
   private readonly sessions = new Map<number, SessionState>();
   private readonly dirty = new Set<SessionState>();
   /** Replays announced by client port, waiting for their session to open. */
   private readonly replays = new Map<number, { original: number; resolve: (sid: number) => void }>();
-  private ops: Operation[] = [];
-  private arena: Buffer | undefined;
-  /** Arenas the writer sent back, ready to be filled again. */
-  private readonly spare: Buffer[] = [];
-  private used = 0;
-  private batchSeq = 0;
-  private inflight = 0;
-  private waiting: { promise: Promise<void>; resolve: () => void } | undefined;
-  private readonly timer: NodeJS.Timeout;
-  private stopped = false;
-  private failure: CaptureError | undefined;
   private readonly limit: number;
-  private readonly highWater: number;
   private readonly now: () => number;
-  private stoppedWorker: Promise<void> | undefined;
 
   /**
    * Opens (or creates) the capture file, checks it can be written, begins a run and starts the
@@ -131,7 +106,6 @@ export class Recorder implements EngineObserver {
   ) {
     this.now = options.now ?? Date.now;
     this.limit = options.captureLimit ?? Number.POSITIVE_INFINITY;
-    this.highWater = options.highWaterBytes ?? 64 * 1024 * 1024;
     const db = openCapture(file);
     try {
       const run = beginRun(db, file, { listen: options.listen ?? [], version: options.version ?? "unknown", now: this.now() });
@@ -143,28 +117,28 @@ export class Recorder implements EngineObserver {
     } finally {
       db.close();
     }
-    this.worker = new Worker(workerFile());
-    this.worker.on("message", this.onReply);
-    this.worker.on("error", (err) => this.fail(err));
-    this.worker.unref();
-    this.post({ type: "start", file, runId: this.runId, ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }) });
-    this.timer = setInterval(() => this.flush(), options.flushIntervalMs ?? 100);
-    this.timer.unref();
+    this.transport = new CaptureTransport(file, this.runId, {
+      ...(options.flushIntervalMs === undefined ? {} : { flushIntervalMs: options.flushIntervalMs }),
+      ...(options.highWaterBytes === undefined ? {} : { highWaterBytes: options.highWaterBytes }),
+      ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }),
+      now: this.now,
+      beforeFlush: this.pushProgress,
+      failed: this.onFailed,
+    });
   }
 
   /** Payload bytes seen so far (received, both directions, TCP and UDP): for throughput figures. */
   bytesSeen = 0;
 
-  /**
-   * What the capture holds now against `highWaterBytes`: sent to the writer and not yet written,
-   * plus the batch being filled (payload and OP_BYTES per operation). Tests check its bound.
-   */
+  /** What the capture holds now against `highWaterBytes` (see capture-transport.ts). Tests check its bound. */
   get held(): number {
-    return this.inflight + this.used + this.ops.length * OP_BYTES;
+    return this.transport.held;
   }
 
   /** The most `held` has been since the recorder started. */
-  maxHeld = 0;
+  get maxHeld(): number {
+    return this.transport.maxHeld;
+  }
 
   /** The capture's id of an engine session of this run. */
   sessionId(engineId: number): number {
@@ -173,7 +147,7 @@ export class Recorder implements EngineObserver {
 
   /** Whether capture has stopped after a write error. */
   get capturing(): boolean {
-    return this.failure === undefined && !this.stopped;
+    return this.transport.capturing;
   }
 
   // --- EngineObserver --------------------------------------------------------------------------
@@ -202,7 +176,7 @@ export class Recorder implements EngineObserver {
     };
     this.sessions.set(f.id, state);
     const replay = this.replays.get(f.client.port);
-    this.ops.push({
+    this.transport.push({
       op: "open",
       sid: state.sid,
       engineId: f.id,
@@ -214,7 +188,7 @@ export class Recorder implements EngineObserver {
     });
     if (replay !== undefined) {
       this.replays.delete(f.client.port);
-      this.ops.push({ op: "links", sid: state.sid, replayOf: replay.original, servedFrom: null });
+      this.transport.push({ op: "links", sid: state.sid, replayOf: replay.original, servedFrom: null });
       replay.resolve(state.sid);
     }
   }
@@ -225,7 +199,7 @@ export class Recorder implements EngineObserver {
     state.version = String(f.version);
     const method =
       f.method === undefined ? "socks4" : f.method === 0 ? "none" : f.method === 2 ? "userpass" : f.method === 0xff ? "no-acceptable" : `method-${f.method}`;
-    this.ops.push({ op: "auth", sid: state.sid, version: state.version, method, offered: f.offered, user: f.user ?? null });
+    this.transport.push({ op: "auth", sid: state.sid, version: state.version, method, offered: f.offered, user: f.user ?? null });
   }
 
   requested(f: RequestFact): void {
@@ -233,7 +207,7 @@ export class Recorder implements EngineObserver {
     if (state === undefined) return;
     state.version = String(f.version);
     state.command = f.command;
-    this.ops.push({
+    this.transport.push({
       op: "request",
       sid: state.sid,
       at: f.at,
@@ -251,7 +225,7 @@ export class Recorder implements EngineObserver {
     if (state === undefined) return;
     state.rep = f.rep;
     state.code = f.code;
-    this.ops.push({
+    this.transport.push({
       op: "reply",
       sid: state.sid,
       at: f.at,
@@ -289,16 +263,16 @@ export class Recorder implements EngineObserver {
     if (f.direction === "up" && received > 0) this.sniff(state, f.received);
     const data = this.keep(state, f.received);
     const sent = f.sent === undefined ? null : this.keep(state, f.sent);
-    this.ops.push({ op: "chunk", sid: state.sid, seq: f.seq, at: f.at, direction: f.direction, data, size: received, sent, verdict: f.verdict ?? null });
+    this.transport.push({ op: "chunk", sid: state.sid, seq: f.seq, at: f.at, direction: f.direction, data, size: received, sent, verdict: f.verdict ?? null });
     this.touch(state);
-    return this.backpressure();
+    return this.transport.commitOrWait();
   }
 
   datagram(f: DatagramFact): void {
     const state = this.live(f.id);
     if (state === undefined) return;
     this.bytesSeen += f.received.length;
-    if (this.held + f.received.length + (f.sent?.length ?? 0) + OP_BYTES > this.highWater) {
+    if (!this.transport.hasRoom(f.received.length + (f.sent?.length ?? 0))) {
       // Behind: the record is left out and counted; the datagram was relayed all the same.
       if (state.burst++ === 0) state.burstAt = f.at;
       state.uncaptured++;
@@ -308,7 +282,7 @@ export class Recorder implements EngineObserver {
     this.endBurst(state);
     const data = this.keep(state, f.received);
     const sent = f.sent === undefined ? null : this.keep(state, f.sent);
-    this.ops.push({
+    this.transport.push({
       op: "datagram",
       sid: state.sid,
       seq: f.seq,
@@ -329,8 +303,7 @@ export class Recorder implements EngineObserver {
       detail: f.detail ?? null,
     });
     this.touch(state);
-    this.maxHeld = Math.max(this.maxHeld, this.held);
-    if (this.used >= ARENA_BYTES || this.ops.length >= MAX_OPS) this.flush();
+    this.transport.commit();
   }
 
   /** One event per burst of left-out datagram records, once it is over (or the session ends). */
@@ -350,7 +323,7 @@ export class Recorder implements EngineObserver {
     this.sessions.delete(f.id);
     this.dirty.delete(state);
     this.endBurst(state);
-    this.ops.push({
+    this.transport.push({
       op: "close",
       sid: state.sid,
       at: f.at,
@@ -381,7 +354,7 @@ export class Recorder implements EngineObserver {
     const state = this.live(engineId);
     if (state === undefined) return;
     state.tags = { ...state.tags, [key]: value };
-    this.ops.push({ op: "tags", sid: state.sid, tags: JSON.stringify(state.tags) });
+    this.transport.push({ op: "tags", sid: state.sid, tags: JSON.stringify(state.tags) });
   }
 
   /**
@@ -391,7 +364,7 @@ export class Recorder implements EngineObserver {
   replayFrom(clientPort: number, original: number): Promise<number> {
     for (const [engineId, state] of this.sessions) {
       if (state.clientPort === clientPort) {
-        this.ops.push({ op: "links", sid: state.sid, replayOf: original, servedFrom: null });
+        this.transport.push({ op: "links", sid: state.sid, replayOf: original, servedFrom: null });
         return Promise.resolve(this.sessionId(engineId));
       }
     }
@@ -402,34 +375,26 @@ export class Recorder implements EngineObserver {
   served(engineId: number, recordedId: number): void {
     const state = this.live(engineId);
     if (state === undefined) return;
-    this.ops.push({ op: "links", sid: state.sid, replayOf: null, servedFrom: recordedId });
+    this.transport.push({ op: "links", sid: state.sid, replayOf: null, servedFrom: recordedId });
   }
 
   // --- Lifecycle ---------------------------------------------------------------------------------
 
   /** Writes what is pending, marks the run ended and closes the file. */
-  async close(): Promise<void> {
-    if (this.stoppedWorker !== undefined) return this.stoppedWorker;
-    clearInterval(this.timer);
-    this.flush();
-    this.stopped = true;
-    // An unref'd worker would let the process exit before the file is closed.
-    this.worker.ref();
-    this.stoppedWorker = new Promise<void>((resolve) => {
-      const done = (): void => resolve();
-      this.worker.once("exit", done);
-      this.post({ type: "stop", at: this.now() });
-    });
-    this.release();
-    return this.stoppedWorker;
+  close(): Promise<void> {
+    return this.transport.close();
   }
 
   /** Sends the current batch to the writer. */
   flush(): void {
-    if (this.failure !== undefined) return;
+    this.transport.flush();
+  }
+
+  /** Before every batch: the counters of each session that changed since the last one. */
+  private readonly pushProgress = (): void => {
     for (const state of this.dirty) {
       state.dirty = false;
-      this.ops.push({
+      this.transport.push({
         op: "progress",
         sid: state.sid,
         upReceived: state.upReceived,
@@ -442,19 +407,12 @@ export class Recorder implements EngineObserver {
       });
     }
     this.dirty.clear();
-    if (this.ops.length === 0) return;
-    const batch: Batch = { seq: ++this.batchSeq, ops: this.ops, bytes: this.used, ...(this.arena === undefined || this.used === 0 ? {} : { arena: this.arena.buffer as ArrayBuffer }) };
-    this.inflight += this.used + this.ops.length * OP_BYTES;
-    this.post({ type: "batch", batch }, batch.arena === undefined ? [] : [batch.arena]);
-    this.ops = [];
-    if (batch.arena !== undefined) this.arena = undefined;
-    this.used = 0;
-  }
+  };
 
   // --- Internals ---------------------------------------------------------------------------------
 
   private live(engineId: number): SessionState | undefined {
-    if (this.failure !== undefined || this.stopped) return undefined;
+    if (!this.transport.capturing) return undefined;
     return this.sessions.get(engineId);
   }
 
@@ -466,7 +424,8 @@ export class Recorder implements EngineObserver {
   }
 
   private event(sid: number | null, at: number, kind: string, e: { addon?: string; hook?: string; location?: string; code?: string; message: string }): void {
-    this.ops.push({ op: "event", sid, at, kind, addon: e.addon ?? null, hook: e.hook ?? null, location: e.location ?? null, code: e.code ?? null, message: e.message });
+    const { addon = null, hook = null, location = null, code = null, message } = e;
+    this.transport.push({ op: "event", sid, at, kind, addon, hook, location, code, message });
   }
 
   private addonEvent(kind: string, e: AddonEvent): void {
@@ -488,7 +447,7 @@ export class Recorder implements EngineObserver {
     if (detection.kind === "need-more") return;
     state.sniffer = "done";
     const stored = storedDetection(detection);
-    if (stored !== undefined) this.ops.push({ op: "detected", sid: state.sid, ...stored });
+    if (stored !== undefined) this.transport.push({ op: "detected", sid: state.sid, ...stored });
   }
 
   /** Copies bytes into the arena, within the session's capture limit. */
@@ -499,72 +458,20 @@ export class Recorder implements EngineObserver {
       length = Math.max(0, room);
       if (!state.truncated) {
         state.truncated = true;
-        this.event(state.sid, this.now(), "capture", { code: "truncated", message: `payload beyond ${this.limit} bytes is not kept (--capture-limit); byte counts stay exact` });
+        const message = `payload beyond ${this.limit} bytes is not kept (--capture-limit); byte counts stay exact`;
+        this.event(state.sid, this.now(), "capture", { code: "truncated", message });
       }
     }
-    if (length === 0) return { offset: 0, length: 0 };
     state.captured += length;
-    if (this.arena === undefined || this.used + length > this.arena.length) {
-      if (this.used > 0) this.flush();
-      this.arena = (length <= ARENA_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, length));
-      this.used = 0;
-    }
-    const offset = this.used;
-    this.arena.set(length === bytes.length ? bytes : bytes.subarray(0, length), offset);
-    this.used += length;
-    return { offset, length };
+    return this.transport.copy(bytes, length);
   }
 
-  /** A promise while too much is unwritten (the engine pauses the direction until it settles). */
-  private backpressure(): Promise<void> | undefined {
-    this.maxHeld = Math.max(this.maxHeld, this.held);
-    if (this.used >= ARENA_BYTES || this.ops.length >= MAX_OPS) this.flush();
-    if (this.held <= this.highWater) return undefined;
-    this.flush();
-    if (this.waiting === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.waiting = { promise, resolve };
-    }
-    return this.waiting.promise;
-  }
-
-  private release(): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.resolve();
-  }
-
-  private post(request: WriterRequest, transfer: ArrayBuffer[] = []): void {
-    this.worker.postMessage(request, transfer);
-  }
-
-  private readonly onReply = (reply: WriterReply): void => {
-    switch (reply.type) {
-      case "ack":
-        this.inflight -= reply.bytes + reply.ops * OP_BYTES;
-        if (reply.arena !== undefined && reply.arena.byteLength === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(Buffer.from(reply.arena));
-        if (this.inflight <= this.highWater / 2) this.release();
-        return;
-      case "failed":
-        this.fail(Object.assign(new Error(reply.message), reply.code === undefined ? {} : { code: reply.code }));
-        return;
-      case "stopped":
-        return;
-    }
-  };
-
-  private fail(err: unknown): void {
-    if (this.failure !== undefined) return;
-    this.failure = describe(this.file, err);
+  /** Capture stopped on a write error (the transport dropped what was pending): forget every session. */
+  private readonly onFailed = (error: CaptureError): void => {
     this.sessions.clear();
     this.dirty.clear();
-    this.ops = [];
-    this.arena = undefined;
-    this.used = 0;
-    this.release();
-    this.options.failed?.(this.failure);
-  }
+    this.options.failed?.(error);
+  };
 }
 
 /** How a session ended, in the filter language's terms. */
@@ -589,11 +496,4 @@ export function storedDetection(d: Detection): { protocol: string; sni: string |
     case "ssh":
       return { protocol: "ssh", sni: null, info: JSON.stringify({ banner: d.banner }) };
   }
-}
-
-/** dist/capture-worker.js: next to the CLI bundle, or built from the sources (tests). */
-function workerFile(): URL {
-  const beside = new URL("./capture-worker.js", import.meta.url);
-  if (existsSync(beside)) return beside;
-  return new URL("../../dist/capture-worker.js", import.meta.url);
 }

@@ -1,0 +1,205 @@
+/**
+ * The capture's way to the writer thread: batches of operations with their payload, and the
+ * budget that keeps what is held bounded. It knows operations and bytes, not engine facts (the
+ * recorder maps those, recorder.ts).
+ *
+ * - The main thread only copies payload into the current batch's arena (`copy`) and appends
+ *   small operation records (`push`); a worker thread (writer-worker.ts) does all SQLite work,
+ *   one transaction per batch. A batch is sent at least every `flushIntervalMs` (100 ms), sooner
+ *   when its arena or its operation list fills up (checked by `commit`).
+ * - What is held (`held`): payload sent to the writer but not yet written, plus what is being
+ *   batched, plus an estimate of OP_BYTES per queued operation. Over `highWaterBytes`,
+ *   `commitOrWait()` returns a promise that settles once the writer has caught up to half of it
+ *   (the caller stops reading until then); `hasRoom()` tells a caller that cannot wait (UDP)
+ *   whether one more record fits.
+ * - A write failure (disk full, I/O error, the worker died) stops the transport for good: what
+ *   is pending is dropped, a waiting caller is released, and `failed` is called once; from then
+ *   on `capturing` is false and nothing is sent.
+ */
+import { existsSync } from "node:fs";
+import { Worker } from "node:worker_threads";
+import type { Batch, Operation, Slice, WriterReply, WriterRequest } from "./batch.js";
+import { type CaptureError, describe } from "./database.js";
+
+export interface TransportOptions {
+  /** The longest an operation waits before it is on its way to the writer (default 100 ms). */
+  readonly flushIntervalMs?: number;
+  /** Bytes held beyond which `commitOrWait` asks the caller to wait (default 64 MiB). */
+  readonly highWaterBytes?: number;
+  /** Tests: bound the file's size in pages to provoke "disk full". */
+  readonly maxPageCount?: number;
+  readonly now: () => number;
+  /** Called at the start of every flush, before the batch is sent (the recorder adds its progress records). */
+  readonly beforeFlush: () => void;
+  /** Called once when the transport stops because of a write error. */
+  readonly failed: (error: CaptureError) => void;
+}
+
+const ARENA_BYTES = 4 * 1024 * 1024;
+/** Arenas kept for reuse; more in flight than this are allocated and left to the GC. */
+const SPARE_ARENAS = 8;
+const MAX_OPS = 4096;
+/** What one queued operation is counted as against `highWaterBytes` (its object, roughly). */
+export const OP_BYTES = 256;
+
+export class CaptureTransport {
+  private readonly worker: Worker;
+  private ops: Operation[] = [];
+  private arena: Buffer | undefined;
+  /** Arenas the writer sent back, ready to be filled again. */
+  private readonly spare: Buffer[] = [];
+  private used = 0;
+  private batchSeq = 0;
+  private inflight = 0;
+  private waiting: { promise: Promise<void>; resolve: () => void } | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private stopped = false;
+  private failure: CaptureError | undefined;
+  private readonly highWater: number;
+  private stoppedWorker: Promise<void> | undefined;
+
+  /** Starts the writer on `file` for run `runId` (begun by the caller). */
+  constructor(
+    private readonly file: string,
+    runId: number,
+    private readonly options: TransportOptions,
+  ) {
+    this.highWater = options.highWaterBytes ?? 64 * 1024 * 1024;
+    this.worker = new Worker(workerFile());
+    this.worker.on("message", this.onReply);
+    this.worker.on("error", (err) => this.fail(err));
+    this.worker.unref();
+    this.post({ type: "start", file, runId, ...(options.maxPageCount === undefined ? {} : { maxPageCount: options.maxPageCount }) });
+    this.timer = setInterval(() => this.flush(), options.flushIntervalMs ?? 100);
+    this.timer.unref();
+  }
+
+  /** What is held now against `highWaterBytes` (see the file's comment). Tests check its bound. */
+  get held(): number {
+    return this.inflight + this.used + this.ops.length * OP_BYTES;
+  }
+
+  /** The most `held` has been since the transport started. */
+  maxHeld = 0;
+
+  /** Whether operations are still taken: false once closed or after a write error. */
+  get capturing(): boolean {
+    return this.failure === undefined && !this.stopped;
+  }
+
+  /** Queues one operation for the current batch. */
+  push(op: Operation): void {
+    this.ops.push(op);
+  }
+
+  /** Copies the first `length` bytes into the current batch's arena; the slice is valid for this batch's operations. */
+  copy(bytes: Uint8Array, length: number): Slice {
+    if (length === 0) return { offset: 0, length: 0 };
+    if (this.arena === undefined || this.used + length > this.arena.length) {
+      if (this.used > 0) this.flush();
+      this.arena = (length <= ARENA_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, length));
+      this.used = 0;
+    }
+    const offset = this.used;
+    this.arena.set(length === bytes.length ? bytes : bytes.subarray(0, length), offset);
+    this.used += length;
+    return { offset, length };
+  }
+
+  /** Whether one more record of `bytes` payload stays within `highWaterBytes`. */
+  hasRoom(bytes: number): boolean {
+    return this.held + bytes + OP_BYTES <= this.highWater;
+  }
+
+  /** After a record was queued: sends the batch when it is full. */
+  commit(): void {
+    this.maxHeld = Math.max(this.maxHeld, this.held);
+    if (this.used >= ARENA_BYTES || this.ops.length >= MAX_OPS) this.flush();
+  }
+
+  /** `commit`, then a promise while too much is held (the engine pauses the direction until it settles). */
+  commitOrWait(): Promise<void> | undefined {
+    this.commit();
+    if (this.held <= this.highWater) return undefined;
+    this.flush();
+    if (this.waiting === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.waiting = { promise, resolve };
+    }
+    return this.waiting.promise;
+  }
+
+  /** Sends the current batch to the writer. */
+  flush(): void {
+    if (this.failure !== undefined) return;
+    this.options.beforeFlush();
+    if (this.ops.length === 0) return;
+    const arena = this.arena === undefined || this.used === 0 ? undefined : (this.arena.buffer as ArrayBuffer);
+    const batch: Batch = { seq: ++this.batchSeq, ops: this.ops, bytes: this.used, ...(arena === undefined ? {} : { arena }) };
+    this.inflight += this.used + this.ops.length * OP_BYTES;
+    this.post({ type: "batch", batch }, batch.arena === undefined ? [] : [batch.arena]);
+    this.ops = [];
+    if (batch.arena !== undefined) this.arena = undefined;
+    this.used = 0;
+  }
+
+  /** Sends what is pending, has the writer mark the run ended and close the file; resolves once it has. */
+  close(): Promise<void> {
+    if (this.stoppedWorker !== undefined) return this.stoppedWorker;
+    clearInterval(this.timer);
+    this.flush();
+    this.stopped = true;
+    // An unref'd worker would let the process exit before the file is closed.
+    this.worker.ref();
+    this.stoppedWorker = new Promise<void>((resolve) => {
+      const done = (): void => resolve();
+      this.worker.once("exit", done);
+      this.post({ type: "stop", at: this.options.now() });
+    });
+    this.release();
+    return this.stoppedWorker;
+  }
+
+  private release(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.resolve();
+  }
+
+  private post(request: WriterRequest, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(request, transfer);
+  }
+
+  private readonly onReply = (reply: WriterReply): void => {
+    switch (reply.type) {
+      case "ack":
+        this.inflight -= reply.bytes + reply.ops * OP_BYTES;
+        if (reply.arena !== undefined && reply.arena.byteLength === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(Buffer.from(reply.arena));
+        if (this.inflight <= this.highWater / 2) this.release();
+        return;
+      case "failed":
+        this.fail(Object.assign(new Error(reply.message), reply.code === undefined ? {} : { code: reply.code }));
+        return;
+      case "stopped":
+        return;
+    }
+  };
+
+  private fail(err: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = describe(this.file, err);
+    this.ops = [];
+    this.arena = undefined;
+    this.used = 0;
+    this.release();
+    this.options.failed(this.failure);
+  }
+}
+
+/** dist/capture-worker.js: next to the CLI bundle, or built from the sources (tests). */
+function workerFile(): URL {
+  const beside = new URL("./capture-worker.js", import.meta.url);
+  if (existsSync(beside)) return beside;
+  return new URL("../../dist/capture-worker.js", import.meta.url);
+}
