@@ -1,15 +1,17 @@
 /**
  * One description of a captured session, worded once for every view of it: its facts as labelled
- * fields in a fixed order (`sessionFields`), its title (`sessionTitle`) and its events as lines
- * (`eventLines`). `socksmith show` prints them as text, the TUI's detail view draws them as its
- * overview and events tabs; a renderer only decides layout (columns, blank lines between groups,
- * indentation) and colour (by `tone`), never which facts appear or how they read.
+ * fields in a fixed order (`sessionFields`), its title (`sessionTitle`), its events as lines
+ * (`eventLines`) and the heading of each turn and datagram of its stream (`turnHeading`,
+ * `datagramHeading`). `socksmith show` prints them as text, the TUI's detail view draws them as its
+ * overview, events and stream tabs; a renderer only decides layout (columns, blank lines between
+ * groups, indentation, how much payload) and colour (by `tone`), never which facts appear or how
+ * they read.
  *
  * Pure and total: a crafted capture file (JSON columns that are not JSON, enum columns holding
  * anything) gives text, never a throw. Every label, value and line returned is terminal-safe
  * (safe-text.ts): hosts, user names, SNI, tags and addon messages come from the wire or addons.
  */
-import type { EventRow, SessionRow } from "../store/schema.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../store/schema.js";
 import { formatBytes, formatDuration, formatTime } from "./quantities.js";
 import { safeText } from "./safe-text.js";
 import { formatEndpoint, formatReply } from "./socks.js";
@@ -168,6 +170,72 @@ export function eventLines(e: EventRow): string[] {
   const head = `${formatTime(e.at)} ${e.kind}${e.code === null ? "" : ` ${e.code}`}${where}`;
   const [first = "", ...rest] = e.message.split("\n");
   return [safeText(`${head}: ${first}`), ...rest.map(safeText)];
+}
+
+// --- stream headings -------------------------------------------------------------------------
+
+/** `>>` and `client → target` for the client's bytes, `<<` and `target → client` for the answer. */
+export function directionText(direction: "up" | "down"): { readonly arrow: ">>" | "<<"; readonly route: string } {
+  return direction === "down" ? { arrow: "<<", route: "target → client" } : { arrow: ">>", route: "client → target" };
+}
+
+/**
+ * Chunks as turns of the conversation, lazily (a capture's chunks may be many): consecutive chunks
+ * of one direction that no addon touched merge into one turn; a chunk with a verdict (replaced,
+ * dropped, injected, …) stands alone.
+ */
+export function* conversationTurns<C extends Pick<ChunkRow, "direction" | "verdict">>(chunks: Iterable<C>): Generator<C[]> {
+  let turn: C[] = [];
+  for (const c of chunks) {
+    const joins = c.verdict === null && turn.length > 0 && turn[0]!.verdict === null && turn[0]!.direction === c.direction;
+    if (!joins && turn.length > 0) yield turn;
+    if (!joins) turn = [];
+    turn.push(c);
+  }
+  if (turn.length > 0) yield turn;
+}
+
+/** What a turn's heading states: its first row, and how many reads and bytes it spans. */
+export interface TurnFacts {
+  readonly first: Pick<ChunkRow, "direction" | "at" | "seq" | "verdict">;
+  /** The last read's seq when the turn spans several reads. */
+  readonly lastSeq: number;
+  /** Reads merged into the turn (1: one chunk, which may carry an addon's verdict). */
+  readonly reads: number;
+  /** Bytes relayed: received, or sent for an injected chunk. */
+  readonly size: number;
+  /** Of those, bytes stored (less when the capture limit cut them). */
+  readonly kept: number;
+}
+
+/**
+ * `>> 12:00:00.020 client → target #3 (120 bytes, addon: replace)`, `… #0–4 (900 bytes, 512 kept in
+ * 5 reads)`, `… #7 (5 bytes, injected)`. Consecutive reads no addon touched read as one turn.
+ */
+export function turnHeading(t: TurnFacts): string {
+  const d = directionText(t.first.direction);
+  const sizes = t.kept === t.size ? `${t.size} bytes` : `${t.size} bytes, ${t.kept} kept`;
+  const head = `${d.arrow} ${formatTime(t.first.at)} ${d.route}`;
+  if (t.reads > 1) return `${head} #${t.first.seq}–${t.lastSeq} (${sizes} in ${t.reads} reads)`;
+  const verdict = t.first.verdict === null ? "" : t.first.verdict === "inject" ? ", injected" : `, addon: ${safeText(t.first.verdict)}`;
+  return `${head} #${t.first.seq} (${sizes}${verdict})`;
+}
+
+/**
+ * `>> 12:00:00.030 client 127.0.0.1:40000 → 8.8.8.8:53 #0 (4 bytes)`, with where it was sent when an
+ * addon changed it, the client's address an answer went to, and a drop's reason.
+ */
+export function datagramHeading(g: Omit<DatagramRow, "id" | "session_id" | "peer_type" | "data" | "sent">): string {
+  const d = directionText(g.direction);
+  const peer = endpointText(g.peer_host, g.peer_port, "?");
+  const to = endpointText(g.to_host, g.to_port, "?");
+  const route =
+    g.direction === "up"
+      ? `client ${endpointText(g.from_host, g.from_port)} → ${peer}${g.to_host !== null && to !== peer ? ` (sent to ${to})` : ""}`
+      : `${peer} → client${g.to_host === null ? "" : ` ${to}`}`;
+  const dropped = `, dropped: ${safeText(g.reason ?? "?")}${g.detail === null ? "" : ` (${safeText(g.detail)})`}`;
+  const verdict = g.verdict === "dropped" ? dropped : g.verdict === "injected" ? ", injected" : "";
+  return `${d.arrow} ${formatTime(g.at)} ${route} #${g.seq} (${g.size} bytes${verdict})`;
 }
 
 // --- short facts, also used by the session list ----------------------------------------------

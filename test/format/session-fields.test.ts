@@ -71,11 +71,60 @@ const events: EventRow[] = [
   { id: 2, session_id: 12, run_id: 3, at: T0 + 41, kind: "tag", addon: "tagger.ts", hook: null, location: null, code: null, message: "rule=lab \x1b[31m" },
 ];
 
-/** A reader of one session with these events and no bytes. */
+function chunk(seq: number, direction: "up" | "down", text: string, more: Partial<ChunkRow> = {}): ChunkRow {
+  const data = Buffer.from(text);
+  return { id: seq + 1, session_id: 12, seq, at: T0 + 20 + seq, direction, data, size: data.length, sent: null, verdict: null, ...more };
+}
+
+/** A conversation with a turn of three reads, a replaced, a dropped (sent nothing), an injected and a cut chunk. */
+const chunks: ChunkRow[] = [
+  chunk(0, "up", "GET / HTTP/1.1\r\n"),
+  chunk(1, "up", "Host: example.com\r\n"),
+  chunk(2, "up", "\r\n"),
+  chunk(3, "down", "HTTP/1.1 200 OK\r\n", { verdict: "replace", sent: Buffer.from("HTTP/1.1 404 Not Found\r\n") }),
+  chunk(4, "down", "secret", { verdict: "drop", sent: Buffer.alloc(0) }),
+  chunk(5, "down", "", { verdict: "inject", size: 0, sent: Buffer.from("injected\n") }),
+  chunk(6, "up", "cut", { size: 300 }),
+];
+
+function datagram(seq: number, more: Partial<DatagramRow>): DatagramRow {
+  const data = Buffer.from("ping");
+  return {
+    id: seq + 1,
+    session_id: 12,
+    seq,
+    at: T0 + 30 + seq,
+    direction: "up",
+    peer_type: "ipv4",
+    peer_host: "8.8.8.8",
+    peer_port: 53,
+    from_host: "127.0.0.1",
+    from_port: 40000,
+    to_host: "8.8.8.8",
+    to_port: 53,
+    data,
+    size: data.length,
+    sent: null,
+    verdict: "relayed",
+    reason: null,
+    detail: null,
+    ...more,
+  };
+}
+
+/** Datagrams: one an addon sent elsewhere, an answer to the client's address, a drop, an injected one with changed bytes. */
+const datagrams: DatagramRow[] = [
+  datagram(0, { to_host: "9.9.9.9" }),
+  datagram(1, { direction: "down", from_host: "8.8.8.8", from_port: 53, to_host: "127.0.0.1", to_port: 40000 }),
+  datagram(2, { verdict: "dropped", reason: "not-allowed", detail: "by rule \x1b", to_host: null, to_port: null }),
+  datagram(3, { direction: "down", verdict: "injected", sent: Buffer.from("pong"), to_host: "127.0.0.1", to_port: 40000 }),
+];
+
+/** A reader of one session with these events, chunks and datagrams. */
 const reader = {
   events: (): EventRow[] => events,
-  chunks: (): IterableIterator<ChunkRow> => [][Symbol.iterator](),
-  datagrams: (): IterableIterator<DatagramRow> => [][Symbol.iterator](),
+  chunks: (): IterableIterator<ChunkRow> => chunks[Symbol.iterator](),
+  datagrams: (): IterableIterator<DatagramRow> => datagrams[Symbol.iterator](),
 };
 
 interface Parsed {
@@ -105,7 +154,7 @@ function showText(s: SessionRow): string[] {
 }
 
 function tuiText(s: SessionRow, tab: DetailContent["tab"]): string[] {
-  return detailLines({ session: s, events, chunks: [], datagrams: [], tab, mode: "auto", width: 1000 }).map((l) => l.text);
+  return detailLines({ session: s, events, chunks, datagrams, tab, mode: "auto", width: 1000 }).map((l) => l.text);
 }
 
 /** show's header: the lines between the title and the first blank line. */
@@ -182,6 +231,33 @@ describe("show and the TUI's overview: one description", () => {
       "    at line two",
       expect.stringMatching(/^ {2}\S+ tag \[tagger\.ts\]: rule=lab \\x1b\[31m$/),
     ]);
+  });
+});
+
+describe("show and the TUI's stream tab: the same headings", () => {
+  /** Turn and datagram headings, and what an addon sent instead, without the payload either prints its own way. */
+  const headings = (lines: readonly string[]) => lines.filter((l) => /^(>>|<<) |^ {3}as (received|sent)/.test(l));
+
+  it.each([
+    ["a TCP conversation", { ...rich, command: "connect" } as SessionRow, "stream:"],
+    ["a UDP association", { ...rich, command: "udp" } as SessionRow, "datagrams:"],
+  ])("%s", (_, s, section) => {
+    const lines = showText(s);
+    const show = headings(lines.slice(lines.indexOf(section)));
+    expect(show).toEqual(headings(tuiText(s, "stream")));
+    expect(show.length).toBeGreaterThan(4);
+  });
+
+  it("show states the facts it left out before: where a datagram went, the client an answer reached, bytes dropped by an addon", () => {
+    const udp = showText({ ...rich, command: "udp" }).join("\n");
+    expect(udp).toMatch(/>> \S+ client 127\.0\.0\.1:40000 → 8\.8\.8\.8:53 \(sent to 9\.9\.9\.9:53\) #0 \(4 bytes\)/);
+    expect(udp).toMatch(/<< \S+ 8\.8\.8\.8:53 → client 127\.0\.0\.1:40000 #1 \(4 bytes\)/);
+    expect(udp).toMatch(/#2 \(4 bytes, dropped: not-allowed \(by rule \\x1b\)\)/);
+    const tcp = showText({ ...rich, command: "connect" }).join("\n");
+    expect(tcp).toMatch(/>> \S+ client → target #0–2 \(37 bytes in 3 reads\)/);
+    expect(tcp).toMatch(/<< \S+ target → client #4 \(6 bytes, addon: drop\)\n {3}as received:\n {3}secret\n {3}as sent: nothing/);
+    expect(tcp).toMatch(/<< \S+ target → client #5 \(9 bytes, injected\)/);
+    expect(tcp).toMatch(/>> \S+ client → target #6 \(300 bytes, 3 kept\)/);
   });
 });
 

@@ -1,12 +1,19 @@
 /** `socksmith show ID [FILE]`: one session's facts, events and bytes (text or --hex). */
 import { Command } from "commander";
-import { formatEndpoint } from "../../engine/index.js";
 import type { ChunkRow, DatagramRow, SessionRow } from "../../store/schema.js";
 import type { CaptureReader } from "../../store/reader.js";
 import { chunkJson, datagramJson, eventJson, sessionJson } from "../../store/json.js";
-import { formatTime, hexDump, printable } from "../../format/index.js";
-import { eventLines, sessionFields, sessionTitle, type SessionField } from "../../format/session-fields.js";
-import { clean, openReader } from "../capture-file.js";
+import { hexDump, printable } from "../../format/index.js";
+import {
+  conversationTurns,
+  datagramHeading,
+  eventLines,
+  sessionFields,
+  sessionTitle,
+  turnHeading,
+  type SessionField,
+} from "../../format/session-fields.js";
+import { openReader } from "../capture-file.js";
 import { CliError, usageError } from "../errors.js";
 import type { Terminal } from "../proxy.js";
 
@@ -90,66 +97,51 @@ export function* describeSession(
   }
   yield "";
   yield "stream:";
-  // Consecutive reads in one direction that no addon touched read as one turn of the conversation.
-  let turn: ChunkRow[] = [];
   let any = false;
-  for (const c of reader.chunks(s.id)) {
+  for (const turn of conversationTurns(reader.chunks(s.id))) {
     any = true;
-    const joins = c.verdict === null && turn.length > 0 && turn[0]!.direction === c.direction;
-    if (!joins && turn.length > 0) yield* turnLines(turn, options);
-    if (!joins) turn = [];
-    if (c.verdict !== null) yield* chunkLines(c, options);
-    else turn.push(c);
+    yield* turnLines(turn, options);
   }
-  if (turn.length > 0) yield* turnLines(turn, options);
   if (!any) yield "  (no bytes)";
 }
 
+/** A turn's heading (format/session-fields.ts, as the TUI's stream tab), then its bytes. */
 function* turnLines(turn: readonly ChunkRow[], options: { hex: boolean; maxBytes: number }): Generator<string> {
-  if (turn.length === 1) return yield* chunkLines(turn[0]!, options);
   const first = turn[0]!;
-  const size = turn.reduce((n, c) => n + c.size, 0);
-  const kept = Buffer.concat(turn.map((c) => c.data));
-  const last = turn[turn.length - 1]!;
-  const sizes = kept.length === size ? `${size} bytes` : `${size} bytes, ${kept.length} kept`;
-  yield `${header(first)} #${first.seq}–${last.seq} (${sizes} in ${turn.length} reads)`;
-  yield* bytes(kept, options);
-}
-
-function header(c: ChunkRow): string {
-  return `${c.direction === "up" ? ">>" : "<<"} ${formatTime(c.at)} ${c.direction === "up" ? "client → target" : "target → client"}`;
-}
-
-function* chunkLines(c: ChunkRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
-  const kept = c.size === c.data.length ? `${c.size} bytes` : `${c.size} bytes, ${c.data.length} kept`;
-  const size = c.verdict === "inject" ? `${c.sent?.length ?? 0} bytes` : kept;
-  const verdict = c.verdict === null ? "" : c.verdict === "inject" ? ", injected" : `, addon: ${c.verdict}`;
-  yield `${header(c)} #${c.seq} (${size}${verdict})`;
-  if (c.verdict === "inject") {
-    yield* bytes(c.sent ?? Buffer.alloc(0), options);
+  const lastSeq = turn[turn.length - 1]!.seq;
+  if (turn.length > 1) {
+    const kept = Buffer.concat(turn.map((c) => c.data));
+    yield turnHeading({ first, lastSeq, reads: turn.length, size: turn.reduce((n, c) => n + c.size, 0), kept: kept.length });
+    yield* bytes(kept, options);
     return;
   }
-  if (c.sent !== null) yield "   as received:";
-  yield* bytes(c.data, options);
-  if (c.sent !== null) {
-    yield "   as sent:";
-    yield* bytes(c.sent, options);
+  if (first.verdict === "inject") {
+    const sent = first.sent ?? Buffer.alloc(0);
+    yield turnHeading({ first, lastSeq, reads: 1, size: sent.length, kept: sent.length });
+    yield* bytes(sent, options);
+    return;
   }
+  yield turnHeading({ first, lastSeq, reads: 1, size: first.size, kept: first.data.length });
+  if (first.sent === null) yield* bytes(first.data, options);
+  else yield* asReceivedAndSent(first.data, first.sent, options);
 }
 
 function* datagramLines(d: DatagramRow, options: { hex: boolean; maxBytes: number }): Generator<string> {
-  const arrow = d.direction === "up" ? ">>" : "<<";
-  const peer = d.peer_host === null ? "?" : formatEndpoint({ host: d.peer_host, port: d.peer_port ?? 0 });
-  const route = d.direction === "up" ? `client ${formatEndpoint({ host: d.from_host, port: d.from_port })} → ${peer}` : `${peer} → client`;
-  const dropped = `, dropped: ${d.reason ?? "?"}${d.detail === null ? "" : ` (${d.detail})`}`;
-  const verdict = d.verdict === "dropped" ? dropped : d.verdict === "injected" ? ", injected" : "";
-  yield clean(`${arrow} ${formatTime(d.at)} ${route} #${d.seq} (${d.size} bytes${verdict})`);
-  if (d.sent !== null) yield "   as received:";
-  yield* bytes(d.data, options);
-  if (d.sent !== null) {
-    yield "   as sent:";
-    yield* bytes(d.sent, options);
+  yield datagramHeading(d);
+  if (d.sent === null) yield* bytes(d.data, options);
+  else yield* asReceivedAndSent(d.data, d.sent, options);
+}
+
+/** What an addon changed: the bytes received, then those sent instead ("nothing" when it dropped them). */
+function* asReceivedAndSent(data: Buffer, sent: Buffer, options: { hex: boolean; maxBytes: number }): Generator<string> {
+  yield "   as received:";
+  yield* bytes(data, options);
+  if (sent.length === 0) {
+    yield "   as sent: nothing";
+    return;
   }
+  yield "   as sent:";
+  yield* bytes(sent, options);
 }
 
 function* bytes(data: Buffer, options: { hex: boolean; maxBytes: number }): Generator<string> {

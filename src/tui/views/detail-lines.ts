@@ -8,10 +8,19 @@
  * Every string here is terminal-safe: facts go through `safe`, payload through `printable` or
  * `hexDump`.
  */
-import { formatTime, hexDump, looksLikeText, printable } from "../../format/index.js";
-import { eventLines, sessionFields, sessionTitle, type FieldGroup, type FieldTone, type ReplayComparison } from "../../format/session-fields.js";
+import { hexDump, looksLikeText, printable } from "../../format/index.js";
+import {
+  conversationTurns as turns,
+  datagramHeading,
+  eventLines,
+  sessionFields,
+  sessionTitle,
+  turnHeading,
+  type FieldGroup,
+  type FieldTone,
+  type ReplayComparison,
+} from "../../format/session-fields.js";
 import type { DetailTab, EventRow, SessionRow, ShownChunk, ShownDatagram, ViewMode } from "../types.js";
-import { endpointText } from "./session-text.js";
 import { displayWidth, safe, wrap } from "./text.js";
 
 export type { ReplayComparison } from "../../format/session-fields.js";
@@ -173,64 +182,43 @@ function events(out: LineBuilder, rows: readonly EventRow[], windowed = false): 
 
 // --- stream -----------------------------------------------------------------------------------
 
-/**
- * Chunks as turns of the conversation: consecutive chunks of one direction that no hook touched
- * merge into one turn; a chunk with a verdict (replaced, dropped, injected, …) stands alone.
- */
+/** All turns of the chunks held (format/session-fields.ts merges them, for show too). */
 export function conversationTurns<C extends ShownChunk>(chunks: readonly C[]): C[][] {
-  const turns: C[][] = [];
-  let turn: C[] = [];
-  for (const c of chunks) {
-    const joins = c.verdict === null && turn.length > 0 && turn[0]!.verdict === null && turn[0]!.direction === c.direction;
-    if (!joins && turn.length > 0) turns.push(turn);
-    if (!joins) turn = [];
-    turn.push(c);
-  }
-  if (turn.length > 0) turns.push(turn);
-  return turns;
+  return [...turns(chunks)];
 }
 
-const DIRECTIONS = {
-  up: { arrow: ">>", route: "client → target", color: "cyan" },
-  down: { arrow: "<<", route: "target → client", color: "green" },
-} as const;
-
-function direction(d: "up" | "down") {
-  return d === "down" ? DIRECTIONS.down : DIRECTIONS.up;
-}
+const DIRECTION_COLOUR = { up: "cyan", down: "green" } as const satisfies Record<"up" | "down", DetailColour>;
 
 function stream(out: LineBuilder, chunks: readonly ShownChunk[], mode: ViewMode, windowed = false): void {
   if (chunks.length === 0) {
     if (!windowed) out.push("(no bytes)", { color: "gray" });
     return;
   }
-  for (const turn of conversationTurns(chunks)) {
+  for (const turn of turns(chunks)) {
     if (out.full) return;
     const first = turn[0]!;
     const last = turn[turn.length - 1]!;
-    const d = direction(first.direction);
-    const head = `${d.arrow} ${formatTime(first.at)} ${d.route}`;
+    const style = { color: first.direction === "down" ? DIRECTION_COLOUR.down : DIRECTION_COLOUR.up, bold: true } as const;
     const reads = turn.reduce((n, c) => n + (c.reads ?? 1), 0);
+    const lastSeq = last.lastSeq ?? last.seq;
     if (reads > 1) {
       const size = turn.reduce((n, c) => n + c.size, 0);
       const kept = turn.reduce((n, c) => n + stored(c), 0);
       // What is held of the turn: its bytes from the start, up to the first row held only in part.
       const cut = turn.findIndex((c) => c.data.length < stored(c));
       const shown = Buffer.concat((cut === -1 ? turn : turn.slice(0, cut + 1)).map((c) => c.data));
-      const sizes = kept === size ? `${size} bytes` : `${size} bytes, ${kept} kept`;
-      out.push(`${head} #${first.seq}–${last.lastSeq ?? last.seq} (${sizes} in ${reads} reads)`, { color: d.color, bold: true }, INDENT);
+      out.push(turnHeading({ first, lastSeq, reads, size, kept }), style, INDENT);
       payload(out, shown, mode, kept);
       continue;
     }
-    const size = first.size === stored(first) ? `${first.size} bytes` : `${first.size} bytes, ${stored(first)} kept`;
     if (first.verdict === "inject") {
       const sent = first.sent ?? Buffer.alloc(0);
       const sentBytes = first.sentBytes ?? sent.length;
-      out.push(`${head} #${first.seq} (${sentBytes} bytes, injected)`, { color: d.color, bold: true }, INDENT);
+      out.push(turnHeading({ first, lastSeq, reads, size: sentBytes, kept: sentBytes }), style, INDENT);
       payload(out, sent, mode, sentBytes);
       continue;
     }
-    out.push(`${head} #${first.seq} (${size}${first.verdict === null ? "" : `, addon: ${first.verdict}`})`, { color: d.color, bold: true }, INDENT);
+    out.push(turnHeading({ first, lastSeq, reads, size: first.size, kept: stored(first) }), style, INDENT);
     if (first.sent === null) {
       payload(out, first.data, mode, stored(first));
       continue;
@@ -268,17 +256,8 @@ function datagrams(out: LineBuilder, rows: readonly ShownDatagram[], mode: ViewM
   }
   for (const g of rows) {
     if (out.full) return;
-    const d = direction(g.direction);
-    const peer = endpointText(g.peer_host, g.peer_port, "?");
-    const to = endpointText(g.to_host, g.to_port, "?");
-    const route =
-      g.direction === "up"
-        ? `client ${endpointText(g.from_host, g.from_port)} → ${peer}${g.to_host !== null && to !== peer ? ` (sent to ${to})` : ""}`
-        : `${peer} → client${g.to_host === null ? "" : ` ${to}`}`;
-    const dropped = g.verdict === "dropped";
-    const why = `, dropped: ${safe(g.reason ?? "?")}${g.detail === null ? "" : ` (${safe(g.detail)})`}`;
-    const verdict = dropped ? why : g.verdict === "injected" ? ", injected" : "";
-    out.push(`${d.arrow} ${formatTime(g.at)} ${route} #${g.seq} (${g.size} bytes${verdict})`, { color: dropped ? "red" : d.color, bold: true }, INDENT);
+    const colour = g.verdict === "dropped" ? "red" : g.direction === "down" ? DIRECTION_COLOUR.down : DIRECTION_COLOUR.up;
+    out.push(datagramHeading(g), { color: colour, bold: true }, INDENT);
     if (g.sent === null) payload(out, g.data, mode, stored(g));
     else asReceivedAndSent(out, g, mode);
   }
