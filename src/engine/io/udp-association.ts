@@ -23,7 +23,7 @@ import type { Endpoint, SocksAddress } from "../types.js";
 import type { DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, decodeUdpDatagram, encodeUdpDatagram, udpHeaderLength } from "../codec/udp.js";
-import { checkDestination } from "../session/machine.js";
+import { checkDestination } from "../address-rules.js";
 import { callHook } from "./call-hook.js";
 
 export interface UdpOptions {

@@ -5,11 +5,11 @@
  * own; the machine has reached its terminal phase.
  */
 import { isIP } from "node:net";
-import { REP, protocolError, socks4Cd, socks5Rep, type ProtocolError, type ProtocolErrorCode } from "../errors.js";
+import { REP, socks4Cd, socks5Rep, type ProtocolError, type ProtocolErrorCode } from "../errors.js";
 import type { Endpoint, SocksAddress, SocksCommand, SocksVersion } from "../types.js";
 import type { RequestDecision } from "../ports.js";
 import type { Decoded } from "../codec/result.js";
-import { isUnspecifiedIPv6, normalizeHost } from "../codec/address.js";
+import { checkDestination } from "../address-rules.js";
 import { METHOD, decodeGreeting, decodeRequest, encodeMethodSelection, encodeReply } from "../codec/socks5.js";
 import { USERPASS_FAILURE, USERPASS_SUCCESS, decodeUserPass, encodeUserPassStatus } from "../codec/userpass.js";
 import { decodeSocks4Request, encodeSocks4Reply } from "../codec/socks4.js";
@@ -432,22 +432,6 @@ export class SessionMachine {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** Destinations nobody should dial: port 0, unspecified addresses, malformed names. */
-export function checkDestination(host: string, port: number): ProtocolError | undefined {
-  if (port === 0) return protocolError("BAD_PORT", "destination port 0");
-  if (isIP(host) !== 0) {
-    // Any spelling: 0:0:0:0:0:0:0:0, ::0, ::ffff:0.0.0.0 all reach the proxy host itself.
-    if (normalizeHost(host) === "0.0.0.0" || isUnspecifiedIPv6(host)) return protocolError("BAD_DESTINATION", `unspecified address ${host}`);
-    return undefined;
-  }
-  if (host.length === 0) return protocolError("BAD_DESTINATION", "empty hostname");
-  if (host.length > 253 || !HOSTNAME.test(host)) return protocolError("BAD_DESTINATION", `malformed hostname ${JSON.stringify(host)}`);
-  return undefined;
-}
-
-/** LDH labels (plus `_`, common in real names), dot-separated, optional trailing dot. */
-const HOSTNAME = /^(?!-)[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?$/;
 
 function assertNever(value: never): never {
   throw new Error(`unexpected ${JSON.stringify(value)}`);

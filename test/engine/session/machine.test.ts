@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { BIND_EARLY_DATA_MAX, SessionMachine, checkDestination } from "../../../src/engine/session/machine.js";
+import { BIND_EARLY_DATA_MAX, SessionMachine } from "../../../src/engine/session/machine.js";
+import { checkDestination } from "../../../src/engine/address-rules.js";
 import type { SessionCommand } from "../../../src/engine/session/commands.js";
 import type { ProtocolErrorCode } from "../../../src/engine/errors.js";
 import { decodeReply } from "../../../src/engine/codec/socks5.js";
