@@ -13,6 +13,7 @@
  * Which columns of `sessions` each term reads is in `columns.ts`, the one table both compilers
  * use.
  */
+import { assertNever } from "../lang/assert-never.js";
 import type { SessionStatus } from "../store/schema.js";
 
 /** A parsed filter. */
@@ -154,10 +155,9 @@ export function usesPayload(filter: Filter): boolean {
     case "compare":
       return false;
     default:
-      return assertNever(filter);
+      return assertNever(filter, "filter node");
   }
 }
 
-export function assertNever(value: never): never {
-  throw new Error(`unexpected filter node ${JSON.stringify(value)}`);
-}
+/** Re-exported for the compilers (format.ts, predicate.ts, sql.ts) that import it from here. */
+export { assertNever };

@@ -84,6 +84,7 @@ import {
 } from "./ast.js";
 import { FilterError, type FilterErrorCode } from "./filter-error.js";
 import { compileRegExp, normalizeCidr } from "./match.js";
+import { assertNever } from "../lang/assert-never.js";
 import { closestMatch } from "../lang/closest-match.js";
 import { DURATION_EXAMPLES, SIZE_EXAMPLES, parseBytes, parseDuration } from "../format/quantities.js";
 
@@ -275,7 +276,7 @@ class Parser {
         return eq < 0 ? { kind: "tag", key: text, value: null } : { kind: "tag", key: text.slice(0, eq), value: text.slice(eq + 1) };
       }
       default:
-        throw new Error(`unhandled field ${JSON.stringify(field satisfies never)}`);
+        return assertNever(field, "field");
     }
   }
 

@@ -17,6 +17,7 @@
  */
 import { isIP } from "node:net";
 import type { Direction } from "./api.js";
+import { isThenable } from "../lang/is-thenable.js";
 
 /** What was wrong with an answer: `answered {"deny":"2"}: deny must be …`. */
 export interface Problem {
@@ -209,7 +210,7 @@ function describeUnsafe(value: unknown): string {
 
 /** A plain object with only `allowed` keys (read safely), or a problem. */
 function record(answer: unknown, allowed: readonly string[]): Checked<object> {
-  if (typeof answer !== "object" || answer === null || Array.isArray(answer) || isThenableLike(answer)) {
+  if (typeof answer !== "object" || answer === null || Array.isArray(answer) || isThenable(answer)) {
     return { problem: `answered ${describe(answer)}: expected ${expected(allowed)} or undefined` };
   }
   let keys: string[];
@@ -279,14 +280,6 @@ function field(object: unknown, key: string): unknown {
     return (object as Record<string, unknown>)[key];
   } catch {
     return undefined;
-  }
-}
-
-function isThenableLike(value: object): boolean {
-  try {
-    return typeof (value as { then?: unknown }).then === "function";
-  } catch {
-    return true;
   }
 }
 

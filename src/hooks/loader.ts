@@ -25,6 +25,7 @@ import Module, { createRequire, findSourceMap } from "node:module";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { assertNever } from "../lang/assert-never.js";
 import { closestMatch, editDistance } from "../lang/closest-match.js";
 import type { Addon, HookName, OptionSpec } from "./api.js";
 import { HOOK_NAMES, isHookName } from "./hook-names.js";
@@ -520,10 +521,8 @@ function parseOption(type: OptionSpec["type"], raw: string): string | number | b
       if (word === "false" || word === "0" || word === "no") return false;
       return undefined;
     }
-    default: {
-      const never: never = type;
-      return never;
-    }
+    default:
+      return assertNever(type, "option type");
   }
 }
 

@@ -46,6 +46,7 @@ import type {
   SessionHandle,
   SessionId,
 } from "../engine/index.js";
+import { isThenable } from "../lang/is-thenable.js";
 import { PAGE_BYTES, mostAlike, type RecordingCursor, type Recordings, type TcpRecording } from "./recordings.js";
 
 export interface ServerReplayOptions {
@@ -330,8 +331,4 @@ export class ServerReplay implements HookRunner {
 /** Applies `f` to a value or a promise of it, staying synchronous for a value. */
 function then<T, R>(value: MaybePromise<T>, f: (value: T) => R): MaybePromise<R> {
   return isThenable(value) ? Promise.resolve(value).then(f) : f(value);
-}
-
-function isThenable<T>(value: MaybePromise<T>): value is PromiseLike<T> {
-  return value !== null && typeof value === "object" && typeof (value as PromiseLike<T>).then === "function";
 }

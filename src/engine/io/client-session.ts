@@ -18,6 +18,7 @@ import { BindListener, type BindEvents, type BindPeer } from "./bind-listener.js
 import { ServedRelay } from "./served-relay.js";
 import { type SocketReader, discard } from "./socket-reader.js";
 import type { EngineContext, EngineSession } from "./engine-context.js";
+import { assertNever } from "../../lang/assert-never.js";
 
 /**
  * Client bytes the machine may hold while it waits (hooks, the dial) before reading pauses.
@@ -290,7 +291,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         this.endClient();
         return;
       default:
-        assertNever(command);
+        assertNever(command, "command");
     }
   }
 
@@ -442,6 +443,3 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
 
 function noop(): void {}
 
-function assertNever(value: never): never {
-  throw new Error(`unexpected command ${JSON.stringify(value)}`);
-}

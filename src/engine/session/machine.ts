@@ -15,6 +15,7 @@ import { USERPASS_FAILURE, USERPASS_SUCCESS, decodeUserPass, encodeUserPassStatu
 import { decodeSocks4Request, encodeSocks4Reply } from "../codec/socks4.js";
 import type { ReplyStage, SessionCommand } from "./commands.js";
 import type { SessionEvent } from "./events.js";
+import { assertNever } from "../../lang/assert-never.js";
 
 export interface MachineOptions {
   /**
@@ -172,7 +173,7 @@ export class SessionMachine {
         break;
       }
       default:
-        return assertNever(event);
+        return assertNever(event, "event");
     }
     return out;
   }
@@ -433,6 +434,3 @@ export class SessionMachine {
 
 const EMPTY = Buffer.alloc(0);
 
-function assertNever(value: never): never {
-  throw new Error(`unexpected ${JSON.stringify(value)}`);
-}
