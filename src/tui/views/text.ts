@@ -122,23 +122,8 @@ export function wrap(text: string, width: number): string[] {
 /** Text whose every character is one column wide (charWidth 1 below U+0300). */
 const NARROW_ONLY = /^[\u0000-\u02ff]*$/;
 
-/**
- * A tags column (a JSON object of strings, as the store keeps it) as `key=value key=value`,
- * safe to draw; "" for none or for JSON that is not an object.
- */
-export function tagsText(json: string): string {
-  try {
-    const tags: unknown = JSON.parse(json);
-    if (tags === null || typeof tags !== "object" || Array.isArray(tags)) return "";
-    return safe(
-      Object.entries(tags as Record<string, unknown>)
-        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-        .join(" "),
-    );
-  } catch {
-    return "";
-  }
-}
+/** Tags as `key=value …`, terminal-safe (one wording with `show`). */
+export { tagsText } from "../../format/session-fields.js";
 
 /**
  * An addon error with the directories of its source location dropped, so `file:line` stays
