@@ -15,10 +15,7 @@
  */
 import { Socket, connect } from "node:net";
 import { isIP } from "node:net";
-import type { Endpoint } from "../engine/index.js";
-import { decodeMethodSelection, decodeReply, encodeGreeting, encodeRequest } from "../engine/codec/socks5.js";
-import { encodeUserPass } from "../engine/codec/userpass.js";
-import { REP_NAMES } from "../engine/errors.js";
+import { REP_NAMES, decodeMethodSelection, decodeReply, encodeGreeting, encodeRequest, encodeUserPass, type Endpoint } from "../engine/index.js";
 import type { ChunkRow, SessionRow } from "../store/schema.js";
 import { firstDifference, sideOf, turnsOf } from "./turns.js";
 
