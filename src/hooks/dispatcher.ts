@@ -55,7 +55,7 @@ import type {
 } from "./api.js";
 import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, checkRequest, describe, isProblem, payload, type Checked } from "./answers.js";
 import { perHook } from "./hook-names.js";
-import { hookLocation } from "./loader.js";
+import { hookLocation } from "./stack-frames.js";
 import { messageHelper, type MessageHelper } from "./message-buffer.js";
 
 /** One loaded addon, as the dispatcher needs it (the loader's LoadedAddon fits). */

@@ -1,0 +1,159 @@
+/**
+ * Bundling and evaluation, the loader's first two steps (loader.ts), one addon file at a time:
+ * - `bundle` builds the file and everything it imports with esbuild, in-process (packages stay
+ *   external: `require`d from the addon's own folder at run time; `import type` is erased, so
+ *   `import type { Addon } from "socksmith/addon"` works from any folder);
+ * - `evaluate` runs the bundle as a fresh CommonJS module, with source maps on, so stack traces
+ *   name the addon's own `file.ts:line:column`, and registers it with stack-frames.ts.
+ * Nothing is cached: each call builds and evaluates anew, and a version that is no longer
+ * referenced is garbage-collected whole (hot reload depends on it).
+ *
+ * Why CommonJS through `Module.prototype._compile` (research/ecosystem.md §3): a cache-busting
+ * ESM `import()` keeps every version in Node's module map (~130 KB per reload, never freed),
+ * and `vm` scripts get no source maps. `_compile` on a fresh `Module` is both leak-free and
+ * source-mapped. It is an undocumented internal; it stays behind `evaluate` and its tests.
+ * Consequence for authors: no top-level `await` (esbuild says so, as a BUNDLE_FAILED).
+ */
+import { build, type BuildFailure, type Message } from "esbuild";
+import Module, { createRequire } from "node:module";
+import { stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { isObject } from "../lang/is-object.js";
+import { AddonError } from "./addon-error.js";
+import { HOOK_NAMES } from "./hook-names.js";
+import { addonFrame, generatedFile, rememberGenerated } from "./stack-frames.js";
+
+/** Node's CommonJS internals used here (undocumented; see the file comment). */
+type CompilableModule = Module & {
+  filename: string;
+  paths: string[];
+  require: NodeJS.Require;
+  exports: unknown;
+  _compile(code: string, filename: string): unknown;
+};
+const ModuleInternals = Module as unknown as { _nodeModulePaths(dir: string): string[] };
+
+/**
+ * Keeps each evaluated module alive as long as its addon (or one of its hooks) is. Node keys
+ * its source-map cache by the Module object, which nothing else references once evaluated: a
+ * garbage collection would silently turn `a.ts:5:11` back into `a.ts.3.js:27:11` in the stack
+ * traces of a still-running addon.
+ */
+const modules = new WeakMap<object, Module>();
+
+/**
+ * Bundles `entry` (absolute) and everything it imports; packages stay external. Returns the
+ * code (CommonJS, inline source map) and the absolute paths of the files it used.
+ * @throws AddonError BUNDLE_FAILED: a missing file, or esbuild's first error with its position.
+ */
+export async function bundle(entry: string): Promise<{ code: string; inputs: string[] }> {
+  try {
+    if (!(await stat(entry)).isFile()) throw new AddonError("BUNDLE_FAILED", entry, "not a file");
+  } catch (err) {
+    if (err instanceof AddonError) throw err;
+    const reason = (err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read: ${(err as Error).message}`;
+    throw new AddonError("BUNDLE_FAILED", entry, reason, { cause: err });
+  }
+  const workingDir = process.cwd();
+  try {
+    const result = await build({
+      entryPoints: [entry],
+      // The source map's paths are relative to the output file: put it beside the entry.
+      outfile: `${entry}.js`,
+      absWorkingDir: workingDir,
+      bundle: true,
+      write: false,
+      platform: "node",
+      format: "cjs",
+      target: "node20",
+      packages: "external",
+      sourcemap: "inline",
+      // Stack traces need the mappings, not the sources; this halves what each version keeps.
+      sourcesContent: false,
+      metafile: true,
+      logLevel: "silent",
+    });
+    const code = result.outputFiles[0]?.text ?? "";
+    // Inputs in namespaces other than the file system (none today) are not files to watch.
+    const inputs = Object.keys(result.metafile.inputs)
+      .filter((input) => !/^[a-z][\w-]+:/.test(input))
+      .map((input) => resolve(workingDir, input));
+    return { code, inputs };
+  } catch (err) {
+    throw bundleError(entry, workingDir, err);
+  }
+}
+
+function bundleError(entry: string, workingDir: string, err: unknown): AddonError {
+  const errors = (err as Partial<BuildFailure>).errors;
+  const first: Message | undefined = Array.isArray(errors) ? errors[0] : undefined;
+  if (first === undefined) return new AddonError("BUNDLE_FAILED", entry, err instanceof Error ? err.message : String(err), { cause: err });
+  const more = errors!.length > 1 ? ` (and ${errors!.length - 1} more error${errors!.length > 2 ? "s" : ""})` : "";
+  const location = first.location;
+  if (location === null) return new AddonError("BUNDLE_FAILED", entry, first.text + more, { cause: err });
+  return new AddonError("BUNDLE_FAILED", resolve(workingDir, location.file), first.text + more, {
+    line: location.line,
+    column: characterColumn(location.lineText, location.column),
+    cause: err,
+  });
+}
+
+/** esbuild's columns are 0-based UTF-8 byte offsets; editors count 1-based characters. */
+function characterColumn(lineText: string, byteColumn: number): number {
+  return Buffer.from(lineText, "utf8").subarray(0, byteColumn).toString("utf8").length + 1;
+}
+
+/** Runs the bundle as a fresh CommonJS module; returns the addon (its default export). */
+export function evaluate(entry: string, code: string, inputs: readonly string[]): unknown {
+  // Idempotent and cheap; stack traces then show `file.ts:line:col`, including inside `_compile`.
+  process.setSourceMapsEnabled(true);
+  const generated = generatedFile(entry);
+  const mod = new Module(generated) as CompilableModule;
+  mod.filename = generated;
+  // Packages resolve from the addon's folder upward, as they would for a file there.
+  mod.paths = ModuleInternals._nodeModulePaths(dirname(entry));
+  // A separate require: packages first required from here record the throwaway module made by
+  // createRequire as their `parent`, not this one (which would then outlive its version).
+  mod.require = createRequire(entry);
+  try {
+    mod._compile(code, generated);
+  } catch (err) {
+    const at = addonFrame(err, entry, new Set(inputs));
+    throw new AddonError("LOAD_FAILED", at?.file ?? entry, `threw while loading: ${describeThrown(err)}${importHint(err)}`, {
+      ...(at === undefined ? {} : { line: at.line, column: at.column }),
+      cause: err,
+    });
+  }
+  const exports = mod.exports;
+  // esbuild marks ESM entries with `__esModule`; a CommonJS entry's module.exports is the addon.
+  // An empty file bundles to an empty module (`{}` without the marker): that is no default
+  // export, not an addon without hooks (a deny-all addon read half-written must not load as
+  // one that lets everything through).
+  const empty = isObject(exports) && exports["__esModule"] !== true && Object.keys(exports).length === 0;
+  const exported = empty ? undefined : isObject(exports) && exports["__esModule"] === true ? exports["default"] : exports;
+  if (isObject(exported) || typeof exported === "function") {
+    modules.set(exported, mod);
+    rememberGenerated(exported, code, generated);
+    for (const hook of HOOK_NAMES) {
+      const value: unknown = (exported as Record<string, unknown>)[hook];
+      if (typeof value === "function") modules.set(value, mod);
+    }
+  }
+  return exported;
+}
+
+/** `import { Addon } from "socksmith/addon"` without `type` is kept (verbatimModuleSyntax). */
+function importHint(err: unknown): string {
+  return err instanceof Error && err.message.includes("socksmith/addon")
+    ? ' (import the addon types with `import type { Addon } from "socksmith/addon"`)'
+    : "";
+}
+
+function describeThrown(err: unknown): string {
+  if (err instanceof Error) return err.message === "" ? err.name : `${err.name === "Error" ? "" : `${err.name}: `}${err.message}`;
+  try {
+    return typeof err === "string" ? err : (JSON.stringify(err) ?? String(err));
+  } catch {
+    return String(err);
+  }
+}
