@@ -5,7 +5,8 @@
  * are read (session-window.ts), so a file of 100,000 sessions and a proxy at full speed both stay
  * responsive. The TUI shares the relay's thread (SQLite reads are synchronous): an open session is
  * read through a bounded window that loads in bounded steps (use-session-detail.ts), and `e`
- * exports in pages, asynchronously (export-session.ts). Nothing here reads a whole session.
+ * exports in pages, asynchronously (export-session.ts). Nothing here reads a whole session. A
+ * filter on payload (`~`) is searched in bounded steps, one per poll (payload-search.ts).
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Box, useApp, useInput, useStdout, type Key } from "ink";
@@ -17,6 +18,7 @@ import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionL
 import { exportSession } from "./export-session.js";
 import { MESSAGE_MS, visibleNotes } from "./notes.js";
 import { useSessionDetail } from "./use-session-detail.js";
+import { PayloadSearch, hasPayloadTerm } from "./payload-search.js";
 
 export interface AppProps {
   readonly source: SessionSource;
@@ -87,15 +89,31 @@ export function App(props: AppProps) {
   const now = Date.now();
   // Room for the status bar (up to two lines) and the filter bar when it is open.
   const listHeight = Math.max(3, size.rows - (editing !== undefined ? 6 : 4));
+  // A filter with `~` terms would read payload in SQL, unbounded, on every poll: the list goes
+  // through a search that reads a bounded amount per poll instead (payload-search.ts), and
+  // `listSource`/`listFilter` are what the list's queries use.
+  const search = useMemo(() => (filter !== undefined && hasPayloadTerm(filter) ? new PayloadSearch(source, filter) : undefined), [source, filter]);
+  const listSource = search ?? source;
+  const listFilter = search === undefined ? filter : undefined;
+  // One bounded step of the search per poll (and one when the filter is applied).
+  const searchError = useMemo(() => {
+    try {
+      search?.step(now);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [search, tick]);
   const window: SessionWindow & { error?: string } = useMemo(() => {
     try {
-      return windowAround(source, { ...(filter === undefined ? {} : { filter }), selectedId: follow ? undefined : selectedId, position: follow ? listHeight - 1 : position, height: listHeight - 1, hidden, now });
+      return windowAround(listSource, { ...(listFilter === undefined ? {} : { filter: listFilter }), selectedId: follow ? undefined : selectedId, position: follow ? listHeight - 1 : position, height: listHeight - 1, hidden, now });
     } catch (err) {
       return { rows: [], selectedId: undefined, position: 0, error: (err as Error).message };
     }
     // `tick` re-queries on every poll.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [source, filter, follow, selectedId, position, listHeight, hidden, tick]);
+  }, [listSource, listFilter, follow, selectedId, position, listHeight, hidden, tick]);
 
   useEffect(() => {
     if (stats !== undefined && Date.now() - lastStats.current < 1000) return;
@@ -109,13 +127,13 @@ export function App(props: AppProps) {
 
   const shown = useMemo(() => {
     try {
-      return source.count(filter === undefined ? {} : { filter, now });
+      return listSource.count(listFilter === undefined ? {} : { filter: listFilter, now });
     } catch {
       return 0;
     }
     // Counting is cheap on an indexed table but not free: once a second is plenty.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [source, filter, Math.floor(tick / 10)]);
+  }, [listSource, listFilter, Math.floor(tick / 10)]);
 
   const shift = useCallback((delta: number) => setDetail((d) => (d === undefined ? d : { ...d, scroll: Math.max(0, d.scroll + delta) })), []);
   const detailState = useSessionDetail({ source, detail, mode, width: size.columns, page: detailPageSize(size.rows - 3), tick, now, shift });
@@ -254,13 +272,13 @@ export function App(props: AppProps) {
       case "pageUp": {
         if (current === undefined) return;
         const steps = action === "down" ? 1 : action === "up" ? -1 : action === "pageDown" ? listHeight - 2 : -(listHeight - 2);
-        const next = stepFrom(source, filter, hidden, current, steps, now);
+        const next = stepFrom(listSource, listFilter, hidden, current, steps, now);
         return select(next, cursor.current.position + Math.sign(steps) * Math.min(Math.abs(steps), 1));
       }
       case "first":
-        return select(edge(source, filter, hidden, "first", now), 0);
+        return select(edge(listSource, listFilter, hidden, "first", now), 0);
       case "last":
-        return select(edge(source, filter, hidden, "last", now), listHeight);
+        return select(edge(listSource, listFilter, hidden, "last", now), listHeight);
       case "open":
         if (current !== undefined) {
           // Straight to the bytes, unless there are none (a failed handshake): then the facts.
@@ -315,6 +333,8 @@ export function App(props: AppProps) {
     }
   }
 
+  const progress = search?.progress();
+  const searching = progress !== undefined && progress.searched < progress.total ? progress : undefined;
   const reported = props.live?.();
   const live = reported === undefined ? undefined : visibleNotes(reported, Date.now(), dismissedAt.current);
   const showMessage = message !== undefined && Date.now() - messageAt.current < MESSAGE_MS ? message : undefined;
@@ -325,13 +345,14 @@ export function App(props: AppProps) {
       {...(live === undefined ? {} : { live })}
       {...(filterText === "" ? {} : { filter: filterText })}
       shown={shown}
+      {...(searching === undefined ? {} : { searching })}
       follow={follow}
       {...(showMessage === undefined ? {} : { message: showMessage })}
     />
   );
 
   if (help) return <HelpOverlay bindings={BINDINGS} />;
-  const problem = failure ?? window.error;
+  const problem = failure ?? searchError ?? window.error;
   if (problem !== undefined) return <ErrorState message={problem} />;
   if (detail !== undefined && detailState !== undefined) {
     return (

@@ -6,6 +6,9 @@
 import type { Filter } from "../filter/index.js";
 import type { SessionRow, SessionSource } from "./types.js";
 
+/** What the window reads: a capture (CaptureReader), or a payload filter's search (payload-search.ts), which applies its filter itself. */
+export type ListSource = Pick<SessionSource, "sessions">;
+
 export interface WindowRequest {
   readonly filter?: Filter;
   /** The selected session; undefined selects the newest. */
@@ -28,7 +31,7 @@ export interface SessionWindow {
 }
 
 /** Rows around the selection: `position` rows above it (fewer near the start), the rest below. */
-export function windowAround(source: SessionSource, request: WindowRequest): SessionWindow {
+export function windowAround(source: ListSource, request: WindowRequest): SessionWindow {
   const height = Math.max(1, request.height);
   const base = { ...(request.filter === undefined ? {} : { filter: request.filter }), now: request.now };
   const visible = (rows: SessionRow[]) => (request.hidden.size === 0 ? rows : rows.filter((r) => !request.hidden.has(r.id)));
@@ -57,7 +60,7 @@ export function windowAround(source: SessionSource, request: WindowRequest): Ses
 }
 
 /** The session `steps` rows away from `id` (negative = older), or the last one in that direction. */
-export function stepFrom(source: SessionSource, filter: Filter | undefined, hidden: ReadonlySet<number>, id: number, steps: number, now: number): number {
+export function stepFrom(source: ListSource, filter: Filter | undefined, hidden: ReadonlySet<number>, id: number, steps: number, now: number): number {
   const base = { ...(filter === undefined ? {} : { filter }), now };
   const n = Math.abs(steps) + hidden.size;
   const rows = (steps > 0 ? source.sessions({ ...base, after: id, order: "oldest", limit: n }) : source.sessions({ ...base, before: id, limit: n })).filter(
@@ -67,7 +70,7 @@ export function stepFrom(source: SessionSource, filter: Filter | undefined, hidd
 }
 
 /** The oldest or newest matching session. */
-export function edge(source: SessionSource, filter: Filter | undefined, hidden: ReadonlySet<number>, which: "first" | "last", now: number): number | undefined {
+export function edge(source: ListSource, filter: Filter | undefined, hidden: ReadonlySet<number>, which: "first" | "last", now: number): number | undefined {
   const rows = source.sessions({ ...(filter === undefined ? {} : { filter }), now, order: which === "first" ? "oldest" : "newest", limit: 1 + hidden.size });
   return rows.find((r) => !hidden.has(r.id))?.id;
 }

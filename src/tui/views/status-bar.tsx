@@ -20,6 +20,8 @@ export interface StatusBarProps {
   readonly filter?: string;
   /** Sessions matching the filter (all sessions without one). */
   readonly shown: number;
+  /** While a payload filter (`~`) is still being evaluated: how many sessions it has searched, of how many. */
+  readonly searching?: { readonly searched: number; readonly total: number };
   readonly follow: boolean;
   /** A transient message, e.g. "exported session 3 to ./socksmith-3.json". */
   readonly message?: string;
@@ -52,7 +54,10 @@ export function statusLines(props: StatusBarProps): StatusSegment[][] {
   }
   if (props.follow) add({ text: "FOLLOW", inverse: true, bold: true });
   // The filter changes what the list means: it comes before the counts, which may be cut.
-  if (props.filter !== undefined && props.filter !== "") add({ text: `filter ${safe(props.filter)}`, color: "cyan" }, { text: ` (${props.shown} shown)` });
+  if (props.filter !== undefined && props.filter !== "") {
+    const searching = props.searching === undefined ? "" : `, searching… ${props.searching.searched} of ${plural(props.searching.total, "session")}`;
+    add({ text: `filter ${safe(props.filter)}`, color: "cyan" }, { text: ` (${props.shown} shown${searching})` });
+  }
   const open = live?.open ?? stats.open;
   add({ text: `${open} open / ${plural(stats.sessions, "session")}` });
   if (stats.failed > 0) add({ text: `${stats.failed} failed`, color: "red" });
