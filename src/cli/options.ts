@@ -45,7 +45,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function parseDuration(text: string, option: string): number {
   const parsed = parseDurationText(text);
   if ("value" in parsed && parsed.value <= MAX_TIMER_MS) return Math.round(parsed.value);
-  if ("problem" in parsed && parsed.problem !== "TOO_LARGE") throw usageError(`${option}: ${JSON.stringify(text)} is not a duration (e.g. ${DURATION_EXAMPLES})`);
+  if ("problem" in parsed && parsed.problem !== "TOO_LARGE") {
+    throw usageError(`${option}: ${JSON.stringify(text)} is not a duration (e.g. ${DURATION_EXAMPLES})`);
+  }
   throw usageError(`${option}: ${JSON.stringify(text)} is too long`);
 }
 

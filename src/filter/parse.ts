@@ -206,7 +206,8 @@ class Parser {
       if (isMeasure(measure)) return this.parseComparison(measure, start + name.length);
       if (next !== "=") {
         const hint = closestMatch(measure, MEASURES);
-        throw this.error("UNKNOWN_FIELD", `unknown comparison '${name}' — ${hint === undefined ? "use bytes, up, down or dur" : `did you mean '${hint}'?`}`, start);
+        const tail = hint === undefined ? "use bytes, up, down or dur" : `did you mean '${hint}'?`;
+        throw this.error("UNKNOWN_FIELD", `unknown comparison '${name}' — ${tail}`, start);
       }
     }
     const word = this.readValue();

@@ -6,7 +6,17 @@
 import type { HookName } from "./api.js";
 
 /** Every hook, in the order `api.ts` declares them (also the watchdog's hook codes). */
-export const HOOK_NAMES = ["onLoad", "onDispose", "onOpen", "onAuth", "onRequest", "onReply", "onData", "onDatagram", "onClose"] as const satisfies readonly HookName[];
+export const HOOK_NAMES = [
+  "onLoad",
+  "onDispose",
+  "onOpen",
+  "onAuth",
+  "onRequest",
+  "onReply",
+  "onData",
+  "onDatagram",
+  "onClose",
+] as const satisfies readonly HookName[];
 
 /** `true` only while HOOK_NAMES lists every HookName; the assignment below fails to compile otherwise. */
 type Complete = [Exclude<HookName, (typeof HOOK_NAMES)[number]>] extends [never] ? true : false;
