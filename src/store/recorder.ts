@@ -29,8 +29,8 @@ import type {
 import type { Slice } from "./batch.js";
 import { CaptureError, beginRun, describe, openCapture } from "./database.js";
 import { CaptureTransport } from "./capture-transport.js";
-import type { SessionStatus } from "./schema.js";
-import { ProtocolSniffer, type Detection } from "../detect/index.js";
+import { statusOf, storedDetection } from "./stored-values.js";
+import { ProtocolSniffer } from "../detect/index.js";
 
 export interface RecorderOptions {
   /** Payload bytes kept per session; undefined keeps everything. */
@@ -472,28 +472,4 @@ export class Recorder implements EngineObserver {
     this.dirty.clear();
     this.options.failed?.(error);
   };
-}
-
-/** How a session ended, in the filter language's terms. */
-export function statusOf(rep: number | undefined, code: string | undefined, reason: string): SessionStatus {
-  if (rep === 0) return "ok";
-  if (reason === "auth-failed" || reason === "rejected" || reason === "session-limit") return "denied";
-  if (rep === 0x02 || code === "DENIED") return "denied";
-  return "failed";
-}
-
-export function storedDetection(d: Detection): { protocol: string; sni: string | null; info: string | null } | undefined {
-  switch (d.kind) {
-    case "need-more":
-    case "unknown":
-      return undefined;
-    case "tls":
-      return { protocol: "tls", sni: d.sni ?? null, info: JSON.stringify({ alpn: d.alpn, ...(d.version === undefined ? {} : { version: d.version }) }) };
-    case "http":
-      return { protocol: "http", sni: d.host ?? null, info: JSON.stringify({ method: d.method, path: d.path, host: d.host, version: d.version }) };
-    case "http2":
-      return { protocol: "http2", sni: null, info: null };
-    case "ssh":
-      return { protocol: "ssh", sni: null, info: JSON.stringify({ banner: d.banner }) };
-  }
 }
