@@ -29,8 +29,8 @@ export const SLOTS = 7;
 /** How often the main thread's heartbeat ticks (and the worker looks). */
 export const HEARTBEAT_MS = 100;
 
-/** Hook names by code; the code is the index. */
-export const HOOK_CODES: readonly HookName[] = ["onLoad", "onDispose", "onOpen", "onAuth", "onRequest", "onReply", "onData", "onDatagram", "onClose"];
+/** Hook names by code; the code is the index (the one hook list; it has no side effects, so the worker may bundle it). */
+export { HOOK_NAMES as HOOK_CODES } from "../hooks/hook-names.js";
 
 /** The signals the watchdog acts on, with their ACK slot. */
 export const WATCHED_SIGNALS = { SIGINT: ACK_SIGINT, SIGTERM: ACK_SIGTERM } as const;

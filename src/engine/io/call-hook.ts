@@ -4,6 +4,7 @@
  * through `failed` and counts as "no opinion" (undefined). Returns true when the answer is still
  * pending, so the caller can stop reading until `then` runs.
  */
+import { isThenable } from "../../lang/is-thenable.js";
 export function callHook<T>(call: () => T | PromiseLike<T>, failed: (err: unknown) => void, then: (answer: T | undefined) => void): boolean {
   let answer: T | PromiseLike<T>;
   try {
@@ -13,7 +14,7 @@ export function callHook<T>(call: () => T | PromiseLike<T>, failed: (err: unknow
     then(undefined);
     return false;
   }
-  if (answer !== null && typeof answer === "object" && typeof (answer as PromiseLike<T>).then === "function") {
+  if (isThenable(answer)) {
     (answer as PromiseLike<T>).then(then, (err: unknown) => {
       failed(err);
       then(undefined);
