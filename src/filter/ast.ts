@@ -159,5 +159,6 @@ export function usesPayload(filter: Filter): boolean {
   }
 }
 
-/** Re-exported for the compilers (format.ts, predicate.ts, sql.ts) that import it from here. */
+
+/** Re-exported for older importers (payload-search.ts); new code imports lang/assert-never.js. */
 export { assertNever };

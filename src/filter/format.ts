@@ -4,7 +4,8 @@
  * precedence or nesting needs them, values quoted only when they must be, amounts in the largest
  * whole unit. `parseFilter(formatFilter(f))` deep-equals `f` for every tree `parseFilter` returns.
  */
-import { assertNever, type Filter } from "./ast.js";
+import { assertNever } from "../lang/assert-never.js";
+import type { Filter } from "./ast.js";
 
 export function formatFilter(filter: Filter): string {
   switch (filter.kind) {

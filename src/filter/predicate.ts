@@ -4,7 +4,8 @@
  * same matchers (`match.ts`) and column table (`columns.ts`).
  */
 import type { SessionRow } from "../store/schema.js";
-import { assertNever, type ComparisonOperator, type Filter, type Measure } from "./ast.js";
+import { assertNever } from "../lang/assert-never.js";
+import type { ComparisonOperator, Filter, Measure } from "./ast.js";
 import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, RANGE_COLUMNS } from "./columns.js";
 import { compileRegExp, inCidr, matchGlob, matchPayload, matchTag } from "./match.js";
 

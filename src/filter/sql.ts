@@ -18,7 +18,8 @@
  *   served by their (session_id, seq) indexes.
  */
 import type Database from "better-sqlite3";
-import { assertNever, type Filter } from "./ast.js";
+import { assertNever } from "../lang/assert-never.js";
+import type { Filter } from "./ast.js";
 import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, NOT_NULL, RANGE_COLUMNS } from "./columns.js";
 import { compileRegExp, inCidr, matchGlob, matchPayload, matchTag } from "./match.js";
 
