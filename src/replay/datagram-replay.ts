@@ -204,7 +204,8 @@ async function throughProxy(options: ClientReplayOptions, deadline: number, answ
     return {
       local: { host: control.localAddress ?? local.address, port: control.localPort ?? local.port },
       async send(to, data) {
-        await new Promise<void>((resolve, reject) => socket.send(encodeUdpDatagram(to.host, to.port, data), relay.port, relayHost, (err) => (err ? reject(err) : resolve())));
+        const framed = encodeUdpDatagram(to.host, to.port, data);
+        await new Promise<void>((resolve, reject) => socket.send(framed, relay.port, relayHost, (err) => (err ? reject(err) : resolve())));
         return to;
       },
       close() {

@@ -75,7 +75,17 @@ export function writeReplayedSession(file: string, replay: ReplayedSession, vers
       localPort: replay.via?.port ?? replay.target.port,
     },
     datagrams === undefined
-      ? { op: "request", sid, at, version: original.version ?? "5", command: "connect", type: original.requested_type ?? "domain", host: replay.target.host, port: replay.target.port, user: null }
+      ? {
+          op: "request",
+          sid,
+          at,
+          version: original.version ?? "5",
+          command: "connect",
+          type: original.requested_type ?? "domain",
+          host: replay.target.host,
+          port: replay.target.port,
+          user: null,
+        }
       : { op: "request", sid, at, version: "5", command: "udp", type: "ipv4", host: "0.0.0.0", port: 0, user: null },
     {
       op: "reply",
@@ -93,7 +103,10 @@ export function writeReplayedSession(file: string, replay: ReplayedSession, vers
       attempts: null,
     },
     ...(datagrams === undefined
-      ? replay.chunks.map((c, seq): Operation => ({ op: "chunk", sid, seq, at: c.at, direction: c.direction, data: slice(c.data.length), size: c.data.length, sent: null, verdict: null }))
+      ? replay.chunks.map((c, seq): Operation => {
+          const { at, direction, data } = c;
+          return { op: "chunk", sid, seq, at, direction, data: slice(data.length), size: data.length, sent: null, verdict: null };
+        })
       : datagrams.map(
           (d, seq): Operation => ({
             op: "datagram",
@@ -118,9 +131,7 @@ export function writeReplayedSession(file: string, replay: ReplayedSession, vers
         )),
     { op: "links", sid, replayOf: original.id, servedFrom: null },
     ...(datagrams === undefined ? detected(sid, replay.chunks) : []),
-    ...(replay.error === undefined
-      ? []
-      : [{ op: "event", sid, at: replay.endedAt, kind: "capture", addon: null, hook: null, location: null, code: "replay-failed", message: replay.error } as Operation]),
+    ...failure(sid, replay),
   ];
   const sum = (d: "up" | "down") => traffic.filter((t) => t.direction === d).reduce((n, t) => n + t.data.length, 0);
   ops.push({
@@ -149,6 +160,12 @@ export function writeReplayedSession(file: string, replay: ReplayedSession, vers
     writer.stop(replay.endedAt);
   }
   return sid;
+}
+
+/** A replay that did not complete: its error, as a capture event. */
+function failure(sid: number, replay: ReplayedSession): Operation[] {
+  if (replay.error === undefined) return [];
+  return [{ op: "event", sid, at: replay.endedAt, kind: "capture", addon: null, hook: null, location: null, code: "replay-failed", message: replay.error }];
 }
 
 /** What the client's first bytes say the protocol is, stored as the recorder would store it. */

@@ -116,7 +116,8 @@ describe("writeReplayedSession", () => {
       ],
     });
     read((reader) => {
-      expect(reader.session(id)).toMatchObject({ command: "udp", requested_host: "0.0.0.0", status: "ok", replay_of: 1, bytes_up_sent: 8, bytes_down_received: 6 });
+      const udp = { command: "udp", requested_host: "0.0.0.0", status: "ok", replay_of: 1, bytes_up_sent: 8, bytes_down_received: 6 };
+      expect(reader.session(id)).toMatchObject(udp);
       expect([...reader.chunks(id)]).toEqual([]);
       const datagrams = [...reader.datagrams(id)];
       expect(datagrams.map((d) => [d.direction, d.from_host, d.to_host, d.data.toString()])).toEqual([

@@ -36,7 +36,8 @@ describe("BIND with the socks package", () => {
       proxy = await startProxy();
       const client = new SocksClient({ proxy: { host: "127.0.0.1", port: proxy.port, type }, command: "bind", destination: { host: "0.0.0.0", port: 0 } });
       const bound = new Promise<{ remoteHost: { host: string; port: number } }>((resolve) => client.once("bound", (info) => resolve(info as never)));
-      const established = new Promise<{ socket: Socket; remoteHost: { host: string; port: number } }>((resolve) => client.once("established", (info) => resolve(info as never)));
+      type Established = { socket: Socket; remoteHost: { host: string; port: number } };
+      const established = new Promise<Established>((resolve) => client.once("established", (info) => resolve(info as never)));
       client.on("error", () => {});
       client.connect();
       const first = await bound;
