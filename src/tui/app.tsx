@@ -366,7 +366,8 @@ export function App(props: AppProps) {
   return (
     <Box flexDirection="column" height={size.rows - 1}>
       <Box flexDirection="column" flexGrow={1}>
-        {window.rows.length === 0 ? (
+        {/* While a payload filter is still searching, an empty list is not yet "no match": the header, and the status bar's progress. */}
+        {window.rows.length === 0 && searching === undefined ? (
           <EmptyState kind={filter === undefined ? "no-sessions" : "no-match"} {...(live === undefined ? {} : { listen: live.listen })} />
         ) : (
           <SessionList rows={window.rows} selectedId={window.selectedId} width={size.columns} height={listHeight} now={now} />

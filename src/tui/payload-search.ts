@@ -114,7 +114,8 @@ export class PayloadSearch {
     });
     this.possible = compile(filter, (_term, positive) => () => positive);
     this.stepBytes = Math.max(1, options.stepBytes ?? STEP_BYTES);
-    this.stepRows = Math.max(1, options.stepRows ?? STEP_ROWS);
+    // A session in progress costs a row to refresh and one per page: four rows always make progress.
+    this.stepRows = Math.max(4, options.stepRows ?? STEP_ROWS);
   }
 
   /** One bounded step of the search (see the file comment); `now` for `dur` of open sessions. Throws what the source throws. */
@@ -227,20 +228,25 @@ export class PayloadSearch {
     }
   }
 
-  /** Each session in progress once at most, round robin (one visited goes to the back of the map). */
+  /**
+   * Sessions in progress, round robin: one that got to its end goes to the back of the map; one
+   * the budget cut stays first in line, so that it starts the phase (and, every third step, the
+   * step, with a whole budget: it cannot be starved by the others).
+   */
   private inProgress(budget: Budget, now: number): void {
     let left = this.active.size;
     for (const [id, state] of this.active) {
       if (left-- <= 0 || spent(budget)) return;
-      this.active.delete(id);
       budget.rows--;
       const row = this.source.session(id);
       if (row === undefined) {
+        this.active.delete(id);
         this.finished++;
         continue;
       }
       state.row = row;
-      this.advance(id, state, budget, now);
+      if (!this.advance(id, state, budget, now)) return;
+      if (this.active.delete(id)) this.active.set(id, state);
     }
   }
 
@@ -248,25 +254,32 @@ export class PayloadSearch {
     this.advance(row.id, { row, hits: this.terms.map(() => false), scanned: false, known: false }, budget, now);
   }
 
-  /** Scans the session as far as the budget goes; then it is final (closed and scanned to its end) or stays active. */
-  private advance(id: number, state: Active, budget: Budget, now: number): void {
+  /**
+   * Scans the session as far as the budget goes: then it is final (closed and scanned to its end:
+   * out of `active`) or active (kept in its place there, or added at the back). True unless the
+   * budget cut the scan.
+   */
+  private advance(id: number, state: Active, budget: Budget, now: number): boolean {
     const open = state.row.status === "open";
     // The status is read before the rows: what a closed session wrote is all there.
     if (!this.possible(state.row, now, state.hits)) {
-      if (!open) return void this.finished++;
       state.known = true;
-      this.active.set(id, state);
-      return;
+      if (open) this.active.set(id, state);
+      else this.final(id, false);
+      return true;
     }
     const complete = this.scan(id, state, budget);
     if (complete) state.scanned = true;
     state.known = state.scanned;
-    if (complete && !open) {
-      this.finished++;
-      if (this.exact(state.row, now, state.hits)) this.fresh.push(id);
-      return;
-    }
-    this.active.set(id, state);
+    if (complete && !open) this.final(id, this.exact(state.row, now, state.hits));
+    else this.active.set(id, state);
+    return complete;
+  }
+
+  private final(id: number, matches: boolean): void {
+    this.active.delete(id);
+    this.finished++;
+    if (matches) this.fresh.push(id);
   }
 
   /** Reads the session's payload after the last rows checked, within the budget; true when it got to the end (or every term matched). */

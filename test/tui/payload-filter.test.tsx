@@ -97,6 +97,8 @@ describe("a payload filter in the live TUI", () => {
       // While it searched, the status bar said how far it had got.
       // While it searched, the status bar said how far it had got.
       expect(ui.frames.some((f) => /filter ~"needle" \(0 shown, searching… \d+ of 512 s/.test(plain(f)))).toBe(true);
+      // An empty list while it searched was not "no sessions match".
+      expect(ui.frames.some((f) => plain(f).includes("no sessions match"))).toBe(false);
     } finally {
       meter.stop();
       ui.unmount();
