@@ -1,7 +1,7 @@
 /**
  * SOCKS facts as short text: reply codes and endpoints.
  */
-import { REP_NAMES, socks4Cd } from "../engine/errors.js";
+import { REP_NAMES, socks4Cd } from "../engine/index.js";
 
 /** `host:port`, IPv6 in brackets: the engine's own, re-exported so views import one module. */
 export { formatEndpoint } from "../engine/index.js";

@@ -109,8 +109,12 @@ export class BindListener {
     this.peer = undefined;
     clearTimeout(this.timer);
     this.timer = undefined;
-    // A peer that went away before it was asked for is not delivered (see the session's note).
-    if (peer.socket.destroyed) return;
+    // A peer that went away before it was asked for is not delivered: the BIND fails (the
+    // listener is closed, so no other peer can come; without this the session would wait forever).
+    if (peer.socket.destroyed) {
+      this.events.bindFailed({ code: "GENERAL_FAILURE", message: "the inbound connection closed before it could be relayed" }, "ECONNRESET");
+      return;
+    }
     // Handed over without our listener: the session notices errors its own way from here.
     peer.socket.removeListener("error", noop);
     const remote = { host: normalizeHost(peer.socket.remoteAddress ?? "?"), port: peer.socket.remotePort ?? 0 };

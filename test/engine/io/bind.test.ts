@@ -107,6 +107,25 @@ describe("BIND raw (scenarios 51-53)", () => {
     await expect(peerConnect(first.readUInt16BE(8))).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it("a peer that connects and resets before the first reply went out: the client gets a failure second reply, not a wait forever", async () => {
+    const reply = async (info: ReplyInfo) => {
+      if (info.stage !== "bind-first") return undefined;
+      const early = await peerConnect(info.bound.port);
+      early.resetAndDestroy();
+      await once(early, "close");
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the proxy's side sees the reset
+      return undefined;
+    };
+    proxy = await startProxy({ hooks: { ...allowAllHooks, reply } });
+    const c = await RawClient.connect(proxy.port);
+    c.write(bindRequest5("127.0.0.1"));
+    expect((await c.read(2)).toString("hex")).toBe("0500");
+    expect((await c.read(10))[1]).toBe(0);
+    const second = await c.readToEnd(3000);
+    expect(second[0]).toBe(5);
+    expect(second[1]).not.toBe(0);
+  });
+
   it("#52 peer mismatch: a connection from another IP gets a failure second reply and both close", async () => {
     proxy = await startProxy();
     const c = await RawClient.connect(proxy.port);
