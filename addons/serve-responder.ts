@@ -19,7 +19,7 @@ export default {
     return { serve: true };
   },
   onData(chunk, ctx) {
-    if (chunk.direction !== "up" || ctx.session.tags["served"] !== "yes") return undefined;
+    if (chunk.direction !== "up" || ctx.session.tags.served !== "yes") return undefined;
     // Answer the first request once its head has arrived whole (however it was cut into reads),
     // then close like an HTTP/1.0 server.
     let complete = false;

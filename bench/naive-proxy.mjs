@@ -59,7 +59,7 @@ const server = createServer({ noDelay: true }, (client) => {
 });
 
 server.listen(0, "127.0.0.1", () => {
-  process.stdout.write(JSON.stringify({ event: "listening", address: "127.0.0.1", port: server.address().port }) + "\n");
+  process.stdout.write(`${JSON.stringify({ event: "listening", address: "127.0.0.1", port: server.address().port })}\n`);
 });
 
 // Exit with the benchmark: when the parent closes our stdin (or dies).

@@ -16,6 +16,6 @@ export default class FiguresReporter implements Reporter {
         }
       }
     }
-    process.stdout.write(lines.join("\n") + "\n");
+    process.stdout.write(`${lines.join("\n")}\n`);
   }
 }

@@ -92,7 +92,7 @@ function findTypeScript(from: string): { bin: string; version: string } | undefi
     if (dir === undefined) continue;
     try {
       const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: string; bin?: Record<string, string> | string };
-      const bin = typeof pkg.bin === "string" ? pkg.bin : pkg.bin?.["tsc"];
+      const bin = typeof pkg.bin === "string" ? pkg.bin : pkg.bin?.tsc;
       if (bin !== undefined && existsSync(join(dir, bin))) return { bin: join(dir, bin), version: pkg.version ?? "?" };
     } catch {
       // An unreadable package.json: try the next place.

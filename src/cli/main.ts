@@ -114,7 +114,7 @@ class Stdout {
       if (this.stopWhenClosed) throw new OutputClosed(this.closed);
       return;
     }
-    process.stdout.write(line + "\n");
+    process.stdout.write(`${line}\n`);
   };
 
   private close(code: string): void {
@@ -125,7 +125,7 @@ class Stdout {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const toStderr = (line: string): void => void process.stderr.write(line + "\n");
+  const toStderr = (line: string): void => void process.stderr.write(`${line}\n`);
   const stdout = new Stdout(toStderr);
   const terminal: Terminal = { out: stdout.write, err: toStderr };
   const shutdown = new Shutdown(terminal);

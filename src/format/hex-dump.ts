@@ -37,7 +37,7 @@ export function hexDump(bytes: Uint8Array, options: HexDumpOptions = {}): string
       if (b === undefined) {
         hex += "   ";
       } else {
-        hex += HEX[b]! + " ";
+        hex += `${HEX[b]!} `;
         text += b >= 0x20 && b <= 0x7e ? String.fromCharCode(b) : ".";
       }
     }

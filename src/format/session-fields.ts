@@ -316,4 +316,4 @@ function offeredMethods(json: string | null): string {
 }
 
 /** SOCKS5 METHOD codes (RFC 1928 §3) by the names the store uses for the chosen one. */
-const METHOD_NAMES: Readonly<Record<number, string>> = { 0x00: "none", 0x01: "gssapi", 0x02: "userpass" };
+const METHOD_NAMES: Readonly<Record<number, string>> = { 0: "none", 1: "gssapi", 2: "userpass" };

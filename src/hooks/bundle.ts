@@ -129,8 +129,8 @@ export function evaluate(entry: string, code: string, inputs: readonly string[])
   // An empty file bundles to an empty module (`{}` without the marker): that is no default
   // export, not an addon without hooks (a deny-all addon read half-written must not load as
   // one that lets everything through).
-  const empty = isObject(exports) && exports["__esModule"] !== true && Object.keys(exports).length === 0;
-  const exported = empty ? undefined : isObject(exports) && exports["__esModule"] === true ? exports["default"] : exports;
+  const empty = isObject(exports) && exports.__esModule !== true && Object.keys(exports).length === 0;
+  const exported = empty ? undefined : isObject(exports) && exports.__esModule === true ? exports.default : exports;
   if (isObject(exported) || typeof exported === "function") {
     modules.set(exported, mod);
     rememberGenerated(exported, code, generated);

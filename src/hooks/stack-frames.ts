@@ -99,7 +99,7 @@ const FRAME = /^\s*at (?:.* \()?(.+?):(\d+):(\d+)\)?\s*$/;
 
 /** The first frame of `error`'s stack in one of `own` (the files of `entry`'s bundle), mapped back when generated. */
 export function addonFrame(error: unknown, entry: string, own: ReadonlySet<string>): Position | undefined {
-  const stack = isObject(error) ? error["stack"] : undefined;
+  const stack = isObject(error) ? error.stack : undefined;
   if (typeof stack !== "string") return undefined;
   for (const text of stack.split("\n")) {
     const match = FRAME.exec(text);

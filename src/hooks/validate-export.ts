@@ -64,12 +64,12 @@ function validate(exported: unknown): Addon {
     if (value !== undefined && typeof value !== "function") invalid(`${hook} must be a function, got ${kindOf(value)}`, hook);
   }
 
-  const name = addon["name"];
+  const name = addon.name;
   if (name !== undefined && (typeof name !== "string" || !/^[^.=\s]+$/.test(name))) {
     invalid(`name must be a non-empty string without ".", "=" or spaces (it is the ADDON in --set ADDON.OPTION=VALUE), got ${kindOf(name)}`, "name");
   }
 
-  const options = addon["options"];
+  const options = addon.options;
   if (options !== undefined) {
     if (!isObject(options)) invalid(`options must be an object of option specs, got ${kindOf(options)}`, "options");
     for (const [option, spec] of Object.entries(options as Record<string, unknown>)) {
@@ -80,15 +80,15 @@ function validate(exported: unknown): Addon {
       for (const key of Object.keys(s)) {
         if (!SPEC_KEYS.includes(key)) invalid(`${where}: unknown key ${JSON.stringify(key)}${didYouMean(key, SPEC_KEYS)}`, "options", option, key);
       }
-      if (typeof s["type"] !== "string" || !OPTION_TYPES.has(s["type"])) {
-        invalid(`${where}.type must be "string", "number" or "boolean", got ${kindOf(s["type"])}`, "options", option);
+      if (typeof s.type !== "string" || !OPTION_TYPES.has(s.type)) {
+        invalid(`${where}.type must be "string", "number" or "boolean", got ${kindOf(s.type)}`, "options", option);
       }
-      const fallback = s["default"];
-      if (fallback !== undefined && !fitsType(fallback, s["type"] as OptionSpec["type"])) {
-        invalid(`${where}.default must be a ${s["type"] as string}, got ${kindOf(fallback)}`, "options", option, "default");
+      const fallback = s.default;
+      if (fallback !== undefined && !fitsType(fallback, s.type as OptionSpec["type"])) {
+        invalid(`${where}.default must be a ${s.type as string}, got ${kindOf(fallback)}`, "options", option, "default");
       }
-      if (s["description"] !== undefined && typeof s["description"] !== "string") {
-        invalid(`${where}.description must be a string, got ${kindOf(s["description"])}`, "options", option, "description");
+      if (s.description !== undefined && typeof s.description !== "string") {
+        invalid(`${where}.description must be a string, got ${kindOf(s.description)}`, "options", option, "description");
       }
     }
   }

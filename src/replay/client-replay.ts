@@ -13,7 +13,7 @@
  * and TLS (fresh keys every handshake) make the server answer differently, or refuse; the report
  * then shows where the answer first differs.
  */
-import { Socket, connect } from "node:net";
+import { type Socket, connect } from "node:net";
 import { isIP } from "node:net";
 import { REP_NAMES, decodeMethodSelection, decodeReply, encodeGreeting, encodeRequest, encodeUserPass, type Endpoint } from "../engine/index.js";
 import type { ChunkRow, SessionRow } from "../store/schema.js";

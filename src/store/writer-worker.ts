@@ -54,7 +54,7 @@ port.on("message", (request: WriterRequest) => {
         fail(err);
       }
       return;
-    case "batch":
+    case "batch": {
       if (!failed) {
         try {
           writer!.write(request.batch);
@@ -67,6 +67,7 @@ port.on("message", (request: WriterRequest) => {
       reply({ type: "ack", seq: request.batch.seq, bytes: request.batch.bytes, ops: request.batch.ops.length, ...(arena === undefined ? {} : { arena }) }, arena === undefined ? [] : [arena]);
       if (!failed) checkpointWhenQuiet();
       return;
+    }
     case "stop":
       clearTimeout(quiet);
       if (!failed) {

@@ -90,7 +90,7 @@ describe("addons/ recipes", () => {
     const expected = first.replace("User-Agent: curl/8\r\nContent", "User-Agent: rewritten\r\nContent") + second.replace("user-agent: curl/8", "user-agent: rewritten");
     expect((await c.read(expected.length)).toString()).toBe(expected);
     // A chunked body that looks like a header is left alone too.
-    const chunked = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nUser-Agent: a\r\n\r\n" + `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const chunked = `POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nUser-Agent: a\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
     const third = "GET /d HTTP/1.1\r\nUser-Agent: b\r\n\r\n";
     for (const part of [chunked.slice(0, 70), chunked.slice(70), third]) {
       c.write(Buffer.from(part));

@@ -66,8 +66,8 @@ describe("addons end to end", () => {
 
     // An atomic save (write elsewhere, rename over), as editors do.
     const started = Date.now();
-    writeFileSync(file + ".tmp", addonSource(`  name: "gate",\n  onRequest: (r, ctx) => { ctx.tag("v", "2"); return undefined; },`));
-    renameSync(file + ".tmp", file);
+    writeFileSync(`${file}.tmp`, addonSource(`  name: "gate",\n  onRequest: (r, ctx) => { ctx.tag("v", "2"); return undefined; },`));
+    renameSync(`${file}.tmp`, file);
     const after = await eventually(() => curl(port, "/v2"), (r) => r.code === 0);
     expect(after.body).toContain("served /v2");
     expect(Date.now() - started).toBeLessThan(1500);

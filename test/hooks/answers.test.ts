@@ -110,7 +110,7 @@ describe("hook answers are checked against the contract", () => {
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();
     const cyclic: Record<string, unknown> = { replace: undefined };
-    cyclic["self"] = cyclic;
+    cyclic.self = cyclic;
     for (const answer of [throwing, proxy, cyclic, { deny: 2n }, { replace: Symbol("x") }, { then: 1 }]) {
       for (const check of checks) expect(() => check(answer)).not.toThrow();
     }

@@ -22,7 +22,7 @@ describe("addon contract", () => {
       },
       onDatagram: (d) => (d.direction === "up" ? { redirect: { port: 53 } } : { replace: "x" }),
       onClose: (s, ctx) => ctx.log(`${s.reason} ${s.bytesUp}`),
-      onLoad: (ctx) => ctx.log(String(ctx.options["hosts"])),
+      onLoad: (ctx) => ctx.log(String(ctx.options.hosts)),
       onDispose: async () => {},
     } satisfies Addon;
     expectTypeOf(addon).toMatchTypeOf<Addon>();

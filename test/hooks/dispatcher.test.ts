@@ -110,7 +110,7 @@ describe("Dispatcher over the engine", () => {
         },
         onData: (c, ctx) => {
           if (c.direction === "up") ctx.inject("down", "[hello]");
-          expect(ctx.session.tags["dest"]).toBe(`127.0.0.1:${target.port}`);
+          expect(ctx.session.tags.dest).toBe(`127.0.0.1:${target.port}`);
           return undefined;
         },
         onClose: (s, ctx) => void closes.push(`${s.reason}:${s.bytesUp}:${ctx.session.target?.port}`),

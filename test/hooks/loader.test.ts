@@ -352,9 +352,9 @@ describe("loadAddon: options", () => {
     expect((await loadAddon(entry)).options).toEqual({ ms: 100, label: "x" });
     expect((await loadAddon(entry, { ms: "2.5", verbose: "TRUE", label: "" })).options).toEqual({ ms: 2.5, verbose: true, label: "" });
     for (const [text, value] of [["1", true], ["yes", true], ["0", false], ["no", false], ["false", false]] as const) {
-      expect((await loadAddon(entry, { verbose: text })).options["verbose"], text).toBe(value);
+      expect((await loadAddon(entry, { verbose: text })).options.verbose, text).toBe(value);
     }
-    expect((await loadAddon(entry, { ms: " -3 " })).options["ms"]).toBe(-3);
+    expect((await loadAddon(entry, { ms: " -3 " })).options.ms).toBe(-3);
   });
 
   it("BAD_OPTION: unknown names (with a did-you-mean) and values of the wrong type", async () => {

@@ -72,7 +72,7 @@ describe("ctx.messages", () => {
 
   it("memory is bounded by max: an oversized delimited message passes unedited as it comes, said once, and framing resumes after it", () => {
     const big = "h".repeat(100);
-    const r = run([big.slice(0, 60), big.slice(60), "\n", "ok\n", "h".repeat(200) + "\n"], { delimiter: "\n", max: 64 }, upper);
+    const r = run([big.slice(0, 60), big.slice(60), "\n", "ok\n", `${"h".repeat(200)}\n`], { delimiter: "\n", max: 64 }, upper);
     expect(r.text).toBe(`${big}\nOK\n${"h".repeat(200)}\n`);
     expect(r.parts[0]).toBe("");
     expect(r.parts[1]).toBe(big);

@@ -10,7 +10,7 @@ describe("assertNever", () => {
     expect(() => assertNever(10n as never)).toThrow("unexpected value 10");
     expect(() => assertNever(undefined as never)).toThrow("unexpected value undefined");
     const cycle: Record<string, unknown> = {};
-    cycle["self"] = cycle;
+    cycle.self = cycle;
     expect(() => assertNever(cycle as never)).toThrow("unexpected value [object Object]");
   });
 });

@@ -26,7 +26,7 @@ export function wellFormed(kind: Exclude<ScriptKind, "random">, port: number, rn
   const payload = rng.chance(0.5) ? Buffer.from("GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n") : rng.bytes(rng.int(64));
   const command = rng.pick([1, 1, 1, 2, 3]);
   if (kind === "socks4" || kind === "socks4a") {
-    const userid = Buffer.from(rng.chance(0.5) ? "" : "user" + rng.int(1000), "latin1");
+    const userid = Buffer.from(rng.chance(0.5) ? "" : `user${rng.int(1000)}`, "latin1");
     if (kind === "socks4") return Buffer.concat([Buffer.from([4, command === 3 ? 1 : command]), portBytes, Buffer.from([127, 0, 0, 1]), userid, Buffer.of(0), payload]);
     return Buffer.concat([Buffer.from([4, command === 3 ? 1 : command]), portBytes, Buffer.from([0, 0, 0, 1 + rng.int(255)]), userid, Buffer.of(0), Buffer.from("localhost\0"), payload]);
   }
@@ -34,8 +34,8 @@ export function wellFormed(kind: Exclude<ScriptKind, "random">, port: number, rn
   const others = [1, 3, 0x80, 0xfe].filter(() => rng.chance(0.3));
   const methods = userpass ? [2, ...others] : [0, ...(rng.chance(0.3) ? [2] : []), ...others];
   const greeting = Buffer.from([5, methods.length, ...methods]);
-  const user = Buffer.from("u" + rng.int(100), "latin1");
-  const pass = Buffer.from("p" + rng.int(100), "latin1");
+  const user = Buffer.from(`u${rng.int(100)}`, "latin1");
+  const pass = Buffer.from(`p${rng.int(100)}`, "latin1");
   const auth = userpass ? Buffer.concat([Buffer.from([1, user.length]), user, Buffer.from([pass.length]), pass]) : Buffer.alloc(0);
   const atyp = rng.pick([1, 1, 3, 4]);
   const address =

@@ -172,7 +172,7 @@ describe("BIND raw (scenarios 51-53)", () => {
     expect(first.subarray(4).toString("hex")).toBe("7f000001");
     const peer = await peerConnect(first.readUInt16BE(2));
     const second = await c.read(8);
-    expect(second.toString("hex")).toBe("005a" + peer.localPort!.toString(16).padStart(4, "0") + "7f000001");
+    expect(second.toString("hex")).toBe(`005a${peer.localPort!.toString(16).padStart(4, "0")}7f000001`);
 
     const d = await RawClient.connect(proxy.port);
     d.write("04 02 0000 7f000001 00");

@@ -84,7 +84,7 @@ describe("HookRunner decisions", () => {
     const c = await RawClient.connect(proxy.port);
     c.write(Buffer.concat([hex("050100"), connect5(target.port)]));
     await c.read(2);
-    expect((await c.read(10)).toString("hex")).toBe("050000010a090807" + (4242).toString(16).padStart(4, "0"));
+    expect((await c.read(10)).toString("hex")).toBe(`050000010a090807${(4242).toString(16).padStart(4, "0")}`);
     c.destroy();
 
     change = { rep: 0x02 };

@@ -73,7 +73,7 @@ async function greeted(port: number): Promise<RawClient> {
 
 const port16 = (port: number): string => port.toString(16).padStart(4, "0");
 /** `05 <rep> 00 01 00000000 0000`: the full IPv4-form failure reply. */
-const R4 = (rep: number): string => "05" + rep.toString(16).padStart(2, "0") + "00" + "01" + "00000000" + "0000";
+const R4 = (rep: number): string => `05${rep.toString(16).padStart(2, "0")}0001000000000000`;
 
 /** ATYP 3 request for `name` (raw octets) and port. */
 function domainRequest(name: Buffer, port: number, cmd = 1): Buffer {
@@ -171,7 +171,7 @@ describe("requests (research §7, scenarios 16–23)", () => {
     const c = await greeted(p.port);
     c.write(domainRequest(Buffer.from("::1"), t.port));
     const reply = await c.read(22);
-    expect(reply.subarray(0, 20).toString("hex")).toBe("05000004" + "00".repeat(15) + "01");
+    expect(reply.subarray(0, 20).toString("hex")).toBe(`05000004${"00".repeat(15)}01`);
     expect(reply.readUInt16BE(20)).toBe(t.peers[0]!.port);
     expect(lookups).toEqual([]);
   });
@@ -478,7 +478,7 @@ describe("connect results and reply content (research §7, scenarios 27, 28, 30�
       ["::", ipv6Request("00".repeat(16), 0x1f90), 4],
       ["port 0", hex("05 01 00 01 7f 00 00 01 00 00"), 2],
       ["refused 127.0.0.1", connect5(refused4), 5],
-      ["refused ::1", ipv6Request("00".repeat(15) + "01", refused6), 5],
+      ["refused ::1", ipv6Request(`${"00".repeat(15)}01`, refused6), 5],
       ["DNS failure", domainRequest(Buffer.from("nonexistent.invalid"), 80), 4],
     ];
     const p = await proxy();

@@ -38,7 +38,7 @@ describe("UDP association backlog", () => {
     };
     const tcp = await RawClient.connect(p.port);
     cleanups.push(() => tcp.destroy());
-    tcp.write("050100 050300 01 7f000001 " + client.address().port.toString(16).padStart(4, "0"));
+    tcp.write(`050100 050300 01 7f000001 ${client.address().port.toString(16).padStart(4, "0")}`);
     await tcp.read(2);
     const reply = await tcp.read(10);
     const relayPort = reply.readUInt16BE(8);
