@@ -107,7 +107,14 @@ export function App(props: AppProps) {
   }, [search, tick]);
   const window: SessionWindow & { error?: string } = useMemo(() => {
     try {
-      return windowAround(listSource, { ...(listFilter === undefined ? {} : { filter: listFilter }), selectedId: follow ? undefined : selectedId, position: follow ? listHeight - 1 : position, height: listHeight - 1, hidden, now });
+      return windowAround(listSource, {
+        ...(listFilter === undefined ? {} : { filter: listFilter }),
+        selectedId: follow ? undefined : selectedId,
+        position: follow ? listHeight - 1 : position,
+        height: listHeight - 1,
+        hidden,
+        now,
+      });
     } catch (err) {
       return { rows: [], selectedId: undefined, position: 0, error: (err as Error).message };
     }

@@ -60,7 +60,17 @@ function addSession(open: boolean): number {
          requested_host, requested_port, status, bytes_up_received, bytes_down_received)
        VALUES (?, 1, ?, ?, ?, '127.0.0.1', 40000, '127.0.0.1', 1080, '5', ?, ?, 80, ?, ?, ?)`,
     )
-    .run(id, id, T + id * 1000, open ? null : T + id * 1000 + Math.floor(next() * 300_000), udp ? "udp" : "connect", pick(["alpha.example", "beta.example"]), open ? "open" : pick(["ok", "failed"]), Math.floor(next() * 1000), 0);
+    .run(
+      id,
+      id,
+      T + id * 1000,
+      open ? null : T + id * 1000 + Math.floor(next() * 300_000),
+      udp ? "udp" : "connect",
+      pick(["alpha.example", "beta.example"]),
+      open ? "open" : pick(["ok", "failed"]),
+      Math.floor(next() * 1000),
+      0,
+    );
   const rows = Math.floor(next() * 6);
   for (let i = 0; i < rows; i++) addPayload(id, udp);
   return id;
@@ -73,10 +83,14 @@ function addPayload(id: number, udp = false, text?: string): void {
   const sent = next() < 0.2 ? Buffer.from(pick(WORDS), "latin1") : null;
   if (udp) {
     writer
-      .prepare("INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, sent, verdict) VALUES (?, ?, ?, 'up', '127.0.0.1', 1, ?, ?, ?, 'relayed')")
+      .prepare(
+        `INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, sent, verdict)
+         VALUES (?, ?, ?, 'up', '127.0.0.1', 1, ?, ?, ?, 'relayed')`,
+      )
       .run(id, seq, T, data, data.length, sent);
   } else {
-    writer.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size, sent) VALUES (?, ?, ?, 'up', ?, ?, ?)").run(id, seq, T, data, data.length, sent);
+    const insert = writer.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size, sent) VALUES (?, ?, ?, 'up', ?, ?, ?)");
+    insert.run(id, seq, T, data, data.length, sent);
   }
 }
 
