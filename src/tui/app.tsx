@@ -96,6 +96,7 @@ export function App(props: AppProps) {
   const listSource = search ?? source;
   const listFilter = search === undefined ? filter : undefined;
   // One bounded step of the search per poll (and one when the filter is applied).
+  // biome-ignore lint/correctness/useExhaustiveDependencies: one search step per poll: `tick` is the trigger, and `now` is read at that moment
   const searchError = useMemo(() => {
     try {
       search?.step(now);
@@ -103,8 +104,8 @@ export function App(props: AppProps) {
     } catch (err) {
       return (err as Error).message;
     }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [search, tick]);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `tick` re-queries on every poll; `now` is that poll's time
   const window: SessionWindow & { error?: string } = useMemo(() => {
     try {
       return windowAround(listSource, {
@@ -119,9 +120,9 @@ export function App(props: AppProps) {
       return { rows: [], selectedId: undefined, position: 0, error: (err as Error).message };
     }
     // `tick` re-queries on every poll.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [listSource, listFilter, follow, selectedId, position, listHeight, hidden, tick]);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `tick` paces the once-a-second stats read; `stats` lets the first read through
   useEffect(() => {
     if (stats !== undefined && Date.now() - lastStats.current < 1000) return;
     lastStats.current = Date.now();
@@ -132,6 +133,7 @@ export function App(props: AppProps) {
     }
   }, [source, tick, stats]);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: counted once a second (`tick / 10`), not on every poll
   const shown = useMemo(() => {
     try {
       return listSource.count(listFilter === undefined ? {} : { filter: listFilter, now });
@@ -139,7 +141,6 @@ export function App(props: AppProps) {
       return 0;
     }
     // Counting is cheap on an indexed table but not free: once a second is plenty.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [listSource, listFilter, Math.floor(tick / 10)]);
 
   const shift = useCallback((delta: number) => setDetail((d) => (d === undefined ? d : { ...d, scroll: Math.max(0, d.scroll + delta) })), []);

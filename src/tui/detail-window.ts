@@ -122,7 +122,7 @@ export class DetailWindow {
   /** The last turn may still grow from rows already in the capture (its reads are being counted). */
   get growing(): boolean {
     const last = this.items[this.items.length - 1];
-    return this.kind === "turns" && this.later && last !== undefined && last.open;
+    return this.kind === "turns" && this.later && last?.open === true;
   }
 
   /** A backward step is half done (the turn before is being found or built): finish it first. */
@@ -219,7 +219,7 @@ export class DetailWindow {
         return;
       }
       const last = this.items[this.items.length - 1];
-      const joins = last !== undefined && last.open && m.verdict === null && last.direction === m.direction;
+      const joins = last?.open === true && m.verdict === null && last.direction === m.direction;
       if (!joins && !wantMore) {
         // The last turn is complete: this row starts the next one, left for when it is wanted.
         if (last !== undefined) last.open = false;

@@ -84,10 +84,10 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
   const polledOpen = useRef(false);
   const drawnAt = useRef(0);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the row is read again on every poll (`tick`): an open session's counters and status change
   const session = useMemo(
     () => (detail === undefined ? undefined : source.session(detail.id)),
     // The row is read again on every poll: an open session's counters and status change.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
     [source, detail?.id, tick],
   );
   const open = session?.status === "open";
@@ -101,6 +101,7 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
   }
   const win = held.current?.window;
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: counted again on each poll only while the session is open
   const counts = useMemo(() => {
     if (session === undefined) return undefined;
     return {
@@ -108,7 +109,6 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
       datagrams: session.command === "udp" ? countText(source.rowCount("datagrams", session.id, COUNT_CAP + 1)) : "",
     };
     // Counted again on each poll only while the session is open.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [source, session?.id, open ? tick : -1]);
 
   // A replay's comparison with its original, in steps, while the overview shows it.
@@ -138,7 +138,9 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
   });
 
   const version = win?.version ?? -1;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the window is mutable: `version` changes whenever its rows do
   const rows = useMemo(() => (win === undefined ? [] : win.rows()), [win, version]);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the lines of the events and stream tabs do not depend on the session's counters: not rebuilt on every poll
   const content: DetailContent | undefined = useMemo(() => {
     if (detail === undefined || session === undefined) return undefined;
     const turnsKnown = win !== undefined && kind === "turns" && !win.earlier && !win.later ? String(win.items.length) : "";
@@ -156,7 +158,6 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
       counts: { events: counts?.events ?? "", stream: session.command === "udp" ? (counts?.datagrams ?? "") : turnsKnown },
     };
     // Lines of the events and stream tabs do not depend on the session's counters: not rebuilt on every poll.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [detail?.id, detail?.tab, detail?.tab === "overview" ? session : session?.command, rows, mode, width, comparison, counts, detail?.tab === "overview" ? now : 0, win?.earlier, win?.later]);
   // Lines item by item, each kept until the item, the mode or the width changes: a step that adds
   // one turn, or a poll that adds a read, does not rebuild the lines of the rest.
@@ -174,12 +175,12 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
     chunks: kind === "turns" ? (its as ShownChunk[]) : [],
     datagrams: kind === "datagrams" ? (its as ShownDatagram[]) : [],
   });
+  // biome-ignore lint/correctness/useExhaustiveDependencies: rebuilt when `content` is: the window's items are read through it, and item lines are cached per item
   const lines = useMemo((): readonly DetailLine[] => {
     if (content === undefined) return [];
     // The overview, and a window that is all there is and holds nothing ("(no bytes)").
     if (win === undefined || (win.items.length === 0 && !win.earlier && !win.later)) return detailLines({ ...content, ...(win === undefined ? {} : { more: undefined }) });
     return [...(win.earlier ? [WINDOW_MARKERS.earlier] : []), ...win.items.flatMap(itemLines), ...(win.later ? [WINDOW_MARKERS.later] : [])];
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [content]);
 
   const maxScroll = Math.max(0, lines.length - page);
@@ -209,7 +210,11 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
     else if (w.items.length > MAX_WINDOW_ITEMS || w.bytes > MAX_WINDOW_BYTES) {
       const cut = trimmable(w);
       if (cut.front > 0) step = () => w.trimFront(cut.front);
-      else if (cut.back > 0) step = () => (w.trimBack(cut.back), {});
+      else if (cut.back > 0)
+        step = () => {
+          w.trimBack(cut.back);
+          return {};
+        };
     }
     if (step === undefined) return;
     const run = step;
@@ -243,6 +248,7 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
   };
 
   // Polling a live session: what the capture adds at the end, when the window is at the end.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: one poll of a live session per `tick`, reading the window and scroll as they are then
   useEffect(() => {
     const w = win;
     if (w === undefined || w.later) return;
@@ -250,7 +256,6 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
     if (!open && !polledOpen.current) return;
     polledOpen.current = open;
     apply(w, w.forward(scroll + 2 * page >= lines.length));
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [tick]);
 
   if (detail === undefined || content === undefined) return undefined;
@@ -266,7 +271,7 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
       rerender();
     },
     last: () => {
-      if (win !== undefined && win.later) {
+      if (win?.later) {
         win.resetEnd();
         pinned.current = true;
       } else {

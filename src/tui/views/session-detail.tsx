@@ -45,6 +45,7 @@ function tabLabel(tab: DetailTab, props: SessionDetailProps): string {
 
 export function SessionDetail(props: SessionDetailProps) {
   const { session, events, chunks, datagrams, tab, mode, width, now, comparison, more } = props;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `now` only matters for an open session's overview; the other props are listed
   const lines = useMemo(
     () =>
       props.lines ??
@@ -61,7 +62,6 @@ export function SessionDetail(props: SessionDetailProps) {
         ...(more === undefined ? {} : { more }),
       }),
     // `now` only matters for an open session's overview.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
     [props.lines, session, events, chunks, datagrams, tab, mode, width, comparison, more, session.status === "open" && tab === "overview" ? now : undefined],
   );
   const page = detailPageSize(props.height);
