@@ -184,7 +184,7 @@ class Exporter {
     const c: Side = { flow: clientFlow, next: initialSequence(session.id, "client"), unacked: 0 };
     const s: Side = { flow: serverFlow, next: initialSequence(session.id, "server"), unacked: 0 };
     const clock = new Clock();
-    const pending = this.comments ? [this.sessionComment(session, client, server)] : [];
+    const pending = this.comments ? [this.sessionComment(session, server)] : [];
     const emit = (side: Side, flags: number, at: number, payload?: Uint8Array, length?: number, tcpOptions?: Uint8Array): Buffer => {
       const other = side === c ? s : c;
       const packet = tcpPacket(side.flow, { seq: side.next, ack: other.next, flags, window: WINDOW, ipId: this.ipId++, ...(tcpOptions === undefined ? {} : { options: tcpOptions }) }, payload, length);
@@ -369,7 +369,7 @@ class Exporter {
     if (entries.length > 0) yield nameResolutionBlock(entries);
   }
 
-  private sessionComment(session: SessionRow, client: Endpoint, server: Endpoint): string {
+  private sessionComment(session: SessionRow, server: Endpoint): string {
     const requested = session.requested_host === null ? "?" : formatEndpoint(session.requested_host, session.requested_port);
     const target =
       session.target_host !== null && (session.target_host !== session.requested_host || session.target_port !== session.requested_port)

@@ -47,7 +47,7 @@ export function printable(bytes: Uint8Array, options: PrintableOptions = {}): st
     let used = 1;
     if (options.utf8 === true && bytes[at]! >= 0x80) {
       const decoded = decodeUtf8(bytes, at);
-      if (decoded !== undefined && decoded.complete) {
+      if (decoded?.complete) {
         const char = String.fromCodePoint(decoded.codePoint);
         if (!UNSAFE.test(char)) {
           piece = char;

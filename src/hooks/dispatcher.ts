@@ -39,7 +39,6 @@ import type {
 } from "../engine/index.js";
 import type {
   Addon,
-  AuthDecision,
   AuthInfo,
   DataVerdict,
   DatagramVerdict,
@@ -48,9 +47,7 @@ import type {
   HookContext,
   HookName,
   MaybePromise,
-  OpenDecision,
   ReplyChange,
-  RequestDecision,
   SessionInfo,
 } from "./api.js";
 import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, checkRequest, describe, isProblem, payload, type Checked } from "./answers.js";

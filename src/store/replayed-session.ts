@@ -44,7 +44,7 @@ export interface ReplayedSession {
 /** Writes the replay as a new session; returns its id. Throws a CaptureError when the file cannot take it. */
 export function writeReplayedSession(file: string, replay: ReplayedSession, version: string): number {
   const db = openCapture(file);
-  let run;
+  let run: ReturnType<typeof beginRun>;
   try {
     run = beginRun(db, file, { listen: [], version, now: replay.startedAt });
   } finally {

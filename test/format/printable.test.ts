@@ -82,7 +82,7 @@ describe("printable", () => {
         if (u) expect(out.replace(/\n/g, "")).not.toMatch(/[\p{C}\u2028\u2029]/u);
         if (max !== undefined) expect(out.length).toBeLessThanOrEqual(max);
         // Without a limit, the bytes can be read back from the text.
-        if (max === undefined && !u) expect(unescape(out)).toEqual(Buffer.from(bytes).toString("latin1").replace(/\\/g, "\\"));
+        if (max === undefined && !u) expect(unescapeBytes(out)).toEqual(Buffer.from(bytes).toString("latin1").replace(/\\/g, "\\"));
       }),
       { numRuns: 2000 },
     );
@@ -98,7 +98,7 @@ describe("printable", () => {
 });
 
 /** The inverse of printable for inputs without backslashes' ambiguity: \r \t \xNN back to bytes. */
-function unescape(text: string): string {
+function unescapeBytes(text: string): string {
   return text.replace(/\\(r|t|x[0-9a-f]{2})/g, (_, e: string) => (e === "r" ? "\r" : e === "t" ? "\t" : String.fromCharCode(parseInt(e.slice(1), 16))));
 }
 

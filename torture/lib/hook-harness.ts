@@ -132,8 +132,10 @@ export async function cliProxy(dir: string, children: ChildProcess[]): Promise<H
     proxy.stderr.slice(from).flatMap((line) => {
       // `error: addon fuzzed: onRequest gave an invalid answer at FILE:L:C: message (session #N)`
       const m = /addon fuzzed: (on\w+) (threw|rejected|gave an invalid answer|timed out after \d+ ms)(?: at (\S+?:\d+:\d+))?: (.*)$/.exec(line);
-      const kind = m?.[2]!.startsWith("timed out") ? "timed-out" : m?.[2] === "gave an invalid answer" ? "invalid" : m?.[2];
-      return m ? [{ hook: m[1]!, kind: kind!, message: m[4]!, ...(m[3] === undefined ? {} : { location: m[3] }) }] : [];
+      if (m === null) return [];
+      const said = m[2]!;
+      const kind = said.startsWith("timed out") ? "timed-out" : said === "gave an invalid answer" ? "invalid" : said;
+      return [{ hook: m[1]!, kind, message: m[4]!, ...(m[3] === undefined ? {} : { location: m[3] }) }];
     });
   return {
     process: proxy,

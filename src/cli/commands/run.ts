@@ -110,7 +110,7 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     } catch (err) {
       throw usageError(`--auth-file: cannot read ${raw.authFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    let entries;
+    let entries: ReturnType<typeof parseCredentialFile>;
     try {
       entries = parseCredentialFile(text, raw.authFile);
     } catch (err) {
