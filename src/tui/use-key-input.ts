@@ -1,0 +1,38 @@
+/**
+ * The TUI's keyboard: each read from the terminal goes to the filter bar while it is open, else
+ * through the key table (keys.ts) to a named action.
+ *
+ * Several keys can arrive in one read (fast typing, a paste, tmux send-keys): one action per
+ * character, and once `/` opens the filter bar the rest of the read is its text. A filter applied
+ * by an enter within the text leaves what follows it to be read as keys again.
+ */
+import { type Key, useInput } from "ink";
+import { type Action, actionFor } from "./keys.js";
+import type { FilterEditing } from "./use-filter-editing.js";
+
+export function useKeyInput(filterBar: FilterEditing, dispatch: (action: Action) => void): void {
+  const keys = (input: string, key: Key): void => {
+    if (input.length > 1 && !filterBar.isOpen() && !key.ctrl && !key.meta) {
+      const plain = { ...key, return: false, tab: false, escape: false };
+      for (let i = 0; i < input.length; i++) {
+        const c = input[i]!;
+        handle(c, { ...plain, return: c === "\r", tab: c === "\t" });
+        if (filterBar.isOpen() && i + 1 < input.length) return handle(input.slice(i + 1), plain);
+      }
+      return;
+    }
+    handle(input, key);
+  };
+
+  const handle = (input: string, key: Key): void => {
+    if (filterBar.isOpen()) {
+      const rest = filterBar.key(input, key);
+      if (rest !== undefined) keys(rest, key);
+      return;
+    }
+    const action = actionFor(input, key);
+    if (action !== undefined) dispatch(action);
+  };
+
+  useInput(keys);
+}
