@@ -1,6 +1,7 @@
 /**
- * The TUI's key bindings: one table from keys to named actions (STYLE.md 12). The help overlay
- * (`?`) is generated from it, so what it says is what the keys do.
+ * The TUI's key bindings: one table from keys to named actions (docs/architecture.md,
+ * "Conventions"). The help overlay (`?`) is generated from it, so what it says is what the keys
+ * do; use-key-input.ts reads keys through it and use-actions.ts says what each action does.
  */
 import type { Key } from "ink";
 

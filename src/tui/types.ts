@@ -1,7 +1,8 @@
 /**
- * What the terminal UI reads and shows. The TUI never imports the engine or SQLite (DESIGN.md §2):
- * it gets a `SessionSource` (the store's CaptureReader fits it) and, when attached to a running
- * proxy, a `LiveStatus`. Views are pure functions of these values (STYLE.md 12).
+ * What the terminal UI reads and shows. The TUI never imports the engine or SQLite
+ * (docs/architecture.md, "Data flow and layering"): it gets a `SessionSource` (the store's
+ * CaptureReader fits it) and, when attached to a running proxy, a `LiveStatus`. Views are pure
+ * functions of these values (docs/architecture.md, "Conventions").
  */
 import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../store/schema.js";
 import type { CaptureStats, ChunkMeta, DatagramMeta, EventPageQuery, PageQuery, RowKey, RowPayload, SessionQuery } from "../store/reader.js";

@@ -1,6 +1,7 @@
 /**
- * The detail view's loading (STYLE.md 12: state and loading live in hooks): the open session's
- * row, a DetailWindow for the tab shown, the tab's lines, and a replay's comparison.
+ * The detail view's loading (docs/architecture.md, "Conventions": state and loading live in
+ * hooks): the open session's row, a DetailWindow for the tab shown, the tab's lines, and a
+ * replay's comparison. What the keys change (the request, the mode) is use-open-session.ts's.
  *
  * Contract (the TUI runs on the relay's thread):
  * - Per poll it reads the session's row, and while the session is open, its label counts (index

@@ -1,7 +1,8 @@
 /**
- * The session list's state and loading (STYLE.md 12): the window of rows on screen
- * (session-window.ts), follow mode, the selection and its screen position, the sessions hidden
- * with `d`, a payload filter's search (payload-search.ts), and how many sessions the filter shows.
+ * The session list's state and loading (docs/architecture.md, "Conventions": state and loading
+ * live in hooks): the window of rows on screen (session-window.ts), follow mode, the selection
+ * and its screen position, the sessions hidden with `d`, a payload filter's search
+ * (payload-search.ts), and how many sessions the filter shows.
  *
  * Contract (the TUI runs on the relay's thread):
  * - Per poll (`tick`): one bounded step of a payload search, then one window query (only the rows
