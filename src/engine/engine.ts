@@ -18,7 +18,7 @@ import type { Endpoint } from "./types.js";
 import { normalizeHost } from "./codec/address.js";
 import { Credentials } from "./credentials.js";
 import { ClientSession } from "./io/client-session.js";
-import { SocketReader, adoptSocket } from "./io/socket-reader.js";
+import { SocketReader, adoptSocket, checkAdoption } from "./io/socket-reader.js";
 import { IdleSweeper } from "./io/idle-sweeper.js";
 import type { EngineContext, EngineSession, SessionLimits } from "./io/engine-context.js";
 
@@ -110,8 +110,16 @@ export class SocksEngine implements EngineContext {
     this.idleSweeper = this.options.idleTimeoutMs > 0 ? new IdleSweeper(this.options.idleTimeoutMs) : undefined;
   }
 
-  /** Binds every listen address; on any failure closes the others and throws a ListenError. */
+  /**
+   * Binds every listen address; on any failure closes the others and throws a ListenError.
+   * First (once per process) checks that this Node lets accepted sockets be adopted for fast
+   * reads (socket-reader.ts); where it does not, they read plainly, and one warning says so.
+   */
   async start(): Promise<Endpoint[]> {
+    const adoption = await checkAdoption();
+    if (adoption !== undefined) {
+      this.logger.log("warn", `accepted connections use Node's plain reads (slower): adopting their sockets does not work on Node ${process.version}: ${adoption}`);
+    }
     const bound: Endpoint[] = [];
     try {
       for (const address of this.config.listen) bound.push(await this.listenOn(address));

@@ -27,9 +27,16 @@
  *
  * Accepted sockets cannot be given `onread` by net.Server, so `adoptSocket` re-wraps the
  * accepted handle in a new Socket that has it (the server is created with pauseOnConnect, so
- * the original Socket never reads).
+ * the original Socket never reads). That moves two private fields of net.Socket (`_handle`,
+ * `_server`), which Node may change: `checkAdoption` (the engine awaits it before it listens)
+ * adopts a real loopback connection once per process and checks that its bytes arrive through
+ * `onread` and that the server still counts it. Where they do not, accepted sockets read
+ * plainly: Node's default `data` events (a fresh buffer per read) feed the same sink, and
+ * `retain()` has nothing to protect. Connected sockets (`net.connect`'s documented `onread`)
+ * are not affected.
  */
-import { Socket, type Server } from "node:net";
+import { once } from "node:events";
+import { Socket, connect, createServer, type Server } from "node:net";
 
 /** The landing buffer's size: the largest read of a socket that has no buffer of its own. */
 export const LANDING_SIZE = 64 * 1024;
@@ -129,14 +136,138 @@ interface SocketInternals {
   server: Server | null;
 }
 
+/** How accepted sockets are read in this process: adopted (fast reads) until `checkAdoption` finds adoption broken. */
+let plainReads = false;
+/** The answer of the one check per process (why adoption does not work, or undefined). */
+let adoptionChecked: Promise<string | undefined> | undefined;
+
 /**
- * Re-wraps a socket accepted by a `pauseOnConnect` server in a Socket that reads through
- * `reader` (not reading yet when `paused`). The returned socket owns the connection and counts toward the server's
- * connections (so server.close() still waits for it); the original must not be used again.
+ * Gives an accepted socket (from a `pauseOnConnect` server) reads through `reader`, not reading
+ * yet when `paused`; use the returned socket only (the accepted one must not be used again). It
+ * adopts the handle (`adoptHandle`) unless `checkAdoption` found that adoption does not work on
+ * this Node; then it reads the accepted socket plainly (`readPlainly`).
  */
 export function adoptSocket(accepted: Socket, reader: SocketReader, allowHalfOpen: boolean, paused = false): Socket {
+  return plainReads ? readPlainly(accepted, reader, paused) : adoptHandle(accepted, reader, allowHalfOpen, paused);
+}
+
+/**
+ * Checks, once per process (later calls share the answer), that adoption works on this Node;
+ * from the answer on, `adoptSocket` adopts only if it did. Resolves with why it does not (for one
+ * warning), or undefined. Never rejects.
+ */
+export function checkAdoption(): Promise<string | undefined> {
+  adoptionChecked ??= probeAdoption(adoptHandle).then((problem) => {
+    plainReads = problem !== undefined;
+    return problem;
+  });
+  return adoptionChecked;
+}
+
+/** Set by `simulateBrokenAdoption`: `adoptHandle` then throws it (as adoption fails on such a Node). */
+let simulatedProblem: string | undefined;
+
+/**
+ * For tests: behave as on a Node where adoption does not work, for the rest of the process:
+ * `checkAdoption` says `problem`, accepted sockets read plainly, and `adoptHandle` throws.
+ */
+export function simulateBrokenAdoption(problem: string): void {
+  simulatedProblem = problem;
+  plainReads = true;
+  adoptionChecked = Promise.resolve(problem);
+}
+
+/** The plain path: Node's own reads of the accepted socket, each a fresh buffer, delivered to `reader.sink` (retain() is a no-op). */
+export function readPlainly(accepted: Socket, reader: SocketReader, paused = false): Socket {
+  accepted.on("data", (chunk: Buffer) => reader.sink(chunk));
+  // pauseOnConnect left it not flowing: a data listener alone does not start it.
+  if (!paused) accepted.resume();
+  return accepted;
+}
+
+/** How a probe adopts (`adoptHandle`; tests pass broken ones). */
+export type Adopt = (accepted: Socket, reader: SocketReader, allowHalfOpen: boolean, paused: boolean) => Socket;
+
+const PROBE_BYTES = "socksmith adoption check";
+const PROBE_TIMEOUT_MS = 2_000;
+
+/**
+ * Adopts one real connection over loopback (127.0.0.1, port 0) with `adopt` and checks what
+ * `adoptSocket` relies on: adoption finds the accepted socket's `_handle` (else it throws); the
+ * client's bytes arrive through `onread` (not as `data` events); the server counts the adopted
+ * socket until it closes (so `server.close()` waits for sessions). Resolves with the first thing
+ * that did not hold (or the error thrown), or undefined; bounded by a 2 s timeout; never rejects.
+ */
+export async function probeAdoption(adopt: Adopt): Promise<string | undefined> {
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  const sockets: Socket[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`no answer within ${PROBE_TIMEOUT_MS} ms`), PROBE_TIMEOUT_MS);
+  });
+  const check = async (): Promise<string | undefined> => {
+    server.listen({ host: "127.0.0.1", port: 0 });
+    await once(server, "listening");
+    const { port } = server.address() as { port: number };
+    const accepting = once(server, "connection") as Promise<[Socket]>;
+    const client = connect({ host: "127.0.0.1", port });
+    sockets.push(client);
+    client.on("error", () => {});
+    const [accepted] = await accepting;
+    sockets.push(accepted);
+    const reader = new SocketReader();
+    const arrived: Buffer[] = [];
+    let total = 0;
+    let dataEvents = false;
+    let arrivedAll!: () => void;
+    const done = new Promise<void>((resolve) => (arrivedAll = resolve));
+    reader.sink = (view) => {
+      arrived.push(Buffer.from(view));
+      total += view.length;
+      if (total >= PROBE_BYTES.length) arrivedAll();
+    };
+    const socket = adopt(accepted, reader, true, false);
+    sockets.push(socket);
+    socket.on("error", () => {});
+    socket.on("data", () => {
+      dataEvents = true;
+      arrivedAll();
+    });
+    client.write(PROBE_BYTES);
+    await done;
+    if (dataEvents) return "an adopted socket's bytes arrived as data events, not through onread";
+    if (Buffer.concat(arrived).toString() !== PROBE_BYTES) return "an adopted socket's bytes arrived changed";
+    const counted = await new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
+    if (counted !== 1) return `the server counts ${counted} connections with one adopted socket open`;
+    socket.destroy();
+    await once(socket, "close");
+    const left = await new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
+    if (left !== 0) return `the server still counts ${left} connection(s) after the adopted socket closed`;
+    return undefined;
+  };
+  // Caught here, not around the race: a check that fails after the timeout won must not reject unhandled.
+  const checking = check().catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+  try {
+    return await Promise.race([checking, timeout]);
+  } finally {
+    clearTimeout(timer);
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  }
+}
+
+/**
+ * The fast path: re-wraps a socket accepted by a `pauseOnConnect` server in a Socket that reads
+ * through `reader` (not reading yet when `paused`). The returned socket owns the connection and
+ * counts toward the server's connections (so server.close() still waits for it); the original
+ * must not be used again. @throws Error when the accepted socket has no `_handle` to move (or the problem simulated).
+ */
+export function adoptHandle(accepted: Socket, reader: SocketReader, allowHalfOpen: boolean, paused = false): Socket {
   const old = accepted as unknown as SocketInternals;
   const handle = old._handle;
+  // Without it the new Socket would silently be an unconnected one.
+  if (typeof handle !== "object" || handle === null) throw new Error("an accepted net.Socket has no _handle");
+  if (simulatedProblem !== undefined) throw new Error(simulatedProblem);
   const server = old._server;
   old._handle = null;
   old._server = null;
