@@ -63,7 +63,7 @@ describe("addons/ recipes", () => {
     expect((await c.read(10))[1]).toBe(0);
     c.write(Buffer.from("ping"));
     expect((await c.read(4)).toString()).toBe("ping");
-    expect(recorder.of("reply").at(-1).target).toEqual({ host: "127.0.0.1", port: target.port });
+    expect(recorder.last("reply").target).toEqual({ host: "127.0.0.1", port: target.port });
   });
 
   it("rewrite-header replaces an HTTP request header on the way up", async () => {
@@ -233,7 +233,7 @@ describe("addons/serve-responder", () => {
       ),
     );
     expect(result).toEqual({ code: 0, body: "mocked!" });
-    const reply = recorder.of("reply").at(-1);
+    const reply = recorder.last("reply");
     expect(reply).toMatchObject({ rep: 0 });
     expect(reply.target).toBeUndefined();
     const closed = await recorder.lastClosed();

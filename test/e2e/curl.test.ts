@@ -64,7 +64,7 @@ describe("curl without authentication", () => {
       expect(result.stderr).toBe("");
       expect(result.code).toBe(0);
       expect(result.stdout).toBe(`hello GET ${path} host=${host}:${httpPort}`);
-      const request = proxy.observer.of("request").at(-1);
+      const request = proxy.observer.last("request");
       expect(request.version).toBe(version);
       expect(request.destination).toMatchObject({ type, host, port: httpPort });
       const closed = await proxy.observer.closed(request.id);
@@ -76,14 +76,14 @@ describe("curl without authentication", () => {
   it("--socks5 to a closed port fails with curl's proxy error after a 05 reply", async () => {
     const result = await curl(["--socks5", `127.0.0.1:${proxy.port}`, "http://127.0.0.1:9/"]);
     expect(result.code).toBe(97);
-    const reply = proxy.observer.of("reply").at(-1);
+    const reply = proxy.observer.last("reply");
     expect(reply).toMatchObject({ rep: 0x05, errno: "ECONNREFUSED" });
   });
 
   it("--socks5-hostname to an unresolvable name fails with a 04 reply", async () => {
     const result = await curl(["--socks5-hostname", `127.0.0.1:${proxy.port}`, "http://nonexistent.invalid/"]);
     expect(result.code).toBe(97);
-    expect(proxy.observer.of("reply").at(-1)).toMatchObject({ rep: 0x04, code: "DNS_FAILED" });
+    expect(proxy.observer.last("reply")).toMatchObject({ rep: 0x04, code: "DNS_FAILED" });
   });
 });
 
@@ -100,17 +100,17 @@ describe("curl with --proxy-user against username/password", () => {
     const result = await curl(["--socks5-hostname", `127.0.0.1:${proxy.port}`, "--proxy-user", "alice:s3cret:with:colons", `http://localhost:${httpPort}/secret`]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("hello GET /secret");
-    const auth = proxy.observer.of("auth").at(-1);
+    const auth = proxy.observer.last("auth");
     expect(auth).toMatchObject({ method: 0x02, user: "alice", accepted: true });
     expect(JSON.stringify(proxy.observer.facts)).not.toContain("s3cret");
-    expect(proxy.observer.of("request").at(-1).user).toBe("alice");
+    expect(proxy.observer.last("request").user).toBe("alice");
   });
 
   it("a wrong password is refused and no request is made", async () => {
     const before = proxy.observer.of("request").length;
     const result = await curl(["--socks5", `127.0.0.1:${proxy.port}`, "--proxy-user", "alice:wrong", `http://127.0.0.1:${httpPort}/`]);
     expect(result.code).toBe(97);
-    const auth = proxy.observer.of("auth").at(-1);
+    const auth = proxy.observer.last("auth");
     expect(auth).toMatchObject({ method: 0x02, user: "alice", accepted: false });
     const closed = await proxy.observer.closed(auth.id);
     expect(closed.reason).toBe("auth-failed");
@@ -120,12 +120,12 @@ describe("curl with --proxy-user against username/password", () => {
   it("no credentials at all gets 05 ff", async () => {
     const result = await curl(["--socks5", `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${httpPort}/`]);
     expect(result.code).toBe(97);
-    expect(proxy.observer.of("auth").at(-1)).toMatchObject({ method: 0xff, accepted: false });
+    expect(proxy.observer.last("auth")).toMatchObject({ method: 0xff, accepted: false });
   });
 
   it("SOCKS4 cannot authenticate and is refused with CD 91", async () => {
     const result = await curl(["--socks4", `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${httpPort}/`]);
     expect(result.code).toBe(97);
-    expect(proxy.observer.of("auth").at(-1)).toMatchObject({ version: 4, accepted: false });
+    expect(proxy.observer.last("auth")).toMatchObject({ version: 4, accepted: false });
   });
 });

@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { CaptureReader } from "../../src/store/reader.js";
-import { CLI, runProxy, udpExchange } from "../support/cli.js";
+import { CLI, replayJson, runProxy, udpExchange } from "../support/cli.js";
+import { first } from "../support/net.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-udp-replay-"));
 const children: ChildProcess[] = [];
@@ -75,7 +76,7 @@ describe("socksmith replay of a UDP association", () => {
     // --filter picks the sessions; the replay recorded above is left out.
     const picked = await cli(["replay", file, "--filter", "cmd:udp", "--json", "--no-record"]);
     expect(picked.code).toBe(0);
-    expect((JSON.parse(picked.stdout) as Array<{ original: number; match: boolean }>).map((r) => [r.original, r.match])).toEqual([[1, true]]);
+    expect(replayJson(picked.stdout).map((r) => [r.original, r.match])).toEqual([[1, true]]);
     const none = await cli(["replay", file, "--filter", "cmd:bind"]);
     expect(none).toMatchObject({ code: 1, stderr: expect.stringContaining("no CONNECT or UDP session matches cmd:bind") });
     expect((await cli(["replay", file])).code).toBe(2);
@@ -86,10 +87,10 @@ describe("socksmith replay of a UDP association", () => {
     const { file } = await record(port, ["a", "b"]);
     const result = await cli(["replay", "1", file, "--json", "--no-record"]);
     expect(result.code).toBe(0);
-    const report = (JSON.parse(result.stdout) as Array<Record<string, any>>)[0]!;
+    const report = first(replayJson(result.stdout), "replay result");
     // Answers of the replay: "reply a from run 2", "reply b from run 2": the first differs at byte 17.
     expect(report).toMatchObject({ original: 1, completed: true, match: false, difference: { offset: 17 }, udp: { sent: 2, expected: 2, received: 2, differingAnswer: 0 } });
-    expect(report.udp.datagrams).toBeUndefined();
+    expect(report.udp).not.toHaveProperty("datagrams");
     const text = await cli(["replay", "1", file, "--no-record"]);
     expect(text.stdout).toContain("answer 1 differs at byte 17");
   }, 30_000);

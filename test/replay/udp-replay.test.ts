@@ -18,7 +18,7 @@ import type { DatagramRow, SessionRow } from "../../src/store/schema.js";
 import { runCommand } from "../../src/cli/commands/run.js";
 import type { RunningProxy } from "../../src/cli/proxy.js";
 import { fileReplay, liveReplay } from "../../src/cli/tui-replay.js";
-import { CLI, runProxy, udpExchange } from "../support/cli.js";
+import { CLI, replayJson, runProxy, udpExchange } from "../support/cli.js";
 import { startServer } from "../support/net.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-udp-replay2-"));
@@ -267,7 +267,7 @@ describe("socksmith replay of a UDP association, more options", () => {
 
     const wrong = await cli(["replay", "1", file, "--via", `socks5://alice:nope@127.0.0.1:${proxy.port}`, "--json", "--no-record"]);
     expect(wrong.code).toBe(1);
-    const [report] = JSON.parse(wrong.stdout) as Array<Record<string, any>>;
+    const [report] = replayJson(wrong.stdout);
     expect(report).toMatchObject({ original: 1, completed: false, error: expect.stringContaining("rejected the user name or password") });
     expect(wrong.stderr).toContain("1 of 1 replays did not complete");
 
@@ -294,7 +294,7 @@ describe("socksmith replay of a UDP association, more options", () => {
     const elsewhere = await udpServer((msg) => `ECHO:${msg}`);
     const result = await cli(["replay", "1", file, "--target", `127.0.0.1:${elsewhere.port}`, "--pace", "none", "--json"]);
     expect(result.code).toBe(0);
-    const [report] = JSON.parse(result.stdout) as Array<Record<string, any>>;
+    const [report] = replayJson(result.stdout);
     expect(report).toMatchObject({
       original: 1,
       completed: true,

@@ -13,9 +13,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { SocksClient } from "socks";
+import type { ClientReplayResult, UdpReplayDetail } from "../../src/replay/client-replay.js";
 import { sleep, withTimeout } from "./net.js";
 
 export const CLI = join(import.meta.dirname, "../../dist/cli.js");
+
+/** One element of `socksmith replay --json`: a replay's result without its payloads (`show --json` has those). */
+export type ReplayJson = Omit<ClientReplayResult, "chunks" | "udp"> & {
+  readonly udp?: Omit<UdpReplayDetail, "datagrams">;
+  readonly recordedAs?: number;
+  readonly notRecorded?: string;
+};
+
+/** The results `socksmith replay --json` printed. */
+export function replayJson(stdout: string): ReplayJson[] {
+  return JSON.parse(stdout) as ReplayJson[];
+}
 
 export interface Proxy {
   child: ChildProcess;

@@ -6,48 +6,113 @@ import { createServer, connect, type Server, type Socket, type AddressInfo } fro
 import { once } from "node:events";
 import { afterEach, expect } from "vitest";
 import { SocksEngine, type EngineObserver, type EngineOptions } from "../../src/engine/index.js";
+import type {
+  AnomalyFact,
+  AuthFact,
+  ChunkFact,
+  DatagramFact,
+  ReplyFact,
+  RequestFact,
+  SessionClosedFact,
+  SessionOpenedFact,
+} from "../../src/engine/ports.js";
 
 export const HOST = "127.0.0.1";
 
+/**
+ * `list[index]` (negative counts from the end), or a thrown error naming `what` when there is no
+ * such element: an assertion on a missing fact fails loudly instead of reading `undefined`.
+ */
+export function nth<T>(list: readonly T[], index: number, what: string): T {
+  const at = index < 0 ? list.length + index : index;
+  if (at < 0 || at >= list.length) throw new Error(`no ${what} at index ${index} (${list.length} recorded)`);
+  return list[at] as T;
+}
+
+/** The first element of `list`; throws naming `what` when it is empty. */
+export function first<T>(list: readonly T[], what: string): T {
+  return nth(list, 0, what);
+}
+
+/** `value` (typically a `.find` result); throws naming `what` when it is undefined. */
+export function found<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`no ${what} found`);
+  return value;
+}
+
+/** The facts a RecordingObserver keeps, by kind (typed: a misspelt field is a compile error). */
+export interface RecordedFacts {
+  opened: SessionOpenedFact;
+  auth: AuthFact;
+  request: RequestFact;
+  reply: ReplyFact;
+  anomaly: AnomalyFact;
+  closed: SessionClosedFact;
+  chunk: ChunkFact;
+  datagram: DatagramFact;
+}
+type RecordedKind = keyof RecordedFacts;
+type Recorded = { [K in RecordedKind]: { kind: K; fact: RecordedFacts[K] } }[RecordedKind];
+
 /** Every fact the engine reported, in order, for assertions. */
 export class RecordingObserver implements EngineObserver {
-  readonly facts: Array<{ kind: string; fact: any }> = [];
+  readonly facts: Recorded[] = [];
   /** Set by a test to observe chunks (the engine then reports every chunk). */
-  chunk?: (fact: any) => void | PromiseLike<void>;
+  chunk?: (fact: ChunkFact) => void | PromiseLike<void>;
   /** Set by a test to observe datagrams. */
-  datagram?: (fact: any) => void;
-  private closeWaiters = new Map<number, Array<(fact: any) => void>>();
+  datagram?: (fact: DatagramFact) => void;
+  private closeWaiters = new Map<number, Array<(fact: SessionClosedFact) => void>>();
 
-  sessionOpened(fact: any) { this.facts.push({ kind: "opened", fact }); }
-  authenticated(fact: any) { this.facts.push({ kind: "auth", fact }); }
-  requested(fact: any) { this.facts.push({ kind: "request", fact }); }
-  replied(fact: any) { this.facts.push({ kind: "reply", fact }); }
-  anomaly(fact: any) { this.facts.push({ kind: "anomaly", fact }); }
-  sessionClosed(fact: any) {
+  sessionOpened(fact: SessionOpenedFact) {
+    this.facts.push({ kind: "opened", fact });
+  }
+  authenticated(fact: AuthFact) {
+    this.facts.push({ kind: "auth", fact });
+  }
+  requested(fact: RequestFact) {
+    this.facts.push({ kind: "request", fact });
+  }
+  replied(fact: ReplyFact) {
+    this.facts.push({ kind: "reply", fact });
+  }
+  anomaly(fact: AnomalyFact) {
+    this.facts.push({ kind: "anomaly", fact });
+  }
+  sessionClosed(fact: SessionClosedFact) {
     this.facts.push({ kind: "closed", fact });
     for (const resolve of this.closeWaiters.get(fact.id) ?? []) resolve(fact);
     this.closeWaiters.delete(fact.id);
   }
 
-  of(kind: string): any[] {
-    return this.facts.filter((f) => f.kind === kind).map((f) => f.fact);
+  of<K extends RecordedKind>(kind: K): RecordedFacts[K][] {
+    return this.facts.filter((f) => f.kind === kind).map((f) => f.fact as RecordedFacts[K]);
+  }
+
+  /** The first fact of `kind`; throws (a failed test, never a silent undefined) when there is none. */
+  first<K extends RecordedKind>(kind: K): RecordedFacts[K] {
+    return nth(this.of(kind), 0, `${kind} fact`);
+  }
+
+  /** The last fact of `kind` so far; throws when there is none. */
+  last<K extends RecordedKind>(kind: K): RecordedFacts[K] {
+    return nth(this.of(kind), -1, `${kind} fact`);
   }
 
   /** Resolves with the close fact of session `id` (or of the next session to close when omitted). */
-  closed(id?: number, timeoutMs = 5000): Promise<any> {
+  closed(id?: number, timeoutMs = 5000): Promise<SessionClosedFact> {
     if (id !== undefined) {
       const done = this.of("closed").find((f) => f.id === id);
       if (done) return Promise.resolve(done);
     }
     return withTimeout(
-      new Promise((resolve) => {
+      new Promise<SessionClosedFact>((resolve) => {
         if (id === undefined) {
           const before = this.of("closed").length;
           const timer = setInterval(() => {
             const all = this.of("closed");
             if (all.length > before) {
               clearInterval(timer);
-              resolve(all[before]);
+              resolve(all[before]!);
             }
           }, 5);
           return;
@@ -62,11 +127,11 @@ export class RecordingObserver implements EngineObserver {
   }
 
   /** The close fact of the only/last session, waiting until one has closed. */
-  async lastClosed(timeoutMs = 5000): Promise<any> {
+  async lastClosed(timeoutMs = 5000): Promise<SessionClosedFact> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const all = this.of("closed");
-      if (all.length > 0) return all[all.length - 1];
+      if (all.length > 0) return all[all.length - 1]!;
       await sleep(5);
     }
     throw new Error("no session closed");
@@ -270,8 +335,7 @@ export function sessionFactProblems(observer: RecordingObserver): string[] {
   const problems: string[] = [];
   const state = new Map<number, "open" | "closed">();
   for (const { kind, fact } of observer.facts) {
-    const id: unknown = fact?.id;
-    if (typeof id !== "number") continue;
+    const id = fact.id;
     const now = state.get(id);
     if (kind === "opened") {
       if (now !== undefined) problems.push(`session ${id}: opened twice`);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { Credentials } from "../../../src/engine/index.js";
-import { RawClient, connect5, hex, sleep, startEchoServer, startServer, useTestProxies } from "../../support/net.js";
+import { RawClient, connect5, found, hex, nth, sleep, startEchoServer, startServer, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 
@@ -61,7 +61,7 @@ describe("RFC 1929 (research §7, scenarios 11–15)", () => {
     expect((await c.read(10))[1]).toBe(0);
     c.write("6869");
     expect((await c.read(2)).toString()).toBe("hi");
-    expect(p.observer.of("auth")[0]).toMatchObject({ method: 2, user: "user", accepted: true });
+    expect(p.observer.first("auth")).toMatchObject({ method: 2, user: "user", accepted: true });
   });
 
   it("#12 empty password parses; refused (01 01, close) when the user has a non-empty password", async () => {
@@ -71,7 +71,7 @@ describe("RFC 1929 (research §7, scenarios 11–15)", () => {
     expect((await c.readToEnd(2000)).toString("hex")).toBe("0101");
     c.end();
     expect((await p.observer.lastClosed()).reason).toBe("auth-failed");
-    expect(p.observer.of("auth")[0]).toMatchObject({ user: "user", accepted: false });
+    expect(p.observer.first("auth")).toMatchObject({ user: "user", accepted: false });
   });
 
   it("#12 empty user name and password (ULEN = PLEN = 0) parse without a hang when auth is optional", async () => {
@@ -112,13 +112,13 @@ describe("RFC 1929 (research §7, scenarios 11–15)", () => {
     raw.end();
     await p.observer.lastClosed();
     // The user name is recorded octet for octet (latin1 text of the bytes).
-    expect(p.observer.of("auth")[0]).toMatchObject({ user: "\u00ff\u00fe", accepted: false });
-    expect(Buffer.from(p.observer.of("auth")[0].user, "latin1").toString("hex")).toBe("fffe");
+    expect(p.observer.first("auth")).toMatchObject({ user: "\u00ff\u00fe", accepted: false });
+    expect(Buffer.from(found(p.observer.first("auth").user, "user name"), "latin1").toString("hex")).toBe("fffe");
 
     const utf8 = await userpassClient(p.port);
     utf8.write("01 04 c3bfc3be 04 c280c281");
     expect((await utf8.read(2)).toString("hex")).toBe("0100");
-    expect(Buffer.from(p.observer.of("auth")[1].user, "latin1").toString("hex")).toBe("c3bfc3be");
+    expect(Buffer.from(found(nth(p.observer.of("auth"), 1, "auth fact").user, "user name"), "latin1").toString("hex")).toBe("c3bfc3be");
   });
 
   it("#14 non-UTF-8 credentials are accepted as octets when auth is optional, and the name is recorded exactly", async () => {
@@ -128,10 +128,10 @@ describe("RFC 1929 (research §7, scenarios 11–15)", () => {
     c.write(Buffer.concat([userpass(hex("fffe"), hex("8081")), connect5(target.port)]));
     expect((await c.read(2)).toString("hex")).toBe("0100");
     expect((await c.read(10))[1]).toBe(0);
-    const [auth] = p.observer.of("auth");
-    expect(Buffer.from(auth.user, "latin1").toString("hex")).toBe("fffe");
-    const [request] = p.observer.of("request");
-    expect(Buffer.from(request.user, "latin1").toString("hex")).toBe("fffe");
+    const auth = p.observer.first("auth");
+    expect(Buffer.from(found(auth.user, "user name"), "latin1").toString("hex")).toBe("fffe");
+    const request = p.observer.first("request");
+    expect(Buffer.from(found(request.user, "user name"), "latin1").toString("hex")).toBe("fffe");
   });
 
   it("#15 truncated auth (01 04 75 73) then silence → closed at the handshake timeout, no status sent", async () => {

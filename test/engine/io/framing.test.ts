@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
-import { Credentials } from "../../../src/engine/index.js";
+import { Credentials, type SessionClosedFact } from "../../../src/engine/index.js";
 import { RawClient, connect5, hex, sleep, startEchoServer, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
@@ -43,7 +43,7 @@ async function expectEcho(c: RawClient, text = "ping"): Promise<void> {
 }
 
 /** Waits until the client's session has closed (after our side ended too), returns its fact. */
-async function closedFact(p: TestProxy, c: RawClient): Promise<any> {
+async function closedFact(p: TestProxy, c: RawClient): Promise<SessionClosedFact> {
   c.end();
   return p.observer.lastClosed();
 }
@@ -99,7 +99,7 @@ describe("framing (research §7, scenarios 1–4)", () => {
     expect(reply[3]).toBe(1);
     await expectEcho(c);
     expect(p.observer.of("request")).toHaveLength(1);
-    expect(p.observer.of("request")[0].destination).toEqual({ type: "ipv4", host: "127.0.0.1", port: target.port });
+    expect(p.observer.first("request").destination).toEqual({ type: "ipv4", host: "127.0.0.1", port: target.port });
   });
 
   it("#3 auth + CONNECT + early data in one write: 01 00, success, and GET\\r\\n reaches the target after the connect", async () => {
@@ -175,7 +175,7 @@ describe("framing (research §7, scenarios 1–4)", () => {
     expect(reply[0]).toBe(0x00);
     expect(reply[1]).toBe(0x5a);
     await expectEcho(c);
-    const [request4a] = p.observer.of("request");
+    const request4a = p.observer.first("request");
     expect(request4a.version).toBe("4a");
     expect(request4a.destination).toEqual({ type: "domain", host: "localhost", port: target.port });
   });
@@ -203,7 +203,7 @@ describe("method negotiation (research §7, scenarios 5–8)", () => {
     c.write(connect5(target.port));
     expect((await c.read(10))[1]).toBe(0);
     await expectEcho(c);
-    const [auth] = p.observer.of("auth");
+    const auth = p.observer.first("auth");
     expect(auth.offered).toHaveLength(255);
     expect(auth.offered[254]).toBe(0xfe);
     expect(auth.method).toBe(0);
@@ -270,7 +270,7 @@ describe("version dispatch (research §7, scenarios 9–10)", () => {
     const reply = await c.read(8);
     expect(reply.subarray(0, 2).toString("hex")).toBe("005a");
     await expectEcho(c, "socks4 relay");
-    const [request] = p.observer.of("request");
+    const request = p.observer.first("request");
     expect(request.version).toBe(4);
     expect(request.destination).toEqual({ type: "ipv4", host: "127.0.0.1", port: target.port });
   });
@@ -289,8 +289,8 @@ describe("version dispatch (research §7, scenarios 9–10)", () => {
       expect(closed.reason).toBe("protocol-error");
       const anomalies = p.observer.of("anomaly");
       expect(anomalies).toHaveLength(1);
-      expect(anomalies[0].code).toBe("not-socks");
-      expect(anomalies[0].detail).toContain(bytes.replace(/\s+/g, ""));
+      expect(anomalies[0]!.code).toBe("not-socks");
+      expect(anomalies[0]!.detail).toContain(bytes.replace(/\s+/g, ""));
       expect(p.observer.of("auth")).toEqual([]);
       expect(p.observer.of("request")).toEqual([]);
     });

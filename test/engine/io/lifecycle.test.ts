@@ -240,7 +240,7 @@ describe("session limit (research §7, scenario 39)", () => {
     expect(Date.now() - t0).toBeLessThan(1000);
     const closed = p.observer.of("closed");
     expect(closed).toHaveLength(1);
-    expect(closed[0].reason).toBe("session-limit");
+    expect(closed[0]!.reason).toBe("session-limit");
     expect(p.observer.of("anomaly").map((a) => a.code)).toEqual(["session-limit"]);
     for (const [c, text] of [
       [first, "one"],

@@ -72,9 +72,9 @@ describe("HookRunner decisions", () => {
     c.write(Buffer.concat([hex("050100"), connect5(1)]));
     await c.read(12);
     expect((await c.readToEnd()).toString()).toBe("redirected!");
-    const reply = proxy.observer.of("reply").at(-1);
+    const reply = proxy.observer.last("reply");
     expect(reply.target).toEqual({ host: "127.0.0.1", port: real.port });
-    expect(proxy.observer.of("request").at(-1).destination.port).toBe(1);
+    expect(proxy.observer.last("request").destination.port).toBe(1);
   });
 
   it("reply: a hook can turn a success into a failure and change the bound address", async () => {
@@ -102,7 +102,7 @@ describe("HookRunner decisions", () => {
     await c.read(2);
     expect((await c.readToEnd()).toString("hex")).toBe("05070001000000000000");
     expect(seen).toEqual([0x07]);
-    expect(proxy.observer.of("reply").at(-1)).toMatchObject({ rep: 0x07, code: "UNKNOWN_COMMAND" });
+    expect(proxy.observer.last("reply")).toMatchObject({ rep: 0x07, code: "UNKNOWN_COMMAND" });
     expect((await proxy.observer.lastClosed()).reason).toBe("protocol-error");
   });
 

@@ -13,7 +13,7 @@ import { connect as tcpConnect, type Socket } from "node:net";
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { allowAllHooks, type HookRunner } from "../../../src/engine/index.js";
-import { RawClient, closedPort, connect5, hex, sleep, withTimeout, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, closedPort, nth, connect5, hex, sleep, withTimeout, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
 
 /** Every name the engine asked the resolver for, in order; and fake names with their addresses. */
 const { lookups, fakeHosts } = vi.hoisted(() => ({
@@ -95,7 +95,7 @@ async function expectFailure(p: TestProxy, request: Buffer | string, expected: s
   expect(rest.toString("hex")).toBe(expected);
   c.end();
   const closed = await p.observer.lastClosed();
-  return { closed, reply: p.observer.of("reply").at(-1), anomalies: p.observer.of("anomaly").map((a) => a.code) };
+  return { closed, reply: p.observer.last("reply"), anomalies: p.observer.of("anomaly").map((a) => a.code) };
 }
 
 describe("requests (research §7, scenarios 16–23)", () => {
@@ -110,8 +110,8 @@ describe("requests (research §7, scenarios 16–23)", () => {
     expect((await c.read(2)).toString()).toBe("ok");
     const anomalies = p.observer.of("anomaly");
     expect(anomalies).toHaveLength(1);
-    expect(anomalies[0].code).toBe("rsv-nonzero");
-    expect(anomalies[0].detail).toContain("0x01");
+    expect(anomalies[0]!.code).toBe("rsv-nonzero");
+    expect(anomalies[0]!.detail).toContain("0x01");
   });
 
   it("#17 unknown CMD gets a full 10-byte 07 reply, then close", async () => {
@@ -135,7 +135,7 @@ describe("requests (research §7, scenarios 16–23)", () => {
     expect(closed.reason).toBe("request-failed");
     expect(reply.target).toBeUndefined();
     expect(lookups).toEqual([]);
-    expect(p.observer.of("request")[0].destination).toEqual({ type: "domain", host: "", port: 0x1f90 });
+    expect(p.observer.first("request").destination).toEqual({ type: "domain", host: "", port: 0x1f90 });
   });
 
   it("#20 255-byte domain is parsed in full → R4/04, no DNS query", async () => {
@@ -144,7 +144,7 @@ describe("requests (research §7, scenarios 16–23)", () => {
     const { reply } = await expectFailure(p, domainRequest(name, 0x1f90), R4(4));
     expect(reply.rep).toBe(4);
     expect(lookups).toEqual([]);
-    const [request] = p.observer.of("request");
+    const request = p.observer.first("request");
     expect(request.destination.host).toBe("a".repeat(255));
     expect(request.destination.port).toBe(0x1f90);
   });
@@ -160,9 +160,9 @@ describe("requests (research §7, scenarios 16–23)", () => {
     expect((await c.read(2)).toString()).toBe("hi");
     expect(lookups).toEqual([]);
     expect(t.peers).toHaveLength(1);
-    const [fact] = p.observer.of("reply");
+    const fact = p.observer.first("reply");
     expect(fact.remote).toEqual({ host: "127.0.0.1", port: t.port });
-    expect(p.observer.of("request")[0].destination).toEqual({ type: "domain", host: "127.0.0.1", port: t.port });
+    expect(p.observer.first("request").destination).toEqual({ type: "domain", host: "127.0.0.1", port: t.port });
   });
 
   it("#21 IPv6 literal inside ATYP 3 (\"::1\") connects to ::1 without DNS; the reply is the 22-byte IPv6 form", async () => {
@@ -195,7 +195,7 @@ describe("requests (research §7, scenarios 16–23)", () => {
       expect(reply.target).toBeUndefined();
       expect(lookups).toEqual([]);
       // The request fact keeps the bytes exactly as sent.
-      expect(p.observer.of("request")[0].destination.host).toBe(name);
+      expect(p.observer.first("request").destination.host).toBe(name);
     });
   }
 
@@ -228,7 +228,7 @@ describe("addresses (research §7, scenarios 24–25)", () => {
     expect(reply.readUInt16BE(20)).toBe(t.peers[0]!.port);
     c.write("7636");
     expect((await c.read(2)).toString()).toBe("v6");
-    expect(p.observer.of("reply")[0].bound).toEqual({ host: "::1", port: t.peers[0]!.port });
+    expect(p.observer.first("reply").bound).toEqual({ host: "::1", port: t.peers[0]!.port });
   });
 
   it("#25 IPv4-mapped IPv6 target (::ffff:127.0.0.1) is treated as 127.0.0.1: ATYP 1 reply, 10 bytes", async () => {
@@ -241,8 +241,8 @@ describe("addresses (research §7, scenarios 24–25)", () => {
     expect(reply.readUInt16BE(8)).toBe(t.peers[0]!.port);
     c.write("6d6170");
     expect((await c.read(3)).toString()).toBe("map");
-    expect(p.observer.of("request")[0].destination).toEqual({ type: "ipv4", host: "127.0.0.1", port: t.port });
-    expect(p.observer.of("reply")[0].remote).toEqual({ host: "127.0.0.1", port: t.port });
+    expect(p.observer.first("request").destination).toEqual({ type: "ipv4", host: "127.0.0.1", port: t.port });
+    expect(p.observer.first("reply").remote).toEqual({ host: "127.0.0.1", port: t.port });
   });
 
   it("#25 dual-stack listener: a client seen as ::ffff:127.0.0.1 and an IPv6 outbound socket to a mapped address are normalised", async () => {
@@ -257,11 +257,11 @@ describe("addresses (research §7, scenarios 24–25)", () => {
     const reply = await c.read(10);
     expect(reply.subarray(0, 8).toString("hex")).toBe("050000017f000001");
     expect(reply.readUInt16BE(8)).toBe(t.peers[0]!.port);
-    const [opened] = p.observer.of("opened");
+    const opened = p.observer.first("opened");
     expect(opened.client.host).toBe("127.0.0.1");
     expect(opened.local).toEqual({ host: "127.0.0.1", port: p.port });
-    expect(p.observer.of("request")[0].client.host).toBe("127.0.0.1");
-    const [fact] = p.observer.of("reply");
+    expect(p.observer.first("request").client.host).toBe("127.0.0.1");
+    const fact = p.observer.first("reply");
     expect(fact.bound).toEqual({ host: "127.0.0.1", port: t.peers[0]!.port });
     expect(fact.remote).toEqual({ host: "127.0.0.1", port: t.port });
   });
@@ -362,7 +362,7 @@ describe("connect results and reply content (research §7, scenarios 27, 28, 30�
     const elapsed = Date.now() - sent;
     expect(elapsed).toBeGreaterThanOrEqual(280);
     expect(elapsed).toBeLessThan(2000);
-    const [reply] = p.observer.of("reply");
+    const reply = p.observer.first("reply");
     expect(reply.code).toBe("CONNECT_TIMEOUT");
     expect(reply.errno).toBe("ETIMEDOUT");
   });
@@ -384,7 +384,7 @@ describe("connect results and reply content (research §7, scenarios 27, 28, 30�
     // Without happy eyeballs the hanging ::1 would hold the dial until the 3 s connect timeout.
     expect(elapsed).toBeLessThan(2500);
     expect(hole.port).toBe(t.port);
-    expect(p.observer.of("reply")[0].remote).toEqual({ host: "127.0.0.1", port: t.port });
+    expect(p.observer.first("reply").remote).toEqual({ host: "127.0.0.1", port: t.port });
     c.write("6579");
     expect((await c.read(2)).toString()).toBe("ey");
   });
@@ -399,9 +399,9 @@ describe("connect results and reply content (research §7, scenarios 27, 28, 30�
     const c = await greeted(p.port);
     c.write(domainRequest(Buffer.from("dual.test"), t.port));
     expect((await c.read(10))[1]).toBe(0);
-    const [fact] = p.observer.of("reply");
+    const fact = p.observer.first("reply");
     expect(fact.remote).toEqual({ host: "127.0.0.1", port: t.port });
-    const attempts: string[] = fact.attempts ?? [];
+    const attempts = fact.attempts ?? [];
     expect(attempts.some((a) => a.includes("::1")), `attempts: ${JSON.stringify(fact.attempts)}`).toBe(true);
     expect(attempts.some((a) => a.includes("127.0.0.1")), `attempts: ${JSON.stringify(fact.attempts)}`).toBe(true);
   });
@@ -420,7 +420,7 @@ describe("connect results and reply content (research §7, scenarios 27, 28, 30�
       expect(bound).toBe(peer.address);
       expect(bound).not.toBe("0.0.0.0");
       expect(reply.readUInt16BE(8)).toBe(peer.port);
-      expect(p.observer.of("reply")[i].bound).toEqual({ host: "127.0.0.1", port: peer.port });
+      expect(nth(p.observer.of("reply"), i, "reply fact").bound).toEqual({ host: "127.0.0.1", port: peer.port });
     }
     // Three connections, three different outbound ports.
     expect(new Set(t.peers.map((peer) => peer.port)).size).toBe(3);
@@ -452,7 +452,7 @@ describe("connect results and reply content (research §7, scenarios 27, 28, 30�
       await sleep(200);
     }
     expect(p.observer.of("closed"), "session still open 10 s after the failure reply").toHaveLength(1);
-    expect(p.observer.of("closed")[0].reason).toBe("request-failed");
+    expect(p.observer.first("closed").reason).toBe("request-failed");
     // The client learns it too: its next writes hit a closed socket.
     for (let i = 0; i < 20 && !c.closed; i++) {
       c.write(Buffer.from("x"));

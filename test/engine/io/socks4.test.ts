@@ -53,11 +53,11 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
     expect(reply.subarray(4, 8).toString("hex")).toBe("7f000001");
     c.write(Buffer.from("over 4a"));
     expect((await c.read(7)).toString()).toBe("over 4a");
-    const [request] = p.observer.of("request");
+    const request = p.observer.first("request");
     expect(request).toMatchObject({ version: "4a", command: "connect", user: "alice" });
     expect(request.destination).toEqual({ type: "domain", host: "localhost", port: t.port });
-    expect(p.observer.of("reply")[0].remote).toEqual({ host: "127.0.0.1", port: t.port });
-    expect(p.observer.of("auth")[0]).toMatchObject({ version: "4a", user: "alice", accepted: true });
+    expect(p.observer.first("reply").remote).toEqual({ host: "127.0.0.1", port: t.port });
+    expect(p.observer.first("auth")).toMatchObject({ version: "4a", user: "alice", accepted: true });
   });
 
   it("#54 4a request + early data in one write: the data reaches the target after the connect", async () => {
@@ -75,7 +75,7 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
     const c = await client(p.port);
     c.write(connect4a(80, "nonexistent.invalid"));
     expect((await c.readToEnd(3000)).toString("hex")).toBe(REJECTED);
-    expect(p.observer.of("reply")[0]).toMatchObject({ version: "4a", code: "DNS_FAILED" });
+    expect(p.observer.first("reply")).toMatchObject({ version: "4a", code: "DNS_FAILED" });
   });
 
   it("#55 DSTIP 0.0.0.0 is not 4a: → 00 5b and close, no hostname read, nothing dialled", async () => {
@@ -88,10 +88,10 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
     expect((await c.readToEnd(2000)).toString("hex")).toBe(REJECTED);
     c.end();
     expect((await p.observer.lastClosed()).reason).toBe("request-failed");
-    const [request] = p.observer.of("request");
+    const request = p.observer.first("request");
     expect(request.version).toBe(4);
     expect(request.destination).toEqual({ type: "ipv4", host: "0.0.0.0", port: t.port });
-    expect(p.observer.of("reply")[0].target).toBeUndefined();
+    expect(p.observer.first("reply").target).toBeUndefined();
     expect(t.peers).toEqual([]);
   });
 
@@ -103,7 +103,7 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
     expect((await c.readToEnd(2000)).toString("hex")).toBe(REJECTED);
     c.end();
     expect((await p.observer.lastClosed()).reason).toBe("request-failed");
-    expect(p.observer.of("request")[0].destination).toEqual({ type: "domain", host: "", port: t.port });
+    expect(p.observer.first("request").destination).toEqual({ type: "domain", host: "", port: t.port });
     await sleep(50);
     expect(t.peers).toEqual([]);
     expect(t.received).toEqual([]);
@@ -160,7 +160,7 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
     const c = await client(p.port);
     c.write(connect4(t.port, "127.0.0.1", "u".repeat(255)));
     expect((await c.read(8)).subarray(0, 2).toString("hex")).toBe("005a");
-    expect(p.observer.of("request")[0].user).toBe("u".repeat(255));
+    expect(p.observer.first("request").user).toBe("u".repeat(255));
   });
 
   it("#58 every SOCKS4 failure is exactly 00 5b + 6 bytes, then close", async () => {
@@ -195,7 +195,7 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
     expect((await c.readToEnd(3000)).toString("hex")).toBe(REJECTED);
     c.end();
     expect((await p.observer.lastClosed()).reason).toBe("request-failed");
-    const [reply] = p.observer.of("reply");
+    const reply = p.observer.first("reply");
     expect(reply).toMatchObject({ version: 4, rep: 5, errno: "ECONNREFUSED" });
   });
 });

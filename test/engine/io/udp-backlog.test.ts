@@ -5,7 +5,7 @@
  */
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { describe, expect, it } from "vitest";
-import { allowAllHooks, type DatagramVerdict, type HookRunner } from "../../../src/engine/index.js";
+import { allowAllHooks, type DatagramDropReason, type DatagramVerdict, type HookRunner } from "../../../src/engine/index.js";
 import { encodeUdpDatagram } from "../../../src/engine/codec/udp.js";
 import { RawClient, sleep, useTestProxies } from "../../support/net.js";
 
@@ -32,7 +32,7 @@ describe("UDP association backlog", () => {
       datagram: (d) => (d.direction === "up" ? new Promise<DatagramVerdict>((resolve) => answers.push(() => resolve(undefined))) : undefined),
     };
     const p = await proxy({ hooks });
-    const dropped: string[] = [];
+    const dropped: Array<DatagramDropReason | undefined> = [];
     p.observer.datagram = (f) => {
       if (f.verdict === "dropped") dropped.push(f.reason);
     };

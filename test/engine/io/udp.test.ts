@@ -3,11 +3,11 @@
  * scenarios 40–50 of socks-protocol.md §7.
  */
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { once } from "node:events";
 import { SocksClient } from "socks";
 import ipaddr from "ipaddr.js";
 import { afterEach, describe, expect, it } from "vitest";
-import { encodeUdpDatagram, decodeUdpDatagram } from "../../../src/engine/codec/udp.js";
+import { encodeUdpDatagram, decodeUdpDatagram, type UdpDatagram } from "../../../src/engine/codec/udp.js";
+import type { EngineOptions } from "../../../src/engine/index.js";
 import { RawClient, hex, sleep, startProxy, type TestProxy } from "../../support/net.js";
 
 let proxy: TestProxy | undefined;
@@ -59,11 +59,18 @@ function nextMessage(socket: UdpSocket, ms = 1000): Promise<Buffer | undefined> 
   });
 }
 
-const drops = () => proxy!.observer.of("datagram").filter((d: any) => d.verdict === "dropped").map((d: any) => d.reason);
+/** A datagram the relay sent to the client, decoded; throws when it is not a well-formed SOCKS UDP datagram. */
+function unwrap(bytes: Buffer): UdpDatagram {
+  const decoded = decodeUdpDatagram(bytes);
+  if (decoded.kind !== "ok") throw new Error(`relay sent a malformed datagram: ${bytes.toString("hex")}`);
+  return decoded.value;
+}
 
-async function started(options = {}) {
+const drops = () => proxy!.observer.of("datagram").filter((d) => d.verdict === "dropped").map((d) => d.reason);
+
+async function started(options: Partial<EngineOptions> = {}) {
   proxy = await startProxy(options);
-  proxy.observer.datagram = (fact: any) => proxy!.observer.facts.push({ kind: "datagram", fact });
+  proxy.observer.datagram = (fact) => proxy!.observer.facts.push({ kind: "datagram", fact });
   return proxy;
 }
 
@@ -142,7 +149,7 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
     const reply = nextMessage(local);
     local.send(encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("hi")), relayPort, "127.0.0.1");
     expect(await reply).toBeDefined();
-    expect(proxy!.observer.of("anomaly").map((a: any) => a.code)).toContain("udp-dst-misuse");
+    expect(proxy!.observer.of("anomaly").map((a) => a.code)).toContain("udp-dst-misuse");
   });
 
   it("#45/#46 FRAG != 0 and bad headers are dropped; the association keeps working", async () => {
@@ -200,7 +207,7 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
     local.send(encodeUdpDatagram("127.0.0.1", a.port, Buffer.from("A")), relayPort, "127.0.0.1");
     local.send(encodeUdpDatagram("127.0.0.1", b.port, Buffer.from("B")), relayPort, "127.0.0.1");
     await sleep(100);
-    const ports = got.map((m) => (decodeUdpDatagram(m) as any).value.address.port).sort();
+    const ports = got.map((m) => unwrap(m).address.port).sort();
     expect(ports).toEqual([a.port, b.port].sort());
     // C learns the relay's outbound port from what A saw, and sends unsolicited.
     const outbound = await new Promise<number>((resolve) => {
@@ -290,7 +297,7 @@ describe("UDP ASSOCIATE lifetime and hooks", () => {
       hooks: {
         ...allowAllHooks,
         wantsDatagrams: () => true,
-        datagram: async (d: any) => {
+        datagram: async (d) => {
           const text = d.data.toString();
           if (text === "drop") return { drop: true };
           if (text === "elsewhere" && d.direction === "up") return { redirect: { port: other.port } };
@@ -302,7 +309,7 @@ describe("UDP ASSOCIATE lifetime and hooks", () => {
     const { relayPort } = await associate(proxy!.port);
     const local = await udpSocket();
     const got: string[] = [];
-    local.on("message", (m) => got.push((decodeUdpDatagram(m) as any).value.data.toString()));
+    local.on("message", (m) => got.push(unwrap(m).data.toString()));
     for (const text of ["drop", "hello", "elsewhere"]) local.send(encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from(text)), relayPort, "127.0.0.1");
     await sleep(150);
     expect(got.sort()).toEqual(["ELSEWHERE", "HELLO"]);
