@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CLI, runProxy, type Proxy } from "../support/cli.js";
+import { CLI, runProxy, type CliProxy } from "../support/cli.js";
 import { openTunnel, sleep, startServer } from "../support/net.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-capture-"));
@@ -35,8 +35,8 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
 });
 
-const start = (args: string[], cwd: string): Promise<Proxy> => runProxy(args, cwd, children);
-const stop = (p: Proxy): Promise<number | null> => p.stop();
+const start = (args: string[], cwd: string): Promise<CliProxy> => runProxy(args, cwd, children);
+const stop = (p: CliProxy): Promise<number | null> => p.stop();
 
 function cli(args: string[], cwd = root): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

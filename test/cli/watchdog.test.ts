@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SocksClient } from "socks";
-import { runProxy, type Proxy } from "../support/cli.js";
+import { runProxy, type CliProxy } from "../support/cli.js";
 import { sleep, withTimeout } from "../support/net.js";
 
 const dir = mkdtempSync(join(tmpdir(), "socksmith-watchdog-"));
@@ -23,7 +23,7 @@ afterEach(() => {
 });
 
 /** Starts the proxy with one addon whose onRequest body is `body`. */
-async function proxyWith(name: string, body: string, args: string[] = []): Promise<{ proxy: Proxy; file: string }> {
+async function proxyWith(name: string, body: string, args: string[] = []): Promise<{ proxy: CliProxy; file: string }> {
   const cwd = mkdtempSync(join(dir, "cwd-"));
   const file = join(cwd, `${name}.ts`);
   writeFileSync(file, `export default {\n  name: "${name}",\n  onRequest() {\n${body}\n  },\n};\n`);
@@ -40,14 +40,14 @@ function request(port: number): void {
 }
 
 /** The exit code and signal, within `ms`. */
-async function exited(proxy: Proxy, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function exited(proxy: CliProxy, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   const child = proxy.child;
   if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode };
   const [code, signal] = (await withTimeout(once(child, "exit"), ms, "the proxy did not exit")) as [number | null, NodeJS.Signals | null];
   return { code, signal };
 }
 
-async function stderrLine(proxy: Proxy, pattern: RegExp, ms: number): Promise<string> {
+async function stderrLine(proxy: CliProxy, pattern: RegExp, ms: number): Promise<string> {
   const deadline = Date.now() + ms;
   for (;;) {
     const line = proxy.stderr.find((l) => pattern.test(l));

@@ -8,7 +8,6 @@ import fc from "fast-check";
 import { connect as tlsConnect } from "node:tls";
 import { request } from "node:http";
 import { connect as h2connect } from "node:http2";
-import { connect as netConnect } from "node:net";
 import { DETECT_LIMIT, detectProtocol, type Detection } from "../../src/detect/index.js";
 import { HOST, capture, expectPrefixes, expectSniffed, hasProgram, run, until, type Capture } from "./fixtures.js";
 

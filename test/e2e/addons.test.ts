@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CLI, runProxy, type Proxy } from "../support/cli.js";
+import { CLI, runProxy, type CliProxy } from "../support/cli.js";
 import { openTunnel, startEchoServer } from "../support/net.js";
 
 const dir = mkdtempSync(join(tmpdir(), "socksmith-addons-"));
@@ -41,7 +41,7 @@ function curl(port: number, path = "/"): Promise<{ code: number; body: string }>
   });
 }
 
-function runWith(args: string[]): Promise<Proxy> {
+function runWith(args: string[]): Promise<CliProxy> {
   return runProxy(args, mkdtempSync(join(dir, "cwd-")), children);
 }
 

@@ -30,7 +30,7 @@ export function replayJson(stdout: string): ReplayJson[] {
   return JSON.parse(stdout) as ReplayJson[];
 }
 
-export interface Proxy {
+export interface CliProxy {
   child: ChildProcess;
   port: number;
   stdout: string[];
@@ -42,7 +42,7 @@ export interface Proxy {
 }
 
 /** Starts `socksmith run --headless -l 127.0.0.1:0 ARGS…` in `cwd`; `children` collects it for cleanup. */
-export async function runProxy(args: string[], cwd: string, children: ChildProcess[]): Promise<Proxy> {
+export async function runProxy(args: string[], cwd: string, children: ChildProcess[]): Promise<CliProxy> {
   const child = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "pipe"], cwd });
   children.push(child);
   const stdout: string[] = [];
