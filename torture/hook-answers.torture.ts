@@ -2,7 +2,7 @@
  * Every malformed answer for every hook, generated: hundreds of answers per hook (any value,
  * near misses, hostile objects, valid answers; sync and async) in process through the loader,
  * Dispatcher, engine and capture, and a JSON slice through the real CLI (`socksmith run -s`,
- * the addon reading its answers from a file, capture on). Invariants (DESIGN.md §8): a valid
+ * the addon reading its answers from a file, capture on). Invariants (docs/architecture.md, "Trust rules"): a valid
  * decision happens; an invalid answer is a hook error at the addon's file:line and the session
  * goes on as if the hook had answered undefined; every session ends; the process never dies.
  */

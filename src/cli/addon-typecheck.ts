@@ -2,7 +2,7 @@
  * `addon check`'s type check: runs TypeScript's `tsc` on an addon file against the addon
  * contract (`src/hooks/api.ts`), so that answers it can see are wrong (`{ deny: "2" }` in an
  * addon that ends with `satisfies Addon`) are warned about before the proxy meets them at run
- * time (where they are hook failures: DESIGN.md §8).
+ * time (where they are hook failures: docs/architecture.md, "Trust rules").
  *
  * - TypeScript is optional: it is looked up from the addon's folder first, then from socksmith's
  *   own install. Without it the check says so and how to get it.

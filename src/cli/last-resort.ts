@@ -1,5 +1,5 @@
 /**
- * The last line of DESIGN.md §8 ("nothing takes the process down") for what no wrapper can
+ * The last line of the trust rule "nothing takes the process down" (docs/architecture.md, "Trust rules") for what no wrapper can
  * catch: an exception thrown from an addon's own timer or event handler, or a promise an addon
  * rejected and never awaited, reaches the process as `uncaughtException` / `unhandledRejection`,
  * and Node's default is to end the process (and every session with it).

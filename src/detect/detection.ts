@@ -1,7 +1,7 @@
 /**
  * What protocol detection can say about the first bytes a client sent after the SOCKS handshake.
  *
- * Every detector is pure and total (STYLE.md 1): it looks at all the bytes seen so far and never
+ * Every detector is pure and total: it looks at all the bytes seen so far and never
  * throws. `need-more` means a longer prefix may still decide; it is the only answer a prefix of
  * a valid message ever gets, so a partial ClientHello is never mistaken for something else.
  * Answers are monotonic: once a prefix is decided, every longer input gets the same answer.

@@ -1,6 +1,6 @@
 /**
  * Every way a SOCKS exchange can fail, as a stable code, and the one mapping from a code to the
- * reply each protocol version sends (STYLE.md 6).
+ * reply each protocol version sends.
  */
 
 /** SOCKS5 reply codes, named as in RFC 1928 §6. */

@@ -1,5 +1,5 @@
 /**
- * What the engine needs from outside (STYLE.md 11). The engine asks a HookRunner at every
+ * What the engine needs from outside (docs/architecture.md, "Ports"). The engine asks a HookRunner at every
  * decision point and tells an EngineObserver every fact; both have defaults (allow everything,
  * observe nothing), so the engine runs alone. The hooks runtime implements HookRunner; the store's
  * recorder and the CLI's session log implement EngineObserver.
@@ -196,7 +196,7 @@ export interface SessionHandle {
   /**
    * Pacing for long injections: undefined when bytes injected toward `direction` can go now;
    * else a promise that settles once that direction no longer waits for its destination's drain
-   * or for the capture (DESIGN.md §8), or the session has ended. An injector that writes a chunk
+   * or for the capture (the direction's one wait state, tcp-relay.ts), or the session has ended. An injector that writes a chunk
    * at a time and awaits this in between holds a chunk and the socket's buffer, not its whole
    * answer. Optional: a handle without it does not pace (undefined before the relay starts).
    */

@@ -1,5 +1,5 @@
 /**
- * `hexdump -C` style lines for the CLI's --hex and the TUI's hex view (STYLE.md 12).
+ * `hexdump -C` style lines for the CLI's --hex and the TUI's hex view.
  */
 
 export interface HexDumpOptions {

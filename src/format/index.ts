@@ -1,4 +1,4 @@
-/** Plain formatting functions for the CLI and the TUI (STYLE.md 12). */
+/** Plain formatting functions for the CLI and the TUI: pure, total, tested on their own. */
 export { hexDump, type HexDumpOptions } from "./hex-dump.js";
 export { printable, looksLikeText, TEXT_SCAN_LIMIT, type PrintableOptions } from "./printable.js";
 export { formatBytes, formatDuration, formatTime, type FormatTimeOptions } from "./quantities.js";

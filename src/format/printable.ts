@@ -1,5 +1,5 @@
 /**
- * Captured bytes as text that is safe to write to a terminal (STYLE.md 12).
+ * Captured bytes as text that is safe to write to a terminal.
  *
  * Security: captured bytes come from whoever is on the other end of a session. Written raw, an
  * ESC or C1 byte starts a terminal control sequence (retitle the window, rewrite the screen,

@@ -1,5 +1,5 @@
 /**
- * Sizes, durations and clock times for the CLI and the TUI (STYLE.md 12). Total: any number in,
+ * Sizes, durations and clock times for the CLI and the TUI, and the one size and duration grammar both parse. Total: any number in,
  * a string out; a value that is not finite prints as "?".
  */
 

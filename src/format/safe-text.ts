@@ -1,6 +1,6 @@
 /**
  * Strings from the wire or from addons (hosts, user names, SNI, tags, addon messages, hook
- * errors) made safe to write to a terminal, as one line of text or as JSON (STYLE.md 12).
+ * errors) made safe to write to a terminal, as one line of text or as JSON: the one sanitizer.
  *
  * Security: written raw, an ESC or a C1 character starts a terminal control sequence (retitle or
  * clear the window, rewrite the screen, in some terminals answer back as typed input), and a bidi

@@ -1,5 +1,5 @@
 /**
- * Run-time checks of hook answers against the contract in `api.ts` (DESIGN.md §8: esbuild strips
+ * Run-time checks of hook answers against the contract in `api.ts` (docs/architecture.md, "Trust rules": esbuild strips
  * types, so `satisfies Addon` protects nothing once an addon runs).
  *
  * Each `check…` takes whatever a hook returned (`undefined` and `null` are handled by the caller

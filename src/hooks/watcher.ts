@@ -1,6 +1,6 @@
 /**
  * Hot reload for one addon: watches every file its bundle used and, when one changes, loads the
- * next version and offers it to the caller (STYLE.md 10: build, evaluate, validate, then swap;
+ * next version and offers it to the caller (transactional: build, evaluate, validate, then swap;
  * on failure the running version stays).
  *
  * Contract:
@@ -100,7 +100,7 @@ export class AddonWatcher {
     this.#watched = new Set(loaded.inputs);
     this.#files = watch([...this.#watched], {
       ignoreInitial: true,
-      // chokidar fires after the first write of a burst (research/ecosystem.md §4): wait for
+      // chokidar fires after the first write of a burst: wait for
       // the file to hold still instead, so the last write of a save is what gets loaded.
       awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 },
       // Turns the unlink + add of an atomic or vim-style save into one change.

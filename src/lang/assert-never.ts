@@ -1,5 +1,5 @@
 /**
- * The exhaustiveness check of every `switch` over a union (STYLE.md 5): `default: return
+ * The exhaustiveness check of every `switch` over a union: `default: return
  * assertNever(x)` compiles only while every case is handled, and throws if a value the types
  * rule out turns up at run time (a bug of ours, never input). No imports: any layer may use it.
  */

@@ -1,5 +1,5 @@
 /**
- * The capture file's data model (DESIGN.md §5) and its migrations.
+ * The capture file's data model and its migrations.
  *
  * One SQLite file in WAL mode. The schema version is SQLite's `user_version`; `MIGRATIONS[n]`
  * takes a file from version n to n + 1, and a file is always brought to `SCHEMA_VERSION` in one
@@ -92,7 +92,7 @@ export interface SessionRow {
   /**
    * UDP datagrams relayed (or dropped by the relay) whose record the capture left out because it
    * was behind (its queue full): datagrams cannot be paused like TCP, so their records are
-   * dropped and counted instead (DESIGN.md §8). 0 for TCP sessions.
+   * dropped and counted instead (memory bounded: docs/architecture.md, "Trust rules"). 0 for TCP sessions.
    */
   readonly uncaptured_datagrams: number;
   /** 'tls', 'http', 'ssh' or null: detected from the first client bytes. */

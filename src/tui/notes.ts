@@ -1,5 +1,5 @@
 /**
- * Which of the proxy's notes the status bar shows (DESIGN.md §8: the TUI says what happened, and
+ * Which of the proxy's notes the status bar shows (the TUI says what happened, and
  * stops saying it once it no longer applies).
  * - information (an addon's ctx.log, an addon loaded or reloaded, a notice): INFO_MS, or until a key;
  * - warnings and addon errors (a hook failed, a reload failed): ISSUE_MS, or until a key;

@@ -2,7 +2,7 @@
  * Hook answers for property tests, pure: fast-check arbitraries of anything a hook could return
  * (any value, any JSON, near-miss shapes such as `{ deny: <any> }`, hostile objects, valid
  * answers), a confinement that keeps whatever gets dialled on loopback, and an oracle written
- * from the contract (src/hooks/api.ts and DESIGN.md §8), independent of the proxy's own checks.
+ * from the contract (src/hooks/api.ts and the trust rules in docs/architecture.md), independent of the proxy's own checks.
  *
  * The oracle classifies an answer as
  * - "valid": one documented shape with fields of the right types; its decision must happen;

@@ -30,7 +30,7 @@ export function decodeAddress(bytes: Uint8Array, at: number): Decoded<SocksAddre
       if (bytes.length < at + 19) return NEED_MORE;
       const raw = bytes.subarray(at + 1, at + 17);
       const port = readPort(bytes, at + 17);
-      // An IPv4-mapped IPv6 destination is an IPv4 destination (DESIGN.md §3).
+      // An IPv4-mapped IPv6 destination is an IPv4 destination (normalised before rules, source checks and replies).
       if (isMappedIPv4(raw)) return ok({ type: "ipv4", host: ipv4Text(raw, 12), port }, 19);
       return ok({ type: "ipv6", host: formatIPv6(raw), port }, 19);
     }

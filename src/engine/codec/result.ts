@@ -1,5 +1,5 @@
 /**
- * The outcome of every decoder (STYLE.md 1): more bytes are needed, a value and the number of
+ * The outcome of every decoder (docs/architecture.md, "Conventions"): more bytes are needed, a value and the number of
  * bytes it used, or a coded error. Decoders never throw on hostile input.
  */
 import { protocolError, type ProtocolError, type ProtocolErrorCode } from "../errors.js";

@@ -4,7 +4,7 @@
  * `inject("down", …)`, and ends the session with `{ close: true }` or `{ reset: true }`.
  * A client FIN is answered with a FIN once the hook has seen everything before it.
  *
- * Backpressure (DESIGN.md §8): the hook's injects are this session's download, and the client's
+ * Backpressure (one owner per direction, as in tcp-relay.ts): the hook's injects are this session's download, and the client's
  * requests are what drive it. So reading the client has one wait state with three reasons
  * (tcp-relay.ts's bits): DRAIN (an inject found the client's socket buffer full; cleared by its
  * `drain`), HOOK (the data hook has not answered yet) and CAPTURE (the observer's latest promise,

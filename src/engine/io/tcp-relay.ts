@@ -1,7 +1,7 @@
 /**
  * Relays bytes between the client and the upstream after a successful handshake.
  *
- * - Backpressure: each direction has one wait state (DESIGN.md §8), a set of reasons, not a count:
+ * - Backpressure: each direction has one wait state (docs/architecture.md, "Trust rules"), a set of reasons, not a count:
  *   DRAIN (a write toward its destination, relayed or injected, found the socket's buffer full;
  *   cleared by that socket's `drain`, which means everything queued is out), HOOK (the data hook
  *   has not answered its chunk yet) and CAPTURE (the observer's last promise for a chunk of this

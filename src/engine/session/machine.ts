@@ -1,5 +1,5 @@
 /**
- * The per-connection handshake as a sans-IO state machine (STYLE.md 3, 5): the driver feeds
+ * The per-connection handshake as a sans-IO state machine (docs/architecture.md, "Conventions"): the driver feeds
  * events, the machine returns commands. It never touches sockets, timers or clocks, so split,
  * byte-at-a-time and fuzzed input are cheap to test. After StartRelay the driver relays on its
  * own; the machine has reached its terminal phase.

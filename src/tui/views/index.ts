@@ -1,5 +1,5 @@
 /**
- * The TUI's views: pure functions of their props (STYLE.md 12). They hold no state but what is
+ * The TUI's views: pure functions of their props (docs/architecture.md, "Conventions"). They hold no state but what is
  * purely visual, do no I/O, and draw only terminal-safe text. The plain helpers behind them are
  * exported for the app (paging the detail view) and for tests.
  */

@@ -1,6 +1,6 @@
 /**
  * Plain text helpers for the views: terminal-safe strings and fitting text into columns by its
- * width on screen (STYLE.md 12). Pure and total.
+ * width on screen. Pure and total.
  *
  * Security: hosts, user names, SNI, tags, addon messages and file names can come from the wire or
  * from addons. Written raw, an ESC or a C1 byte starts a terminal control sequence, and a bidi
