@@ -283,6 +283,18 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * Waits until `ready()` holds, checking every 5 ms; fails with "timeout: <what>" after `ms`. For
+ * conditions with no event to wait on (a fact recorded, a counter reached): never a fixed sleep.
+ */
+export async function until(ready: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ready()) {
+    if (Date.now() >= deadline) throw new Error(`timeout: ${what}`);
+    await sleep(5);
+  }
+}
+
 export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timeout: ${message}`)), ms)));
