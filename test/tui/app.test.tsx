@@ -64,8 +64,11 @@ describe("App", () => {
     await settled(() => expect(ui.lastFrame()).toContain("GET /gamma HTTP/1.1"));
     await press(ui.stdin, "m", "m");
     await settled(() => expect(ui.lastFrame()).toMatch(/47 45 54 20 2f 67 61 6d/));
+    // tab from the stream goes to the overview: text only the overview shows, and the stream's gone.
     await press(ui.stdin, "\t");
-    await settled(() => expect(ui.lastFrame()).toMatch(/gamma\.example/));
+    await settled(() => expect(ui.lastFrame()).toMatch(/protocol: +SOCKS5 CONNECT/));
+    expect(ui.lastFrame()).toContain("[overview]");
+    expect(ui.lastFrame()).not.toMatch(/47 45 54 20 2f 67 61 6d/);
     await press(ui.stdin, "q");
     await settled(() => expect(ui.lastFrame()).toContain("alpha.example"));
     ui.unmount();
