@@ -4,6 +4,7 @@
  */
 import { basename, extname } from "node:path";
 import { Dispatcher, type AddonInstance, type HookActivity, type HookFailure } from "../hooks/dispatcher.js";
+import type { ReplayLookup } from "../hooks/replay-marks.js";
 import { AddonError, addonLocation, loadAddon, type LoadedAddon } from "../hooks/loader.js";
 import { AddonWatcher } from "../hooks/watcher.js";
 import { CliError, usageError } from "./errors.js";
@@ -31,6 +32,8 @@ export interface RunningAddons {
 export interface AddonObservers {
   /** Told around every synchronous hook call (`DispatcherOptions.activity`). */
   readonly activity?: HookActivity;
+  /** Which sessions are replays (`DispatcherOptions.replays`; the proxy's ReplayMarks). */
+  readonly replays?: ReplayLookup;
   /** The addons in hook order: once started, and after every swap. */
   changed?(addons: readonly AddonInstance[]): void;
 }
@@ -95,6 +98,7 @@ export async function startAddons(
   const dispatcher = new Dispatcher(loaded, {
     hookTimeoutMs,
     ...(observers.activity === undefined ? {} : { activity: observers.activity }),
+    ...(observers.replays === undefined ? {} : { replays: observers.replays }),
     locate: addonLocation,
     events: {
       hookFailed: (f: HookFailure) => {

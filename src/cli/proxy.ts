@@ -27,6 +27,7 @@ import { Recordings } from "../replay/recordings.js";
 import { ServerReplay } from "../replay/server-replay.js";
 import { hookLocation } from "../hooks/loader.js";
 import type { AddonInstance } from "../hooks/dispatcher.js";
+import { ReplayMarks } from "../hooks/replay-marks.js";
 import type { HookName } from "../hooks/api.js";
 import { startWatchdog, type WatchedAddon } from "./watchdog.js";
 import { installLastResort } from "./last-resort.js";
@@ -144,6 +145,8 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       ? startWatchdog({ format: options.logFormat, exitAfterMs: options.maxBlockMs ?? 0, log: (level, message, fields) => logger.log(level, message, fields) })
       : undefined;
   if (recorder !== undefined) watchdog?.sessionBase(recorder.sessionId(0));
+  // Which sessions are replays, for addons' `session.replay`: marked here and by server replay, read by the dispatcher.
+  const replays = options.addons.length > 0 ? new ReplayMarks() : undefined;
   if (options.addons.length > 0) {
     try {
       addons = await startAddons(options.addons, options.settings, options.hookTimeoutMs, {
@@ -156,7 +159,10 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
         hookFailed: (f) => recorder?.hookFailed({ ...f, code: f.kind }),
         displayId: (id) => recorder?.sessionId(id) ?? id,
         logged: (session, addon, message) => recorder?.addonLogged({ ...(session === undefined ? {} : { session }), addon, message }),
-      }, watchdog === undefined ? {} : { activity: watchdog.activity, changed: (loaded) => watchdog.addons(loaded.map(watched)) });
+      }, {
+        ...(replays === undefined ? {} : { replays }),
+        ...(watchdog === undefined ? {} : { activity: watchdog.activity, changed: (loaded) => watchdog.addons(loaded.map(watched)) }),
+      });
     } catch (err) {
       await watchdog?.stop();
       await recorder?.close();
@@ -166,7 +172,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
   let serverReplay: { runner: ServerReplay; reader: CaptureReader } | undefined;
   if (options.serverReplay !== undefined) {
     try {
-      serverReplay = startServerReplay(options, { addons, recorder, logger, terminal });
+      serverReplay = startServerReplay(options, { addons, replays, recorder, logger, terminal });
     } catch (err) {
       await addons?.close();
       await watchdog?.stop();
@@ -262,7 +268,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     serverReplay: options.serverReplay,
     bytesSeen: () => recorder?.bytesSeen ?? 0,
     markReplay: (clientPort, original) => {
-      addons?.dispatcher.clientReplay(clientPort, original);
+      replays?.clientReplay(clientPort, original);
       return recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing"));
     },
   };
@@ -281,10 +287,10 @@ function watched(instance: AddonInstance): WatchedAddon {
 /** `--server-replay FILE`: the recordings, and the hook runner that answers from them. */
 function startServerReplay(
   options: RunOptions,
-  with_: { addons: RunningAddons | undefined; recorder: Recorder | undefined; logger: Logger; terminal: Terminal },
+  with_: { addons: RunningAddons | undefined; replays: ReplayMarks | undefined; recorder: Recorder | undefined; logger: Logger; terminal: Terminal },
 ): { runner: ServerReplay; reader: CaptureReader } {
   const file = options.serverReplay!;
-  const { addons, recorder, logger, terminal } = with_;
+  const { addons, replays, recorder, logger, terminal } = with_;
   const reader = openReader(file);
   let recordings: Recordings;
   try {
@@ -306,7 +312,7 @@ function startServerReplay(
   const runner = new ServerReplay(recordings, addons?.dispatcher ?? allowAllHooks, {
     miss: options.replayMiss,
     reuse: options.replayReuse,
-    serving: (id, handle, of) => addons?.dispatcher.servedFrom(id, handle, of),
+    serving: (id, of) => replays?.servedFrom(id, of),
     served: (id, of) => recorder?.served(id, of),
     missed: (id, what) => logger.log("warn", `session #${recorder?.sessionId(id) ?? id}: server replay: ${what}`),
   });

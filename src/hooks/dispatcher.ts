@@ -54,6 +54,7 @@ import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, 
 import { perHook } from "./hook-names.js";
 import { hookLocation } from "./stack-frames.js";
 import { messageHelper, type MessageHelper } from "./message-buffer.js";
+import { noReplays, type ReplayLookup } from "./replay-marks.js";
 
 /** One loaded addon, as the dispatcher needs it (the loader's LoadedAddon fits). */
 export interface AddonInstance {
@@ -98,6 +99,8 @@ export interface DispatcherOptions {
   readonly locateHook?: (instance: AddonInstance, hook: HookName) => string | undefined;
   /** Told around every synchronous hook call (a watchdog names the hook that blocks the thread). */
   readonly activity?: HookActivity;
+  /** Which sessions are replays, for `session.replay` (replay-marks.ts; the proxy marks them). Default: none is. */
+  readonly replays?: ReplayLookup;
 }
 
 /**
@@ -128,6 +131,7 @@ export class Dispatcher implements HookRunner {
   private positions = new Map<AddonInstance, number>();
   private readonly sessions = new Map<number, SessionState>();
   private readonly timeoutMs: number;
+  private readonly replays: ReplayLookup;
 
   constructor(
     addons: readonly AddonInstance[],
@@ -135,6 +139,7 @@ export class Dispatcher implements HookRunner {
   ) {
     this.addons = [...addons];
     this.timeoutMs = options.hookTimeoutMs ?? 5_000;
+    this.replays = options.replays ?? noReplays;
     this.index();
   }
 
@@ -177,11 +182,7 @@ export class Dispatcher implements HookRunner {
   open(conn: ConnectionInfo, handle: SessionHandle): MaybePromise<EngineOpenDecision> {
     const state: SessionState = { info: { id: conn.id, client: conn.client, tags: {} }, handle, openedAt: Date.now(), contexts: new Map() };
     this.sessions.set(conn.id, state);
-    const of = this.clientReplays.get(conn.client.port);
-    if (of !== undefined) {
-      this.clientReplays.delete(conn.client.port);
-      state.info.replay = { kind: "client", of };
-    }
+    this.markReplay(state);
     const info = { client: conn.client, local: conn.local };
     return this.first<EngineOpenDecision>(this.hooked.onOpen, "onOpen", state, (a, ctx) => a.onOpen!(info, ctx), checkOpen);
   }
@@ -281,29 +282,6 @@ export class Dispatcher implements HookRunner {
     });
   }
 
-  /**
-   * The proxy's own client replay of recorded session `of` connects from `clientPort` (on
-   * loopback): its session gets `replay: { kind: "client" }`, whether it is open already or not yet.
-   */
-  clientReplay(clientPort: number, of: number): void {
-    for (const state of this.sessions.values()) {
-      if (state.info.client.port === clientPort && state.info.replay === undefined) {
-        state.info.replay = { kind: "client", of };
-        return;
-      }
-    }
-    this.clientReplays.set(clientPort, of);
-  }
-
-  private readonly clientReplays = new Map<number, number>();
-
-  /** Marks a session as answered from a recording (server replay), before its onRequest. */
-  servedFrom(id: number, handle: SessionHandle, of: number | undefined): void {
-    const state = this.state(id, undefined, handle);
-    if (of === undefined) delete state.info.replay;
-    else state.info.replay = { kind: "server", of };
-  }
-
   // --- observer: onClose ---------------------------------------------------------------------
 
   /** Tells addons that sessions ended (onClose), and forgets their state. */
@@ -319,6 +297,9 @@ export class Dispatcher implements HookRunner {
   private closed(fact: SessionClosedFact): void {
     const state = this.sessions.get(fact.id);
     this.sessions.delete(fact.id);
+    // onClose sees the mark as it stands at the end; then it is released.
+    if (state !== undefined) this.markReplay(state);
+    this.replays.release(fact.id);
     if (state === undefined) return;
     const summary = {
       reason: fact.reason,
@@ -515,7 +496,15 @@ export class Dispatcher implements HookRunner {
       state = { info: { id, client: client ?? { host: "?", port: 0 }, tags: {} }, handle, openedAt: Date.now(), contexts: new Map() };
       this.sessions.set(id, state);
     }
+    this.markReplay(state);
     return state;
+  }
+
+  /** `session.replay` as the proxy's marks say now (read before each hook call of the session). */
+  private markReplay(state: SessionState): void {
+    const replay = this.replays.replayOf(state.info.id, state.info.client.port);
+    if (replay === undefined) delete state.info.replay;
+    else state.info.replay = replay;
   }
 
   /**

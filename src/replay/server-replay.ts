@@ -58,10 +58,10 @@ export interface ServerReplayOptions {
   readonly quietMs?: number;
   /**
    * A session will be answered from a recording (`of`, its id in the capture file), or no longer
-   * (`of` undefined): for `session.replay` of addons. Told at the request, and again when the
-   * client's first bytes choose another one of several recordings.
+   * (`of` undefined): for `session.replay` of addons (the proxy marks its ReplayMarks). Told at the
+   * request, and again when the client's first bytes choose another one of several recordings.
    */
-  readonly serving?: (id: SessionId, handle: SessionHandle, of: number | undefined) => void;
+  readonly serving?: (id: SessionId, of: number | undefined) => void;
   /** A session was answered from recorded session `of` (for the capture's `served_from`). */
   readonly served?: (id: SessionId, of: number) => void;
   /** A miss, described for a log line. */
@@ -136,10 +136,10 @@ export class ServerReplay implements HookRunner {
       const what = request.command === "bind" ? `BIND ${where}: server replay does not answer BIND` : `no recording of ${where}${this.options.reuse ? "" : " left"}`;
       return then(this.inner.request(request, handle), (decision) => this.miss(request.id, what, decision));
     }
-    this.options.serving?.(request.id, handle, candidates[0]!.id);
+    this.options.serving?.(request.id, candidates[0]!.id);
     return then(this.inner.request(request, handle), (decision): RequestDecision => {
       if (decision !== undefined && ("deny" in decision || "serve" in decision)) {
-        this.options.serving?.(request.id, handle, undefined);
+        this.options.serving?.(request.id, undefined);
         return decision;
       }
       this.sessions.set(request.id, { handle, candidates, got: 0, answering: false, ahead: 0, done: false });
@@ -154,7 +154,7 @@ export class ServerReplay implements HookRunner {
       if ((change?.rep ?? reply.rep) !== 0) {
         // An addon turned the success into a failure: nothing is served.
         this.sessions.delete(reply.id);
-        this.options.serving?.(reply.id, handle, undefined);
+        this.options.serving?.(reply.id, undefined);
         return change;
       }
       // A server that spoke first: its greeting follows the success reply.
@@ -204,7 +204,7 @@ export class ServerReplay implements HookRunner {
       exchange.used = true;
       if (!this.linked.has(datagram.id)) {
         this.linked.add(datagram.id);
-        this.options.serving?.(datagram.id, handle, exchange.session);
+        this.options.serving?.(datagram.id, exchange.session);
         this.options.served?.(datagram.id, exchange.session);
       }
       // After the verdict (also an addon's async one), so the capture has the question first.
@@ -227,7 +227,7 @@ export class ServerReplay implements HookRunner {
   private choose(id: SessionId, serving: Serving, recording: TcpRecording): void {
     recording.used = true;
     serving.chosen = { recording, cursor: this.recordings.cursor(recording) };
-    this.options.serving?.(id, serving.handle, recording.id);
+    this.options.serving?.(id, recording.id);
     this.options.served?.(id, recording.id);
   }
 

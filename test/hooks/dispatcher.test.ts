@@ -189,22 +189,6 @@ describe("Dispatcher over the engine", () => {
     expect(events).toEqual(["load v1", "load v3", "dispose v1"]);
   });
 
-  it("session.replay: the proxy's own client replay is marked whether it connects before or after clientReplay()", async () => {
-    const target = await echo();
-    const seen: string[] = [];
-    const { port, dispatcher } = await withDispatcher([
-      instance("watch", { onRequest: (_r, ctx) => void seen.push(`${ctx.session.client.port}:${ctx.replayed}:${JSON.stringify(ctx.session.replay ?? null)}`) }),
-    ]);
-    const early = await RawClient.connect(port);
-    await sleep(20);
-    // Marked after the connection is open (the replayer learns its port when connected).
-    dispatcher.clientReplay(early.socket.localPort!, 7);
-    early.write(Buffer.concat([hex("050100"), connect5(target.port)]));
-    await early.read(12);
-    const plain = await openTunnel(port, target.port);
-    expect(seen).toEqual([`${early.socket.localPort}:true:{"kind":"client","of":7}`, `${plain.socket.localPort}:false:null`]);
-  });
-
   it("a served session greets first: inject from onRequest follows the success reply; ctx.injectDatagram answers UDP locally", async () => {
     const { port } = await withDispatcher([
       instance("greeter", {
