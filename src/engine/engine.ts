@@ -118,7 +118,8 @@ export class SocksEngine implements EngineContext {
   async start(): Promise<Endpoint[]> {
     const adoption = await checkAdoption();
     if (adoption !== undefined) {
-      this.logger.log("warn", `accepted connections use Node's plain reads (slower): adopting their sockets does not work on Node ${process.version}: ${adoption}`);
+      const why = `adopting their sockets does not work on Node ${process.version}: ${adoption}`;
+      this.logger.log("warn", `accepted connections use Node's plain reads (slower): ${why}`);
     }
     const bound: Endpoint[] = [];
     try {

@@ -1,7 +1,8 @@
 /**
  * The addon loader over real files (a temp folder outside the repository, and one fixture
  * inside it): bundling, `socksmith/addon` type imports, source-mapped locations, every error
- * code with its 1-based line and column, options, and memory across 1,000 loads.
+ * code with its 1-based line and column, options, memory across 1,000 loads, and the check that
+ * Module#_compile works (bundle.ts probeCompile).
  */
 import { mkdtemp, rm, writeFile, mkdir, copyFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,8 +10,10 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import vm from "node:vm";
+import Module from "node:module";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { HookContext, RequestInfo } from "../../src/hooks/api.js";
+import { type CompilableModule, compileProblem, probeCompile } from "../../src/hooks/bundle.js";
 import { AddonError, addonLocation, loadAddon, type LoadedAddon } from "../../src/hooks/loader.js";
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/typed-addon.ts", import.meta.url));
@@ -213,6 +216,39 @@ describe("loadAddon: locations in stack traces", () => {
     expect(addonLocation(new Error("x"), "/virtual/never.ts")).toBeUndefined();
     const fake = { stack: `Error: x\n    at fn (/virtual/never.ts:3:4)\n    at other (/elsewhere.js:1:1)` };
     expect(addonLocation(fake, "/virtual/never.ts")).toBe("/virtual/never.ts:3:4");
+  });
+});
+
+describe("the _compile check (bundle.ts probeCompile; the fallback is in bundle-fallback.test.ts)", () => {
+  const fresh = (filename: string): CompilableModule => Object.assign(new Module(filename), { filename }) as unknown as CompilableModule;
+
+  it("finds nothing wrong with Module#_compile on this Node (so loads above use it)", () => {
+    expect(probeCompile(fresh)).toBeUndefined();
+    expect(compileProblem()).toBeUndefined();
+  });
+
+  it("catches a _compile that is gone, one that throws, one that does not run the code, and one without source maps", () => {
+    const gone = (filename: string) => Object.assign(fresh(filename), { _compile: undefined });
+    expect(probeCompile(gone)).toBe("Module.prototype._compile is not a function");
+    const throws = (filename: string) =>
+      Object.assign(fresh(filename), {
+        _compile() {
+          throw new TypeError("changed signature");
+        },
+      });
+    expect(probeCompile(throws)).toBe("Module#_compile threw: changed signature");
+    const ignores = (filename: string) => Object.assign(fresh(filename), { _compile() {} });
+    expect(probeCompile(ignores)).toBe("Module#_compile did not run the code into module.exports");
+    // Runs the code the way vm does: right exports, but Node never sees the source map.
+    const noMaps = (filename: string) => {
+      const mod = fresh(filename);
+      return Object.assign(mod, {
+        _compile(code: string) {
+          vm.compileFunction(code, ["module", "exports"], { filename })(mod, mod.exports);
+        },
+      });
+    };
+    expect(probeCompile(noMaps)).toBe("Module#_compile did not register the code's source map");
   });
 });
 

@@ -17,6 +17,7 @@ import { HOST, openTunnel, startEchoServer, useTestProxies } from "../../support
 simulateBrokenAdoption("simulated for this test");
 
 const { cleanups, proxy } = useTestProxies();
+const WHY = `adopting their sockets does not work on Node ${process.version}: simulated for this test`;
 
 function logged(): { lines: Array<{ level: LogLevel; message: string }>; logger: { log(level: LogLevel, message: string): void } } {
   const lines: Array<{ level: LogLevel; message: string }> = [];
@@ -34,7 +35,7 @@ describe("accepted sockets read plainly when adoption does not work", () => {
     expect(lines).toEqual([
       {
         level: "warn",
-        message: `accepted connections use Node's plain reads (slower): adopting their sockets does not work on Node ${process.version}: simulated for this test`,
+        message: `accepted connections use Node's plain reads (slower): ${WHY}`,
       },
     ]);
     const port = (http.address() as { port: number }).port;
