@@ -53,12 +53,6 @@ export function syntheticAddress(name: string, family: Family): IpAddress {
   return { family, bytes };
 }
 
-/** Whether an address is one `syntheticAddress` can return (for tests and comments). */
-export function isSynthetic(address: IpAddress): boolean {
-  const b = address.bytes;
-  return address.family === 4 ? b[0] === 192 && b[1] === 0 && b[2] === 2 : b[0] === 0x20 && b[1] === 0x01 && b[2] === 0x0d && b[3] === 0xb8;
-}
-
 /** Two addresses in one family: unchanged when they agree, else both IPv6 (IPv4-mapped). */
 export function sameFamily(a: IpAddress, b: IpAddress): [IpAddress, IpAddress] {
   if (a.family === b.family) return [a, b];
