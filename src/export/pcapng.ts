@@ -51,7 +51,7 @@
  * Packets are in session order, each session's in time order; sessions that overlapped in time
  * are not interleaved (Wireshark sorts by time on request; `reordercap` rewrites the file).
  */
-import type { ChunkRow, DatagramRow, SessionRow } from "../store/schema.js";
+import type { ChunkRow, DatagramRow, SessionRow } from "../model/capture-rows.js";
 import {
   type Family,
   type IpAddress,

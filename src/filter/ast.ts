@@ -14,7 +14,7 @@
  * use.
  */
 import { assertNever } from "../lang/assert-never.js";
-import type { SessionStatus } from "../store/schema.js";
+import type { SessionStatus } from "../model/capture-rows.js";
 
 /** A parsed filter. */
 export type Filter = MatchAll | And | Or | Not | Term;

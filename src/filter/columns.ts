@@ -2,7 +2,7 @@
  * Which columns of `sessions` each term reads: the one table `toSql` and `toPredicate` share, so
  * the two cannot disagree about where to look.
  */
-import type { SessionRow } from "../store/schema.js";
+import type { SessionRow } from "../model/capture-rows.js";
 import type { CidrField, EnumTerm, GlobField, RangeField } from "./ast.js";
 
 type ColumnOf<T> = { [K in keyof SessionRow]-?: SessionRow[K] extends T ? K : never }[keyof SessionRow];

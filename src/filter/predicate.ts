@@ -3,7 +3,7 @@
  * view). It answers as `toSql` does for the same row and payloads, term by term, through the
  * same matchers (`match.ts`) and column table (`columns.ts`).
  */
-import type { SessionRow } from "../store/schema.js";
+import type { SessionRow } from "../model/capture-rows.js";
 import { assertNever } from "../lang/assert-never.js";
 import type { ComparisonOperator, Filter, Measure } from "./ast.js";
 import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, RANGE_COLUMNS } from "./columns.js";

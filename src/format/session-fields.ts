@@ -11,7 +11,7 @@
  * anything) gives text, never a throw. Every label, value and line returned is terminal-safe
  * (safe-text.ts): hosts, user names, SNI, tags and addon messages come from the wire or addons.
  */
-import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../store/schema.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../model/capture-rows.js";
 import { formatBytes, formatDuration, formatTime } from "./quantities.js";
 import { safeText } from "./safe-text.js";
 import { formatEndpoint, formatReply } from "./socks.js";

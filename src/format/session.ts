@@ -1,5 +1,5 @@
 /** Facts of a captured session as short text, shared by the CLI and the TUI. */
-import type { SessionRow } from "../store/schema.js";
+import type { SessionRow } from "../model/capture-rows.js";
 import { formatEndpoint } from "../engine/index.js";
 
 /**

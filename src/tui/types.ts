@@ -4,7 +4,7 @@
  * CaptureReader fits it) and, when attached to a running proxy, a `LiveStatus`. Views are pure
  * functions of these values (docs/architecture.md, "Conventions").
  */
-import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../store/schema.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../model/capture-rows.js";
 import type { CaptureStats, ChunkMeta, DatagramMeta, EventPageQuery, PageQuery, RowKey, RowPayload, SessionQuery } from "../store/reader.js";
 
 export type { ChunkRow, DatagramRow, EventRow, SessionRow, CaptureStats, SessionQuery, ChunkMeta, DatagramMeta, EventPageQuery, PageQuery, RowKey, RowPayload };
