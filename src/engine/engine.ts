@@ -8,11 +8,13 @@ import {
   noopObserver,
   silentLogger,
   systemClock,
+  systemLookup,
   type AuthAttempt,
   type Clock,
   type EngineObserver,
   type HookRunner,
   type Logger,
+  type Lookup,
 } from "./ports.js";
 import type { Endpoint } from "./types.js";
 import { normalizeHost } from "./codec/address.js";
@@ -29,6 +31,8 @@ export interface EngineOptions {
   readonly observer?: EngineObserver;
   readonly logger?: Logger;
   readonly clock?: Clock;
+  /** Resolves destination names; the system resolver by default. */
+  readonly lookup?: Lookup;
   /** Users for username/password; when non-empty, clients must authenticate. */
   readonly credentials?: Credentials;
   readonly handshakeTimeoutMs?: number;
@@ -77,6 +81,7 @@ export class SocksEngine implements EngineContext {
   readonly observer: EngineObserver;
   readonly logger: Logger;
   readonly clock: Clock;
+  readonly lookup: Lookup;
   readonly idleSweeper: IdleSweeper | undefined;
   private readonly credentials: Credentials;
   private readonly maxSessions: number;
@@ -92,6 +97,7 @@ export class SocksEngine implements EngineContext {
     this.observer = config.observer ?? noopObserver;
     this.logger = config.logger ?? silentLogger;
     this.clock = config.clock ?? systemClock;
+    this.lookup = config.lookup ?? systemLookup;
     this.credentials = config.credentials ?? new Credentials();
     this.maxSessions = config.maxSessions ?? DEFAULTS.maxSessions;
     this.options = {

@@ -13,6 +13,7 @@
  * - A hook that throws or rejects is a bug of the runner: the engine treats it as "no opinion"
  *   and reports it through the logger. Runners are expected to isolate addons themselves.
  */
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import type { Direction, Endpoint, SocksAddress, SocksCommand, SocksVersion } from "./types.js";
 import type { ProtocolErrorCode } from "./errors.js";
 
@@ -381,6 +382,13 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * Resolves a destination name to its addresses, like `dns.lookup(name, { all: true })`: the dialer
+ * races them, a UDP association sends to the first. An error's `code` (ENOTFOUND, EAI_AGAIN) is the
+ * errno the session reports, and `addresses` is not read then. Injectable so tests decide what a name resolves to.
+ */
+export type Lookup = (name: string, callback: (err: NodeJS.ErrnoException | null, addresses: readonly LookupAddress[]) => void) => void;
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface Logger {
@@ -414,6 +422,9 @@ export const noopObserver: EngineObserver = {
 };
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** The system resolver (getaddrinfo through libuv's thread pool). */
+export const systemLookup: Lookup = (name, callback) => dnsLookup(name, { all: true }, callback);
 
 export const silentLogger: Logger = { log() {} };
 

@@ -2,10 +2,10 @@
  * Socket plumbing shared by the integration tests: an in-process engine on port 0, target
  * servers, and a raw client that reads exact byte counts with deadlines. Loopback only.
  */
-import { createServer, connect, type Server, type Socket, type AddressInfo } from "node:net";
+import { createServer, connect, isIP, type Server, type Socket, type AddressInfo } from "node:net";
 import { once } from "node:events";
 import { afterEach, expect } from "vitest";
-import { SocksEngine, type EngineObserver, type EngineOptions } from "../../src/engine/index.js";
+import { SocksEngine, type EngineObserver, type EngineOptions, type Lookup } from "../../src/engine/index.js";
 import type {
   AnomalyFact,
   AuthFact,
@@ -303,6 +303,24 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message: s
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A resolver for EngineOptions.lookup that never asks the system: each name in `answers` resolves
+ * to its addresses or fails with its errno (as getaddrinfo's errors do, on a later tick); any other
+ * name fails with ENOTFOUND. `asked` lists every name looked up, in order.
+ */
+export function fakeLookup(answers: Readonly<Record<string, readonly string[] | "ENOTFOUND" | "EAI_AGAIN">>): Lookup & { readonly asked: string[] } {
+  const asked: string[] = [];
+  const lookup: Lookup = (name, callback) => {
+    asked.push(name);
+    const answer = Object.hasOwn(answers, name) ? answers[name]! : "ENOTFOUND";
+    process.nextTick(() => {
+      if (typeof answer !== "string") return callback(null, answer.map((address) => ({ address, family: isIP(address) })));
+      callback(Object.assign(new Error(`getaddrinfo ${answer} ${name}`), { code: answer, syscall: "getaddrinfo", hostname: name }), []);
+    });
+  };
+  return Object.assign(lookup, { asked });
 }
 
 /** 10-byte SOCKS5 CONNECT request to 127.0.0.1:port. */

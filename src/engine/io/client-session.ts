@@ -228,7 +228,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       }
       case "OpenUpstream":
         this.target = command.target;
-        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs }, (failure, success) => {
+        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup }, (failure, success) => {
           this.cancelDial = undefined;
           if (this.finished) return success?.socket.destroy();
           if (failure !== undefined) {
@@ -333,7 +333,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       this.anomaly("udp-association-limit", `${ctx.options.udp.maxAssociations} UDP associations open`);
       return this.feed({ type: "UdpRelayFailed", error: { code: "GENERAL_FAILURE", message: "UDP association limit reached" } });
     }
-    const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp);
+    const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp, ctx.lookup);
     this.udp = udp;
     udp.open((err, bound) => {
       if (this.finished) return;

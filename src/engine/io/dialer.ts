@@ -3,16 +3,19 @@
  * addresses), races the addresses with Node's happy eyeballs, bounds the whole thing with the
  * connect timeout, and maps failures to stable codes with the raw errno kept.
  */
-import { lookup, type LookupAddress } from "node:dns";
+import type { LookupAddress } from "node:dns";
 import { connect, isIP, type Socket } from "node:net";
 import { codeForErrno, type ProtocolErrorCode } from "../errors.js";
 import type { Endpoint } from "../types.js";
+import type { Lookup } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SocketReader } from "./socket-reader.js";
 
 export interface DialOptions {
   /** Milliseconds for resolution plus connect. */
   readonly timeoutMs: number;
+  /** Resolves a name target (the engine's, the system resolver by default). */
+  readonly lookup: Lookup;
 }
 
 export interface DialSuccess {
@@ -99,7 +102,7 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
   if (isIP(target.host) !== 0) {
     open(target.host, undefined);
   } else {
-    lookup(target.host, { all: true }, (err, found) => {
+    options.lookup(target.host, (err, found) => {
       if (done) return;
       if (err) return finish({ code: "DNS_FAILED", errno: err.code ?? "ENOTFOUND", attempts: [`lookup ${target.host}: ${err.code ?? err.message}`] });
       // Never dial an unspecified address a resolver handed back: Linux treats it as localhost.

@@ -1,5 +1,5 @@
 /** What every session of one engine shares. */
-import type { AuthAttempt, Clock, CloseReason, EngineObserver, HookRunner, Logger } from "../ports.js";
+import type { AuthAttempt, Clock, CloseReason, EngineObserver, HookRunner, Logger, Lookup } from "../ports.js";
 import type { UdpOptions } from "./udp-association.js";
 import type { IdleSweeper } from "./idle-sweeper.js";
 
@@ -33,6 +33,8 @@ export interface EngineContext {
   /** Enforces the idle timeout of relayed tunnels; absent when it is 0 (never). */
   readonly idleSweeper: IdleSweeper | undefined;
   readonly clock: Clock;
+  /** Resolves destination names (CONNECT and UDP datagrams). */
+  readonly lookup: Lookup;
   nextSessionId(): number;
   /** The engine's own decision when no hook decided an auth step. */
   checkCredentials(attempt: AuthAttempt): boolean;

@@ -17,10 +17,9 @@
  *   dropped as "backlog" (UDP cannot be paused). Concurrent lookups of one name share one query.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
-import { lookup } from "node:dns";
 import { isIP } from "node:net";
 import type { Endpoint, SocksAddress } from "../types.js";
-import type { DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
+import type { DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, Lookup, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, decodeUdpDatagram, encodeUdpDatagram, udpHeaderLength } from "../codec/udp.js";
 import { checkDestination } from "../address-rules.js";
@@ -96,6 +95,8 @@ export class UdpAssociation {
     private readonly localIp: string,
     hint: SocksAddress,
     private readonly options: UdpOptions,
+    /** Resolves datagram destinations given as names; the first address is used. */
+    private readonly lookup: Lookup,
   ) {
     const family = isIP(localIp) === 6 ? "udp6" : "udp4";
     this.maxToClient = family === "udp6" ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
@@ -232,8 +233,9 @@ export class UdpAssociation {
     const queued = this.resolving.get(name);
     if (queued !== undefined) return void queued.push(waiter);
     this.resolving.set(name, [waiter]);
-    lookup(name, (err, address) => {
-      const usable = err || address === "0.0.0.0" || address === "::" ? undefined : normalizeHost(address);
+    this.lookup(name, (err, addresses) => {
+      const address = err ? undefined : addresses[0]?.address;
+      const usable = address === undefined || address === "0.0.0.0" || address === "::" ? undefined : normalizeHost(address);
       this.names.set(name, { address: usable, expires: Date.now() + (usable === undefined ? DNS_NEGATIVE_TTL_MS : DNS_TTL_MS) });
       if (this.names.size > 1024) this.names.delete(this.names.keys().next().value!);
       const waiters = this.resolving.get(name) ?? [];

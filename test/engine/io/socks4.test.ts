@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
-import { RawClient, closedPort, connect4, hex, sleep, startServer, useTestProxies } from "../../support/net.js";
+import { RawClient, closedPort, connect4, fakeLookup, hex, sleep, startServer, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 
@@ -71,11 +71,14 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
   });
 
   it("#54 4a with a name that does not resolve (nonexistent.invalid) → 00 5b and close", async () => {
-    const p = await proxy();
+    // The resolver is injected: the system's is not asked, and its failure is ENOTFOUND for sure.
+    const lookup = fakeLookup({});
+    const p = await proxy({ lookup });
     const c = await client(p.port);
     c.write(connect4a(80, "nonexistent.invalid"));
     expect((await c.readToEnd(3000)).toString("hex")).toBe(REJECTED);
-    expect(p.observer.first("reply")).toMatchObject({ version: "4a", code: "DNS_FAILED" });
+    expect(lookup.asked).toEqual(["nonexistent.invalid"]);
+    expect(p.observer.first("reply")).toMatchObject({ version: "4a", code: "DNS_FAILED", errno: "ENOTFOUND" });
   });
 
   it("#55 DSTIP 0.0.0.0 is not 4a: → 00 5b and close, no hostname read, nothing dialled", async () => {
@@ -175,7 +178,8 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
       ["malformed 4a name", connect4a(refused, "evil name")],
       ["4a DNS failure", connect4a(80, "nonexistent.invalid")],
     ];
-    const p = await proxy();
+    const lookup = fakeLookup({});
+    const p = await proxy({ lookup });
     for (const [label, request] of cases) {
       const c = await client(p.port);
       c.write(request);
@@ -185,6 +189,8 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
       expect(answer.toString("hex"), label).toBe(REJECTED);
       c.destroy();
     }
+    // Only the well-formed 4a name was looked up, by the injected resolver.
+    expect(lookup.asked).toEqual(["nonexistent.invalid"]);
   });
 
   it("#58 SOCKS4 connection refused → 00 5b + 6 bytes (CD 91, never 92) and close", async () => {

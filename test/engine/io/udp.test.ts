@@ -8,7 +8,7 @@ import ipaddr from "ipaddr.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeUdpDatagram, decodeUdpDatagram, type UdpDatagram } from "../../../src/engine/codec/udp.js";
 import type { EngineOptions } from "../../../src/engine/index.js";
-import { RawClient, hex, sleep, startProxy, type TestProxy } from "../../support/net.js";
+import { RawClient, fakeLookup, hex, sleep, startProxy, type TestProxy, until } from "../../support/net.js";
 
 let proxy: TestProxy | undefined;
 const closers: Array<() => void> = [];
@@ -170,16 +170,20 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
   });
 
   it("#47 an unresolvable domain drops that datagram only", async () => {
-    await started();
+    // The resolver is injected: nonexistent.invalid fails with ENOTFOUND without asking the system.
+    const lookup = fakeLookup({ localhost: ["127.0.0.1"] });
+    await started({ lookup });
     const echo = await udpEcho();
     const { relayPort } = await associate(proxy!.port);
     const local = await udpSocket();
     local.send(encodeUdpDatagram("nonexistent.invalid", 53, Buffer.from("q")), relayPort, "127.0.0.1");
-    await sleep(200);
+    await until(() => drops().length > 0, 5000, "the first datagram's drop");
+    expect(drops()).toEqual(["dns-failed"]);
     const reply = nextMessage(local);
     local.send(encodeUdpDatagram("localhost", echo.port, Buffer.from("named")), relayPort, "127.0.0.1");
     expect(await reply).toBeDefined();
-    expect(drops()).toContain("dns-failed");
+    expect(echo.seen.map(String)).toEqual(["named"]);
+    expect(lookup.asked).toEqual(["nonexistent.invalid", "localhost"]);
   });
 
   it("#48 the association and its relay port end with the TCP connection", async () => {
