@@ -3,6 +3,7 @@
  * watches the files and swaps in new versions as they are saved, and reports what addons do.
  */
 import { basename, extname } from "node:path";
+import { compileProblem } from "../hooks/bundle.js";
 import { Dispatcher, type AddonInstance, type HookActivity, type HookFailure } from "../hooks/dispatcher.js";
 import type { ReplayLookup } from "../hooks/replay-marks.js";
 import { AddonError, addonLocation, loadAddon, type LoadedAddon } from "../hooks/loader.js";
@@ -87,6 +88,15 @@ export async function startAddons(
       if (err instanceof AddonError) throw new CliError(`addon ${describeAddonError(err)}`, 1);
       throw err;
     }
+  }
+  // The loader checked Module#_compile on first use; where it does not work, addons still load
+  // another way, and the user should know why the addon's folder gets temporary files.
+  const compile = compileProblem();
+  if (compile !== undefined) {
+    log.error(
+      `WARNING: addons are evaluated by writing and requiring a .cjs beside each addon (slower; the folder must be writable): ` +
+        `Module#_compile does not work on Node ${process.version}: ${compile}`,
+    );
   }
   for (const name of settings.keys()) {
     if (!loaded.some((a) => a.name === name || fileStem(a.file) === name)) {

@@ -37,7 +37,7 @@ const inputsByEntry = new Map<string, Set<string>>();
  * version's map (wrong lines while both run, during a reload).
  */
 let evaluations = 0;
-const GENERATED = /^(.*)\.\d+\.js$/;
+const GENERATED = /^(.*)\.(?:\d+|\d+-\d+)\.c?js$/;
 
 /** A fresh generated file name for one evaluation of `entry`'s bundle. */
 export function generatedFile(entry: string): string {
