@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { Socket } from "node:net";
 import { Credentials, type SessionClosedFact } from "../../../src/engine/index.js";
-import { RawClient, connect5, hex, sleep, startEchoServer, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, connect5, hex, sleep, until, startEchoServer, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 
@@ -115,7 +115,7 @@ describe("framing (research §7, scenarios 1–4)", () => {
     const reply = await c.read(10);
     expect(reply.subarray(0, 4).toString("hex")).toBe("05000001");
     // Buffered during the connect, delivered once, never dropped or duplicated.
-    for (let i = 0; i < 100 && (target.received[0]?.length ?? 0) < 5; i++) await sleep(10);
+    await until(() => (target.received[0]?.length ?? 0) >= 5, 5000, "the early bytes at the target");
     await sleep(50);
     expect(target.received).toHaveLength(1);
     expect(target.received[0]!.toString("latin1")).toBe("GET\r\n");
@@ -141,7 +141,7 @@ describe("framing (research §7, scenarios 1–4)", () => {
     c.write(`05 01 02  01 04 75736572 04 70617373  05 01 00 01 7f 00 00 01 ${port16(target.port)}  47 45 54 0d 0a`);
     const answer = await c.read(14);
     expect(answer.subarray(0, 8).toString("hex")).toBe("0502010005000001");
-    for (let i = 0; i < 100 && (target.received[0]?.length ?? 0) < 5; i++) await sleep(10);
+    await until(() => (target.received[0]?.length ?? 0) >= 5, 5000, "the early bytes at the target");
     expect(target.received.map((b) => b.toString("latin1"))).toEqual(["GET\r\n"]);
   });
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type { Socket } from "node:net";
-import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startServer, withTimeout, useTestProxies } from "../../support/net.js";
+import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startServer, until, withTimeout, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 
@@ -36,14 +36,6 @@ function collect(socket: Socket): Promise<Buffer> {
   const chunks: Buffer[] = [];
   socket.on("data", (d: Buffer) => chunks.push(d));
   return new Promise((resolve) => socket.once("end", () => resolve(Buffer.concat(chunks))));
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timeout: ${what}`);
-    await sleep(5);
-  }
 }
 
 describe("half-close (research §7, scenarios 34–35)", () => {
@@ -346,8 +338,7 @@ describe("engine.stop(graceMs)", () => {
     const t0 = Date.now();
     let stopped = false;
     const stopping = p.engine.stop(3000).then(() => (stopped = true));
-    await sleep(50);
-    // No new connections...
+    // No new connections, from the moment stop() is called...
     const refused = await RawClient.connect(p.port).then(
       (late) => {
         late.destroy();

@@ -13,7 +13,7 @@ import { connect as tcpConnect, type Socket } from "node:net";
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 import { allowAllHooks, type HookRunner } from "../../../src/engine/index.js";
-import { RawClient, closedPort, nth, connect5, hex, sleep, withTimeout, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
+import { RawClient, closedPort, nth, connect5, hex, sleep, until, withTimeout, startServer, type TestProxy, useTestProxies } from "../../support/net.js";
 
 /** Every name the engine asked the resolver for, in order; and fake names with their addresses. */
 const { lookups, fakeHosts } = vi.hoisted(() => ({
@@ -492,7 +492,7 @@ describe("connect results and reply content (research ยง7, scenarios 27, 28, 30โ
       c.destroy();
     }
     // Every session closed, none left behind.
-    for (let i = 0; i < 100 && p.engine.sessionCount > 0; i++) await sleep(10);
+    await until(() => p.engine.sessionCount === 0, 5000, "every session closed");
     expect(p.engine.sessionCount).toBe(0);
     expect(p.observer.of("closed")).toHaveLength(cases.length);
   });

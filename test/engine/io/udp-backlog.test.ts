@@ -7,7 +7,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { describe, expect, it } from "vitest";
 import { allowAllHooks, type DatagramDropReason, type DatagramVerdict, type HookRunner } from "../../../src/engine/index.js";
 import { encodeUdpDatagram } from "../../../src/engine/codec/udp.js";
-import { RawClient, sleep, useTestProxies } from "../../support/net.js";
+import { RawClient, sleep, until, useTestProxies } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 
@@ -47,18 +47,18 @@ describe("UDP association backlog", () => {
       client.send(encodeUdpDatagram("127.0.0.1", echo.address().port, Buffer.alloc(100, i)), relayPort, "127.0.0.1");
       if (i % 50 === 49) await sleep(5);
     }
-    for (let i = 0; i < 100 && answers.length + dropped.length < total; i++) await sleep(10);
+    await until(() => answers.length + dropped.length >= total, 5000, `${total} datagrams waiting or dropped`);
     // Before: every datagram waited for the hook, none was dropped.
     expect(answers.length).toBe(MAX_WAITING);
     expect(dropped).toEqual(Array(total - MAX_WAITING).fill("backlog"));
     let echoed = 0;
     client.on("message", () => echoed++);
     for (const answer of answers.splice(0)) answer();
-    for (let i = 0; i < 100 && echoed < MAX_WAITING; i++) await sleep(10);
+    await until(() => echoed >= MAX_WAITING, 5000, `${MAX_WAITING} echoes`);
     expect(echoed).toBe(MAX_WAITING);
     // The association goes on: a new datagram waits for the hook again.
     client.send(encodeUdpDatagram("127.0.0.1", echo.address().port, Buffer.from("again")), relayPort, "127.0.0.1");
-    for (let i = 0; i < 100 && answers.length === 0; i++) await sleep(10);
+    await until(() => answers.length > 0, 5000, "the next datagram at the hook");
     expect(answers).toHaveLength(1);
     answers[0]!();
   });
