@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { HookContext, RequestInfo } from "../../src/hooks/api.js";
 import { loadAddon, type AddonError, type LoadedAddon } from "../../src/hooks/loader.js";
 import { AddonWatcher, type AddonWatcherEvents } from "../../src/hooks/watcher.js";
+import { until } from "../support/net.js";
 
 const probe = vi.hoisted(() => ({ delayMs: 0, afterMs: 0, active: 0, maxActive: 0, calls: 0, read: 0 }));
 
@@ -190,9 +191,7 @@ describe("AddonWatcher: saves", () => {
       // Right after the previous reload: where chokidar 5 loses about a third of such saves.
       await recorder.next(600).catch(() => undefined);
     }
-    const deadline = performance.now() + 2_000;
-    while (denyCode(watcher.current) !== last && performance.now() < deadline) await sleep(20);
-    expect(denyCode(watcher.current)).toBe(last);
+    await until(() => denyCode(watcher.current) === last, 2_000, `the last save (${last}) loaded`);
   });
 
   it("loads the whole file when it is written in bursts (not the first half)", async () => {
@@ -303,7 +302,7 @@ describe("AddonWatcher: never fails open (issue 11 part 4)", () => {
     // stability later) only after the load has finished.
     probe.afterMs = 20;
     await truncate(entry, 0);
-    while (probe.read === 0) await sleep(1);
+    await until(() => probe.read > 0, 5_000, "the empty file read");
     await writeFile(entry, addonText("7"));
     const event = await recorder.next(3_000);
     expect(event.kind === "reloaded" ? [event.next.hooks, denyCode(event.next)] : event.error.message).toEqual([["onRequest"], 7]);
@@ -332,7 +331,7 @@ describe("AddonWatcher: never fails open (issue 11 part 4)", () => {
     // The first half bundles fine on its own: an onRequest, and no onData yet.
     const cut = text.indexOf("  onData");
     await writeFile(entry, `${text.slice(0, cut)}};\n`);
-    while (probe.read === 0) await sleep(1);
+    await until(() => probe.read > 0, 5_000, "the first half read");
     await writeFile(entry, text);
     const event = await recorder.nextReload(3_000);
     expect(event.next.hooks).toEqual(["onRequest", "onData"]);
@@ -377,7 +376,7 @@ describe("AddonWatcher: coalescing and close", () => {
     const { entry, recorder, watcher } = await start(addonText("1"));
     probe.delayMs = 400;
     await writeFile(entry, addonText("2"));
-    while (probe.active === 0) await sleep(5); // the first load is under way
+    await until(() => probe.active > 0, 5_000, "the first load under way");
     for (const code of [3, 4, 5]) {
       await writeFile(entry, addonText(String(code)));
       await sleep(80); // each write its own change event
@@ -395,7 +394,7 @@ describe("AddonWatcher: coalescing and close", () => {
     const { entry, loaded, recorder, watcher } = await start(addonText("1"));
     probe.delayMs = 300;
     await writeFile(entry, addonText("2"));
-    while (probe.active === 0) await sleep(5);
+    await until(() => probe.active > 0, 5_000, "the load under way");
     await watcher.close();
     expect(probe.active).toBe(0); // close waited for it
     await writeFile(entry, addonText("3"));
