@@ -310,7 +310,9 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message: s
  * to its addresses or fails with its errno (as getaddrinfo's errors do, on a later tick); any other
  * name fails with ENOTFOUND. `asked` lists every name looked up, in order.
  */
-export function fakeLookup(answers: Readonly<Record<string, readonly string[] | "ENOTFOUND" | "EAI_AGAIN">>): Lookup & { readonly asked: string[] } {
+export function fakeLookup(
+  answers: Readonly<Record<string, readonly string[] | "ENOTFOUND" | "EAI_AGAIN">>,
+): Lookup & { readonly asked: string[] } {
   const asked: string[] = [];
   const lookup: Lookup = (name, callback) => {
     asked.push(name);
