@@ -138,27 +138,37 @@ export interface PayloadTerm {
 
 /** Whether evaluating the filter needs the sessions' payloads (it has a `~` term). */
 export function usesPayload(filter: Filter): boolean {
-  switch (filter.kind) {
-    case "and":
-    case "or":
-      return filter.operands.some(usesPayload);
-    case "not":
-      return usesPayload(filter.operand);
-    case "payload":
-      return true;
-    case "all":
-    case "glob":
-    case "cidr":
-    case "range":
-    case "enum":
-    case "tag":
-    case "compare":
-      return false;
-    default:
-      return assertNever(filter, "filter node");
-  }
+  return payloadTerms(filter).length > 0;
 }
 
-
-/** Re-exported for older importers (payload-search.ts); new code imports lang/assert-never.js. */
-export { assertNever };
+/**
+ * The filter's `~` terms, in the order they are written, repeats included (the one walk of a tree
+ * for its payload terms: `usesPayload` here, the TUI's payload search).
+ */
+export function payloadTerms(filter: Filter): PayloadTerm[] {
+  const found: PayloadTerm[] = [];
+  const walk = (f: Filter): void => {
+    switch (f.kind) {
+      case "and":
+      case "or":
+        return f.operands.forEach(walk);
+      case "not":
+        return walk(f.operand);
+      case "payload":
+        found.push(f);
+        return;
+      case "all":
+      case "glob":
+      case "cidr":
+      case "range":
+      case "enum":
+      case "tag":
+      case "compare":
+        return;
+      default:
+        return assertNever(f, "filter node");
+    }
+  };
+  walk(filter);
+  return found;
+}

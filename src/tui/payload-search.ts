@@ -29,7 +29,8 @@
  * same code SQLite calls). It is a `SessionSource`'s `sessions`/`count` for the session window
  * (session-window.ts) with the filter already applied: a query's `filter` is ignored.
  */
-import { assertNever, type Filter, type PayloadTerm } from "../filter/ast.js";
+import { payloadTerms, usesPayload, type Filter, type PayloadTerm } from "../filter/ast.js";
+import { assertNever } from "../lang/assert-never.js";
 import { toPredicate } from "../filter/index.js";
 import { matchPayload } from "../filter/match.js";
 import type { RowKey, RowPayload, SessionQuery, SessionRow, SessionSource } from "./types.js";
@@ -77,7 +78,7 @@ interface Budget {
 
 /** Whether a filter has `~` terms (then the TUI's list goes through a PayloadSearch). */
 export function hasPayloadTerm(filter: Filter | undefined): boolean {
-  return filter !== undefined && payloadTerms(filter).length > 0;
+  return filter !== undefined && usesPayload(filter);
 }
 
 export class PayloadSearch {
@@ -106,7 +107,7 @@ export class PayloadSearch {
     readonly filter: Filter,
     options: PayloadSearchOptions = {},
   ) {
-    this.terms = payloadTerms(filter);
+    this.terms = distinctPayloadTerms(filter);
     const index = new Map(this.terms.map((t, i) => [termKey(t), i]));
     this.exact = compile(filter, (term) => {
       const i = index.get(termKey(term))!;
@@ -334,31 +335,9 @@ function termKey(term: PayloadTerm): string {
 }
 
 /** The distinct `~` terms of a filter, in order of first appearance. */
-function payloadTerms(filter: Filter): PayloadTerm[] {
+function distinctPayloadTerms(filter: Filter): PayloadTerm[] {
   const found = new Map<string, PayloadTerm>();
-  const walk = (f: Filter): void => {
-    switch (f.kind) {
-      case "and":
-      case "or":
-        return f.operands.forEach(walk);
-      case "not":
-        return walk(f.operand);
-      case "payload":
-        if (!found.has(termKey(f))) found.set(termKey(f), f);
-        return;
-      case "all":
-      case "glob":
-      case "cidr":
-      case "range":
-      case "enum":
-      case "tag":
-      case "compare":
-        return;
-      default:
-        return assertNever(f);
-    }
-  };
-  walk(filter);
+  for (const term of payloadTerms(filter)) if (!found.has(termKey(term))) found.set(termKey(term), term);
   return [...found.values()];
 }
 
