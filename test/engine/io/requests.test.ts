@@ -32,6 +32,13 @@ vi.mock("node:dns", async (importOriginal) => {
       process.nextTick(() => (options?.all ? callback(null, fake) : callback(null, fake[0]!.address, fake[0]!.family)));
       return undefined;
     }
+    if (hostname.endsWith(".invalid")) {
+      // RFC 6761: never resolves. Answered here, so the test never asks the system resolver.
+      const callback = rest[rest.length - 1] as (...args: unknown[]) => void;
+      const error = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: "ENOTFOUND", syscall: "getaddrinfo", hostname });
+      process.nextTick(() => callback(error));
+      return undefined;
+    }
     return (dns.lookup as (...args: unknown[]) => unknown)(hostname, ...rest);
   };
   return { ...dns, lookup, default: { ...dns, lookup } };
