@@ -6,7 +6,7 @@
  *
  * Backpressure (one owner per direction, as in tcp-relay.ts): the hook's injects are this session's download, and the client's
  * requests are what drive it. So reading the client has one wait state with three reasons
- * (tcp-relay.ts's bits): DRAIN (an inject found the client's socket buffer full; cleared by its
+ * (direction-wait.ts): DRAIN (an inject found the client's socket buffer full; cleared by its
  * `drain`), HOOK (the data hook has not answered yet) and CAPTURE (the observer's latest promise,
  * for a request or an inject, has not settled). The client is read again only when none is left.
  * A hook that injects without being asked (timers) paces itself with `writable("down")`.
@@ -14,7 +14,8 @@
 import type { Socket } from "node:net";
 import type { Direction } from "../types.js";
 import type { CloseReason, DataVerdict } from "../ports.js";
-import { WAIT_CAPTURE, WAIT_DRAIN, WAIT_HOOK, type RelayCounts, type RelayHost, type WaitReason } from "./tcp-relay.js";
+import type { RelayCounts, RelayHost } from "./tcp-relay.js";
+import { DirectionWait, WAIT_DRAIN, WAIT_HOOK } from "./direction-wait.js";
 import type { SocketReader } from "./socket-reader.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 import { callHook } from "./call-hook.js";
@@ -29,12 +30,8 @@ export class ServedRelay implements RelayCounts, IdleTracked {
   bytesDownReceived = 0;
   bytesDownSent = 0;
   private seq = 0;
-  /** Why the client is not read (WAIT_* bits); 0 = reading. */
-  private waiting = 0;
-  /** The observer's latest promise: only its settling clears CAPTURE. */
-  private capture: PromiseLike<void> | undefined;
-  /** Injectors waiting for the client to take more (see writable()). */
-  private writers: (() => void)[] | undefined;
+  /** Why the client is not read. */
+  private readonly waiting: DirectionWait;
   private clientEnded = false;
   private reason: CloseReason | undefined;
   private errno: string | undefined;
@@ -45,6 +42,7 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     reader: SocketReader,
     private readonly idle: IdleSweeper | undefined,
   ) {
+    this.waiting = new DirectionWait(client);
     reader.sink = (view) => this.received(Buffer.from(view));
     client.on("end", () => {
       this.clientEnded = true;
@@ -54,9 +52,9 @@ export class ServedRelay implements RelayCounts, IdleTracked {
       this.reason ??= err.code === "ECONNRESET" ? "client-reset" : "client-error";
       this.errno ??= err.code;
     });
-    client.on("drain", () => this.done(WAIT_DRAIN));
+    client.on("drain", () => this.waiting.done(WAIT_DRAIN));
     client.on("close", () => {
-      this.wakeWriters();
+      this.waiting.wakeWriters();
       this.idle?.delete(this);
       this.host.relayEnded(this.reason ?? "completed", this.errno, this);
     });
@@ -69,7 +67,7 @@ export class ServedRelay implements RelayCounts, IdleTracked {
       this.clientEnded = true;
       this.finishIfDone();
     }
-    if (this.waiting === 0) this.client.resume();
+    if (this.waiting.reading) this.client.resume();
   }
 
   inject(direction: Direction, data: Uint8Array): void {
@@ -78,8 +76,8 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     // The hook is this session's server: what it writes counts as received from the target too.
     this.bytesDownReceived += data.length;
     this.bytesDownSent += data.length;
-    if (!this.client.write(data)) this.wait(WAIT_DRAIN);
-    this.captured(this.host.observer.chunk?.({ id: this.host.id, direction: "down", seq: this.seq++, at: this.host.now(), received: NOTHING_RECEIVED, sent: data, verdict: "inject" }));
+    if (!this.client.write(data)) this.waiting.wait(WAIT_DRAIN);
+    this.waiting.captured(this.host.observer.chunk?.({ id: this.host.id, direction: "down", seq: this.seq++, at: this.host.now(), received: NOTHING_RECEIVED, sent: data, verdict: "inject" }));
   }
 
   /**
@@ -88,8 +86,8 @@ export class ServedRelay implements RelayCounts, IdleTracked {
    * the injector may be that hook), or the client has gone.
    */
   writable(direction: Direction): Promise<void> | undefined {
-    if (direction !== "down" || (this.waiting & (WAIT_DRAIN | WAIT_CAPTURE)) === 0 || this.client.destroyed) return undefined;
-    return new Promise<void>((resolve) => (this.writers ??= []).push(resolve));
+    if (direction !== "down" || this.client.destroyed) return undefined;
+    return this.waiting.writable();
   }
 
   close(mode: "graceful" | "reset", reason: CloseReason): void {
@@ -122,12 +120,12 @@ export class ServedRelay implements RelayCounts, IdleTracked {
       (verdict) => {
         this.apply(data, seq, verdict);
         if (!pending) return;
-        this.done(WAIT_HOOK);
+        this.waiting.done(WAIT_HOOK);
         this.finishIfDone();
       },
     );
     // One chunk at a time: reading waits for the hook (backpressure, ordered calls).
-    if (pending) this.wait(WAIT_HOOK);
+    if (pending) this.waiting.wait(WAIT_HOOK);
   }
 
   private apply(data: Buffer, seq: number, verdict: DataVerdict): void {
@@ -137,44 +135,13 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     if (observer.chunk !== undefined) {
       const changed =
         verdict === undefined ? {} : "replace" in verdict ? { sent: verdict.replace, verdict: "replace" as const } : { sent: EMPTY, verdict: "drop" in verdict ? ("drop" as const) : "close" in verdict ? ("close" as const) : ("reset" as const) };
-      this.captured(observer.chunk({ id: this.host.id, direction: "up", seq, at: this.host.now(), received: data, ...changed }));
+      this.waiting.captured(observer.chunk({ id: this.host.id, direction: "up", seq, at: this.host.now(), received: data, ...changed }));
     }
     if (verdict === undefined || "replace" in verdict || "drop" in verdict) return;
     this.close("close" in verdict ? "graceful" : "reset", "closed-by-hook");
   }
 
-  /** The capture is behind: reading waits until its latest promise settles. */
-  private captured(capture: void | PromiseLike<void> | undefined): void {
-    if (capture === undefined) return;
-    this.capture = capture;
-    this.wait(WAIT_CAPTURE);
-    const settled = (): void => {
-      if (this.capture !== capture) return;
-      this.capture = undefined;
-      this.done(WAIT_CAPTURE);
-    };
-    capture.then(settled, settled);
-  }
-
-  private wait(reason: WaitReason): void {
-    if (this.waiting === 0) this.client.pause();
-    this.waiting |= reason;
-  }
-
-  private done(reason: WaitReason): void {
-    if ((this.waiting & reason) === 0) return;
-    this.waiting &= ~reason;
-    if ((this.waiting & (WAIT_DRAIN | WAIT_CAPTURE)) === 0) this.wakeWriters();
-    if (this.waiting === 0 && !this.client.destroyed) this.client.resume();
-  }
-
-  private wakeWriters(): void {
-    const writers = this.writers;
-    this.writers = undefined;
-    for (const resolve of writers ?? []) resolve();
-  }
-
   private finishIfDone(): void {
-    if (this.clientEnded && (this.waiting & WAIT_HOOK) === 0 && !this.client.writableEnded) this.client.end();
+    if (this.clientEnded && !this.waiting.has(WAIT_HOOK) && !this.client.writableEnded) this.client.end();
   }
 }

@@ -1,13 +1,8 @@
 /**
  * Relays bytes between the client and the upstream after a successful handshake.
  *
- * - Backpressure: each direction has one wait state (docs/architecture.md, "Trust rules"), a set of reasons, not a count:
- *   DRAIN (a write toward its destination, relayed or injected, found the socket's buffer full;
- *   cleared by that socket's `drain`, which means everything queued is out), HOOK (the data hook
- *   has not answered its chunk yet) and CAPTURE (the observer's last promise for a chunk of this
- *   direction has not settled). The direction's source is paused while any reason is set and
- *   resumed when the last one clears; setting a reason twice is the same as once, so one `drain`
- *   always frees what any number of full writes held. `writable()` lets an injector pace itself.
+ * - Backpressure: each direction has one wait state (direction-wait.ts: DRAIN, HOOK and CAPTURE
+ *   reasons; the direction's source is paused while any is set). `writable()` lets an injector pace itself.
  * - Half-close: sockets are allowHalfOpen; a FIN is forwarded with end() and the other direction
  *   keeps flowing. The session ends when both sockets have closed.
  * - A reset (or socket error) on one side destroys the other, with a RST when it was a reset.
@@ -21,6 +16,7 @@ import type { Direction } from "../types.js";
 import type { ChunkFact, ChunkVerdict, CloseReason, DataVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
 import type { SocketReader } from "./socket-reader.js";
 import { callHook } from "./call-hook.js";
+import { DirectionWait, WAIT_DRAIN, WAIT_HOOK, type WaitReason } from "./direction-wait.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 
 /** What the relay needs from its session. */
@@ -49,15 +45,9 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   bytesDownReceived = 0;
   bytesDownSent = 0;
   private seq = 0;
-  /** Why each direction is not reading (WAIT_* bits); 0 = reading. */
-  private upWait = 0;
-  private downWait = 0;
-  /** The observer's latest promise per direction: only its settling clears CAPTURE. */
-  private upCapture: PromiseLike<void> | undefined;
-  private downCapture: PromiseLike<void> | undefined;
-  /** Injectors waiting for a direction to be writable again (see writable()). */
-  private upWriters: (() => void)[] | undefined;
-  private downWriters: (() => void)[] | undefined;
+  /** Why each direction is not reading: up reads the client, down the upstream. */
+  private readonly upWait: DirectionWait;
+  private readonly downWait: DirectionWait;
   private openSockets = 2;
   private reason: CloseReason | undefined;
   private errno: string | undefined;
@@ -74,6 +64,8 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     private readonly upstreamReader: SocketReader,
     private readonly idle: IdleSweeper | undefined,
   ) {
+    this.upWait = new DirectionWait(client);
+    this.downWait = new DirectionWait(upstream);
     this.withHooks = host.hooks.wantsData();
     this.observed = host.observer.chunk !== undefined;
     idle?.add(this);
@@ -105,8 +97,8 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     }
     if (clientEnded) this.onClientEnd();
     // Early bytes or injects before the start may already have made a direction wait.
-    if (this.upWait === 0) this.client.resume();
-    if (this.downWait === 0) this.upstream.resume();
+    if (this.upWait.reading) this.client.resume();
+    if (this.downWait.reading) this.upstream.resume();
   }
 
   /** Writes bytes that no socket sent (a hook's inject); they make the direction wait like relayed ones. */
@@ -125,11 +117,8 @@ export class TcpRelay implements RelayCounts, IdleTracked {
    * hook does not count: the injector may be that hook), or the session has ended.
    */
   writable(direction: Direction): Promise<void> | undefined {
-    if (((direction === "up" ? this.upWait : this.downWait) & (WAIT_DRAIN | WAIT_CAPTURE)) === 0 || this.openSockets < 2) return undefined;
-    return new Promise<void>((resolve) => {
-      if (direction === "up") (this.upWriters ??= []).push(resolve);
-      else (this.downWriters ??= []).push(resolve);
-    });
+    if (this.openSockets < 2) return undefined;
+    return this.waitOf(direction).writable();
   }
 
   /** Ends both sides: FIN (graceful) or RST. */
@@ -198,20 +187,8 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     const observer = this.host.observer;
     if (observer.chunk === undefined) return;
     const fact: ChunkFact = { id: this.host.id, direction, seq, at: this.host.now(), received, ...(sent === undefined ? {} : { sent, verdict: verdict ?? "replace" }) };
-    const capture = observer.chunk(fact);
-    if (capture === undefined) return;
-    // The capture is behind: this direction waits until its latest promise settles (an older
-    // one settling says nothing about the newer facts).
-    if (direction === "up") this.upCapture = capture;
-    else this.downCapture = capture;
-    this.wait(direction, WAIT_CAPTURE);
-    const settled = (): void => {
-      if ((direction === "up" ? this.upCapture : this.downCapture) !== capture) return;
-      if (direction === "up") this.upCapture = undefined;
-      else this.downCapture = undefined;
-      this.done(direction, WAIT_CAPTURE);
-    };
-    capture.then(settled, settled);
+    // A promise (the capture is behind) makes this direction wait until the latest one settles.
+    this.waitOf(direction).captured(observer.chunk(fact));
   }
 
   /** The slow path: the chunk waits for the data hook's verdict; the direction stops reading meanwhile. */
@@ -247,36 +224,18 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     }
   }
 
+  private waitOf(direction: Direction): DirectionWait {
+    return direction === "up" ? this.upWait : this.downWait;
+  }
+
   /** Adds a reason for `direction` to wait; the first one pauses its source. */
   private wait(direction: Direction, reason: WaitReason): void {
-    if (direction === "up") {
-      if (this.upWait === 0) this.client.pause();
-      this.upWait |= reason;
-    } else {
-      if (this.downWait === 0) this.upstream.pause();
-      this.downWait |= reason;
-    }
+    this.waitOf(direction).wait(reason);
   }
 
   /** Clears a reason (if set); the last one resumes the source and wakes paced injectors. */
   private done(direction: Direction, reason: WaitReason): void {
-    const before = direction === "up" ? this.upWait : this.downWait;
-    if ((before & reason) === 0) return;
-    const after = before & ~reason;
-    if (direction === "up") this.upWait = after;
-    else this.downWait = after;
-    if ((after & (WAIT_DRAIN | WAIT_CAPTURE)) === 0) this.wakeWriters(direction);
-    if (after !== 0) return;
-    const source = direction === "up" ? this.client : this.upstream;
-    if (!source.destroyed) source.resume();
-  }
-
-  private wakeWriters(direction: Direction): void {
-    const writers = direction === "up" ? this.upWriters : this.downWriters;
-    if (writers === undefined) return;
-    if (direction === "up") this.upWriters = undefined;
-    else this.downWriters = undefined;
-    for (const resolve of writers) resolve();
+    this.waitOf(direction).done(reason);
   }
 
   private readonly onUpstreamDrain = (): void => {
@@ -323,8 +282,8 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   private readonly onSocketClose = (): void => {
     // A closed side takes no more bytes and sends no drain: paced injectors stop waiting (what
     // they write now is ignored).
-    this.wakeWriters("up");
-    this.wakeWriters("down");
+    this.upWait.wakeWriters();
+    this.downWait.wakeWriters();
     if (--this.openSockets > 0) {
       // One side is gone, so the other can neither send nor receive anything more: let it
       // flush what is queued for it, then close.
@@ -339,12 +298,6 @@ export class TcpRelay implements RelayCounts, IdleTracked {
 
 const EMPTY = new Uint8Array(0);
 const NOTHING_RECEIVED = Buffer.alloc(0);
-
-/** Reasons a direction is not reading (bits of its wait state). */
-export const WAIT_DRAIN = 1;
-export const WAIT_HOOK = 2;
-export const WAIT_CAPTURE = 4;
-export type WaitReason = typeof WAIT_DRAIN | typeof WAIT_HOOK | typeof WAIT_CAPTURE;
 
 /**
  * A read for a data hook, which may keep it: a read that filled most of its buffer is handed
