@@ -203,7 +203,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     ...(serverReplay !== undefined ? { hooks: serverReplay.runner } : addons === undefined ? {} : { hooks: addons.dispatcher }),
   });
   // Addon code can throw from its own timers or leave a rejection unawaited; neither may end
-  // the proxy (DESIGN.md §8). Reported with the addon's file:line when its stack shows one.
+  // the proxy (docs/architecture.md, "Trust rules"). Reported with the addon's file:line when its stack shows one.
   const removeLastResort = installLastResort({
     attribute: (error) => {
       for (const instance of addons?.dispatcher.loaded ?? []) {

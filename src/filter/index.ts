@@ -1,5 +1,5 @@
 /**
- * The filter language (DESIGN.md §6; the language itself is described in `parse.ts`).
+ * The filter language (described in `parse.ts`).
  *
  * Parse once, then compile either way; both give the same answer for the same session:
  *

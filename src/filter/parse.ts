@@ -1,5 +1,5 @@
 /**
- * The filter language (DESIGN.md §6): one syntax for the TUI view, `sessions --filter`, export and
+ * The filter language: one syntax for the TUI view, `sessions --filter`, export and
  * replay, parsed here once and compiled to SQL (`sql.ts`) or to a predicate (`predicate.ts`).
  *
  * Terms. Field names are case-insensitive; so are text matches unless noted. A term on several

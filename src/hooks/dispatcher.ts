@@ -1,6 +1,6 @@
 /**
  * Runs addons' hooks for the engine: the engine's HookRunner port implemented over a list of
- * loaded addons (STYLE.md 8, 9).
+ * loaded addons, through one isolation wrapper (docs/architecture.md, "Conventions").
  *
  * - Order: the order of the `-s` flags, fixed whenever the addon set changes, not per call.
  *   Hooks no addon defines cost nothing (`wantsData()` is false without an onData addon, so the

@@ -19,7 +19,7 @@ import type { ChunkRow, DatagramRow, EventRow, RunRow, SessionRow } from "./sche
 import { parseFilter, registerFilterFunctions, toSql, type Filter } from "../filter/index.js";
 
 export interface SessionQuery {
-  /** A filter expression (DESIGN.md §6) or an already parsed filter; absent lists everything. */
+  /** A filter expression (the language of filter/parse.ts) or an already parsed filter; absent lists everything. */
   readonly filter?: string | Filter;
   /** At most this many rows (default 100). */
   readonly limit?: number;

@@ -1,5 +1,5 @@
 /**
- * What no hook wrapper can catch (issue 11, DESIGN.md §8): an addon that throws from its own
+ * What no hook wrapper can catch (issue 11; docs/architecture.md, "Trust rules"): an addon that throws from its own
  * timer, or rejects a promise nobody awaits, must not end the proxy. `socksmith run` reports it
  * with the addon's file:line and keeps serving.
  */

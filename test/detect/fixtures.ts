@@ -1,7 +1,7 @@
 /**
  * Helpers for the detection tests: real first bytes captured over loopback from real clients,
  * a ClientHello builder for the cases no client sends, and the split / trickle checks of
- * STYLE.md 14. Loopback only; every server is closed before its capture resolves.
+ * docs/architecture.md, "Tests". Loopback only; every server is closed before its capture resolves.
  */
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { execFile } from "node:child_process";

@@ -1,5 +1,5 @@
 /**
- * DESIGN.md §8 "Hook answers are checked at run time", as a property: generated answers (any
+ * The trust rule "Hook answers are checked at run time" (docs/architecture.md, "Trust rules"), as a property: generated answers (any
  * value, near misses like `{ deny: "2" }`, hostile objects, valid answers) for onOpen, onAuth,
  * onRequest, onReply, onData and onDatagram, through the loader, the Dispatcher, the engine and
  * the capture in this process, with real loopback clients. A valid answer's decision happens;

@@ -12,7 +12,7 @@
  * - Replies are wrapped with the remote's address. Replies from hosts the client never sent to
  *   are dropped unless `allowUnsolicited` (address-dependent filtering).
  * - Anything that cannot be relayed is dropped and reported with a reason; the association goes on.
- * - Memory is bounded per association (DESIGN.md §8): datagrams waiting for an async hook or a
+ * - Memory is bounded per association (docs/architecture.md, "Trust rules"): datagrams waiting for an async hook or a
  *   name lookup are at most MAX_WAITING (count) and MAX_WAITING_BYTES; beyond, a datagram is
  *   dropped as "backlog" (UDP cannot be paused). Concurrent lookups of one name share one query.
  */

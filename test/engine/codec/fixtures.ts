@@ -1,7 +1,7 @@
 /**
- * Wire fixtures shared by the codec and session tests, written as hex the way the RFCs and
- * research/socks-protocol.md §7 print them, plus helpers that feed bytes the way networks do:
- * whole, split at every offset, one byte at a time, and pipelined (STYLE.md 14).
+ * Wire fixtures shared by the codec and session tests, written as hex the way the RFCs print
+ * them, plus helpers that feed bytes the way networks do: whole, split at every offset, one byte
+ * at a time, and pipelined.
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";

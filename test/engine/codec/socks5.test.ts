@@ -161,7 +161,7 @@ describe("request (VER CMD RSV ATYP DST.ADDR DST.PORT)", () => {
     value: { command: "udp", rsv: 0, destination: { type: "ipv4", host: "0.0.0.0", port: 0 } },
   });
   // An IP literal sent as a name is a real client behaviour (curl/curl#8216). The request must
-  // keep ATYP 3 through a round trip: symmetric encode/decode (STYLE.md 2), and the ATYP is the
+  // keep ATYP 3 through a round trip: symmetric encode/decode, and the ATYP is the
   // client's choice, which a replay must reproduce.
   messageSuite({
     name: "CONNECT ATYP 3 carrying the IP literal \"127.0.0.1\" (scenario 21)",

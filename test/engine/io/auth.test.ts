@@ -1,6 +1,5 @@
 /**
- * RFC 1929 username/password sub-negotiation over real loopback sockets: research/socks-protocol.md
- * §7, scenarios 11–15. Credentials are octets compared byte for byte; a failure answers 01 01 and
+ * RFC 1929 username/password sub-negotiation over real loopback sockets. Credentials are octets compared byte for byte; a failure answers 01 01 and
  * closes without reading the request.
  */
 import { describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * One "waiting for drain" state per direction (DESIGN.md §8): relayed, injected and served bytes,
+ * One "waiting for drain" state per direction (docs/architecture.md, "Trust rules"): relayed, injected and served bytes,
  * a pending data hook and the capture's backpressure share it, and a direction reads again only
  * when none of its reasons remain. Real sockets on loopback, slow-reading clients.
  */

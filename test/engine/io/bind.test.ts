@@ -1,6 +1,6 @@
 /**
  * BIND (SOCKS5 and SOCKS4) over loopback: the `socks` package as a real client, and raw bytes
- * for scenarios 51–53 of socks-protocol.md §7.
+ * for the two replies, the peer check and the BIND timeout.
  */
 import { connect, type Socket } from "node:net";
 import { once } from "node:events";

@@ -1,6 +1,5 @@
 /**
- * Framing and method negotiation over real loopback sockets: research/socks-protocol.md §7,
- * scenarios 1–10. Handshakes are byte streams: split, pipelined and one-byte-at-a-time input
+ * Framing and method negotiation over real loopback sockets. Handshakes are byte streams: split, pipelined and one-byte-at-a-time input
  * must all work, and bytes that are not SOCKS are recorded and closed.
  */
 import { describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * Stream lifecycle over real loopback sockets: research/socks-protocol.md §7, scenarios 34–39
+ * Stream lifecycle over real loopback sockets
  * (half-close both ways, resets, handshake and idle timeouts, the session limit), a 64 MiB
  * transfer each way checked by SHA-256, and graceful shutdown.
  */

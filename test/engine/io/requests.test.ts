@@ -1,6 +1,6 @@
 /**
- * SOCKS5 requests, addresses and CONNECT replies over real loopback sockets:
- * research/socks-protocol.md §7, scenarios 16–33. Every failure reply is the full RFC 1928 form
+ * SOCKS5 requests, addresses and CONNECT replies over real loopback sockets.
+ * Every failure reply is the full RFC 1928 form
  * followed by a FIN; names that must never be resolved are checked against a recording
  * wrapper around `dns.lookup` (the real resolver still answers, except for the fake `.test`
  * names a test registers).

@@ -1,6 +1,5 @@
 /**
- * SOCKS4 and SOCKS4a CONNECT over real loopback sockets: research/socks-protocol.md §7,
- * scenarios 54–58. Replies are 8 bytes with VN 0; every failure is CD 91 (0x5b), never 92/93.
+ * SOCKS4 and SOCKS4a CONNECT over real loopback sockets. Replies are 8 bytes with VN 0; every failure is CD 91 (0x5b), never 92/93.
  * The 4a name is `localhost`, so nothing leaves the machine.
  */
 import { describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * Memory per UDP association is bounded (DESIGN.md §8): datagrams waiting for an async
+ * Memory per UDP association is bounded (docs/architecture.md, "Trust rules"): datagrams waiting for an async
  * onDatagram verdict are at most MAX_WAITING; beyond, they are dropped and reported as "backlog",
  * and the association goes on once the hook answers.
  */

@@ -1,6 +1,6 @@
 /**
  * UDP ASSOCIATE over loopback: the `socks` package as a real client, and raw datagrams for
- * scenarios 40–50 of socks-protocol.md §7.
+ * the association's rules: source IP and port checks, FRAG and bad headers, DNS failures, its lifetime, unsolicited hosts, sizes.
  */
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { SocksClient } from "socks";

@@ -520,7 +520,7 @@ describe("UDP ASSOCIATE (RFC 1928 §6-7)", () => {
 
   // RFC 1928 gives the control connection no messages after the request, so anything behind it
   // is the same out-of-spec data whether it came in the request's read or a later one
-  // (DESIGN.md §3: handshakes are byte streams).
+  // (handshakes are byte streams).
   it("reports bytes pipelined behind the request in the same read like bytes read later", () => {
     negotiated()
       .on(received(cat(FIX.udpZero, hex("61 62"))), askRequest(5, "udp", ipv4("0.0.0.0", 0)))
