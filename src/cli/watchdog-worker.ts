@@ -18,14 +18,11 @@ import { writeSync } from "node:fs";
 import { constants } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import {
-  ACTIVE,
-  ADDON,
   BEAT,
   HEARTBEAT_MS,
-  HOOK,
-  HOOK_CODES,
-  SESSION,
+  SIGNAL_NAMES,
   WATCHED_SIGNALS,
+  lastHookCall,
   type WatchdogData,
   type WatchdogMessage,
   type WatchdogReport,
@@ -70,11 +67,10 @@ function log(level: "info" | "error", message: string, fields: Record<string, un
 
 /** The synchronous hook call in progress, or the last one, as words and as log fields. */
 function running(): { text: string; fields: Record<string, unknown> } {
-  const active = Atomics.load(state, ACTIVE) === 1;
-  if (state[HOOK]! < 0) return { text: "before any addon hook ran", fields: { inHook: false } };
-  const index = state[ADDON]!;
-  const hook = HOOK_CODES[state[HOOK]!] ?? "a hook";
-  const session = state[SESSION]!;
+  const call = lastHookCall(state);
+  if (call === undefined) return { text: "before any addon hook ran", fields: { inHook: false } };
+  const { active, addon: index, session } = call;
+  const hook = call.hook ?? "a hook";
   const addon = addons[index];
   // -1: a version's onLoad, run before it takes its place.
   const name = addon?.name ?? (index >= 0 ? `#${index + 1}` : "(a version being loaded)");
@@ -118,7 +114,7 @@ const received: Record<WatchedSignal, number> = { SIGINT: 0, SIGTERM: 0 };
 const waitingSince: Partial<Record<WatchedSignal, number>> = {};
 
 function checkSignals(now: number, blocked: number): void {
-  for (const signal of Object.keys(WATCHED_SIGNALS) as WatchedSignal[]) {
+  for (const signal of SIGNAL_NAMES) {
     const since = waitingSince[signal];
     if (since === undefined) continue;
     if (Atomics.load(state, WATCHED_SIGNALS[signal]) >= received[signal]) {
@@ -149,7 +145,7 @@ function listenForSignals(): boolean {
     const binding = (process as unknown as { binding(name: string): { Signal?: new () => SignalHandle } }).binding("signal_wrap");
     const Signal = binding.Signal;
     if (typeof Signal !== "function") return false;
-    for (const signal of Object.keys(WATCHED_SIGNALS) as WatchedSignal[]) {
+    for (const signal of SIGNAL_NAMES) {
       const handle = new Signal();
       handle.onsignal = () => {
         received[signal]++;

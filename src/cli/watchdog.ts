@@ -23,22 +23,17 @@
 import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import type { HookActivity } from "../hooks/dispatcher.js";
-import type { HookName } from "../hooks/api.js";
 import {
-  ACTIVE,
-  ADDON,
   BEAT,
   HEARTBEAT_MS,
-  HOOK,
-  HOOK_CODES,
-  SESSION,
-  SLOTS,
+  SIGNAL_NAMES,
   WATCHED_SIGNALS,
+  createWatchdogState,
+  hookActivity,
   type WatchdogData,
   type WatchdogMessage,
   type WatchdogReport,
   type WatchedAddon,
-  type WatchedSignal,
 } from "./watchdog-shared.js";
 
 export type { WatchedAddon } from "./watchdog-shared.js";
@@ -67,8 +62,6 @@ export interface Watchdog {
   stop(): Promise<void>;
 }
 
-const HOOK_CODE = Object.fromEntries(HOOK_CODES.map((hook, code) => [hook, code])) as Record<HookName, number>;
-
 /** dist/watchdog-worker.js: next to the CLI bundle, or built from the sources (tests). */
 function workerFile(): URL | undefined {
   const beside = new URL("./watchdog-worker.js", import.meta.url);
@@ -80,13 +73,9 @@ function workerFile(): URL | undefined {
 export function startWatchdog(options: WatchdogOptions): Watchdog | undefined {
   const file = workerFile();
   if (file === undefined) return undefined;
-  const shared = new SharedArrayBuffer(SLOTS * Int32Array.BYTES_PER_ELEMENT);
-  const state = new Int32Array(shared);
-  state[ADDON] = -1;
-  state[HOOK] = -1; // no hook has run yet
-  state[SESSION] = -1;
+  const state = createWatchdogState();
   const data: WatchdogData = {
-    state: shared,
+    state: state.buffer as SharedArrayBuffer,
     reportAfterMs: options.reportAfterMs ?? 2_000,
     exitAfterMs: options.exitAfterMs ?? 0,
     signalWaitMs: options.signalWaitMs ?? 2_000,
@@ -111,7 +100,7 @@ export function startWatchdog(options: WatchdogOptions): Watchdog | undefined {
   const heartbeat = setInterval(() => Atomics.add(state, BEAT, 1), HEARTBEAT_MS);
   heartbeat.unref();
   // Counting only: the proxy's own listeners (main.ts) decide what a signal does.
-  const counters = (Object.keys(WATCHED_SIGNALS) as WatchedSignal[]).map((signal) => {
+  const counters = SIGNAL_NAMES.map((signal) => {
     const count = () => void Atomics.add(state, WATCHED_SIGNALS[signal], 1);
     process.on(signal, count);
     return () => process.off(signal, count);
@@ -120,19 +109,7 @@ export function startWatchdog(options: WatchdogOptions): Watchdog | undefined {
   const post = (message: WatchdogMessage) => worker.postMessage(message);
   let stopped: Promise<void> | undefined;
   return {
-    activity: {
-      // Plain stores, not Atomics.store (a full fence each: ~23 ns per hook call against ~4 ns,
-      // measured): the worker reads them only after the thread has been stuck for seconds.
-      enter(addon, hook, session) {
-        state[ADDON] = addon;
-        state[HOOK] = HOOK_CODE[hook];
-        state[SESSION] = session ?? -1;
-        state[ACTIVE] = 1;
-      },
-      leave() {
-        state[ACTIVE] = 0;
-      },
-    },
+    activity: hookActivity(state),
     addons: (addons) => post({ type: "addons", addons }),
     sessionBase: (base) => post({ type: "session-base", base }),
     stop() {
