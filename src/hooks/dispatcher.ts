@@ -322,22 +322,8 @@ export class Dispatcher implements HookRunner {
    * reported and counts as no opinion: the next addon is asked.
    */
   private first<R>(list: readonly AddonInstance[], hook: HookName, state: SessionState, call: (addon: Addon, ctx: HookContext) => unknown, check: (answer: unknown) => Checked<R>): MaybePromise<R | undefined> {
-    const decide = (instance: AddonInstance, answer: unknown): R | undefined => (answer === undefined || answer === null ? undefined : this.checked(instance, hook, state, answer, check));
-    const step = (i: number): MaybePromise<R | undefined> => {
-      for (; i < list.length; i++) {
-        const instance = list[i]!;
-        state.hook = hook;
-        const answer = this.invoke(instance, hook, state.info.id, () => call(instance.addon, this.context(state, instance)));
-        if (answer === PENDING) {
-          const next = i + 1;
-          return this.pending.then((settled) => decide(instance, settled.value) ?? step(next));
-        }
-        const decision = decide(instance, answer);
-        if (decision !== undefined) return decision;
-      }
-      return undefined;
-    };
-    return step(0);
+    let decision: R | undefined;
+    return this.sequence<R, R | undefined>(list, hook, state, call, check, (answer) => ((decision = answer), true), () => decision);
   }
 
   /**
