@@ -106,33 +106,28 @@ export type Operation =
   | { readonly op: "tags"; readonly sid: number; readonly tags: string }
   | { readonly op: "detected"; readonly sid: number; readonly protocol: string; readonly sni: string | null; readonly info: string | null }
   /** Running byte counts of an open session, so live views and crash survivors have them. */
-  | {
-      readonly op: "progress";
-      readonly sid: number;
-      readonly upReceived: number;
-      readonly upSent: number;
-      readonly downReceived: number;
-      readonly downSent: number;
-      readonly captured: number;
-      readonly truncated: boolean;
-      /** Datagram records left out so far (the capture was behind); absent = 0. */
-      readonly uncaptured?: number;
-    }
-  | {
+  | ({ readonly op: "progress"; readonly sid: number } & SessionCounts)
+  /** The session's end, with its final counts. */
+  | ({
       readonly op: "close";
       readonly sid: number;
       readonly at: number;
       readonly status: string;
       readonly reason: string;
       readonly errno: string | null;
-      readonly upReceived: number;
-      readonly upSent: number;
-      readonly downReceived: number;
-      readonly downSent: number;
-      readonly captured: number;
-      readonly truncated: boolean;
-      readonly uncaptured?: number;
-    };
+    } & SessionCounts);
+
+/** A session's byte counts, running (`progress`) or final (`close`). */
+export interface SessionCounts {
+  readonly upReceived: number;
+  readonly upSent: number;
+  readonly downReceived: number;
+  readonly downSent: number;
+  readonly captured: number;
+  readonly truncated: boolean;
+  /** Datagram records left out so far (the capture was behind); absent = 0. */
+  readonly uncaptured?: number;
+}
 
 export interface Batch {
   /** Increasing from 1; the writer acknowledges each one. */
