@@ -17,7 +17,12 @@ export default {
   onAuth(attempt, ctx) {
     // Refusing no-auth makes the proxy select username/password when the client offered it.
     if (attempt.method === "none") return { reject: true };
-    const allowed = new Set(String(ctx.options.users).split(",").map((u) => u.trim()).filter(Boolean));
+    const allowed = new Set(
+      String(ctx.options.users)
+        .split(",")
+        .map((u) => u.trim())
+        .filter(Boolean),
+    );
     // undefined, not { accept }: the decision stays with --auth (README "Addons", onAuth).
     return allowed.has(attempt.user) ? undefined : { reject: true };
   },

@@ -9,7 +9,12 @@ import { BlockList, isIP } from "node:net";
 import type { Addon } from "socksmith/addon";
 
 function globToRegExp(glob: string): RegExp {
-  const escaped = glob.trim().toLowerCase().replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const escaped = glob
+    .trim()
+    .toLowerCase()
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${escaped}$`);
 }
 
@@ -23,9 +28,15 @@ export default {
     cidrs: { type: "string", default: "", description: "comma-separated CIDRs, e.g. 10.0.0.0/8,fd00::/8" },
   },
   onLoad({ options }) {
-    hostPatterns = String(options.hosts).split(",").filter((h) => h.trim() !== "").map(globToRegExp);
+    hostPatterns = String(options.hosts)
+      .split(",")
+      .filter((h) => h.trim() !== "")
+      .map(globToRegExp);
     blocked = new BlockList();
-    for (const cidr of String(options.cidrs).split(",").map((c) => c.trim()).filter(Boolean)) {
+    for (const cidr of String(options.cidrs)
+      .split(",")
+      .map((c) => c.trim())
+      .filter(Boolean)) {
       const [network, prefix] = cidr.split("/");
       const family = isIP(network ?? "") === 6 ? "ipv6" : "ipv4";
       blocked.addSubnet(network!, Number(prefix ?? (family === "ipv6" ? 128 : 32)), family);
@@ -34,8 +45,7 @@ export default {
   onRequest(request, ctx) {
     const host = request.host.toLowerCase();
     const family = isIP(host);
-    const hit =
-      hostPatterns.some((p) => p.test(host)) || (family !== 0 && blocked.check(host, family === 6 ? "ipv6" : "ipv4"));
+    const hit = hostPatterns.some((p) => p.test(host)) || (family !== 0 && blocked.check(host, family === 6 ? "ipv6" : "ipv4"));
     if (!hit) return undefined;
     ctx.tag("blocked", host);
     return { deny: 2 };

@@ -20,7 +20,12 @@ interface Mapping {
 let mappings: Mapping[] = [];
 
 function globToRegExp(glob: string): RegExp {
-  const escaped = glob.trim().toLowerCase().replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const escaped = glob
+    .trim()
+    .toLowerCase()
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${escaped}$`);
 }
 
@@ -84,7 +89,10 @@ export default {
   },
   onLoad({ options, log }) {
     mappings = [];
-    for (const pair of String(options.names).split(",").map((p) => p.trim()).filter(Boolean)) {
+    for (const pair of String(options.names)
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const [name, address] = pair.split("=").map((s) => s.trim());
       if (!name || !address || isIP(address) === 0) throw new Error(`names: ${JSON.stringify(pair)} is not NAME=IP`);
       mappings.push({ pattern: globToRegExp(name), address });

@@ -44,25 +44,29 @@ export default {
     const id = ctx.session.id;
     const name = String(ctx.options.name).replace(/[^A-Za-z0-9-]/g, "");
     const header = new RegExp(`^(${name}):[^\\r\\n]*`, "im");
-    return ctx.messages(chunk, () => (inChunkedBody.has(id) ? CHUNKED : HEAD), (message): MessageEdit => {
-      if (inChunkedBody.has(id)) {
-        // The last chunk (size 0) ends the body.
-        if (/^0+[;\r]/.test(message.toString("latin1", 0, 16))) inChunkedBody.delete(id);
-        return undefined;
-      }
-      const head = message.toString("latin1");
-      // Not a request head (a client that does not speak HTTP/1): leave it alone.
-      if (!/^[A-Z]+ \S+ HTTP\/1\.\d\r\n/.test(head)) return undefined;
-      const fields = head.slice(0, -2);
-      const contentLength = /^content-length:[ \t]*(\d+)[ \t]*\r$/im.exec(fields);
-      const chunked = /^transfer-encoding:[^\r]*chunked[ \t]*\r$/im.test(fields);
-      const tunnel = /^CONNECT /.test(head) || /^upgrade:/im.test(fields);
-      if (chunked) inChunkedBody.add(id);
-      const pass = tunnel ? Infinity : chunked ? 0 : contentLength ? Number(contentLength[1]) : 0;
-      if (!header.test(head)) return { pass };
-      ctx.tag("rewrote", name);
-      return { replace: Buffer.from(head.replace(header, `$1: ${String(ctx.options.value)}`), "latin1"), pass };
-    });
+    return ctx.messages(
+      chunk,
+      () => (inChunkedBody.has(id) ? CHUNKED : HEAD),
+      (message): MessageEdit => {
+        if (inChunkedBody.has(id)) {
+          // The last chunk (size 0) ends the body.
+          if (/^0+[;\r]/.test(message.toString("latin1", 0, 16))) inChunkedBody.delete(id);
+          return undefined;
+        }
+        const head = message.toString("latin1");
+        // Not a request head (a client that does not speak HTTP/1): leave it alone.
+        if (!/^[A-Z]+ \S+ HTTP\/1\.\d\r\n/.test(head)) return undefined;
+        const fields = head.slice(0, -2);
+        const contentLength = /^content-length:[ \t]*(\d+)[ \t]*\r$/im.exec(fields);
+        const chunked = /^transfer-encoding:[^\r]*chunked[ \t]*\r$/im.test(fields);
+        const tunnel = /^CONNECT /.test(head) || /^upgrade:/im.test(fields);
+        if (chunked) inChunkedBody.add(id);
+        const pass = tunnel ? Infinity : chunked ? 0 : contentLength ? Number(contentLength[1]) : 0;
+        if (!header.test(head)) return { pass };
+        ctx.tag("rewrote", name);
+        return { replace: Buffer.from(head.replace(header, `$1: ${String(ctx.options.value)}`), "latin1"), pass };
+      },
+    );
   },
   onClose(_summary, ctx) {
     inChunkedBody.delete(ctx.session.id);

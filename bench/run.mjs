@@ -116,7 +116,9 @@ function parseArgs(argv) {
 
 function usage(problem) {
   if (problem) console.error(`bench: ${problem}`);
-  console.error("usage: node bench/run.mjs [--quick] [--only throughput|up1|up8|down1|down8|handshakes|latency|idle|udp[,...]] [--profile DIR] [--udp-window N]");
+  console.error(
+    "usage: node bench/run.mjs [--quick] [--only throughput|up1|up8|down1|down8|handshakes|latency|idle|udp[,...]] [--profile DIR] [--udp-window N]",
+  );
   process.exit(problem ? 2 : 0);
 }
 
@@ -296,7 +298,10 @@ async function stopProxy(proxy, section) {
   // socksmith's expected notices on stop; anything else on stderr is worth a look.
   const noise = /^(SIGINT|SIGTERM)( again)?: |"message":"addon [\w-]+ loaded from /;
   const unexpected = child.stderr.filter((l) => !noise.test(l));
-  if (unexpected.length > 0) problems.push(`${proxy.name} (${section}) stderr: ${unexpected.slice(0, 5).join(" | ")}${unexpected.length > 5 ? ` (+${unexpected.length - 5} lines)` : ""}`);
+  if (unexpected.length > 0)
+    problems.push(
+      `${proxy.name} (${section}) stderr: ${unexpected.slice(0, 5).join(" | ")}${unexpected.length > 5 ? ` (+${unexpected.length - 5} lines)` : ""}`,
+    );
   if (proxy.name === "socksmith" && OPTS.profileDir) profiles.push(`${section}: ${OPTS.profileDir}/CPU.*.${child.pid}.*.cpuprofile`);
 }
 
@@ -405,11 +410,28 @@ async function throughput(servers) {
       const dir = name.startsWith("up") ? "up" : "down";
       const streams = name.endsWith("8") ? 8 : 1;
       const bySubject = await interleaved(name, subjects, CFG.rounds, (subject) => {
-        const args = ["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", dir, "--streams", String(streams), "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)];
+        const args = [
+          "bulk",
+          "--port",
+          String(servers.bulkPort),
+          ...via(subject),
+          "--dir",
+          dir,
+          "--streams",
+          String(streams),
+          "--seconds",
+          String(CFG.cellSeconds),
+          "--warmup",
+          String(CFG.warmup),
+        ];
         return loadgen(args, (CFG.cellSeconds + CFG.warmup) * 1000 + 30000);
       });
       for (const [subject, results] of Object.entries(bySubject)) {
-        record(name, subject, results.map((r) => r?.mibps));
+        record(
+          name,
+          subject,
+          results.map((r) => r?.mibps),
+        );
         const mid = medianRound(results, (r) => r.mibps);
         const fairness = streams > 1 && mid ? `; per stream (median round) ${mid.stream_mibps.join(" ")}` : "";
         details.push(`${name} ${subject}: MiB/s per round ${perRound(results, (r) => r.mibps)}${fairness}`);
@@ -423,18 +445,38 @@ async function handshakes(servers) {
   console.error("bench: handshakes");
   await withProxies("handshakes", [], async (subjects) => {
     const bySubject = await interleaved("handshakes", subjects, CFG.rounds, (subject) => {
-      const args = ["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32", "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)];
+      const args = [
+        "handshakes",
+        "--port",
+        String(servers.echoPort),
+        ...via(subject),
+        "--workers",
+        "32",
+        "--seconds",
+        String(CFG.hsSeconds),
+        "--warmup",
+        String(CFG.warmup),
+      ];
       return loadgen(args, (CFG.hsSeconds + CFG.warmup) * 1000 + 30000);
     });
     for (const [subject, results] of Object.entries(bySubject)) {
-      record("handshakes", subject, results.map((r) => r?.rate));
+      record(
+        "handshakes",
+        subject,
+        results.map((r) => r?.rate),
+      );
       const ok = results.filter((r) => r !== undefined);
       if (ok.length === 0) continue;
       const mid = medianRound(results, (r) => r.rate);
       const errors = ok.reduce((n, r) => n + r.errors, 0);
       const stalls = ok.reduce((n, r) => n + r.stalls, 0);
-      const last = ok.map((r) => r.last_error).filter(Boolean).pop();
-      details.push(`handshakes ${subject}: /s per round ${perRound(results, (r) => r.rate)}; one handshake (median round) p50 ${mid.p50_us} µs, p99 ${mid.p99_us} µs; errors ${errors}, stalls ${stalls}`);
+      const last = ok
+        .map((r) => r.last_error)
+        .filter(Boolean)
+        .pop();
+      details.push(
+        `handshakes ${subject}: /s per round ${perRound(results, (r) => r.rate)}; one handshake (median round) p50 ${mid.p50_us} µs, p99 ${mid.p99_us} µs; errors ${errors}, stalls ${stalls}`,
+      );
       if (errors > 0 || stalls > 0) problems.push(`handshakes / ${subject}: ${errors} errors, ${stalls} stalls (last: ${last})`);
     }
   });
@@ -449,17 +491,31 @@ async function latency(servers) {
       return loadgen(args, 60000);
     });
     for (const [subject, results] of Object.entries(bySubject)) {
-      record("p50", subject, results.map((r) => r?.p50_us));
-      record("p99", subject, results.map((r) => r?.p99_us));
+      record(
+        "p50",
+        subject,
+        results.map((r) => r?.p50_us),
+      );
+      record(
+        "p99",
+        subject,
+        results.map((r) => r?.p99_us),
+      );
       const mid = medianRound(results, (r) => r.p50_us);
       if (mid === undefined) continue;
-      details.push(`latency ${subject}: p50 per round ${perRound(results, (r) => r.p50_us)} µs; p99 per round ${perRound(results, (r) => r.p99_us)} µs; median round p99.9 ${mid.p999_us}, max ${mid.max_us} µs`);
+      details.push(
+        `latency ${subject}: p50 per round ${perRound(results, (r) => r.p50_us)} µs; p99 per round ${perRound(results, (r) => r.p99_us)} µs; median round p99.9 ${mid.p999_us}, max ${mid.max_us} µs`,
+      );
     }
     // Added latency, paired within each round like the ratios.
     const direct = bySubject.direct ?? [];
     for (const name of ["socksmith", "naive"]) {
       const proxy = bySubject[name] ?? [];
-      record("added", name, proxy.map((r, i) => (r !== undefined && direct[i] !== undefined ? r.p50_us - direct[i].p50_us : undefined)));
+      record(
+        "added",
+        name,
+        proxy.map((r, i) => (r !== undefined && direct[i] !== undefined ? r.p50_us - direct[i].p50_us : undefined)),
+      );
     }
   });
 }
@@ -487,7 +543,17 @@ async function idle(servers) {
         await loadgen(["idle", "--port", String(servers.echoPort), "--proxy", String(subject.port), "--count", "200", "--hold", "0"], 30000);
         await sleep(500);
         const before = memory(subject.child.pid);
-        const holder = new Child("loadgen idle", LOADGEN, ["idle", "--port", String(servers.echoPort), "--proxy", String(subject.port), "--count", String(n), "--hold", "60"]);
+        const holder = new Child("loadgen idle", LOADGEN, [
+          "idle",
+          "--port",
+          String(servers.echoPort),
+          "--proxy",
+          String(subject.port),
+          "--count",
+          String(n),
+          "--hold",
+          "60",
+        ]);
         try {
           const opened = await holder.nextJson(60000, "open event");
           await sleep(CFG.idleSettleMs);
@@ -528,15 +594,32 @@ async function udp(servers) {
       for (const size of UDP_SIZES) {
         const key = `udp${size}`;
         const bySubject = await interleaved(key, subjects, CFG.rounds, (subject) => {
-          const args = ["udp", "--port", String(servers.udpEchoPort), ...via(subject), "--size", String(size), "--window", String(OPTS.udpWindow), "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)];
+          const args = [
+            "udp",
+            "--port",
+            String(servers.udpEchoPort),
+            ...via(subject),
+            "--size",
+            String(size),
+            "--window",
+            String(OPTS.udpWindow),
+            "--seconds",
+            String(CFG.cellSeconds),
+            "--warmup",
+            String(CFG.warmup),
+          ];
           return loadgen(args, (CFG.cellSeconds + CFG.warmup) * 1000 + 30000);
         });
         for (const [subject, results] of Object.entries(bySubject)) {
-          record(key, subject, results.map((r) => r?.rate));
+          record(
+            key,
+            subject,
+            results.map((r) => r?.rate),
+          );
           const ok = results.filter((r) => r !== undefined);
           if (ok.length === 0) continue;
           const sum = (f) => ok.reduce((n, r) => n + f(r), 0);
-          const loss = (udpLoss[key] ??= {})[subject] = { sent: sum((r) => r.sent), lost: sum((r) => r.lost) };
+          const loss = ((udpLoss[key] ??= {})[subject] = { sent: sum((r) => r.sent), lost: sum((r) => r.lost) });
           const mid = medianRound(results, (r) => r.rate);
           const drops = ["client", "relay", "server", "other"].map((k) => [k, sum((r) => Math.max(0, r.drops[k]))]).filter(([, n]) => n > 0);
           details.push(
@@ -547,10 +630,16 @@ async function udp(servers) {
           );
           const bad = sum((r) => r.bad + r.duplicates + r.send_errors + r.recv_errors);
           if (bad > 0) {
-            const last = ok.map((r) => r.last_error).filter(Boolean).pop();
-            problems.push(`udp ${size} B / ${subject}: ${sum((r) => r.bad)} malformed, ${sum((r) => r.duplicates)} duplicate echoes, ${sum((r) => r.send_errors)} send and ${sum((r) => r.recv_errors)} receive errors${last ? ` (last: ${last})` : ""}`);
+            const last = ok
+              .map((r) => r.last_error)
+              .filter(Boolean)
+              .pop();
+            problems.push(
+              `udp ${size} B / ${subject}: ${sum((r) => r.bad)} malformed, ${sum((r) => r.duplicates)} duplicate echoes, ${sum((r) => r.send_errors)} send and ${sum((r) => r.recv_errors)} receive errors${last ? ` (last: ${last})` : ""}`,
+            );
           }
-          if (subject === "direct" && loss.lost > 0) problems.push(`udp ${size} B / direct: ${loss.lost} datagrams lost without a proxy (the machine is too busy, or the window too large)`);
+          if (subject === "direct" && loss.lost > 0)
+            problems.push(`udp ${size} B / direct: ${loss.lost} datagrams lost without a proxy (the machine is too busy, or the window too large)`);
         }
         details.push(`udp ${size} B naive: — (no UDP ASSOCIATE)`);
       }
@@ -575,13 +664,45 @@ async function hooks(servers) {
     subjects.push(await startSocksmith(["-s", addon("pass-data")], "onData addon"));
     subjects.push(await startSocksmith(["-s", addon("pass-request")], "onRequest addon"));
     const up = await interleaved("hooks up1", subjects, CFG.rounds, (subject) =>
-      loadgen(["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", "up", "--streams", "1", "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)], (CFG.cellSeconds + CFG.warmup) * 1000 + 30000),
+      loadgen(
+        [
+          "bulk",
+          "--port",
+          String(servers.bulkPort),
+          ...via(subject),
+          "--dir",
+          "up",
+          "--streams",
+          "1",
+          "--seconds",
+          String(CFG.cellSeconds),
+          "--warmup",
+          String(CFG.warmup),
+        ],
+        (CFG.cellSeconds + CFG.warmup) * 1000 + 30000,
+      ),
     );
     const hs = await interleaved("hooks handshakes", subjects, CFG.rounds, (subject) =>
-      loadgen(["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32", "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)], (CFG.hsSeconds + CFG.warmup) * 1000 + 30000),
+      loadgen(
+        [
+          "handshakes",
+          "--port",
+          String(servers.echoPort),
+          ...via(subject),
+          "--workers",
+          "32",
+          "--seconds",
+          String(CFG.hsSeconds),
+          "--warmup",
+          String(CFG.warmup),
+        ],
+        (CFG.hsSeconds + CFG.warmup) * 1000 + 30000,
+      ),
     );
     const ratio = (results, name, value) => {
-      const per = results["no addon"].map((base, i) => (base && results[name][i] ? value(results[name][i]) / value(base) : undefined)).filter((x) => x !== undefined);
+      const per = results["no addon"]
+        .map((base, i) => (base && results[name][i] ? value(results[name][i]) / value(base) : undefined))
+        .filter((x) => x !== undefined);
       return median(per);
     };
     const rows = [
@@ -639,7 +760,23 @@ async function capture(servers) {
       const pid = subject.child.pid;
       const cpu0 = mainThreadCpuSeconds(pid);
       const t0 = performance.now();
-      return loadgen(["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", dirName, "--streams", "1", "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)], (CFG.cellSeconds + CFG.warmup) * 1000 + 60000).then((result) => {
+      return loadgen(
+        [
+          "bulk",
+          "--port",
+          String(servers.bulkPort),
+          ...via(subject),
+          "--dir",
+          dirName,
+          "--streams",
+          "1",
+          "--seconds",
+          String(CFG.cellSeconds),
+          "--warmup",
+          String(CFG.warmup),
+        ],
+        (CFG.cellSeconds + CFG.warmup) * 1000 + 60000,
+      ).then((result) => {
         const cpu1 = mainThreadCpuSeconds(pid);
         if (dirName === "up" && cpu0 !== undefined && cpu1 !== undefined) busy[subject.name].push((cpu1 - cpu0) / ((performance.now() - t0) / 1000));
         return result;
@@ -648,9 +785,28 @@ async function capture(servers) {
     const up = await interleaved("capture up1", subjects, CFG.rounds, bulk("up"));
     const down = await interleaved("capture down1", subjects, CFG.rounds, bulk("down"));
     const hs = await interleaved("capture handshakes", subjects, CFG.rounds, (subject) =>
-      loadgen(["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32", "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)], (CFG.hsSeconds + CFG.warmup) * 1000 + 30000),
+      loadgen(
+        [
+          "handshakes",
+          "--port",
+          String(servers.echoPort),
+          ...via(subject),
+          "--workers",
+          "32",
+          "--seconds",
+          String(CFG.hsSeconds),
+          "--warmup",
+          String(CFG.warmup),
+        ],
+        (CFG.hsSeconds + CFG.warmup) * 1000 + 30000,
+      ),
     );
-    const ratio = (results, value) => median(results["capture off"].map((base, i) => (base && results["capture on"][i] ? value(results["capture on"][i]) / value(base) : undefined)).filter((x) => x !== undefined));
+    const ratio = (results, value) =>
+      median(
+        results["capture off"]
+          .map((base, i) => (base && results["capture on"][i] ? value(results["capture on"][i]) / value(base) : undefined))
+          .filter((x) => x !== undefined),
+      );
     const rows = [
       ["upload, 1 stream (MiB/s)", up, (r) => r.mibps, 0.5],
       ["download, 1 stream (MiB/s)", down, (r) => r.mibps, 0.5],
@@ -665,13 +821,17 @@ async function capture(servers) {
     const disk = diskWriteMiBps(dir);
     const onUp = median(up["capture on"].filter(Boolean).map((r) => r.mibps));
     if (disk !== undefined && onUp !== undefined) {
-      captureLines.push(`the disk under the capture file writes ${fmt(disk)} MiB/s (512 MiB, fdatasync): capture-on upload = ${fmtRatio(onUp / disk)} of it (SQLite's WAL writes each byte twice)`);
+      captureLines.push(
+        `the disk under the capture file writes ${fmt(disk)} MiB/s (512 MiB, fdatasync): capture-on upload = ${fmtRatio(onUp / disk)} of it (SQLite's WAL writes each byte twice)`,
+      );
     }
     const busyOff = median(busy["capture off"]);
     const busyOn = median(busy["capture on"]);
     if (busyOff !== undefined && busyOn !== undefined) {
       const added = busyOn - busyOff;
-      captureLines.push(`main thread busy during the upload: off ${busyOff.toFixed(2)}, on ${busyOn.toFixed(2)}, +${added.toFixed(2)} (target ≤ +0.50: ${added <= 0.5 ? "PASS" : "MISS"})`);
+      captureLines.push(
+        `main thread busy during the upload: off ${busyOff.toFixed(2)}, on ${busyOn.toFixed(2)}, +${added.toFixed(2)} (target ≤ +0.50: ${added <= 0.5 ? "PASS" : "MISS"})`,
+      );
     }
   } finally {
     for (const s of subjects) await stopProxy(s, "capture");
@@ -684,7 +844,9 @@ async function capture(servers) {
         db.close();
         const size = statSync(file).size;
         const r = size / payload;
-        captureLines.push(`file: ${(size / 2 ** 20).toFixed(0)} MiB for ${(payload / 2 ** 20).toFixed(0)} MiB of payload in ${sessions} sessions = ${fmtRatio(r)} (target ≤ 1.1×: ${r <= 1.1 ? "PASS" : "MISS"})`);
+        captureLines.push(
+          `file: ${(size / 2 ** 20).toFixed(0)} MiB for ${(payload / 2 ** 20).toFixed(0)} MiB of payload in ${sessions} sessions = ${fmtRatio(r)} (target ≤ 1.1×: ${r <= 1.1 ? "PASS" : "MISS"})`,
+        );
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -745,13 +907,33 @@ async function tui(servers) {
     subjects.push(await startSocksmithTui(path.join(dir, "tui.db"), "TUI open"));
     for (const dirName of ["up", "down"]) {
       const results = await interleaved(`tui ${dirName}1`, subjects, CFG.rounds, (subject) =>
-        loadgen(["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", dirName, "--streams", "1", "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)], (CFG.cellSeconds + CFG.warmup) * 1000 + 60000),
+        loadgen(
+          [
+            "bulk",
+            "--port",
+            String(servers.bulkPort),
+            ...via(subject),
+            "--dir",
+            dirName,
+            "--streams",
+            "1",
+            "--seconds",
+            String(CFG.cellSeconds),
+            "--warmup",
+            String(CFG.warmup),
+          ],
+          (CFG.cellSeconds + CFG.warmup) * 1000 + 60000,
+        ),
       );
-      const per = results.headless.map((base, i) => (base && results["TUI open"][i] ? results["TUI open"][i].mibps / base.mibps : undefined)).filter((x) => x !== undefined);
+      const per = results.headless
+        .map((base, i) => (base && results["TUI open"][i] ? results["TUI open"][i].mibps / base.mibps : undefined))
+        .filter((x) => x !== undefined);
       const r = median(per);
       const off = median(results.headless.filter(Boolean).map((x) => x.mibps));
       const on = median(results["TUI open"].filter(Boolean).map((x) => x.mibps));
-      captureLines.push(`TUI open, ${dirName === "up" ? "upload" : "download"} 1 stream (MiB/s): headless ${fmt(off)}, TUI ${fmt(on)} = ${fmtRatio(r)} (target ≥ 0.9×: ${r >= 0.9 ? "PASS" : "MISS"})`);
+      captureLines.push(
+        `TUI open, ${dirName === "up" ? "upload" : "download"} 1 stream (MiB/s): headless ${fmt(off)}, TUI ${fmt(on)} = ${fmtRatio(r)} (target ≥ 0.9×: ${r >= 0.9 ? "PASS" : "MISS"})`,
+      );
     }
   } finally {
     await stopProxy(subjects[0], "tui");
@@ -854,7 +1036,11 @@ function printTable() {
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   const numeric = new Set([2, 3, 4, 5, 6, 7]);
-  const render = (l) => l.map((c, i) => (numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  const render = (l) =>
+    l
+      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join("  ")
+      .trimEnd();
   console.log(render(lines[0]));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const l of lines.slice(1)) console.log(render(l));
@@ -874,7 +1060,10 @@ function cpuTicks() {
   const machine = cpu[0] + cpu[1] + cpu[2];
   const steal = cpu[7] ?? 0; // time the hypervisor gave our virtual CPUs to someone else
   const self = readFileSync("/proc/self/stat", "utf8");
-  const fields = self.slice(self.lastIndexOf(")") + 2).split(" ").map(Number);
+  const fields = self
+    .slice(self.lastIndexOf(")") + 2)
+    .split(" ")
+    .map(Number);
   // After the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
   const ours = fields[11] + fields[12] + fields[13] + fields[14];
   return { machine, ours, steal, at: Date.now() };
@@ -923,7 +1112,8 @@ async function main() {
       `load average ${load0.map((x) => x.toFixed(2)).join(" ")} at start, ${load1.map((x) => x.toFixed(2)).join(" ")} at end`,
   );
   console.log("absolute figures are noisy; the ratios between subjects, measured back to back in interleaved rounds, are what we report");
-  if (background.share + background.stealShare > 0.1) console.log("WARNING: the machine was busy with other work during this run: expect wide per-round spreads; re-run when it is quiet");
+  if (background.share + background.stealShare > 0.1)
+    console.log("WARNING: the machine was busy with other work during this run: expect wide per-round spreads; re-run when it is quiet");
   console.log();
   printTable();
   if (hookLines.length > 0) {

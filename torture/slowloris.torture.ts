@@ -20,7 +20,10 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 it("2,000 slowloris connections: a normal client is served meanwhile, all of them are closed at the handshake timeout", async (ctx) => {
   // 13 bytes at one per 400 ms = 5.2 s, against a 2 s handshake timeout.
-  const run = await slowlorisRun({ cwd: mkdtempSync(join(root, "run-")), children }, { connections: 2000, byteEveryMs: 400, handshakeTimeoutMs: 2000, graceMs: 2500, curls: 4 });
+  const run = await slowlorisRun(
+    { cwd: mkdtempSync(join(root, "run-")), children },
+    { connections: 2000, byteEveryMs: 400, handshakeTimeoutMs: 2000, graceMs: 2500, curls: 4 },
+  );
   figures(ctx, {
     "slow connections": run.connections,
     "closed by the proxy": run.closedByProxy,

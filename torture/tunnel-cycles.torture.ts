@@ -21,7 +21,10 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const TUNNELS = Number(process.env.TORTURE_TUNNELS ?? 3000);
 
 it(`10 cycles of ${TUNNELS} tunnels: every tunnel works, RSS after cycle 10 within 25 % of cycle 2`, async (ctx) => {
-  const run = await tunnelCycles({ cwd: mkdtempSync(join(root, "run-")), children }, { tunnels: TUNNELS, cycles: 10, concurrency: 500, payload: 4096, settleMs: 2000 });
+  const run = await tunnelCycles(
+    { cwd: mkdtempSync(join(root, "run-")), children },
+    { tunnels: TUNNELS, cycles: 10, concurrency: 500, payload: 4096, settleMs: 2000 },
+  );
   const ratio = run.rss[9]! / run.rss[1]!;
   figures(ctx, {
     "tunnels per cycle": run.tunnels,

@@ -130,7 +130,7 @@ function contractFile(): string | undefined {
 function run(command: string, args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((done) => {
     execFile(command, args, { timeout: TIMEOUT_MS, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1;
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1;
       done({ code, output: `${stdout}${stderr}` });
     });
   });

@@ -3,16 +3,7 @@
  * as `socksmith run` builds it, headless or under the TUI.
  */
 import { basename } from "node:path";
-import {
-  ListenError,
-  SocksEngine,
-  allowAllHooks,
-  combineObservers,
-  formatEndpoint,
-  type Credentials,
-  type Endpoint,
-  type Logger,
-} from "../engine/index.js";
+import { ListenError, SocksEngine, allowAllHooks, combineObservers, formatEndpoint, type Credentials, type Endpoint, type Logger } from "../engine/index.js";
 import { CliError } from "./errors.js";
 import { isLoopback } from "./options.js";
 import { Recorder } from "../store/recorder.js";
@@ -123,7 +114,11 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
         version: VERSION,
         failed: (error) => {
           const stop = options.onCaptureError === "stop";
-          logger.log("error", `ERROR: capture stopped: ${error.message}. ${stop ? "Stopping the proxy (--on-capture-error stop)." : "The proxy goes on relaying without capture."}`, { capture: file });
+          logger.log(
+            "error",
+            `ERROR: capture stopped: ${error.message}. ${stop ? "Stopping the proxy (--on-capture-error stop)." : "The proxy goes on relaying without capture."}`,
+            { capture: file },
+          );
           if (stop) fatal(new CliError(`capture failed: ${error.message}`, 1));
         },
       });
@@ -137,7 +132,9 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     const shared = sharedCaptureWarning(file);
     if (shared !== undefined) terminal.err(shared);
   }
-  const sessionLog = options.quiet ? undefined : new SessionLog(options.logFormat, terminal.out, recorder === undefined ? undefined : (id) => recorder.sessionId(id));
+  const sessionLog = options.quiet
+    ? undefined
+    : new SessionLog(options.logFormat, terminal.out, recorder === undefined ? undefined : (id) => recorder.sessionId(id));
   let addons: RunningAddons | undefined;
   // Addon hooks run on this thread: one that never returns must not make the proxy unkillable.
   const watchdog =
@@ -149,20 +146,26 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
   const replays = options.addons.length > 0 ? new ReplayMarks() : undefined;
   if (options.addons.length > 0) {
     try {
-      addons = await startAddons(options.addons, options.settings, options.hookTimeoutMs, {
-        info: (message, fields) => logger.log("info", message, fields),
-        error: (message, fields) => logger.log("error", message, fields),
-        tagged: (session, key, value) => {
-          sessionLog?.tagged(session, key, value);
-          recorder?.tagged(session, key, value);
+      addons = await startAddons(
+        options.addons,
+        options.settings,
+        options.hookTimeoutMs,
+        {
+          info: (message, fields) => logger.log("info", message, fields),
+          error: (message, fields) => logger.log("error", message, fields),
+          tagged: (session, key, value) => {
+            sessionLog?.tagged(session, key, value);
+            recorder?.tagged(session, key, value);
+          },
+          hookFailed: (f) => recorder?.hookFailed({ ...f, code: f.kind }),
+          displayId: (id) => recorder?.sessionId(id) ?? id,
+          logged: (session, addon, message) => recorder?.addonLogged({ ...(session === undefined ? {} : { session }), addon, message }),
         },
-        hookFailed: (f) => recorder?.hookFailed({ ...f, code: f.kind }),
-        displayId: (id) => recorder?.sessionId(id) ?? id,
-        logged: (session, addon, message) => recorder?.addonLogged({ ...(session === undefined ? {} : { session }), addon, message }),
-      }, {
-        ...(replays === undefined ? {} : { replays }),
-        ...(watchdog === undefined ? {} : { activity: watchdog.activity, changed: (loaded) => watchdog.addons(loaded.map(watched)) }),
-      });
+        {
+          ...(replays === undefined ? {} : { replays }),
+          ...(watchdog === undefined ? {} : { activity: watchdog.activity, changed: (loaded) => watchdog.addons(loaded.map(watched)) }),
+        },
+      );
     } catch (err) {
       await watchdog?.stop();
       await recorder?.close();
@@ -304,7 +307,16 @@ function startServerReplay(
   const misses = options.replayMiss === "deny" ? "anything else is denied (0x02)" : "anything else goes out as usual";
   terminal.out(
     options.logFormat === "json"
-      ? JSON.stringify({ event: "server-replay", file, tcp: c.tcp, targets: c.targets, udp: c.udp, truncated: c.truncated, miss: options.replayMiss, reuse: options.replayReuse })
+      ? JSON.stringify({
+          event: "server-replay",
+          file,
+          tcp: c.tcp,
+          targets: c.targets,
+          udp: c.udp,
+          truncated: c.truncated,
+          miss: options.replayMiss,
+          reuse: options.replayReuse,
+        })
       : `server replay from ${file}${options.replayFilter === undefined ? "" : ` (filter ${formatFilter(options.replayFilter)})`}: ${plural(c.tcp, "TCP recording")} of ${plural(c.targets, "destination")}, ${plural(c.udp, "UDP exchange")}${options.replayReuse ? " (each answers any number of times)" : " (each answers once)"}; ${misses}`,
   );
   if (c.truncated > 0) terminal.err(`server replay: left out ${plural(c.truncated, "session")} cut short by --capture-limit`);

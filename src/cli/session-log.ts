@@ -110,7 +110,12 @@ function textLine(s: Open, closed: SessionClosedFact, id: number): string {
   if (s.datagrams) parts.push(`datagrams ${s.datagrams.up} up ${s.datagrams.down} down ${s.datagrams.dropped} dropped`);
   parts.push(duration(closed.at - opened.at), closed.errno === undefined ? closed.reason : `${closed.reason} (${closed.errno})`);
   if (s.anomalies) parts.push(`[${s.anomalies.join(",")}]`);
-  if (s.tags) parts.push(Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(" "));
+  if (s.tags)
+    parts.push(
+      Object.entries(s.tags)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" "),
+    );
   // The whole line: our own words are safe already, every field from the wire or an addon is escaped.
   return safeText(parts.join(" "));
 }
@@ -127,7 +132,7 @@ function jsonLine(s: Open, closed: SessionClosedFact, id: number): string {
     destination: request ? { host: request.destination.host, port: request.destination.port } : null,
     target: reply?.target ?? null,
     remote: reply?.remote ?? null,
-    user: request?.user ?? (auth?.user ?? null),
+    user: request?.user ?? auth?.user ?? null,
     authMethod: auth?.method ?? null,
     rep: reply?.rep ?? null,
     errno: reply?.errno ?? null,

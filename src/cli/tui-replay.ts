@@ -58,7 +58,10 @@ export function fileReplay(reader: CaptureReader): (id: number) => Promise<Repla
 function summary(id: number, focus: number | undefined, r: ClientReplayResult): string {
   const as = focus === undefined ? "" : ` as #${focus}`;
   if (!r.completed) return `replay of #${id} failed: ${r.error ?? "?"}`;
-  const differs = r.udp === undefined ? `answer differs at byte ${r.difference?.offset}` : `answer ${(r.udp.differingAnswer ?? 0) + 1} differs at byte ${r.difference?.offset}`;
+  const differs =
+    r.udp === undefined
+      ? `answer differs at byte ${r.difference?.offset}`
+      : `answer ${(r.udp.differingAnswer ?? 0) + 1} differs at byte ${r.difference?.offset}`;
   return `replayed #${id}${as} to ${formatEndpoint(r.target)}: ${r.match ? "same answer as recorded" : differs}`;
 }
 

@@ -251,9 +251,22 @@ export class SocksEngine implements EngineContext {
       socket.on("error", () => {});
       // Recorded as a session that ended at once, so the limit is visible in logs and capture.
       this.observer.sessionOpened({ ...session.conn, at: this.clock.now() });
-      this.observer.anomaly({ id: session.id, at: this.clock.now(), code: "session-limit", detail: `${this.sessions.size - 1} sessions open (max ${this.maxSessions})` });
+      this.observer.anomaly({
+        id: session.id,
+        at: this.clock.now(),
+        code: "session-limit",
+        detail: `${this.sessions.size - 1} sessions open (max ${this.maxSessions})`,
+      });
       this.sessions.delete(session);
-      this.observer.sessionClosed({ id: session.id, at: this.clock.now(), reason: this.stopping ? "shutdown" : "session-limit", bytesUpReceived: 0, bytesUpSent: 0, bytesDownReceived: 0, bytesDownSent: 0 });
+      this.observer.sessionClosed({
+        id: session.id,
+        at: this.clock.now(),
+        reason: this.stopping ? "shutdown" : "session-limit",
+        bytesUpReceived: 0,
+        bytesUpSent: 0,
+        bytesDownReceived: 0,
+        bytesDownSent: 0,
+      });
       socket.destroy();
       return;
     }

@@ -117,12 +117,7 @@ export interface DataChunk {
  * What to do with a chunk: undefined passes it unchanged; `replace` sends other bytes (empty =
  * nothing); `drop` sends nothing; `close` ends both sides gracefully; `reset` aborts both (RST).
  */
-export type DataVerdict =
-  | { readonly replace: Uint8Array }
-  | { readonly drop: true }
-  | { readonly close: true }
-  | { readonly reset: true }
-  | undefined;
+export type DataVerdict = { readonly replace: Uint8Array } | { readonly drop: true } | { readonly close: true } | { readonly reset: true } | undefined;
 
 /** One UDP datagram of an association, after the SOCKS header was removed. */
 export interface DatagramInfo {

@@ -52,31 +52,9 @@
  * are not interleaved (Wireshark sorts by time on request; `reordercap` rewrites the file).
  */
 import type { ChunkRow, DatagramRow, SessionRow } from "../model/capture-rows.js";
-import {
-  type Family,
-  type IpAddress,
-  canonicalName,
-  formatEndpoint,
-  formatIp,
-  hash32,
-  parseIp,
-  sameFamily,
-  syntheticAddress,
-} from "./addresses.js";
+import { type Family, type IpAddress, canonicalName, formatEndpoint, formatIp, hash32, parseIp, sameFamily, syntheticAddress } from "./addresses.js";
 import { enhancedPacketBlock, interfaceDescriptionBlock, nameResolutionBlock, sectionHeaderBlock } from "./blocks.js";
-import {
-  type Flow,
-  type Packet,
-  TCP_ACK,
-  TCP_FIN,
-  TCP_PSH,
-  TCP_RST,
-  TCP_SYN,
-  maxTcpPayload,
-  maxUdpPayload,
-  tcpPacket,
-  udpPacket,
-} from "./packets.js";
+import { type Flow, type Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, maxTcpPayload, maxUdpPayload, tcpPacket, udpPacket } from "./packets.js";
 
 /** One session with its rows, each in `seq` order. */
 export interface PcapngSession {
@@ -187,7 +165,12 @@ class Exporter {
     const pending = this.comments ? [this.sessionComment(session, server)] : [];
     const emit = (side: Side, flags: number, at: number, payload?: Uint8Array, length?: number, tcpOptions?: Uint8Array): Buffer => {
       const other = side === c ? s : c;
-      const packet = tcpPacket(side.flow, { seq: side.next, ack: other.next, flags, window: WINDOW, ipId: this.ipId++, ...(tcpOptions === undefined ? {} : { options: tcpOptions }) }, payload, length);
+      const packet = tcpPacket(
+        side.flow,
+        { seq: side.next, ack: other.next, flags, window: WINDOW, ipId: this.ipId++, ...(tcpOptions === undefined ? {} : { options: tcpOptions }) },
+        payload,
+        length,
+      );
       if (flags & TCP_ACK) other.unacked = 0;
       return this.packet(clock.at(at), packet, pending.splice(0));
     };
@@ -244,7 +227,13 @@ class Exporter {
     const closed = session.closed_at;
     const reason = session.close_reason;
     const resetter =
-      reason === "client-reset" || reason === "client-error" ? c : reason === "target-reset" || reason === "target-error" ? s : reason === "closed-by-hook" ? resetBy : undefined;
+      reason === "client-reset" || reason === "client-error"
+        ? c
+        : reason === "target-reset" || reason === "target-error"
+          ? s
+          : reason === "closed-by-hook"
+            ? resetBy
+            : undefined;
     if (resetter !== undefined) {
       if (this.comments) pending.push(`socksmith: ${reason}${session.close_errno === null ? "" : ` (${session.close_errno})`}`);
       yield emit(resetter, TCP_RST | TCP_ACK, closed);
@@ -300,7 +289,11 @@ class Exporter {
 
   *udpSession(session: SessionRow, datagrams: Iterable<DatagramRow>): Generator<Buffer, void, undefined> {
     const clock = new Clock();
-    const pending = this.comments ? [`socksmith session ${session.id} (run ${session.run_id} #${session.engine_id}): UDP ASSOCIATE from ${formatEndpoint(session.client_host, session.client_port)}`] : [];
+    const pending = this.comments
+      ? [
+          `socksmith session ${session.id} (run ${session.run_id} #${session.engine_id}): UDP ASSOCIATE from ${formatEndpoint(session.client_host, session.client_port)}`,
+        ]
+      : [];
     let clientPort: number | undefined;
     for (const d of datagrams) {
       let src: RawEndpoint;
@@ -309,14 +302,19 @@ class Exporter {
         if (d.from_host === session.client_host && d.verdict === "relayed") clientPort = d.from_port;
         src = { ip: parseIp(d.from_host), name: d.from_host, port: d.from_port };
         const label = d.peer_host !== null && d.peer_host !== "" && parseIp(d.peer_host) === undefined ? canonicalName(d.peer_host) : undefined;
-        if (d.to_host !== null && d.to_port !== null) dst = { ip: parseIp(d.to_host), name: d.to_host, port: d.to_port, ...(label === undefined ? {} : { label }) };
-        else if (d.peer_host !== null && d.peer_port !== null) dst = { ip: parseIp(d.peer_host), name: d.peer_host, port: d.peer_port, ...(label === undefined ? {} : { label }) };
+        if (d.to_host !== null && d.to_port !== null)
+          dst = { ip: parseIp(d.to_host), name: d.to_host, port: d.to_port, ...(label === undefined ? {} : { label }) };
+        else if (d.peer_host !== null && d.peer_port !== null)
+          dst = { ip: parseIp(d.peer_host), name: d.peer_host, port: d.peer_port, ...(label === undefined ? {} : { label }) };
         else continue;
       } else {
         if (d.to_host !== null && d.to_port !== null) clientPort = d.to_port;
         if (clientPort === undefined) continue;
         src = { ip: parseIp(d.from_host), name: d.from_host, port: d.from_port };
-        dst = d.to_host !== null && d.to_port !== null ? { ip: parseIp(d.to_host), name: d.to_host, port: d.to_port } : { ip: parseIp(session.client_host), name: session.client_host, port: clientPort };
+        dst =
+          d.to_host !== null && d.to_port !== null
+            ? { ip: parseIp(d.to_host), name: d.to_host, port: d.to_port }
+            : { ip: parseIp(session.client_host), name: session.client_host, port: clientPort };
       }
       const [a, b] = this.pair(src, dst);
       yield* this.nameBlocks(a, b);
@@ -335,7 +333,8 @@ class Exporter {
         if (d.direction === "up" && d.peer_host !== null && d.to_host !== null && d.peer_port !== null) {
           const peerIp = parseIp(d.peer_host);
           if (peerIp === undefined) notes.push(`socksmith: the client sent to ${formatEndpoint(d.peer_host, d.peer_port)}`);
-          else if (formatIp(peerIp) !== formatIp(parseIp(d.to_host) ?? peerIp) || d.peer_port !== d.to_port) notes.push(`socksmith: the client sent to ${formatEndpoint(d.peer_host, d.peer_port)}; redirected`);
+          else if (formatIp(peerIp) !== formatIp(parseIp(d.to_host) ?? peerIp) || d.peer_port !== d.to_port)
+            notes.push(`socksmith: the client sent to ${formatEndpoint(d.peer_host, d.peer_port)}; redirected`);
         }
         if (bytes.length < length) notes.push(`socksmith: ${bytes.length} of ${length} bytes stored (capture limit)`);
       }
@@ -375,7 +374,11 @@ class Exporter {
       session.target_host !== null && (session.target_host !== session.requested_host || session.target_port !== session.requested_port)
         ? ` redirected to ${formatEndpoint(session.target_host, session.target_port)}`
         : "";
-    const where = server.synthetic ? `synthetic ${formatIp(server.address)}` : session.remote_host === null ? formatIp(server.address) : formatEndpoint(session.remote_host, session.remote_port);
+    const where = server.synthetic
+      ? `synthetic ${formatIp(server.address)}`
+      : session.remote_host === null
+        ? formatIp(server.address)
+        : formatEndpoint(session.remote_host, session.remote_port);
     const verb = session.command === "bind" ? "BIND" : "CONNECT";
     return `socksmith session ${session.id} (run ${session.run_id} #${session.engine_id}): ${verb} ${formatEndpoint(session.client_host, session.client_port)} → ${requested}${target} (${where})`;
   }

@@ -71,7 +71,8 @@ function parseRange(cidr: string): Range | undefined {
   const address = slash < 0 ? undefined : parseIP(cidr.slice(0, slash));
   if (address !== undefined) {
     // A range inside ::ffff:0:0/96 is the IPv4 range it maps.
-    range = address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96 ? { address: address.toIPv4Address(), bits: bits - 96 } : { address, bits };
+    range =
+      address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress() && bits >= 96 ? { address: address.toIPv4Address(), bits: bits - 96 } : { address, bits };
   }
   if (ranges.size >= 256) ranges.clear();
   ranges.set(cidr, range);

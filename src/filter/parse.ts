@@ -71,17 +71,7 @@
  *
  * Errors are FilterErrors carrying a code and the column of the offending character.
  */
-import {
-  COMMANDS,
-  PROTOCOLS,
-  STATUSES,
-  VERSIONS,
-  type ComparisonOperator,
-  type Filter,
-  type Measure,
-  type RangeField,
-  type Term,
-} from "./ast.js";
+import { COMMANDS, PROTOCOLS, STATUSES, VERSIONS, type ComparisonOperator, type Filter, type Measure, type RangeField, type Term } from "./ast.js";
 import { FilterError, type FilterErrorCode } from "./filter-error.js";
 import { compileRegExp, normalizeCidr } from "./match.js";
 import { assertNever } from "../lang/assert-never.js";
@@ -410,7 +400,7 @@ class Parser {
     for (;;) {
       const c = this.text[this.pos];
       if (c === undefined || isSpace(c)) break;
-      if (c === '"') throw this.error("BAD_REGEX", "a quote inside an unquoted regular expression: quote all of it, as ~\"…\"", this.pos);
+      if (c === '"') throw this.error("BAD_REGEX", 'a quote inside an unquoted regular expression: quote all of it, as ~"…"', this.pos);
       if (c === "\\") {
         const escaped = this.text[this.pos + 1];
         this.pos += escaped === undefined || isSpace(escaped) ? 1 : 2;

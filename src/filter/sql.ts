@@ -55,7 +55,10 @@ function compile(filter: Filter, t: string, params: unknown[], now: number): str
     case "all":
       return "1";
     case "and":
-      return balanced(filter.operands.map((o) => compile(o, t, params, now)), "AND");
+      return balanced(
+        filter.operands.map((o) => compile(o, t, params, now)),
+        "AND",
+      );
     case "or":
       return any(filter.operands.map((o) => compile(o, t, params, now)));
     case "not":

@@ -87,8 +87,7 @@ export function sessionFields(s: SessionRow, options: SessionFieldOptions = {}):
   if (s.closed_at !== null) add("timing", "closed", since(s.closed_at));
   if (s.status === "open") {
     add("timing", "duration", options.now === undefined ? "still open" : `${durationText(s, options.now)} so far`, { tone: "attention" });
-  }
-  else if (s.closed_at === null) add("timing", "duration", "? (its end was not recorded)");
+  } else if (s.closed_at === null) add("timing", "duration", "? (its end was not recorded)");
   else add("timing", "duration", durationText(s, s.closed_at));
 
   add("addresses", "client", `${endpointText(s.client_host, s.client_port)} → proxy ${endpointText(s.local_host, s.local_port)}`);

@@ -32,11 +32,7 @@ export function isProblem<T>(checked: Checked<T>): checked is Problem {
 
 export type EndpointChange = { readonly host?: string; readonly port?: number };
 
-export type CheckedRequest =
-  | { readonly allow: true }
-  | { readonly deny: number }
-  | { readonly redirect: EndpointChange }
-  | { readonly serve: true };
+export type CheckedRequest = { readonly allow: true } | { readonly deny: number } | { readonly redirect: EndpointChange } | { readonly serve: true };
 
 export type CheckedData = { readonly replace: Uint8Array } | { readonly drop: true } | { readonly close: true } | { readonly reset: true };
 
@@ -106,7 +102,9 @@ function checkReplyUnsafe(answer: unknown, failed: boolean, version: 4 | "4a" | 
       return bad("bound must be { host: string, port: integer 0…65535 }");
     }
     if (version === 5 ? isIP(host) === 0 && !isDomain(host) : isIP(host) !== 4) {
-      return bad(version === 5 ? "bound.host must be an IP address or a name of 1 to 255 bytes" : "bound.host must be an IPv4 address (SOCKS4 replies carry IPv4 only)");
+      return bad(
+        version === 5 ? "bound.host must be an IP address or a name of 1 to 255 bytes" : "bound.host must be an IPv4 address (SOCKS4 replies carry IPv4 only)",
+      );
     }
   }
   return { value: { ...(rep === undefined ? {} : { rep: rep as number }), ...(host === undefined ? {} : { bound: { host, port: port! } }) } };
@@ -198,7 +196,9 @@ function describeUnsafe(value: unknown): string {
   if (typeof value !== "object" || value === null) return String(value);
   if (Array.isArray(value)) return "an array";
   try {
-    const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `${v.constructor.name}(${v.length})` : v));
+    const text = JSON.stringify(value, (_key, v: unknown) =>
+      typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `${v.constructor.name}(${v.length})` : v,
+    );
     if (text === undefined) return "an object";
     return text.length > 80 ? `${text.slice(0, 80)}…` : text;
   } catch {
@@ -259,7 +259,8 @@ function endpointChange(value: unknown, what: string): Checked<EndpointChange> {
   const host = field(value, "host");
   const port = field(value, "port");
   if (host === undefined && port === undefined) return { problem: `${what} needs a host, a port or both` };
-  if (host !== undefined && !isDomain(host) && (typeof host !== "string" || isIP(host) === 0)) return { problem: `${what}.host must be a host name or IP address (1 to 255 bytes)` };
+  if (host !== undefined && !isDomain(host) && (typeof host !== "string" || isIP(host) === 0))
+    return { problem: `${what}.host must be a host name or IP address (1 to 255 bytes)` };
   if (port !== undefined && !isInteger(port, 1, 65535)) return { problem: `${what}.port must be an integer from 1 to 65535` };
   return { value: { ...(host === undefined ? {} : { host: host as string }), ...(port === undefined ? {} : { port: port as number }) } };
 }

@@ -276,11 +276,7 @@ export type ReplyChange = { readonly rep?: ReplyCode; readonly bound?: Endpoint 
  * `onData`: send other bytes (empty = nothing), send nothing, end both sides gracefully (FIN),
  * or abort both (RST). To delay a chunk, return a promise that resolves later.
  */
-export type DataVerdict =
-  | { readonly replace: Uint8Array | string }
-  | { readonly drop: true }
-  | { readonly close: true }
-  | { readonly reset: true };
+export type DataVerdict = { readonly replace: Uint8Array | string } | { readonly drop: true } | { readonly close: true } | { readonly reset: true };
 
 /** `onDatagram`: other bytes, nothing, or ("up" only) another destination. */
 export type DatagramVerdict =

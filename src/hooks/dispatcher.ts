@@ -114,7 +114,16 @@ export interface HookActivity {
 }
 
 interface SessionState {
-  readonly info: { id: number; client: Endpoint; version?: SessionInfo["version"]; command?: SessionInfo["command"]; target?: Endpoint; user?: string; tags: Record<string, string>; replay?: SessionInfo["replay"] };
+  readonly info: {
+    id: number;
+    client: Endpoint;
+    version?: SessionInfo["version"];
+    command?: SessionInfo["command"];
+    target?: Endpoint;
+    user?: string;
+    tags: Record<string, string>;
+    replay?: SessionInfo["replay"];
+  };
   readonly handle: SessionHandle;
   readonly openedAt: number;
   readonly contexts: Map<AddonInstance, HookContext>;
@@ -212,24 +221,45 @@ export class Dispatcher implements HookRunner {
       client: request.client,
       ...(request.user === undefined ? {} : { user: request.user }),
     };
-    return this.first<EngineRequestDecision>(this.hooked.onRequest, "onRequest", state, (a, ctx) => a.onRequest!(info, ctx), (d) => checkRequest(d, request.command));
+    return this.first<EngineRequestDecision>(
+      this.hooked.onRequest,
+      "onRequest",
+      state,
+      (a, ctx) => a.onRequest!(info, ctx),
+      (d) => checkRequest(d, request.command),
+    );
   }
 
   reply(reply: EngineReplyInfo, handle: SessionHandle): MaybePromise<EngineReplyChange> {
     const list = this.hooked.onReply;
     if (list.length === 0) return undefined;
     const state = this.state(reply.id, undefined, handle);
-    let current = { command: reply.command, stage: reply.stage, rep: reply.rep, bound: reply.bound, ...(reply.code === undefined ? {} : { code: reply.code }), ...(reply.errno === undefined ? {} : { errno: reply.errno }) };
+    let current = {
+      command: reply.command,
+      stage: reply.stage,
+      rep: reply.rep,
+      bound: reply.bound,
+      ...(reply.code === undefined ? {} : { code: reply.code }),
+      ...(reply.errno === undefined ? {} : { errno: reply.errno }),
+    };
     let changed = false;
     const failed = reply.rep !== 0;
     const check = (answer: unknown) => checkReply(answer, failed, reply.version);
-    return this.sequence<ReplyChange, EngineReplyChange>(list, "onReply", state, (a, ctx) => a.onReply!(current, ctx), check, (change) => {
-      if (change.rep !== undefined || change.bound !== undefined) {
-        current = { ...current, rep: change.rep ?? current.rep, bound: change.bound ?? current.bound };
-        changed = true;
-      }
-      return false;
-    }, () => (changed ? { rep: current.rep, bound: current.bound } : undefined));
+    return this.sequence<ReplyChange, EngineReplyChange>(
+      list,
+      "onReply",
+      state,
+      (a, ctx) => a.onReply!(current, ctx),
+      check,
+      (change) => {
+        if (change.rep !== undefined || change.bound !== undefined) {
+          current = { ...current, rep: change.rep ?? current.rep, bound: change.bound ?? current.bound };
+          changed = true;
+        }
+        return false;
+      },
+      () => (changed ? { rep: current.rep, bound: current.bound } : undefined),
+    );
   }
 
   wantsData(): boolean {
@@ -241,15 +271,23 @@ export class Dispatcher implements HookRunner {
     let data: Uint8Array = chunk.data;
     let changed = false;
     let final: EngineDataVerdict;
-    return this.sequence<DataVerdict, EngineDataVerdict>(this.hooked.onData, "onData", state, (a, ctx) => a.onData!({ direction: chunk.direction, data, seq: chunk.seq }, ctx), checkData, (verdict) => {
-      if ("replace" in verdict) {
-        data = verdict.replace as Uint8Array;
-        changed = true;
-        return false;
-      }
-      final = "drop" in verdict ? { drop: true } : "close" in verdict ? { close: true } : { reset: true };
-      return true;
-    }, () => final ?? (changed ? { replace: data } : undefined));
+    return this.sequence<DataVerdict, EngineDataVerdict>(
+      this.hooked.onData,
+      "onData",
+      state,
+      (a, ctx) => a.onData!({ direction: chunk.direction, data, seq: chunk.seq }, ctx),
+      checkData,
+      (verdict) => {
+        if ("replace" in verdict) {
+          data = verdict.replace as Uint8Array;
+          changed = true;
+          return false;
+        }
+        final = "drop" in verdict ? { drop: true } : "close" in verdict ? { close: true } : { reset: true };
+        return true;
+      },
+      () => final ?? (changed ? { replace: data } : undefined),
+    );
   }
 
   wantsDatagrams(): boolean {
@@ -265,21 +303,29 @@ export class Dispatcher implements HookRunner {
     let dropped = false;
     const check = (answer: unknown) => checkDatagram(answer, datagram.direction);
     const call = (a: Addon, ctx: HookContext) => a.onDatagram!({ direction: datagram.direction, peer, data, seq: datagram.seq }, ctx);
-    return this.sequence<DatagramVerdict, EngineDatagramVerdict>(this.hooked.onDatagram, "onDatagram", state, call, check, (verdict) => {
-      if ("drop" in verdict) return (dropped = true);
-      if ("replace" in verdict) {
-        data = verdict.replace as Uint8Array;
-        changed = true;
-      } else if (datagram.direction === "up") {
-        peer = { host: verdict.redirect.host ?? peer.host, port: verdict.redirect.port ?? peer.port };
-        redirected = true;
-      }
-      return false;
-    }, (): EngineDatagramVerdict => {
-      if (dropped) return { drop: true };
-      if (redirected) return changed ? { redirect: peer, replace: data } : { redirect: peer };
-      return changed ? { replace: data } : undefined;
-    });
+    return this.sequence<DatagramVerdict, EngineDatagramVerdict>(
+      this.hooked.onDatagram,
+      "onDatagram",
+      state,
+      call,
+      check,
+      (verdict) => {
+        if ("drop" in verdict) return (dropped = true);
+        if ("replace" in verdict) {
+          data = verdict.replace as Uint8Array;
+          changed = true;
+        } else if (datagram.direction === "up") {
+          peer = { host: verdict.redirect.host ?? peer.host, port: verdict.redirect.port ?? peer.port };
+          redirected = true;
+        }
+        return false;
+      },
+      (): EngineDatagramVerdict => {
+        if (dropped) return { drop: true };
+        if (redirected) return changed ? { redirect: peer, replace: data } : { redirect: peer };
+        return changed ? { replace: data } : undefined;
+      },
+    );
   }
 
   // --- observer: onClose ---------------------------------------------------------------------
@@ -321,9 +367,26 @@ export class Dispatcher implements HookRunner {
    * First decision wins; stays synchronous while every answer is. An answer `check` refuses is
    * reported and counts as no opinion: the next addon is asked.
    */
-  private first<R>(list: readonly AddonInstance[], hook: HookName, state: SessionState, call: (addon: Addon, ctx: HookContext) => unknown, check: (answer: unknown) => Checked<R>): MaybePromise<R | undefined> {
+  private first<R>(
+    list: readonly AddonInstance[],
+    hook: HookName,
+    state: SessionState,
+    call: (addon: Addon, ctx: HookContext) => unknown,
+    check: (answer: unknown) => Checked<R>,
+  ): MaybePromise<R | undefined> {
     let decision: R | undefined;
-    return this.sequence<R, R | undefined>(list, hook, state, call, check, (answer) => ((decision = answer), true), () => decision);
+    return this.sequence<R, R | undefined>(
+      list,
+      hook,
+      state,
+      call,
+      check,
+      (answer) => {
+        decision = answer;
+        return true;
+      },
+      () => decision,
+    );
   }
 
   /**
@@ -405,7 +468,10 @@ export class Dispatcher implements HookRunner {
         failure?.();
         resolve({ value });
       };
-      const timer = setTimeout(() => settle(undefined, () => this.fail(instance, hook, session, "timed-out", new Error(`no answer within ${this.timeoutMs} ms`))), this.timeoutMs);
+      const timer = setTimeout(
+        () => settle(undefined, () => this.fail(instance, hook, session, "timed-out", new Error(`no answer within ${this.timeoutMs} ms`))),
+        this.timeoutMs,
+      );
       try {
         (then as PromiseLike<unknown>["then"]).call(
           answer,
@@ -434,7 +500,14 @@ export class Dispatcher implements HookRunner {
     this.report(instance, hook, session, kind, thrownMessage(err), location);
   }
 
-  private report(instance: AddonInstance, hook: HookName, session: number | undefined, kind: HookFailure["kind"], message: string, location: string | undefined): void {
+  private report(
+    instance: AddonInstance,
+    hook: HookName,
+    session: number | undefined,
+    kind: HookFailure["kind"],
+    message: string,
+    location: string | undefined,
+  ): void {
     this.failures++;
     this.options.events.hookFailed({
       addon: instance.name,
@@ -549,7 +622,10 @@ export class Dispatcher implements HookRunner {
             return undefined;
           }),
         messages: (chunk, framing, edit) =>
-          (messages ??= messageHelper({ log: (line) => events.logged(state.info.id, instance.name, line), failed: (err) => this.fail(instance, "onData", state.info.id, "threw", err) }))(chunk, framing, edit),
+          (messages ??= messageHelper({
+            log: (line) => events.logged(state.info.id, instance.name, line),
+            failed: (err) => this.fail(instance, "onData", state.info.id, "threw", err),
+          }))(chunk, framing, edit),
       };
       state.contexts.set(instance, ctx);
     }

@@ -48,7 +48,8 @@ export function messageHelper(host: MessageHost): MessageHelper {
     const direction = typeof chunk === "object" && chunk !== null ? chunk.direction : undefined;
     if (direction !== "up" && direction !== "down") throw new TypeError("ctx.messages: the first argument must be the onData chunk");
     if (!(chunk.data instanceof Uint8Array)) throw new TypeError("ctx.messages: chunk.data must be a Uint8Array");
-    if (typeof framing !== "function" && (typeof framing !== "object" || framing === null)) throw new TypeError("ctx.messages: framing must be an object or a function");
+    if (typeof framing !== "function" && (typeof framing !== "object" || framing === null))
+      throw new TypeError("ctx.messages: framing must be an object or a function");
     if (typeof edit !== "function") throw new TypeError("ctx.messages: edit must be a function");
     const buffer = direction === "up" ? (up ??= new MessageBuffer(direction, host)) : (down ??= new MessageBuffer(direction, host));
     return buffer.feed(chunk.data, framing, edit);
@@ -219,12 +220,14 @@ export class MessageBuffer {
     const max = spec.max === undefined ? DEFAULT_MAX : spec.max;
     if (typeof max !== "number" || !Number.isSafeInteger(max) || max < 1) return problem(`max must be a positive integer, got ${String(max)}`);
     if (spec.delimiter !== undefined) {
-      const delimiter = typeof spec.delimiter === "string" ? Buffer.from(spec.delimiter) : spec.delimiter instanceof Uint8Array ? Buffer.from(spec.delimiter) : undefined;
+      const delimiter =
+        typeof spec.delimiter === "string" ? Buffer.from(spec.delimiter) : spec.delimiter instanceof Uint8Array ? Buffer.from(spec.delimiter) : undefined;
       if (delimiter === undefined || delimiter.length === 0) return problem("delimiter must be a non-empty string or Uint8Array");
       return { kind: "delimiter", delimiter, max };
     }
     if (spec.length !== undefined) {
-      if (typeof spec.length !== "number" || !Number.isSafeInteger(spec.length) || spec.length < 1) return problem(`length must be a positive integer, got ${String(spec.length)}`);
+      if (typeof spec.length !== "number" || !Number.isSafeInteger(spec.length) || spec.length < 1)
+        return problem(`length must be a positive integer, got ${String(spec.length)}`);
       return { kind: "length", length: spec.length, max };
     }
     if (typeof spec.measure === "function") return { kind: "measure", measure: spec.measure as (b: Uint8Array) => number | undefined, max };
@@ -287,12 +290,19 @@ export class MessageBuffer {
       out.push(typeof value === "string" ? Buffer.from(value) : value);
       return true;
     }
-    const spec = typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then !== "function" ? (value as { replace?: unknown; pass?: unknown }) : undefined;
+    const spec =
+      typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then !== "function"
+        ? (value as { replace?: unknown; pass?: unknown })
+        : undefined;
     const replace = spec?.replace;
     const pass = spec?.pass ?? 0;
     const validPass = typeof pass === "number" && pass >= 0 && (Number.isSafeInteger(pass) || pass === Infinity);
     if (spec === undefined || !(replace === undefined || typeof replace === "string" || replace instanceof Uint8Array) || !validPass) {
-      this.host.failed(new TypeError(`ctx.messages: edit must return bytes, a string, { replace?, pass? } or undefined, synchronously; got ${describe(value)} (message passed unedited)`));
+      this.host.failed(
+        new TypeError(
+          `ctx.messages: edit must return bytes, a string, { replace?, pass? } or undefined, synchronously; got ${describe(value)} (message passed unedited)`,
+        ),
+      );
       out.push(message);
       return false;
     }

@@ -266,7 +266,8 @@ export function mostAlike<T>(candidates: readonly T[], data: Uint8Array, bytesOf
   let bestScore = -Infinity;
   for (const c of candidates) {
     const bytes = bytesOf(c);
-    if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), Buffer.from(data.buffer, data.byteOffset, data.byteLength)) === 0) return c;
+    if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), Buffer.from(data.buffer, data.byteOffset, data.byteLength)) === 0)
+      return c;
     const score = likeness(bytes, data);
     if (score > bestScore) {
       best = c;

@@ -17,5 +17,7 @@ export function notReplayable(session: SessionRow): string | undefined {
 }
 
 export function replaySession(source: ReplaySource, session: SessionRow, options: ClientReplayOptions = {}): Promise<ClientReplayResult> {
-  return session.command === "udp" ? replayDatagrams(session, [...source.datagrams(session.id)], options) : replayClient(session, [...source.chunks(session.id)], options);
+  return session.command === "udp"
+    ? replayDatagrams(session, [...source.datagrams(session.id)], options)
+    : replayClient(session, [...source.chunks(session.id)], options);
 }

@@ -133,7 +133,8 @@ export class ServerReplay implements HookRunner {
     if (request.command === "udp") return this.inner.request(request, handle);
     const candidates = request.command === "connect" ? this.recordings.tcpFor(destination.host, destination.port, this.options.reuse) : [];
     if (candidates.length === 0) {
-      const what = request.command === "bind" ? `BIND ${where}: server replay does not answer BIND` : `no recording of ${where}${this.options.reuse ? "" : " left"}`;
+      const what =
+        request.command === "bind" ? `BIND ${where}: server replay does not answer BIND` : `no recording of ${where}${this.options.reuse ? "" : " left"}`;
       return then(this.inner.request(request, handle), (decision) => this.miss(request.id, what, decision));
     }
     this.options.serving?.(request.id, candidates[0]!.id);
@@ -239,7 +240,12 @@ export class ServerReplay implements HookRunner {
       const recording = mostAlike(open, data, (c) => this.recordings.firstTurn(c)!.data);
       if (recording === undefined) {
         const left = serving.candidates.some((c) => this.options.reuse || !c.used);
-        this.options.missed?.(id, left ? "no recording of this destination starts with the client speaking: closed" : "every recording of this destination was used by another session meanwhile: closed");
+        this.options.missed?.(
+          id,
+          left
+            ? "no recording of this destination starts with the client speaking: closed"
+            : "every recording of this destination was used by another session meanwhile: closed",
+        );
         serving.done = true;
         serving.handle.close("graceful");
         return;

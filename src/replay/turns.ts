@@ -49,7 +49,10 @@ export function firstDifference(expected: Uint8Array, actual: Uint8Array, contex
   while (i < n && expected[i] === actual[i]) i++;
   if (i === n && expected.length === actual.length) return undefined;
   const from = Math.max(0, i - context);
-  const hex = (b: Uint8Array) => Buffer.from(b.subarray(from, Math.min(b.length, i + context))).toString("hex").replace(/(..)(?!$)/g, "$1 ");
+  const hex = (b: Uint8Array) =>
+    Buffer.from(b.subarray(from, Math.min(b.length, i + context)))
+      .toString("hex")
+      .replace(/(..)(?!$)/g, "$1 ");
   return { offset: i, expected: hex(expected), actual: hex(actual) };
 }
 

@@ -153,7 +153,9 @@ export function beginRun(db: Database.Database, file: string, info: RunInfo): Be
         )
         .get(run.id, run.id) as { t: number | null };
       interrupted += db
-        .prepare(`UPDATE sessions SET status = 'interrupted', close_reason = 'interrupted', closed_at = ${LAST_KNOWN_TIME} WHERE run_id = ? AND status = 'open'`)
+        .prepare(
+          `UPDATE sessions SET status = 'interrupted', close_reason = 'interrupted', closed_at = ${LAST_KNOWN_TIME} WHERE run_id = ? AND status = 'open'`,
+        )
         .run(run.id).changes;
       db.prepare("UPDATE runs SET ended_at = ? WHERE id = ?").run(last.t ?? info.now, run.id);
     }

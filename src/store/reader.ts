@@ -140,7 +140,8 @@ export class CaptureReader {
 
   /** A page of the session's datagrams without payload. */
   datagramMeta(sessionId: number, query: PageQuery): DatagramMeta[] {
-    const columns = "id, session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, size, verdict, reason, detail";
+    const columns =
+      "id, session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, size, verdict, reason, detail";
     return this.metaPage("datagrams", columns, sessionId, query) as DatagramMeta[];
   }
 

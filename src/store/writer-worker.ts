@@ -64,7 +64,10 @@ port.on("message", (request: WriterRequest) => {
       }
       // SQLite has copied the bytes by now: the arena goes back for reuse (no fresh pages to fault in).
       const arena = request.batch.arena;
-      reply({ type: "ack", seq: request.batch.seq, bytes: request.batch.bytes, ops: request.batch.ops.length, ...(arena === undefined ? {} : { arena }) }, arena === undefined ? [] : [arena]);
+      reply(
+        { type: "ack", seq: request.batch.seq, bytes: request.batch.bytes, ops: request.batch.ops.length, ...(arena === undefined ? {} : { arena }) },
+        arena === undefined ? [] : [arena],
+      );
       if (!failed) checkpointWhenQuiet();
       return;
     }

@@ -168,7 +168,20 @@ export class CaptureWriter {
         this.progress.run(op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.uncaptured ?? 0, op.sid);
         return;
       case "close":
-        this.close.run(op.at, op.status, op.reason, op.errno, op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.uncaptured ?? 0, op.sid);
+        this.close.run(
+          op.at,
+          op.status,
+          op.reason,
+          op.errno,
+          op.upReceived,
+          op.upSent,
+          op.downReceived,
+          op.downSent,
+          op.captured,
+          op.truncated ? 1 : 0,
+          op.uncaptured ?? 0,
+          op.sid,
+        );
         return;
       default: {
         const never: never = op;

@@ -353,7 +353,11 @@ export class DetailWindow {
 
   private backwardItems(first: RowKey): WindowItem[] {
     if (this.kind === "events") {
-      const rows = this.source.eventPage(this.sessionId, { beforeId: first === AFTER_EVERYTHING ? Number.MAX_SAFE_INTEGER : first.id, limit: ITEM_PAGE, cap: EVENT_MESSAGE_CHARS });
+      const rows = this.source.eventPage(this.sessionId, {
+        beforeId: first === AFTER_EVERYTHING ? Number.MAX_SAFE_INTEGER : first.id,
+        limit: ITEM_PAGE,
+        cap: EVENT_MESSAGE_CHARS,
+      });
       this.earlier = rows.length === ITEM_PAGE;
       return rows.reverse().map((r) => single(r, this.kind));
     }

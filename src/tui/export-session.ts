@@ -83,30 +83,36 @@ export async function exportSession(source: SessionSource, id: number, file: str
       }
     });
     await array("chunks", async (element) => {
-      await pages((after) => source.chunkMeta(id, { ...(after === undefined ? {} : { after }), limit: META_PAGE }), async (rows: ChunkMeta[]) => {
-        const payload = source.chunkPayload(rows.map((r) => r.id));
-        for (const m of rows) {
-          const p = payload.get(m.id);
-          if (p === undefined) continue;
-          const { dataBytes: _d, sentBytes: _s, ...facts } = m;
-          element(chunkJson({ ...facts, data: p.data, sent: p.sent }));
-          counts.chunks++;
-        }
-        await flush();
-      });
+      await pages(
+        (after) => source.chunkMeta(id, { ...(after === undefined ? {} : { after }), limit: META_PAGE }),
+        async (rows: ChunkMeta[]) => {
+          const payload = source.chunkPayload(rows.map((r) => r.id));
+          for (const m of rows) {
+            const p = payload.get(m.id);
+            if (p === undefined) continue;
+            const { dataBytes: _d, sentBytes: _s, ...facts } = m;
+            element(chunkJson({ ...facts, data: p.data, sent: p.sent }));
+            counts.chunks++;
+          }
+          await flush();
+        },
+      );
     });
     await array("datagrams", async (element) => {
-      await pages((after) => source.datagramMeta(id, { ...(after === undefined ? {} : { after }), limit: META_PAGE }), async (rows: DatagramMeta[]) => {
-        const payload = source.datagramPayload(rows.map((r) => r.id));
-        for (const m of rows) {
-          const p = payload.get(m.id);
-          if (p === undefined) continue;
-          const { dataBytes: _d, sentBytes: _s, ...facts } = m;
-          element(datagramJson({ ...facts, data: p.data, sent: p.sent }));
-          counts.datagrams++;
-        }
-        await flush();
-      });
+      await pages(
+        (after) => source.datagramMeta(id, { ...(after === undefined ? {} : { after }), limit: META_PAGE }),
+        async (rows: DatagramMeta[]) => {
+          const payload = source.datagramPayload(rows.map((r) => r.id));
+          for (const m of rows) {
+            const p = payload.get(m.id);
+            if (p === undefined) continue;
+            const { dataBytes: _d, sentBytes: _s, ...facts } = m;
+            element(datagramJson({ ...facts, data: p.data, sent: p.sent }));
+            counts.datagrams++;
+          }
+          await flush();
+        },
+      );
     });
     write("\n}\n");
     await flush(true);

@@ -196,7 +196,10 @@ export class PayloadSearch {
   /** The final matches and the open ones, each ascending (no id in both). */
   private sorted(): [readonly number[], readonly number[]] {
     if (this.fresh.length > 0) {
-      this.matches = merge(this.matches, this.fresh.sort((a, b) => a - b));
+      this.matches = merge(
+        this.matches,
+        this.fresh.sort((a, b) => a - b),
+      );
       this.fresh = [];
     }
     return [this.matches, this.openMatches];

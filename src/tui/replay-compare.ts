@@ -121,7 +121,8 @@ export class ReplayComparer {
   /** One bounded step; returns true once the comparison is complete. */
   step(): boolean {
     const want = !this.found;
-    for (const side of [this.expected, this.received]) if (!side.ended && (!want || side.queued < READY_BYTES || (this.udp && side.queue.length === 0))) side.pull(want);
+    for (const side of [this.expected, this.received])
+      if (!side.ended && (!want || side.queued < READY_BYTES || (this.udp && side.queue.length === 0))) side.pull(want);
     if (!this.found) {
       if (this.udp) this.compareAnswers();
       else this.compareBytes();
@@ -189,8 +190,16 @@ export class ReplayComparer {
   /** The comparison so far (`pending` until complete). */
   result(): ReplayComparison {
     const pending = !this.complete();
-    const base = { expected: this.expected.total, received: this.received.total, ...(pending ? { pending } : {}), ...(this.difference === undefined ? {} : { difference: this.difference }) };
+    const base = {
+      expected: this.expected.total,
+      received: this.received.total,
+      ...(pending ? { pending } : {}),
+      ...(this.difference === undefined ? {} : { difference: this.difference }),
+    };
     if (!this.udp) return base;
-    return { ...base, datagrams: { expected: this.expected.answers, received: this.received.answers, ...(this.answer === undefined ? {} : { answer: this.answer }) } };
+    return {
+      ...base,
+      datagrams: { expected: this.expected.answers, received: this.received.answers, ...(this.answer === undefined ? {} : { answer: this.answer }) },
+    };
   }
 }

@@ -54,7 +54,9 @@ export function windowAround(source: ListSource, request: WindowRequest): Sessio
   const wantAbove = Math.min(Math.max(0, request.position), height - 1);
   // Near the newest end there are few rows below: show more above instead of empty lines.
   const aboveCount = Math.max(wantAbove, height - from.length);
-  const above = visible(source.sessions({ ...base, before: selectedId, limit: aboveCount + extra })).slice(0, aboveCount).reverse();
+  const above = visible(source.sessions({ ...base, before: selectedId, limit: aboveCount + extra }))
+    .slice(0, aboveCount)
+    .reverse();
   const below = from.slice(0, height - above.length);
   return { rows: [...above, ...below], selectedId, position: above.length };
 }

@@ -115,7 +115,9 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
   // A replay's comparison with its original, in steps, while the overview shows it.
   const comparing = useRef<{ key: string; comparer: ReplayComparer; result: ReplayComparison } | undefined>(undefined);
   const compareKey =
-    session === undefined || session.replay_of === null || detail?.tab !== "overview" ? undefined : `${session.id}:${session.replay_of}:${session.status}:${session.closed_at}`;
+    session === undefined || session.replay_of === null || detail?.tab !== "overview"
+      ? undefined
+      : `${session.id}:${session.replay_of}:${session.status}:${session.closed_at}`;
   if (compareKey !== undefined && comparing.current?.key !== compareKey) {
     const original = source.session(session!.replay_of!);
     if (original === undefined) comparing.current = undefined;
@@ -159,7 +161,19 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
       counts: { events: counts?.events ?? "", stream: session.command === "udp" ? (counts?.datagrams ?? "") : turnsKnown },
     };
     // Lines of the events and stream tabs do not depend on the session's counters: not rebuilt on every poll.
-  }, [detail?.id, detail?.tab, detail?.tab === "overview" ? session : session?.command, rows, mode, width, comparison, counts, detail?.tab === "overview" ? now : 0, win?.earlier, win?.later]);
+  }, [
+    detail?.id,
+    detail?.tab,
+    detail?.tab === "overview" ? session : session?.command,
+    rows,
+    mode,
+    width,
+    comparison,
+    counts,
+    detail?.tab === "overview" ? now : 0,
+    win?.earlier,
+    win?.later,
+  ]);
   // Lines item by item, each kept until the item, the mode or the width changes: a step that adds
   // one turn, or a poll that adds a read, does not rebuild the lines of the rest.
   const cache = useRef(new WeakMap<WindowItem, { rows: number; tail: unknown; mode: ViewMode; width: number; lines: readonly DetailLine[] }>());
@@ -180,7 +194,8 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
   const lines = useMemo((): readonly DetailLine[] => {
     if (content === undefined) return [];
     // The overview, and a window that is all there is and holds nothing ("(no bytes)").
-    if (win === undefined || (win.items.length === 0 && !win.earlier && !win.later)) return detailLines({ ...content, ...(win === undefined ? {} : { more: undefined }) });
+    if (win === undefined || (win.items.length === 0 && !win.earlier && !win.later))
+      return detailLines({ ...content, ...(win === undefined ? {} : { more: undefined }) });
     return [...(win.earlier ? [WINDOW_MARKERS.earlier] : []), ...win.items.flatMap(itemLines), ...(win.later ? [WINDOW_MARKERS.later] : [])];
   }, [content]);
 

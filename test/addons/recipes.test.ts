@@ -17,7 +17,15 @@ const recipe = (name: string) => join(import.meta.dirname, "../../addons", `${na
 
 async function proxyWith(name: string, settings: Record<string, string> = {}) {
   const loaded = await loadAddon(recipe(name), settings);
-  const dispatcher = new Dispatcher([loaded], { events: { hookFailed: (f) => { throw new Error(`${f.hook}: ${f.message}`); }, tagged: () => {}, logged: () => {} } });
+  const dispatcher = new Dispatcher([loaded], {
+    events: {
+      hookFailed: (f) => {
+        throw new Error(`${f.hook}: ${f.message}`);
+      },
+      tagged: () => {},
+      logged: () => {},
+    },
+  });
   await dispatcher.start();
   const recorder = new RecordingObserver();
   const p = await proxy({ hooks: dispatcher, observer: combineObservers([recorder, dispatcher.observer]) });
@@ -87,7 +95,8 @@ describe("addons/ recipes", () => {
     c.write(Buffer.from(first.slice(0, 38)));
     await sleep(30);
     c.write(Buffer.from(first.slice(38) + second));
-    const expected = first.replace("User-Agent: curl/8\r\nContent", "User-Agent: rewritten\r\nContent") + second.replace("user-agent: curl/8", "user-agent: rewritten");
+    const expected =
+      first.replace("User-Agent: curl/8\r\nContent", "User-Agent: rewritten\r\nContent") + second.replace("user-agent: curl/8", "user-agent: rewritten");
     expect((await c.read(expected.length)).toString()).toBe(expected);
     // A chunked body that looks like a header is left alone too.
     const chunked = `POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nUser-Agent: a\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
@@ -150,17 +159,23 @@ describe("addons/ recipes", () => {
     await new Promise<void>((r) => client.bind(0, "127.0.0.1", () => r()));
 
     for (const [settings, check] of [
-      [{ drop: "1", corrupt: "0" }, (got: Buffer[]) => {
-        expect(got).toEqual([]);
-        expect(atEcho).toEqual([]);
-      }],
+      [
+        { drop: "1", corrupt: "0" },
+        (got: Buffer[]) => {
+          expect(got).toEqual([]);
+          expect(atEcho).toEqual([]);
+        },
+      ],
       // Corrupted on the way up: the echo server got "abcd" with exactly one byte flipped.
-      [{ drop: "0", corrupt: "1" }, (got: Buffer[]) => {
-        expect(got).toHaveLength(1);
-        expect(decodeUdpDatagram(got[0]!).kind).toBe("ok");
-        expect(atEcho).toHaveLength(1);
-        expect([...atEcho[0]!].filter((b, i) => b !== Buffer.from("abcd")[i])).toHaveLength(1);
-      }],
+      [
+        { drop: "0", corrupt: "1" },
+        (got: Buffer[]) => {
+          expect(got).toHaveLength(1);
+          expect(decodeUdpDatagram(got[0]!).kind).toBe("ok");
+          expect(atEcho).toHaveLength(1);
+          expect([...atEcho[0]!].filter((b, i) => b !== Buffer.from("abcd")[i])).toHaveLength(1);
+        },
+      ],
     ] as const) {
       const { port } = await proxyWith("udp-chaos", settings);
       const tcp = await RawClient.connect(port);

@@ -48,7 +48,9 @@ function cli(args: string[], cwd = root): Promise<{ code: number; stdout: string
 
 function curl(args: string[]): Promise<{ code: number; body: string }> {
   return new Promise((resolve) => {
-    execFile("curl", ["-s", "--max-time", "5", ...args], (err, stdout) => resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, body: stdout }));
+    execFile("curl", ["-s", "--max-time", "5", ...args], (err, stdout) =>
+      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, body: stdout }),
+    );
   });
 }
 
@@ -92,7 +94,9 @@ describe("socksmith run: capture", () => {
     expect(exported.code).toBe(0);
     const doc = JSON.parse(readFileSync(out, "utf8"));
     expect(doc.sessions.map((s: { id: number }) => s.id)).toEqual([1, 2]);
-    const up = Buffer.concat(doc.sessions[0].chunks.filter((c: { direction: string }) => c.direction === "up").map((c: { data: string }) => Buffer.from(c.data, "base64")));
+    const up = Buffer.concat(
+      doc.sessions[0].chunks.filter((c: { direction: string }) => c.direction === "up").map((c: { data: string }) => Buffer.from(c.data, "base64")),
+    );
     expect(up.toString()).toMatch(/^GET \/one HTTP\/1\.1\r\n/);
     expect(statSync(out).mode & 0o777).toBe(0o600);
 
@@ -178,7 +182,10 @@ describe("socksmith run: capture", () => {
   it("stores a throwing addon's error with its file:line as an event that show prints", async () => {
     const cwd = mkdtempSync(join(root, "addon-"));
     const addon = join(cwd, "thrower.ts");
-    writeFileSync(addon, 'import type { Addon } from "socksmith/addon";\n\nexport default {\n  onRequest(req, ctx) {\n    ctx.log("looking at " + req.host);\n    throw new Error("kaboom");\n  },\n} satisfies Addon;\n');
+    writeFileSync(
+      addon,
+      'import type { Addon } from "socksmith/addon";\n\nexport default {\n  onRequest(req, ctx) {\n    ctx.log("looking at " + req.host);\n    throw new Error("kaboom");\n  },\n} satisfies Addon;\n',
+    );
     const proxy = await start(["-s", addon], cwd);
     await curl(["--socks5", `127.0.0.1:${proxy.port}`, `http://127.0.0.1:${httpPort}/`]);
     expect(await stop(proxy)).toBe(0);

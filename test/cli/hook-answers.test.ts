@@ -33,7 +33,18 @@ function cyclingAddon(name: string, hook: string, answers: string[]): string {
 
 describe("a running proxy meets malformed answers", () => {
   it("answers that used to end the process are logged with the hook's file:line; curl is served every time", async () => {
-    const answers = ["{}", "{ block: true }", "{ redirect: null }", "{ redirect: { port: -1 } }", "{ redirect: { host: 5 } }", "{ deny: 0 }", '{ deny: "x" }', '{ deny: "2" }', "{ deny: 999 }", "{ allow: false }"];
+    const answers = [
+      "{}",
+      "{ block: true }",
+      "{ redirect: null }",
+      "{ redirect: { port: -1 } }",
+      "{ redirect: { host: 5 } }",
+      "{ deny: 0 }",
+      '{ deny: "x" }',
+      '{ deny: "2" }',
+      "{ deny: 999 }",
+      "{ allow: false }",
+    ];
     const file = cyclingAddon("requests", "onRequest", answers);
     const proxy = await runProxy(["--no-capture", "-s", file], dir, children);
     for (let i = 0; i < answers.length; i++) {

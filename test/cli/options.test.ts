@@ -35,7 +35,10 @@ const quantityText = fc
   .tuple(
     fc.constantFrom("", " ", "-", "+", "."),
     fc.oneof(fc.nat({ max: 100_000 }).map(String), fc.constantFrom("0", "1.5", "0.001", "99999999999999999", "1.", ".5", "1e3", "")),
-    fc.constantFrom(...["", " ", "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", "t", "tib"], ...["ms", "s", "h", "d", "x", "KiB", "MS", "S", "Gb", "constructor"]),
+    fc.constantFrom(
+      ...["", " ", "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib", "t", "tib"],
+      ...["ms", "s", "h", "d", "x", "KiB", "MS", "S", "Gb", "constructor"],
+    ),
     fc.constantFrom("", " ", "s", "\t"),
   )
   .map((parts) => parts.join(""));

@@ -27,7 +27,9 @@ describe("run: capture file mode", () => {
     chmodSync(join(cwd, "shared.db"), 0o644);
     const shared = await runProxy(["-w", "shared.db"], cwd, children);
     expect(await shared.stop()).toBe(0);
-    expect(shared.stderr).toContain("WARNING: capture file shared.db is accessible to other users (mode 0644) and will hold every byte relayed; chmod 600 shared.db");
+    expect(shared.stderr).toContain(
+      "WARNING: capture file shared.db is accessible to other users (mode 0644) and will hold every byte relayed; chmod 600 shared.db",
+    );
 
     const fresh = await runProxy(["-w", "fresh.db"], cwd, children);
     expect(await fresh.stop()).toBe(0);

@@ -138,7 +138,10 @@ describe("watchdog worker alone", () => {
     child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     const [code, signal] = (await withTimeout(once(child, "exit"), 8_000, "the blocked process did not exit")) as [number | null, NodeJS.Signals | null];
     expect(signal ?? code).toBe("SIGKILL");
-    const lines = stderr.trim().split("\n").map((l) => JSON.parse(l) as { level: string; message: string; inHook: boolean; blockedMs: number });
+    const lines = stderr
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { level: string; message: string; inHook: boolean; blockedMs: number });
     expect(lines[0]).toMatchObject({ level: "error", inHook: false });
     expect(lines[0]!.message).toMatch(/^the event loop has been blocked for \d\.\d s before any addon hook ran/);
     expect(lines.at(-1)!.message).toContain("--max-block 1.0 s reached");

@@ -21,18 +21,24 @@ beforeAll(async () => {
       const s = tlsConnect({ host: HOST, port, servername: "example.test", ALPNProtocols: ["h2", "http/1.1"], rejectUnauthorized: false });
       s.on("error", () => {});
     }, until.tlsRecord),
-    capture((port) => run("curl", ["-sk", "--max-time", "2", `https://example.test:${port}/`, "--connect-to", `example.test:${port}:${HOST}:${port}`]), until.tlsRecord),
+    capture(
+      (port) => run("curl", ["-sk", "--max-time", "2", `https://example.test:${port}/`, "--connect-to", `example.test:${port}:${HOST}:${port}`]),
+      until.tlsRecord,
+    ),
     // An IP address as the host: Node sends no server_name (RFC 6066 §3 forbids literal IPs).
     capture((port) => {
       const s = tlsConnect({ host: HOST, port, rejectUnauthorized: false, minVersion: "TLSv1.2", maxVersion: "TLSv1.2" });
       s.on("error", () => {});
     }, until.tlsRecord),
     capture((port) => run("curl", ["-s", "--max-time", "2", `http://${HOST}:${port}/x?y`]), until.headers),
-    capture((port) => {
-      const req = request({ host: HOST, port, method: "POST", path: "/submit?q=1", headers: { "X-Test": "1", "Content-Type": "text/plain" } });
-      req.on("error", () => {});
-      req.end("hello body");
-    }, (b) => until.headers(b) && b.includes("hello body")),
+    capture(
+      (port) => {
+        const req = request({ host: HOST, port, method: "POST", path: "/submit?q=1", headers: { "X-Test": "1", "Content-Type": "text/plain" } });
+        req.on("error", () => {});
+        req.end("hello body");
+      },
+      (b) => until.headers(b) && b.includes("hello body"),
+    ),
     capture((port) => {
       const session = h2connect(`http://${HOST}:${port}`);
       session.on("error", () => {});
@@ -40,7 +46,22 @@ beforeAll(async () => {
     haveSsh
       ? capture(
           (port) =>
-            run("ssh", ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=2", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-p", String(port), `nobody@${HOST}`, "true"]),
+            run("ssh", [
+              "-F",
+              "/dev/null",
+              "-o",
+              "BatchMode=yes",
+              "-o",
+              "ConnectTimeout=2",
+              "-o",
+              "StrictHostKeyChecking=no",
+              "-o",
+              "UserKnownHostsFile=/dev/null",
+              "-p",
+              String(port),
+              `nobody@${HOST}`,
+              "true",
+            ]),
           until.line,
         )
       : Promise.resolve({ chunks: [], bytes: Buffer.alloc(0) }),
@@ -239,11 +260,17 @@ describe("properties", () => {
   it("random printable HTTP requests are detected with their fields", () => {
     const token = fc.string({ unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789-._~/?=&%"), minLength: 1, maxLength: 40 });
     fc.assert(
-      fc.property(fc.constantFrom("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"), token, token, fc.boolean(), (method, path, host, crlf) => {
-        const eol = crlf ? "\r\n" : "\n";
-        const bytes = Buffer.from(`${method} /${path} HTTP/1.0${eol}hOsT:  ${host} ${eol}Accept: */*${eol}${eol}`);
-        expect(detectProtocol(bytes)).toEqual({ kind: "http", method, path: `/${path}`, host, version: "1.0" });
-      }),
+      fc.property(
+        fc.constantFrom("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"),
+        token,
+        token,
+        fc.boolean(),
+        (method, path, host, crlf) => {
+          const eol = crlf ? "\r\n" : "\n";
+          const bytes = Buffer.from(`${method} /${path} HTTP/1.0${eol}hOsT:  ${host} ${eol}Accept: */*${eol}${eol}`);
+          expect(detectProtocol(bytes)).toEqual({ kind: "http", method, path: `/${path}`, host, version: "1.0" });
+        },
+      ),
     );
   });
 });

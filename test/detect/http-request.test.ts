@@ -20,7 +20,12 @@ describe("request lines", () => {
   });
 
   it("absolute-form target, HTTP/1.0, no Host", () => {
-    expect(detectProtocol(bytes("GET http://example.test/x HTTP/1.0\r\n\r\n"))).toEqual({ kind: "http", method: "GET", path: "http://example.test/x", version: "1.0" });
+    expect(detectProtocol(bytes("GET http://example.test/x HTTP/1.0\r\n\r\n"))).toEqual({
+      kind: "http",
+      method: "GET",
+      path: "http://example.test/x",
+      version: "1.0",
+    });
   });
 
   it("raw UTF-8 in the target is kept byte for byte (latin1)", () => {

@@ -93,17 +93,22 @@ describe("ProtocolSniffer", () => {
       Buffer.from("SSH-2.0-OpenSSH_9.6\r\n\x00\x00\x01"),
     ];
     fc.assert(
-      fc.property(fc.constantFrom(...messages), fc.array(fc.nat(), { maxLength: 40 }), fc.option(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { nil: undefined }), (message, offsets, change) => {
-        const bytes = Buffer.from(message);
-        if (change !== undefined) bytes[change[0] % bytes.length] = change[1];
-        const s = new ProtocolSniffer();
-        for (const piece of cut(bytes, offsets)) {
-          const before = s.result;
-          const r = s.push(piece);
-          if (before.kind !== "need-more") expect(r).toEqual(before);
-        }
-        expect(s.result).toEqual(detectProtocol(bytes));
-      }),
+      fc.property(
+        fc.constantFrom(...messages),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        fc.option(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { nil: undefined }),
+        (message, offsets, change) => {
+          const bytes = Buffer.from(message);
+          if (change !== undefined) bytes[change[0] % bytes.length] = change[1];
+          const s = new ProtocolSniffer();
+          for (const piece of cut(bytes, offsets)) {
+            const before = s.result;
+            const r = s.push(piece);
+            if (before.kind !== "need-more") expect(r).toEqual(before);
+          }
+          expect(s.result).toEqual(detectProtocol(bytes));
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -28,7 +28,12 @@ const UNKNOWN: Detection = { kind: "unknown" };
 const NEED_MORE: Detection = { kind: "need-more" };
 
 /** A typical TLS 1.3 hello: GREASE first, as Chrome sends it. */
-const typical = () => [extension(0x0a0a, new Uint8Array(0)), sniExtension("example.test"), alpnExtension("h2", "http/1.1"), versionsExtension(0x3a3a, 0x0304, 0x0303)];
+const typical = () => [
+  extension(0x0a0a, new Uint8Array(0)),
+  sniExtension("example.test"),
+  alpnExtension("h2", "http/1.1"),
+  versionsExtension(0x3a3a, 0x0304, 0x0303),
+];
 
 describe("a real ClientHello (curl, hex fixture)", () => {
   const answer: Detection = { kind: "tls", sni: "example.test", alpn: ["h2", "http/1.1"], version: "TLS 1.3" };
@@ -75,8 +80,11 @@ describe("built ClientHellos", () => {
 
   it("no extensions block at all (SSL 3.0 / TLS 1.0 style): the legacy version", () => {
     expect(detectProtocol(clientHello({ legacyVersion: 0x0301 }))).toEqual({ kind: "tls", alpn: [], version: "TLS 1.0" });
-    expect(detectProtocol(records(handshake(helloBody({ legacyVersion: 0x0300, sessionId: new Uint8Array(0) })), 16384, 0x0300)))
-      .toEqual({ kind: "tls", alpn: [], version: "SSL 3.0" });
+    expect(detectProtocol(records(handshake(helloBody({ legacyVersion: 0x0300, sessionId: new Uint8Array(0) })), 16384, 0x0300))).toEqual({
+      kind: "tls",
+      alpn: [],
+      version: "SSL 3.0",
+    });
   });
 
   it("an empty extensions block", () => {
@@ -215,7 +223,15 @@ describe("not a ClientHello: unknown as early as the bytes allow", () => {
 
 describe("helpers", () => {
   it("names versions", () => {
-    expect([0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x0305, 0x7f17].map(tlsVersionName)).toEqual(["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", "0x0305", "0x7f17"]);
+    expect([0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x0305, 0x7f17].map(tlsVersionName)).toEqual([
+      "SSL 3.0",
+      "TLS 1.0",
+      "TLS 1.1",
+      "TLS 1.2",
+      "TLS 1.3",
+      "0x0305",
+      "0x7f17",
+    ]);
   });
 
   it("knows the 16 GREASE values (RFC 8701)", () => {

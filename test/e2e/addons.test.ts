@@ -68,13 +68,19 @@ describe("addons end to end", () => {
     const started = Date.now();
     writeFileSync(`${file}.tmp`, addonSource(`  name: "gate",\n  onRequest: (r, ctx) => { ctx.tag("v", "2"); return undefined; },`));
     renameSync(`${file}.tmp`, file);
-    const after = await eventually(() => curl(port, "/v2"), (r) => r.code === 0);
+    const after = await eventually(
+      () => curl(port, "/v2"),
+      (r) => r.code === 0,
+    );
     expect(after.body).toContain("served /v2");
     expect(Date.now() - started).toBeLessThan(1500);
     expect(stderr.join("\n")).toMatch(/addon gate reloaded \(version 2\)/);
 
     writeFileSync(file, addonSource(`  name: "gate",\n  onRequest: (r) => { return { deny: 2 } ;;; )`));
-    await eventually(async () => stderr.join("\n"), (t) => /gate\.ts:4:\d+: .*keeping version 2/.test(t));
+    await eventually(
+      async () => stderr.join("\n"),
+      (t) => /gate\.ts:4:\d+: .*keeping version 2/.test(t),
+    );
     expect(stderr.join("\n")).toMatch(/gate\.ts:4:\d+: .*keeping version 2/);
     expect((await curl(port, "/still")).code).toBe(0);
   });
@@ -83,14 +89,19 @@ describe("addons end to end", () => {
     const echo = await startEchoServer();
     const file = join(dir, "marker.ts");
     const version = (tag: string) =>
-      addonSource(`  name: "marker",\n  onData: (c) => (c.direction === "down" ? { replace: Buffer.concat([Buffer.from("${tag}:"), Buffer.from(c.data)]) } : undefined),`);
+      addonSource(
+        `  name: "marker",\n  onData: (c) => (c.direction === "down" ? { replace: Buffer.concat([Buffer.from("${tag}:"), Buffer.from(c.data)]) } : undefined),`,
+      );
     writeFileSync(file, version("v1"));
     const { port, stderr } = await runWith(["-s", file]);
     const tunnel = await openTunnel(port, echo.port);
     tunnel.write(Buffer.from("a"));
     expect((await tunnel.read(4)).toString()).toBe("v1:a");
     writeFileSync(file, version("v2"));
-    await eventually(async () => stderr.join("\n"), (t) => /addon marker reloaded \(version 2\)/.test(t));
+    await eventually(
+      async () => stderr.join("\n"),
+      (t) => /addon marker reloaded \(version 2\)/.test(t),
+    );
     tunnel.write(Buffer.from("b"));
     expect((await tunnel.read(4)).toString()).toBe("v2:b");
     tunnel.destroy();
@@ -99,14 +110,21 @@ describe("addons end to end", () => {
 
   it("--set options reach the addon; recipes rewrite bytes and block hosts", async () => {
     const { port, stdout } = await runWith([
-      "-s", join(import.meta.dirname, "../../addons/rewrite-header.ts"),
-      "--set", "rewrite-header.value=socksmith-test",
-      "-s", join(import.meta.dirname, "../../addons/block-hosts.ts"),
-      "--set", "block-hosts.cidrs=10.0.0.0/8",
+      "-s",
+      join(import.meta.dirname, "../../addons/rewrite-header.ts"),
+      "--set",
+      "rewrite-header.value=socksmith-test",
+      "-s",
+      join(import.meta.dirname, "../../addons/block-hosts.ts"),
+      "--set",
+      "block-hosts.cidrs=10.0.0.0/8",
     ]);
     const r = await curl(port, "/ua");
     expect(r.body).toBe("served /ua ua=socksmith-test");
-    await eventually(async () => stdout.join("\n"), (t) => /rewrote=User-Agent/.test(t));
+    await eventually(
+      async () => stdout.join("\n"),
+      (t) => /rewrote=User-Agent/.test(t),
+    );
     expect(stdout.join("\n")).toMatch(/CONNECT 127\.0\.0\.1:\d+ 00 ok .*rewrote=User-Agent/);
   });
 
@@ -115,21 +133,31 @@ describe("addons end to end", () => {
     writeFileSync(file, addonSource(`  name: "thrower",\n  onRequest() {\n    throw new Error("kaboom");\n  },`));
     const { port, stderr } = await runWith(["-s", file]);
     expect((await curl(port, "/ok")).code).toBe(0);
-    await eventually(async () => stderr.join("\n"), (t) => /kaboom/.test(t));
+    await eventually(
+      async () => stderr.join("\n"),
+      (t) => /kaboom/.test(t),
+    );
     expect(stderr.join("\n")).toMatch(/addon thrower: onRequest threw at .*thrower\.ts:5:\d+: kaboom \(session #1\)/);
   });
 
   it("bad addons stop the start with a clear line: exit 1 for a broken file, 2 for a bad --set", async () => {
     const broken = join(dir, "broken.ts");
     writeFileSync(broken, "export default { onRequest( };\n");
-    const run1 = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", "-s", broken], { stdio: ["ignore", "pipe", "pipe"], cwd: mkdtempSync(join(dir, "cwd-")) });
+    const run1 = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", "-s", broken], {
+      stdio: ["ignore", "pipe", "pipe"],
+      cwd: mkdtempSync(join(dir, "cwd-")),
+    });
     children.push(run1);
     let err1 = "";
     run1.stderr!.on("data", (d: Buffer) => (err1 += d));
     expect((await once(run1, "exit"))[0]).toBe(1);
     expect(err1).toMatch(/broken\.ts:1:\d+: /);
 
-    const run2 = spawn(process.execPath, [CLI, "run", "--headless", "-l", "127.0.0.1:0", "-s", join(import.meta.dirname, "../../addons/latency.ts"), "--set", "latncy.ms=5"], { stdio: ["ignore", "pipe", "pipe"], cwd: mkdtempSync(join(dir, "cwd-")) });
+    const run2 = spawn(
+      process.execPath,
+      [CLI, "run", "--headless", "-l", "127.0.0.1:0", "-s", join(import.meta.dirname, "../../addons/latency.ts"), "--set", "latncy.ms=5"],
+      { stdio: ["ignore", "pipe", "pipe"], cwd: mkdtempSync(join(dir, "cwd-")) },
+    );
     children.push(run2);
     let err2 = "";
     run2.stderr!.on("data", (d: Buffer) => (err2 += d));

@@ -97,7 +97,13 @@ describe("curl with --proxy-user against username/password", () => {
   afterAll(async () => proxy.stop());
 
   it("the right password gets through and the user is recorded", async () => {
-    const result = await curl(["--socks5-hostname", `127.0.0.1:${proxy.port}`, "--proxy-user", "alice:s3cret:with:colons", `http://localhost:${httpPort}/secret`]);
+    const result = await curl([
+      "--socks5-hostname",
+      `127.0.0.1:${proxy.port}`,
+      "--proxy-user",
+      "alice:s3cret:with:colons",
+      `http://localhost:${httpPort}/secret`,
+    ]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("hello GET /secret");
     const auth = proxy.observer.last("auth");

@@ -37,7 +37,9 @@ async function until(what: string, check: (text: string) => boolean, ms = 8000):
 }
 
 function curl(port: number, path: string): Promise<string> {
-  return new Promise((resolve) => execFile("curl", ["-s", "--max-time", "5", "--socks5-hostname", `127.0.0.1:${port}`, `http://localhost:${httpPort}${path}`], (_e, out) => resolve(out)));
+  return new Promise((resolve) =>
+    execFile("curl", ["-s", "--max-time", "5", "--socks5-hostname", `127.0.0.1:${port}`, `http://localhost:${httpPort}${path}`], (_e, out) => resolve(out)),
+  );
 }
 
 beforeAll(async () => {
@@ -63,7 +65,17 @@ describe("socksmith run on a terminal (tmux)", () => {
     // Tags each session with what `session.replay` says, to check that addons tell replays apart.
     const addon = join(root, "replay-tag.ts");
     writeFileSync(addon, `export default { onRequest(_r: unknown, ctx: any) { ctx.tag("replay", ctx.session.replay?.kind ?? "live"); } };\n`);
-    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", `CI=true ${process.execPath} ${CLI} run -l 127.0.0.1:0 -w ${file} -s ${addon}; echo "exit=$?"; sleep 30`);
+    tmux(
+      "new-session",
+      "-d",
+      "-s",
+      session,
+      "-x",
+      "160",
+      "-y",
+      "40",
+      `CI=true ${process.execPath} ${CLI} run -l 127.0.0.1:0 -w ${file} -s ${addon}; echo "exit=$?"; sleep 30`,
+    );
     const first = await until("the listen address in the status bar", (t) => /127\.0\.0\.1:\d{2,5}/.test(t));
     const port = Number(/127\.0\.0\.1:(\d{2,5})/.exec(first)![1]);
 

@@ -32,12 +32,23 @@ export function domainSession(host: string, fields: Partial<SessionRow> = {}): S
 
 let chunkIds = 0;
 
-export function chunkRow(sessionId: number, seq: number, direction: "up" | "down", data: Buffer | string, at: number, fields: Partial<ChunkRow> = {}): ChunkRow {
+export function chunkRow(
+  sessionId: number,
+  seq: number,
+  direction: "up" | "down",
+  data: Buffer | string,
+  at: number,
+  fields: Partial<ChunkRow> = {},
+): ChunkRow {
   const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : data;
   return { id: ++chunkIds, session_id: sessionId, seq, at, direction, data: bytes, size: bytes.length, sent: null, verdict: null, ...fields };
 }
 
-export function datagramRow(sessionId: number, seq: number, fields: Partial<DatagramRow> & Pick<DatagramRow, "direction" | "from_host" | "from_port">): DatagramRow {
+export function datagramRow(
+  sessionId: number,
+  seq: number,
+  fields: Partial<DatagramRow> & Pick<DatagramRow, "direction" | "from_host" | "from_port">,
+): DatagramRow {
   const data = fields.data ?? Buffer.from(`datagram ${seq}`);
   return {
     id: ++chunkIds,

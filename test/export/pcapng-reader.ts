@@ -359,7 +359,17 @@ export function reassembleTcp(packets: readonly PacketRecord[]): TcpConversation
     const key = conversationKey(p);
     let conv = byKey.get(key);
     if (conv === undefined) {
-      const side = (address: string, port: number): TcpSideState => ({ address, port, isn: undefined, next: undefined, chunks: [], length: 0, missing: 0, fin: undefined, rst: undefined });
+      const side = (address: string, port: number): TcpSideState => ({
+        address,
+        port,
+        isn: undefined,
+        next: undefined,
+        chunks: [],
+        length: 0,
+        missing: 0,
+        fin: undefined,
+        rst: undefined,
+      });
       conv = { a: side(p.src, p.tcp.srcPort), b: side(p.dst, p.tcp.dstPort), packets: [] };
       byKey.set(key, conv);
     }

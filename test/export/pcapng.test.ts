@@ -4,19 +4,7 @@ import { describe, expect, it } from "vitest";
 import { formatIp, parseIp, syntheticAddress } from "../../src/export/addresses.js";
 import { type PcapngSession, initialSequence, pcapngBlocks } from "../../src/export/pcapng.js";
 import type { ChunkRow } from "../../src/store/schema.js";
-import {
-  HTTP_REQUEST,
-  HTTP_RESPONSE,
-  T0,
-  chunkRow,
-  datagramRow,
-  domainSession,
-  exportFile,
-  roundTrip,
-  sessionRow,
-  tcp,
-  udp,
-} from "./fixtures.js";
+import { HTTP_REQUEST, HTTP_RESPONSE, T0, chunkRow, datagramRow, domainSession, exportFile, roundTrip, sessionRow, tcp, udp } from "./fixtures.js";
 import { type PacketRecord, TCP, type TcpConversation, readPcapng, reassembleTcp, streamOf } from "./pcapng-reader.js";
 
 const flagsOf = (p: PacketRecord) => p.tcp!.flags;
@@ -92,7 +80,15 @@ describe("pcapng file structure", () => {
 });
 
 describe("TCP sessions", () => {
-  const session = sessionRow({ id: 7, engine_id: 3, client_port: 50123, opened_at: T0, requested_at: T0 + 2.5, replied_at: T0 + 20.25, closed_at: T0 + 300.125 });
+  const session = sessionRow({
+    id: 7,
+    engine_id: 3,
+    client_port: 50123,
+    opened_at: T0,
+    requested_at: T0 + 2.5,
+    replied_at: T0 + 20.25,
+    closed_at: T0 + 300.125,
+  });
   const chunks = [chunkRow(7, 0, "up", HTTP_REQUEST, T0 + 21.5), chunkRow(7, 1, "down", HTTP_RESPONSE, T0 + 40.001)];
   const file = roundTrip([tcp(session, chunks)]);
   const packets = file.packets;
@@ -219,7 +215,16 @@ describe("TCP sessions", () => {
   });
 
   it("IPv6 sessions: IPv6 headers with correct TCP checksums over the IPv6 pseudo-header", () => {
-    const s = sessionRow({ client_host: "::1", requested_type: "ipv6", requested_host: "2001:db8::5", target_host: "2001:db8::5", remote_host: "2001:db8::5", remote_port: 443, target_port: 443, requested_port: 443 });
+    const s = sessionRow({
+      client_host: "::1",
+      requested_type: "ipv6",
+      requested_host: "2001:db8::5",
+      target_host: "2001:db8::5",
+      remote_host: "2001:db8::5",
+      remote_port: 443,
+      target_port: 443,
+      requested_port: 443,
+    });
     const payload = randomBytes(150_000);
     const out = roundTrip([tcp(s, [chunkRow(1, 0, "up", "hello", T0 + 10), chunkRow(1, 1, "down", payload, T0 + 11)])]);
     for (const p of out.packets) {
@@ -237,7 +242,13 @@ describe("TCP sessions", () => {
   });
 
   it("mixed families: an IPv4 client and an IPv6 target are both written as IPv6", () => {
-    const s = sessionRow({ client_host: "192.168.1.20", remote_host: "2606:4700::1111", target_host: "one.one.one.one", requested_host: "one.one.one.one", requested_type: "domain" });
+    const s = sessionRow({
+      client_host: "192.168.1.20",
+      remote_host: "2606:4700::1111",
+      target_host: "one.one.one.one",
+      requested_host: "one.one.one.one",
+      requested_type: "domain",
+    });
     const out = roundTrip([tcp(s, [chunkRow(1, 0, "up", "ping", T0 + 10)])]);
     expect(out.packets.every((p) => p.family === 6)).toBe(true);
     expect(out.packets[0]!.src).toBe("::ffff:c0a8:114");
@@ -300,25 +311,43 @@ describe("TCP sessions", () => {
     expect(targetReset.filter((p) => flagsOf(p) & TCP.FIN)).toHaveLength(0);
 
     const hookReset = roundTrip([
-      tcp(sessionRow({ close_reason: "closed-by-hook" }), [chunkRow(1, 0, "up", "GET /", T0 + 10), chunkRow(1, 1, "down", "secret", T0 + 11, { sent: Buffer.alloc(0), verdict: "reset" })]),
+      tcp(sessionRow({ close_reason: "closed-by-hook" }), [
+        chunkRow(1, 0, "up", "GET /", T0 + 10),
+        chunkRow(1, 1, "down", "secret", T0 + 11, { sent: Buffer.alloc(0), verdict: "reset" }),
+      ]),
     ]).packets;
     expect(flagsOf(hookReset.at(-1)!)).toBe(TCP.RST | TCP.ACK);
     expect(hookReset.at(-1)!.src).toBe("10.1.2.3");
 
-    const hookClose = roundTrip([tcp(sessionRow({ close_reason: "closed-by-hook" }), [chunkRow(1, 0, "up", "x", T0 + 10, { sent: Buffer.alloc(0), verdict: "close" })])]).packets;
+    const hookClose = roundTrip([
+      tcp(sessionRow({ close_reason: "closed-by-hook" }), [chunkRow(1, 0, "up", "x", T0 + 10, { sent: Buffer.alloc(0), verdict: "close" })]),
+    ]).packets;
     expect(hookClose.slice(-3).map(flagsOf)).toEqual([TCP.FIN | TCP.ACK, TCP.FIN | TCP.ACK, TCP.ACK]);
     expect(hookClose.at(-3)!.comments).toEqual(["socksmith: closed (closed-by-hook)"]);
   });
 
   it("sends nothing after the data of a session still open or interrupted", () => {
     for (const status of ["open", "interrupted"] as const) {
-      const packets = roundTrip([tcp(sessionRow({ status, close_reason: status === "open" ? null : "interrupted", closed_at: status === "open" ? null : T0 + 50 }), [chunkRow(1, 0, "up", "abc", T0 + 10)])]).packets;
+      const packets = roundTrip([
+        tcp(sessionRow({ status, close_reason: status === "open" ? null : "interrupted", closed_at: status === "open" ? null : T0 + 50 }), [
+          chunkRow(1, 0, "up", "abc", T0 + 10),
+        ]),
+      ]).packets;
       expect(packets.map(flagsOf)).toEqual([TCP.SYN, TCP.SYN | TCP.ACK, TCP.ACK, TCP.PSH | TCP.ACK]);
     }
   });
 
   it("a failed CONNECT is a SYN answered by RST/ACK; a client that left is a SYN and its RST; no request, no packets", () => {
-    const refused = sessionRow({ reply: 5, reply_code: "CONNECTION_REFUSED", errno: "ECONNREFUSED", replied_at: T0 + 3, status: "failed", close_reason: "request-failed", remote_host: null, remote_port: null });
+    const refused = sessionRow({
+      reply: 5,
+      reply_code: "CONNECTION_REFUSED",
+      errno: "ECONNREFUSED",
+      replied_at: T0 + 3,
+      status: "failed",
+      close_reason: "request-failed",
+      remote_host: null,
+      remote_port: null,
+    });
     const r = roundTrip([tcp(refused)]).packets;
     expect(r.map(flagsOf)).toEqual([TCP.SYN, TCP.RST | TCP.ACK]);
     expect(r[1]!.src).toBe("10.1.2.3");
@@ -332,10 +361,21 @@ describe("TCP sessions", () => {
     expect(left.map(flagsOf)).toEqual([TCP.SYN, TCP.RST]);
     expect(left[1]!.src).toBe("127.0.0.1");
 
-    const dialling = roundTrip([tcp(sessionRow({ reply: null, replied_at: null, status: "open", close_reason: null, closed_at: null, remote_host: null }))]).packets;
+    const dialling = roundTrip([
+      tcp(sessionRow({ reply: null, replied_at: null, status: "open", close_reason: null, closed_at: null, remote_host: null })),
+    ]).packets;
     expect(dialling.map(flagsOf)).toEqual([TCP.SYN]);
 
-    const noRequest = sessionRow({ command: null, requested_host: null, requested_port: null, target_host: null, remote_host: null, reply: null, status: "denied", close_reason: "auth-failed" });
+    const noRequest = sessionRow({
+      command: null,
+      requested_host: null,
+      requested_port: null,
+      target_host: null,
+      remote_host: null,
+      reply: null,
+      status: "denied",
+      close_reason: "auth-failed",
+    });
     expect(roundTrip([tcp(noRequest)]).packets).toEqual([]);
     expect(roundTrip([tcp(sessionRow({ command: "bind", reply: 1, remote_host: null }))]).packets).toEqual([]);
   });
@@ -375,7 +415,11 @@ describe("TCP sessions", () => {
 
   it("a chunk cut by the capture limit becomes snapped segments that still cover its full size", () => {
     const stored = randomBytes(1000);
-    const rows = [chunkRow(1, 0, "down", stored, T0 + 10, { size: 150_000 }), chunkRow(1, 1, "down", Buffer.alloc(0), T0 + 11, { size: 5000 }), chunkRow(1, 2, "up", Buffer.alloc(0), T0 + 12, { size: 7 })];
+    const rows = [
+      chunkRow(1, 0, "down", stored, T0 + 10, { size: 150_000 }),
+      chunkRow(1, 1, "down", Buffer.alloc(0), T0 + 11, { size: 5000 }),
+      chunkRow(1, 2, "up", Buffer.alloc(0), T0 + 12, { size: 7 }),
+    ];
     const out = roundTrip([tcp(sessionRow(), rows)]);
     const conv = only(out.packets);
     expect(conv.b.length).toBe(155_000);
@@ -408,7 +452,15 @@ describe("TCP sessions", () => {
         (list, mss, [client, server], id, close) => {
           let at = T0 + 10;
           const rows = list.map((c, i) => chunkRow(id, i, c.up ? "up" : "down", Buffer.from(c.bytes), (at += c.gap)));
-          const s = sessionRow({ id, client_host: client, remote_host: server === "example.net" ? null : server, target_host: server, requested_host: server, close_reason: close, closed_at: at + 1 });
+          const s = sessionRow({
+            id,
+            client_host: client,
+            remote_host: server === "example.net" ? null : server,
+            target_host: server,
+            requested_host: server,
+            close_reason: close,
+            closed_at: at + 1,
+          });
           const out = roundTrip([tcp(s, rows)], { maxSegmentSize: mss });
           const conv = only(out.packets);
           const up = Buffer.concat(rows.filter((r) => r.direction === "up").map((r) => r.data));
@@ -431,15 +483,68 @@ describe("TCP sessions", () => {
 });
 
 describe("UDP ASSOCIATE sessions", () => {
-  const session = sessionRow({ id: 4, command: "udp", requested_type: "ipv4", requested_host: "0.0.0.0", requested_port: 0, target_host: null, target_port: null, remote_host: null, remote_port: null });
+  const session = sessionRow({
+    id: 4,
+    command: "udp",
+    requested_type: "ipv4",
+    requested_host: "0.0.0.0",
+    requested_port: 0,
+    target_host: null,
+    target_port: null,
+    remote_host: null,
+    remote_port: null,
+  });
   const datagrams = [
     // A DNS query to a name: sent to the address it resolved to.
-    datagramRow(4, 0, { direction: "up", from_host: "127.0.0.1", from_port: 5353, peer_type: "domain", peer_host: "dns.example", peer_port: 53, to_host: "10.0.0.53", to_port: 53, data: Buffer.from("query") }),
-    datagramRow(4, 1, { direction: "down", from_host: "10.0.0.53", from_port: 53, peer_type: "ipv4", peer_host: "10.0.0.53", peer_port: 53, to_host: "127.0.0.1", to_port: 5353, data: Buffer.from("answer"), sent: Buffer.from("ANSWER!") }),
+    datagramRow(4, 0, {
+      direction: "up",
+      from_host: "127.0.0.1",
+      from_port: 5353,
+      peer_type: "domain",
+      peer_host: "dns.example",
+      peer_port: 53,
+      to_host: "10.0.0.53",
+      to_port: 53,
+      data: Buffer.from("query"),
+    }),
+    datagramRow(4, 1, {
+      direction: "down",
+      from_host: "10.0.0.53",
+      from_port: 53,
+      peer_type: "ipv4",
+      peer_host: "10.0.0.53",
+      peer_port: 53,
+      to_host: "127.0.0.1",
+      to_port: 5353,
+      data: Buffer.from("answer"),
+      sent: Buffer.from("ANSWER!"),
+    }),
     // Dropped on the way up: still shown, to the peer the client named.
-    datagramRow(4, 2, { direction: "up", from_host: "127.0.0.1", from_port: 5353, peer_type: "domain", peer_host: "nxdomain.example", peer_port: 9, data: Buffer.from("lost"), verdict: "dropped", reason: "dns-failed", detail: "lookup nxdomain.example: ENOTFOUND" }),
+    datagramRow(4, 2, {
+      direction: "up",
+      from_host: "127.0.0.1",
+      from_port: 5353,
+      peer_type: "domain",
+      peer_host: "nxdomain.example",
+      peer_port: 9,
+      data: Buffer.from("lost"),
+      verdict: "dropped",
+      reason: "dns-failed",
+      detail: "lookup nxdomain.example: ENOTFOUND",
+    }),
     // Dropped on the way down: from the remote to the client's port.
-    datagramRow(4, 3, { direction: "down", from_host: "10.6.6.6", from_port: 1234, peer_type: "ipv4", peer_host: "10.6.6.6", peer_port: 1234, data: Buffer.from("spam"), verdict: "dropped", reason: "unsolicited", detail: "10.6.6.6 was never sent to" }),
+    datagramRow(4, 3, {
+      direction: "down",
+      from_host: "10.6.6.6",
+      from_port: 1234,
+      peer_type: "ipv4",
+      peer_host: "10.6.6.6",
+      peer_port: 1234,
+      data: Buffer.from("spam"),
+      verdict: "dropped",
+      reason: "unsolicited",
+      detail: "10.6.6.6 was never sent to",
+    }),
     // No readable header: the destination is unknown, left out.
     datagramRow(4, 4, { direction: "up", from_host: "127.0.0.1", from_port: 5353, data: Buffer.from("garbage"), verdict: "dropped", reason: "bad-header" }),
   ];
@@ -476,7 +581,17 @@ describe("UDP ASSOCIATE sessions", () => {
     const p = roundTrip([
       udp(s, [
         datagramRow(4, 0, { direction: "down", from_host: "2001:db8::1", from_port: 7, verdict: "dropped", reason: "unsolicited" }),
-        datagramRow(4, 1, { direction: "up", from_host: "::1", from_port: 6000, peer_type: "ipv4", peer_host: "10.0.0.7", peer_port: 7, to_host: "10.0.0.7", to_port: 7, data: Buffer.alloc(0) }),
+        datagramRow(4, 1, {
+          direction: "up",
+          from_host: "::1",
+          from_port: 6000,
+          peer_type: "ipv4",
+          peer_host: "10.0.0.7",
+          peer_port: 7,
+          to_host: "10.0.0.7",
+          to_port: 7,
+          data: Buffer.alloc(0),
+        }),
         datagramRow(4, 2, { direction: "down", from_host: "2001:db8::1", from_port: 7, verdict: "dropped", reason: "unsolicited" }),
       ]),
     ]).packets;
@@ -490,7 +605,22 @@ describe("UDP ASSOCIATE sessions", () => {
   });
 
   it("a datagram cut by the capture limit is a snapped packet with its full UDP length", () => {
-    const p = roundTrip([udp(session, [datagramRow(4, 0, { direction: "up", from_host: "127.0.0.1", from_port: 1, peer_type: "ipv4", peer_host: "10.0.0.1", peer_port: 2, to_host: "10.0.0.1", to_port: 2, data: Buffer.from("abc"), size: 1200 })])]).packets;
+    const p = roundTrip([
+      udp(session, [
+        datagramRow(4, 0, {
+          direction: "up",
+          from_host: "127.0.0.1",
+          from_port: 1,
+          peer_type: "ipv4",
+          peer_host: "10.0.0.1",
+          peer_port: 2,
+          to_host: "10.0.0.1",
+          to_port: 2,
+          data: Buffer.from("abc"),
+          size: 1200,
+        }),
+      ]),
+    ]).packets;
     expect(p[0]!.udp!.length).toBe(1208);
     expect(p[0]!.capturedLength).toBe(20 + 8 + 3);
     expect(p[0]!.originalLength).toBe(20 + 8 + 1200);
@@ -502,7 +632,9 @@ describe("several sessions", () => {
   it("exports sessions one after another, each its own conversation", () => {
     const sessions: PcapngSession[] = [];
     for (let id = 1; id <= 5; id++) {
-      sessions.push(tcp(sessionRow({ id, client_port: 40000 + id }), [chunkRow(id, 0, "up", `request ${id}`, T0 + 10), chunkRow(id, 1, "down", `response ${id}`, T0 + 11)]));
+      sessions.push(
+        tcp(sessionRow({ id, client_port: 40000 + id }), [chunkRow(id, 0, "up", `request ${id}`, T0 + 10), chunkRow(id, 1, "down", `response ${id}`, T0 + 11)]),
+      );
     }
     const out = roundTrip(sessions);
     const conversations = reassembleTcp(out.packets);

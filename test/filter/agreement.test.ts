@@ -17,7 +17,9 @@ const session = (id: number, row: Partial<SessionRow>, chunks: Payload[] = [], d
 // Defaults (sessionRow): v5 CONNECT example.com:443 → remote 93.184.216.34, client 127.0.0.1,
 // ok, reply 0, open 1 s, no bytes, no user/sni/protocol, tags {}.
 const SESSIONS: readonly Session[] = [
-  session(1, { sni: "example.com", protocol: "tls", bytes_up_received: 500, bytes_down_received: 20_000, tags: '{"env":"prod"}' }, [payload("\x16\x03\x01\x02\x00")]),
+  session(1, { sni: "example.com", protocol: "tls", bytes_up_received: 500, bytes_down_received: 20_000, tags: '{"env":"prod"}' }, [
+    payload("\x16\x03\x01\x02\x00"),
+  ]),
   session(
     2,
     {
@@ -265,7 +267,24 @@ const HOSTS = [
   'a b"c',
   "",
 ] as const;
-const GLOBS = ["*", "*.example.com", "*EXAMPLE*", "example.com", "api.*", "?::1", "10.*", "*10.0.0.1*", "localhost", 'a b"c', "alice", "ALICE", "b*", "client-*", "completed", "*e?"];
+const GLOBS = [
+  "*",
+  "*.example.com",
+  "*EXAMPLE*",
+  "example.com",
+  "api.*",
+  "?::1",
+  "10.*",
+  "*10.0.0.1*",
+  "localhost",
+  'a b"c',
+  "alice",
+  "ALICE",
+  "b*",
+  "client-*",
+  "completed",
+  "*e?",
+];
 const CIDRS = ["10.0.0.0/8", "10.0.0.1/32", "10.0.0.7/32", "192.168.0.0/16", "::1/128", "2001:db8::/32", "fe80::/10", "0.0.0.0/0", "::/0"];
 const PATTERNS = ["GET", "^SSH-", "\\x00", "[\\x80-\\xff]", "HTTP/1\\.1", "a|b", "^$", "user-agent", "\\r\\n", "\\xe9", "."];
 const SIZES = [0, 0.5, 1, 1023, 1024, 1536, 10_240, 2 * 1024 ** 2];
@@ -357,9 +376,18 @@ const termArb: fc.Arbitrary<Term> = fc.oneof(
     ...(["open", "ok", "denied", "failed", "interrupted"] as const).map((value) => ({ kind: "enum", field: "status", value }) as const),
     ...(["tls", "http", "ssh", null] as const).map((value) => ({ kind: "enum", field: "proto", value }) as const),
   ),
-  fc.record({ kind: fc.constant("tag"), key: fc.constantFrom("env", "ENV", "*", "e?v", "blocked", "n"), value: fc.constantFrom(null, "prod", "PROD", "*", "", "p*", "5", "null") }),
+  fc.record({
+    kind: fc.constant("tag"),
+    key: fc.constantFrom("env", "ENV", "*", "e?v", "blocked", "n"),
+    value: fc.constantFrom(null, "prod", "PROD", "*", "", "p*", "5", "null"),
+  }),
   fc.oneof(
-    fc.record({ kind: fc.constant("compare"), measure: fc.constantFrom("bytes", "up", "down"), op: fc.constantFrom(">", ">=", "<", "<=", "="), amount: fc.constantFrom(...SIZES) }),
+    fc.record({
+      kind: fc.constant("compare"),
+      measure: fc.constantFrom("bytes", "up", "down"),
+      op: fc.constantFrom(">", ">=", "<", "<=", "="),
+      amount: fc.constantFrom(...SIZES),
+    }),
     fc.record({ kind: fc.constant("compare"), measure: fc.constant("dur"), op: fc.constantFrom(">", ">=", "<", "<=", "="), amount: fc.constantFrom(...TIMES) }),
   ),
   fc.record({ kind: fc.constant("payload"), pattern: fc.constantFrom(...PATTERNS), flags: fc.constantFrom("", "i", "s", "m", "is") }),

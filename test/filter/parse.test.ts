@@ -281,12 +281,18 @@ describe("parseFilter errors", () => {
 
   it("arbitrary text parses or throws a FilterError, and what parses formats back to the same tree and compiles", () => {
     const token = fc.constantFrom(
-      ..."host: port: cmd: v: status: proto: rep: reason: id: user: sni: client: tag: bytes up down dur hots: x: > >= < <= = ! ( ) | & ~ ~i \" \\ * ? - = / : 0 1 80 0x1f 10k 2s 10.0.0.0 ::1 connect ok tls none a B".split(" "),
+      ...'host: port: cmd: v: status: proto: rep: reason: id: user: sni: client: tag: bytes up down dur hots: x: > >= < <= = ! ( ) | & ~ ~i " \\ * ? - = / : 0 1 80 0x1f 10k 2s 10.0.0.0 ::1 connect ok tls none a B'.split(
+        " ",
+      ),
       " ",
       "  ",
       "\t",
     );
-    const text = fc.oneof(fc.array(token, { maxLength: 12 }).map((t) => t.join("")), fc.string(), fc.string({ unit: "binary", maxLength: 20 }));
+    const text = fc.oneof(
+      fc.array(token, { maxLength: 12 }).map((t) => t.join("")),
+      fc.string(),
+      fc.string({ unit: "binary", maxLength: 20 }),
+    );
     fc.assert(
       fc.property(text, (input) => {
         let tree: Filter;

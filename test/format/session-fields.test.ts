@@ -210,7 +210,7 @@ describe("show and the TUI's overview: one description", () => {
     ]);
     const text = showText(rich).join("\n");
     expect(text.match(/^replay of:/gm)).toHaveLength(1);
-    expect(text).toContain("auth:       userpass user \"al\\u{202e}ice\" (offered none, userpass, 0x80)");
+    expect(text).toContain('auth:       userpass user "al\\u{202e}ice" (offered none, userpass, 0x80)');
     expect(text).toContain("actual:     10.0.0.1:8080 (redirected by an addon)");
     expect(text).toContain("attempts:   10.0.0.2:8080, 10.0.0.1:8080");
     expect(text).toContain("served from: session 3 (server replay)");

@@ -5,7 +5,18 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, checkRequest, describe as describeValue, isProblem, type Checked } from "../../src/hooks/answers.js";
+import {
+  checkAuth,
+  checkData,
+  checkDatagram,
+  checkOpen,
+  checkPeer,
+  checkReply,
+  checkRequest,
+  describe as describeValue,
+  isProblem,
+  type Checked,
+} from "../../src/hooks/answers.js";
 
 function problem<T>(checked: Checked<T>): string {
   if (!isProblem(checked)) throw new Error(`expected a problem, got ${JSON.stringify(checked.value)}`);
@@ -106,7 +117,12 @@ describe("hook answers are checked against the contract", () => {
   });
 
   it("hostile values never make a check throw: getters that throw, revoked proxies, cycles, bigints", () => {
-    const throwing = Object.defineProperty({}, "deny", { enumerable: true, get: () => { throw new Error("gotcha"); } });
+    const throwing = Object.defineProperty({}, "deny", {
+      enumerable: true,
+      get: () => {
+        throw new Error("gotcha");
+      },
+    });
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();
     const cyclic: Record<string, unknown> = { replace: undefined };

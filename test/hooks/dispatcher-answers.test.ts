@@ -59,11 +59,24 @@ const answers = (value: unknown) => () => value as never;
 describe("malformed hook answers are hook failures, never crashes or silent misreads", () => {
   it("onRequest: each reproduced answer counts as no opinion (the request is allowed) and is reported", async () => {
     const target = await echo();
-    const bad: unknown[] = [{}, { block: true }, { redirect: null }, { redirect: { port: -1 } }, { redirect: { host: 5 } }, { deny: 0 }, { deny: "x" }, { deny: "2" }, { deny: 999 }, { allow: false }];
+    const bad: unknown[] = [
+      {},
+      { block: true },
+      { redirect: null },
+      { redirect: { port: -1 } },
+      { redirect: { host: 5 } },
+      { deny: 0 },
+      { deny: "x" },
+      { deny: "2" },
+      { deny: 999 },
+      { allow: false },
+    ];
     for (const answer of bad) {
       const { port, failures } = await withAddons([instance("bad", { onRequest: answers(answer) })]);
       expect(await connect(port, target.port), JSON.stringify(answer)).toEqual({ rep: 0, echoes: true });
-      expect(failures, JSON.stringify(answer)).toEqual([expect.objectContaining({ addon: "bad", hook: "onRequest", kind: "invalid", session: expect.any(Number) })]);
+      expect(failures, JSON.stringify(answer)).toEqual([
+        expect.objectContaining({ addon: "bad", hook: "onRequest", kind: "invalid", session: expect.any(Number) }),
+      ]);
       expect(failures[0]!.message).toMatch(/^answered /);
     }
   });
@@ -95,7 +108,11 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
       const seen: string[] = [];
       const { port, failures } = await withAddons([
         instance("bad", { onData: answers(answer) }),
-        instance("upper", { onData: (c) => (seen.push(Buffer.from(c.data).toString()), c.direction === "up" ? { replace: Buffer.from(c.data).toString().toUpperCase() } : undefined) }),
+        instance("upper", {
+          onData: (c) => (
+            seen.push(Buffer.from(c.data).toString()), c.direction === "up" ? { replace: Buffer.from(c.data).toString().toUpperCase() } : undefined
+          ),
+        }),
       ]);
       const c = await openTunnel(port, target.port);
       c.write(Buffer.from("hello"));
@@ -134,8 +151,25 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
   it("thenables that misbehave: then throws, settles twice, resolves to a thenable; each is reported once and the session goes on", async () => {
     const target = await echo();
     const cases: Array<[string, () => unknown, string]> = [
-      ["then throws", () => ({ then: () => { throw new Error("then broke"); } }), "threw"],
-      ["then getter throws", () => Object.defineProperty({}, "then", { get: () => { throw new Error("no then"); } }), "invalid"],
+      [
+        "then throws",
+        () => ({
+          then: () => {
+            throw new Error("then broke");
+          },
+        }),
+        "threw",
+      ],
+      [
+        "then getter throws",
+        () =>
+          Object.defineProperty({}, "then", {
+            get: () => {
+              throw new Error("no then");
+            },
+          }),
+        "invalid",
+      ],
       ["settles twice", () => ({ then: (ok: (v: unknown) => void, no: (e: unknown) => void) => (ok({ deny: 5 }), no(new Error("late"))) }), ""],
       ["resolves to a thenable", () => ({ then: (ok: (v: unknown) => void) => ok({ then: () => {} }) }), "invalid"],
     ];
@@ -143,7 +177,10 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
       const { port, failures } = await withAddons([instance("odd", { onRequest: answer as never })], 200);
       const expected = name === "settles twice" ? { rep: 5, echoes: false } : { rep: 0, echoes: true };
       expect(await connect(port, target.port), name).toEqual(expected);
-      expect(failures.map((f) => f.kind), name).toEqual(kind === "" ? [] : [kind]);
+      expect(
+        failures.map((f) => f.kind),
+        name,
+      ).toEqual(kind === "" ? [] : [kind]);
     }
   });
 
@@ -164,7 +201,11 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
           setTimeout(() => (ctx.inject as (d: unknown, b: unknown) => void)("up", { not: "bytes" }), 5);
           setTimeout(() => (ctx.injectDatagram as (p: unknown, b: unknown) => void)("127.0.0.1:53", "x"), 5);
           // Not text: stored as a description of the value, never a throw.
-          ctx.tag("k", { toString: () => { throw new Error("no text"); } } as never);
+          ctx.tag("k", {
+            toString: () => {
+              throw new Error("no text");
+            },
+          } as never);
           return undefined;
         },
       }),
@@ -189,7 +230,7 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
         "",
         "export default {",
         "  onRequest(request) {",
-        '    return { deny: String(2) } as never;',
+        "    return { deny: String(2) } as never;",
         "  },",
         "  onData: () => new Promise(() => {}),",
         "} satisfies Addon;",

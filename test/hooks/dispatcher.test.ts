@@ -85,7 +85,11 @@ describe("Dispatcher over the engine", () => {
     const target = await echo();
     const { port, failures } = await withDispatcher(
       [
-        instance("thrower", { onRequest: () => { throw new Error("boom"); } }),
+        instance("thrower", {
+          onRequest: () => {
+            throw new Error("boom");
+          },
+        }),
         instance("rejecter", { onReply: () => Promise.reject(new Error("nope")) }),
         instance("sleeper", { onData: () => new Promise(() => {}) }),
       ],
@@ -94,7 +98,9 @@ describe("Dispatcher over the engine", () => {
     const c = await openTunnel(port, target.port);
     c.write(Buffer.from("still works"));
     expect((await c.read(11)).toString()).toBe("still works");
-    expect(failures.map((f) => `${f.addon}.${f.hook}:${f.kind}`)).toEqual(expect.arrayContaining(["thrower.onRequest:threw", "rejecter.onReply:rejected", "sleeper.onData:timed-out"]));
+    expect(failures.map((f) => `${f.addon}.${f.hook}:${f.kind}`)).toEqual(
+      expect.arrayContaining(["thrower.onRequest:threw", "rejecter.onReply:rejected", "sleeper.onData:timed-out"]),
+    );
     expect(failures.find((f) => f.kind === "threw")).toMatchObject({ message: "boom", session: expect.any(Number) });
   });
 
@@ -177,7 +183,12 @@ describe("Dispatcher over the engine", () => {
     await first.read(2);
     expect((await first.readToEnd())[1]).toBe(2);
 
-    const broken = instance("gate", { onLoad: () => { throw new Error("bad v2"); }, onRequest: () => ({ allow: true }) });
+    const broken = instance("gate", {
+      onLoad: () => {
+        throw new Error("bad v2");
+      },
+      onRequest: () => ({ allow: true }),
+    });
     expect(await dispatcher.replace(0, broken)).toBe(false);
     expect(failures.at(-1)).toMatchObject({ hook: "onLoad", message: "bad v2" });
 

@@ -175,8 +175,18 @@ describe("loadAddon: locations in stack traces", () => {
     await writeFile(v1, `// one\n// two\n// three\nexport default {\n  onOpen() {\n    throw new Error("v2");\n  },\n};\n`);
     const second = await loadAddon(v1, {}, 2);
     const open = { client: { host: "h", port: 1 }, local: { host: "h", port: 2 } };
-    expect(addonLocation(thrown(() => first.addon.onOpen?.(open, context())), v1)).toBe(`${v1}:3:11`);
-    expect(addonLocation(thrown(() => second.addon.onOpen?.(open, context())), v1)).toBe(`${v1}:6:11`);
+    expect(
+      addonLocation(
+        thrown(() => first.addon.onOpen?.(open, context())),
+        v1,
+      ),
+    ).toBe(`${v1}:3:11`);
+    expect(
+      addonLocation(
+        thrown(() => second.addon.onOpen?.(open, context())),
+        v1,
+      ),
+    ).toBe(`${v1}:6:11`);
   });
 
   it("still maps after garbage collection while the addon is referenced", async () => {
@@ -387,7 +397,13 @@ describe("loadAddon: options", () => {
     const entry = await optionsAddon();
     expect((await loadAddon(entry)).options).toEqual({ ms: 100, label: "x" });
     expect((await loadAddon(entry, { ms: "2.5", verbose: "TRUE", label: "" })).options).toEqual({ ms: 2.5, verbose: true, label: "" });
-    for (const [text, value] of [["1", true], ["yes", true], ["0", false], ["no", false], ["false", false]] as const) {
+    for (const [text, value] of [
+      ["1", true],
+      ["yes", true],
+      ["0", false],
+      ["no", false],
+      ["false", false],
+    ] as const) {
       expect((await loadAddon(entry, { verbose: text })).options.verbose, text).toBe(value);
     }
     expect((await loadAddon(entry, { ms: " -3 " })).options.ms).toBe(-3);
@@ -398,7 +414,14 @@ describe("loadAddon: options", () => {
     const unknown = await failure(loadAddon(entry, { mss: "1" }));
     expect(unknown).toMatchObject({ code: "BAD_OPTION", file: entry });
     expect(unknown.message).toBe('unknown option "mss" for addon opts (did you mean ms?) (options: ms, verbose, label)');
-    for (const [option, raw] of [["ms", "abc"], ["ms", ""], ["ms", "Infinity"], ["ms", "NaN"], ["verbose", "maybe"], ["verbose", ""]] as const) {
+    for (const [option, raw] of [
+      ["ms", "abc"],
+      ["ms", ""],
+      ["ms", "Infinity"],
+      ["ms", "NaN"],
+      ["verbose", "maybe"],
+      ["verbose", ""],
+    ] as const) {
       const err = await failure(loadAddon(entry, { [option]: raw }));
       expect(err.code, `${option}=${raw}`).toBe("BAD_OPTION");
       expect(err.message, `${option}=${raw}`).toContain(`option opts.${option} must be`);

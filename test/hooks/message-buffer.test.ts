@@ -66,8 +66,12 @@ describe("ctx.messages", () => {
     const messages = messageHelper({ log: () => {}, failed: () => {} });
     const edit = (m: Buffer) => `[${m.toString()}]`;
     expect(messages({ direction: "up", data: Buffer.from("ab"), seq: 0 }, { delimiter: "." }, edit)).toEqual({ replace: Buffer.alloc(0) });
-    expect(Buffer.from((messages({ direction: "down", data: Buffer.from("x."), seq: 1 }, { delimiter: "." }, edit) as { replace: Uint8Array }).replace).toString()).toBe("[x.]");
-    expect(Buffer.from((messages({ direction: "up", data: Buffer.from("c."), seq: 2 }, { delimiter: "." }, edit) as { replace: Uint8Array }).replace).toString()).toBe("[abc.]");
+    expect(
+      Buffer.from((messages({ direction: "down", data: Buffer.from("x."), seq: 1 }, { delimiter: "." }, edit) as { replace: Uint8Array }).replace).toString(),
+    ).toBe("[x.]");
+    expect(
+      Buffer.from((messages({ direction: "up", data: Buffer.from("c."), seq: 2 }, { delimiter: "." }, edit) as { replace: Uint8Array }).replace).toString(),
+    ).toBe("[abc.]");
   });
 
   it("memory is bounded by max: an oversized delimited message passes unedited as it comes, said once, and framing resumes after it", () => {
@@ -126,7 +130,9 @@ describe("ctx.messages", () => {
 
   it("property: for any split of a stream into chunks, the concatenated output equals the output for the unsplit stream", () => {
     const messageArb = fc.oneof(
-      fc.record({ ua: fc.string({ maxLength: 8 }), body: fc.string({ maxLength: 30 }) }).map(({ ua, body }) => `GET / HTTP/1.1\r\nua: ${ua}\r\nlen: ${body.length}\r\n\r\n${body}`),
+      fc
+        .record({ ua: fc.string({ maxLength: 8 }), body: fc.string({ maxLength: 30 }) })
+        .map(({ ua, body }) => `GET / HTTP/1.1\r\nua: ${ua}\r\nlen: ${body.length}\r\n\r\n${body}`),
       fc.string({ maxLength: 40 }),
       fc.constantFrom("\r\n\r\n", "\r\n", "\r", "\n\n", "ua: x\r\n\r\n"),
     );
@@ -135,14 +141,26 @@ describe("ctx.messages", () => {
       () => ({ framing: { delimiter: "\r\n\r\n", max: 24 }, edit: httpEdit }),
       () => ({ framing: { length: 7 }, edit: upper }),
       () => ({ framing: { length: 7, max: 5 }, edit: upper }),
-      () => ({ framing: { measure: (b) => (b.length === 0 ? undefined : 1 + (b[0]! % 13)), max: 9 }, edit: (m) => ({ replace: `<${m.toString("latin1")}>`, pass: m.length % 3 }) }),
-      () => ({ framing: { measure: (b) => { const i = b.indexOf(0x0a); return i === -1 ? undefined : i + 1; }, max: 16 }, edit: upper }),
+      () => ({
+        framing: { measure: (b) => (b.length === 0 ? undefined : 1 + (b[0]! % 13)), max: 9 },
+        edit: (m) => ({ replace: `<${m.toString("latin1")}>`, pass: m.length % 3 }),
+      }),
+      () => ({
+        framing: {
+          measure: (b) => {
+            const i = b.indexOf(0x0a);
+            return i === -1 ? undefined : i + 1;
+          },
+          max: 16,
+        },
+        edit: upper,
+      }),
       () => {
         let body = 0;
         return {
           framing: () => (body > 0 ? { length: body } : { delimiter: "\n" }),
           edit: (m: Buffer) => {
-            if (body > 0) return void (body = 0), m.toString("latin1").toUpperCase();
+            if (body > 0) return (void (body = 0), m.toString("latin1").toUpperCase());
             body = m.length % 5;
             return `${m.length}|`;
           },

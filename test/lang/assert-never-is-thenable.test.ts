@@ -5,7 +5,7 @@ import { isThenable } from "../../src/lang/is-thenable.js";
 
 describe("assertNever", () => {
   it("throws naming what it was given, even for values JSON cannot show", () => {
-    expect(() => assertNever("x" as never, "event")).toThrow("unexpected event \"x\"");
+    expect(() => assertNever("x" as never, "event")).toThrow('unexpected event "x"');
     expect(() => assertNever({ kind: "z" } as never)).toThrow('unexpected value {"kind":"z"}');
     expect(() => assertNever(10n as never)).toThrow("unexpected value 10");
     expect(() => assertNever(undefined as never)).toThrow("unexpected value undefined");

@@ -120,7 +120,9 @@ describe("client replay", () => {
 describe("socksmith replay (CLI)", () => {
   function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      execFile(process.execPath, [CLI, ...args], { cwd: root }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr }));
+      execFile(process.execPath, [CLI, ...args], { cwd: root }, (err, stdout, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr }),
+      );
     });
   }
 

@@ -57,7 +57,11 @@ describe("socksmith replay of a UDP association", () => {
     expect(answers).toEqual(["echo:one", "echo:two", "echo:three"]);
     const result = await cli(["replay", "1", file]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^replay of #1 \\(UDP\\) → 127\\.0\\.0\\.1:${port}: sent 3 datagrams; received 3 answers \\(recorded 3\\): same as recorded\\n  recorded as session #2\\n$`));
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `^replay of #1 \\(UDP\\) → 127\\.0\\.0\\.1:${port}: sent 3 datagrams; received 3 answers \\(recorded 3\\): same as recorded\\n  recorded as session #2\\n$`,
+      ),
+    );
     const reader = new CaptureReader(file);
     try {
       const replay = reader.session(2)!;
@@ -89,7 +93,13 @@ describe("socksmith replay of a UDP association", () => {
     expect(result.code).toBe(0);
     const report = first(replayJson(result.stdout), "replay result");
     // Answers of the replay: "reply a from run 2", "reply b from run 2": the first differs at byte 17.
-    expect(report).toMatchObject({ original: 1, completed: true, match: false, difference: { offset: 17 }, udp: { sent: 2, expected: 2, received: 2, differingAnswer: 0 } });
+    expect(report).toMatchObject({
+      original: 1,
+      completed: true,
+      match: false,
+      difference: { offset: 17 },
+      udp: { sent: 2, expected: 2, received: 2, differingAnswer: 0 },
+    });
     expect(report.udp).not.toHaveProperty("datagrams");
     const text = await cli(["replay", "1", file, "--no-record"]);
     expect(text.stdout).toContain("answer 1 differs at byte 17");

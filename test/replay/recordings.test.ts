@@ -93,14 +93,25 @@ function pacedHandle() {
   };
 }
 
-const request = { id: 1, version: 5 as const, command: "connect" as const, destination: { type: "domain" as const, host: "big.test", port: 80 }, client: { host: "127.0.0.1", port: 5000 } };
+const request = {
+  id: 1,
+  version: 5 as const,
+  command: "connect" as const,
+  destination: { type: "domain" as const, host: "big.test", port: 80 },
+  client: { host: "127.0.0.1", port: 5000 },
+};
 const reply = { id: 1, version: 5 as const, command: "connect" as const, stage: "final" as const, rep: 0, bound: { host: "0.0.0.0", port: 0 } };
 
 describe("server replay of a big recording", () => {
   it("reads it in pages and writes it a chunk at a time, waiting for the client's drain: 64 MiB held as one chunk, byte-exact", async () => {
     const answer = Buffer.alloc(64 * MiB);
     for (let i = 0; i < answer.length; i += 4096) answer.writeUInt32LE(i, i);
-    const reader = new CaptureReader(recording([["up", Buffer.from("GET /big")], ["down", answer]]));
+    const reader = new CaptureReader(
+      recording([
+        ["up", Buffer.from("GET /big")],
+        ["down", answer],
+      ]),
+    );
     const recordings = new Recordings(reader);
     const replay = new ServerReplay(recordings, allowAllHooks, { miss: "deny", reuse: false });
     const client = pacedHandle();
@@ -132,7 +143,14 @@ describe("server replay of a big recording", () => {
 
   it("client bytes that arrive while an answer is still going out count toward the next turn", async () => {
     const first = Buffer.alloc(3 * MiB, 0x61);
-    const reader = new CaptureReader(recording([["up", Buffer.from("A")], ["down", first], ["up", Buffer.from("BB")], ["down", Buffer.from("second answer")]]));
+    const reader = new CaptureReader(
+      recording([
+        ["up", Buffer.from("A")],
+        ["down", first],
+        ["up", Buffer.from("BB")],
+        ["down", Buffer.from("second answer")],
+      ]),
+    );
     const recordings = new Recordings(reader);
     const replay = new ServerReplay(recordings, allowAllHooks, { miss: "deny", reuse: false, quietMs: 60_000 });
     const client = pacedHandle();

@@ -75,7 +75,9 @@ describe("socksmith run --server-replay", () => {
 
     const served = capture();
     const mock = await run(["-w", served, "--server-replay", recording]);
-    expect(mock.stdout.join("\n")).toContain(`server replay from ${recording}: 1 TCP recording of 1 destination, 0 UDP exchanges (each answers once); anything else is denied (0x02)`);
+    expect(mock.stdout.join("\n")).toContain(
+      `server replay from ${recording}: 1 TCP recording of 1 destination, 0 UDP exchanges (each answers once); anything else is denied (0x02)`,
+    );
     expect(await curl(mock.port, `http://localhost:${http.port}/status`)).toEqual({ code: 0, body: "recorded answer to /status (#1)" });
     // Used once: the next request is a miss, refused with REP 02 (curl: 97, proxy handshake failed).
     const raw = await RawClient.connect(mock.port);
@@ -111,8 +113,11 @@ describe("socksmith run --server-replay", () => {
     const port = (server.address() as AddressInfo).port;
     const fetch = (proxyPort: number) =>
       new Promise<{ code: number; body: Buffer }>((resolve) =>
-        execFile("curl", ["-s", "--max-time", "20", "--socks5-hostname", `127.0.0.1:${proxyPort}`, `http://localhost:${port}/big`], { encoding: "buffer", maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
-          resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, body: stdout }),
+        execFile(
+          "curl",
+          ["-s", "--max-time", "20", "--socks5-hostname", `127.0.0.1:${proxyPort}`, `http://localhost:${port}/big`],
+          { encoding: "buffer", maxBuffer: 64 * 1024 * 1024 },
+          (err, stdout) => resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, body: stdout }),
         ),
       );
     const recording = capture();

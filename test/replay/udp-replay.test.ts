@@ -64,7 +64,13 @@ const association = { id: 1, command: "udp" } as SessionRow;
 
 let seq = 0;
 /** A datagram row as the recorder writes one: `peer` is where "up" went as the client wrote it, where "down" came from. */
-function row(direction: "up" | "down", peer: { host: string; port: number }, data: string, at: number, verdict: DatagramRow["verdict"] = "relayed"): DatagramRow {
+function row(
+  direction: "up" | "down",
+  peer: { host: string; port: number },
+  data: string,
+  at: number,
+  verdict: DatagramRow["verdict"] = "relayed",
+): DatagramRow {
   const client = { host: "127.0.0.1", port: 40000 };
   const bytes = Buffer.from(data);
   return {
@@ -159,7 +165,12 @@ describe("replayDatagrams over loopback", () => {
     expect(b.arrivals).toEqual([]);
     expect(elsewhere.arrivals.map((x) => x.data)).toEqual(["one", "two"]);
     // The first answer is the same; the second comes back as "A:two" where "B:two" was recorded.
-    expect(result).toMatchObject({ completed: true, match: false, target: { port: elsewhere.port }, difference: { offset: 0, expected: "42 3a 74 77 6f", actual: "41 3a 74 77 6f" } });
+    expect(result).toMatchObject({
+      completed: true,
+      match: false,
+      target: { port: elsewhere.port },
+      difference: { offset: 0, expected: "42 3a 74 77 6f", actual: "41 3a 74 77 6f" },
+    });
     expect(result.udp).toMatchObject({ sent: 2, received: 2, differingAnswer: 1 });
   });
 
@@ -171,12 +182,24 @@ describe("replayDatagrams over loopback", () => {
       ["three", ["reply to three."]],
     ]);
     const result = await replayDatagrams(association, rows, { quietMs: 200 });
-    expect(result).toMatchObject({ completed: true, match: false, difference: { offset: 12, expected: "79 20 74 6f 20 74 77 6f 2e", actual: "79 20 74 6f 20 74 77 6f 21" } });
+    expect(result).toMatchObject({
+      completed: true,
+      match: false,
+      difference: { offset: 12, expected: "79 20 74 6f 20 74 77 6f 2e", actual: "79 20 74 6f 20 74 77 6f 21" },
+    });
     expect(result.udp).toMatchObject({ sent: 3, expected: 3, received: 2, differingAnswer: 1 });
 
     // The same server, a fresh count: only the third answer is missing now.
     const again = await udpServer((msg, nth) => (nth === 3 ? undefined : `reply to ${msg}.`));
-    const missing = await replayDatagrams(association, recorded(again, [["one", ["reply to one."]], ["two", ["reply to two."]], ["three", ["reply to three."]]]), { quietMs: 200 });
+    const missing = await replayDatagrams(
+      association,
+      recorded(again, [
+        ["one", ["reply to one."]],
+        ["two", ["reply to two."]],
+        ["three", ["reply to three."]],
+      ]),
+      { quietMs: 200 },
+    );
     expect(missing).toMatchObject({ completed: true, match: false, difference: { offset: 0, actual: "" } });
     expect(missing.udp).toMatchObject({ received: 2, differingAnswer: 2 });
   });
@@ -210,7 +233,14 @@ describe("replayDatagrams over loopback", () => {
   it("with pace turns, quietMs without an answer moves on to the next datagram, and the replay ends quietMs after the last", async () => {
     const mute = await udpServer(() => undefined);
     const started = Date.now();
-    const result = await replayDatagrams(association, recorded(mute, [["1", ["a"]], ["2", ["b"]]]), { quietMs: 150, timeoutMs: 10_000 });
+    const result = await replayDatagrams(
+      association,
+      recorded(mute, [
+        ["1", ["a"]],
+        ["2", ["b"]],
+      ]),
+      { quietMs: 150, timeoutMs: 10_000 },
+    );
     const took = Date.now() - started;
     expect(result).toMatchObject({ completed: true, match: false, received: 0, difference: { offset: 0, expected: "61", actual: "" } });
     expect(result.udp).toMatchObject({ sent: 2, expected: 2, received: 0, differingAnswer: 0 });
@@ -262,7 +292,9 @@ describe("socksmith replay of a UDP association, more options", () => {
     const proxy = await runProxy(["-w", other, "--auth", "alice:s3cret"], root, children);
 
     const ok = await cli(["replay", "1", file, "--via", `socks5://alice:s3cret@127.0.0.1:${proxy.port}`, "--no-record"]);
-    expect(ok.stdout).toContain(`replay of #1 (UDP) → 127.0.0.1:${server.port} via 127.0.0.1:${proxy.port}: sent 2 datagrams; received 2 answers (recorded 2): same as recorded`);
+    expect(ok.stdout).toContain(
+      `replay of #1 (UDP) → 127.0.0.1:${server.port} via 127.0.0.1:${proxy.port}: sent 2 datagrams; received 2 answers (recorded 2): same as recorded`,
+    );
     expect(ok.code).toBe(0);
 
     const wrong = await cli(["replay", "1", file, "--via", `socks5://alice:nope@127.0.0.1:${proxy.port}`, "--json", "--no-record"]);
@@ -360,7 +392,9 @@ describe("the TUI's r on a UDP session", () => {
     const outcome = await liveReplay(reader, proxy)(1);
     expect(outcome.focus).toBe(2);
     expect(outcome.message).toBe(`replayed #1 as #2 to 127.0.0.1:${server.port}: answer 1 differs at byte 9`);
-    const replay = await until("the replay's datagrams", () => (reader.session(2)?.closed_at != null && [...reader.datagrams(2)].length === 2 ? reader.session(2) : undefined));
+    const replay = await until("the replay's datagrams", () =>
+      reader.session(2)?.closed_at != null && [...reader.datagrams(2)].length === 2 ? reader.session(2) : undefined,
+    );
     expect(replay).toMatchObject({ command: "udp", replay_of: 1 });
     expect([...reader.datagrams(2)].map((d) => [d.direction, d.verdict, d.data.toString()])).toEqual([
       ["up", "relayed", "live"],

@@ -21,7 +21,9 @@ const run = { listen: ["127.0.0.1:1080"], version: "test", now: 1_700_000_000_00
 /** A representative row set that every schema version can hold. */
 function seed(db: Database.Database): void {
   db.prepare("INSERT INTO runs (id, started_at, pid, hostname, listen, socksmith_version) VALUES (1, 1, 1, 'h', '[]', 'old')").run();
-  db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (1, 1, 1, 2, '127.0.0.1', 5000, '127.0.0.1', 1080, 'ok')").run();
+  db.prepare(
+    "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (1, 1, 1, 2, '127.0.0.1', 5000, '127.0.0.1', 1080, 'ok')",
+  ).run();
   db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size) VALUES (1, 0, 3, 'up', x'474554', 3)").run();
 }
 
@@ -107,7 +109,9 @@ describe("beginRun", () => {
     const db = openCapture(file);
     const first = beginRun(db, file, run);
     expect(first).toEqual({ runId: 1, sessionBase: 0, interrupted: 0 });
-    db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (7, 1, 7, 1, 'a', 1, 'b', 2, 'ok')").run();
+    db.prepare(
+      "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (7, 1, 7, 1, 'a', 1, 'b', 2, 'ok')",
+    ).run();
     db.prepare("UPDATE runs SET ended_at = 5").run();
     const second = beginRun(db, file, run);
     expect(second).toEqual({ runId: 2, sessionBase: 7, interrupted: 0 });
@@ -128,8 +132,12 @@ describe("beginRun", () => {
     const db = openCapture(file);
     // A pid that cannot be alive.
     db.prepare("INSERT INTO runs (id, started_at, pid, hostname, listen, socksmith_version) VALUES (1, 1, 2147483646, ?, '[]', 'x')").run(hostname());
-    db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (1, 1, 1, 10, 'a', 1, 'b', 2, 'open')").run();
-    db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (2, 1, 2, 20, 'a', 1, 'b', 2, 'ok')").run();
+    db.prepare(
+      "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (1, 1, 1, 10, 'a', 1, 'b', 2, 'open')",
+    ).run();
+    db.prepare(
+      "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (2, 1, 2, 20, 'a', 1, 'b', 2, 'ok')",
+    ).run();
     const begun = beginRun(db, file, run);
     expect(begun.interrupted).toBe(1);
     expect(db.prepare("SELECT id, status, close_reason FROM sessions ORDER BY id").all()).toEqual([
@@ -144,12 +152,16 @@ describe("beginRun", () => {
     const file = fresh();
     const db = openCapture(file);
     db.prepare("INSERT INTO runs (id, started_at, pid, hostname, listen, socksmith_version) VALUES (1, 1, 2147483646, ?, '[]', 'x')").run(hostname());
-    const open = db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (?, 1, ?, ?, 'a', 1, 'b', 2, 'open')");
+    const open = db.prepare(
+      "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, status) VALUES (?, 1, ?, ?, 'a', 1, 'b', 2, 'open')",
+    );
     open.run(1, 1, 10);
     open.run(2, 2, 20);
     open.run(3, 3, 30);
     db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size) VALUES (1, 0, 15, 'up', x'00', 1), (1, 1, 17, 'down', x'00', 1)").run();
-    db.prepare("INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, verdict) VALUES (2, 0, 25, 'up', 'a', 1, x'00', 1, 'relayed')").run();
+    db.prepare(
+      "INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, verdict) VALUES (2, 0, 25, 'up', 'a', 1, x'00', 1, 'relayed')",
+    ).run();
     beginRun(db, file, run);
     expect(db.prepare("SELECT id, status, closed_at FROM sessions ORDER BY id").all()).toEqual([
       { id: 1, status: "interrupted", closed_at: 17 },
@@ -168,7 +180,11 @@ describe("beginRun", () => {
     db.prepare("UPDATE sessions SET status = 'interrupted', closed_at = NULL").run();
     db.close();
     const upgraded = openCapture(file);
-    expect(upgraded.prepare("SELECT status, closed_at, uncaptured_datagrams FROM sessions").get()).toEqual({ status: "interrupted", closed_at: 3, uncaptured_datagrams: 0 });
+    expect(upgraded.prepare("SELECT status, closed_at, uncaptured_datagrams FROM sessions").get()).toEqual({
+      status: "interrupted",
+      closed_at: 3,
+      uncaptured_datagrams: 0,
+    });
     upgraded.close();
   });
 });

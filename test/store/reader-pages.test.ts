@@ -17,14 +17,25 @@ let reader: CaptureReader;
 beforeAll(() => {
   const db = openCapture(file);
   db.prepare("INSERT INTO runs (id, started_at, ended_at, pid, hostname, listen, socksmith_version) VALUES (1, 0, 1, 1, 'h', '[]', 't')").run();
-  const session = db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, command, status) VALUES (?, 1, ?, 0, '127.0.0.1', 1, '127.0.0.1', 2, ?, 'ok')");
+  const session = db.prepare(
+    "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, command, status) VALUES (?, 1, ?, 0, '127.0.0.1', 1, '127.0.0.1', 2, ?, 'ok')",
+  );
   session.run(1, 1, "connect");
   session.run(2, 2, "connect");
   session.run(3, 3, "udp");
   const chunk = db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size, sent, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   // Session 1: seq 0..9, inserted with seq 5 last (a chunk a slow hook recorded late); session 2 interleaved.
   for (const seq of [0, 1, 2, 3, 4, 6, 7, 8, 9, 5]) {
-    chunk.run(1, seq, seq, seq % 2 === 0 ? "up" : "down", Buffer.alloc(100 + seq, 0x41 + seq), 100 + seq, seq === 3 ? Buffer.from("replaced") : null, seq === 3 ? "replace" : null);
+    chunk.run(
+      1,
+      seq,
+      seq,
+      seq % 2 === 0 ? "up" : "down",
+      Buffer.alloc(100 + seq, 0x41 + seq),
+      100 + seq,
+      seq === 3 ? Buffer.from("replaced") : null,
+      seq === 3 ? "replace" : null,
+    );
     chunk.run(2, seq, seq, "down", Buffer.from(`two-${seq}`), 5, null, null);
   }
   chunk.run(1, 10, 10, "down", Buffer.alloc(0), 0, null, null);
@@ -76,8 +87,12 @@ describe("CaptureReader pages", () => {
     const db = openCapture(file, { readonly: true });
     try {
       const plan = (sql: string) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join("; ");
-      expect(plan("SELECT id FROM chunks WHERE session_id = 1 AND (seq, id) > (3, 4) ORDER BY seq ASC, id ASC LIMIT 10")).toMatch(/USING (COVERING )?INDEX chunks_session/);
-      expect(plan("SELECT id FROM chunks WHERE session_id = 1 AND (seq, id) < (3, 4) ORDER BY seq DESC, id DESC LIMIT 10")).toMatch(/USING (COVERING )?INDEX chunks_session/);
+      expect(plan("SELECT id FROM chunks WHERE session_id = 1 AND (seq, id) > (3, 4) ORDER BY seq ASC, id ASC LIMIT 10")).toMatch(
+        /USING (COVERING )?INDEX chunks_session/,
+      );
+      expect(plan("SELECT id FROM chunks WHERE session_id = 1 AND (seq, id) < (3, 4) ORDER BY seq DESC, id DESC LIMIT 10")).toMatch(
+        /USING (COVERING )?INDEX chunks_session/,
+      );
       expect(plan("SELECT id FROM chunks WHERE session_id = 1 AND (seq, id) < (3, 4) ORDER BY seq DESC, id DESC LIMIT 10")).not.toMatch(/TEMP B-TREE/);
       expect(plan("SELECT id FROM chunks WHERE session_id = 1 AND (seq, id) > (3, 4) ORDER BY seq ASC, id ASC LIMIT 10")).not.toMatch(/TEMP B-TREE/);
     } finally {

@@ -351,7 +351,17 @@ describe("Recorder: UDP when the capture is behind", () => {
     /** A burst of 1 KiB datagrams, reported at once: the writer cannot catch up in between. */
     const burst = (n: number) => {
       for (let i = 0; i < n; i++) {
-        recorder.datagram({ id: 1, direction: "up", seq: seq++, at: 1000 + seq, peer, from, received: Buffer.alloc(1024, i), to: { host: "127.0.0.1", port: 53 }, verdict: "relayed" });
+        recorder.datagram({
+          id: 1,
+          direction: "up",
+          seq: seq++,
+          at: 1000 + seq,
+          peer,
+          from,
+          received: Buffer.alloc(1024, i),
+          to: { host: "127.0.0.1", port: 53 },
+          verdict: "relayed",
+        });
       }
     };
     recorder.sessionOpened({ id: 1, at: 1000, client: { host: "127.0.0.1", port: 40000 }, local: { host: "127.0.0.1", port: 1080 } });
@@ -361,7 +371,15 @@ describe("Recorder: UDP when the capture is behind", () => {
     expect(recorder.maxHeld).toBeLessThanOrEqual(highWaterBytes);
     for (let i = 0; i < 200 && recorder.held > 0; i++) await sleep(10);
     burst(1000);
-    recorder.sessionClosed({ id: 1, at: 5000, reason: "completed", bytesUpReceived: 2_048_000, bytesUpSent: 2_048_000, bytesDownReceived: 0, bytesDownSent: 0 });
+    recorder.sessionClosed({
+      id: 1,
+      at: 5000,
+      reason: "completed",
+      bytesUpReceived: 2_048_000,
+      bytesUpSent: 2_048_000,
+      bytesDownReceived: 0,
+      bytesDownSent: 0,
+    });
     await recorder.close();
     const reader = new CaptureReader(file);
     cleanups.push(() => reader.close());

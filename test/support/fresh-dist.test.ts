@@ -15,7 +15,11 @@ function tree(a: number, b: number, built: number | undefined): string {
   const root = mkdtempSync(join(tmpdir(), "socksmith-dist-"));
   roots.push(root);
   mkdirSync(join(root, "src", "deep"), { recursive: true });
-  const files: Array<[string, number | undefined]> = [["src/a.ts", a], ["src/deep/b.ts", b], ["dist/cli.js", built]];
+  const files: Array<[string, number | undefined]> = [
+    ["src/a.ts", a],
+    ["src/deep/b.ts", b],
+    ["dist/cli.js", built],
+  ];
   for (const [file, at] of files) {
     if (at === undefined) continue;
     mkdirSync(join(root, file, ".."), { recursive: true });

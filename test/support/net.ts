@@ -6,16 +6,7 @@ import { createServer, connect, isIP, type Server, type Socket, type AddressInfo
 import { once } from "node:events";
 import { afterEach, expect } from "vitest";
 import { SocksEngine, type EngineObserver, type EngineOptions, type Lookup } from "../../src/engine/index.js";
-import type {
-  AnomalyFact,
-  AuthFact,
-  ChunkFact,
-  DatagramFact,
-  ReplyFact,
-  RequestFact,
-  SessionClosedFact,
-  SessionOpenedFact,
-} from "../../src/engine/ports.js";
+import type { AnomalyFact, AuthFact, ChunkFact, DatagramFact, ReplyFact, RequestFact, SessionClosedFact, SessionOpenedFact } from "../../src/engine/ports.js";
 
 export const HOST = "127.0.0.1";
 
@@ -154,7 +145,11 @@ export async function startProxy(options: Partial<EngineOptions> = {}): Promise<
 }
 
 /** A TCP server on loopback; `handler` gets each connection. */
-export async function startServer(handler: (socket: Socket) => void, host = HOST, options: { allowHalfOpen?: boolean } = {}): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startServer(
+  handler: (socket: Socket) => void,
+  host = HOST,
+  options: { allowHalfOpen?: boolean } = {},
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createServer({ allowHalfOpen: options.allowHalfOpen ?? false }, (socket) => {
     sockets.add(socket);
@@ -310,15 +305,17 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message: s
  * to its addresses or fails with its errno (as getaddrinfo's errors do, on a later tick); any other
  * name fails with ENOTFOUND. `asked` lists every name looked up, in order.
  */
-export function fakeLookup(
-  answers: Readonly<Record<string, readonly string[] | "ENOTFOUND" | "EAI_AGAIN">>,
-): Lookup & { readonly asked: string[] } {
+export function fakeLookup(answers: Readonly<Record<string, readonly string[] | "ENOTFOUND" | "EAI_AGAIN">>): Lookup & { readonly asked: string[] } {
   const asked: string[] = [];
   const lookup: Lookup = (name, callback) => {
     asked.push(name);
     const answer = Object.hasOwn(answers, name) ? answers[name]! : "ENOTFOUND";
     process.nextTick(() => {
-      if (typeof answer !== "string") return callback(null, answer.map((address) => ({ address, family: isIP(address) })));
+      if (typeof answer !== "string")
+        return callback(
+          null,
+          answer.map((address) => ({ address, family: isIP(address) })),
+        );
       callback(Object.assign(new Error(`getaddrinfo ${answer} ${name}`), { code: answer, syscall: "getaddrinfo", hostname: name }), []);
     });
   };
@@ -393,7 +390,10 @@ export function useTestProxies(): { cleanups: Array<() => Promise<void> | void>;
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     const failures: unknown[] = [];
-    for (const c of cleanups.splice(0).reverse()) await Promise.resolve().then(c).catch((err: unknown) => failures.push(err));
+    for (const c of cleanups.splice(0).reverse())
+      await Promise.resolve()
+        .then(c)
+        .catch((err: unknown) => failures.push(err));
     if (failures.length > 0) throw failures[0];
   });
   async function proxy(options: Parameters<typeof startProxy>[0] = {}): Promise<TestProxy> {

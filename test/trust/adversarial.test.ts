@@ -29,7 +29,10 @@ it("500 fuzzed handshakes: the proxy survives, serves curl after, and stops clea
 }, 60_000);
 
 it("3 cycles of 200 tunnels open, echo and close", async () => {
-  const run = await tunnelCycles({ cwd: mkdtempSync(join(root, "cycles-")), children }, { tunnels: 200, cycles: 3, concurrency: 100, payload: 1024, settleMs: 300 });
+  const run = await tunnelCycles(
+    { cwd: mkdtempSync(join(root, "cycles-")), children },
+    { tunnels: 200, cycles: 3, concurrency: 100, payload: 1024, settleMs: 300 },
+  );
   expect(run.alive).toBe(true);
   expect(run.failures).toEqual([0, 0, 0]);
   expect(run.bytesEchoed).toBe(3 * 200 * 1024);

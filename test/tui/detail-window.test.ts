@@ -23,7 +23,9 @@ const ROWS = 1500;
 beforeAll(() => {
   const db = openCapture(file);
   db.prepare("INSERT INTO runs (id, started_at, ended_at, pid, hostname, listen, socksmith_version) VALUES (1, 0, 1, 1, 'h', '[]', 't')").run();
-  const s = db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, command, status) VALUES (?, 1, ?, 0, 'a', 1, 'b', 2, 'connect', ?)");
+  const s = db.prepare(
+    "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, command, status) VALUES (?, 1, ?, 0, 'a', 1, 'b', 2, 'connect', ?)",
+  );
   s.run(1, 1, "ok");
   s.run(2, 2, "ok");
   s.run(3, 3, "open");
@@ -37,7 +39,8 @@ beforeAll(() => {
     for (let i = 0; i < reads && seq < ROWS; i++, seq++) {
       const data = Buffer.from(`${direction} ${seq} `.repeat(1 + random(5)));
       const verdict = random(30) === 0 ? (["replace", "drop", "inject"] as const)[random(3)]! : null;
-      const sent = verdict === "replace" ? Buffer.from(`new ${seq}`) : verdict === "drop" ? Buffer.alloc(0) : verdict === "inject" ? Buffer.from(`injected ${seq}`) : null;
+      const sent =
+        verdict === "replace" ? Buffer.from(`new ${seq}`) : verdict === "drop" ? Buffer.alloc(0) : verdict === "inject" ? Buffer.from(`injected ${seq}`) : null;
       chunk.run(1, seq, seq, direction, verdict === "inject" ? Buffer.alloc(0) : data, verdict === "inject" ? 0 : data.length, sent, verdict);
     }
     direction = direction === "up" ? "down" : "up";
@@ -121,6 +124,11 @@ describe("DetailWindow (turns)", () => {
     add.run(2, 2, "down", Buffer.from("200"), 3);
     live.forward(true);
     db.close();
-    expect(text(rowsOf(live))).toEqual([expect.stringMatching(/#0–1 \(14 bytes in 2 reads\)$/), "   GET / HTTP/1.1", expect.stringMatching(/#2 \(3 bytes\)$/), "   200"]);
+    expect(text(rowsOf(live))).toEqual([
+      expect.stringMatching(/#0–1 \(14 bytes in 2 reads\)$/),
+      "   GET / HTTP/1.1",
+      expect.stringMatching(/#2 \(3 bytes\)$/),
+      "   200",
+    ]);
   });
 });

@@ -44,7 +44,13 @@ describe("visibleNotes and the status bar", () => {
   it("shows information without an error label, and hook failures as addon errors", () => {
     const lines = statusLines({ file: "x.db", stats, live: { ...base, lastInfo: { text: "[tagger] #3 hello", at: 0 } }, shown: 0, follow: false });
     expect(lines[1]).toEqual([{ text: "[tagger] #3 hello", color: "cyan" }]);
-    const failed = statusLines({ file: "x.db", stats, live: { ...base, lastAddonError: { text: "addon t: onData threw at t.ts:1:1: x", at: 0 } }, shown: 0, follow: false });
+    const failed = statusLines({
+      file: "x.db",
+      stats,
+      live: { ...base, lastAddonError: { text: "addon t: onData threw at t.ts:1:1: x", at: 0 } },
+      shown: 0,
+      follow: false,
+    });
     expect(failed[1]![0]).toMatchObject({ text: "addon error: addon t: onData threw at t.ts:1:1: x", color: "red" });
   });
 
@@ -84,7 +90,13 @@ describe("the App's notes", () => {
   });
 
   it("shows an addon's log line as information, clears it on the next key, and shows an old one never", async () => {
-    let live: LiveStatus = { listen: ["127.0.0.1:1080"], open: 0, bytesPerSecond: 0, addons: ["tagger.ts"], lastInfo: { text: "[tagger] #1 hello", at: Date.now() } };
+    let live: LiveStatus = {
+      listen: ["127.0.0.1:1080"],
+      open: 0,
+      bytesPerSecond: 0,
+      addons: ["tagger.ts"],
+      lastInfo: { text: "[tagger] #1 hello", at: Date.now() },
+    };
     const ui = render(<App source={reader} live={() => live} pollMs={20} />);
     await vi.waitFor(() => expect(plain(ui.lastFrame())).toContain("[tagger] #1 hello"));
     expect(plain(ui.lastFrame())).not.toContain("error");

@@ -138,8 +138,19 @@ describe("PayloadSearch", () => {
       const newest = search.sessions({ limit: 3 }).map((r) => r.id);
       expect(newest, text).toEqual(expected.slice(-3).reverse());
       const middle = expected[Math.floor(expected.length / 2)] ?? 60;
-      expect(search.sessions({ before: middle, limit: 2 }).map((r) => r.id), text).toEqual(expected.filter((id) => id < middle).slice(-2).reverse());
-      expect(search.sessions({ after: middle, order: "oldest", limit: 2 }).map((r) => r.id), text).toEqual(expected.filter((id) => id > middle).slice(0, 2));
+      expect(
+        search.sessions({ before: middle, limit: 2 }).map((r) => r.id),
+        text,
+      ).toEqual(
+        expected
+          .filter((id) => id < middle)
+          .slice(-2)
+          .reverse(),
+      );
+      expect(
+        search.sessions({ after: middle, order: "oldest", limit: 2 }).map((r) => r.id),
+        text,
+      ).toEqual(expected.filter((id) => id > middle).slice(0, 2));
       expect(search.count({ after: middle }), text).toBe(expected.filter((id) => id > middle).length);
     }
   });

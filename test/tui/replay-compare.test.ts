@@ -21,7 +21,9 @@ for (let i = 0; i < BIG.length; i++) BIG[i] = (i * 7) & 0xff;
 beforeAll(() => {
   const db = openCapture(file);
   db.prepare("INSERT INTO runs (id, started_at, ended_at, pid, hostname, listen, socksmith_version) VALUES (1, 0, 1, 1, 'h', '[]', 't')").run();
-  const s = db.prepare("INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, command, status) VALUES (?, 1, ?, 0, 'a', 1, 'b', 2, ?, 'ok')");
+  const s = db.prepare(
+    "INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, command, status) VALUES (?, 1, ?, 0, 'a', 1, 'b', 2, ?, 'ok')",
+  );
   const chunk = db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size, sent, verdict) VALUES (?, ?, 0, ?, ?, ?, ?, ?)");
   const tcp = (id: number, parts: (string | Buffer)[], inject?: string) => {
     s.run(id, id, "connect");
@@ -34,7 +36,9 @@ beforeAll(() => {
   tcp(3, ["hello", " WORLD"]);
   tcp(4, ["hello"]);
   tcp(5, ["hello wor"], "ld!");
-  const datagram = db.prepare("INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, verdict) VALUES (?, ?, 0, ?, 'x', 1, ?, ?, ?)");
+  const datagram = db.prepare(
+    "INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, verdict) VALUES (?, ?, 0, ?, 'x', 1, ?, ?, ?)",
+  );
   const udp = (id: number, answers: string[]) => {
     s.run(id, id, "udp");
     datagram.run(id, 0, "up", Buffer.from("q"), 1, "relayed");
@@ -85,7 +89,10 @@ describe("ReplayComparer", () => {
   it("UDP: compares answers one by one (dropped ones left out), counting a missing one", () => {
     expect(compare(11, 12, true)).toMatchObject({ expected: 3, received: 3, datagrams: { expected: 2, received: 2 } });
     expect(compare(11, 12, true).difference).toBeUndefined();
-    expect(compare(11, 13, true)).toMatchObject({ datagrams: { expected: 2, received: 2, answer: 1 }, difference: firstDifference(Buffer.from("bb"), Buffer.from("bc")) });
+    expect(compare(11, 13, true)).toMatchObject({
+      datagrams: { expected: 2, received: 2, answer: 1 },
+      difference: firstDifference(Buffer.from("bb"), Buffer.from("bc")),
+    });
     expect(compare(11, 14, true)).toMatchObject({ datagrams: { expected: 2, received: 1, answer: 1 } });
   });
 

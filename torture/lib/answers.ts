@@ -67,8 +67,34 @@ const KEYS = ["reject", "accept", "allow", "deny", "redirect", "serve", "rep", "
 
 /** Values that sit next to valid ones. */
 const nearValues = fc.constantFrom<unknown>(
-  true, false, 0, 1, 2, 5, -1, 255, 256, 999, 65535, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY, -0,
-  "2", "x", "", "true", null, undefined, [], {}, [2], { host: 5 }, { port: -1 }, { host: "127.0.0.1", port: "80" },
+  true,
+  false,
+  0,
+  1,
+  2,
+  5,
+  -1,
+  255,
+  256,
+  999,
+  65535,
+  65536,
+  1.5,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  -0,
+  "2",
+  "x",
+  "",
+  "true",
+  null,
+  undefined,
+  [],
+  {},
+  [2],
+  { host: 5 },
+  { port: -1 },
+  { host: "127.0.0.1", port: "80" },
 );
 
 /** Anything fast-check makes, boxed values, maps, sets, typed arrays, null prototypes included. */
@@ -91,7 +117,11 @@ const bytesLike = fc.oneof(
   fc.constantFrom<unknown>(new Uint16Array([1, 2]), new ArrayBuffer(4), new DataView(new ArrayBuffer(2)), new Uint8ClampedArray(3), [104, 105], 123),
 );
 
-const hostValue = fc.oneof(fc.constantFrom<unknown>("127.0.0.1", "::1", "localhost", "", "a".repeat(256), "x\u0000y", "10.0.0.1", "::ffff:127.0.0.1"), nearValues, anyValue);
+const hostValue = fc.oneof(
+  fc.constantFrom<unknown>("127.0.0.1", "::1", "localhost", "", "a".repeat(256), "x\u0000y", "10.0.0.1", "::ffff:127.0.0.1"),
+  nearValues,
+  anyValue,
+);
 const portValue = fc.oneof(fc.constantFrom<unknown>(0, 1, -1, 80, 65535, 65536, 1.5, "80", Number.NaN), nearValues, anyValue);
 const endpointish = fc.oneof(
   fc.record({ host: hostValue, port: portValue }, { requiredKeys: [] }),
@@ -109,9 +139,7 @@ function valueFor(key: string): fc.Arbitrary<unknown> {
 /** `{ key: <any> }` for every key of the vocabulary, and pairs of them. */
 const nearMiss: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(...KEYS).chain((key) => valueFor(key).map((value) => ({ [key]: value }))),
-  fc
-    .tuple(fc.constantFrom(...KEYS), fc.constantFrom(...KEYS))
-    .chain(([a, b]) => fc.tuple(valueFor(a), valueFor(b)).map(([va, vb]) => ({ [a]: va, [b]: vb }))),
+  fc.tuple(fc.constantFrom(...KEYS), fc.constantFrom(...KEYS)).chain(([a, b]) => fc.tuple(valueFor(a), valueFor(b)).map(([va, vb]) => ({ [a]: va, [b]: vb }))),
 );
 
 /** Documented answers of each hook (so that valid decisions are checked too). */
@@ -125,7 +153,10 @@ function validAnswer(hook: AnswerHook): fc.Arbitrary<unknown> {
       return fc.oneof(
         fc.constant({ allow: true }),
         fc.integer({ min: 1, max: 255 }).map((rep) => ({ deny: rep })),
-        fc.record({ host: fc.constantFrom("127.0.0.1", "localhost"), port: fc.integer({ min: 1, max: 65535 }) }, { requiredKeys: [] }).filter((r) => Object.keys(r).length > 0).map((redirect) => ({ redirect })),
+        fc
+          .record({ host: fc.constantFrom("127.0.0.1", "localhost"), port: fc.integer({ min: 1, max: 65535 }) }, { requiredKeys: [] })
+          .filter((r) => Object.keys(r).length > 0)
+          .map((redirect) => ({ redirect })),
         fc.constant({ serve: true }),
       );
     case "onReply":
@@ -417,7 +448,9 @@ export function show(value: unknown): string {
     if (typeof value === "bigint") return `${value}n`;
     if (typeof value === "symbol" || typeof value === "function") return typeof value;
     if (value instanceof Uint8Array) return `${value.constructor.name}[${Buffer.from(value).toString("hex")}]`;
-    const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `bytes:${Buffer.from(v).toString("hex")}` : v === undefined ? "<undefined>" : v));
+    const text = JSON.stringify(value, (_k, v: unknown) =>
+      typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `bytes:${Buffer.from(v).toString("hex")}` : v === undefined ? "<undefined>" : v,
+    );
     return text === undefined ? String(value) : text.length > 120 ? `${text.slice(0, 120)}…` : text;
   } catch {
     return "<unprintable>";

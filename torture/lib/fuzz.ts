@@ -39,7 +39,19 @@ export interface FuzzOptions {
 }
 
 export async function fuzzHandshakes(options: FuzzOptions): Promise<FuzzFigures> {
-  const figures: FuzzFigures = { connections: 0, closedByProxy: 0, reset: 0, clientLetGo: 0, refused: 0, answered: 0, bytesSent: 0, bytesReceived: 0, wellFormed: 0, mutated: 0, random: 0 };
+  const figures: FuzzFigures = {
+    connections: 0,
+    closedByProxy: 0,
+    reset: 0,
+    clientLetGo: 0,
+    refused: 0,
+    answered: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    wellFormed: 0,
+    mutated: 0,
+    random: 0,
+  };
   // Scripts are drawn in order before any I/O, so a seed gives the same scripts however the
   // connections interleave.
   const scripts = Array.from({ length: options.count }, () => fuzzScript(options.targetPort, options.rng));

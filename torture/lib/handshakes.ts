@@ -27,8 +27,17 @@ export function wellFormed(kind: Exclude<ScriptKind, "random">, port: number, rn
   const command = rng.pick([1, 1, 1, 2, 3]);
   if (kind === "socks4" || kind === "socks4a") {
     const userid = Buffer.from(rng.chance(0.5) ? "" : `user${rng.int(1000)}`, "latin1");
-    if (kind === "socks4") return Buffer.concat([Buffer.from([4, command === 3 ? 1 : command]), portBytes, Buffer.from([127, 0, 0, 1]), userid, Buffer.of(0), payload]);
-    return Buffer.concat([Buffer.from([4, command === 3 ? 1 : command]), portBytes, Buffer.from([0, 0, 0, 1 + rng.int(255)]), userid, Buffer.of(0), Buffer.from("localhost\0"), payload]);
+    if (kind === "socks4")
+      return Buffer.concat([Buffer.from([4, command === 3 ? 1 : command]), portBytes, Buffer.from([127, 0, 0, 1]), userid, Buffer.of(0), payload]);
+    return Buffer.concat([
+      Buffer.from([4, command === 3 ? 1 : command]),
+      portBytes,
+      Buffer.from([0, 0, 0, 1 + rng.int(255)]),
+      userid,
+      Buffer.of(0),
+      Buffer.from("localhost\0"),
+      payload,
+    ]);
   }
   const userpass = kind === "socks5-userpass";
   const others = [1, 3, 0x80, 0xfe].filter(() => rng.chance(0.3));

@@ -68,7 +68,8 @@ export async function inProcessProxy(dir: string): Promise<HookProxy> {
     hookTimeoutMs: 2000,
     locate: addonLocation,
     events: {
-      hookFailed: (f: HookFailure) => failures.push({ hook: f.hook, kind: f.kind, message: f.message, ...(f.location === undefined ? {} : { location: f.location }) }),
+      hookFailed: (f: HookFailure) =>
+        failures.push({ hook: f.hook, kind: f.kind, message: f.message, ...(f.location === undefined ? {} : { location: f.location }) }),
       tagged: () => {},
       logged: () => {},
     },
@@ -228,7 +229,8 @@ export interface Case {
  */
 export async function checkCase(proxy: HookProxy, targets: Targets, c: Case): Promise<string[]> {
   const answer = realize(c.answer);
-  const given = c.hook === "onRequest" || c.hook === "onDatagram" ? confine(answer, c.hook === "onRequest" ? targets.redirected.port : targets.udpRedirected.port) : answer;
+  const given =
+    c.hook === "onRequest" || c.hook === "onDatagram" ? confine(answer, c.hook === "onRequest" ? targets.redirected.port : targets.udpRedirected.port) : answer;
   const verdict = classify(c.hook, given, { failed: c.failing, direction: "up" });
   proxy.arm(c.hook, given, c.async);
   const observed = await drive(proxy, targets, c);
@@ -249,7 +251,10 @@ export async function checkCase(proxy: HookProxy, targets: Targets, c: Case): Pr
     // resolution reads `then`): then "rejected" is the right report.
     const kinds = c.async ? ["invalid", "rejected"] : ["invalid"];
     const named = own.find((f) => kinds.includes(f.kind) && f.location !== undefined && new RegExp(`fuzzed-answers\\.ts:${line}:\\d+$`).test(f.location));
-    if (named === undefined) problems.push(`no "invalid" hook error at fuzzed-answers.ts:${line} (got ${own.length === 0 ? "none" : own.map((f) => `${f.kind} at ${f.location}: ${f.message}`).join("; ")})`);
+    if (named === undefined)
+      problems.push(
+        `no "invalid" hook error at fuzzed-answers.ts:${line} (got ${own.length === 0 ? "none" : own.map((f) => `${f.kind} at ${f.location}: ${f.message}`).join("; ")})`,
+      );
   } else if (verdict.validity === "valid" && own.length > 0) {
     problems.push(`a valid answer was reported: ${own.map((f) => `${f.kind}: ${f.message}`).join("; ")}`);
   }
@@ -282,7 +287,8 @@ export function expected(hook: AnswerHook, decision: Decision, targets: Targets,
     case "onReply": {
       const change: { rep?: number; bound?: { host: string; port: number } } = decision.kind === "reply" ? decision : {};
       const rep = change.rep ?? (c.failing ? 5 : 0);
-      const bound = change.bound === undefined ? (c.failing ? targets.failedBound : "127.0.0.1") : ownBound(`${normalHost(change.bound.host)}:${change.bound.port}`);
+      const bound =
+        change.bound === undefined ? (c.failing ? targets.failedBound : "127.0.0.1") : ownBound(`${normalHost(change.bound.host)}:${change.bound.port}`);
       return rep === 0 ? `rep 0 bound ${bound} echo ping` : `rep ${rep} bound ${bound}, closed`;
     }
     case "onData":
@@ -307,7 +313,9 @@ export function expected(hook: AnswerHook, decision: Decision, targets: Targets,
         case "drop":
           return `datagrams ${pong}`;
         case "redirect":
-          return decision.to.port === targets.udpRedirected.port ? `datagrams R:${Buffer.from("R:ping").toString("hex")} ${pong}` : `datagrams E:${Buffer.from("ping").toString("hex")} ${pong}`;
+          return decision.to.port === targets.udpRedirected.port
+            ? `datagrams R:${Buffer.from("R:ping").toString("hex")} ${pong}`
+            : `datagrams E:${Buffer.from("ping").toString("hex")} ${pong}`;
         default:
           return `datagrams E:${Buffer.from("ping").toString("hex")} ${pong}`;
       }

@@ -18,7 +18,12 @@ export interface PropertyFigures {
  * Runs the property for `hook`; throws fast-check's report (seed, path and the shrunk answer)
  * when a case breaks the contract. `json`: answers a JSON file can carry (the real CLI).
  */
-export async function checkHook(proxy: HookProxy, targets: Targets, hook: AnswerHook, options: { runs: number; seed: number; json: boolean }): Promise<PropertyFigures> {
+export async function checkHook(
+  proxy: HookProxy,
+  targets: Targets,
+  hook: AnswerHook,
+  options: { runs: number; seed: number; json: boolean },
+): Promise<PropertyFigures> {
   const figures: PropertyFigures = { runs: 0, valid: 0, invalid: 0, either: 0, async: 0 };
   const cases = fc.record({
     answer: answers(hook, options.json),

@@ -51,7 +51,8 @@ export async function startCli(args: readonly string[], options: SpawnOptions): 
   while (port === undefined) {
     const m = stdout.map((l) => /listening on 127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
     if (m) port = Number(m[1]);
-    else if (child.exitCode !== null || child.signalCode !== null) throw new Error(`socksmith exited ${child.exitCode ?? child.signalCode}: ${stderr.join("\n")}`);
+    else if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`socksmith exited ${child.exitCode ?? child.signalCode}: ${stderr.join("\n")}`);
     else if (Date.now() > deadline) throw new Error(`socksmith did not start: ${stderr.join("\n")}`);
     else await sleep(20);
   }

@@ -58,7 +58,10 @@ export interface StormRun {
  * `saves` in-place saves of a deny-one-port addon, one every `everyMs`, while `downloads`
  * downloads of `size` bytes run (byte-exact?) and requests to the denied port keep coming.
  */
-export async function reloadStorm(place: Place, opts: { saves: number; everyMs: number; downloads: number; size: number; parallel: number }): Promise<StormRun> {
+export async function reloadStorm(
+  place: Place,
+  opts: { saves: number; everyMs: number; downloads: number; size: number; parallel: number },
+): Promise<StormRun> {
   const started = Date.now();
   const http = await httpServer();
   const forbidden = await echoServer();

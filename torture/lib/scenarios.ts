@@ -91,7 +91,10 @@ export interface SlowlorisRun {
  * `--handshake-timeout` allows for the whole handshake; meanwhile a normal client (curl) is
  * served. Every slow connection must be closed by the proxy within the timeout plus `graceMs`.
  */
-export async function slowlorisRun(place: Place, opts: { connections: number; byteEveryMs: number; handshakeTimeoutMs: number; graceMs: number; curls: number }): Promise<SlowlorisRun> {
+export async function slowlorisRun(
+  place: Place,
+  opts: { connections: number; byteEveryMs: number; handshakeTimeoutMs: number; graceMs: number; curls: number },
+): Promise<SlowlorisRun> {
   const http = await httpServer();
   const proxy = await startCli(["-s", GUARD, "--set", `loopback-guard.ports=${http.port}`, "--handshake-timeout", `${opts.handshakeTimeoutMs}ms`, "-q"], place);
   // Greeting (no auth) + CONNECT 127.0.0.1:http: 13 bytes at one byte per tick takes
@@ -164,7 +167,10 @@ export interface CycleRun {
  * `concurrency` handshakes at once), echo `payload` bytes through each, close them all; the
  * proxy's settled RSS after each round.
  */
-export async function tunnelCycles(place: Place, opts: { tunnels: number; cycles: number; concurrency: number; payload: number; settleMs: number }): Promise<CycleRun> {
+export async function tunnelCycles(
+  place: Place,
+  opts: { tunnels: number; cycles: number; concurrency: number; payload: number; settleMs: number },
+): Promise<CycleRun> {
   const started = Date.now();
   const echo = await echoServer();
   const proxy = await startCli(["-q"], place);

@@ -33,7 +33,9 @@ export function addonCommand(terminal: Terminal): Command {
         if (types.kind === "unavailable") terminal.out(`types: not checked: ${types.reason}`);
         else if (types.kind === "failed") terminal.err(`warning: types: TypeScript ${types.version} could not check the addon: ${types.reason}`);
         else {
-          terminal.out(`types: checked with TypeScript ${types.version}: ${types.problems.length === 0 ? "no problems" : `${types.problems.length} problem${types.problems.length === 1 ? "" : "s"}`}`);
+          terminal.out(
+            `types: checked with TypeScript ${types.version}: ${types.problems.length === 0 ? "no problems" : `${types.problems.length} problem${types.problems.length === 1 ? "" : "s"}`}`,
+          );
           for (const p of types.problems) terminal.err(`warning: ${p.file}:${p.line}:${p.column}: ${p.message}`);
         }
       } catch (err) {

@@ -32,7 +32,11 @@ export function exportCommand(terminal: Terminal): Command {
     .addOption(new Option("--format <format>", "output format").choices(["json", "pcapng", "raw"]).makeOptionMandatory())
     .requiredOption("-o, --output <out>", "output file (- for stdout; a directory for raw)")
     .option("-f, --filter <expr>", "only sessions matching a filter")
-    .addOption(new Option("--bytes <which>", "for pcapng and raw: bytes as sent on (what each side got) or as received (before addons)").choices(["sent", "received"]).default("sent"))
+    .addOption(
+      new Option("--bytes <which>", "for pcapng and raw: bytes as sent on (what each side got) or as received (before addons)")
+        .choices(["sent", "received"])
+        .default("sent"),
+    )
     .action(async (file: string, raw: RawOptions) => {
       const filter = filterOption(raw.filter);
       const reader = openReader(file);
@@ -103,7 +107,9 @@ function exportRaw(reader: CaptureReader, filter: Filter | undefined, dir: strin
 /** Writes an iterable of pieces to a file or stdout, honouring backpressure. */
 async function writeAll(pieces: Iterable<string | Buffer>, output: string): Promise<void> {
   const out: WriteStream | NodeJS.WriteStream = output === "-" ? process.stdout : createWriteStream(output, { mode: 0o600 });
-  const failed = new Promise<never>((_, reject) => out.once("error", (err: NodeJS.ErrnoException) => reject(new CliError(`cannot write ${output}: ${err.code ?? err.message}`, 1))));
+  const failed = new Promise<never>((_, reject) =>
+    out.once("error", (err: NodeJS.ErrnoException) => reject(new CliError(`cannot write ${output}: ${err.code ?? err.message}`, 1))),
+  );
   failed.catch(() => {});
   for (const piece of pieces) {
     if (!out.write(piece)) await Promise.race([once(out, "drain"), failed]);

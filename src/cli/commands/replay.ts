@@ -33,7 +33,11 @@ export function replayCommand(terminal: Terminal): Command {
     .option("--filter <expr>", "replay every session the filter matches (oldest first; replays themselves are left out)")
     .option("--target <host:port>", "connect here instead of the recorded target")
     .option("--via <url>", "go through a SOCKS5 proxy, e.g. socks5://127.0.0.1:1080 or socks5://user:pass@host:port")
-    .addOption(new Option("--pace <pace>", "turns: wait for each answer; original: recorded timing; none: all at once").choices(["turns", "original", "none"]).default("turns"))
+    .addOption(
+      new Option("--pace <pace>", "turns: wait for each answer; original: recorded timing; none: all at once")
+        .choices(["turns", "original", "none"])
+        .default("turns"),
+    )
     .option("--quiet <duration>", "how long without a new byte counts as the server having answered", "500ms")
     .option("--json", "print the results as JSON")
     .option("--no-record", "do not record the replays in the capture file")
@@ -61,7 +65,9 @@ export function replayCommand(terminal: Terminal): Command {
         }
         if (filter !== undefined) {
           // Read them all first: the reader cannot run other queries while one iterates.
-          const matching = [...reader.allSessions({ filter })].filter((s) => s.replay_of === null && notReplayable(s) === undefined && !chosen.some((c) => c.id === s.id));
+          const matching = [...reader.allSessions({ filter })].filter(
+            (s) => s.replay_of === null && notReplayable(s) === undefined && !chosen.some((c) => c.id === s.id),
+          );
           if (matching.length === 0 && chosen.length === 0) throw new CliError(`${file}: no CONNECT or UDP session matches ${raw.filter}`, 1);
           chosen.push(...matching);
         }
@@ -89,11 +95,18 @@ export function replayCommand(terminal: Terminal): Command {
       }
       if (raw.json === true) {
         // Without the payloads: `show --json` has those.
-        terminal.out(JSON.stringify(results.map(({ chunks: _chunks, udp, ...r }) => ({ ...r, ...(udp === undefined ? {} : { udp: { ...udp, datagrams: undefined } }) })), null, 2));
+        terminal.out(
+          JSON.stringify(
+            results.map(({ chunks: _chunks, udp, ...r }) => ({ ...r, ...(udp === undefined ? {} : { udp: { ...udp, datagrams: undefined } }) })),
+            null,
+            2,
+          ),
+        );
       } else {
         for (const r of results) for (const line of describe(r)) terminal.out(line);
       }
-      if (results.some((r) => !r.completed)) throw new CliError(`${results.filter((r) => !r.completed).length} of ${results.length} replays did not complete`, 1);
+      if (results.some((r) => !r.completed))
+        throw new CliError(`${results.filter((r) => !r.completed).length} of ${results.length} replays did not complete`, 1);
     });
 }
 

@@ -49,7 +49,11 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("-s, --addon <file>", "load a TypeScript addon, repeatable (hook order = flag order); reloaded when saved", collect)
     .option("--set <addon.option=value>", "set an addon option, repeatable", collect)
     .option("--hook-timeout <duration>", "time an addon hook may take before it counts as no opinion", "5s")
-    .option("--max-block <duration>", "with addons: end the process once one hook has blocked the event loop this long (0: never; a block is always reported)", "0")
+    .option(
+      "--max-block <duration>",
+      "with addons: end the process once one hook has blocked the event loop this long (0: never; a block is always reported)",
+      "0",
+    )
     .option("--auth <user:pass>", "require username/password; repeatable", collect)
     .option("--auth-file <file>", "require username/password from a file of USER:PASS lines")
     .option("--handshake-timeout <duration>", "time allowed for the SOCKS handshake", `${DEFAULTS.handshakeTimeoutMs / 1000}s`)
@@ -64,9 +68,18 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("-w, --capture <file>", "capture every session and datagram to this SQLite file", "socksmith.db")
     .option("--no-capture", "do not capture")
     .option("--capture-limit <bytes>", "payload bytes kept per session (e.g. 1m); byte counts stay exact")
-    .addOption(new Option("--on-capture-error <action>", "when writing the capture fails: log loudly and keep relaying, or stop").choices(["continue", "stop"]).default("continue"))
+    .addOption(
+      new Option("--on-capture-error <action>", "when writing the capture fails: log loudly and keep relaying, or stop")
+        .choices(["continue", "stop"])
+        .default("continue"),
+    )
     .option("--server-replay <file>", "answer clients from the sessions recorded in this capture file instead of dialling (offline mock)")
-    .addOption(new Option("--replay-miss <action>", "with --server-replay, a request nothing recorded answers: deny it (0x02, the default) or handle it as usual").choices(["deny", "forward"]))
+    .addOption(
+      new Option(
+        "--replay-miss <action>",
+        "with --server-replay, a request nothing recorded answers: deny it (0x02, the default) or handle it as usual",
+      ).choices(["deny", "forward"]),
+    )
     .option("--replay-reuse", "with --server-replay, let a recording answer more than once")
     .option("--replay-filter <expr>", "with --server-replay, only the sessions this filter matches answer")
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
@@ -90,7 +103,14 @@ export function runCommand(terminal: Terminal, started: Started): Command {
 
 export function resolveRunOptions(raw: RawRunOptions): RunOptions {
   if (raw.serverReplay === undefined) {
-    const stray = raw.replayMiss !== undefined ? "--replay-miss" : raw.replayReuse === true ? "--replay-reuse" : raw.replayFilter !== undefined ? "--replay-filter" : undefined;
+    const stray =
+      raw.replayMiss !== undefined
+        ? "--replay-miss"
+        : raw.replayReuse === true
+          ? "--replay-reuse"
+          : raw.replayFilter !== undefined
+            ? "--replay-filter"
+            : undefined;
     if (stray !== undefined) throw usageError(`${stray} only applies with --server-replay FILE`);
   }
   const listen = (raw.listen ?? ["127.0.0.1:1080"]).map(parseListen);

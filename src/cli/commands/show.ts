@@ -4,15 +4,7 @@ import type { ChunkRow, DatagramRow, SessionRow } from "../../store/schema.js";
 import type { CaptureReader } from "../../store/reader.js";
 import { chunkJson, datagramJson, eventJson, sessionJson } from "../../store/json.js";
 import { hexDump, printable } from "../../format/index.js";
-import {
-  conversationTurns,
-  datagramHeading,
-  eventLines,
-  sessionFields,
-  sessionTitle,
-  turnHeading,
-  type SessionField,
-} from "../../format/session-fields.js";
+import { conversationTurns, datagramHeading, eventLines, sessionFields, sessionTitle, turnHeading, type SessionField } from "../../format/session-fields.js";
 import { openReader } from "../capture-file.js";
 import { CliError, usageError } from "../errors.js";
 import type { Terminal } from "../proxy.js";

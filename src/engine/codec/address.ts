@@ -135,7 +135,12 @@ export function mappedIPv4(host: string): string | undefined {
 
 /** Whether IPv6 text is the unspecified address (::) in any spelling. */
 export function isUnspecifiedIPv6(host: string): boolean {
-  return isIPv6(host) && ipaddr.IPv6.parse(host).toByteArray().every((b) => b === 0);
+  return (
+    isIPv6(host) &&
+    ipaddr.IPv6.parse(host)
+      .toByteArray()
+      .every((b) => b === 0)
+  );
 }
 
 /** Normalises an address as reported by a socket: IPv4-mapped IPv6 becomes plain IPv4. */

@@ -115,13 +115,17 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     client.on("close", this.onClientClose);
     client.on("end", this.onClientEnd);
     this.handshakeTimer = setTimeout(this.onHandshakeTimeout, ctx.options.handshakeTimeoutMs);
-    this.ask("open", () => ctx.hooks.open(this.conn, this), (decision) => {
-      if (decision?.reject) return this.abort("rejected", false);
-      this.machine = new SessionMachine({ authRequired: ctx.options.authRequired });
-      this.clientReader.sink = this.onClientView;
-      // The socket was created paused; reading starts once the open hook let it in.
-      client.resume();
-    });
+    this.ask(
+      "open",
+      () => ctx.hooks.open(this.conn, this),
+      (decision) => {
+        if (decision?.reject) return this.abort("rejected", false);
+        this.machine = new SessionMachine({ authRequired: ctx.options.authRequired });
+        this.clientReader.sink = this.onClientView;
+        // The socket was created paused; reading starts once the open hook let it in.
+        client.resume();
+      },
+    );
   }
 
   /** Ends the session now (shutdown): no reply, sockets destroyed. */
@@ -158,7 +162,12 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   };
 
   private readonly onHandshakeTimeout = (): void => {
-    this.ctx.observer.anomaly({ id: this.id, at: this.ctx.clock.now(), code: "handshake-timeout", detail: `no complete request after ${this.ctx.options.handshakeTimeoutMs} ms` });
+    this.ctx.observer.anomaly({
+      id: this.id,
+      at: this.ctx.clock.now(),
+      code: "handshake-timeout",
+      detail: `no complete request after ${this.ctx.options.handshakeTimeoutMs} ms`,
+    });
     this.abort("handshake-timeout", false);
   };
 
@@ -204,26 +213,34 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         const { attempt } = command;
         const user = attempt.method === "userpass" ? attempt.user : attempt.method === "socks4" ? attempt.userid : undefined;
         if (user !== undefined && user.length > 0) this.user = user.toString("latin1");
-        this.ask("auth", () => ctx.hooks.auth(attempt, this.conn, this), (decision) => {
-          // An addon narrows who gets in, never widens it: `{ reject }` refuses, otherwise the
-          // configured credentials decide (without --auth they let everyone in, so `{ accept }` does too).
-          const accepted = (decision === undefined || "accept" in decision) && ctx.checkCredentials(attempt);
-          ctx.observer.authenticated({
-            id: this.id,
-            version: command.version,
-            offered: attempt.method === "socks4" ? [] : attempt.offered,
-            ...(command.method === undefined ? {} : { method: command.method }),
-            ...(this.user === undefined ? {} : { user: this.user }),
-            accepted,
-          });
-          this.feed({ type: "AuthDecided", accepted });
-        });
+        this.ask(
+          "auth",
+          () => ctx.hooks.auth(attempt, this.conn, this),
+          (decision) => {
+            // An addon narrows who gets in, never widens it: `{ reject }` refuses, otherwise the
+            // configured credentials decide (without --auth they let everyone in, so `{ accept }` does too).
+            const accepted = (decision === undefined || "accept" in decision) && ctx.checkCredentials(attempt);
+            ctx.observer.authenticated({
+              id: this.id,
+              version: command.version,
+              offered: attempt.method === "socks4" ? [] : attempt.offered,
+              ...(command.method === undefined ? {} : { method: command.method }),
+              ...(this.user === undefined ? {} : { user: this.user }),
+              accepted,
+            });
+            this.feed({ type: "AuthDecided", accepted });
+          },
+        );
         return;
       }
       case "AskRequest": {
         const request = { id: this.id, client: this.conn.client, ...command.request, ...(this.user === undefined ? {} : { user: this.user }) };
         ctx.observer.requested({ ...request, at: ctx.clock.now() });
-        this.ask("request", () => ctx.hooks.request(request, this), (decision) => this.feed({ type: "RequestDecided", decision }));
+        this.ask(
+          "request",
+          () => ctx.hooks.request(request, this),
+          (decision) => this.feed({ type: "RequestDecided", decision }),
+        );
         return;
       }
       case "OpenUpstream":
@@ -233,7 +250,11 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
           if (this.finished) return success?.socket.destroy();
           if (failure !== undefined) {
             this.attempts = failure.attempts;
-            return this.feed({ type: "UpstreamFailed", error: { code: failure.code, message: failure.attempts.join("; ") }, ...(failure.errno === undefined ? {} : { errno: failure.errno }) });
+            return this.feed({
+              type: "UpstreamFailed",
+              error: { code: failure.code, message: failure.attempts.join("; ") },
+              ...(failure.errno === undefined ? {} : { errno: failure.errno }),
+            });
           }
           this.upstream = success!.socket;
           this.upstreamReader = success!.reader;
@@ -266,21 +287,25 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
           ...(code === undefined ? {} : { code }),
           ...(errno === undefined ? {} : { errno }),
         };
-        this.ask("reply", () => ctx.hooks.reply(info, this), (change) => {
-          const finalRep = change?.rep ?? rep;
-          // A failure carries no address unless the hook gave one.
-          const finalBound = change?.bound ?? (finalRep !== 0 && rep === 0 ? UNSPECIFIED : bound);
-          const final = { ...info, rep: finalRep, bound: finalBound };
-          ctx.observer.replied({
-            ...final,
-            at: ctx.clock.now(),
-            ...(this.target === undefined ? {} : { target: this.target }),
-            ...(this.remote === undefined ? {} : { remote: this.remote }),
-            ...(this.attempts === undefined ? {} : { attempts: this.attempts }),
-          });
-          if (final.rep !== 0 && this.upstream !== undefined) this.upstream.destroy();
-          this.feed({ type: "ReplyDecided", rep: final.rep, bound: final.bound });
-        });
+        this.ask(
+          "reply",
+          () => ctx.hooks.reply(info, this),
+          (change) => {
+            const finalRep = change?.rep ?? rep;
+            // A failure carries no address unless the hook gave one.
+            const finalBound = change?.bound ?? (finalRep !== 0 && rep === 0 ? UNSPECIFIED : bound);
+            const final = { ...info, rep: finalRep, bound: finalBound };
+            ctx.observer.replied({
+              ...final,
+              at: ctx.clock.now(),
+              ...(this.target === undefined ? {} : { target: this.target }),
+              ...(this.remote === undefined ? {} : { remote: this.remote }),
+              ...(this.attempts === undefined ? {} : { attempts: this.attempts }),
+            });
+            if (final.rep !== 0 && this.upstream !== undefined) this.upstream.destroy();
+            this.feed({ type: "ReplyDecided", rep: final.rep, bound: final.bound });
+          },
+        );
         return;
       }
       case "StartRelay":
@@ -300,9 +325,13 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
    * synchronously when the answer is synchronous (the fast path) or when the promise settles.
    */
   private ask<T>(hook: string, call: () => T | PromiseLike<T>, then: (value: T | undefined) => void): void {
-    const pending = callHook(call, (err) => this.hookFailed(hook, err), (value) => {
-      if (!this.finished) then(value);
-    });
+    const pending = callHook(
+      call,
+      (err) => this.hookFailed(hook, err),
+      (value) => {
+        if (!this.finished) then(value);
+      },
+    );
     if (pending) this.client.pause();
   }
 
@@ -338,7 +367,11 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     udp.open((err, bound) => {
       if (this.finished) return;
       if (err !== undefined) {
-        return this.feed({ type: "UdpRelayFailed", error: { code: "GENERAL_FAILURE", message: `UDP bind on ${this.conn.local.host}: ${err.message}` }, ...(err.code === undefined ? {} : { errno: err.code }) });
+        return this.feed({
+          type: "UdpRelayFailed",
+          error: { code: "GENERAL_FAILURE", message: `UDP bind on ${this.conn.local.host}: ${err.message}` },
+          ...(err.code === undefined ? {} : { errno: err.code }),
+        });
       }
       this.feed({ type: "UdpRelayReady", bound: bound! });
     });
@@ -442,4 +475,3 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
 }
 
 function noop(): void {}
-

@@ -93,7 +93,10 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
         reader,
         attempts: tried,
         // Dialling an IP literal, the remote is known: no getpeername.
-        remote: addresses === undefined ? { host: normalizeHost(host), port: target.port } : { host: normalizeHost(s.remoteAddress ?? host), port: s.remotePort ?? target.port },
+        remote:
+          addresses === undefined
+            ? { host: normalizeHost(host), port: target.port }
+            : { host: normalizeHost(s.remoteAddress ?? host), port: s.remotePort ?? target.port },
         bound: { host: normalizeHost(s.localAddress ?? "0.0.0.0"), port: s.localPort ?? 0 },
       });
     });

@@ -77,7 +77,17 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     this.bytesDownReceived += data.length;
     this.bytesDownSent += data.length;
     if (!this.client.write(data)) this.waiting.wait(WAIT_DRAIN);
-    this.waiting.captured(this.host.observer.chunk?.({ id: this.host.id, direction: "down", seq: this.seq++, at: this.host.now(), received: NOTHING_RECEIVED, sent: data, verdict: "inject" }));
+    this.waiting.captured(
+      this.host.observer.chunk?.({
+        id: this.host.id,
+        direction: "down",
+        seq: this.seq++,
+        at: this.host.now(),
+        received: NOTHING_RECEIVED,
+        sent: data,
+        verdict: "inject",
+      }),
+    );
   }
 
   /**
@@ -134,7 +144,11 @@ export class ServedRelay implements RelayCounts, IdleTracked {
     // recorded as the hook's answer.
     if (observer.chunk !== undefined) {
       const changed =
-        verdict === undefined ? {} : "replace" in verdict ? { sent: verdict.replace, verdict: "replace" as const } : { sent: EMPTY, verdict: "drop" in verdict ? ("drop" as const) : "close" in verdict ? ("close" as const) : ("reset" as const) };
+        verdict === undefined
+          ? {}
+          : "replace" in verdict
+            ? { sent: verdict.replace, verdict: "replace" as const }
+            : { sent: EMPTY, verdict: "drop" in verdict ? ("drop" as const) : "close" in verdict ? ("close" as const) : ("reset" as const) };
       this.waiting.captured(observer.chunk({ id: this.host.id, direction: "up", seq, at: this.host.now(), received: data, ...changed }));
     }
     if (verdict === undefined || "replace" in verdict || "drop" in verdict) return;

@@ -186,7 +186,14 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   private observe(direction: Direction, received: Buffer, seq: number, sent: Uint8Array | undefined, verdict?: ChunkVerdict): void {
     const observer = this.host.observer;
     if (observer.chunk === undefined) return;
-    const fact: ChunkFact = { id: this.host.id, direction, seq, at: this.host.now(), received, ...(sent === undefined ? {} : { sent, verdict: verdict ?? "replace" }) };
+    const fact: ChunkFact = {
+      id: this.host.id,
+      direction,
+      seq,
+      at: this.host.now(),
+      received,
+      ...(sent === undefined ? {} : { sent, verdict: verdict ?? "replace" }),
+    };
     // A promise (the capture is behind) makes this direction wait until the latest one settles.
     this.waitOf(direction).captured(observer.chunk(fact));
   }

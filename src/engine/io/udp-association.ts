@@ -160,7 +160,10 @@ export class UdpAssociation {
       }
       // The request named this datagram's destination, not the client's own port: the
       // common client mistake (gost#96, redsocks#210). Serve the real source port.
-      this.host.anomaly("udp-dst-misuse", `UDP ASSOCIATE named ${this.announced!.host}:${this.announced!.port}, which is the destination; the client sends from port ${from.port}`);
+      this.host.anomaly(
+        "udp-dst-misuse",
+        `UDP ASSOCIATE named ${this.announced!.host}:${this.announced!.port}, which is the destination; the client sends from port ${from.port}`,
+      );
       this.clientPort = from.port;
     }
     this.announced = undefined;
@@ -176,7 +179,14 @@ export class UdpAssociation {
       if (verdict === undefined) return this.sendUp(seq, from, address, data, undefined, address);
       if ("drop" in verdict) return this.drop("up", seq, from, data, "hook", "dropped by a hook", address);
       if (!("redirect" in verdict)) return this.sendUp(seq, from, address, data, verdict.replace, address);
-      const target: SocksAddress = { ...address, host: verdict.redirect.host ?? address.host, port: verdict.redirect.port ?? address.port, ...(verdict.redirect.host === undefined ? {} : { type: isIP(verdict.redirect.host) === 6 ? "ipv6" : isIP(verdict.redirect.host) === 4 ? "ipv4" : "domain" }) };
+      const target: SocksAddress = {
+        ...address,
+        host: verdict.redirect.host ?? address.host,
+        port: verdict.redirect.port ?? address.port,
+        ...(verdict.redirect.host === undefined
+          ? {}
+          : { type: isIP(verdict.redirect.host) === 6 ? "ipv6" : isIP(verdict.redirect.host) === 4 ? "ipv4" : "domain" }),
+      };
       this.sendUp(seq, from, address, data, verdict.replace, target);
     });
   };
@@ -198,14 +208,24 @@ export class UdpAssociation {
       if (this.closed) return;
       const family = isIP(ip);
       if (!this.peers.has(ip)) {
-        if (this.peers.size >= this.options.maxPeers) return this.drop("up", seq, from, received, "peer-limit", `more than ${this.options.maxPeers} destinations`, peer);
+        if (this.peers.size >= this.options.maxPeers)
+          return this.drop("up", seq, from, received, "peer-limit", `more than ${this.options.maxPeers} destinations`, peer);
         this.peers.add(ip);
       }
       const max = family === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
       if (payload.length > max) return this.drop("up", seq, from, received, "too-large", `${payload.length} bytes exceed ${max} (EMSGSIZE)`, peer);
       this.outbound(family === 6 ? 6 : 4).send(payload, target.port, ip);
       this.bytesUp += payload.length;
-      this.report({ direction: "up", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to: { host: ip, port: target.port }, verdict: "relayed" });
+      this.report({
+        direction: "up",
+        seq,
+        from,
+        peer,
+        received,
+        ...(replaced === undefined ? {} : { sent: replaced }),
+        to: { host: ip, port: target.port },
+        verdict: "relayed",
+      });
     };
     if (target.type !== "domain" || isIP(target.host) !== 0) return send(normalizeHost(target.host));
     const cached = this.names.get(target.host);
@@ -293,7 +313,16 @@ export class UdpAssociation {
     }
     this.client.send(encodeUdpDatagram(from.host, from.port, payload), this.clientPort, this.clientIp);
     this.bytesDown += payload.length;
-    this.report({ direction: "down", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to: { host: this.clientIp, port: this.clientPort }, verdict: "relayed" });
+    this.report({
+      direction: "down",
+      seq,
+      from,
+      peer,
+      received,
+      ...(replaced === undefined ? {} : { sent: replaced }),
+      to: { host: this.clientIp, port: this.clientPort },
+      verdict: "relayed",
+    });
   }
 
   /** A hook's datagram for the client, as if from `peer` (ignored before the client's first datagram). */
@@ -305,7 +334,11 @@ export class UdpAssociation {
     const received = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const type = isIP(host) === 6 ? "ipv6" : isIP(host) === 4 ? "ipv4" : "domain";
     const size = udpHeaderLength(host) + data.length;
-    if (size > this.maxToClient) return this.drop("down", seq, from, received, "too-large", `${size} bytes with the SOCKS header exceed ${this.maxToClient} (EMSGSIZE)`, { type, ...from });
+    if (size > this.maxToClient)
+      return this.drop("down", seq, from, received, "too-large", `${size} bytes with the SOCKS header exceed ${this.maxToClient} (EMSGSIZE)`, {
+        type,
+        ...from,
+      });
     this.client.send(encodeUdpDatagram(host, peer.port, data), this.clientPort, this.clientIp);
     this.bytesDown += data.length;
     this.report({ direction: "down", seq, from, peer: { type, ...from }, received, to: { host: this.clientIp, port: this.clientPort }, verdict: "injected" });

@@ -190,20 +190,31 @@ export class SessionMachine {
           if (!this.step(decodeGreeting(this.buffer), out, (g) => this.onGreeting(g.methods, out))) return;
           break;
         case "userpass":
-          if (!this.step(decodeUserPass(this.buffer), out, (c) => this.askAuth({ method: "userpass", offered: this.offered, ...c }, METHOD.USERNAME_PASSWORD, out))) return;
+          if (
+            !this.step(decodeUserPass(this.buffer), out, (c) =>
+              this.askAuth({ method: "userpass", offered: this.offered, ...c }, METHOD.USERNAME_PASSWORD, out),
+            )
+          )
+            return;
           break;
         case "request":
-          if (!this.step(decodeRequest(this.buffer), out, (r) => {
-            if (r.rsv !== 0) out.push({ type: "ReportAnomaly", code: "rsv-nonzero", detail: `request RSV = 0x${r.rsv.toString(16).padStart(2, "0")}` });
-            this.onRequest(r.command, r.destination, out);
-          })) return;
+          if (
+            !this.step(decodeRequest(this.buffer), out, (r) => {
+              if (r.rsv !== 0) out.push({ type: "ReportAnomaly", code: "rsv-nonzero", detail: `request RSV = 0x${r.rsv.toString(16).padStart(2, "0")}` });
+              this.onRequest(r.command, r.destination, out);
+            })
+          )
+            return;
           break;
         case "socks4-request":
-          if (!this.step(decodeSocks4Request(this.buffer), out, (r) => {
-            this.version = r.version;
-            this.request = { command: r.command, destination: r.destination };
-            this.askAuth({ method: "socks4", userid: r.userid }, undefined, out);
-          })) return;
+          if (
+            !this.step(decodeSocks4Request(this.buffer), out, (r) => {
+              this.version = r.version;
+              this.request = { command: r.command, destination: r.destination };
+              this.askAuth({ method: "socks4", userid: r.userid }, undefined, out);
+            })
+          )
+            return;
           break;
         default:
           return;
@@ -368,7 +379,8 @@ export class SessionMachine {
   private onBindPeer(peer: Endpoint, out: SessionCommand[]): void {
     const expected = this.request!.destination;
     const any = expected.type === "domain" || expected.host === "0.0.0.0" || expected.host === "::";
-    if (expected.type === "domain") out.push({ type: "ReportAnomaly", code: "bind-domain-unchecked", detail: `BIND expected peer ${expected.host} is a name; any peer accepted` });
+    if (expected.type === "domain")
+      out.push({ type: "ReportAnomaly", code: "bind-domain-unchecked", detail: `BIND expected peer ${expected.host} is a name; any peer accepted` });
     if (!any && expected.host !== peer.host) {
       out.push({ type: "ReportAnomaly", code: "bind-peer-mismatch", detail: `BIND peer ${peer.host} is not the expected ${expected.host}` });
       return this.askFailureReply("DENIED", "bind-second", out);
@@ -433,4 +445,3 @@ export class SessionMachine {
 }
 
 const EMPTY = Buffer.alloc(0);
-

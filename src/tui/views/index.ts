@@ -3,7 +3,16 @@
  * purely visual, do no I/O, and draw only terminal-safe text. The plain helpers behind them are
  * exported for the app (paging the detail view) and for tests.
  */
-export { SessionList, sessionColumns, sessionListLines, layoutColumns, type SessionListProps, type SessionCells, type ColumnKey, type ColumnLayout } from "./session-list.js";
+export {
+  SessionList,
+  sessionColumns,
+  sessionListLines,
+  layoutColumns,
+  type SessionListProps,
+  type SessionCells,
+  type ColumnKey,
+  type ColumnLayout,
+} from "./session-list.js";
 export { FilterBar, caretOffset, filterDisplayText, type FilterBarProps } from "./filter-bar.js";
 export { StatusBar, statusLines, type StatusBarProps, type StatusSegment } from "./status-bar.js";
 export { SessionDetail, detailPageSize, type SessionDetailProps } from "./session-detail.js";

@@ -142,7 +142,15 @@ export function sessionListLines(rows: readonly SessionRow[], selectedId: number
   const cells = rows.map((s) => sessionColumns(s, now));
   const layout = layoutColumns(cells, width);
   const line = (marker: string, values: (c: ColumnLayout) => string) =>
-    truncate((marker + layout.map((c, i) => (i === layout.length - 1 && c.align === "left" ? truncate(values(c), c.width) : fit(values(c), c.width, c.align))).join(" ".repeat(GAP))).trimEnd(), width);
+    truncate(
+      (
+        marker +
+        layout
+          .map((c, i) => (i === layout.length - 1 && c.align === "left" ? truncate(values(c), c.width) : fit(values(c), c.width, c.align)))
+          .join(" ".repeat(GAP))
+      ).trimEnd(),
+      width,
+    );
   return {
     header: line("  ", (c) => c.header),
     lines: cells.map((row, i) => line(rows[i]!.id === selectedId ? "> " : "  ", (c) => row[c.key])),

@@ -32,13 +32,49 @@ describe("ATYP values (RFC 1928 §5)", () => {
 });
 
 describe("decodeAddress / writeAddress", () => {
-  messageSuite({ name: "ATYP 1 127.0.0.1:8080", bytes: hex("01 7f 00 00 01 1f 90"), decode: decodeAt0, encode, value: { type: "ipv4", host: "127.0.0.1", port: 8080 } });
-  messageSuite({ name: "ATYP 1 255.255.255.255:65535", bytes: hex("01 ff ff ff ff ff ff"), decode: decodeAt0, encode, value: { type: "ipv4", host: "255.255.255.255", port: 65535 } });
-  messageSuite({ name: "ATYP 3 example.com:80", bytes: hex("03 0b 65 78 61 6d 70 6c 65 2e 63 6f 6d 00 50"), decode: decodeAt0, encode, value: { type: "domain", host: "example.com", port: 80 } });
+  messageSuite({
+    name: "ATYP 1 127.0.0.1:8080",
+    bytes: hex("01 7f 00 00 01 1f 90"),
+    decode: decodeAt0,
+    encode,
+    value: { type: "ipv4", host: "127.0.0.1", port: 8080 },
+  });
+  messageSuite({
+    name: "ATYP 1 255.255.255.255:65535",
+    bytes: hex("01 ff ff ff ff ff ff"),
+    decode: decodeAt0,
+    encode,
+    value: { type: "ipv4", host: "255.255.255.255", port: 65535 },
+  });
+  messageSuite({
+    name: "ATYP 3 example.com:80",
+    bytes: hex("03 0b 65 78 61 6d 70 6c 65 2e 63 6f 6d 00 50"),
+    decode: decodeAt0,
+    encode,
+    value: { type: "domain", host: "example.com", port: 80 },
+  });
   messageSuite({ name: "ATYP 3 zero-length name", bytes: hex("03 00 1f 90"), decode: decodeAt0, encode, value: { type: "domain", host: "", port: 8080 } });
-  messageSuite({ name: "ATYP 3 255-byte name", bytes: cat(hex("03 ff"), repeat(0x61, 255), hex("00 50")), decode: decodeAt0, encode, value: { type: "domain", host: NAME_255, port: 80 } });
-  messageSuite({ name: "ATYP 4 ::1", bytes: hex("04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 1f 90"), decode: decodeAt0, encode, value: { type: "ipv6", host: "::1", port: 8080 } });
-  messageSuite({ name: "ATYP 4 ::", bytes: hex("04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"), decode: decodeAt0, encode, value: { type: "ipv6", host: "::", port: 0 } });
+  messageSuite({
+    name: "ATYP 3 255-byte name",
+    bytes: cat(hex("03 ff"), repeat(0x61, 255), hex("00 50")),
+    decode: decodeAt0,
+    encode,
+    value: { type: "domain", host: NAME_255, port: 80 },
+  });
+  messageSuite({
+    name: "ATYP 4 ::1",
+    bytes: hex("04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 1f 90"),
+    decode: decodeAt0,
+    encode,
+    value: { type: "ipv6", host: "::1", port: 8080 },
+  });
+  messageSuite({
+    name: "ATYP 4 ::",
+    bytes: hex("04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"),
+    decode: decodeAt0,
+    encode,
+    value: { type: "ipv6", host: "::", port: 0 },
+  });
   messageSuite({
     name: "ATYP 4 2001:db8:0:0:1:0:0:1 in RFC 5952 form",
     bytes: hex("04 20 01 0d b8 00 00 00 00 00 01 00 00 00 00 00 01 00 50"),
@@ -188,7 +224,10 @@ describe("properties", () => {
     const address = fc.oneof(
       fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), port).map(([b, p]): SocksAddress => ({ type: "ipv4", host: Array.from(b).join("."), port: p })),
       fc
-        .tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }).filter((b) => !(b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff)), port)
+        .tuple(
+          fc.uint8Array({ minLength: 16, maxLength: 16 }).filter((b) => !(b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff)),
+          port,
+        )
         .map(([b, p]): SocksAddress => ({ type: "ipv6", host: formatIPv6(b), port: p })),
       fc.tuple(fc.stringMatching(/^[a-z0-9-]{1,20}(\.[a-z]{2,10}){1,3}$/), port).map(([h, p]): SocksAddress => ({ type: "domain", host: h, port: p })),
     );

@@ -16,7 +16,9 @@ export function hex(text: string): Buffer {
 
 /** Spaced lowercase hex of some bytes, for readable failure messages. */
 export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex").replace(/(..)(?!$)/g, "$1 ");
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
+    .toString("hex")
+    .replace(/(..)(?!$)/g, "$1 ");
 }
 
 /** `count` copies of one byte. */

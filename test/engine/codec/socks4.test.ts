@@ -11,18 +11,7 @@ import {
   encodeSocks4Request,
   type Socks4Request,
 } from "../../../src/engine/codec/socks4.js";
-import {
-  FIX,
-  arbitraryInput,
-  cat,
-  expectTotalOutcome,
-  hex,
-  latin1,
-  messageSuite,
-  repeat,
-  toHex,
-  type Decoder,
-} from "./fixtures.js";
+import { FIX, arbitraryInput, cat, expectTotalOutcome, hex, latin1, messageSuite, repeat, toHex, type Decoder } from "./fixtures.js";
 
 function errorCode<T>(bytes: Uint8Array, decode: Decoder<T>): string {
   const r = decode(bytes);
@@ -52,9 +41,27 @@ describe("constants (SOCKS4.protocol)", () => {
 });
 
 describe("SOCKS4 request (VN CD DSTPORT DSTIP USERID NUL)", () => {
-  messageSuite({ name: "CONNECT 127.0.0.1:8080, empty USERID (scenario 9)", bytes: FIX.socks4Connect, decode: decodeSocks4Request, encode: encodeSocks4Request, value: v4("127.0.0.1", 8080) });
-  messageSuite({ name: "CONNECT 93.184.216.34:80, USERID bob", bytes: FIX.socks4ConnectUser, decode: decodeSocks4Request, encode: encodeSocks4Request, value: v4("93.184.216.34", 80, "bob") });
-  messageSuite({ name: "BIND 127.0.0.1:8080, USERID bob", bytes: FIX.socks4Bind, decode: decodeSocks4Request, encode: encodeSocks4Request, value: v4("127.0.0.1", 8080, "bob", "bind") });
+  messageSuite({
+    name: "CONNECT 127.0.0.1:8080, empty USERID (scenario 9)",
+    bytes: FIX.socks4Connect,
+    decode: decodeSocks4Request,
+    encode: encodeSocks4Request,
+    value: v4("127.0.0.1", 8080),
+  });
+  messageSuite({
+    name: "CONNECT 93.184.216.34:80, USERID bob",
+    bytes: FIX.socks4ConnectUser,
+    decode: decodeSocks4Request,
+    encode: encodeSocks4Request,
+    value: v4("93.184.216.34", 80, "bob"),
+  });
+  messageSuite({
+    name: "BIND 127.0.0.1:8080, USERID bob",
+    bytes: FIX.socks4Bind,
+    decode: decodeSocks4Request,
+    encode: encodeSocks4Request,
+    value: v4("127.0.0.1", 8080, "bob", "bind"),
+  });
   messageSuite({
     name: "DSTIP 0.0.0.0 is plain SOCKS4, not 4a (scenario 55)",
     bytes: FIX.socks4ZeroIp,
@@ -127,8 +134,20 @@ describe("SOCKS4 request (VN CD DSTPORT DSTIP USERID NUL)", () => {
 });
 
 describe("SOCKS4a request (DSTIP 0.0.0.x, x != 0; hostname after the USERID's NUL)", () => {
-  messageSuite({ name: "CONNECT example.com:80, empty USERID (scenario 54)", bytes: FIX.socks4aConnect, decode: decodeSocks4Request, encode: encodeSocks4Request, value: v4a("example.com", 80) });
-  messageSuite({ name: "CONNECT example.com:80, USERID bob", bytes: FIX.socks4aConnectUser, decode: decodeSocks4Request, encode: encodeSocks4Request, value: v4a("example.com", 80, "bob") });
+  messageSuite({
+    name: "CONNECT example.com:80, empty USERID (scenario 54)",
+    bytes: FIX.socks4aConnect,
+    decode: decodeSocks4Request,
+    encode: encodeSocks4Request,
+    value: v4a("example.com", 80),
+  });
+  messageSuite({
+    name: "CONNECT example.com:80, USERID bob",
+    bytes: FIX.socks4aConnectUser,
+    decode: decodeSocks4Request,
+    encode: encodeSocks4Request,
+    value: v4a("example.com", 80, "bob"),
+  });
   messageSuite({
     name: "hostname of exactly 255 bytes",
     bytes: cat(hex("04 01 01 bb 00 00 00 01 00"), repeat(0x62, 255), hex("00")),
@@ -175,7 +194,13 @@ describe("SOCKS4 reply (VN=0 CD DSTPORT DSTIP, 8 bytes)", () => {
   const encode = (v: { cd: number; port: number; ip: string }) => encodeSocks4Reply(v.cd, v.port, v.ip);
   messageSuite({ name: "00 5a granted", bytes: FIX.socks4Granted, decode: decodeSocks4Reply, encode, value: { cd: 90, port: 0, ip: "0.0.0.0" } });
   messageSuite({ name: "00 5b rejected", bytes: FIX.socks4Rejected, decode: decodeSocks4Reply, encode, value: { cd: 91, port: 0, ip: "0.0.0.0" } });
-  messageSuite({ name: "00 5a with 127.0.0.1:54321", bytes: FIX.socks4GrantedBound, decode: decodeSocks4Reply, encode, value: { cd: 90, port: 54321, ip: "127.0.0.1" } });
+  messageSuite({
+    name: "00 5a with 127.0.0.1:54321",
+    bytes: FIX.socks4GrantedBound,
+    decode: decodeSocks4Reply,
+    encode,
+    value: { cd: 90, port: 54321, ip: "127.0.0.1" },
+  });
 
   it("encodes 8 bytes with VN 0 (not 4, clue/reactphp-socks#90) and 0.0.0.0:0 by default", () => {
     for (const cd of [90, 91, 92, 93]) {
@@ -207,9 +232,13 @@ describe("properties", () => {
 
   it("is total on long NUL-free runs (the FIELD_TOO_LONG path)", () => {
     fc.assert(
-      fc.property(fc.constantFrom(hex("04 01 00 50 7f 00 00 01"), hex("04 02 00 50 00 00 00 09 00")), fc.uint8Array({ minLength: 200, maxLength: 600 }).map((b) => b.map((x) => x | 1)), (head, run) => {
-        expectTotalOutcome(decodeSocks4Request, cat(head, run));
-      }),
+      fc.property(
+        fc.constantFrom(hex("04 01 00 50 7f 00 00 01"), hex("04 02 00 50 00 00 00 09 00")),
+        fc.uint8Array({ minLength: 200, maxLength: 600 }).map((b) => b.map((x) => x | 1)),
+        (head, run) => {
+          expectTotalOutcome(decodeSocks4Request, cat(head, run));
+        },
+      ),
       { numRuns: 50 },
     );
   });

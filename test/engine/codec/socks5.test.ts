@@ -17,18 +17,7 @@ import {
 } from "../../../src/engine/codec/socks5.js";
 import type { SocksAddress, SocksCommand } from "../../../src/engine/types.js";
 import { isIP } from "node:net";
-import {
-  FIX,
-  NAME_255,
-  arbitraryInput,
-  cat,
-  decodeStream,
-  expectTotalOutcome,
-  hex,
-  messageSuite,
-  toHex,
-  type Decoder,
-} from "./fixtures.js";
+import { FIX, NAME_255, arbitraryInput, cat, decodeStream, expectTotalOutcome, hex, messageSuite, toHex, type Decoder } from "./fixtures.js";
 
 const connect = (destination: SocksAddress, rsv = 0): Socks5Request => ({ command: "connect", rsv, destination });
 /** The error code of a decode, or its kind when it did not fail. */
@@ -164,7 +153,7 @@ describe("request (VER CMD RSV ATYP DST.ADDR DST.PORT)", () => {
   // keep ATYP 3 through a round trip: symmetric encode/decode, and the ATYP is the
   // client's choice, which a replay must reproduce.
   messageSuite({
-    name: "CONNECT ATYP 3 carrying the IP literal \"127.0.0.1\" (scenario 21)",
+    name: 'CONNECT ATYP 3 carrying the IP literal "127.0.0.1" (scenario 21)',
     bytes: FIX.connectIPLiteralDomain,
     decode: decodeRequest,
     encode: encodeRequest,
@@ -194,7 +183,12 @@ describe("request (VER CMD RSV ATYP DST.ADDR DST.PORT)", () => {
   });
 
   it("decodes ports big-endian across the whole range", () => {
-    for (const [p, port] of [["00 00", 0], ["00 01", 1], ["01 00", 256], ["ff ff", 65535]] as const) {
+    for (const [p, port] of [
+      ["00 00", 0],
+      ["00 01", 1],
+      ["01 00", 256],
+      ["ff ff", 65535],
+    ] as const) {
       const r = decodeRequest(hex(`05 01 00 01 0a 00 00 01 ${p}`));
       expect(r.kind === "ok" && r.value.destination.port).toBe(port);
     }
@@ -232,14 +226,21 @@ describe("request (VER CMD RSV ATYP DST.ADDR DST.PORT)", () => {
 
   it("decodes different requests pipelined back to back", () => {
     const all = cat(FIX.connectIPv4, FIX.connectDomain, FIX.connectIPv6, FIX.connectEmptyDomain);
-    const r = decodeStream(decodeRequest, Array.from(all, (b) => Buffer.of(b)));
+    const r = decodeStream(
+      decodeRequest,
+      Array.from(all, (b) => Buffer.of(b)),
+    );
     expect(r.values.map((v) => v.destination.host)).toEqual(["127.0.0.1", "example.com", "2001:db8::1", ""]);
     expect(r.used).toEqual([10, 18, 22, 7]);
     expect(r.rest.length).toBe(0);
   });
 
   it("encodes every command with its RFC code", () => {
-    for (const [command, code] of [["connect", 1], ["bind", 2], ["udp", 3]] as const) {
+    for (const [command, code] of [
+      ["connect", 1],
+      ["bind", 2],
+      ["udp", 3],
+    ] as const) {
       expect(encodeRequest({ command, rsv: 0, destination: { type: "ipv4", host: "1.2.3.4", port: 5 } })[1]).toBe(code);
     }
   });
@@ -315,11 +316,17 @@ describe("properties", () => {
     .tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), port)
     .map(([b, p]): SocksAddress => ({ type: "ipv4", host: Array.from(b).join("."), port: p }));
   const ipv6Address = fc
-    .tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }).filter((b) => !isMapped(b)), port)
+    .tuple(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }).filter((b) => !isMapped(b)),
+      port,
+    )
     .map(([b, p]): SocksAddress => ({ type: "ipv6", host: ipv6Text(b), port: p }));
   // Latin1 names of 0..255 bytes. IP-literal names are covered by the scenario 21 fixture.
   const domainAddress = fc
-    .tuple(fc.uint8Array({ maxLength: 255 }).filter((b) => isIP(Buffer.from(b).toString("latin1")) === 0), port)
+    .tuple(
+      fc.uint8Array({ maxLength: 255 }).filter((b) => isIP(Buffer.from(b).toString("latin1")) === 0),
+      port,
+    )
     .map(([b, p]): SocksAddress => ({ type: "domain", host: Buffer.from(b).toString("latin1"), port: p }));
   const request = fc.record({
     command: fc.constantFrom<SocksCommand>("connect", "bind", "udp"),

@@ -6,9 +6,19 @@ const h = (text: string) => Buffer.from(text.replace(/\s+/g, ""), "hex");
 
 describe("UDP request header (RFC 1928 §7)", () => {
   it("decodes IPv4, domain and IPv6 headers, the payload is the rest", () => {
-    expect(decodeUdpDatagram(h("0000 00 01 7f000001 1f90 70696e67"))).toEqual({ kind: "ok", used: 14, value: { frag: 0, address: { type: "ipv4", host: "127.0.0.1", port: 8080 }, data: Buffer.from("ping") } });
-    expect(decodeUdpDatagram(h("0000 00 03 09 6c6f63616c686f7374 0035 71"))).toMatchObject({ kind: "ok", value: { address: { type: "domain", host: "localhost", port: 53 }, data: Buffer.from("q") } });
-    expect(decodeUdpDatagram(h("0000 00 04 00000000000000000000000000000001 0035"))).toMatchObject({ kind: "ok", value: { address: { type: "ipv6", host: "::1", port: 53 }, data: Buffer.alloc(0) } });
+    expect(decodeUdpDatagram(h("0000 00 01 7f000001 1f90 70696e67"))).toEqual({
+      kind: "ok",
+      used: 14,
+      value: { frag: 0, address: { type: "ipv4", host: "127.0.0.1", port: 8080 }, data: Buffer.from("ping") },
+    });
+    expect(decodeUdpDatagram(h("0000 00 03 09 6c6f63616c686f7374 0035 71"))).toMatchObject({
+      kind: "ok",
+      value: { address: { type: "domain", host: "localhost", port: 53 }, data: Buffer.from("q") },
+    });
+    expect(decodeUdpDatagram(h("0000 00 04 00000000000000000000000000000001 0035"))).toMatchObject({
+      kind: "ok",
+      value: { address: { type: "ipv6", host: "::1", port: 53 }, data: Buffer.alloc(0) },
+    });
   });
 
   it("reports FRAG to the caller and rejects RSV != 0, short datagrams and unknown ATYP", () => {

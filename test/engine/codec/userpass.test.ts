@@ -31,7 +31,13 @@ describe("constants (RFC 1929)", () => {
 
 describe("username/password request (VER ULEN UNAME PLEN PASSWD)", () => {
   messageSuite({ name: "user / pass", bytes: FIX.userPass, decode: decodeUserPass, encode: encodeUserPass, value: creds("user", "pass") });
-  messageSuite({ name: "empty password (scenario 12)", bytes: FIX.userPassEmptyPassword, decode: decodeUserPass, encode: encodeUserPass, value: creds("user", "") });
+  messageSuite({
+    name: "empty password (scenario 12)",
+    bytes: FIX.userPassEmptyPassword,
+    decode: decodeUserPass,
+    encode: encodeUserPass,
+    value: creds("user", ""),
+  });
   messageSuite({ name: "empty user and password", bytes: hex("01 00 00"), decode: decodeUserPass, encode: encodeUserPass, value: creds("", "") });
   messageSuite({
     name: "non-UTF-8 octets, kept exactly (scenario 14)",

@@ -8,7 +8,6 @@ import { RawClient, connect5, found, hex, nth, sleep, startEchoServer, startServ
 
 const { cleanups, proxy } = useTestProxies();
 
-
 function users(...pairs: Array<[string, string]>): Credentials {
   const credentials = new Credentials();
   for (const [user, pass] of pairs) credentials.add(user, pass);

@@ -66,7 +66,9 @@ function slowRead(socket: Socket, already: Buffer, every: number, pauseMs: numbe
 }
 
 describe("tcp relay: one wait state per direction", () => {
-  it("slow clients and an onData hook that injects 100 KB before each chunk: 3 × 20 MB arrive byte-exact (stalled for good before)", { timeout: 30_000 }, async () => {
+  it("slow clients and an onData hook that injects 100 KB before each chunk: 3 × 20 MB arrive byte-exact (stalled for good before)", {
+    timeout: 30_000,
+  }, async () => {
     // Whether a tunnel stalled before depended on which write found the socket full first, so
     // three tunnels run at once (each stalled in about two runs of three).
     const total = 20 * MiB;

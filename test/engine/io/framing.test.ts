@@ -9,7 +9,6 @@ import { RawClient, connect5, hex, sleep, until, startEchoServer, startServer, t
 
 const { cleanups, proxy } = useTestProxies();
 
-
 async function echo() {
   const server = await startEchoServer();
   cleanups.push(() => server.close());

@@ -11,7 +11,6 @@ import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startServ
 
 const { cleanups, proxy } = useTestProxies();
 
-
 async function echo() {
   const server = await startEchoServer();
   cleanups.push(() => server.close());
@@ -160,7 +159,12 @@ describe("resets and timeouts (research §7, scenarios 36–38)", () => {
     expect(elapsed).toBeLessThan(2000);
     const silentClose = await p.observer.lastClosed();
     expect(silentClose.reason).toBe("handshake-timeout");
-    expect(p.observer.of("anomaly").filter((a) => a.code === "handshake-timeout").map((a) => a.id)).toEqual([silentClose.id]);
+    expect(
+      p.observer
+        .of("anomaly")
+        .filter((a) => a.code === "handshake-timeout")
+        .map((a) => a.id),
+    ).toEqual([silentClose.id]);
     // The tunnel that finished its handshake is not subject to the handshake timeout.
     await sleep(350);
     busy.write(Buffer.from("after"));

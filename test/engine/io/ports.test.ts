@@ -37,7 +37,10 @@ describe("HookRunner decisions", () => {
   it("auth: a hook cannot accept credentials the table refuses (it narrows, never widens), and refuses a no-auth client", async () => {
     const credentials = new Credentials();
     credentials.add("alice", "right");
-    const proxy = await proxyWith({ auth: (attempt) => (attempt.method === "userpass" && attempt.user.toString() === "mallory" ? { accept: true } : undefined) }, { credentials });
+    const proxy = await proxyWith(
+      { auth: (attempt) => (attempt.method === "userpass" && attempt.user.toString() === "mallory" ? { accept: true } : undefined) },
+      { credentials },
+    );
     const c = await RawClient.connect(proxy.port);
     c.write("050102");
     expect((await c.read(2)).toString("hex")).toBe("0502");
@@ -55,7 +58,10 @@ describe("HookRunner decisions", () => {
     const target = await echo();
     let deny: "DENIED" | number = "DENIED";
     const proxy = await proxyWith({ request: () => ({ deny }) });
-    for (const [value, rep] of [["DENIED", 0x02], [0x05, 0x05]] as const) {
+    for (const [value, rep] of [
+      ["DENIED", 0x02],
+      [0x05, 0x05],
+    ] as const) {
       deny = value;
       const c = await RawClient.connect(proxy.port);
       c.write(Buffer.concat([hex("050100"), connect5(target.port)]));
@@ -108,7 +114,12 @@ describe("HookRunner decisions", () => {
 
   it("async hooks: the session waits, and bytes sent meanwhile are delivered after the connect", async () => {
     const target = await echo();
-    const proxy = await proxyWith({ open: () => later(undefined), auth: () => later(undefined), request: () => later(undefined, 100), reply: () => later(undefined) });
+    const proxy = await proxyWith({
+      open: () => later(undefined),
+      auth: () => later(undefined),
+      request: () => later(undefined, 100),
+      reply: () => later(undefined),
+    });
     const c = await RawClient.connect(proxy.port);
     c.write(Buffer.concat([hex("050100"), connect5(target.port), Buffer.from("early")]));
     await sleep(30);
@@ -132,7 +143,12 @@ describe("HookRunner decisions", () => {
     const target = await echo();
     const logs: Array<[LogLevel, string]> = [];
     const proxy = await proxyWith(
-      { request: () => { throw new Error("boom"); }, reply: () => Promise.reject(new Error("bang")) },
+      {
+        request: () => {
+          throw new Error("boom");
+        },
+        reply: () => Promise.reject(new Error("bang")),
+      },
       { logger: { log: (level: LogLevel, message: string) => logs.push([level, message]) } },
     );
     const c = await openTunnel(proxy.port, target.port);
@@ -179,7 +195,10 @@ describe("data hook", () => {
 
   it("close ends both sides gracefully; reset aborts both with RST", async () => {
     const target = await echo();
-    const proxy = await proxyWith({ wantsData: () => true, data: (chunk) => (chunk.data.toString() === "bye" ? { close: true } : chunk.data.toString() === "kill" ? { reset: true } : undefined) });
+    const proxy = await proxyWith({
+      wantsData: () => true,
+      data: (chunk) => (chunk.data.toString() === "bye" ? { close: true } : chunk.data.toString() === "kill" ? { reset: true } : undefined),
+    });
     const c = await openTunnel(proxy.port, target.port);
     c.write(Buffer.from("hi"));
     expect((await c.read(2)).toString()).toBe("hi");

@@ -50,7 +50,6 @@ beforeEach(() => {
   fakeHosts.clear();
 });
 
-
 /**
  * An echo target that records, for each connection, the peer address it sees: that is the proxy's
  * outbound socket, whose local address the success reply must carry.
@@ -156,7 +155,7 @@ describe("requests (research §7, scenarios 16–23)", () => {
     expect(request.destination.port).toBe(0x1f90);
   });
 
-  it("#21 IP literal inside ATYP 3 (\"127.0.0.1\") connects without DNS", async () => {
+  it('#21 IP literal inside ATYP 3 ("127.0.0.1") connects without DNS', async () => {
     const t = await target();
     const p = await proxy();
     const c = await greeted(p.port);
@@ -172,7 +171,7 @@ describe("requests (research §7, scenarios 16–23)", () => {
     expect(p.observer.first("request").destination).toEqual({ type: "domain", host: "127.0.0.1", port: t.port });
   });
 
-  it("#21 IPv6 literal inside ATYP 3 (\"::1\") connects to ::1 without DNS; the reply is the 22-byte IPv6 form", async () => {
+  it('#21 IPv6 literal inside ATYP 3 ("::1") connects to ::1 without DNS; the reply is the 22-byte IPv6 form', async () => {
     const t = await target("::1");
     const p = await proxy();
     const c = await greeted(p.port);
@@ -183,7 +182,7 @@ describe("requests (research §7, scenarios 16–23)", () => {
     expect(lookups).toEqual([]);
   });
 
-  it("#21 bracketed IPv6 literal \"[::1]\" in ATYP 3 → R4/04, never sent to DNS", async () => {
+  it('#21 bracketed IPv6 literal "[::1]" in ATYP 3 → R4/04, never sent to DNS', async () => {
     const t = await target("::1");
     const p = await proxy();
     await expectFailure(p, domainRequest(Buffer.from("[::1]"), t.port), R4(4));
@@ -409,8 +408,14 @@ describe("connect results and reply content (research §7, scenarios 27, 28, 30�
     const fact = p.observer.first("reply");
     expect(fact.remote).toEqual({ host: "127.0.0.1", port: t.port });
     const attempts = fact.attempts ?? [];
-    expect(attempts.some((a) => a.includes("::1")), `attempts: ${JSON.stringify(fact.attempts)}`).toBe(true);
-    expect(attempts.some((a) => a.includes("127.0.0.1")), `attempts: ${JSON.stringify(fact.attempts)}`).toBe(true);
+    expect(
+      attempts.some((a) => a.includes("::1")),
+      `attempts: ${JSON.stringify(fact.attempts)}`,
+    ).toBe(true);
+    expect(
+      attempts.some((a) => a.includes("127.0.0.1")),
+      `attempts: ${JSON.stringify(fact.attempts)}`,
+    ).toBe(true);
   });
 
   it("#32 success reply carries the real local address/port of the outbound socket (as the target sees it)", async () => {

@@ -8,7 +8,10 @@ const cleanups: Array<() => void> = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
 
 /** A client socket reading through a SocketReader whose sink is `sink`, connected to a server that runs `serve` on its side. */
-async function connectReader(serve: (s: Socket) => void, sink: (reader: SocketReader, view: Buffer) => void): Promise<{ socket: Socket; reader: SocketReader }> {
+async function connectReader(
+  serve: (s: Socket) => void,
+  sink: (reader: SocketReader, view: Buffer) => void,
+): Promise<{ socket: Socket; reader: SocketReader }> {
   const server = createServer(serve);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");

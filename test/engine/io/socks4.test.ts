@@ -8,7 +8,6 @@ import { RawClient, closedPort, connect4, fakeLookup, hex, sleep, startServer, u
 
 const { cleanups, proxy } = useTestProxies();
 
-
 /** An echo target that records the peer of each connection and every byte it got. */
 async function target() {
   const peers: Array<{ address: string; port: number }> = [];
@@ -34,7 +33,13 @@ async function client(port: number): Promise<RawClient> {
 
 /** A SOCKS4a CONNECT: DSTIP 0.0.0.1, USERID, NUL, name, NUL. */
 function connect4a(port: number, name: string, userid = ""): Buffer {
-  return Buffer.concat([Buffer.of(4, 1, port >> 8, port & 0xff, 0, 0, 0, 1), Buffer.from(userid, "latin1"), Buffer.of(0), Buffer.from(name, "latin1"), Buffer.of(0)]);
+  return Buffer.concat([
+    Buffer.of(4, 1, port >> 8, port & 0xff, 0, 0, 0, 1),
+    Buffer.from(userid, "latin1"),
+    Buffer.of(0),
+    Buffer.from(name, "latin1"),
+    Buffer.of(0),
+  ]);
 }
 
 const REJECTED = "005b000000000000";

@@ -66,7 +66,11 @@ function unwrap(bytes: Buffer): UdpDatagram {
   return decoded.value;
 }
 
-const drops = () => proxy!.observer.of("datagram").filter((d) => d.verdict === "dropped").map((d) => d.reason);
+const drops = () =>
+  proxy!.observer
+    .of("datagram")
+    .filter((d) => d.verdict === "dropped")
+    .map((d) => d.reason);
 
 async function started(options: Partial<EngineOptions> = {}) {
   proxy = await startProxy(options);
@@ -79,14 +83,22 @@ describe("UDP ASSOCIATE with the socks package", () => {
     await started();
     const echo4 = await udpEcho("udp4");
     const echo6 = await udpEcho("udp6");
-    const client = new SocksClient({ proxy: { host: "127.0.0.1", port: proxy!.port, type: 5 }, command: "associate", destination: { host: "0.0.0.0", port: 0 } });
+    const client = new SocksClient({
+      proxy: { host: "127.0.0.1", port: proxy!.port, type: 5 },
+      command: "associate",
+      destination: { host: "0.0.0.0", port: 0 },
+    });
     client.on("error", () => {});
     const established = new Promise<{ remoteHost: { host: string; port: number } }>((resolve) => client.once("established", (info) => resolve(info as never)));
     client.connect();
     const relay = (await established).remoteHost;
     expect(relay.host).toBe("127.0.0.1");
     const local = await udpSocket("udp4");
-    for (const [host, port] of [["127.0.0.1", echo4.port], ["::1", echo6.port], ["localhost", echo4.port]] as const) {
+    for (const [host, port] of [
+      ["127.0.0.1", echo4.port],
+      ["::1", echo6.port],
+      ["localhost", echo4.port],
+    ] as const) {
       const reply = nextMessage(local);
       local.send(SocksClient.createUDPFrame({ remoteHost: { host, port }, data: Buffer.from(`to ${host}`) }), relay.port, relay.host);
       const frame = SocksClient.parseUDPFrame((await reply)!);
@@ -158,7 +170,13 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
     const { relayPort } = await associate(proxy!.port);
     const local = await udpSocket();
     const good = encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("ok"));
-    for (const bad of [encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("a"), 0x01), encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("a"), 0x81), hex("0100 00 01 7f000001 1f90 61"), hex("0000000103"), hex("0000 00 03 20 6162")]) {
+    for (const bad of [
+      encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("a"), 0x01),
+      encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("a"), 0x81),
+      hex("0100 00 01 7f000001 1f90 61"),
+      hex("0000000103"),
+      hex("0000 00 03 20 6162"),
+    ]) {
       local.send(bad, relayPort, "127.0.0.1");
     }
     await until(() => drops().length === 5, 5000, "5 bad datagrams dropped");

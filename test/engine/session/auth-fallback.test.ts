@@ -6,16 +6,7 @@
  */
 import { describe, it } from "vitest";
 import { FIX, cat, hex } from "../codec/fixtures.js";
-import {
-  askAuthNone,
-  askAuthUserPass,
-  askRequest,
-  authDecided,
-  closeClient,
-  Playbook,
-  received,
-  sendToClient,
-} from "./playbook.js";
+import { askAuthNone, askAuthUserPass, askRequest, authDecided, closeClient, Playbook, received, sendToClient } from "./playbook.js";
 
 const noAuth = { authRequired: false };
 const ipv4 = (host: string, port: number) => ({ type: "ipv4" as const, host, port });

@@ -134,9 +134,7 @@ describe("SOCKS5 without authentication", () => {
   });
 
   it("selects 00 when 00 and 02 are offered and auth is optional (scenario 8)", () => {
-    new Playbook(noAuth)
-      .on(received(FIX.greetingNoAuthAndUserPass), askAuthNone([0x00, 0x02]))
-      .on(authDecided(true), sendToClient("05 00"));
+    new Playbook(noAuth).on(received(FIX.greetingNoAuthAndUserPass), askAuthNone([0x00, 0x02])).on(authDecided(true), sendToClient("05 00"));
   });
 
   it("accepts NMETHODS 255 (scenario 6)", () => {
@@ -158,15 +156,11 @@ describe("SOCKS5 without authentication", () => {
     ["a private method only (05 01 80)", hex("05 01 80"), [0x80]],
     ["03 and fe", hex("05 02 03 fe"), [0x03, 0xfe]],
   ])("answers 05 ff and closes when only unsupported methods are offered: %s (scenario 7)", (_, greeting, offered) => {
-    new Playbook(noAuth)
-      .on(received(greeting), reportAuthRefused(offered), sendToClient("05 ff"), closeClient("auth-failed"))
-      .phase("closed");
+    new Playbook(noAuth).on(received(greeting), reportAuthRefused(offered), sendToClient("05 ff"), closeClient("auth-failed")).phase("closed");
   });
 
   it("answers 05 ff and closes on NMETHODS 0 (scenario 5)", () => {
-    new Playbook(noAuth)
-      .on(received(FIX.greetingNoMethods), sendToClient("05 ff"), reportAnomaly("no-methods"), closeClient("protocol-error"))
-      .phase("closed");
+    new Playbook(noAuth).on(received(FIX.greetingNoMethods), sendToClient("05 ff"), reportAnomaly("no-methods"), closeClient("protocol-error")).phase("closed");
   });
 
   it("answers 05 ff and closes when the auth hook rejects a no-auth client", () => {
@@ -179,9 +173,7 @@ describe("SOCKS5 without authentication", () => {
 
 describe("SOCKS5 with authentication required", () => {
   it("refuses a client that offers only 00: 05 ff, then close", () => {
-    new Playbook(authRequired)
-      .on(received(FIX.greetingNoAuth), reportAuthRefused([0x00]), sendToClient("05 ff"), closeClient("auth-failed"))
-      .phase("closed");
+    new Playbook(authRequired).on(received(FIX.greetingNoAuth), reportAuthRefused([0x00]), sendToClient("05 ff"), closeClient("auth-failed")).phase("closed");
   });
 
   it("selects 02 out of 05 02 00 02 and runs the RFC 1929 sub-negotiation", () => {
@@ -361,8 +353,8 @@ describe("request decisions and destination checks", () => {
     ["ATYP 1 0.0.0.0", hex("05 01 00 01 00 00 00 00 00 50"), ipv4("0.0.0.0", 80)],
     ["ATYP 4 ::", hex("05 01 00 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 50"), { type: "ipv6" as const, host: "::", port: 80 }],
     ["ATYP 4 ::ffff:0.0.0.0", hex("05 01 00 04 00 00 00 00 00 00 00 00 00 00 ff ff 00 00 00 00 00 50"), ipv4("0.0.0.0", 80)],
-    ["ATYP 3 \"0.0.0.0\"", connectName("0.0.0.0", 80), domain("0.0.0.0", 80)],
-    ["ATYP 3 \"::\"", connectName("::", 80), domain("::", 80)],
+    ['ATYP 3 "0.0.0.0"', connectName("0.0.0.0", 80), domain("0.0.0.0", 80)],
+    ['ATYP 3 "::"', connectName("::", 80), domain("::", 80)],
   ])("fails the unspecified address with REP 04: %s", (_, request, destination) => {
     negotiated()
       .on(received(request), askRequest(5, "connect", destination))
@@ -589,9 +581,7 @@ describe("connect results and replies", () => {
 
 describe("SOCKS4 and SOCKS4a", () => {
   it("runs a SOCKS4 CONNECT: AskAuth(userid) → AskRequest → dial → 8-byte 00 5a reply with VN 0 (scenario 9)", () => {
-    const pb = new Playbook(noAuth)
-      .on(received(FIX.socks4Connect), askAuthSocks4(4, ""))
-      .phase("auth-decision");
+    const pb = new Playbook(noAuth).on(received(FIX.socks4Connect), askAuthSocks4(4, "")).phase("auth-decision");
     expect(pb.machine.version).toBe(4);
     pb.on(authDecided(true), askRequest(4, "connect", ipv4("127.0.0.1", 8080)))
       .on(requestDecided(undefined), openUpstream("127.0.0.1", 8080))
@@ -675,7 +665,12 @@ describe("SOCKS4 and SOCKS4a", () => {
 
   it("closes with 00 5b on an unterminated 4a hostname of 2 000 bytes", () => {
     const t = drive(noAuth, [cat(hex("04 01 00 50 00 00 00 01 00"), repeat(0x62, 2000))]);
-    expect(t.commands).toEqual([reportAnomaly("field-too-long"), askReply(0x01, UNSPECIFIED, "FIELD_TOO_LONG"), sendToClient(socks4Reply(91)), closeClient("protocol-error")]);
+    expect(t.commands).toEqual([
+      reportAnomaly("field-too-long"),
+      askReply(0x01, UNSPECIFIED, "FIELD_TOO_LONG"),
+      sendToClient(socks4Reply(91)),
+      closeClient("protocol-error"),
+    ]);
   });
 
   it("answers an unknown SOCKS4 CD with 00 5b and closes", () => {
@@ -718,7 +713,10 @@ describe("driver contract", () => {
   });
 
   it("ignores an empty read", () => {
-    new Playbook(noAuth).on(received("")).phase("version").on(received(FIX.greetingNoAuth), askAuthNone([0]));
+    new Playbook(noAuth)
+      .on(received(""))
+      .phase("version")
+      .on(received(FIX.greetingNoAuth), askAuthNone([0]));
   });
 
   it("is deaf after it closed: later reads produce nothing", () => {

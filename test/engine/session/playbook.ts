@@ -58,7 +58,12 @@ export const askAuthNone = (offered: readonly number[]): SessionCommand => ({
 
 export const askAuthUserPass = (offered: readonly number[], user: Bytes, password: Bytes): SessionCommand => ({
   type: "AskAuth",
-  attempt: { method: "userpass", offered, user: typeof user === "string" ? Buffer.from(user, "latin1") : Buffer.from(user), password: typeof password === "string" ? Buffer.from(password, "latin1") : Buffer.from(password) },
+  attempt: {
+    method: "userpass",
+    offered,
+    user: typeof user === "string" ? Buffer.from(user, "latin1") : Buffer.from(user),
+    password: typeof password === "string" ? Buffer.from(password, "latin1") : Buffer.from(password),
+  },
   version: 5,
   method: 0x02,
 });
@@ -78,7 +83,8 @@ export const askRequest = (version: SocksVersion, command: SocksCommand, destina
 export const openUpstream = (host: string, port: number): SessionCommand => ({ type: "OpenUpstream", target: { host, port } });
 
 /** AskReply for the only reply of a CONNECT (stage "final"). */
-export const askReply = (rep: number, bound: Endpoint, code?: ProtocolErrorCode, errno?: string): SessionCommand => askReplyAt("final", rep, bound, code, errno);
+export const askReply = (rep: number, bound: Endpoint, code?: ProtocolErrorCode, errno?: string): SessionCommand =>
+  askReplyAt("final", rep, bound, code, errno);
 
 /** AskReply for a given stage: BIND's first or second reply, or UDP ASSOCIATE's. */
 export const askReplyAt = (stage: ReplyStage, rep: number, bound: Endpoint, code?: ProtocolErrorCode, errno?: string): SessionCommand => ({

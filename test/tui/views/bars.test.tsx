@@ -67,7 +67,13 @@ describe("StatusBar", () => {
 
   it("says when the proxy answers from a recording (server replay), and shows the last warning in yellow", () => {
     const missed = "session #2: server replay: no recording of localhost:80 left: denied with 0x02";
-    const lines = statusLines({ file: "mock.db", stats, live: { ...live, serverReplay: "api.db", lastWarning: { text: missed, at: 0 } }, shown: 1, follow: false });
+    const lines = statusLines({
+      file: "mock.db",
+      stats,
+      live: { ...live, serverReplay: "api.db", lastWarning: { text: missed, at: 0 } },
+      shown: 1,
+      follow: false,
+    });
     expect(lines[1]).toEqual([{ text: `warning: ${missed}`, color: "yellow" }]);
     expect(lines[0]!.map((s) => s.text).join("")).toMatch(/^listening 127\.0\.0\.1:1080, \[::1\]:1080 {2}serving from api\.db {2}2 open/);
     expect(lines[0]!.find((s) => s.text === "serving from api.db")).toMatchObject({ color: "magenta" });
@@ -83,7 +89,11 @@ describe("StatusBar", () => {
       <StatusBar
         file="x.db"
         stats={stats}
-        live={{ ...live, lastAddonError: { text: "/home/me/project/addons/thrower.ts:5:3: boom", at: 0 }, lastError: { text: "capture stopped: disk full", at: 0 } }}
+        live={{
+          ...live,
+          lastAddonError: { text: "/home/me/project/addons/thrower.ts:5:3: boom", at: 0 },
+          lastError: { text: "capture stopped: disk full", at: 0 },
+        }}
         shown={1}
         follow={false}
         message="exported session 3 to ./socksmith-3.json"
@@ -107,7 +117,9 @@ describe("HelpOverlay", () => {
 
 describe("EmptyState and ErrorState", () => {
   it("says where to point a client when nothing was captured yet", () => {
-    expect(plain(render(<EmptyState kind="no-sessions" listen={["127.0.0.1:1080"]} />).lastFrame())).toContain("no sessions yet — point a client at 127.0.0.1:1080");
+    expect(plain(render(<EmptyState kind="no-sessions" listen={["127.0.0.1:1080"]} />).lastFrame())).toContain(
+      "no sessions yet — point a client at 127.0.0.1:1080",
+    );
     expect(plain(render(<EmptyState kind="no-sessions" />).lastFrame())).toContain("no sessions in this capture yet");
   });
 

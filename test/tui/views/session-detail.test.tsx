@@ -116,7 +116,11 @@ describe("events", () => {
     const lines = text(
       props({
         tab: "events",
-        events: [event(), event({ id: 2, kind: "addon-log", hook: null, location: null, code: null, message: "first\nsecond" }), event({ id: 3, kind: "anomaly", addon: null, hook: null, location: null, code: "SOCKS4_EMPTY_USERID", message: "tolerated" })],
+        events: [
+          event(),
+          event({ id: 2, kind: "addon-log", hook: null, location: null, code: null, message: "first\nsecond" }),
+          event({ id: 3, kind: "anomaly", addon: null, hook: null, location: null, code: "SOCKS4_EMPTY_USERID", message: "tolerated" }),
+        ],
       }),
     );
     const at = formatTime(T0 + 40);
@@ -234,7 +238,9 @@ describe("stream", () => {
       "   as sent:",
       "   pong",
     ]);
-    expect(detailLines(props({ session: session({ command: "udp" }), tab: "stream", datagrams: [datagram({ verdict: "dropped", reason: "blocked" })] }))[0]).toMatchObject({ color: "red" });
+    expect(
+      detailLines(props({ session: session({ command: "udp" }), tab: "stream", datagrams: [datagram({ verdict: "dropped", reason: "blocked" })] }))[0],
+    ).toMatchObject({ color: "red" });
     expect(text(props({ session: session({ command: "udp" }), tab: "stream" }))).toEqual(["(no datagrams)"]);
   });
 
@@ -256,7 +262,8 @@ describe("wrapping and scrolling", () => {
     const lines = detailLines(props({ tab: "stream", mode: "text", chunks: [long], width: 40 }));
     expect(lines.length).toBeGreaterThan(6);
     for (const l of lines) expect(displayWidth(l.text)).toBeLessThanOrEqual(40);
-    for (const l of detailLines(props({ session: session({ tags: JSON.stringify({ k: "v".repeat(200) }) }), width: 30 }))) expect(displayWidth(l.text)).toBeLessThanOrEqual(30);
+    for (const l of detailLines(props({ session: session({ tags: JSON.stringify({ k: "v".repeat(200) }) }), width: 30 })))
+      expect(displayWidth(l.text)).toBeLessThanOrEqual(30);
   });
 
   it("shows height - 1 lines from scroll, and where it is", () => {
@@ -285,7 +292,9 @@ describe("wrapping and scrolling", () => {
 describe("every mode and tab renders within its size", () => {
   it.each(["auto", "text", "hex"] as ViewMode[])("mode %s", (mode) => {
     for (const tab of ["overview", "events", "stream"] as DetailTab[]) {
-      const f = frame(props({ tab, mode, chunks: [chunk({ data: binary }), chunk({ seq: 1, text: "x".repeat(300) })], events: [event()], width: 50, height: 12 }));
+      const f = frame(
+        props({ tab, mode, chunks: [chunk({ data: binary }), chunk({ seq: 1, text: "x".repeat(300) })], events: [event()], width: 50, height: 12 }),
+      );
       const lines = f.split("\n");
       expect(lines.length).toBe(12);
       for (const l of lines) expect(displayWidth(l)).toBeLessThanOrEqual(50);

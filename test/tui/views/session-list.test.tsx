@@ -54,7 +54,10 @@ describe("sessionColumns", () => {
     expect(sessionColumns(session({ status: "denied", reply: null }), T0).status).toBe("denied");
     expect(sessionColumns(session({ status: "failed", reply: null, close_reason: "protocol-error" }), T0).status).toBe("failed (protocol-error)");
     expect(sessionColumns(session({ version: "4", status: "failed", reply: 5 }), T0).status).toBe("91 refused");
-    expect(sessionColumns(session({ status: "interrupted", close_reason: "interrupted", closed_at: null }), T0)).toMatchObject({ status: "interrupted", duration: "?" });
+    expect(sessionColumns(session({ status: "interrupted", close_reason: "interrupted", closed_at: null }), T0)).toMatchObject({
+      status: "interrupted",
+      duration: "?",
+    });
   });
 
   it("counts an open session's duration up to now", () => {
@@ -63,8 +66,27 @@ describe("sessionColumns", () => {
   });
 
   it("shows IPv6 clients in brackets and a session without a request as dashes", () => {
-    const early = session({ client_host: "::1", version: null, command: null, requested_host: null, requested_port: null, target_host: null, reply: null, status: "failed", close_reason: "handshake-timeout", protocol: null, sni: null });
-    expect(sessionColumns(early, T0)).toMatchObject({ client: "[::1]:50000", version: "-", command: "-", target: "-", status: "failed (handshake-timeout)", proto: "" });
+    const early = session({
+      client_host: "::1",
+      version: null,
+      command: null,
+      requested_host: null,
+      requested_port: null,
+      target_host: null,
+      reply: null,
+      status: "failed",
+      close_reason: "handshake-timeout",
+      protocol: null,
+      sni: null,
+    });
+    expect(sessionColumns(early, T0)).toMatchObject({
+      client: "[::1]:50000",
+      version: "-",
+      command: "-",
+      target: "-",
+      status: "failed (handshake-timeout)",
+      proto: "",
+    });
   });
 
   it("colours by status: failed, denied and interrupted alike, open apart", () => {

@@ -5,7 +5,17 @@
 import { render } from "ink-testing-library";
 import { describe, expect, it } from "vitest";
 import type { DetailTab, ViewMode } from "../../../src/tui/types.js";
-import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionList, StatusBar, detailLines, sessionColumns } from "../../../src/tui/views/index.js";
+import {
+  EmptyState,
+  ErrorState,
+  FilterBar,
+  HelpOverlay,
+  SessionDetail,
+  SessionList,
+  StatusBar,
+  detailLines,
+  sessionColumns,
+} from "../../../src/tui/views/index.js";
 import { T0, chunk, datagram, event, hasRawControl, plain, session } from "./fixtures.js";
 
 // Retitle the window, clear the screen, a CSI as one C1 byte, a bidi override, a BEL.
@@ -48,7 +58,11 @@ describe("no control character reaches the frame", () => {
   });
 
   it("in every tab and mode of the detail view", () => {
-    const chunks = [chunk({ data: evilBytes }), chunk({ seq: 1, direction: "down", data: evilBytes, verdict: "replace", sent: evilBytes }), chunk({ seq: 2, verdict: "inject", data: Buffer.alloc(0), size: 0, sent: evilBytes })];
+    const chunks = [
+      chunk({ data: evilBytes }),
+      chunk({ seq: 1, direction: "down", data: evilBytes, verdict: "replace", sent: evilBytes }),
+      chunk({ seq: 2, verdict: "inject", data: Buffer.alloc(0), size: 0, sent: evilBytes }),
+    ];
     const events = [event({ message: `boom${EVIL}\nsecond${EVIL}`, location: `a.ts${EVIL}:1`, addon: `add${EVIL}`, hook: "onData", code: `c${EVIL}` })];
     for (const tab of ["overview", "events", "stream"] as DetailTab[]) {
       for (const mode of ["auto", "text", "hex"] as ViewMode[]) {
@@ -58,12 +72,27 @@ describe("no control character reaches the frame", () => {
       }
     }
     const udp = session({ command: "udp" });
-    const datagrams = [datagram({ data: evilBytes, peer_host: `peer${EVIL}`, from_host: `from${EVIL}`, to_host: `to${EVIL}` }), datagram({ seq: 1, verdict: "dropped", reason: `r${EVIL}`, detail: `d${EVIL}`, sent: evilBytes })];
-    expectSafe(render(<SessionDetail session={udp} events={[]} chunks={[]} datagrams={datagrams} tab="stream" mode="text" scroll={0} width={300} height={40} />).lastFrame());
+    const datagrams = [
+      datagram({ data: evilBytes, peer_host: `peer${EVIL}`, from_host: `from${EVIL}`, to_host: `to${EVIL}` }),
+      datagram({ seq: 1, verdict: "dropped", reason: `r${EVIL}`, detail: `d${EVIL}`, sent: evilBytes }),
+    ];
+    expectSafe(
+      render(
+        <SessionDetail session={udp} events={[]} chunks={[]} datagrams={datagrams} tab="stream" mode="text" scroll={0} width={300} height={40} />,
+      ).lastFrame(),
+    );
   });
 
   it("shows the escapes readably instead", () => {
-    const lines = detailLines({ session: hostile, events: [], chunks: [chunk({ data: evilBytes })], datagrams: [], tab: "stream", mode: "text", width: 300 }).map((l) => l.text);
+    const lines = detailLines({
+      session: hostile,
+      events: [],
+      chunks: [chunk({ data: evilBytes })],
+      datagrams: [],
+      tab: "stream",
+      mode: "text",
+      width: 300,
+    }).map((l) => l.text);
     expect(lines[1]).toBe("   GET /x\\x1b]0;pwned\\x07\\x1b[2J\\xc2\\x9b31m\\xe2\\x80\\xaeevil\\x00 HTTP/1.1\\r");
     const overview = detailLines({ session: hostile, events: [], chunks: [], datagrams: [], tab: "overview", mode: "auto", width: 300 }).map((l) => l.text);
     expect(overview.find((l) => l.startsWith("auth:"))).toContain("userx\\u001b]0;pwned\\u0007");
@@ -77,7 +106,16 @@ describe("no control character reaches the frame", () => {
         <StatusBar
           file={`cap${EVIL}.db`}
           stats={stats}
-          live={{ listen: [`l${EVIL}`], open: 0, bytesPerSecond: 0, addons: [`a${EVIL}.ts`], lastAddonError: { text: `a.ts:1:1: ${EVIL}`, at: 0 }, lastError: { text: `e${EVIL}`, at: 0 }, lastInfo: { text: `i${EVIL}`, at: 0 }, lastWarning: { text: `w${EVIL}`, at: 0 } }}
+          live={{
+            listen: [`l${EVIL}`],
+            open: 0,
+            bytesPerSecond: 0,
+            addons: [`a${EVIL}.ts`],
+            lastAddonError: { text: `a.ts:1:1: ${EVIL}`, at: 0 },
+            lastError: { text: `e${EVIL}`, at: 0 },
+            lastInfo: { text: `i${EVIL}`, at: 0 },
+            lastWarning: { text: `w${EVIL}`, at: 0 },
+          }}
           filter={`host:${EVIL}`}
           shown={0}
           follow={false}
@@ -98,7 +136,11 @@ describe("no control character reaches the frame", () => {
     const events = [event({ kind: `kind${EVIL}` as never })];
     expectSafe(render(<SessionList rows={[crafted]} selectedId={undefined} width={300} height={3} now={T0} />).lastFrame());
     for (const tab of ["overview", "events", "stream"] as DetailTab[]) {
-      expectSafe(render(<SessionDetail session={crafted} events={events} chunks={chunks} datagrams={[]} tab={tab} mode="auto" scroll={0} width={300} height={40} />).lastFrame());
+      expectSafe(
+        render(
+          <SessionDetail session={crafted} events={events} chunks={chunks} datagrams={[]} tab={tab} mode="auto" scroll={0} width={300} height={40} />,
+        ).lastFrame(),
+      );
     }
   });
 });
