@@ -8,7 +8,7 @@ import { describeSession } from "../../src/cli/commands/show.js";
 import { sessionFields } from "../../src/format/session-fields.js";
 import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../../src/store/schema.js";
 import { detailLines, type DetailContent } from "../../src/tui/views/index.js";
-import { blankSession } from "../support/rows.js";
+import { blankDatagram, blankSession } from "../support/rows.js";
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
@@ -88,28 +88,7 @@ const chunks: ChunkRow[] = [
 ];
 
 function datagram(seq: number, more: Partial<DatagramRow>): DatagramRow {
-  const data = Buffer.from("ping");
-  return {
-    id: seq + 1,
-    session_id: 12,
-    seq,
-    at: T0 + 30 + seq,
-    direction: "up",
-    peer_type: "ipv4",
-    peer_host: "8.8.8.8",
-    peer_port: 53,
-    from_host: "127.0.0.1",
-    from_port: 40000,
-    to_host: "8.8.8.8",
-    to_port: 53,
-    data,
-    size: data.length,
-    sent: null,
-    verdict: "relayed",
-    reason: null,
-    detail: null,
-    ...more,
-  };
+  return blankDatagram(T0 + 30 + seq, { id: seq + 1, session_id: 12, seq, ...more });
 }
 
 /** Datagrams: one an addon sent elsewhere, an answer to the client's address, a drop, an injected one with changed bytes. */

@@ -1,5 +1,5 @@
 /** A capture row with every column filled, for tests that build rows by hand (each suite sets its own defaults on top). */
-import type { SessionRow } from "../../src/store/schema.js";
+import type { DatagramRow, SessionRow } from "../../src/store/schema.js";
 
 /** A closed, successful SOCKS5 CONNECT from 127.0.0.1:50000 with no target, timings or bytes yet. */
 export function blankSession(openedAt: number): SessionRow {
@@ -49,5 +49,31 @@ export function blankSession(openedAt: number): SessionRow {
     tags: "{}",
     replay_of: null,
     served_from: null,
+  };
+}
+
+/** A relayed "up" datagram of session 1 (ping to 8.8.8.8:53 from 127.0.0.1:40000) at `at`. */
+export function blankDatagram(at: number, overrides: Partial<DatagramRow> = {}): DatagramRow {
+  const data = overrides.data ?? Buffer.from("ping");
+  return {
+    id: 1,
+    session_id: 1,
+    seq: 0,
+    at,
+    direction: "up",
+    peer_type: "ipv4",
+    peer_host: "8.8.8.8",
+    peer_port: 53,
+    from_host: "127.0.0.1",
+    from_port: 40000,
+    to_host: "8.8.8.8",
+    to_port: 53,
+    data,
+    size: data.length,
+    sent: null,
+    verdict: "relayed",
+    reason: null,
+    detail: null,
+    ...overrides,
   };
 }

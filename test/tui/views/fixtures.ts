@@ -1,6 +1,6 @@
 /** Rows for view tests, every field filled, overridable per test. */
 import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../../../src/tui/types.js";
-import { blankSession } from "../../support/rows.js";
+import { blankDatagram, blankSession } from "../../support/rows.js";
 
 /** 2024-05-01T12:00:00.000Z: a fixed clock, so times and durations are known. */
 export const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
@@ -48,28 +48,7 @@ export function chunk(overrides: Partial<ChunkRow> & { text?: string } = {}): Ch
 }
 
 export function datagram(overrides: Partial<DatagramRow> = {}): DatagramRow {
-  const data = overrides.data ?? Buffer.from("ping");
-  return {
-    id: 1,
-    session_id: 1,
-    seq: 0,
-    at: T0 + 30,
-    direction: "up",
-    peer_type: "ipv4",
-    peer_host: "8.8.8.8",
-    peer_port: 53,
-    from_host: "127.0.0.1",
-    from_port: 40000,
-    to_host: "8.8.8.8",
-    to_port: 53,
-    data,
-    size: data.length,
-    sent: null,
-    verdict: "relayed",
-    reason: null,
-    detail: null,
-    ...overrides,
-  };
+  return blankDatagram(T0 + 30, overrides);
 }
 
 export function event(overrides: Partial<EventRow> = {}): EventRow {
