@@ -16,7 +16,7 @@ import { Dispatcher, type AddonInstance, type HookFailure } from "../../src/hook
 import { loadAddon } from "../../src/hooks/loader.js";
 import { combineObservers } from "../../src/engine/index.js";
 import { decodeUdpDatagram, encodeUdpDatagram } from "../../src/engine/codec/udp.js";
-import { RawClient, RecordingObserver, closedPort, connect5, hex, openTunnel, sleep, startEchoServer, useTestProxies } from "../support/net.js";
+import { RawClient, RecordingObserver, closedPort, connect5, hex, openTunnel, startEchoServer, until, useTestProxies } from "../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 const dir = mkdtempSync(join(tmpdir(), "socksmith-answers-"));
@@ -211,7 +211,7 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
       }),
     ]);
     expect(await connect(port, target.port)).toEqual({ rep: 0, echoes: true });
-    await sleep(50);
+    await until(() => failures.length >= 4, 2000, "the four invalid-call failures");
     expect(failures.map((f) => f.message)).toEqual([
       expect.stringMatching(/^ctx\.inject: direction must be "up" or "down", got "sideways" \(ignored\)/),
       expect.stringMatching(/^ctx\.inject: data must be a Uint8Array \(a Buffer\) or a string, got 5/),
@@ -242,7 +242,7 @@ describe("malformed hook answers are hook failures, never crashes or silent misr
     const { port, failures } = await withAddons([{ name: loaded.name, file: loaded.file, addon: loaded.addon, options: loaded.options }], 100);
     const c = await openTunnel(port, target.port);
     c.write(Buffer.from("x"));
-    await sleep(250);
+    await until(() => failures.some((f) => f.kind === "invalid") && failures.some((f) => f.kind === "timed-out"), 3000, "the invalid and timed-out failures");
     c.destroy();
     expect(failures.find((f) => f.kind === "invalid")).toMatchObject({ hook: "onRequest", location: `${file}:4:3` });
     expect(failures.find((f) => f.kind === "timed-out")).toMatchObject({ hook: "onData", location: `${file}:7:11` });
