@@ -13,6 +13,7 @@ import { openCapture } from "../../src/store/database.js";
 import { CaptureReader } from "../../src/store/reader.js";
 import { App } from "../../src/tui/app.js";
 import { plain } from "./views/fixtures.js";
+import { blockMeter } from "../support/block-meter.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-big-"));
 const file = join(root, "big.db");
@@ -23,35 +24,6 @@ const CHUNKS_PER_TURN = 512;
 const TOTAL = TURNS * CHUNKS_PER_TURN * CHUNK;
 /** Generous: the old code blocked for seconds here. */
 const MAX_BLOCK_MS = 250;
-
-/**
- * The longest time the event loop spent busy between two ticks of a 5 ms timer. A gap counts for
- * the CPU time the process used during it, when that is less than the gap: on a machine shared by
- * other work (2 cores, parallel test runs) a process waits for a core now and then, and that wait
- * is not this code blocking the loop. Blocking work is CPU time, and counts whole.
- */
-function blockMeter() {
-  let wall = performance.now();
-  let cpu = process.cpuUsage();
-  let max = 0;
-  const timer = setInterval(() => {
-    const nowWall = performance.now();
-    const used = process.cpuUsage(cpu);
-    const gap = Math.min(nowWall - wall, (used.user + used.system) / 1000);
-    max = Math.max(max, gap);
-    wall = nowWall;
-    cpu = process.cpuUsage();
-  }, 5);
-  return {
-    /** The longest block since the last call (ms). */
-    take(): number {
-      const longest = max;
-      max = 0;
-      return Math.round(longest);
-    },
-    stop: () => clearInterval(timer),
-  };
-}
 
 /** Counts what the reader hands out: per call (an iterator counts as one call, as consumed) and in all. */
 interface Reads {

@@ -12,6 +12,7 @@ import { openCapture } from "../../src/store/database.js";
 import { CaptureReader } from "../../src/store/reader.js";
 import { App } from "../../src/tui/app.js";
 import { plain } from "./views/fixtures.js";
+import { blockMeter } from "../support/block-meter.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-payload-filter-"));
 const file = join(root, "many.db");
@@ -22,28 +23,6 @@ const CHUNK = 16 * 1024;
 const MATCH = 20;
 /** As in big-session.test.tsx: generous; the SQL path blocked for much longer here. */
 const MAX_BLOCK_MS = 250;
-
-/** The longest CPU-busy gap between ticks of a 5 ms timer (see big-session.test.tsx). */
-function blockMeter() {
-  let wall = performance.now();
-  let cpu = process.cpuUsage();
-  let max = 0;
-  const timer = setInterval(() => {
-    const nowWall = performance.now();
-    const used = process.cpuUsage(cpu);
-    max = Math.max(max, Math.min(nowWall - wall, (used.user + used.system) / 1000));
-    wall = nowWall;
-    cpu = process.cpuUsage();
-  }, 5);
-  return {
-    take(): number {
-      const longest = max;
-      max = 0;
-      return Math.round(longest);
-    },
-    stop: () => clearInterval(timer),
-  };
-}
 
 beforeAll(() => {
   const db = openCapture(file);
