@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { curlVia, runProxy, useCliFixture } from "../support/cli.js";
-import { sleep } from "../support/net.js";
+import { sleep, until } from "../support/net.js";
 
 const { dir, children, http } = useCliFixture("last-resort");
 const curl = (proxyPort: number, path: string) => curlVia(proxyPort, `http://127.0.0.1:${http.port}${path}`);
@@ -30,8 +30,11 @@ describe("errors thrown outside any hook call", () => {
     );
     const proxy = await runProxy(["--no-capture", "-s", file], dir, children);
     expect(await curl(proxy.port, "/1")).toBe("served /1");
-    await sleep(100);
+    // Both reports of the first request are in (or the process has ended: the checks below say how).
+    const reported = () => ["uncaught exception", "unhandled rejection"].every((what) => proxy.stderr.some((l) => l.includes(`addon stray: ${what} at`)));
+    await until(() => reported() || proxy.child.exitCode !== null, 5_000, "the reports of the first request");
     expect(await curl(proxy.port, "/2")).toBe("served /2");
+    // A negative check needs a duration: the second request's throw and rejection do not end the process either.
     await sleep(100);
     expect(proxy.child.exitCode).toBeNull();
     const log = proxy.stderr.join("\n");
