@@ -13,7 +13,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, runProxy, type CliProxy } from "../support/cli.js";
-import { openTunnel, sleep, startServer } from "../support/net.js";
+import { openTunnel, startServer, until } from "../support/net.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-capture-"));
 const children: ChildProcess[] = [];
@@ -154,8 +154,21 @@ describe("socksmith run: capture", () => {
       const c = await openTunnel(proxy.port, sink.port);
       const block = Buffer.alloc(64 * 1024, 0x61);
       for (let i = 0; i < 16; i++) c.write(block);
-      // Longer than the flush interval (100 ms), then a crash with the session open.
-      await sleep(400);
+      // Until the file holds every byte (flushed every 100 ms), then a crash with the session open.
+      const storedUp = (): number => {
+        try {
+          const db = new Database(file, { readonly: true });
+          try {
+            const sql = "SELECT coalesce(sum(length(data)), 0) AS n FROM chunks WHERE session_id = 1 AND direction = 'up'";
+            return (db.prepare(sql).get() as { n: number }).n;
+          } finally {
+            db.close();
+          }
+        } catch {
+          return 0; // not readable yet
+        }
+      };
+      await until(() => storedUp() === 16 * 64 * 1024, 10_000, "every byte in the capture file");
       proxy.child.kill("SIGKILL");
       await proxy.exit;
       c.destroy();
