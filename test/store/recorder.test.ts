@@ -15,7 +15,7 @@ import { encodeUdpDatagram, decodeUdpDatagram } from "../../src/engine/codec/udp
 import { CaptureReader } from "../../src/store/reader.js";
 import { Recorder, type RecorderOptions } from "../../src/store/recorder.js";
 import type { CaptureError } from "../../src/store/database.js";
-import { RawClient, RecordingObserver, openTunnel, sleep, startEchoServer, startServer } from "../support/net.js";
+import { RawClient, RecordingObserver, openTunnel, startEchoServer, startServer, until } from "../support/net.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-recorder-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -166,12 +166,16 @@ describe("Recorder: TCP sessions", () => {
   it("stores a hook's changes: bytes as received and as sent, the verdict, and injected bytes", async () => {
     const target = await startEchoServer();
     cleanups.push(() => target.close());
+    let dropped = false;
     const hooks: HookRunner = {
       ...allowAllHooks,
       wantsData: () => true,
       data: (chunk, session) => {
         const text = chunk.data.toString();
-        if (text === "drop") return { drop: true };
+        if (text === "drop") {
+          dropped = true;
+          return { drop: true };
+        }
         if (chunk.direction === "up") {
           session.inject("down", Buffer.from("[hi]"));
           return { replace: Buffer.from(text.toUpperCase()) };
@@ -184,7 +188,8 @@ describe("Recorder: TCP sessions", () => {
     c.write(Buffer.from("abc"));
     expect((await c.read(7)).toString()).toBe("[hi]ABC");
     c.write(Buffer.from("drop"));
-    await sleep(50);
+    // The FIN follows once "drop" has had its verdict.
+    await until(() => dropped, 3000, "the drop verdict");
     c.end();
     await c.readToEnd();
     await cap.facts.lastClosed();
@@ -255,7 +260,7 @@ describe("Recorder: TCP sessions", () => {
     const b = await RawClient.connect(cap.port);
     b.write(Buffer.concat([Buffer.from("050100", "hex"), Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, 0, 9])]));
     await b.readToEnd();
-    for (let i = 0; i < 300 && cap.facts.of("closed").length < 2; i++) await sleep(10);
+    await until(() => cap.facts.of("closed").length >= 2, 3000, "both sessions closed");
     const reader = await cap.finish();
     expect(reader.session(1)).toMatchObject({ reply: 5, errno: "ECONNREFUSED", status: "failed", close_reason: "request-failed" });
     expect(reader.session(2)).toMatchObject({ reply: 2, status: "denied", close_reason: "request-failed" });
@@ -319,7 +324,7 @@ describe("Recorder: UDP datagrams", () => {
     for (const data of sent) {
       client.send(encodeUdpDatagram("127.0.0.1", echo.address().port, data), relayPort, "127.0.0.1");
       const before = messages.length;
-      for (let i = 0; i < 100 && messages.length === before; i++) await sleep(10);
+      await until(() => messages.length > before, 1000, `the answer to datagram ${before + 1}`);
     }
     expect(messages).toHaveLength(3);
     tcp.end();
@@ -369,7 +374,7 @@ describe("Recorder: UDP when the capture is behind", () => {
     // Before: every record was queued (about 1.2 MiB held for a 64 KiB capture budget).
     expect(recorder.held).toBeLessThanOrEqual(highWaterBytes);
     expect(recorder.maxHeld).toBeLessThanOrEqual(highWaterBytes);
-    for (let i = 0; i < 200 && recorder.held > 0; i++) await sleep(10);
+    await until(() => recorder.held === 0, 2000, "the writer catching up after the first burst");
     burst(1000);
     recorder.sessionClosed({
       id: 1,
@@ -408,7 +413,7 @@ describe("Recorder: failures and durability", () => {
     const sent = randomBytes(2 * 1024 * 1024);
     c.write(sent);
     expect((await c.read(sent.length)).equals(sent)).toBe(true);
-    for (let i = 0; i < 100 && failures.length === 0; i++) await sleep(20);
+    await until(() => failures.length > 0, 2000, "the capture failure");
     expect(failures).toHaveLength(1);
     expect(failures[0]!.message).toMatch(/disk full/);
     expect(cap.recorder.capturing).toBe(false);
@@ -431,7 +436,7 @@ describe("Recorder: failures and durability", () => {
     c.write(Buffer.from("x"));
     await c.read(1);
     // The WAL appears with the writer's first batch (within a flush interval, later on a loaded machine).
-    for (let i = 0; i < 250 && !existsSync(`${cap.file}-wal`); i++) await sleep(20);
+    await until(() => existsSync(`${cap.file}-wal`), 5000, "the WAL file");
     expect(statSync(cap.file).mode & 0o777).toBe(0o600);
     expect(statSync(`${cap.file}-wal`).mode & 0o777).toBe(0o600);
     c.end();

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { Credentials, allowAllHooks, type HookRunner, type LogLevel } from "../../../src/engine/index.js";
-import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startProxy, startServer, type TestProxy } from "../../support/net.js";
+import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startProxy, startServer, until, type TestProxy } from "../../support/net.js";
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -122,6 +122,7 @@ describe("HookRunner decisions", () => {
     });
     const c = await RawClient.connect(proxy.port);
     c.write(Buffer.concat([hex("050100"), connect5(target.port), Buffer.from("early")]));
+    // Pacing on purpose: the second write arrives while the hooks are still deciding.
     await sleep(30);
     c.write(Buffer.from("+later"));
     await c.read(12);
@@ -183,7 +184,8 @@ describe("data hook", () => {
     c.write(Buffer.from("slow-one"));
     expect((await c.read(8)).toString()).toBe("SLOW-ONE");
     c.write(Buffer.from("drop-me"));
-    await sleep(50);
+    // "three" is written once "drop-me" has its verdict, so the two are never one read.
+    await until(() => chunks.some((x) => x.received === "drop-me"), 3000, "the drop-me chunk fact");
     c.write(Buffer.from("three"));
     expect((await c.read(5)).toString()).toBe("THREE");
     expect(chunks.filter((x) => x.direction === "up")).toEqual([
@@ -247,16 +249,21 @@ describe("EngineObserver", () => {
     const proxy = await proxyWith({});
     let release: () => void = () => {};
     let seen = 0;
+    let held = false;
     proxy.observer.chunk = (fact) => {
       seen++;
-      if (fact.direction === "up" && fact.received.toString() === "first") return new Promise<void>((r) => (release = r));
+      if (fact.direction === "up" && fact.received.toString() === "first") {
+        held = true;
+        return new Promise<void>((r) => (release = r));
+      }
       return undefined;
     };
     const c = await openTunnel(proxy.port, target.port);
     c.write(Buffer.from("first"));
     expect((await c.read(5)).toString()).toBe("first");
-    await sleep(20);
+    await until(() => held, 3000, "the observer holding the first chunk");
     c.write(Buffer.from("second"));
+    // A negative check needs a duration: 100 ms in which "second" must not be read.
     await sleep(100);
     // Reading from the client is held: "second" has not been read yet.
     expect(c.pending.length).toBe(0);
