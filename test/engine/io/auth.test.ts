@@ -93,6 +93,7 @@ describe("RFC 1929 (research §7, scenarios 11–15)", () => {
     expect((await c.readToEnd(2000)).toString("hex")).toBe("0101");
     c.end();
     expect((await p.observer.lastClosed()).reason).toBe("auth-failed");
+    // A negative check needs a duration: 50 ms in which no connection to the target may appear.
     await sleep(50);
     expect(connections).toBe(0);
     expect(p.observer.of("request")).toEqual([]);

@@ -161,6 +161,7 @@ describe("served relay: injects respect the client's backpressure", () => {
       c.socket.write(Buffer.of(i));
       await sleep(2);
     }
+    // A negative check needs a duration: 100 ms for reads that should not happen.
     await sleep(100);
     // Before: every request was read and answered into the proxy's socket buffer (64 MiB held).
     // Now reading stops once the client's socket is full: what was answered is what the kernel's

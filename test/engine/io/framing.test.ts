@@ -74,6 +74,7 @@ describe("framing (research §7, scenarios 1–4)", () => {
     for (let at = 1; at < message.length; at++) {
       const c = await client(p.port);
       c.write(message.subarray(0, at));
+      // Pacing on purpose: the two parts arrive as separate reads.
       await sleep(10);
       c.write(message.subarray(at));
       const answer = await c.read(12);
@@ -114,6 +115,7 @@ describe("framing (research §7, scenarios 1–4)", () => {
     expect(reply.subarray(0, 4).toString("hex")).toBe("05000001");
     // Buffered during the connect, delivered once, never dropped or duplicated.
     await until(() => (target.received[0]?.length ?? 0) >= 5, 5000, "the early bytes at the target");
+    // A negative check needs a duration: 50 ms in which no duplicate may arrive.
     await sleep(50);
     expect(target.received).toHaveLength(1);
     expect(target.received[0]!.toString("latin1")).toBe("GET\r\n");

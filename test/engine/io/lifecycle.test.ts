@@ -86,6 +86,7 @@ describe("half-close (research §7, scenarios 34–35)", () => {
       const part = `after-fin-${i};`;
       parts.push(part);
       c.write(Buffer.from(part));
+      // Pacing on purpose: five separate writes over half a second after the target's FIN.
       await sleep(100);
     }
     c.end();
@@ -165,7 +166,8 @@ describe("resets and timeouts (research §7, scenarios 36–38)", () => {
         .filter((a) => a.code === "handshake-timeout")
         .map((a) => a.id),
     ).toEqual([silentClose.id]);
-    // The tunnel that finished its handshake is not subject to the handshake timeout.
+    // The tunnel that finished its handshake is not subject to the handshake timeout (a real
+    // timeout: 350 ms lets the 300 ms one pass).
     await sleep(350);
     busy.write(Buffer.from("after"));
     expect((await busy.read(5)).toString()).toBe("after");

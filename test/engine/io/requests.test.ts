@@ -307,6 +307,7 @@ async function blackholeListener(host = "127.0.0.1", wantedPort = 0): Promise<{ 
     connected.push(once(s, "connect"));
   }
   await withTimeout(Promise.race(connected), 2000, "blackhole listener not listening");
+  // The rest of the SYNs are queued or dropped by the kernel with no event to wait for: 100 ms for that.
   await sleep(100);
   return {
     port,

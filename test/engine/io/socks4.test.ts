@@ -111,6 +111,7 @@ describe("SOCKS4 / 4a (research §7, scenarios 54–58)", () => {
     c.end();
     expect((await p.observer.lastClosed()).reason).toBe("request-failed");
     expect(p.observer.first("request").destination).toEqual({ type: "domain", host: "", port: t.port });
+    // A negative check needs a duration: 50 ms in which nothing may reach the target.
     await sleep(50);
     expect(t.peers).toEqual([]);
     expect(t.received).toEqual([]);

@@ -45,6 +45,7 @@ describe("UDP association backlog", () => {
     const total = 600;
     for (let i = 0; i < total; i++) {
       client.send(encodeUdpDatagram("127.0.0.1", echo.address().port, Buffer.alloc(100, i)), relayPort, "127.0.0.1");
+      // Pacing on purpose: short pauses so loopback's socket buffer does not drop datagrams.
       if (i % 50 === 49) await sleep(5);
     }
     await until(() => answers.length + dropped.length >= total, 5000, `${total} datagrams waiting or dropped`);

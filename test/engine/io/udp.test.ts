@@ -214,6 +214,7 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
     expect(proxy!.engine.udpAssociationCount).toBe(0);
     const local = await udpSocket();
     local.send(encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("late")), relayPort, "127.0.0.1");
+    // A negative check needs a duration: 100 ms in which the datagram must not be relayed.
     await sleep(100);
     expect(echo.seen).toEqual([]);
   });
@@ -296,6 +297,7 @@ describe("UDP ASSOCIATE lifetime and hooks", () => {
     await started({ idleTimeoutMs: 100 });
     const echo = await udpEcho();
     const { tcp, relayPort } = await associate(proxy!.port);
+    // A real timeout: 250 ms lets the 100 ms TCP idle timeout pass.
     await sleep(250);
     const local = await udpSocket();
     const reply = nextMessage(local);
