@@ -68,9 +68,9 @@ describe("watchdog: a hook that never returns", () => {
   });
 
   it("SIGTERM still stops the process, and stderr names the addon, the hook, its file:line and the session", async () => {
-    const { proxy, file } = await proxyWith("spin", "    while (true) {}");
+    const { proxy, file } = await proxyWith("spin", `    console.error("hook entered");\n    while (true) {}`);
     request(proxy.port);
-    await sleep(500); // the hook is spinning (long before any block report)
+    await stderrLine(proxy, /hook entered/, 5_000); // the hook is spinning (long before any block report)
     proxy.child.kill("SIGTERM");
     const { code, signal } = await exited(proxy, 8_000);
     expect(signal ?? code).toBe("SIGKILL");
@@ -95,9 +95,12 @@ describe("watchdog: a hook that never returns", () => {
   }, 25_000);
 
   it("a hook that blocks for a while and returns: SIGTERM during it still stops gracefully (exit 0)", async () => {
-    const { proxy } = await proxyWith("slow", "    const until = Date.now() + 700;\n    while (Date.now() < until) {}\n    return { deny: 2 };");
+    const { proxy } = await proxyWith(
+      "slow",
+      `    console.error("hook entered");\n    const until = Date.now() + 700;\n    while (Date.now() < until) {}\n    return { deny: 2 };`,
+    );
     request(proxy.port);
-    await sleep(200);
+    await stderrLine(proxy, /hook entered/, 5_000); // the signal comes during the 700 ms block
     proxy.child.kill("SIGTERM");
     const { code, signal } = await exited(proxy, 8_000);
     expect({ code, signal }).toEqual({ code: 0, signal: null });
