@@ -198,7 +198,7 @@ describe("AddonWatcher: saves", () => {
     const { entry, recorder } = await start(addonText("1"));
     const text = addonText("7");
     await writeFile(entry, text.slice(0, 40)); // a syntax error on its own
-    await sleep(15);
+    await sleep(15); // pacing: two bursts, each its own change event
     await writeFile(entry, text);
     const event = await recorder.nextReload();
     expect(denyCode(event.next)).toBe(7);
@@ -240,6 +240,7 @@ describe("AddonWatcher: imports", () => {
     await writeFile(entry, addonText("9"));
     const removed = await recorder.nextReload();
     expect(removed.next.inputs).not.toContain(helper);
+    // A pause before the negative check below, not a wait for an event: nothing reports the unwatch as done.
     await sleep(100);
     await writeFile(helper, `export const CODE = 99;\n`);
     await recorder.quiet(500);
