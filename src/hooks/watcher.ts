@@ -158,6 +158,10 @@ export class AddonWatcher {
     for (;;) {
       this.#stale = false;
       const from = await fingerprints(this.#watched);
+      // A late change event for a save this watcher already loaded: the files are exactly
+      // what the current version came from, so loading them again would only run onLoad and
+      // onDispose once more (and report a reload that changed nothing).
+      if (samePrints(from, this.#loadedFrom)) return;
       const fromSettled = settled !== undefined && samePrints(from, settled);
       settled = undefined;
       let outcome: LoadedAddon | AddonError = await loadAddon(this.#current.file, this.#settings, this.#current.version + 1).catch((err: unknown) =>
@@ -191,8 +195,10 @@ export class AddonWatcher {
         }
       }
       if (this.#closed) return;
+      // What the version now current (or refused) was read from: a change event that arrived
+      // meanwhile loads again only if the files differ from it.
+      this.#loadedFrom = from;
       if (!this.#stale) {
-        this.#loadedFrom = from;
         clearTimeout(this.#recheck);
         this.#recheck = setTimeout(() => void this.#verify(), RECHECK_AFTER_MS).unref();
         return;
