@@ -19,6 +19,7 @@ import {
 import type { Endpoint } from "./types.js";
 import { normalizeHost } from "./codec/address.js";
 import { Credentials } from "./credentials.js";
+import type { TlsInterceptor } from "./tls-ports.js";
 import { ClientSession } from "./io/client-session.js";
 import { SocketReader, adoptSocket, checkAdoption } from "./io/socket-reader.js";
 import { IdleSweeper } from "./io/idle-sweeper.js";
@@ -50,6 +51,8 @@ export interface EngineOptions {
   readonly udpMaxPeers?: number;
   /** Sessions open at once; connections beyond it are closed at accept. */
   readonly maxSessions?: number;
+  /** TLS interception of CONNECT tunnels that begin with a ClientHello; absent = tunnels are opaque. */
+  readonly tls?: TlsInterceptor;
 }
 
 export const DEFAULTS = {
@@ -82,6 +85,7 @@ export class SocksEngine implements EngineContext {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly lookup: Lookup;
+  readonly tls: TlsInterceptor | undefined;
   readonly idleSweeper: IdleSweeper | undefined;
   private readonly credentials: Credentials;
   private readonly maxSessions: number;
@@ -98,6 +102,7 @@ export class SocksEngine implements EngineContext {
     this.logger = config.logger ?? silentLogger;
     this.clock = config.clock ?? systemClock;
     this.lookup = config.lookup ?? systemLookup;
+    this.tls = config.tls;
     this.credentials = config.credentials ?? new Credentials();
     this.maxSessions = config.maxSessions ?? DEFAULTS.maxSessions;
     this.options = {

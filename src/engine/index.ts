@@ -2,6 +2,7 @@
 export { SocksEngine, ListenError, DEFAULTS, formatEndpoint, type EngineOptions } from "./engine.js";
 export { Credentials, parseCredential, parseCredentialFile } from "./credentials.js";
 export * from "./ports.js";
+export * from "./tls-ports.js";
 export * from "./types.js";
 export { REP, REP_NAMES, CD, socks4Cd, type ProtocolErrorCode } from "./errors.js";
 // The client's side of the wire formats, for code that speaks SOCKS to a proxy (client replay).

@@ -16,6 +16,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import type { Direction, Endpoint, SocksAddress, SocksCommand, SocksVersion } from "./types.js";
 import type { ProtocolErrorCode } from "./errors.js";
+import type { TlsFact, TlsHelloDecision, TlsHelloInfo } from "./tls-ports.js";
 
 /** A value or a promise of it: hooks may answer synchronously (fast path) or asynchronously. */
 export type MaybePromise<T> = T | PromiseLike<T>;
@@ -217,6 +218,12 @@ export interface HookRunner {
   /** Whether `datagram` must see every datagram of an association that starts now. */
   wantsDatagrams(): boolean;
   datagram(datagram: DatagramInfo, session: SessionHandle): MaybePromise<DatagramVerdict>;
+  /**
+   * With TLS interception on (`EngineOptions.tls`): a CONNECT tunnel began with a ClientHello;
+   * `{ intercept: true }` / `{ passthrough: true }` overrule the interceptor's choice, undefined
+   * keeps it. Optional: a runner without it never overrules.
+   */
+  tlsClientHello?(hello: TlsHelloInfo, session: SessionHandle): MaybePromise<TlsHelloDecision>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,6 +376,8 @@ export interface EngineObserver {
   chunk?(fact: ChunkFact): void | PromiseLike<void>;
   /** Optional: every datagram of a UDP association, relayed or dropped. */
   datagram?(fact: DatagramFact): void;
+  /** Optional: once per tunnel that began with a ClientHello (TLS interception on), before its relay starts. */
+  tls?(fact: TlsFact): void;
   sessionClosed(fact: SessionClosedFact): void;
 }
 
@@ -436,6 +445,8 @@ export function combineObservers(observers: readonly EngineObserver[]): EngineOb
     sessionClosed: (f) => observers.forEach((o) => o.sessionClosed(f)),
   };
   const datagrammers = observers.filter((o) => o.datagram !== undefined);
+  const tlsObservers = observers.filter((o) => o.tls !== undefined);
+  if (tlsObservers.length > 0) combined.tls = (f) => tlsObservers.forEach((o) => o.tls!(f));
   if (datagrammers.length > 0) combined.datagram = (f) => datagrammers.forEach((o) => o.datagram!(f));
   if (chunkers.length > 0) {
     combined.chunk = (f) => {

@@ -1,5 +1,6 @@
 /** What every session of one engine shares. */
 import type { AuthAttempt, Clock, CloseReason, EngineObserver, HookRunner, Logger, Lookup } from "../ports.js";
+import type { TlsInterceptor } from "../tls-ports.js";
 import type { UdpOptions } from "./udp-association.js";
 import type { IdleSweeper } from "./idle-sweeper.js";
 
@@ -35,6 +36,8 @@ export interface EngineContext {
   readonly clock: Clock;
   /** Resolves destination names (CONNECT and UDP datagrams). */
   readonly lookup: Lookup;
+  /** TLS interception of CONNECT tunnels; absent when off. */
+  readonly tls: TlsInterceptor | undefined;
   nextSessionId(): number;
   /** The engine's own decision when no hook decided an auth step. */
   checkCredentials(attempt: AuthAttempt): boolean;
