@@ -11,6 +11,7 @@ import {
   systemLookup,
   type AuthAttempt,
   type Clock,
+  type ClockTimer,
   type EngineObserver,
   type HookRunner,
   type Logger,
@@ -118,7 +119,7 @@ export class SocksEngine implements EngineContext {
       },
       authRequired: this.credentials.size > 0,
     };
-    this.idleSweeper = this.options.idleTimeoutMs > 0 ? new IdleSweeper(this.options.idleTimeoutMs) : undefined;
+    this.idleSweeper = this.options.idleTimeoutMs > 0 ? new IdleSweeper(this.options.idleTimeoutMs, this.clock) : undefined;
   }
 
   /**
@@ -156,10 +157,10 @@ export class SocksEngine implements EngineContext {
     const closing = this.closeServers();
     if (this.sessions.size > 0) {
       const drained = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-      let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      let timer: ClockTimer | undefined;
+      const grace = new Promise<void>((resolve) => (timer = this.clock.setTimeout(resolve, graceMs)));
       await Promise.race([drained, grace]);
-      clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       for (const session of [...this.sessions]) session.destroy("shutdown");
       if (this.sessions.size > 0) await drained;
     }

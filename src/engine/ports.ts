@@ -172,7 +172,9 @@ export type CloseReason =
   /** A hook asked to close or reset. */
   | "closed-by-hook"
   /** The proxy shut down. */
-  | "shutdown";
+  | "shutdown"
+  /** TLS interception: a handshake failed (the session's TLS fact says which side and why). */
+  | "tls-failed";
 
 /** The control a hook gets over its session. */
 export interface SessionHandle {
@@ -381,9 +383,23 @@ export interface EngineObserver {
   sessionClosed(fact: SessionClosedFact): void;
 }
 
+/** A pending timer of a Clock. */
+export interface ClockTimer {
+  /** Lets the process exit while only this timer is pending (Node's `Timeout.unref`). */
+  unref(): void;
+}
+
+/**
+ * Time, for the facts' timestamps and for every engine timer (handshake, connect, BIND, idle,
+ * UDP idle, linger after a failure, stop's grace period), so a test can move time by hand.
+ */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
+  /** Calls `callback` once, `ms` milliseconds from now. */
+  setTimeout(callback: () => void, ms: number): ClockTimer;
+  /** Cancels a timer of this clock; undefined or a timer that has fired is ignored. */
+  clearTimeout(timer: ClockTimer | undefined): void;
 }
 
 /**
@@ -425,7 +441,12 @@ export const noopObserver: EngineObserver = {
   sessionClosed() {},
 };
 
-export const systemClock: Clock = { now: () => Date.now() };
+/** Date.now and Node's timers: a ClockTimer is Node's own Timeout (nothing allocated besides it). */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout | undefined),
+};
 
 /** The system resolver (getaddrinfo through libuv's thread pool). */
 export const systemLookup: Lookup = (name, callback) => dnsLookup(name, { all: true }, callback);

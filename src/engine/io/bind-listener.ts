@@ -11,6 +11,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { Endpoint } from "../types.js";
+import type { Clock, ClockTimer } from "../ports.js";
 import type { ProtocolError } from "../errors.js";
 import { normalizeHost } from "../codec/address.js";
 import { SocketReader, adoptSocket } from "./socket-reader.js";
@@ -35,7 +36,7 @@ export interface BindEvents {
 
 export class BindListener {
   private server: Server | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
   /** A peer that connected and was not handed over yet. */
   private peer: { socket: Socket; reader: SocketReader } | undefined;
   /** Set once `awaitPeer()` was called: a peer is handed over as soon as it is in. */
@@ -48,6 +49,8 @@ export class BindListener {
     /** How long `awaitPeer()` waits for the peer. */
     private readonly timeoutMs: number,
     private readonly events: BindEvents,
+    /** Times the BIND timeout (the engine's clock). */
+    private readonly clock: Clock,
   ) {}
 
   /** Starts listening; answers with `bindListening` or `bindFailed`. */
@@ -82,7 +85,7 @@ export class BindListener {
   awaitPeer(): void {
     this.awaited = true;
     if (this.peer !== undefined) return this.deliver();
-    this.timer ??= setTimeout(() => {
+    this.timer ??= this.clock.setTimeout(() => {
       this.stopListening();
       this.events.bindFailed({ code: "CONNECT_TIMEOUT", message: `no inbound connection within ${this.timeoutMs} ms` }, "ETIMEDOUT");
     }, this.timeoutMs);
@@ -90,7 +93,7 @@ export class BindListener {
 
   /** Stops listening (the port is released) and the timeout; keeps a peer that connected. */
   stopListening(): void {
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.server?.close();
     this.server = undefined;
@@ -107,7 +110,7 @@ export class BindListener {
   private deliver(): void {
     const peer = this.peer!;
     this.peer = undefined;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     // A peer that went away before it was asked for is not delivered: the BIND fails (the
     // listener is closed, so no other peer can come; without this the session would wait forever).

@@ -4,7 +4,7 @@
  */
 import type { Socket } from "node:net";
 import type { Direction, Endpoint, SocksAddress } from "../types.js";
-import type { CloseReason, ConnectionInfo, SessionHandle } from "../ports.js";
+import type { ClockTimer, CloseReason, ConnectionInfo, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SessionMachine } from "../session/machine.js";
 import type { SessionCommand } from "../session/commands.js";
@@ -46,7 +46,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private cancelDial: (() => void) | undefined;
   private bind: BindListener | undefined;
   private udp: UdpAssociation | undefined;
-  private handshakeTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: ClockTimer | undefined;
   private user: string | undefined;
   private clientEnded = false;
   private finished = false;
@@ -114,7 +114,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     client.on("error", this.onClientError);
     client.on("close", this.onClientClose);
     client.on("end", this.onClientEnd);
-    this.handshakeTimer = setTimeout(this.onHandshakeTimeout, ctx.options.handshakeTimeoutMs);
+    this.handshakeTimer = ctx.clock.setTimeout(this.onHandshakeTimeout, ctx.options.handshakeTimeoutMs);
     this.ask(
       "open",
       () => ctx.hooks.open(this.conn, this),
@@ -185,7 +185,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       this.execute(command, machine);
     }
     if (this.handshakeTimer !== undefined && !machine.readingHandshake) {
-      clearTimeout(this.handshakeTimer);
+      this.ctx.clock.clearTimeout(this.handshakeTimer);
       this.handshakeTimer = undefined;
     }
     if (machine.phase.name === "bind-waiting" && !this.finished) this.bind?.awaitPeer();
@@ -245,7 +245,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       }
       case "OpenUpstream":
         this.target = command.target;
-        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup }, (failure, success) => {
+        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup, clock: ctx.clock }, (failure, success) => {
           this.cancelDial = undefined;
           if (this.finished) return success?.socket.destroy();
           if (failure !== undefined) {
@@ -266,7 +266,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         });
         return;
       case "OpenBind":
-        this.bind = new BindListener(this.conn.local.host, ctx.options.bindTimeoutMs, this);
+        this.bind = new BindListener(this.conn.local.host, ctx.options.bindTimeoutMs, this, ctx.clock);
         return this.bind.open();
       case "OpenUdpRelay":
         return this.openUdpRelay(command.hint);
@@ -362,7 +362,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       this.anomaly("udp-association-limit", `${ctx.options.udp.maxAssociations} UDP associations open`);
       return this.feed({ type: "UdpRelayFailed", error: { code: "GENERAL_FAILURE", message: "UDP association limit reached" } });
     }
-    const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp, ctx.lookup);
+    const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp, ctx.lookup, ctx.clock);
     this.udp = udp;
     udp.open((err, bound) => {
       if (this.finished) return;
@@ -431,15 +431,16 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     this.clientReader.sink = discard;
     client.resume();
     client.end();
-    const deadline = setTimeout(() => client.destroy(), LINGER_AFTER_FAILURE_MS);
-    client.once("close", () => clearTimeout(deadline));
+    const { clock } = this.ctx;
+    const deadline = clock.setTimeout(() => client.destroy(), LINGER_AFTER_FAILURE_MS);
+    client.once("close", () => clock.clearTimeout(deadline));
   }
 
   /** Closes a session that never reached the relay. */
   private abort(reason: CloseReason, reset: boolean): void {
     if (this.finished) return;
     this.closeReason ??= reason;
-    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    if (this.handshakeTimer !== undefined) this.ctx.clock.clearTimeout(this.handshakeTimer);
     this.cancelDial?.();
     this.bind?.close();
     this.upstream?.destroy();
@@ -450,7 +451,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private finish(reason: CloseReason, errno: string | undefined, counts: RelayCounts | undefined): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    if (this.handshakeTimer !== undefined) this.ctx.clock.clearTimeout(this.handshakeTimer);
     this.bind?.close();
     const udp = this.udp;
     if (udp !== undefined) {

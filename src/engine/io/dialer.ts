@@ -7,7 +7,7 @@ import type { LookupAddress } from "node:dns";
 import { connect, isIP, type Socket } from "node:net";
 import { codeForErrno, type ProtocolErrorCode } from "../errors.js";
 import type { Endpoint } from "../types.js";
-import type { Lookup } from "../ports.js";
+import type { Clock, Lookup } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SocketReader } from "./socket-reader.js";
 
@@ -16,6 +16,8 @@ export interface DialOptions {
   readonly timeoutMs: number;
   /** Resolves a name target (the engine's, the system resolver by default). */
   readonly lookup: Lookup;
+  /** Times the connect timeout (the engine's clock). */
+  readonly clock: Clock;
 }
 
 export interface DialSuccess {
@@ -46,10 +48,10 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
   const finish = (failure: DialFailure | undefined, success?: DialSuccess): void => {
     if (done) return;
     done = true;
-    clearTimeout(timer);
+    options.clock.clearTimeout(timer);
     callback(failure, success);
   };
-  const timer = setTimeout(() => {
+  const timer = options.clock.setTimeout(() => {
     socket?.destroy();
     finish({ code: "CONNECT_TIMEOUT", errno: "ETIMEDOUT", attempts: [`timed out after ${options.timeoutMs} ms`] });
   }, options.timeoutMs);

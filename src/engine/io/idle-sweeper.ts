@@ -5,6 +5,8 @@
  * clears the marks and closes tunnels that stayed unmarked for the whole timeout. A tunnel is
  * therefore closed between `timeoutMs` and `timeoutMs` + one sweep period after its last byte.
  */
+import { type Clock, type ClockTimer, systemClock } from "../ports.js";
+
 export interface IdleTracked {
   /** Set by the tunnel on every read; cleared by the sweeper. */
   active: boolean;
@@ -14,35 +16,41 @@ export interface IdleTracked {
 
 export class IdleSweeper {
   private readonly tracked = new Map<IdleTracked, number>();
-  private timer: NodeJS.Timeout | undefined;
+  /** Armed while anything is tracked; each sweep arms the next (one timer per period, not per tunnel). */
+  private timer: ClockTimer | undefined;
   private readonly periodMs: number;
 
   constructor(
     private readonly timeoutMs: number,
-    private readonly now: () => number = Date.now,
+    /** Times the sweeps and the idle periods (the engine's clock). */
+    private readonly clock: Clock = systemClock,
   ) {
     this.periodMs = Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4)));
   }
 
   add(tunnel: IdleTracked): void {
     tunnel.active = false;
-    this.tracked.set(tunnel, this.now());
-    if (this.timer === undefined) {
-      this.timer = setInterval(this.sweep, this.periodMs);
-      this.timer.unref();
-    }
+    this.tracked.set(tunnel, this.clock.now());
+    if (this.timer === undefined) this.arm();
   }
 
   delete(tunnel: IdleTracked): void {
     this.tracked.delete(tunnel);
     if (this.tracked.size === 0 && this.timer !== undefined) {
-      clearInterval(this.timer);
+      this.clock.clearTimeout(this.timer);
       this.timer = undefined;
     }
   }
 
+  private arm(): void {
+    this.timer = this.clock.setTimeout(this.sweep, this.periodMs);
+    // Tunnels' sockets keep the process alive, not the sweeper.
+    this.timer.unref();
+  }
+
   private readonly sweep = (): void => {
-    const now = this.now();
+    this.timer = undefined;
+    const now = this.clock.now();
     const expired: IdleTracked[] = [];
     for (const [tunnel, since] of this.tracked) {
       if (tunnel.active) {
@@ -56,5 +64,6 @@ export class IdleSweeper {
       this.delete(tunnel);
       tunnel.idleTimedOut();
     }
+    if (this.tracked.size > 0 && this.timer === undefined) this.arm();
   };
 }

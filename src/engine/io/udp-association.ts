@@ -19,7 +19,7 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { isIP } from "node:net";
 import type { Endpoint, SocksAddress } from "../types.js";
-import type { DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, Lookup, SessionHandle } from "../ports.js";
+import type { Clock, ClockTimer, DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, Lookup, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, decodeUdpDatagram, encodeUdpDatagram, udpHeaderLength } from "../codec/udp.js";
 import { checkDestination } from "../address-rules.js";
@@ -82,7 +82,7 @@ export class UdpAssociation {
   waiting = 0;
   waitingBytes = 0;
   private readonly withHooks: boolean;
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: ClockTimer | undefined;
   private lastActivity = 0;
   private closed = false;
   private readonly maxToClient: number;
@@ -97,6 +97,8 @@ export class UdpAssociation {
     private readonly options: UdpOptions,
     /** Resolves datagram destinations given as names; the first address is used. */
     private readonly lookup: Lookup,
+    /** Times the idle timeout and the name cache (the engine's clock). */
+    private readonly clock: Clock,
   ) {
     const family = isIP(localIp) === 6 ? "udp6" : "udp4";
     this.maxToClient = family === "udp6" ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
@@ -133,7 +135,7 @@ export class UdpAssociation {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.idleTimer);
+    this.clock.clearTimeout(this.idleTimer);
     for (const socket of [this.client, this.outbound4, this.outbound6]) {
       if (socket === undefined) continue;
       try {
@@ -149,7 +151,7 @@ export class UdpAssociation {
   private readonly onClientMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     const from = { host: normalizeHost(rinfo.address), port: rinfo.port };
     const seq = this.seq++;
-    this.lastActivity = Date.now();
+    this.lastActivity = this.clock.now();
     if (from.host !== this.clientIp) return this.drop("up", seq, from, msg, "foreign-source-ip", `from ${from.host}, client is ${this.clientIp}`);
     const decoded = decodeUdpDatagram(msg);
     if (this.clientPort === undefined) {
@@ -229,7 +231,7 @@ export class UdpAssociation {
     };
     if (target.type !== "domain" || isIP(target.host) !== 0) return send(normalizeHost(target.host));
     const cached = this.names.get(target.host);
-    if ((cached === undefined || cached.expires <= Date.now()) && this.backlogged(payload.length)) {
+    if ((cached === undefined || cached.expires <= this.clock.now()) && this.backlogged(payload.length)) {
       return this.drop("up", seq, from, received, "backlog", this.backlogDetail(), peer);
     }
     this.resolve(target.host, payload.length, (ip, errno) => {
@@ -240,7 +242,7 @@ export class UdpAssociation {
 
   /** Calls back with the name's address (cached, or after one lookup shared by every datagram waiting for it). */
   private resolve(name: string, bytes: number, callback: (ip: string | undefined, errno?: string) => void): void {
-    const now = Date.now();
+    const now = this.clock.now();
     const cached = this.names.get(name);
     if (cached !== undefined && cached.expires > now) return callback(cached.address, "ENOTFOUND (cached)");
     this.waiting++;
@@ -256,7 +258,7 @@ export class UdpAssociation {
     this.lookup(name, (err, addresses) => {
       const address = err ? undefined : addresses[0]?.address;
       const usable = address === undefined || address === "0.0.0.0" || address === "::" ? undefined : normalizeHost(address);
-      this.names.set(name, { address: usable, expires: Date.now() + (usable === undefined ? DNS_NEGATIVE_TTL_MS : DNS_TTL_MS) });
+      this.names.set(name, { address: usable, expires: this.clock.now() + (usable === undefined ? DNS_NEGATIVE_TTL_MS : DNS_TTL_MS) });
       if (this.names.size > 1024) this.names.delete(this.names.keys().next().value!);
       const waiters = this.resolving.get(name) ?? [];
       this.resolving.delete(name);
@@ -291,7 +293,7 @@ export class UdpAssociation {
     const from = { host: normalizeHost(rinfo.address), port: rinfo.port };
     const peer: SocksAddress = { type: isIP(from.host) === 6 ? "ipv6" : "ipv4", host: from.host, port: from.port };
     const seq = this.seq++;
-    this.lastActivity = Date.now();
+    this.lastActivity = this.clock.now();
     if (!this.options.allowUnsolicited && !this.peers.has(from.host)) {
       return this.drop("down", seq, from, msg, "unsolicited", `${from.host} was never sent to`, peer);
     }
@@ -384,12 +386,12 @@ export class UdpAssociation {
   }
 
   private armIdle(): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = this.clock.now();
     const check = (): void => {
-      const idle = Date.now() - this.lastActivity;
+      const idle = this.clock.now() - this.lastActivity;
       if (idle >= this.options.idleTimeoutMs) return this.host.udpEnded("idle-timeout");
-      this.idleTimer = setTimeout(check, this.options.idleTimeoutMs - idle);
+      this.idleTimer = this.clock.setTimeout(check, this.options.idleTimeoutMs - idle);
     };
-    this.idleTimer = setTimeout(check, this.options.idleTimeoutMs);
+    this.idleTimer = this.clock.setTimeout(check, this.options.idleTimeoutMs);
   }
 }
