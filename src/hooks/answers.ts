@@ -34,6 +34,8 @@ export type EndpointChange = { readonly host?: string; readonly port?: number };
 
 export type CheckedRequest = { readonly allow: true } | { readonly deny: number } | { readonly redirect: EndpointChange } | { readonly serve: true };
 
+export type CheckedTlsHello = { readonly intercept: true } | { readonly passthrough: true };
+
 export type CheckedData = { readonly replace: Uint8Array } | { readonly drop: true } | { readonly close: true } | { readonly reset: true };
 
 export type CheckedDatagram = { readonly replace: Uint8Array } | { readonly drop: true } | { readonly redirect: EndpointChange };
@@ -51,6 +53,11 @@ function checkOpenUnsafe(answer: unknown): Checked<{ readonly reject: true }> {
 /** `{ accept: true }` or `{ reject: true }`. */
 function checkAuthUnsafe(answer: unknown): Checked<{ readonly accept: true } | { readonly reject: true }> {
   return flag(answer, ["accept", "reject"]) as Checked<{ readonly accept: true } | { readonly reject: true }>;
+}
+
+/** `{ intercept: true }` or `{ passthrough: true }`. */
+function checkTlsHelloUnsafe(answer: unknown): Checked<CheckedTlsHello> {
+  return flag(answer, ["intercept", "passthrough"]) as Checked<CheckedTlsHello>;
 }
 
 /**
@@ -143,6 +150,7 @@ export const checkOpen = total(checkOpenUnsafe);
 export const checkAuth = total(checkAuthUnsafe);
 export const checkRequest = total(checkRequestUnsafe);
 export const checkReply = total(checkReplyUnsafe);
+export const checkTlsHello = total(checkTlsHelloUnsafe);
 export const checkData = total(checkDataUnsafe);
 export const checkDatagram = total(checkDatagramUnsafe);
 export const checkPeer = total(checkPeerUnsafe);

@@ -8,8 +8,8 @@
  * - Addons are called in the order of the `-s` flags. Hooks an addon does not define cost nothing.
  * - Returning `undefined` (or nothing) means "no opinion": the next addon is asked, and if none
  *   has an opinion the engine's default applies.
- * - Decisions (`onOpen`, `onAuth`, `onRequest`): the first addon that decides wins; later addons
- *   are not asked. Changes (`onReply`, `onData`, `onDatagram`): each addon sees the output of the
+ * - Decisions (`onOpen`, `onAuth`, `onRequest`, `onTlsClientHello`): the first addon that
+ *   decides wins; later addons are not asked. Changes (`onReply`, `onData`, `onDatagram`): each addon sees the output of the
  *   previous one. Observations (`onClose`): every addon is called.
  * - Any hook may be async. While one is pending, only its session waits, and that session's
  *   sockets are not read (real backpressure: a slow hook slows its sender, memory stays bounded).
@@ -20,6 +20,7 @@
  *   loaded and the session goes on as if the hook had returned `undefined`.
  * - Answers are checked at run time against these types (esbuild strips them): an answer that
  *   is not one of the documented shapes — an unknown field, `{ allow: false }`, `{ deny: "2" }`,
+ *   `{ intercept: true, passthrough: true }`,
  *   a reply code out of 1–255, a port out of 1–65535, `replace` that is neither bytes nor a
  *   string, `{ rep: 0 }` for a request that failed — is reported like a throw (with the hook's
  *   file:line) and counts as `undefined`. `ctx` helpers given wrong arguments report the same
@@ -81,6 +82,31 @@ export interface SessionInfo {
    * capture file. A `socksmith replay --via` from another process looks like any client.
    */
   readonly replay?: { readonly kind: "client" | "server"; readonly of: number };
+  /**
+   * Set for a CONNECT tunnel that began with a TLS ClientHello while `--tls` is on, once socksmith
+   * decided what to do with it (after `onTlsClientHello`, before the first `onData`); undefined for
+   * every other session. See `TlsSessionInfo`.
+   */
+  readonly tls?: TlsSessionInfo;
+}
+
+/**
+ * `ctx.session.tls`. `intercepted: true`: socksmith finished both handshakes, so `onData` sees
+ * (and may change) the plaintext and `version`, `cipher` and `alpn` are what the client negotiated
+ * with socksmith (the upstream side negotiates the same ALPN). `intercepted: false`: the tunnel
+ * relays the ciphertext untouched (a passthrough); only `sni` is known then. When a handshake
+ * fails the session ends without any `onData`, and `onClose` sees no `version` or `cipher`.
+ */
+export interface TlsSessionInfo {
+  /** The server name the client sent (SNI); absent when it sent none. */
+  readonly sni?: string;
+  /** The negotiated ALPN protocol ("h2", "http/1.1", …); absent when none was or when not intercepted. */
+  readonly alpn?: string;
+  /** "TLSv1.3", "TLSv1.2", …; absent when not intercepted. */
+  readonly version?: string;
+  /** The cipher suite's standard name, e.g. "TLS_AES_128_GCM_SHA256"; absent when not intercepted. */
+  readonly cipher?: string;
+  readonly intercepted: boolean;
 }
 
 /** The second argument of every session hook. */
@@ -208,6 +234,22 @@ export interface ReplyInfo {
   readonly errno?: string;
 }
 
+/**
+ * The ClientHello a CONNECT tunnel began with (only with `--tls`). An intercepted tunnel's `onData`
+ * chunks are then the plaintext inside the TLS connection; a passed-through one's are TLS records,
+ * as without `--tls`.
+ */
+export interface TlsClientHello {
+  /** The server name the client asked for (SNI); absent when it sent none (a client dialling an IP). */
+  readonly sni?: string;
+  /** ALPN protocols offered, in the client's order ("h2", "http/1.1", …); empty without the extension. */
+  readonly alpn: readonly string[];
+  /** TLS versions offered, highest first ("TLSv1.3", "TLSv1.2", …). */
+  readonly versions: readonly string[];
+  /** The destination as the client requested it (the same as `ctx.session.target`). */
+  readonly target: Endpoint;
+}
+
 /** Relayed bytes, as read from one side. */
 export interface DataChunk {
   readonly direction: Direction;
@@ -269,6 +311,17 @@ export type RequestDecision =
   | { readonly redirect: { readonly host?: string; readonly port?: number } }
   | { readonly serve: true };
 
+/**
+ * `onTlsClientHello`:
+ * - `intercept`: socksmith completes the TLS handshake with the target and answers the client with
+ *   a certificate from its CA, so `onData`, the capture and replay see the plaintext.
+ * - `passthrough`: the tunnel relays the TLS bytes untouched, as without `--tls`.
+ * A decision overrules socksmith's own choice; without one that choice stands: `--tls-hosts` /
+ * `--tls-passthrough`, passthrough for a host whose client rejected the CA earlier in the run, and
+ * otherwise interception.
+ */
+export type TlsClientHelloDecision = { readonly intercept: true } | { readonly passthrough: true };
+
 /** `onReply`: a different reply code and/or bound address. */
 export type ReplyChange = { readonly rep?: ReplyCode; readonly bound?: Endpoint };
 
@@ -318,6 +371,12 @@ export interface Addon<Options extends Record<string, unknown> = Record<string, 
   onRequest?(request: RequestInfo, ctx: HookContext<Options>): Answer<RequestDecision>;
   /** A reply about to be sent. Change: each addon sees the previous one's result. */
   onReply?(reply: ReplyInfo, ctx: HookContext<Options>): Answer<ReplyChange>;
+  /**
+   * With `--tls` only: a CONNECT tunnel's first client bytes are a TLS ClientHello. Called once per
+   * such session, after `onRequest` and `onReply` (the success reply has been sent) and before any
+   * `onData`; `ctx.session.tls` is not set yet. Decision: first addon that decides wins.
+   */
+  onTlsClientHello?(hello: TlsClientHello, ctx: HookContext<Options>): Answer<TlsClientHelloDecision>;
   /** Each relayed chunk, each direction. Change: each addon sees the previous one's output. */
   onData?(chunk: DataChunk, ctx: HookContext<Options>): Answer<DataVerdict>;
   /** Each UDP datagram, each direction. Change, like onData. */

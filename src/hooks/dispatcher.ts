@@ -5,9 +5,11 @@
  * - Order: the order of the `-s` flags, fixed whenever the addon set changes, not per call.
  *   Hooks no addon defines cost nothing (`wantsData()` is false without an onData addon, so the
  *   engine keeps its fast relay path).
- * - Decisions (onOpen, onAuth, onRequest): the first addon that returns one wins.
+ * - Decisions (onOpen, onAuth, onRequest, onTlsClientHello): the first addon that returns one wins.
  *   Changes (onReply, onData, onDatagram): each addon sees the previous addon's output; a drop,
  *   close or reset ends the chain. Observations (onClose): every addon.
+ * - Facts the engine reports fill what hooks read of the session: a `tls` fact sets
+ *   `ctx.session.tls`, `sessionClosed` runs onClose and forgets the session.
  * - Every call goes through `invoke`: a throw, a rejection or a timeout is reported (addon,
  *   hook, session, the addon's file:line) and counts as "no opinion"; the addon stays loaded.
  * - Every answer is checked against the contract (answers.ts) before the engine sees it: one
@@ -36,6 +38,9 @@ import type {
   RequestInfo as EngineRequestInfo,
   SessionClosedFact,
   SessionHandle,
+  TlsFact,
+  TlsHelloDecision,
+  TlsHelloInfo,
 } from "../engine/index.js";
 import type {
   Addon,
@@ -49,8 +54,23 @@ import type {
   MaybePromise,
   ReplyChange,
   SessionInfo,
+  TlsClientHello,
+  TlsSessionInfo,
 } from "./api.js";
-import { checkAuth, checkData, checkDatagram, checkOpen, checkPeer, checkReply, checkRequest, describe, isProblem, payload, type Checked } from "./answers.js";
+import {
+  checkAuth,
+  checkData,
+  checkDatagram,
+  checkOpen,
+  checkPeer,
+  checkReply,
+  checkRequest,
+  checkTlsHello,
+  describe,
+  isProblem,
+  payload,
+  type Checked,
+} from "./answers.js";
 import { perHook } from "./hook-names.js";
 import { hookLocation } from "./stack-frames.js";
 import { messageHelper, type MessageHelper } from "./message-buffer.js";
@@ -123,6 +143,7 @@ interface SessionState {
     user?: string;
     tags: Record<string, string>;
     replay?: SessionInfo["replay"];
+    tls?: TlsSessionInfo;
   };
   readonly handle: SessionHandle;
   readonly openedAt: number;
@@ -262,6 +283,20 @@ export class Dispatcher implements HookRunner {
     );
   }
 
+  tlsClientHello(hello: TlsHelloInfo, handle: SessionHandle): MaybePromise<TlsHelloDecision> {
+    const list = this.hooked.onTlsClientHello;
+    if (list.length === 0) return undefined;
+    const state = this.state(hello.id, undefined, handle);
+    // Copies: an addon that changes what it is given changes nothing of the engine's.
+    const info: TlsClientHello = {
+      ...(hello.sni === undefined ? {} : { sni: hello.sni }),
+      alpn: [...hello.alpn],
+      versions: [...hello.versions],
+      target: { host: hello.target.host, port: hello.target.port },
+    };
+    return this.first<TlsHelloDecision>(list, "onTlsClientHello", state, (a, ctx) => a.onTlsClientHello!(info, ctx), checkTlsHello);
+  }
+
   wantsData(): boolean {
     return this.hooked.onData.length > 0;
   }
@@ -337,8 +372,22 @@ export class Dispatcher implements HookRunner {
     requested: () => {},
     replied: () => {},
     anomaly: () => {},
+    tls: (fact: TlsFact) => this.tlsFact(fact),
     sessionClosed: (fact: SessionClosedFact) => this.closed(fact),
   };
+
+  /** `ctx.session.tls` from the client side's parameters (what the client negotiated with us). */
+  private tlsFact(fact: TlsFact): void {
+    const state = this.sessions.get(fact.id);
+    if (state === undefined) return;
+    const side = fact.intercepted ? fact.client : undefined;
+    state.info.tls = {
+      ...(fact.hello.sni === undefined ? {} : { sni: fact.hello.sni }),
+      ...(side?.alpn === undefined ? {} : { alpn: side.alpn }),
+      ...(side === undefined ? {} : { version: side.version, cipher: side.cipher }),
+      intercepted: fact.intercepted,
+    };
+  }
 
   private closed(fact: SessionClosedFact): void {
     const state = this.sessions.get(fact.id);

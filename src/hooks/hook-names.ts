@@ -13,6 +13,7 @@ export const HOOK_NAMES = [
   "onAuth",
   "onRequest",
   "onReply",
+  "onTlsClientHello",
   "onData",
   "onDatagram",
   "onClose",

@@ -13,6 +13,7 @@ import {
   checkPeer,
   checkReply,
   checkRequest,
+  checkTlsHello,
   describe as describeValue,
   isProblem,
   type Checked,
@@ -110,6 +111,17 @@ describe("hook answers are checked against the contract", () => {
     expect(value(checkOpen({ reject: true }))).toEqual({ reject: true });
   });
 
+  it("onTlsClientHello: only { intercept: true } / { passthrough: true }, one of them", () => {
+    expect(problem(checkTlsHello({}))).toMatch(/expected \{ intercept \}, \{ passthrough \} or undefined/);
+    expect(problem(checkTlsHello({ intercept: false }))).toMatch(/intercept must be true/);
+    expect(problem(checkTlsHello({ passthrough: "true" }))).toMatch(/passthrough must be true/);
+    expect(problem(checkTlsHello({ intercept: true, passthrough: true }))).toMatch(/one of intercept, passthrough, not several/);
+    expect(problem(checkTlsHello({ allow: true }))).toMatch(/unknown field "allow"/);
+    expect(problem(checkTlsHello("passthrough"))).toMatch(/expected \{ intercept \}, \{ passthrough \}/);
+    expect(value(checkTlsHello({ intercept: true }))).toEqual({ intercept: true });
+    expect(value(checkTlsHello({ passthrough: true }))).toEqual({ passthrough: true });
+  });
+
   it("ctx.injectDatagram's peer", () => {
     expect(problem(checkPeer({ host: "127.0.0.1", port: 0 }))).toMatch(/peer must be/);
     expect(problem(checkPeer("127.0.0.1:53"))).toMatch(/peer must be/);
@@ -142,6 +154,7 @@ describe("hook answers are checked against the contract", () => {
     checkData,
     (a) => checkDatagram(a, "up"),
     (a) => checkDatagram(a, "down"),
+    checkTlsHello,
   ];
 
   it("property: any value is either refused or comes out as a documented shape, never a throw", () => {
@@ -152,6 +165,7 @@ describe("hook answers are checked against the contract", () => {
       fc.record({ redirect: fc.anything() }),
       fc.record({ redirect: fc.record({ host: fc.anything(), port: fc.anything() }, { requiredKeys: [] }) }),
       fc.record({ replace: fc.anything() }),
+      fc.record({ intercept: fc.anything(), passthrough: fc.anything() }, { requiredKeys: [] }),
       fc.record({ rep: fc.anything(), bound: fc.anything() }, { requiredKeys: [] }),
     );
     fc.assert(
@@ -169,6 +183,8 @@ describe("hook answers are checked against the contract", () => {
         if (!isProblem(reply) && reply.value.rep !== undefined) expect(reply.value.rep).toBeGreaterThan(0);
         const data = checkData(answer);
         if (!isProblem(data) && "replace" in data.value) expect(data.value.replace).toBeInstanceOf(Uint8Array);
+        const tls = checkTlsHello(answer);
+        if (!isProblem(tls)) expect([{ intercept: true }, { passthrough: true }]).toContainEqual(tls.value);
         for (const check of checks) check(answer);
       }),
       { numRuns: 2000 },

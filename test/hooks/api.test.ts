@@ -4,7 +4,19 @@
  * test so vitest lists the file.
  */
 import { describe, expectTypeOf, it } from "vitest";
-import type { Addon, AuthInfo, DataChunk, HookContext, HookName, ReplyInfo, RequestDecision, RequestInfo } from "../../src/hooks/api.js";
+import type {
+  Addon,
+  AuthInfo,
+  DataChunk,
+  HookContext,
+  HookName,
+  ReplyInfo,
+  RequestDecision,
+  RequestInfo,
+  TlsClientHello,
+  TlsClientHelloDecision,
+  TlsSessionInfo,
+} from "../../src/hooks/api.js";
 
 describe("addon contract", () => {
   it("accepts every documented decision and rejects others", () => {
@@ -20,6 +32,7 @@ describe("addon contract", () => {
         ctx.inject("down", "hi");
         return c.direction === "up" ? { replace: new Uint8Array(0) } : c.seq > 3 ? { drop: true } : c.seq > 9 ? { close: true } : { reset: true };
       },
+      onTlsClientHello: (h, ctx) => (h.sni === ctx.session.target?.host ? { passthrough: true } : h.alpn.includes("h2") ? { intercept: true } : undefined),
       onDatagram: (d) => (d.direction === "up" ? { redirect: { port: 53 } } : { replace: "x" }),
       onClose: (s, ctx) => ctx.log(`${s.reason} ${s.bytesUp}`),
       onLoad: (ctx) => ctx.log(String(ctx.options.hosts)),
@@ -31,8 +44,11 @@ describe("addon contract", () => {
     const bad: Addon = { onRequest: () => ({ action: "block" }) };
     // @ts-expect-error onData cannot redirect
     const bad2: Addon = { onData: () => ({ redirect: { port: 1 } }) };
+    // @ts-expect-error onTlsClientHello decides with a literal true
+    const bad3: Addon = { onTlsClientHello: () => ({ intercept: false }) };
     void bad;
     void bad2;
+    void bad3;
   });
 
   it("gives hooks the documented payloads", () => {
@@ -42,7 +58,24 @@ describe("addon contract", () => {
     expectTypeOf<Extract<AuthInfo, { method: "userpass" }>["password"]>().toEqualTypeOf<string>();
     expectTypeOf<HookContext["session"]["tags"]>().toEqualTypeOf<Readonly<Record<string, string>>>();
     expectTypeOf<RequestDecision>().toMatchTypeOf<{ allow: true } | { deny: number } | { redirect: object } | { serve: true }>();
-    expectTypeOf<HookName>().toEqualTypeOf<"onLoad" | "onDispose" | "onOpen" | "onAuth" | "onRequest" | "onReply" | "onData" | "onDatagram" | "onClose">();
+    expectTypeOf<HookName>().toEqualTypeOf<
+      "onLoad" | "onDispose" | "onOpen" | "onAuth" | "onRequest" | "onReply" | "onTlsClientHello" | "onData" | "onDatagram" | "onClose"
+    >();
+    expectTypeOf<TlsClientHello>().toEqualTypeOf<{
+      readonly sni?: string;
+      readonly alpn: readonly string[];
+      readonly versions: readonly string[];
+      readonly target: { readonly host: string; readonly port: number };
+    }>();
+    expectTypeOf<TlsClientHelloDecision>().toEqualTypeOf<{ readonly intercept: true } | { readonly passthrough: true }>();
+    expectTypeOf<HookContext["session"]["tls"]>().toEqualTypeOf<TlsSessionInfo | undefined>();
+    expectTypeOf<TlsSessionInfo>().toEqualTypeOf<{
+      readonly sni?: string;
+      readonly alpn?: string;
+      readonly version?: string;
+      readonly cipher?: string;
+      readonly intercepted: boolean;
+    }>();
   });
 
   it("typed options flow into the context", () => {

@@ -7,7 +7,7 @@ describe("HOOK_NAMES", () => {
   it("is exactly HookName (the compiler checks it), each once, in api.ts order", () => {
     expectTypeOf<(typeof HOOK_NAMES)[number]>().toEqualTypeOf<HookName>();
     expect(new Set(HOOK_NAMES).size).toBe(HOOK_NAMES.length);
-    expect(HOOK_NAMES).toEqual(["onLoad", "onDispose", "onOpen", "onAuth", "onRequest", "onReply", "onData", "onDatagram", "onClose"]);
+    expect(HOOK_NAMES).toEqual(["onLoad", "onDispose", "onOpen", "onAuth", "onRequest", "onReply", "onTlsClientHello", "onData", "onDatagram", "onClose"]);
   });
 
   it("isHookName is exact: case and all; no inherited names", () => {

@@ -372,7 +372,7 @@ describe("loadAddon: errors", () => {
       ["onclose", "did you mean onClose?"],
       ["nRequest", "did you mean onRequest?"],
       ["onDatagrams", "did you mean onDatagram?"],
-      ["onConnect", "hooks are onLoad, onDispose, onOpen, onAuth, onRequest, onReply, onData, onDatagram, onClose"],
+      ["onConnect", "hooks are onLoad, onDispose, onOpen, onAuth, onRequest, onReply, onTlsClientHello, onData, onDatagram, onClose"],
     ];
     for (const [key, hint] of cases) {
       const entry = await put("typo.ts", `export default {\n  name: "t",\n  async ${key}(r: unknown) {\n    return undefined;\n  },\n};\n`);
