@@ -164,7 +164,13 @@ export type EventKind =
    * capture was behind (code 'datagrams-not-captured', one per burst, with the count), capture
    * stopped after an error.
    */
-  | "capture";
+  | "capture"
+  /**
+   * TLS interception (`run --tls`): a handshake failed (code: the failure's code, e.g.
+   * 'client-rejected-certificate', 'upstream-certificate'), or a ClientHello was passed through
+   * untouched (code 'passthrough'). The session's `tls` row has the facts.
+   */
+  | "tls";
 
 /** One row of `events`: things that happened to a session (or to the run, with session_id null). */
 export interface EventRow {
@@ -180,6 +186,55 @@ export interface EventRow {
   /** A stable code: the anomaly code, the hook failure kind ('threw', 'rejected', 'timed-out'). */
   readonly code: string | null;
   readonly message: string;
+}
+
+/** How a session's intercept-or-passthrough was decided (the engine's TlsDecidedBy). */
+export type TlsDecision = "default" | "filter" | "hook" | "auto-passthrough";
+
+/**
+ * One row of `tls`: what TLS interception (`run --tls`) learned about a CONNECT tunnel that began
+ * with a ClientHello; at most one per session. Versions as Node names them ('TLSv1.3'), ciphers by
+ * their standard names; lists are JSON arrays of strings. Columns of a handshake that did not
+ * finish are null (a passthrough has only the ClientHello's facts).
+ */
+export interface TlsRow {
+  readonly session_id: number;
+  /** When the engine reported it (both handshakes done or failed, before the relay started). */
+  readonly at: number;
+  /** 1: the relay (hooks, capture) saw the plaintext; 0: passed through as ciphertext. */
+  readonly intercepted: number;
+  /** TlsDecision, as stored (a crafted file may hold anything). */
+  readonly decided_by: string;
+  /** The ClientHello's server_name; null when the client sent none. */
+  readonly sni: string | null;
+  /** ALPN protocols the client offered, in its order: JSON array ('[]' without the extension). */
+  readonly alpn_offered: string;
+  /** TLS versions the client offered, highest first: JSON array. */
+  readonly versions_offered: string;
+  /** What socksmith negotiated with the client (as the server); null unless that handshake finished. */
+  readonly client_version: string | null;
+  readonly client_cipher: string | null;
+  readonly client_alpn: string | null;
+  /** What socksmith negotiated with the target (as the client); null unless that handshake finished. */
+  readonly upstream_version: string | null;
+  readonly upstream_cipher: string | null;
+  readonly upstream_alpn: string | null;
+  /** The upstream's leaf certificate; null when none was seen. */
+  readonly cert_subject: string | null;
+  readonly cert_issuer: string | null;
+  /** subjectAltName entries ("DNS:name", "IP Address:addr") as a JSON array. */
+  readonly cert_sans: string | null;
+  /** ISO 8601. */
+  readonly cert_valid_from: string | null;
+  readonly cert_valid_to: string | null;
+  /** SHA-256 fingerprint, colon-separated hex. */
+  readonly cert_fingerprint: string | null;
+  /** "ok", "skipped (--upstream-insecure)", or why the upstream certificate failed verification. */
+  readonly verification: string | null;
+  /** Which side's handshake failed ('client' or 'upstream'), its stable code and message; null when none did. */
+  readonly failure_side: string | null;
+  readonly failure_code: string | null;
+  readonly failure_message: string | null;
 }
 
 /** One row of `runs`: one process that wrote to the file. */

@@ -6,6 +6,7 @@
  * arena, one ArrayBuffer that is transferred (not cloned) with the batch, and operations point
  * into it by offset and length.
  */
+import type { TlsRow } from "../model/capture-rows.js";
 
 /** A slice of the batch's arena. */
 export interface Slice {
@@ -105,6 +106,8 @@ export type Operation =
   /** The session's tags, whole (JSON object text). */
   | { readonly op: "tags"; readonly sid: number; readonly tags: string }
   | { readonly op: "detected"; readonly sid: number; readonly protocol: string; readonly sni: string | null; readonly info: string | null }
+  /** The session's `tls` row, whole (one per session; a second replaces the first). */
+  | { readonly op: "tls"; readonly sid: number; readonly row: Omit<TlsRow, "session_id"> }
   /** Running byte counts of an open session, so live views and crash survivors have them. */
   | ({ readonly op: "progress"; readonly sid: number } & SessionCounts)
   /** The session's end, with its final counts. */

@@ -3,7 +3,7 @@
  * nested, camelCase, times as ISO strings next to epoch milliseconds, payload as base64.
  * This shape is a public interface: add fields, never rename them.
  */
-import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "./schema.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow, TlsRow } from "./schema.js";
 
 const endpoint = (host: string | null, port: number | null) => (host === null ? null : { host, port });
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -17,7 +17,12 @@ function parsed<T>(text: string | null, fallback: T): T {
   }
 }
 
-export function sessionJson(s: SessionRow) {
+/**
+ * A session. `tls`: its TLS row when the caller looked it up (`reader.tls(id) ?? null`); the `tls`
+ * field is then that row as tlsJson gives it, or null when the session has none. Without the
+ * argument the field is left out (not looked up is not "no TLS").
+ */
+export function sessionJson(s: SessionRow, tls?: TlsRow | null) {
   return {
     id: s.id,
     run: s.run_id,
@@ -49,6 +54,34 @@ export function sessionJson(s: SessionRow) {
     tags: parsed<Record<string, string>>(s.tags, {}),
     replayOf: s.replay_of,
     servedFrom: s.served_from,
+    ...(tls === undefined ? {} : { tls: tls === null ? null : tlsJson(tls) }),
+  };
+}
+
+/** What TLS interception learned: the ClientHello, each side's handshake, the upstream certificate, a failure. */
+export function tlsJson(t: TlsRow) {
+  const side = (version: string | null, cipher: string | null, alpn: string | null) => (version === null ? null : { version, cipher, alpn });
+  return {
+    at: iso(t.at),
+    atMs: t.at,
+    intercepted: t.intercepted === 1,
+    decidedBy: t.decided_by,
+    hello: { sni: t.sni, alpn: parsed<string[]>(t.alpn_offered, []), versions: parsed<string[]>(t.versions_offered, []) },
+    client: side(t.client_version, t.client_cipher, t.client_alpn),
+    upstream: side(t.upstream_version, t.upstream_cipher, t.upstream_alpn),
+    certificate:
+      t.cert_subject === null && t.cert_fingerprint === null
+        ? null
+        : {
+            subject: t.cert_subject,
+            issuer: t.cert_issuer,
+            sans: parsed<string[]>(t.cert_sans, []),
+            validFrom: t.cert_valid_from,
+            validTo: t.cert_valid_to,
+            fingerprint256: t.cert_fingerprint,
+          },
+    verification: t.verification,
+    failure: t.failure_code === null ? null : { side: t.failure_side, code: t.failure_code, message: t.failure_message },
   };
 }
 

@@ -15,7 +15,7 @@
 import { statSync } from "node:fs";
 import type Database from "better-sqlite3";
 import { openCapture } from "./database.js";
-import type { ChunkRow, DatagramRow, EventRow, RunRow, SessionRow } from "./schema.js";
+import type { ChunkRow, DatagramRow, EventRow, RunRow, SessionRow, TlsRow } from "./schema.js";
 import { parseFilter, registerFilterFunctions, toSql, type Filter } from "../filter/index.js";
 
 export interface SessionQuery {
@@ -118,6 +118,11 @@ export class CaptureReader {
 
   session(id: number): SessionRow | undefined {
     return this.db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as SessionRow | undefined;
+  }
+
+  /** The session's TLS facts (`run --tls`, a tunnel that began with a ClientHello); undefined for any other session. */
+  tls(sessionId: number): TlsRow | undefined {
+    return this.db.prepare("SELECT * FROM tls WHERE session_id = ?").get(sessionId) as TlsRow | undefined;
   }
 
   /** The session's chunks in the order they happened. */

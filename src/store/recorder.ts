@@ -25,11 +25,12 @@ import type {
   RequestFact,
   SessionClosedFact,
   SessionOpenedFact,
+  TlsFact,
 } from "../engine/index.js";
 import type { Slice } from "./batch.js";
 import { CaptureError, beginRun, describe, openCapture } from "./database.js";
 import { CaptureTransport } from "./capture-transport.js";
-import { statusOf, storedDetection } from "./stored-values.js";
+import { statusOf, storedDetection, tlsEventMessage, tlsRow } from "./stored-values.js";
 import { ProtocolSniffer } from "../detect/index.js";
 
 export interface RecorderOptions {
@@ -64,6 +65,8 @@ interface SessionState {
   readonly clientPort: number;
   version: string | null;
   command: string | null;
+  /** The destination as requested: what a TLS event names when the client sent no SNI. */
+  host: string | null;
   rep: number | undefined;
   code: string | undefined;
   upReceived: number;
@@ -159,6 +162,7 @@ export class Recorder implements EngineObserver {
       clientPort: f.client.port,
       version: null,
       command: null,
+      host: null,
       rep: undefined,
       code: undefined,
       upReceived: 0,
@@ -207,6 +211,7 @@ export class Recorder implements EngineObserver {
     if (state === undefined) return;
     state.version = String(f.version);
     state.command = f.command;
+    state.host = f.destination.host;
     this.transport.push({
       op: "request",
       sid: state.sid,
@@ -246,6 +251,19 @@ export class Recorder implements EngineObserver {
     const state = this.live(f.id);
     if (state === undefined) return;
     this.event(state.sid, f.at, "anomaly", { code: f.code, message: f.detail });
+  }
+
+  /**
+   * A tunnel that began with a ClientHello: its `tls` row, and an event when a handshake failed
+   * or the tunnel passed through untouched (stored-values.ts words both).
+   */
+  tls(f: TlsFact): void {
+    const state = this.live(f.id);
+    if (state === undefined) return;
+    this.transport.push({ op: "tls", sid: state.sid, row: tlsRow(f) });
+    const event = tlsEventMessage(f, state.host);
+    if (event !== undefined) this.event(state.sid, f.at, "tls", event);
+    this.transport.commit();
   }
 
   chunk(f: ChunkFact): void | Promise<void> {

@@ -15,7 +15,18 @@
 import type Database from "better-sqlite3";
 
 /** The row types live in model/capture-rows.ts (imported from below by every part that handles rows). */
-export type { SessionStatus, StoredVerdict, SessionRow, ChunkRow, DatagramRow, EventKind, EventRow, RunRow } from "../model/capture-rows.js";
+export type {
+  SessionStatus,
+  StoredVerdict,
+  SessionRow,
+  ChunkRow,
+  DatagramRow,
+  EventKind,
+  EventRow,
+  RunRow,
+  TlsDecision,
+  TlsRow,
+} from "../model/capture-rows.js";
 
 /**
  * SQL for the last time known of a session row (`sessions.*` in scope): its last chunk or
@@ -148,6 +159,38 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
       CREATE INDEX chunks_session_order ON chunks(session_id);
       CREATE INDEX datagrams_session_order ON datagrams(session_id);
       UPDATE sessions SET closed_at = ${LAST_KNOWN_TIME} WHERE status = 'interrupted' AND closed_at IS NULL;
+    `);
+  },
+  // 2 → 3: TLS interception (issue 13): one row per session whose CONNECT tunnel began with a
+  // ClientHello while `run --tls` was on. session_id is the rowid, so a session's row is one lookup
+  // and the filter's EXISTS subqueries need no index of their own.
+  (db) => {
+    db.exec(`
+      CREATE TABLE tls (
+        session_id INTEGER PRIMARY KEY REFERENCES sessions(id),
+        at REAL NOT NULL,
+        intercepted INTEGER NOT NULL,
+        decided_by TEXT NOT NULL,
+        sni TEXT,
+        alpn_offered TEXT NOT NULL DEFAULT '[]',
+        versions_offered TEXT NOT NULL DEFAULT '[]',
+        client_version TEXT,
+        client_cipher TEXT,
+        client_alpn TEXT,
+        upstream_version TEXT,
+        upstream_cipher TEXT,
+        upstream_alpn TEXT,
+        cert_subject TEXT,
+        cert_issuer TEXT,
+        cert_sans TEXT,
+        cert_valid_from TEXT,
+        cert_valid_to TEXT,
+        cert_fingerprint TEXT,
+        verification TEXT,
+        failure_side TEXT,
+        failure_code TEXT,
+        failure_message TEXT
+      );
     `);
   },
 ];

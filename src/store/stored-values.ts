@@ -3,7 +3,8 @@
  * recorder (live sessions) and replayed-session.ts (a client replay recorded as a session).
  */
 import type { Detection } from "../detect/index.js";
-import type { SessionStatus } from "./schema.js";
+import type { TlsDecidedBy, TlsFact } from "../engine/index.js";
+import type { SessionStatus, TlsRow } from "./schema.js";
 
 /** How a session ended, in the filter language's terms. */
 export function statusOf(rep: number | undefined, code: string | undefined, reason: string): SessionStatus {
@@ -28,4 +29,84 @@ export function storedDetection(d: Detection): { protocol: string; sni: string |
     case "ssh":
       return { protocol: "ssh", sni: null, info: JSON.stringify({ banner: d.banner }) };
   }
+}
+
+/** A TLS fact as its `tls` row (without the session id). */
+export function tlsRow(f: TlsFact): Omit<TlsRow, "session_id"> {
+  const c = f.certificate;
+  return {
+    at: f.at,
+    intercepted: f.intercepted ? 1 : 0,
+    decided_by: f.decidedBy,
+    sni: f.hello.sni ?? null,
+    alpn_offered: JSON.stringify(f.hello.alpn),
+    versions_offered: JSON.stringify(f.hello.versions),
+    client_version: f.client?.version ?? null,
+    client_cipher: f.client?.cipher ?? null,
+    client_alpn: f.client?.alpn ?? null,
+    upstream_version: f.upstream?.version ?? null,
+    upstream_cipher: f.upstream?.cipher ?? null,
+    upstream_alpn: f.upstream?.alpn ?? null,
+    cert_subject: c?.subject ?? null,
+    cert_issuer: c?.issuer ?? null,
+    cert_sans: c === undefined ? null : JSON.stringify(c.sans),
+    cert_valid_from: c?.validFrom ?? null,
+    cert_valid_to: c?.validTo ?? null,
+    cert_fingerprint: c?.fingerprint256 ?? null,
+    verification: f.verification ?? null,
+    failure_side: f.failure?.side ?? null,
+    failure_code: f.failure?.code ?? null,
+    failure_message: f.failure?.message ?? null,
+  };
+}
+
+/** Why a tunnel was passed through, after "TLS passthrough (…)". */
+const PASSTHROUGH_WHY: Readonly<Record<TlsDecidedBy, string>> = {
+  default: "default: not chosen for interception",
+  filter: "filter: --tls-hosts / --tls-passthrough",
+  hook: "hook: an addon's onTlsClientHello",
+  "auto-passthrough": "auto-passthrough: the client rejected the CA earlier",
+};
+
+/**
+ * The event a TLS fact becomes, in words a user understands; undefined for an intercepted
+ * session whose handshakes both finished. The failure's `message` is taken as the bare reason
+ * ("certificate has expired", "alert unknown_ca"): this adds which side and which host
+ * (the SNI, else `host`, the destination requested), unless the message already says so.
+ */
+export function tlsEventMessage(f: TlsFact, host: string | null): { code: string; message: string } | undefined {
+  const name = f.hello.sni ?? host ?? "the target";
+  const failure = f.failure;
+  if (failure !== undefined) {
+    const reason = failure.message.trim();
+    let lead: string;
+    switch (failure.code) {
+      case "client-rejected-certificate":
+        lead = `the client does not trust the socksmith CA for ${name}`;
+        break;
+      case "upstream-certificate":
+        lead = `upstream certificate for ${name}`;
+        break;
+      case "upstream-handshake":
+        lead = `handshake with upstream ${name} failed`;
+        break;
+      case "client-handshake":
+        lead = `handshake with the client for ${name} failed`;
+        break;
+      default:
+        lead = `${failure.side === "client" ? "client side" : "upstream side"} for ${name}`;
+    }
+    const said = reason === "" || reason.toLowerCase().includes(lead.toLowerCase());
+    const message = said
+      ? `TLS: ${reason === "" ? lead : reason}`
+      : failure.code === "client-rejected-certificate"
+        ? `TLS: ${lead} (${reason})`
+        : `TLS: ${lead}: ${reason}`;
+    return { code: failure.code, message };
+  }
+  if (!f.intercepted) {
+    const why = (PASSTHROUGH_WHY as Record<string, string | undefined>)[f.decidedBy] ?? f.decidedBy;
+    return { code: "passthrough", message: `TLS passthrough (${why})` };
+  }
+  return undefined;
 }

@@ -28,6 +28,7 @@ export class CaptureWriter {
   private readonly tags: Statement;
   private readonly links: Statement;
   private readonly detected: Statement;
+  private readonly tls: Statement;
   private readonly progress: Statement;
   private readonly close: Statement;
   private readonly applyAll: (batch: Batch) => void;
@@ -68,6 +69,16 @@ export class CaptureWriter {
     this.tags = db.prepare("UPDATE sessions SET tags = ? WHERE id = ?");
     this.links = db.prepare("UPDATE sessions SET replay_of = coalesce(?, replay_of), served_from = coalesce(?, served_from) WHERE id = ?");
     this.detected = db.prepare("UPDATE sessions SET protocol = ?, sni = ?, protocol_info = ? WHERE id = ?");
+    this.tls = db.prepare(
+      `INSERT OR REPLACE INTO tls (session_id, at, intercepted, decided_by, sni, alpn_offered, versions_offered,
+         client_version, client_cipher, client_alpn, upstream_version, upstream_cipher, upstream_alpn,
+         cert_subject, cert_issuer, cert_sans, cert_valid_from, cert_valid_to, cert_fingerprint, verification,
+         failure_side, failure_code, failure_message)
+       VALUES (@session_id, @at, @intercepted, @decided_by, @sni, @alpn_offered, @versions_offered,
+         @client_version, @client_cipher, @client_alpn, @upstream_version, @upstream_cipher, @upstream_alpn,
+         @cert_subject, @cert_issuer, @cert_sans, @cert_valid_from, @cert_valid_to, @cert_fingerprint, @verification,
+         @failure_side, @failure_code, @failure_message)`,
+    );
     this.progress = db.prepare(
       `UPDATE sessions SET bytes_up_received = ?, bytes_up_sent = ?, bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ?,
          uncaptured_datagrams = ? WHERE id = ?`,
@@ -163,6 +174,9 @@ export class CaptureWriter {
         return;
       case "detected":
         this.detected.run(op.protocol, op.sni, op.info, op.sid);
+        return;
+      case "tls":
+        this.tls.run({ ...op.row, session_id: op.sid });
         return;
       case "progress":
         this.progress.run(op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.uncaptured ?? 0, op.sid);

@@ -65,7 +65,7 @@ function* jsonExport(reader: CaptureReader, filter: Filter | undefined): Generat
   let first = true;
   for (const s of sessionsOf(reader, filter)) {
     const doc = {
-      ...sessionJson(s),
+      ...sessionJson(s, reader.tls(s.id) ?? null),
       events: reader.events(s.id).map(eventJson),
       chunks: [...reader.chunks(s.id)].map(chunkJson),
       datagrams: [...reader.datagrams(s.id)].map(datagramJson),

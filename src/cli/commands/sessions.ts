@@ -31,7 +31,13 @@ export function sessionsCommand(terminal: Terminal): Command {
         const query = filter === undefined ? {} : { filter };
         const rows = reader.sessions({ ...query, limit }).reverse();
         if (raw.json === true) {
-          terminal.out(JSON.stringify(rows.map(sessionJson), null, 2));
+          terminal.out(
+            JSON.stringify(
+              rows.map((s) => sessionJson(s, reader.tls(s.id) ?? null)),
+              null,
+              2,
+            ),
+          );
           return;
         }
         const total = reader.count(query);
