@@ -1,7 +1,7 @@
 /**
  * Every malformed answer for every hook, generated: hundreds of answers per hook (any value,
  * near misses, hostile objects, valid answers; sync and async) in process through the loader,
- * Dispatcher, engine and capture, and a JSON slice through the real CLI (`socksmith run -s`,
+ * Dispatcher, engine and capture (onTlsClientHello, asked only with --tls: loader and Dispatcher), and a JSON slice through the real CLI (`socksmith run -s`,
  * the addon reading its answers from a file, capture on). Invariants (docs/architecture.md, "Trust rules"): a valid
  * decision happens; an invalid answer is a hook error at the addon's file:line and the session
  * goes on as if the hook had answered undefined; every session ends; the process never dies.
@@ -15,6 +15,7 @@ import { ANSWER_HOOKS } from "./lib/answers.js";
 import { figures } from "./lib/figures.js";
 import { cliProxy, inProcessProxy, learn, startTargets } from "./lib/hook-harness.js";
 import { checkHook } from "./lib/hook-properties.js";
+import { checkTlsHelloHook } from "./lib/tls-hello-property.js";
 import { runSeed } from "./lib/random.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-torture-hooks-"));
@@ -43,6 +44,14 @@ describe("in process: loader, Dispatcher, engine, capture", () => {
       }
     });
   }
+});
+
+describe("onTlsClientHello (asked only with --tls): loader and Dispatcher, through the hook port", () => {
+  it(`onTlsClientHello: ${IN_PROCESS_RUNS} generated answers`, async (ctx) => {
+    const f = await checkTlsHelloHook({ runs: IN_PROCESS_RUNS, seed: runSeed() });
+    figures(ctx, { "answers (valid / invalid / either)": `${f.runs} (${f.valid} / ${f.invalid} / ${f.either})`, "answered through a promise": f.async });
+    expect(f.runs).toBe(IN_PROCESS_RUNS);
+  });
 });
 
 describe("the real CLI: JSON answers from a file", () => {

@@ -2,7 +2,8 @@
  * The trust rule "Hook answers are checked at run time" (docs/architecture.md, "Trust rules"), as a property: generated answers (any
  * value, near misses like `{ deny: "2" }`, hostile objects, valid answers) for onOpen, onAuth,
  * onRequest, onReply, onData and onDatagram, through the loader, the Dispatcher, the engine and
- * the capture in this process, with real loopback clients. A valid answer's decision happens;
+ * the capture in this process, with real loopback clients; for onTlsClientHello (asked only with
+ * --tls) through the loader and the Dispatcher's port. A valid answer's decision happens;
  * an invalid one is a hook error at the addon's line and the session goes on as if the hook
  * had answered undefined; every session ends; nothing crashes. A dozen cases per hook here;
  * `npm run torture` runs hundreds (torture/hook-answers.torture.ts).
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ANSWER_HOOKS, Hostile } from "../../torture/lib/answers.js";
 import { checkCase, inProcessProxy, learn, startTargets, type HookProxy, type Targets } from "../../torture/lib/hook-harness.js";
 import { checkHook } from "../../torture/lib/hook-properties.js";
+import { checkTlsHelloHook } from "../../torture/lib/tls-hello-property.js";
 import { runSeed } from "../../torture/lib/random.js";
 
 const dir = mkdtempSync(join(tmpdir(), "socksmith-trust-hooks-"));
@@ -38,6 +40,16 @@ describe("hook answers are checked against the contract (property)", () => {
       expect(figures.runs).toBe(12);
     });
   }
+});
+
+describe("onTlsClientHello answers are checked against the contract (property, through the Dispatcher's port)", () => {
+  // The engine asks it only with --tls; the cases are cheap (no sockets), so more of them.
+  it("onTlsClientHello: 200 generated answers", async () => {
+    const figures = await checkTlsHelloHook({ runs: 200, seed: runSeed() });
+    expect(figures.runs).toBe(200);
+    expect(figures.valid).toBeGreaterThan(0);
+    expect(figures.invalid).toBeGreaterThan(0);
+  });
 });
 
 describe("the answers issue 11 reproduced (each crashed or was misread before answers were checked)", () => {

@@ -48,6 +48,7 @@ export default {
   onAuth: (_auth: unknown, ctx: Ctx) => answer("onAuth", ctx),
   onRequest: (_request: unknown, ctx: Ctx) => answer("onRequest", ctx),
   onReply: (_reply: unknown, ctx: Ctx) => answer("onReply", ctx),
+  onTlsClientHello: (_hello: unknown, ctx: Ctx) => answer("onTlsClientHello", ctx),
   onData: (_chunk: unknown, ctx: Ctx) => answer("onData", ctx),
   onDatagram: (_datagram: unknown, ctx: Ctx) => answer("onDatagram", ctx),
 };

@@ -15,8 +15,14 @@
 import fc from "fast-check";
 import { isIP } from "node:net";
 
+/** The hooks whose answers are driven end to end over sockets (hook-harness.ts). */
 export const ANSWER_HOOKS = ["onOpen", "onAuth", "onRequest", "onReply", "onData", "onDatagram"] as const;
 export type AnswerHook = (typeof ANSWER_HOOKS)[number];
+/**
+ * Every hook that answers, for the oracle and the arbitraries: onTlsClientHello is asked only
+ * with `--tls`, so its property goes through the Dispatcher's port (tls-hello-property.ts).
+ */
+export type OracleHook = AnswerHook | "onTlsClientHello";
 
 export interface Target {
   readonly host?: string;
@@ -32,6 +38,8 @@ export type Decision =
   | { readonly kind: "deny"; readonly rep: number }
   | { readonly kind: "redirect"; readonly to: Target }
   | { readonly kind: "serve" }
+  | { readonly kind: "intercept" }
+  | { readonly kind: "passthrough" }
   | { readonly kind: "reply"; readonly rep?: number; readonly bound?: { readonly host: string; readonly port: number } }
   | { readonly kind: "replace"; readonly data: Buffer }
   | { readonly kind: "drop" }
@@ -63,7 +71,25 @@ const NONE: Decision = { kind: "none" };
 // ---------------------------------------------------------------------------------------------
 
 /** Every key any hook answer uses, plus typos of them: the near-miss vocabulary. */
-const KEYS = ["reject", "accept", "allow", "deny", "redirect", "serve", "rep", "bound", "replace", "drop", "close", "reset", "block", "host", "port"] as const;
+const KEYS = [
+  "reject",
+  "accept",
+  "allow",
+  "deny",
+  "redirect",
+  "serve",
+  "rep",
+  "bound",
+  "replace",
+  "drop",
+  "close",
+  "reset",
+  "intercept",
+  "passthrough",
+  "block",
+  "host",
+  "port",
+] as const;
 
 /** Values that sit next to valid ones. */
 const nearValues = fc.constantFrom<unknown>(
@@ -143,7 +169,7 @@ const nearMiss: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** Documented answers of each hook (so that valid decisions are checked too). */
-function validAnswer(hook: AnswerHook): fc.Arbitrary<unknown> {
+function validAnswer(hook: OracleHook): fc.Arbitrary<unknown> {
   switch (hook) {
     case "onOpen":
       return fc.constant({ reject: true });
@@ -180,6 +206,8 @@ function validAnswer(hook: AnswerHook): fc.Arbitrary<unknown> {
         fc.constant({ drop: true }),
         fc.integer({ min: 1, max: 65535 }).map((port) => ({ redirect: { port } })),
       );
+    case "onTlsClientHello":
+      return fc.constantFrom({ intercept: true }, { passthrough: true });
     default: {
       const unreachable: never = hook;
       throw new Error(`no hook ${String(unreachable)}`);
@@ -235,7 +263,7 @@ export function realize(answer: unknown): unknown {
  * Any answer for `hook`: near misses, anything, any JSON, hostile objects, and valid answers.
  * `json`: JSON values only (for the real CLI, whose addon reads its answers from a file).
  */
-export function answers(hook: AnswerHook, json = false): fc.Arbitrary<unknown> {
+export function answers(hook: OracleHook, json = false): fc.Arbitrary<unknown> {
   const arbitrary = fc.oneof(
     { weight: 4, arbitrary: nearMiss },
     { weight: 2, arbitrary: json ? fc.jsonValue({ maxDepth: 2 }) : anyValue },
@@ -292,7 +320,7 @@ export function confine(answer: unknown, redirectPort: number): unknown {
 // ---------------------------------------------------------------------------------------------
 
 /** How the contract classifies `answer` for `hook` (see the module comment). */
-export function classify(hook: AnswerHook, answer: unknown, context: AnswerContext = {}): Classified {
+export function classify(hook: OracleHook, answer: unknown, context: AnswerContext = {}): Classified {
   if (answer === undefined) return { validity: "valid", decision: NONE, why: "undefined" };
   if (answer === null) return { validity: "either", decision: NONE, why: "null" };
   switch (hook) {
@@ -322,6 +350,8 @@ export function classify(hook: AnswerHook, answer: unknown, context: AnswerConte
         drop: flagged({ kind: "drop" }),
         redirect: (v) => (context.direction === "down" ? bad("redirect of a down datagram") : target(v, "redirect")),
       });
+    case "onTlsClientHello":
+      return oneOf(answer, { intercept: flagged({ kind: "intercept" }), passthrough: flagged({ kind: "passthrough" }) });
     default: {
       const unreachable: never = hook;
       throw new Error(`no hook ${String(unreachable)}`);
