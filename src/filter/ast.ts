@@ -20,7 +20,7 @@ import type { SessionStatus } from "../model/capture-rows.js";
 export type Filter = MatchAll | And | Or | Not | Term;
 
 /** A single condition on a session. */
-export type Term = GlobTerm | CidrTerm | RangeTerm | EnumTerm | TagTerm | CompareTerm | PayloadTerm;
+export type Term = GlobTerm | CidrTerm | RangeTerm | EnumTerm | TagTerm | CompareTerm | PayloadTerm | TlsTerm | AlpnTerm;
 
 /** The empty filter: every session. Only ever the whole tree, never an operand. */
 export interface MatchAll {
@@ -48,7 +48,11 @@ export interface Not {
 /** Fields matched by glob: `*` any run, `?` one character, whole text, case-insensitive. */
 export type GlobField = "host" | "user" | "sni" | "reason";
 
-/** `host:GLOB` (and bare words), `user:GLOB`, `sni:GLOB`, `reason:GLOB`. A null column never matches. */
+/**
+ * `host:GLOB` (and bare words), `user:GLOB`, `sni:GLOB`, `reason:GLOB`. A null column never matches.
+ * `sni:` also matches the SNI of the session's `tls` row (TLS interception): an intercepted
+ * session's `sessions.sni` is what the sniffer found in the plaintext (an HTTP Host, or nothing).
+ */
 export interface GlobTerm {
   readonly kind: "glob";
   readonly field: GlobField;
@@ -136,6 +140,31 @@ export interface PayloadTerm {
   readonly flags: string;
 }
 
+export const TLS_STATES = ["intercepted", "passthrough", "failed"] as const;
+
+/**
+ * `tls` (bare): the session has a `tls` row (`run --tls` saw a ClientHello). `tls:intercepted`: the
+ * relay saw the plaintext; `tls:passthrough`: passed through untouched; `tls:failed`: a handshake
+ * failed. The three states are disjoint: intercepted and passthrough mean no failure was recorded.
+ */
+export interface TlsTerm {
+  readonly kind: "tls";
+  /** null: any tls row. */
+  readonly state: (typeof TLS_STATES)[number] | null;
+}
+
+/**
+ * `alpn:GLOB`: the session's application protocol (`alpn:h2`, `alpn:http/1.*`). With a `tls` row:
+ * the ALPN negotiated with the client or with the target once a handshake finished (no match when
+ * neither negotiated one), else (passthrough, a failure before either finished) a protocol the
+ * client offered. Without one: a protocol offered in a ClientHello the sniffer read
+ * (`proto:tls` sessions, `protocol_info.alpn`).
+ */
+export interface AlpnTerm {
+  readonly kind: "alpn";
+  readonly pattern: string;
+}
+
 /** Whether evaluating the filter needs the sessions' payloads (it has a `~` term). */
 export function usesPayload(filter: Filter): boolean {
   return payloadTerms(filter).length > 0;
@@ -164,6 +193,8 @@ export function payloadTerms(filter: Filter): PayloadTerm[] {
       case "enum":
       case "tag":
       case "compare":
+      case "tls":
+      case "alpn":
         return;
       default:
         return assertNever(f, "filter node");

@@ -1,8 +1,8 @@
 /**
- * Which columns of `sessions` each term reads: the one table `toSql` and `toPredicate` share, so
- * the two cannot disagree about where to look.
+ * Which columns of `sessions` (and of a session's `tls` row) each term reads: the one table `toSql`
+ * and `toPredicate` share, so the two cannot disagree about where to look.
  */
-import type { SessionRow } from "../model/capture-rows.js";
+import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 import type { CidrField, EnumTerm, GlobField, RangeField } from "./ast.js";
 
 type ColumnOf<T> = { [K in keyof SessionRow]-?: SessionRow[K] extends T ? K : never }[keyof SessionRow];
@@ -15,6 +15,11 @@ export const GLOB_COLUMNS: Readonly<Record<GlobField, readonly TextColumn[]>> = 
   user: ["user"],
   sni: ["sni"],
   reason: ["close_reason"],
+};
+
+/** Glob fields that also look in the session's `tls` row (SQL: a scalar subquery; null without a row). */
+export const TLS_GLOB_COLUMNS: Readonly<Partial<Record<GlobField, keyof TlsRow>>> = {
+  sni: "sni",
 };
 
 /** A range matches when any of its columns holds an IP inside it; remote_host only counts here. */

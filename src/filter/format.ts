@@ -34,6 +34,10 @@ export function formatFilter(filter: Filter): string {
     case "payload":
       // Escape lone quotes; `\x` pairs (`\"` included) pass as they are.
       return `~${filter.flags}"${filter.pattern.replace(/(\\[\s\S])|"/g, (_, pair: string | undefined) => pair ?? '\\"')}"`;
+    case "tls":
+      return filter.state === null ? "tls" : `tls:${filter.state}`;
+    case "alpn":
+      return `alpn:${value(filter.pattern)}`;
     default:
       return assertNever(filter);
   }

@@ -16,6 +16,7 @@
  * as canonical text; `formatFilterError` shows an error with a caret under its column.
  */
 export type {
+  AlpnTerm,
   And,
   CidrField,
   CidrTerm,
@@ -34,6 +35,7 @@ export type {
   RangeTerm,
   TagTerm,
   Term,
+  TlsTerm,
 } from "./ast.js";
 export { usesPayload } from "./ast.js";
 export { FilterError, formatFilterError, type FilterErrorCode } from "./filter-error.js";

@@ -150,3 +150,42 @@ export function matchPayload(pattern: string, flags: string, payload: unknown): 
   else return false;
   return compileRegExp(pattern, flags).test(text);
 }
+
+/** The strings of a JSON array's text (non-strings left out); [] for anything else. */
+function jsonStrings(text: unknown): readonly string[] {
+  if (typeof text !== "string") return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * `alpn:` on a session's `tls` row (columns as stored): once either handshake finished (a version
+ * is set), the ALPN negotiated on either side; before that, a protocol the client offered.
+ */
+export function matchAlpnTls(
+  pattern: string,
+  clientAlpn: unknown,
+  upstreamAlpn: unknown,
+  clientVersion: unknown,
+  upstreamVersion: unknown,
+  offered: unknown,
+): boolean {
+  if (clientVersion != null || upstreamVersion != null) return matchGlob(pattern, clientAlpn) || matchGlob(pattern, upstreamAlpn);
+  return jsonStrings(offered).some((p) => matchGlob(pattern, p));
+}
+
+/** `alpn:` on a session without a `tls` row: a protocol offered in the ClientHello the sniffer read (`protocol_info.alpn` of a 'tls' session). */
+export function matchAlpnHello(pattern: string, protocol: unknown, info: unknown): boolean {
+  if (protocol !== "tls" || typeof info !== "string") return false;
+  try {
+    const parsed: unknown = JSON.parse(info);
+    const alpn = typeof parsed === "object" && parsed !== null ? (parsed as { alpn?: unknown }).alpn : undefined;
+    return Array.isArray(alpn) && alpn.some((p) => typeof p === "string" && matchGlob(pattern, p));
+  } catch {
+    return false;
+  }
+}

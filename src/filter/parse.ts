@@ -18,7 +18,18 @@
  *   v:4|4a|5                                 the SOCKS version.
  *   status:open|ok|denied|failed|interrupted the status.
  *   proto:tls|http|http2|ssh|none            the detected protocol; `none` (or `unknown`) is null.
- *   user:GLOB, sni:GLOB, reason:GLOB         user, sni, close_reason match the glob.
+ *   user:GLOB, sni:GLOB, reason:GLOB         user, sni, close_reason match the glob; `sni:` also
+ *                    matches the SNI of the session's tls row (an intercepted session's sessions.sni
+ *                    is what the sniffer read in the plaintext: an HTTP Host, or nothing).
+ *   tls              (the bare keyword, unquoted) the session has a tls row: `run --tls` saw its
+ *                    CONNECT tunnel begin with a ClientHello. `"tls"` (quoted) is the word again.
+ *   tls:intercepted|passthrough|failed
+ *                    the relay saw the plaintext / the tunnel passed through untouched / a
+ *                    handshake failed. Disjoint: the first two mean no failure was recorded.
+ *   alpn:GLOB        the application protocol: with a tls row, the ALPN negotiated with the
+ *                    client or the target once a handshake finished (nothing when neither
+ *                    negotiated one), else one the client offered; without one, one offered in
+ *                    the ClientHello the sniffer read (`proto:tls` sessions).
  *   client:IP|CIDR   client_host is an IP inside it.
  *   tag:KEY          some tag's key matches the KEY glob (`tag:*`: any tag at all).
  *   tag:KEY=GLOB     … and its value matches GLOB. The value is split at its first `=`. Tags that
@@ -51,7 +62,7 @@
  *
  * Alternatives. After `field:`, a `|` with no space on either side separates alternatives
  * (`cmd:connect|bind` is `cmd:connect | cmd:bind`) unless what follows it starts a new term: a
- * known `field:`, a comparison (`bytes>`…), `!`, `(` or `~`; then it is the or operator
+ * known `field:`, a comparison (`bytes>`…), the keyword `tls`, `!`, `(` or `~`; then it is the or operator
  * (`cmd:bind|host:x` is `cmd:bind | host:x`; `host:a|hots:b` is one glob `hots:b`, as `hots` is
  * no field). With a space on either side, `|` is always the operator. Each
  * alternative is a whole value (`tag:a=x|b` is `tag:a=x | tag:b`), and together they are one
@@ -66,12 +77,12 @@
  *   or     := and (space* "|" space* and)*
  *   and    := unary ((space+ | space* "&" space*) unary)*   -- no space needed after ")"
  *   unary  := "!" space* unary | "(" space* or space* ")" | term
- *   term   := FIELD ":" value ("|" value)* | MEASURE OP value | "~" (FLAGS? quoted | regex) | value
+ *   term   := FIELD ":" value ("|" value)* | MEASURE OP value | "~" (FLAGS? quoted | regex) | "tls" | value
  *   value  := (unquoted | quoted)+
  *
  * Errors are FilterErrors carrying a code and the column of the offending character.
  */
-import { COMMANDS, PROTOCOLS, STATUSES, VERSIONS, type ComparisonOperator, type Filter, type Measure, type RangeField, type Term } from "./ast.js";
+import { COMMANDS, PROTOCOLS, STATUSES, TLS_STATES, VERSIONS, type ComparisonOperator, type Filter, type Measure, type RangeField, type Term } from "./ast.js";
 import { FilterError, type FilterErrorCode } from "./filter-error.js";
 import { compileRegExp, normalizeCidr } from "./match.js";
 import { assertNever } from "../lang/assert-never.js";
@@ -83,7 +94,9 @@ export function parseFilter(text: string): Filter {
   return new Parser(text).parse();
 }
 
-const FIELDS = ["host", "port", "cmd", "v", "status", "proto", "rep", "reason", "id", "user", "sni", "client", "tag"] as const;
+const FIELDS = ["host", "port", "cmd", "v", "status", "proto", "rep", "reason", "id", "user", "sni", "client", "tag", "tls", "alpn"] as const;
+/** The one bare keyword: a term on its own, not a host glob. */
+const TLS_KEYWORD = "tls";
 type Field = (typeof FIELDS)[number];
 const MEASURES = ["bytes", "up", "down", "dur"] as const satisfies readonly Measure[];
 
@@ -191,6 +204,10 @@ class Parser {
     const name = this.nameAt(start);
     const next = name === undefined ? undefined : this.text[start + name.length];
     if (name !== undefined && next === ":") return this.parseField(name, start);
+    if (name !== undefined && this.isKeyword(name, start)) {
+      this.pos = start + name.length;
+      return { kind: "tls", state: null };
+    }
     if (name !== undefined && (next === "<" || next === ">" || next === "=")) {
       const measure = name.toLowerCase();
       if (isMeasure(measure)) return this.parseComparison(measure, start + name.length);
@@ -261,6 +278,10 @@ class Parser {
         if (lower === "none" || lower === "unknown") return { kind: "enum", field, value: null };
         return { kind: "enum", field, value: this.oneOf(field, PROTOCOLS, value, [...PROTOCOLS, "none"]) };
       }
+      case "tls":
+        return { kind: "tls", state: this.oneOf(field, TLS_STATES, value) };
+      case "alpn":
+        return { kind: "alpn", pattern: text };
       case "tag": {
         const eq = text.indexOf("=");
         if (eq === 0) throw this.error("EXPECTED_VALUE", "expected a tag name after 'tag:'", value.at);
@@ -429,9 +450,16 @@ class Parser {
     if (c === undefined || isSpace(c) || "()&|!~".includes(c)) return false;
     const name = this.nameAt(i);
     if (name === undefined) return true;
+    if (this.isKeyword(name, i)) return false;
     const next = this.text[i + name.length];
     const lower = name.toLowerCase();
     return !((next === ":" && isField(lower)) || ((next === "<" || next === ">" || next === "=") && isMeasure(lower)));
+  }
+
+  /** Whether `name`, read at `i`, is the bare keyword `tls`: the whole value, unquoted. */
+  private isKeyword(name: string, i: number): boolean {
+    const after = this.text[i + name.length];
+    return name.toLowerCase() === TLS_KEYWORD && (after === undefined || isSpace(after) || VALUE_END.has(after));
   }
 
   private nameAt(i: number): string | undefined {

@@ -3,11 +3,11 @@
  * view). It answers as `toSql` does for the same row and payloads, term by term, through the
  * same matchers (`match.ts`) and column table (`columns.ts`).
  */
-import type { SessionRow } from "../model/capture-rows.js";
+import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 import { assertNever } from "../lang/assert-never.js";
 import type { ComparisonOperator, Filter, Measure } from "./ast.js";
-import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, RANGE_COLUMNS } from "./columns.js";
-import { compileRegExp, inCidr, matchGlob, matchPayload, matchTag } from "./match.js";
+import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, RANGE_COLUMNS, TLS_GLOB_COLUMNS } from "./columns.js";
+import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag } from "./match.js";
 
 export interface PredicateContext {
   /** The time (ms since the epoch) `dur` measures open sessions to: the SQL side's `now`. */
@@ -19,6 +19,12 @@ export interface PredicateContext {
    * first when payloads can be had.
    */
   readonly payloads?: (row: SessionRow) => Iterable<Uint8Array>;
+  /**
+   * The session's `tls` row (the reader's `tls(id)`), for `tls`, `alpn:` and `sni:` terms; called
+   * only for those. Without it every session counts as having none (as in a file from before TLS
+   * interception): give it whenever the rows come from a capture that may have TLS rows.
+   */
+  readonly tls?: (row: SessionRow) => TlsRow | undefined;
 }
 
 export type SessionPredicate = (row: SessionRow, context: PredicateContext) => boolean;
@@ -43,7 +49,9 @@ export function toPredicate(filter: Filter): SessionPredicate {
     case "glob": {
       const { pattern } = filter;
       const columns = GLOB_COLUMNS[filter.field];
-      return (row) => columns.some((column) => matchGlob(pattern, row[column]));
+      const tlsColumn = TLS_GLOB_COLUMNS[filter.field];
+      if (tlsColumn === undefined) return (row) => columns.some((column) => matchGlob(pattern, row[column]));
+      return (row, context) => columns.some((column) => matchGlob(pattern, row[column])) || matchGlob(pattern, context.tls?.(row)?.[tlsColumn]);
     }
     case "cidr": {
       const { cidr } = filter;
@@ -81,6 +89,33 @@ export function toPredicate(filter: Filter): SessionPredicate {
         if (context.payloads === undefined) return false;
         for (const payload of context.payloads(row)) if (matchPayload(pattern, flags, payload)) return true;
         return false;
+      };
+    }
+    case "tls": {
+      const { state } = filter;
+      return (row, context) => {
+        const tls = context.tls?.(row);
+        if (tls === undefined) return false;
+        switch (state) {
+          case null:
+            return true;
+          case "intercepted":
+            return tls.intercepted === 1 && tls.failure_code === null;
+          case "passthrough":
+            return tls.intercepted === 0 && tls.failure_code === null;
+          case "failed":
+            return tls.failure_code !== null;
+          default:
+            return assertNever(state);
+        }
+      };
+    }
+    case "alpn": {
+      const { pattern } = filter;
+      return (row, context) => {
+        const t = context.tls?.(row);
+        if (t === undefined) return matchAlpnHello(pattern, row.protocol, row.protocol_info);
+        return matchAlpnTls(pattern, t.client_alpn, t.upstream_alpn, t.client_version, t.upstream_version, t.alpn_offered);
       };
     }
     default:

@@ -16,12 +16,13 @@
  *   SQLite fails with "no such function: filter_glob" (or another `filter_` name).
  * - `~` terms are EXISTS subqueries over `chunks` and `datagrams` on `session_id = <table>.id`,
  *   served by their (session_id, seq) indexes.
+ * - `tls`, `alpn:` and the `tls` half of `sni:` are subqueries over `tls` by its key, session_id.
  */
 import type Database from "better-sqlite3";
 import { assertNever } from "../lang/assert-never.js";
 import type { Filter } from "./ast.js";
-import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, NOT_NULL, RANGE_COLUMNS } from "./columns.js";
-import { compileRegExp, inCidr, matchGlob, matchPayload, matchTag } from "./match.js";
+import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, NOT_NULL, RANGE_COLUMNS, TLS_GLOB_COLUMNS } from "./columns.js";
+import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag } from "./match.js";
 
 export interface SqlOptions {
   /** The name or alias `sessions` has in the caller's query: letters, digits, `_`. Default `sessions`. */
@@ -63,13 +64,18 @@ function compile(filter: Filter, t: string, params: unknown[], now: number): str
       return any(filter.operands.map((o) => compile(o, t, params, now)));
     case "not":
       return `(NOT ${compile(filter.operand, t, params, now)})`;
-    case "glob":
-      return any(
-        GLOB_COLUMNS[filter.field].map((column) => {
-          params.push(filter.pattern);
-          return `filter_glob(?, ${t}.${column})`;
-        }),
-      );
+    case "glob": {
+      const parts = GLOB_COLUMNS[filter.field].map((column) => {
+        params.push(filter.pattern);
+        return `filter_glob(?, ${t}.${column})`;
+      });
+      const tlsColumn = TLS_GLOB_COLUMNS[filter.field];
+      if (tlsColumn !== undefined) {
+        params.push(filter.pattern);
+        parts.push(`filter_glob(?, (SELECT filter_t.${tlsColumn} FROM tls AS filter_t WHERE filter_t.session_id = ${t}.id))`);
+      }
+      return any(parts);
+    }
     case "cidr":
       return any(
         CIDR_COLUMNS[filter.field].map((column) => {
@@ -123,6 +129,29 @@ function compile(filter: Filter, t: string, params: unknown[], now: number): str
         ` OR EXISTS (SELECT 1 FROM datagrams AS filter_d WHERE filter_d.session_id = ${t}.id AND filter_payload(?, ?, filter_d.data, filter_d.sent)))`
       );
     }
+    case "tls": {
+      const row = `SELECT 1 FROM tls AS filter_t WHERE filter_t.session_id = ${t}.id`;
+      switch (filter.state) {
+        case null:
+          return `(EXISTS (${row}))`;
+        case "intercepted":
+          return `(EXISTS (${row} AND filter_t.intercepted = 1 AND filter_t.failure_code IS NULL))`;
+        case "passthrough":
+          return `(EXISTS (${row} AND filter_t.intercepted = 0 AND filter_t.failure_code IS NULL))`;
+        case "failed":
+          return `(EXISTS (${row} AND filter_t.failure_code IS NOT NULL))`;
+        default:
+          return assertNever(filter.state);
+      }
+    }
+    case "alpn": {
+      const row = `SELECT 1 FROM tls AS filter_t WHERE filter_t.session_id = ${t}.id`;
+      params.push(filter.pattern, filter.pattern);
+      return (
+        `(EXISTS (${row} AND filter_alpn_tls(?, filter_t.client_alpn, filter_t.upstream_alpn, filter_t.client_version, filter_t.upstream_version,` +
+        ` filter_t.alpn_offered)) OR (NOT EXISTS (${row}) AND filter_alpn_hello(?, ${t}.protocol, ${t}.protocol_info)))`
+      );
+    }
     default:
       return assertNever(filter);
   }
@@ -152,6 +181,8 @@ function guarded(column: string, notNull: boolean, test: string): string {
  * - `filter_cidr(cidr, host)`: inCidr.
  * - `filter_tag(tags_json, key_glob, value_glob_or_null)`: matchTag.
  * - `filter_payload(pattern, flags, data, sent)`: matchPayload on data, or on sent.
+ * - `filter_alpn_tls(pattern, client_alpn, upstream_alpn, client_version, upstream_version, alpn_offered)`: matchAlpnTls.
+ * - `filter_alpn_hello(pattern, protocol, protocol_info)`: matchAlpnHello.
  */
 export function registerFilterFunctions(db: Database.Database): void {
   const options = { deterministic: true };
@@ -162,4 +193,11 @@ export function registerFilterFunctions(db: Database.Database): void {
   db.function("filter_payload", options, (pattern: string, flags: string, data: unknown, sent: unknown) =>
     bit(matchPayload(pattern, flags, data) || matchPayload(pattern, flags, sent)),
   );
+  db.function(
+    "filter_alpn_tls",
+    options,
+    (pattern: string, clientAlpn: unknown, upstreamAlpn: unknown, clientVersion: unknown, upstreamVersion: unknown, offered: unknown) =>
+      bit(matchAlpnTls(pattern, clientAlpn, upstreamAlpn, clientVersion, upstreamVersion, offered)),
+  );
+  db.function("filter_alpn_hello", options, (pattern: string, protocol: unknown, info: unknown) => bit(matchAlpnHello(pattern, protocol, info)));
 }

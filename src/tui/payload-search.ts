@@ -33,7 +33,7 @@ import { payloadTerms, usesPayload, type Filter, type PayloadTerm } from "../fil
 import { assertNever } from "../lang/assert-never.js";
 import { toPredicate } from "../filter/index.js";
 import { matchPayload } from "../filter/match.js";
-import type { RowKey, RowPayload, SessionQuery, SessionRow, SessionSource } from "./types.js";
+import type { RowKey, RowPayload, SessionQuery, SessionRow, SessionSource, TlsRow } from "./types.js";
 
 /** At most this much stored payload is read per step (the rows' full lengths: SQLite reads a blob whole). */
 export const STEP_BYTES = 4 * 1024 * 1024;
@@ -53,7 +53,9 @@ export interface PayloadSearchOptions {
   readonly stepRows?: number;
 }
 
-type Source = Pick<SessionSource, "sessions" | "count" | "session" | "chunkMeta" | "chunkPayload" | "datagramMeta" | "datagramPayload">;
+type Source = Pick<SessionSource, "sessions" | "count" | "session" | "chunkMeta" | "chunkPayload" | "datagramMeta" | "datagramPayload" | "tls">;
+/** A session's tls row for `tls`, `alpn:` and `sni:` terms (toPredicate's context.tls). */
+type TlsOf = ((row: SessionRow) => TlsRow | undefined) | undefined;
 /** The filter over a row, `now` and which `~` terms matched (by index in `terms`). */
 type Evaluate = (row: SessionRow, now: number, hits: readonly boolean[]) => boolean;
 
@@ -109,11 +111,16 @@ export class PayloadSearch {
   ) {
     this.terms = distinctPayloadTerms(filter);
     const index = new Map(this.terms.map((t, i) => [termKey(t), i]));
-    this.exact = compile(filter, (term) => {
-      const i = index.get(termKey(term))!;
-      return (_row, _now, hits) => hits[i] === true;
-    });
-    this.possible = compile(filter, (_term, positive) => () => positive);
+    const tls: TlsOf = source.tls === undefined ? undefined : (row) => source.tls!(row.id);
+    this.exact = compile(
+      filter,
+      (term) => {
+        const i = index.get(termKey(term))!;
+        return (_row, _now, hits) => hits[i] === true;
+      },
+      tls,
+    );
+    this.possible = compile(filter, (_term, positive) => () => positive, tls);
     this.stepBytes = Math.max(1, options.stepBytes ?? STEP_BYTES);
     // A session in progress costs a row to refresh and one per page: four rows always make progress.
     this.stepRows = Math.max(4, options.stepRows ?? STEP_ROWS);
@@ -345,18 +352,18 @@ function distinctPayloadTerms(filter: Filter): PayloadTerm[] {
 }
 
 /** The filter with `~` terms answered by `payload` (told whether the term sits under an even number of `!`); every other term by `toPredicate`. */
-function compile(filter: Filter, payload: (term: PayloadTerm, positive: boolean) => Evaluate, positive = true): Evaluate {
+function compile(filter: Filter, payload: (term: PayloadTerm, positive: boolean) => Evaluate, tls: TlsOf, positive = true): Evaluate {
   switch (filter.kind) {
     case "and": {
-      const operands = filter.operands.map((o) => compile(o, payload, positive));
+      const operands = filter.operands.map((o) => compile(o, payload, tls, positive));
       return (row, now, hits) => operands.every((o) => o(row, now, hits));
     }
     case "or": {
-      const operands = filter.operands.map((o) => compile(o, payload, positive));
+      const operands = filter.operands.map((o) => compile(o, payload, tls, positive));
       return (row, now, hits) => operands.some((o) => o(row, now, hits));
     }
     case "not": {
-      const operand = compile(filter.operand, payload, !positive);
+      const operand = compile(filter.operand, payload, tls, !positive);
       return (row, now, hits) => !operand(row, now, hits);
     }
     case "payload":
@@ -367,9 +374,11 @@ function compile(filter: Filter, payload: (term: PayloadTerm, positive: boolean)
     case "range":
     case "enum":
     case "tag":
-    case "compare": {
+    case "compare":
+    case "tls":
+    case "alpn": {
       const predicate = toPredicate(filter);
-      return (row, now) => predicate(row, { now });
+      return (row, now) => predicate(row, tls === undefined ? { now } : { now, tls });
     }
     default:
       return assertNever(filter);

@@ -4,10 +4,24 @@
  * CaptureReader fits it) and, when attached to a running proxy, a `LiveStatus`. Views are pure
  * functions of these values (docs/architecture.md, "Conventions").
  */
-import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../model/capture-rows.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow, TlsRow } from "../model/capture-rows.js";
 import type { CaptureStats, ChunkMeta, DatagramMeta, EventPageQuery, PageQuery, RowKey, RowPayload, SessionQuery } from "../store/reader.js";
 
-export type { ChunkRow, DatagramRow, EventRow, SessionRow, CaptureStats, SessionQuery, ChunkMeta, DatagramMeta, EventPageQuery, PageQuery, RowKey, RowPayload };
+export type {
+  ChunkRow,
+  DatagramRow,
+  EventRow,
+  SessionRow,
+  TlsRow,
+  CaptureStats,
+  SessionQuery,
+  ChunkMeta,
+  DatagramMeta,
+  EventPageQuery,
+  PageQuery,
+  RowKey,
+  RowPayload,
+};
 
 /**
  * Read access to captured sessions: paged, filtered, newest first. The TUI runs on the relay's
@@ -19,6 +33,8 @@ export interface SessionSource {
   sessions(query?: SessionQuery): SessionRow[];
   count(query?: Omit<SessionQuery, "limit" | "order">): number;
   session(id: number): SessionRow | undefined;
+  /** The session's TLS facts (`run --tls`); optional so that sources from before TLS interception still fit. */
+  tls?(sessionId: number): TlsRow | undefined;
   chunkMeta(sessionId: number, query: PageQuery): ChunkMeta[];
   chunkPayload(ids: readonly number[], cap?: number): Map<number, RowPayload>;
   datagramMeta(sessionId: number, query: PageQuery): DatagramMeta[];

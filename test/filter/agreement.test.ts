@@ -5,21 +5,32 @@ import fc from "fast-check";
 import type { Filter, Term } from "../../src/filter/ast.js";
 import { FilterError, formatFilter, parseFilter, toPredicate, toSql } from "../../src/filter/index.js";
 import type { SessionRow } from "../../src/store/schema.js";
-import { BASE, NOW, bytes, captureDb, predicateIds, sessionRow, sqlIds, type Payload, type Session } from "./fixtures.js";
+import { BASE, NOW, bytes, captureDb, predicateIds, sessionRow, sqlIds, tlsRow, type Payload, type Session } from "./fixtures.js";
+import type { TlsRow } from "../../src/store/schema.js";
 
 const payload = (data: string, sent: string | null = null): Payload => ({ data: bytes(data), sent: sent === null ? null : bytes(sent) });
-const session = (id: number, row: Partial<SessionRow>, chunks: Payload[] = [], datagrams: Payload[] = []): Session => ({
+const session = (id: number, row: Partial<SessionRow>, chunks: Payload[] = [], datagrams: Payload[] = [], tls?: Partial<TlsRow>): Session => ({
   row: sessionRow(id, row),
   chunks,
   datagrams,
+  ...(tls === undefined ? {} : { tls: tlsRow(id, tls) }),
 });
 
 // Defaults (sessionRow): v5 CONNECT example.com:443 → remote 93.184.216.34, client 127.0.0.1,
 // ok, reply 0, open 1 s, no bytes, no user/sni/protocol, tags {}.
 const SESSIONS: readonly Session[] = [
-  session(1, { sni: "example.com", protocol: "tls", bytes_up_received: 500, bytes_down_received: 20_000, tags: '{"env":"prod"}' }, [
-    payload("\x16\x03\x01\x02\x00"),
-  ]),
+  session(
+    1,
+    {
+      sni: "example.com",
+      protocol: "tls",
+      protocol_info: '{"alpn":["h2","http/1.1"]}',
+      bytes_up_received: 500,
+      bytes_down_received: 20_000,
+      tags: '{"env":"prod"}',
+    },
+    [payload("\x16\x03\x01\x02\x00")],
+  ),
   session(
     2,
     {
@@ -133,6 +144,42 @@ const SESSIONS: readonly Session[] = [
   ),
 ];
 
+// TLS interception: intercepted h2 (the sniffer saw the plaintext preface: no sessions.sni), a
+// passthrough (the sniffer read the ClientHello), an upstream failure, an intercepted session
+// where nothing negotiated ALPN though the client offered some; with the sessions above, which
+// have no tls row (session 1's ClientHello was only sniffed).
+const TLS_SESSIONS: readonly Session[] = [
+  ...SESSIONS,
+  session(9, { requested_host: "secure.example.net", target_host: "secure.example.net", protocol: "http2" }, [payload("PRI * HTTP/2.0")], [], {
+    sni: "secure.example.net",
+    alpn_offered: '["h2","http/1.1"]',
+    client_alpn: "h2",
+    upstream_alpn: "h2",
+  }),
+  session(10, { protocol: "tls", sni: "pinned.example.net", protocol_info: '{"alpn":["h2","http/1.1"]}' }, [payload("\x16\x03\x01")], [], {
+    intercepted: 0,
+    decided_by: "auto-passthrough",
+    sni: "pinned.example.net",
+    alpn_offered: '["h2","http/1.1"]',
+    client_version: null,
+    client_cipher: null,
+    upstream_version: null,
+    upstream_cipher: null,
+  }),
+  session(11, { status: "failed", close_reason: "tls-failed" }, [], [], {
+    sni: "expired.example.net",
+    alpn_offered: '["http/1.1"]',
+    client_version: null,
+    client_cipher: null,
+    upstream_version: null,
+    upstream_cipher: null,
+    failure_side: "upstream",
+    failure_code: "upstream-certificate",
+    failure_message: "certificate has expired",
+  }),
+  session(12, { protocol: "http", sni: "plain.example.net" }, [payload("GET / HTTP/1.1")], [], { sni: null, alpn_offered: '["h2"]' }),
+];
+
 /** [filter, ids it selects from SESSIONS] */
 const EXAMPLES: readonly (readonly [string, readonly number[]])[] = [
   ["", [1, 2, 3, 4, 5, 6, 7, 8]],
@@ -197,13 +244,49 @@ const EXAMPLES: readonly (readonly [string, readonly number[]])[] = [
   ["!(status:ok | status:denied) port:0-100", [4, 5, 6]],
 ];
 
+/** [filter, ids it selects from TLS_SESSIONS] */
+const TLS_EXAMPLES: readonly (readonly [string, readonly number[]])[] = [
+  ["", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]],
+  ["tls", [9, 10, 11, 12]],
+  ["!tls", [1, 2, 3, 4, 5, 6, 7, 8]],
+  ["tls:intercepted", [9, 12]],
+  ["tls:passthrough", [10]],
+  ["tls:failed", [11]],
+  ["tls:passthrough|failed", [10, 11]],
+  ["tls !tls:failed", [9, 10, 12]],
+  ["sni:secure.*", [9]],
+  ["sni:*.example.net", [9, 10, 11, 12]],
+  ["sni:plain.*", [12]],
+  ["alpn:h2", [1, 9, 10]],
+  ["alpn:http/1.*", [1, 10, 11]],
+  ["alpn:*", [1, 9, 10, 11]],
+  ["!alpn:*", [2, 3, 4, 5, 6, 7, 8, 12]],
+  ["proto:tls", [1, 10]],
+];
+
 describe("SQL and predicate on example sessions", () => {
   const db = captureDb(SESSIONS);
+  const tlsDb = captureDb(TLS_SESSIONS);
 
   it.each(EXAMPLES)("%j selects %j", (text, ids) => {
     const filter = parseFilter(text);
     expect(sqlIds(db, filter)).toEqual(ids);
     expect(predicateIds(SESSIONS, filter)).toEqual(ids);
+  });
+
+  it.each(TLS_EXAMPLES)("with TLS rows: %j selects %j", (text, ids) => {
+    const filter = parseFilter(text);
+    expect(sqlIds(tlsDb, filter)).toEqual(ids);
+    expect(predicateIds(TLS_SESSIONS, filter)).toEqual(ids);
+  });
+
+  it("treats tls, alpn: and sni: as having no tls row in the predicate when no tls lookup is given", () => {
+    const secure = TLS_SESSIONS[8]!.row;
+    expect(toPredicate(parseFilter("tls"))(secure, { now: NOW })).toBe(false);
+    expect(toPredicate(parseFilter("sni:secure.*"))(secure, { now: NOW })).toBe(false);
+    const passthrough = TLS_SESSIONS[9]!.row;
+    // Without a row, alpn: reads the sniffer's ClientHello facts.
+    expect(toPredicate(parseFilter("alpn:h2"))(passthrough, { now: NOW })).toBe(true);
   });
 
   it("qualifies columns with the table alias", () => {
@@ -301,6 +384,16 @@ const tagsArb = fc.oneof(
   fc.constantFrom("{}", "not json", '["x"]', '{"n":5}', '{"env":null}'),
 );
 
+const tlsArb = fc.record({
+  intercepted: fc.constantFrom(0, 1),
+  sni: maybe(fc.constantFrom("example.com", "API.example.com", "tls.example.org")),
+  alpn_offered: fc.constantFrom("[]", '["h2","http/1.1"]', '["http/1.1"]', "not json", '[5,"h2"]'),
+  finished: fc.constantFrom("none", "client", "both"),
+  client_alpn: maybe(fc.constantFrom("h2", "http/1.1")),
+  upstream_alpn: maybe(fc.constantFrom("h2", "http/1.1", "spdy/3")),
+  failure_code: maybe(fc.constantFrom("upstream-certificate", "client-rejected-certificate")),
+});
+
 const sessionArb = fc.record({
   opened: fc.integer({ min: 0, max: 20_000 }),
   fraction: fc.constantFrom(0, 0.25),
@@ -319,6 +412,8 @@ const sessionArb = fc.record({
   close_reason: maybe(fc.constantFrom("completed", "client-reset", "Upstream-Error", "interrupted")),
   protocol: maybe(fc.constantFrom("tls", "http", "ssh")),
   sni: maybe(fc.constantFrom("example.com", "API.example.com", 'x "y"')),
+  protocol_info: maybe(fc.constantFrom('{"alpn":["h2","http/1.1"]}', '{"alpn":[]}', "not json", '{"method":"GET"}')),
+  tls: maybe(tlsArb),
   up: fc.constantFrom(...SIZES.filter(Number.isInteger), 1025, 10_241),
   down: fc.constantFrom(...SIZES.filter(Number.isInteger), 3 * 1024 ** 2),
   tags: tagsArb,
@@ -347,12 +442,27 @@ const sessionsArb: fc.Arbitrary<Session[]> = fc.array(sessionArb, { minLength: 1
         close_reason: d.close_reason,
         protocol: d.protocol,
         sni: d.sni,
+        protocol_info: d.protocol_info,
         bytes_up_received: d.up,
         bytes_down_received: d.down,
         tags: d.tags,
       }),
       chunks: d.chunks,
       datagrams: d.datagrams,
+      ...(d.tls === null
+        ? {}
+        : {
+            tls: tlsRow(i + 1, {
+              intercepted: d.tls.intercepted,
+              sni: d.tls.sni,
+              alpn_offered: d.tls.alpn_offered,
+              client_version: d.tls.finished === "none" ? null : "TLSv1.3",
+              upstream_version: d.tls.finished === "both" ? "TLSv1.2" : null,
+              client_alpn: d.tls.client_alpn,
+              upstream_alpn: d.tls.upstream_alpn,
+              failure_code: d.tls.failure_code,
+            }),
+          }),
     };
   }),
 );
@@ -391,6 +501,8 @@ const termArb: fc.Arbitrary<Term> = fc.oneof(
     fc.record({ kind: fc.constant("compare"), measure: fc.constant("dur"), op: fc.constantFrom(">", ">=", "<", "<=", "="), amount: fc.constantFrom(...TIMES) }),
   ),
   fc.record({ kind: fc.constant("payload"), pattern: fc.constantFrom(...PATTERNS), flags: fc.constantFrom("", "i", "s", "m", "is") }),
+  fc.record({ kind: fc.constant("tls"), state: fc.constantFrom(null, "intercepted", "passthrough", "failed") }),
+  fc.record({ kind: fc.constant("alpn"), pattern: fc.constantFrom("h2", "H2", "http/1.*", "*", "spdy*", "5") }),
 ) as fc.Arbitrary<Term>;
 
 const filterArb: fc.Arbitrary<Filter> = fc.letrec<{ filter: Filter }>((tie) => ({
@@ -444,6 +556,11 @@ const textArb = fc
         '~i"user-agent"',
         "~^$",
         "~[\\x80-\\xff]",
+        "tls",
+        "!tls:failed",
+        "tls:intercepted|passthrough",
+        "alpn:h2|http/1.1",
+        "sni:tls.*",
       ),
       fc.constantFrom(" ", " ", " ", " | ", "|", " & ", " !", " (", ") ", ""),
     ),

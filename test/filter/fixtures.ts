@@ -1,7 +1,7 @@
 /** Sessions in an in-memory capture database, and the same sessions as rows for the predicate. */
 import Database from "better-sqlite3";
 import { registerFilterFunctions, toPredicate, toSql, type Filter } from "../../src/filter/index.js";
-import { MIGRATIONS, type SessionRow } from "../../src/store/schema.js";
+import { MIGRATIONS, type SessionRow, type TlsRow } from "../../src/store/schema.js";
 import { blankSession } from "../support/rows.js";
 
 export const BASE = 1_700_000_000_000;
@@ -18,6 +18,38 @@ export interface Session {
   readonly row: SessionRow;
   readonly chunks: readonly Payload[];
   readonly datagrams: readonly Payload[];
+  /** The session's `tls` row (its session_id is the row's id). */
+  readonly tls?: TlsRow;
+}
+
+/** An intercepted TLS 1.3 session's row, no ALPN, nothing failed; `overrides` change any column. */
+export function tlsRow(sessionId: number, overrides: Partial<TlsRow> = {}): TlsRow {
+  return {
+    session_id: sessionId,
+    at: BASE,
+    intercepted: 1,
+    decided_by: "default",
+    sni: null,
+    alpn_offered: "[]",
+    versions_offered: '["TLSv1.3"]',
+    client_version: "TLSv1.3",
+    client_cipher: "TLS_AES_128_GCM_SHA256",
+    client_alpn: null,
+    upstream_version: "TLSv1.3",
+    upstream_cipher: "TLS_AES_128_GCM_SHA256",
+    upstream_alpn: null,
+    cert_subject: null,
+    cert_issuer: null,
+    cert_sans: null,
+    cert_valid_from: null,
+    cert_valid_to: null,
+    cert_fingerprint: null,
+    verification: null,
+    failure_side: null,
+    failure_code: null,
+    failure_message: null,
+    ...overrides,
+  };
 }
 
 /** A closed, successful CONNECT session with no payload; `overrides` change any column. */
@@ -57,9 +89,12 @@ export function captureDb(sessions: readonly Session[]): Database.Database {
   const insertDatagram = db.prepare(
     "INSERT INTO datagrams (session_id, seq, at, direction, from_host, from_port, data, size, sent, verdict) VALUES (?, ?, ?, 'up', '127.0.0.1', 1, ?, ?, ?, 'relayed')",
   );
+  const tlsColumns = Object.keys(tlsRow(0));
+  const insertTls = db.prepare(`INSERT INTO tls (${tlsColumns.join(", ")}) VALUES (${tlsColumns.map((c) => `@${c}`).join(", ")})`);
   const blob = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b));
-  for (const { row, chunks, datagrams } of sessions) {
+  for (const { row, chunks, datagrams, tls } of sessions) {
     insertSession.run(row);
+    if (tls !== undefined) insertTls.run(tls);
     chunks.forEach((c, seq) => insertChunk.run(row.id, seq, BASE, blob(c.data), c.data.length, blob(c.sent)));
     datagrams.forEach((d, seq) => insertDatagram.run(row.id, seq, BASE, blob(d.data), d.data.length, blob(d.sent)));
   }
@@ -84,5 +119,6 @@ export function predicateIds(sessions: readonly Session[], filter: Filter): numb
       if (p.sent !== null) yield p.sent;
     }
   };
-  return sessions.filter((s) => matches(s.row, { now: NOW, payloads })).map((s) => s.row.id);
+  const tls = (row: SessionRow) => byId.get(row.id)!.tls;
+  return sessions.filter((s) => matches(s.row, { now: NOW, payloads, tls })).map((s) => s.row.id);
 }

@@ -14,6 +14,8 @@ const re = (pattern: string, flags = ""): Term => ({ kind: "payload", pattern, f
 const and = (...operands: Filter[]): Filter => ({ kind: "and", operands });
 const or = (...operands: Filter[]): Filter => ({ kind: "or", operands });
 const not = (operand: Filter): Filter => ({ kind: "not", operand });
+const tls = (state: "intercepted" | "passthrough" | "failed" | null = null): Term => ({ kind: "tls", state });
+const alpn = (pattern: string): Term => ({ kind: "alpn", pattern });
 
 /** [filter text, tree] */
 const PARSES: readonly (readonly [string, Filter])[] = [
@@ -156,6 +158,23 @@ const PARSES: readonly (readonly [string, Filter])[] = [
   ["~a|(b)", or(re("a"), word("b"))],
   ["~(a|host:x)", re("(a|host:x)")],
   ["~a&b", and(re("a"), word("b"))],
+  // TLS interception: the bare keyword, its states, alpn
+  ["tls", tls()],
+  ["TLS", tls()],
+  ["!tls", not(tls())],
+  ["(tls)", tls()],
+  ["tls&cmd:connect", and(tls(), cmd("connect"))],
+  ['"tls"', word("tls")],
+  ["tlsx", word("tlsx")],
+  ["tls.example", word("tls.example")],
+  ["host:tls", glob("host", "tls")],
+  ["cmd:bind|tls", or(cmd("bind"), tls())],
+  ["host:a|tls:failed", or(glob("host", "a"), tls("failed"))],
+  ["tls:intercepted", tls("intercepted")],
+  ["TLS:Passthrough|failed", or(tls("passthrough"), tls("failed"))],
+  ["alpn:h2", alpn("h2")],
+  ["alpn:http/1.*|h2", or(alpn("http/1.*"), alpn("h2"))],
+  ["tls alpn:h2 sni:*.example.com", and(tls(), alpn("h2"), glob("sni", "*.example.com"))],
 ];
 
 describe("parseFilter", () => {
@@ -178,7 +197,7 @@ const ERRORS: readonly (readonly [string, FilterErrorCode, number, string])[] = 
     "http://example.com",
     "UNKNOWN_FIELD",
     1,
-    "unknown field 'http' — fields are host, port, cmd, v, status, proto, rep, reason, id, user, sni, client, tag (quote a word that contains ':')",
+    "unknown field 'http' — fields are host, port, cmd, v, status, proto, rep, reason, id, user, sni, client, tag, tls, alpn (quote a word that contains ':')",
   ],
   ["bytes:5", "UNKNOWN_FIELD", 1, "'bytes' is compared, not matched: write bytes>N, bytes<=N, bytes=N, …"],
   ["byte>5", "UNKNOWN_FIELD", 1, "unknown comparison 'byte' — did you mean 'bytes'?"],
@@ -198,6 +217,12 @@ const ERRORS: readonly (readonly [string, FilterErrorCode, number, string])[] = 
   ["cmd:connect|bnd", "BAD_VALUE", 13, "cmd must be one of connect, bind, udp"],
   ["v:6", "BAD_VALUE", 3, "v must be one of 4, 4a, 5"],
   ["proto:ftp", "BAD_VALUE", 7, "proto must be one of tls, http, http2, ssh, none"],
+  ["tls:yes", "BAD_VALUE", 5, "tls must be one of intercepted, passthrough, failed"],
+  ["a tls:intercepted|fail", "BAD_VALUE", 19, "tls must be one of intercepted, passthrough, failed"],
+  ["tls:", "EXPECTED_VALUE", 5, "expected a value after 'tls:'"],
+  ["alpn: h2", "EXPECTED_VALUE", 6, "expected a value after 'alpn:'"],
+  ["tls(", "EXPECTED_OPERATOR", 4, "expected a space or an operator before '('"],
+  ["alpm:h2", "UNKNOWN_FIELD", 1, "unknown field 'alpm' — did you mean 'alpn'?"],
   ["port:70000", "BAD_VALUE", 6, "port must be a number 0-65535 or a range N-M"],
   ["port:http", "BAD_VALUE", 6, "port must be a number 0-65535 or a range N-M"],
   ["port:1-2-3", "BAD_VALUE", 6, "port must be a number 0-65535 or a range N-M"],
@@ -281,7 +306,7 @@ describe("parseFilter errors", () => {
 
   it("arbitrary text parses or throws a FilterError, and what parses formats back to the same tree and compiles", () => {
     const token = fc.constantFrom(
-      ...'host: port: cmd: v: status: proto: rep: reason: id: user: sni: client: tag: bytes up down dur hots: x: > >= < <= = ! ( ) | & ~ ~i " \\ * ? - = / : 0 1 80 0x1f 10k 2s 10.0.0.0 ::1 connect ok tls none a B'.split(
+      ...'host: port: cmd: v: status: proto: rep: reason: id: user: sni: client: tag: tls: alpn: intercepted h2 bytes up down dur hots: x: > >= < <= = ! ( ) | & ~ ~i " \\ * ? - = / : 0 1 80 0x1f 10k 2s 10.0.0.0 ::1 connect ok tls none a B'.split(
         " ",
       ),
       " ",
