@@ -8,6 +8,7 @@ import { SocksClient } from "socks";
 import { afterEach, describe, expect, it } from "vitest";
 import { allowAllHooks, type ReplyInfo } from "../../../src/engine/index.js";
 import { RawClient, hex, startProxy, type TestProxy } from "../../support/net.js";
+import { ManualClock } from "../../support/manual-clock.js";
 
 let proxy: TestProxy | undefined;
 const sockets: Socket[] = [];
@@ -141,11 +142,20 @@ describe("BIND raw (scenarios 51-53)", () => {
   });
 
   it("#53 timeout: no peer within the BIND timeout gets a failure reply and the port is released", async () => {
-    proxy = await startProxy({ bindTimeoutMs: 200 });
+    const clock = new ManualClock();
+    proxy = await startProxy({ bindTimeoutMs: 200, clock });
     const c = await RawClient.connect(proxy.port);
+    // Closed before stop(): its session lingers after the failure reply, and stop's grace runs on this clock.
+    sockets.push(c.socket);
     c.write(bindRequest5("0.0.0.0"));
     await c.read(2);
     const port = (await c.read(10)).readUInt16BE(8);
+    await clock.armed(200);
+    // The failure reply is reported as the timer fires (inside advance): none 1 ms before the deadline.
+    clock.advance(199);
+    expect(proxy.observer.of("reply")).toHaveLength(1);
+    clock.advance(1);
+    expect(proxy.observer.of("reply")).toHaveLength(2);
     expect((await c.readToEnd(2000)).toString("hex")).toBe("05060001000000000000");
     await expect(peerConnect(port)).rejects.toThrow(/ECONNREFUSED/);
   });

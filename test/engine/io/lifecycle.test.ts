@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type { Socket } from "node:net";
 import { RawClient, connect5, hex, openTunnel, sleep, startEchoServer, startServer, until, withTimeout, useTestProxies } from "../../support/net.js";
+import { ManualClock } from "../../support/manual-clock.js";
 
 const { cleanups, proxy } = useTestProxies();
 
@@ -144,31 +145,36 @@ describe("resets and timeouts (research §7, scenarios 36–38)", () => {
   });
 
   it("#37 silent client is closed at the handshake timeout (handshake-timeout) while others are served", async () => {
+    const clock = new ManualClock();
     const e = await echo();
-    const p = await proxy({ handshakeTimeoutMs: 300 });
-    const started = Date.now();
+    const p = await proxy({ handshakeTimeoutMs: 300, clock });
     const silent = await RawClient.connect(p.port);
     cleanups.push(() => silent.destroy());
+    await clock.armed(300);
     // Meanwhile the accept loop keeps serving other clients, before and after the timeout.
     const busy = await tunnel(p.port, e.port);
     busy.write(Buffer.from("during"));
     expect((await busy.read(6)).toString()).toBe("during");
-    expect(silent.ended || silent.closed).toBe(false);
+    // 1 ms before the deadline the slow client is still served: its greeting gets an answer.
+    clock.advance(299);
+    expect(p.observer.of("anomaly")).toEqual([]);
+    silent.write("050100");
+    expect((await silent.read(2)).toString("hex")).toBe("0500");
+    // The greeting alone does not finish the handshake: at the deadline the session ends.
+    clock.advance(1);
     expect((await silent.readToEnd(3000)).length).toBe(0);
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(280);
-    expect(elapsed).toBeLessThan(2000);
     const silentClose = await p.observer.lastClosed();
     expect(silentClose.reason).toBe("handshake-timeout");
+    const opened = p.observer.of("opened").find((f) => f.id === silentClose.id);
+    expect(silentClose.at - opened!.at).toBe(300);
     expect(
       p.observer
         .of("anomaly")
         .filter((a) => a.code === "handshake-timeout")
         .map((a) => a.id),
     ).toEqual([silentClose.id]);
-    // The tunnel that finished its handshake is not subject to the handshake timeout (a real
-    // timeout: 350 ms lets the 300 ms one pass).
-    await sleep(350);
+    // The tunnel that finished its handshake is not subject to the handshake timeout.
+    clock.advance(10_000);
     busy.write(Buffer.from("after"));
     expect((await busy.read(5)).toString()).toBe("after");
     const late = await tunnel(p.port, e.port);
@@ -177,51 +183,70 @@ describe("resets and timeouts (research §7, scenarios 36–38)", () => {
     expect(p.observer.of("closed")).toHaveLength(1);
   });
 
+  // The idle sweeper runs every quarter of the timeout (75 ms here): a tunnel is closed between
+  // 300 and 375 ms after its last byte.
   it("#38 idle tunnel is closed on both sides after idleTimeoutMs (idle-timeout)", async () => {
+    const clock = new ManualClock();
     let targetClosed = false;
     const t = await target((socket) => {
       socket.on("close", () => (targetClosed = true));
       socket.pipe(socket);
     });
-    const p = await proxy({ idleTimeoutMs: 300 });
+    const p = await proxy({ idleTimeoutMs: 300, clock });
     const c = await tunnel(p.port, t.port);
     c.write(Buffer.from("x"));
     expect((await c.read(1)).toString()).toBe("x");
-    const lastByte = Date.now();
+    await clock.armed(75);
+    // 1 ms before the timeout the tunnel still relays (and that byte starts a new idle period).
+    clock.advance(299);
+    c.write(Buffer.from("y"));
+    expect((await c.read(1)).toString()).toBe("y");
+    clock.advance(299);
+    c.write(Buffer.from("z"));
+    expect((await c.read(1)).toString()).toBe("z");
+    expect(p.observer.of("closed")).toEqual([]);
+    // Past the timeout plus one sweep with no byte, it is closed.
+    clock.advance(375);
     expect((await c.readToEnd(3000)).length).toBe(0);
-    const idle = Date.now() - lastByte;
-    expect(idle).toBeGreaterThanOrEqual(280);
-    expect(idle).toBeLessThan(2000);
     await until(() => targetClosed, 2000, "target side closed");
     const closed = await p.observer.lastClosed();
     expect(closed.reason).toBe("idle-timeout");
   });
 
   it("#38 a tunnel with traffic every 100 ms outlives the 300 ms idle timeout", async () => {
+    const clock = new ManualClock();
     const e = await echo();
-    const p = await proxy({ idleTimeoutMs: 300 });
+    const p = await proxy({ idleTimeoutMs: 300, clock });
     const c = await tunnel(p.port, e.port);
     for (let i = 0; i < 9; i++) {
       c.write(Buffer.of(0x30 + i));
       expect((await c.read(1))[0]).toBe(0x30 + i);
-      await sleep(100);
+      clock.advance(100);
     }
     expect(c.ended || c.closed).toBe(false);
     expect(p.observer.of("closed")).toEqual([]);
+    // The 900 ms above were the engine's time too: without traffic the same tunnel times out.
+    clock.advance(375);
+    expect((await c.readToEnd(3000)).length).toBe(0);
+    expect((await p.observer.lastClosed()).reason).toBe("idle-timeout");
   });
 
   it("#38 one-way traffic (downloads only) keeps the tunnel alive too", async () => {
+    const clock = new ManualClock();
     let targetSocket: Socket | undefined;
     const t = await target((socket) => (targetSocket = socket));
-    const p = await proxy({ idleTimeoutMs: 300 });
+    const p = await proxy({ idleTimeoutMs: 300, clock });
     const c = await tunnel(p.port, t.port);
     for (let i = 0; i < 8; i++) {
       targetSocket!.write("d");
       expect((await c.read(1)).toString()).toBe("d");
-      await sleep(100);
+      clock.advance(100);
     }
     expect(c.ended || c.closed).toBe(false);
     expect(p.observer.of("closed")).toEqual([]);
+    clock.advance(375);
+    expect((await c.readToEnd(3000)).length).toBe(0);
+    expect((await p.observer.lastClosed()).reason).toBe("idle-timeout");
   });
 });
 
@@ -338,12 +363,14 @@ describe("bulk transfer", () => {
 
 describe("engine.stop(graceMs)", () => {
   it("stops accepting at once but lets an open tunnel finish within the grace period", async () => {
+    // Time stands still: stop() can only resolve because the last session ended.
+    const clock = new ManualClock();
     const e = await echo();
-    const p = await proxy();
+    const p = await proxy({ clock });
     const c = await tunnel(p.port, e.port);
-    const t0 = Date.now();
     let stopped = false;
     const stopping = p.engine.stop(3000).then(() => (stopped = true));
+    await clock.armed(3000);
     // No new connections, from the moment stop() is called...
     const refused = await RawClient.connect(p.port).then(
       (late) => {
@@ -360,19 +387,27 @@ describe("engine.stop(graceMs)", () => {
     c.end();
     expect((await c.readToEnd()).length).toBe(0);
     await withTimeout(stopping, 2500, "stop did not resolve after the last session ended");
-    expect(Date.now() - t0).toBeLessThan(2500);
     expect(p.observer.of("closed").map((f) => f.reason)).toEqual(["completed"]);
+    // The grace timer was cancelled, not left pending.
+    expect(clock.pendingDelays).not.toContain(3000);
   });
 
   it("ends tunnels still open when the grace period runs out (shutdown)", async () => {
+    const clock = new ManualClock();
     const e = await echo();
-    const p = await proxy();
+    const p = await proxy({ clock });
     const c = await tunnel(p.port, e.port);
-    const t0 = Date.now();
-    await withTimeout(p.engine.stop(300), 3000, "stop did not resolve");
-    const elapsed = Date.now() - t0;
-    expect(elapsed).toBeGreaterThanOrEqual(280);
-    expect(elapsed).toBeLessThan(2000);
+    let stopped = false;
+    const stopping = p.engine.stop(300).then(() => (stopped = true));
+    await clock.armed(300);
+    // 1 ms before the grace period ends the tunnel still relays.
+    clock.advance(299);
+    c.write(Buffer.from("still"));
+    expect((await c.read(5)).toString()).toBe("still");
+    expect(stopped).toBe(false);
+    expect(p.observer.of("closed")).toEqual([]);
+    clock.advance(1);
+    await withTimeout(stopping, 3000, "stop did not resolve");
     // The proxy's end of the tunnel is gone (FIN to this half-open client), and so is the session.
     expect((await c.readToEnd(2000)).length).toBe(0);
     expect(p.observer.of("closed").map((f) => f.reason)).toEqual(["shutdown"]);

@@ -8,7 +8,8 @@ import ipaddr from "ipaddr.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeUdpDatagram, decodeUdpDatagram, type UdpDatagram } from "../../../src/engine/codec/udp.js";
 import type { EngineOptions } from "../../../src/engine/index.js";
-import { RawClient, fakeLookup, hex, sleep, startProxy, type TestProxy, until } from "../../support/net.js";
+import { RawClient, fakeLookup, found, hex, sleep, startProxy, type TestProxy, until } from "../../support/net.js";
+import { ManualClock } from "../../support/manual-clock.js";
 
 let proxy: TestProxy | undefined;
 const closers: Array<() => void> = [];
@@ -294,23 +295,30 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
 
 describe("UDP ASSOCIATE lifetime and hooks", () => {
   it("the TCP idle timeout does not end an association; --udp-idle-timeout does", async () => {
-    await started({ idleTimeoutMs: 100 });
+    const clock = new ManualClock();
+    await started({ idleTimeoutMs: 100, udpIdleTimeoutMs: 300, clock });
     const echo = await udpEcho();
     const { tcp, relayPort } = await associate(proxy!.port);
-    // A real timeout: 250 ms lets the 100 ms TCP idle timeout pass.
-    await sleep(250);
+    closers.push(() => tcp.destroy());
     const local = await udpSocket();
-    const reply = nextMessage(local);
-    local.send(encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from("alive")), relayPort, "127.0.0.1");
-    expect(await reply).toBeDefined();
-    tcp.destroy();
-    await proxy!.stop();
-
-    await started({ udpIdleTimeoutMs: 150 });
-    const second = await associate(proxy!.port);
+    const roundTrip = async (text: string) => {
+      const reply = nextMessage(local);
+      local.send(encodeUdpDatagram("127.0.0.1", echo.port, Buffer.from(text)), relayPort, "127.0.0.1");
+      expect(decodeUdpDatagram(found(await reply, `echo of ${text}`))).toMatchObject({ kind: "ok", value: { data: Buffer.from(text) } });
+    };
+    await clock.armed(300);
+    // Past the 100 ms TCP idle timeout (the control connection stays silent): the association relays.
+    clock.advance(250);
+    await roundTrip("alive");
+    // A datagram starts a new UDP idle period: 1 ms before it ends, the association still relays...
+    clock.advance(299);
+    await roundTrip("still");
+    expect(proxy!.observer.of("closed")).toEqual([]);
+    // ...and a full period without one ends it.
+    clock.advance(300);
     const closed = await proxy!.observer.lastClosed(2000);
     expect(closed.reason).toBe("idle-timeout");
-    expect((await second.tcp.readToEnd()).length).toBe(0);
+    expect((await tcp.readToEnd()).length).toBe(0);
   });
 
   it("a datagram hook can replace, drop and redirect, in both directions", async () => {
