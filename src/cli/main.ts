@@ -9,6 +9,7 @@ import { showCommand } from "./commands/show.js";
 import { exportCommand } from "./commands/export.js";
 import { tuiCommand } from "./commands/tui.js";
 import { replayCommand } from "./commands/replay.js";
+import { caCommand } from "./commands/ca.js";
 import { VERSION } from "./version.js";
 
 export function buildProgram(terminal: Terminal, started: Started): Command {
@@ -25,6 +26,7 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
   program.addCommand(exportCommand(terminal).exitOverride());
   program.addCommand(replayCommand(terminal).exitOverride());
   program.addCommand(addonCommand(terminal).exitOverride());
+  program.addCommand(caCommand(terminal).exitOverride());
   return program;
 }
 
