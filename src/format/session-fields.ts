@@ -11,7 +11,7 @@
  * anything) gives text, never a throw. Every label, value and line returned is terminal-safe
  * (safe-text.ts): hosts, user names, SNI, tags and addon messages come from the wire or addons.
  */
-import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../model/capture-rows.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow, TlsRow } from "../model/capture-rows.js";
 import { formatBytes, formatDuration, formatTime } from "./quantities.js";
 import { safeText } from "./safe-text.js";
 import { formatEndpoint, formatReply } from "./socks.js";
@@ -19,9 +19,10 @@ import { formatEndpoint, formatReply } from "./socks.js";
 /**
  * Which part of the description a field belongs to; renderers may separate groups (the TUI puts a
  * blank line between them). In order: how a replay relates to its recording, when things happened,
- * who talked to whom, how it ended and what was moved, what was detected, what addons tagged.
+ * who talked to whom, how it ended and what was moved, what was detected, what TLS interception
+ * learned, what addons tagged.
  */
-export type FieldGroup = "replay" | "timing" | "addresses" | "outcome" | "detection" | "tags";
+export type FieldGroup = "replay" | "timing" | "addresses" | "outcome" | "detection" | "tls" | "tags";
 
 /**
  * What a field's value means to a reader, for renderers that colour: `failure` (a failed reply or
@@ -60,6 +61,8 @@ export interface SessionFieldOptions {
   readonly now?: number;
   /** For a replay: how its answer compares with the recording's (placed right under "replay of"). */
   readonly comparison?: ReplayComparison;
+  /** The session's `tls` row (the reader's `tls(id)`), when it has one: the `tls` group. */
+  readonly tls?: TlsRow;
 }
 
 /** `session 12  (run 3, #4)`: the store's id, the run, the engine's id as the log printed it. */
@@ -124,6 +127,7 @@ export function sessionFields(s: SessionRow, options: SessionFieldOptions = {}):
   }
 
   if (s.protocol !== null) add("detection", "detected", protocolText(s), s.protocol_info === null ? {} : { detail: prettyJson(s.protocol_info) });
+  if (options.tls !== undefined) tlsFields(options.tls, (label, value, tone) => add("tls", label, value, tone === undefined ? {} : { tone }));
   const tags = tagsText(s.tags);
   if (tags !== "") add("tags", "tags", tags, { tone: "addon" });
   return fields;
@@ -142,6 +146,65 @@ function comparisonFields(c: ReplayComparison, add: (label: string, value: strin
   add("  recorded", safeText(c.difference.expected) || "(end)");
   add("  now", safeText(c.difference.actual) || "(end)");
 }
+
+/**
+ * One line for a session's TLS: the version and ALPN the client got (for a passthrough, the
+ * highest version offered), the server name, and what happened: `TLS 1.3 · h2 · example.com
+ * (intercepted)`, `TLS 1.2 · example.com (passthrough: filter)`, `TLS 1.3 · example.com (failed:
+ * upstream-certificate)`. Terminal-safe.
+ */
+export function tlsSummary(t: TlsRow): string {
+  const failed = t.failure_code !== null;
+  const version = t.client_version ?? t.upstream_version ?? (t.intercepted === 1 && !failed ? null : (jsonStrings(t.versions_offered)[0] ?? null));
+  const alpn = t.client_alpn ?? t.upstream_alpn;
+  const how = failed ? `failed: ${t.failure_code}` : t.intercepted === 1 ? "intercepted" : `passthrough: ${t.decided_by}`;
+  const parts = [version === null ? "TLS" : tlsVersionText(version), ...(alpn === null ? [] : [alpn]), t.sni ?? "no SNI"];
+  return safeText(`${parts.join(" · ")} (${how})`);
+}
+
+/** "TLSv1.3" as "TLS 1.3" ("TLSv1" is 1.0); anything else as it is. */
+export function tlsVersionText(version: string): string {
+  if (version === "TLSv1") return "TLS 1.0";
+  const m = /^TLSv(\d\.\d)$/.exec(version);
+  return m === null ? version : `TLS ${m[1]}`;
+}
+
+/** The `tls` group: the summary, each side's parameters, what the client offered, the upstream certificate, the failure. */
+function tlsFields(t: TlsRow, add: (label: string, value: string, tone?: FieldTone) => void): void {
+  const failed = t.failure_code !== null;
+  add("tls", tlsSummary(t), failed ? "failure" : undefined);
+  add("  decided", safeText(Object.hasOwn(DECIDED, t.decided_by) ? DECIDED[t.decided_by]! : t.decided_by));
+  const side = (version: string | null, cipher: string | null, alpn: string | null) =>
+    safeText([tlsVersionText(version ?? "?"), cipher ?? "?", alpn === null ? "no ALPN" : `ALPN ${alpn}`].join(", "));
+  if (t.client_version !== null) add("  client", side(t.client_version, t.client_cipher, t.client_alpn));
+  if (t.upstream_version !== null) add("  upstream", side(t.upstream_version, t.upstream_cipher, t.upstream_alpn));
+  const offeredAlpn = jsonStrings(t.alpn_offered);
+  const offeredVersions = jsonStrings(t.versions_offered).map(tlsVersionText);
+  const offered = [`ALPN ${offeredAlpn.length === 0 ? "none" : offeredAlpn.join(", ")}`, ...(offeredVersions.length === 0 ? [] : [offeredVersions.join(", ")])];
+  add("  offered", safeText(offered.join("; ")));
+  if (t.cert_subject !== null) add("  cert", safeText(t.cert_subject));
+  if (t.cert_issuer !== null) add("  issuer", safeText(t.cert_issuer));
+  const sans = jsonStrings(t.cert_sans);
+  if (sans.length > 0) add("  names", safeText(sans.join(", ")));
+  if (t.cert_valid_from !== null || t.cert_valid_to !== null) add("  valid", safeText(`${t.cert_valid_from ?? "?"} → ${t.cert_valid_to ?? "?"}`));
+  if (t.cert_fingerprint !== null) add("  sha-256", safeText(t.cert_fingerprint));
+  if (t.verification !== null) {
+    const v = t.verification;
+    add("  verified", safeText(v), v === "ok" ? "good" : v.startsWith("skipped") ? "attention" : "failure");
+  }
+  if (failed) {
+    const message = t.failure_message === null || t.failure_message === "" ? "" : `: ${t.failure_message}`;
+    add("  failure", safeText(`${t.failure_side ?? "?"} ${t.failure_code}${message}`), "failure");
+  }
+}
+
+/** How intercept-or-passthrough was decided, in words (decided_by as stored). */
+const DECIDED: Readonly<Record<string, string>> = {
+  default: "default (run --tls)",
+  filter: "filter (--tls-hosts / --tls-passthrough)",
+  hook: "hook (an addon's onTlsClientHello)",
+  "auto-passthrough": "auto-passthrough (the client rejected the CA earlier)",
+};
 
 function statusToneOf(s: SessionRow): FieldTone | undefined {
   switch (s.status) {
@@ -288,6 +351,17 @@ function prettyJson(json: string): string[] {
     return JSON.stringify(JSON.parse(json), null, 2).split("\n").map(safeText);
   } catch {
     return [safeText(json)];
+  }
+}
+
+/** The strings of a JSON array (anything else in it as text); [] when absent or not an array. */
+function jsonStrings(json: string | null): string[] {
+  if (json === null) return [];
+  try {
+    const items: unknown = JSON.parse(json);
+    return Array.isArray(items) ? items.map(String) : [];
+  } catch {
+    return [];
   }
 }
 

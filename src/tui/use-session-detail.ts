@@ -112,6 +112,10 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
     // Counted again on each poll only while the session is open.
   }, [source, session?.id, open ? tick : -1]);
 
+  // The TLS facts come before the relay starts; read again on each poll only while the session is open.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: read again on each poll only while the session is open
+  const tls = useMemo(() => (session === undefined ? undefined : source.tls?.(session.id)), [source, session?.id, open ? tick : -1]);
+
   // A replay's comparison with its original, in steps, while the overview shows it.
   const comparing = useRef<{ key: string; comparer: ReplayComparer; result: ReplayComparison } | undefined>(undefined);
   const compareKey =
@@ -157,6 +161,7 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
       width,
       now,
       ...(comparison === undefined ? {} : { comparison }),
+      ...(tls === undefined ? {} : { tls }),
       ...(win === undefined ? {} : { more: { earlier: win.earlier, later: win.later } }),
       counts: { events: counts?.events ?? "", stream: session.command === "udp" ? (counts?.datagrams ?? "") : turnsKnown },
     };
@@ -169,6 +174,7 @@ export function useSessionDetail(options: Options): SessionDetailState | undefin
     mode,
     width,
     comparison,
+    tls,
     counts,
     detail?.tab === "overview" ? now : 0,
     win?.earlier,

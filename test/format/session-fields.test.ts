@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { describeSession } from "../../src/cli/commands/show.js";
-import { sessionFields } from "../../src/format/session-fields.js";
-import type { ChunkRow, DatagramRow, EventRow, SessionRow } from "../../src/store/schema.js";
+import { sessionFields, tlsSummary, tlsVersionText } from "../../src/format/session-fields.js";
+import type { ChunkRow, DatagramRow, EventRow, SessionRow, TlsRow } from "../../src/store/schema.js";
 import { detailLines, type DetailContent } from "../../src/tui/views/index.js";
 import { blankDatagram, blankSession } from "../support/rows.js";
 
@@ -121,7 +121,8 @@ function parseFields(lines: readonly string[]): Parsed[] {
       out[out.length - 1]!.detail.push(line.slice(12));
       continue;
     }
-    const m = /^(\S.*?): +(.*)$/.exec(line);
+    // A sub-field's label starts with two spaces (`  client:`).
+    const m = /^( {2}\S.*?|\S.*?): +(.*)$/.exec(line);
     expect(m, `not a field line: ${JSON.stringify(line)}`).not.toBeNull();
     out.push({ label: m![1]!, value: m![2]!, detail: [] });
   }
@@ -266,5 +267,148 @@ describe("sessionFields", () => {
     expect(fields.find((f) => f.label === "status")).toEqual(status);
     expect(fields.find((f) => f.label === "attempts")?.value).toBe("{");
     expect(fields.some((f) => f.label === "tags")).toBe(false);
+  });
+});
+
+/** An intercepted h2 session with every TLS fact set. */
+const intercepted: TlsRow = {
+  session_id: 12,
+  at: T0 + 5,
+  intercepted: 1,
+  decided_by: "default",
+  sni: "example.com",
+  alpn_offered: '["h2","http/1.1"]',
+  versions_offered: '["TLSv1.3","TLSv1.2"]',
+  client_version: "TLSv1.3",
+  client_cipher: "TLS_AES_128_GCM_SHA256",
+  client_alpn: "h2",
+  upstream_version: "TLSv1.3",
+  upstream_cipher: "TLS_AES_256_GCM_SHA384",
+  upstream_alpn: "h2",
+  cert_subject: "CN=example.com",
+  cert_issuer: "CN=Test Root,O=Test",
+  cert_sans: '["DNS:example.com","DNS:www.example.com"]',
+  cert_valid_from: "2026-01-01T00:00:00.000Z",
+  cert_valid_to: "2027-01-01T00:00:00.000Z",
+  cert_fingerprint: "AB:CD:EF",
+  verification: "ok",
+  failure_side: null,
+  failure_code: null,
+  failure_message: null,
+};
+
+const noHandshake = { client_version: null, client_cipher: null, client_alpn: null, upstream_version: null, upstream_cipher: null, upstream_alpn: null };
+const passthrough: TlsRow = {
+  ...intercepted,
+  ...noHandshake,
+  intercepted: 0,
+  decided_by: "filter",
+  versions_offered: '["TLSv1.2"]',
+  cert_subject: null,
+  cert_issuer: null,
+  cert_sans: null,
+  cert_valid_from: null,
+  cert_valid_to: null,
+  cert_fingerprint: null,
+  verification: null,
+};
+const expired: TlsRow = {
+  ...intercepted,
+  ...noHandshake,
+  verification: "certificate has expired",
+  failure_side: "upstream",
+  failure_code: "upstream-certificate",
+  failure_message: "certificate has expired",
+};
+
+describe("TLS facts: one description in show and the TUI", () => {
+  const tlsReader = (tls: TlsRow) => ({ ...reader, tls: () => tls });
+  const showWith = (s: SessionRow, tls: TlsRow) => [...describeSession(tlsReader(tls), s, { hex: false, maxBytes: Infinity })];
+  const tuiWith = (s: SessionRow, tls: TlsRow) =>
+    detailLines({ session: s, events, chunks, datagrams, tab: "overview", mode: "auto", width: 1000, tls }).map((l) => l.text);
+  const ok: SessionRow = {
+    ...rich,
+    status: "ok",
+    reply: 0,
+    reply_code: null,
+    errno: null,
+    close_reason: "completed",
+    protocol: "http2",
+    sni: null,
+    protocol_info: null,
+  };
+
+  it.each([
+    ["intercepted", intercepted],
+    ["passthrough", passthrough],
+    ["failed", expired],
+  ] as const)("%s: the same fields in show and in the TUI's overview", (_, tls) => {
+    const show = showWith(ok, tls);
+    const end = show.indexOf("");
+    const fields = parseFields(show.slice(1, end));
+    expect(fields).toEqual(parseFields(tuiWith(ok, tls).slice(1)));
+    expect(fields).toEqual(sessionFields(ok, { tls }).map((f) => ({ label: f.label, value: f.value, detail: [...(f.detail ?? [])] })));
+  });
+
+  it("show prints the TLS line and every fact of an intercepted session, after the detection and before the tags", () => {
+    const text = showWith(ok, intercepted);
+    const from = text.findIndex((l) => l.startsWith("tls:"));
+    expect(text.slice(from - 1, from + 12)).toEqual([
+      "detected:   http2",
+      "tls:        TLS 1.3 · h2 · example.com (intercepted)",
+      "  decided:  default (run --tls)",
+      "  client:   TLS 1.3, TLS_AES_128_GCM_SHA256, ALPN h2",
+      "  upstream: TLS 1.3, TLS_AES_256_GCM_SHA384, ALPN h2",
+      "  offered:  ALPN h2, http/1.1; TLS 1.3, TLS 1.2",
+      "  cert:     CN=example.com",
+      "  issuer:   CN=Test Root,O=Test",
+      "  names:    DNS:example.com, DNS:www.example.com",
+      "  valid:    2026-01-01T00:00:00.000Z → 2027-01-01T00:00:00.000Z",
+      "  sha-256:  AB:CD:EF",
+      "  verified: ok",
+      expect.stringMatching(/^tags: /),
+    ]);
+  });
+
+  it("a passthrough shows the ClientHello's facts and why; a failure says which side and why, toned", () => {
+    expect(sessionFields(ok, { tls: passthrough }).filter((f) => f.group === "tls")).toEqual([
+      { group: "tls", label: "tls", value: "TLS 1.2 · example.com (passthrough: filter)" },
+      { group: "tls", label: "  decided", value: "filter (--tls-hosts / --tls-passthrough)" },
+      { group: "tls", label: "  offered", value: "ALPN h2, http/1.1; TLS 1.2" },
+    ]);
+    const failed = sessionFields(ok, { tls: expired }).filter((f) => f.group === "tls");
+    expect(failed[0]).toEqual({ group: "tls", label: "tls", value: "TLS 1.3 · example.com (failed: upstream-certificate)", tone: "failure" });
+    expect(failed.find((f) => f.label === "  verified")).toEqual({ group: "tls", label: "  verified", value: "certificate has expired", tone: "failure" });
+    expect(failed.find((f) => f.label === "  failure")).toEqual({
+      group: "tls",
+      label: "  failure",
+      value: "upstream upstream-certificate: certificate has expired",
+      tone: "failure",
+    });
+    // Without a tls row there is no TLS group at all.
+    expect(sessionFields(ok).some((f) => f.group === "tls")).toBe(false);
+  });
+
+  it("summarises without SNI or ALPN, and words versions as people do", () => {
+    expect(tlsSummary({ ...intercepted, sni: null, client_alpn: null, upstream_alpn: null, client_version: "TLSv1.2" })).toBe("TLS 1.2 · no SNI (intercepted)");
+    expect(tlsSummary({ ...passthrough, decided_by: "auto-passthrough" })).toBe("TLS 1.2 · example.com (passthrough: auto-passthrough)");
+    expect([tlsVersionText("TLSv1.3"), tlsVersionText("TLSv1"), tlsVersionText("SSLv3")]).toEqual(["TLS 1.3", "TLS 1.0", "SSLv3"]);
+  });
+
+  it("a crafted tls row (hostile text, lists that are not JSON, an unknown decision) gives safe text, not a throw", () => {
+    const crafted: TlsRow = {
+      ...expired,
+      sni: "\x1b]0;owned\x07",
+      decided_by: "constructor",
+      alpn_offered: "{",
+      versions_offered: "[1,",
+      cert_subject: "CN=\u202eevil",
+      cert_sans: '"x"',
+      failure_message: "bad\x9bthing",
+    };
+    const fields = sessionFields(ok, { tls: crafted });
+    for (const f of fields) for (const t of [f.label, f.value, ...(f.detail ?? [])]) expect(t).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/);
+    expect(fields.find((f) => f.label === "  decided")?.value).toBe("constructor");
+    expect(fields.find((f) => f.label === "  offered")?.value).toBe("ALPN none");
   });
 });

@@ -4,6 +4,7 @@
  * file (before the `tls` table) opening and taking TLS rows.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { describeSession } from "../../src/cli/commands/show.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -123,6 +124,11 @@ describe("TLS facts in the capture", () => {
     });
     // Fields are only added: the JSON of a session without a lookup has no tls key at all.
     expect("tls" in sessionJson(s!)).toBe(false);
+    // show reads the row back through the reader: the TLS line over the decrypted stream.
+    const shown = [...describeSession(reader, s!, { hex: false, maxBytes: Infinity })];
+    expect(shown).toContain("tls:        TLS 1.3 · h2 · example.com (intercepted)");
+    expect(shown).toContain("  upstream: TLS 1.3, TLS_AES_256_GCM_SHA384, ALPN h2");
+    expect(shown.join("\n")).toMatch(/stream:\n>> \S+ client → target #0 \(37 bytes\)\n {3}GET \/ HTTP\/1\.1/);
   });
 
   it("records failures and passthroughs as events in words a user understands", async () => {
@@ -179,7 +185,11 @@ describe("TLS facts in the capture", () => {
       [{ kind: "tls", code: "upstream-handshake", message: "TLS: handshake with upstream 192.0.2.7 failed: alert handshake_failure", at: AT + 3 }],
       [{ kind: "tls", code: "passthrough", message: "TLS passthrough (filter: --tls-hosts / --tls-passthrough)", at: AT + 3 }],
     ]);
-    const failed = reader.tls(reader.sessions({ order: "oldest" })[1]!.id)!;
+    const second = reader.sessions({ order: "oldest" })[1]!;
+    const shown = [...describeSession(reader, second, { hex: false, maxBytes: Infinity })].join("\n");
+    expect(shown).toContain("tls:        TLS 1.3 · expired.example (failed: upstream-certificate)");
+    expect(shown).toMatch(/events:\n {2}\S+ tls upstream-certificate: TLS: upstream certificate for expired\.example: certificate has expired/);
+    const failed = reader.tls(second.id)!;
     expect([failed.failure_side, failed.failure_code, failed.failure_message, failed.client_version, failed.upstream_version]).toEqual([
       "upstream",
       "upstream-certificate",

@@ -35,7 +35,7 @@ export function showCommand(terminal: Terminal): Command {
           terminal.out(
             JSON.stringify(
               {
-                ...sessionJson(session),
+                ...sessionJson(session, reader.tls(session.id) ?? null),
                 events: reader.events(session.id).map(eventJson),
                 chunks: [...reader.chunks(session.id)].map(chunkJson),
                 datagrams: [...reader.datagrams(session.id)].map(datagramJson),
@@ -55,15 +55,17 @@ export function showCommand(terminal: Terminal): Command {
 
 /**
  * The text `show` prints: the session's fields (format/session-fields.ts, as the TUI's overview
- * shows them) one per line in a column, its events, then the conversation.
+ * shows them, TLS facts included when the reader has them) one per line in a column, its events,
+ * then the conversation (for an intercepted TLS session: the decrypted bytes).
  */
 export function* describeSession(
-  reader: Pick<CaptureReader, "events" | "chunks" | "datagrams">,
+  reader: Pick<CaptureReader, "events" | "chunks" | "datagrams"> & Partial<Pick<CaptureReader, "tls">>,
   s: SessionRow,
   options: { hex: boolean; maxBytes: number },
 ): Generator<string> {
   yield sessionTitle(s);
-  yield* fieldLines(sessionFields(s));
+  const tls = reader.tls?.(s.id);
+  yield* fieldLines(sessionFields(s, tls === undefined ? {} : { tls }));
 
   const events = reader.events(s.id);
   if (events.length > 0) {

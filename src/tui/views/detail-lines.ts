@@ -20,7 +20,7 @@ import {
   type FieldTone,
   type ReplayComparison,
 } from "../../format/session-fields.js";
-import type { DetailTab, EventRow, SessionRow, ShownChunk, ShownDatagram, ViewMode } from "../types.js";
+import type { DetailTab, EventRow, SessionRow, ShownChunk, ShownDatagram, TlsRow, ViewMode } from "../types.js";
 import { displayWidth, safe, wrap } from "./text.js";
 
 export type { ReplayComparison } from "../../format/session-fields.js";
@@ -49,6 +49,8 @@ export interface DetailContent {
   readonly now?: number;
   /** For a replay: how its answer compares with the recorded session's. */
   readonly comparison?: ReplayComparison;
+  /** The session's TLS facts (`run --tls`), when it has them: shown in the overview. */
+  readonly tls?: TlsRow;
   /** The rows given are a window: rows exist before them (`earlier`) or may after them (`later`); each adds a line. */
   readonly more?: { readonly earlier: boolean; readonly later: boolean };
   /** Tab labels' counts when the rows given are not all there is (e.g. "3", "10000+", "" when unknown). */
@@ -79,7 +81,7 @@ export function detailLines(content: DetailContent): DetailLine[] {
   if (windowed && content.more!.earlier) out.push(WINDOW_MARKERS.earlier.text, { color: WINDOW_MARKERS.earlier.color });
   switch (content.tab) {
     case "overview":
-      overview(out, content.session, content.now, content.comparison);
+      overview(out, content.session, content.now, content.comparison, content.tls);
       break;
     case "events":
       events(out, content.events, windowed);
@@ -153,10 +155,11 @@ const TONE_COLOUR = {
 } as const satisfies Record<FieldTone, DetailColour>;
 
 /** The session's fields in a column, a blank line between groups; detail lines indented under the value. */
-function overview(out: LineBuilder, s: SessionRow, now: number | undefined, comparison?: ReplayComparison): void {
+function overview(out: LineBuilder, s: SessionRow, now: number | undefined, comparison?: ReplayComparison, tls?: TlsRow): void {
   out.push(sessionTitle(s), { bold: true });
   let group: FieldGroup | undefined;
-  for (const f of sessionFields(s, { ...(now === undefined ? {} : { now }), ...(comparison === undefined ? {} : { comparison }) })) {
+  const options = { ...(now === undefined ? {} : { now }), ...(comparison === undefined ? {} : { comparison }), ...(tls === undefined ? {} : { tls }) };
+  for (const f of sessionFields(s, options)) {
     // The title and the replay group sit together; every later group starts after a blank line.
     if (group !== undefined && f.group !== group) out.blank();
     group = f.group;
@@ -165,7 +168,7 @@ function overview(out: LineBuilder, s: SessionRow, now: number | undefined, comp
   }
 }
 
-const EVENT_COLOUR: Readonly<Record<string, DetailColour>> = { "hook-error": "red", anomaly: "yellow", capture: "yellow", tag: "cyan" };
+const EVENT_COLOUR: Readonly<Record<string, DetailColour>> = { "hook-error": "red", anomaly: "yellow", capture: "yellow", tag: "cyan", tls: "magenta" };
 
 function events(out: LineBuilder, rows: readonly EventRow[], windowed = false): void {
   if (rows.length === 0 && !windowed) {

@@ -44,7 +44,7 @@ function tabLabel(tab: DetailTab, props: SessionDetailProps): string {
 }
 
 export function SessionDetail(props: SessionDetailProps) {
-  const { session, events, chunks, datagrams, tab, mode, width, now, comparison, more } = props;
+  const { session, events, chunks, datagrams, tab, mode, width, now, comparison, more, tls } = props;
   // biome-ignore lint/correctness/useExhaustiveDependencies: `now` only matters for an open session's overview; the other props are listed
   const lines = useMemo(
     () =>
@@ -59,10 +59,24 @@ export function SessionDetail(props: SessionDetailProps) {
         width,
         ...(now === undefined ? {} : { now }),
         ...(comparison === undefined ? {} : { comparison }),
+        ...(tls === undefined ? {} : { tls }),
         ...(more === undefined ? {} : { more }),
       }),
     // `now` only matters for an open session's overview.
-    [props.lines, session, events, chunks, datagrams, tab, mode, width, comparison, more, session.status === "open" && tab === "overview" ? now : undefined],
+    [
+      props.lines,
+      session,
+      events,
+      chunks,
+      datagrams,
+      tab,
+      mode,
+      width,
+      comparison,
+      tls,
+      more,
+      session.status === "open" && tab === "overview" ? now : undefined,
+    ],
   );
   const page = detailPageSize(props.height);
   const start = clampScroll(lines.length, props.scroll, page);

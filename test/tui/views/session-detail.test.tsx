@@ -2,7 +2,7 @@
 import { render } from "ink-testing-library";
 import { describe, expect, it } from "vitest";
 import { formatTime, hexDump } from "../../../src/format/index.js";
-import type { DetailTab, ViewMode } from "../../../src/tui/types.js";
+import type { DetailTab, TlsRow, ViewMode } from "../../../src/tui/types.js";
 import {
   MAX_BLOCK_BYTES,
   SessionDetail,
@@ -299,5 +299,62 @@ describe("every mode and tab renders within its size", () => {
       expect(lines.length).toBe(12);
       for (const l of lines) expect(displayWidth(l)).toBeLessThanOrEqual(50);
     }
+  });
+});
+
+describe("overview of a TLS session", () => {
+  const tls: TlsRow = {
+    session_id: 1,
+    at: T0,
+    intercepted: 1,
+    decided_by: "default",
+    sni: "example.com",
+    alpn_offered: '["h2","http/1.1"]',
+    versions_offered: '["TLSv1.3"]',
+    client_version: "TLSv1.3",
+    client_cipher: "TLS_AES_128_GCM_SHA256",
+    client_alpn: "h2",
+    upstream_version: "TLSv1.3",
+    upstream_cipher: "TLS_AES_128_GCM_SHA256",
+    upstream_alpn: "h2",
+    cert_subject: "CN=example.com",
+    cert_issuer: "CN=Test Root",
+    cert_sans: '["DNS:example.com"]',
+    cert_valid_from: "2026-01-01T00:00:00.000Z",
+    cert_valid_to: "2027-01-01T00:00:00.000Z",
+    cert_fingerprint: "AB:CD",
+    verification: "ok",
+    failure_side: null,
+    failure_code: null,
+    failure_message: null,
+  };
+
+  it("draws the TLS line and its facts in a group of their own", () => {
+    const shown = frame(props({ tls }));
+    expect(shown).toMatch(
+      /\n\ntls: +TLS 1\.3 · h2 · example\.com \(intercepted\)\n {2}decided: +default \(run --tls\)\n {2}client: +TLS 1\.3, TLS_AES_128_GCM_SHA256, ALPN h2\n/,
+    );
+    expect(shown).toMatch(/ {2}verified: +ok/);
+    expect(frame(props())).not.toContain("tls:");
+  });
+
+  it("colours a failed handshake red, and TLS events magenta", () => {
+    const failed = { ...tls, failure_side: "client", failure_code: "client-rejected-certificate", failure_message: "alert unknown_ca" };
+    const lines = detailLines(props({ tls: failed }));
+    expect(lines.find((l) => l.text.startsWith("tls:"))).toEqual({
+      text: "tls:        TLS 1.3 · h2 · example.com (failed: client-rejected-certificate)",
+      color: "red",
+    });
+    const tlsEvent = event({
+      kind: "tls",
+      addon: null,
+      hook: null,
+      location: null,
+      code: "passthrough",
+      message: "TLS passthrough (filter: --tls-hosts / --tls-passthrough)",
+    });
+    const eventLine = detailLines(props({ tab: "events", events: [tlsEvent], width: 200 }))[0]!;
+    expect(eventLine.color).toBe("magenta");
+    expect(eventLine.text).toMatch(/tls passthrough: TLS passthrough \(filter: --tls-hosts \/ --tls-passthrough\)$/);
   });
 });
