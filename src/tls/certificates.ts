@@ -136,13 +136,16 @@ interface Entry {
 export class LeafCertificates {
   readonly #ca: CertificateAuthority;
   readonly #capacity: number;
+  readonly #now: () => number;
   readonly #cache = new Map<string, Entry>();
   #key: Promise<LeafKey> | undefined;
   #generated = 0;
 
-  constructor(ca: CertificateAuthority, options: { readonly capacity?: number } = {}) {
+  /** `capacity`: name sets kept (256); `now`: the clock for validity and renewal, epoch ms (tests move it). */
+  constructor(ca: CertificateAuthority, options: { readonly capacity?: number; readonly now?: () => number } = {}) {
     this.#ca = ca;
     this.#capacity = Math.max(1, options.capacity ?? DEFAULT_LEAF_CAPACITY);
+    this.#now = options.now ?? Date.now;
   }
 
   /** How many leaves this instance has signed (cache misses that completed). */
@@ -180,7 +183,7 @@ export class LeafCertificates {
     const cached = this.#cache.get(key);
     if (cached !== undefined) {
       this.#cache.delete(key);
-      const stale = cached.leaf !== undefined && cached.leaf.notAfter.getTime() - Date.now() < RENEW_BEFORE_MS;
+      const stale = cached.leaf !== undefined && cached.leaf.notAfter.getTime() - this.#now() < RENEW_BEFORE_MS;
       if (!stale) {
         this.#cache.set(key, cached);
         return cached.promise;
@@ -215,7 +218,7 @@ export class LeafCertificates {
   async #generate(names: LeafNames): Promise<Leaf> {
     const ca = this.#ca;
     const key = await this.#leafKey();
-    const now = Date.now();
+    const now = this.#now();
     const notAfter = new Date(Math.min(now + VALIDITY_AHEAD_MS, ca.notAfter.getTime()));
     const first = names.dns[0] !== undefined && names.dns[0].length < MAX_NAME_CHARS ? names.dns[0] : names.ip[0];
     const subject: Record<string, string[]>[] = [];

@@ -201,6 +201,29 @@ describe("LeafCertificates: the cache", () => {
   });
 });
 
+describe("LeafCertificates: validity over time", () => {
+  it("makes a cached leaf again once it is within a day of its end", async () => {
+    let now = Date.now();
+    const leaves = new LeafCertificates(ca, { now: () => now });
+    const first = await leaves.leafFor({ target: "renew.example" });
+    expect(first.notAfter.getTime()).toBe(now + 197 * DAY_MS);
+    now += 195 * DAY_MS;
+    expect(await leaves.leafFor({ target: "renew.example" })).toBe(first);
+    now += 1.5 * DAY_MS;
+    const renewed = await leaves.leafFor({ target: "renew.example" });
+    expect(renewed).not.toBe(first);
+    expect(leaves.generated).toBe(2);
+    expect(Date.parse(renewed.certificate.validTo)).toBeGreaterThan(now + 190 * DAY_MS);
+  });
+
+  it("never outlives the CA", async () => {
+    const now = ca.notAfter.getTime() - 10 * DAY_MS;
+    const leaf = await new LeafCertificates(ca, { now: () => now }).leafFor({ target: "late.example" });
+    expect(leaf.notAfter.getTime()).toBe(ca.notAfter.getTime());
+    expect(Date.parse(leaf.certificate.validTo)).toBeLessThanOrEqual(ca.notAfter.getTime());
+  });
+});
+
 describe("LeafCertificates over real TLS on loopback", () => {
   let leaves: LeafCertificates;
   beforeAll(() => {
