@@ -24,6 +24,7 @@ import { startWatchdog, type WatchedAddon } from "./watchdog.js";
 import { installLastResort } from "./last-resort.js";
 import { addonLocation } from "../hooks/loader.js";
 import { HOOK_CODES } from "./watchdog-shared.js";
+import { startTls, type RunningTls, type TlsRunOptions } from "./tls-setup.js";
 
 export interface RunOptions {
   listen: Endpoint[];
@@ -61,6 +62,8 @@ export interface RunOptions {
    * stop the process).
    */
   maxBlockMs?: number | undefined;
+  /** `--tls` and its options; undefined: tunnels stay opaque. */
+  tls?: TlsRunOptions | undefined;
 }
 
 /** Where the command writes: stdout for the session log, stderr for notices. */
@@ -85,6 +88,8 @@ export interface RunningProxy {
   readonly addons: readonly string[];
   /** The capture file answered from with --server-replay. */
   readonly serverReplay: string | undefined;
+  /** Hosts whose clients rejected the socksmith CA this run (0 without --tls). */
+  tlsDistrusted(): number;
   /** Payload bytes relayed so far (counted by the recorder; 0 without capture). */
   bytesSeen(): number;
   /** Marks the session that connects from `clientPort` as a replay of `original`; resolves with its capture id. */
@@ -183,6 +188,18 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       throw err;
     }
   }
+  let tls: RunningTls | undefined;
+  if (options.tls !== undefined) {
+    try {
+      tls = await startTls(options.tls, options.handshakeTimeoutMs, logger);
+    } catch (err) {
+      serverReplay?.reader.close();
+      await addons?.close();
+      await watchdog?.stop();
+      await recorder?.close();
+      throw err;
+    }
+  }
   const observers = [
     ...(sessionLog === undefined ? [] : [sessionLog]),
     ...(recorder === undefined ? [] : [recorder]),
@@ -202,6 +219,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     udpAllowUnsolicited: options.udpAllowUnsolicited,
     udpMaxPeers: options.udpMaxPeers,
     logger,
+    ...(tls === undefined ? {} : { tls: tls.interceptor }),
     ...(observers.length === 0 ? {} : { observer: combineObservers(observers) }),
     ...(serverReplay !== undefined ? { hooks: serverReplay.runner } : addons === undefined ? {} : { hooks: addons.dispatcher }),
   });
@@ -234,6 +252,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     await addons?.close();
     await watchdog?.stop();
     await recorder?.close();
+    await tls?.close();
     serverReplay?.reader.close();
     if (err instanceof ListenError) throw new CliError(err.message, 1);
     throw err;
@@ -251,6 +270,13 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       );
     }
   }
+  if (tls !== undefined) {
+    const t = options.tls!;
+    terminal.err(
+      `TLS interception on: leaf certificates from the CA in ${tls.caPath} (clients must trust it: socksmith ca)` +
+        `${t.upstreamInsecure ? "; targets' certificates are NOT verified (--upstream-insecure)" : ""}${t.keylog === undefined ? "" : `; key log: ${t.keylog}`}`,
+    );
+  }
   return {
     get sessionCount() {
       return engine.sessionCount;
@@ -260,6 +286,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       await addons?.close(); // onDispose hooks: still watched
       await watchdog?.stop();
       await recorder?.close();
+      await tls?.close();
       removeLastResort();
       serverReplay?.reader.close();
     },
@@ -270,6 +297,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     addons: options.addons.map((file) => basename(file)),
     serverReplay: options.serverReplay,
     bytesSeen: () => recorder?.bytesSeen ?? 0,
+    tlsDistrusted: () => tls?.distrustedCount() ?? 0,
     markReplay: (clientPort, original) => {
       replays?.clientReplay(clientPort, original);
       return recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing"));

@@ -9,8 +9,10 @@ import { parseSettings } from "../addons.js";
 import { loadTui } from "../load-tui.js";
 import { filterOption } from "../capture-file.js";
 import { startProxy, type RunOptions, type Started, type Terminal } from "../proxy.js";
+import { resolveTlsOptions, type RawTlsOptions } from "../tls-setup.js";
+import { defaultCaDir } from "../../tls/ca.js";
 
-interface RawRunOptions {
+interface RawRunOptions extends RawTlsOptions {
   listen?: string[];
   addon?: string[];
   set?: string[];
@@ -82,6 +84,14 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     )
     .option("--replay-reuse", "with --server-replay, let a recording answer more than once")
     .option("--replay-filter <expr>", "with --server-replay, only the sessions this filter matches answer")
+    .option("--tls", "intercept TLS: decrypt CONNECT tunnels that begin with a ClientHello, with leaf certificates from the socksmith CA")
+    .option("--tls-hosts <expr>", "with --tls, intercept only tunnels this filter matches (sni:, host:, port:); the rest pass through")
+    .option("--tls-passthrough <expr>", "with --tls, never intercept tunnels this filter matches (wins over --tls-hosts)")
+    .option("--ca-dir <dir>", "where the socksmith CA lives (default $XDG_CONFIG_HOME/socksmith or ~/.socksmith)")
+    .option("--upstream-ca <file>", "with --tls, also trust these PEM CA certificates when verifying targets")
+    .option("--upstream-insecure", "with --tls, do not verify targets' certificates (recorded on each session)")
+    .option("--no-tls-auto-passthrough", "with --tls, keep intercepting hosts whose clients rejected the socksmith CA")
+    .option("--tls-keylog <file>", "with --tls, append NSS key log lines for both sides (default: $SSLKEYLOGFILE)")
     .option("--shutdown-grace <duration>", "on Ctrl-C, how long open sessions may finish", "5s")
     .addOption(new Option("--log-format <format>", "session log format").choices(["text", "json"]).default("text"))
     .option("-q, --quiet", "no per-session log lines")
@@ -165,6 +175,7 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     replayMiss: raw.replayMiss ?? "deny",
     replayReuse: raw.replayReuse === true,
     replayFilter: filterOption(raw.replayFilter, "--replay-filter"),
+    tls: resolveTlsOptions(raw, defaultCaDir(), process.env),
   };
 }
 

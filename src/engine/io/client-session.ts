@@ -12,10 +12,11 @@ import type { SessionEvent } from "../session/events.js";
 import type { ProtocolError } from "../errors.js";
 import { dial } from "./dialer.js";
 import { callHook } from "./call-hook.js";
-import { TcpRelay, type RelayCounts } from "./tcp-relay.js";
+import { TcpRelay, type RelayCounts, type RelayHost } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
 import { BindListener, type BindEvents, type BindPeer } from "./bind-listener.js";
 import { ServedRelay } from "./served-relay.js";
+import { TlsGate } from "./tls-gate.js";
 import { type SocketReader, discard } from "./socket-reader.js";
 import type { EngineContext, EngineSession } from "./engine-context.js";
 import { assertNever } from "../../lang/assert-never.js";
@@ -38,7 +39,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   readonly id: number;
   readonly conn: ConnectionInfo;
   private machine: SessionMachine | undefined;
-  private relay: TcpRelay | ServedRelay | undefined;
+  private relay: TcpRelay | ServedRelay | TlsGate | undefined;
   /** Bytes hooks injected before the relay started. */
   private pendingInjects: { direction: Direction; data: Uint8Array }[] | undefined;
   private upstream: Socket | undefined;
@@ -396,6 +397,8 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     client.removeListener("error", this.onClientError);
     client.removeListener("close", this.onClientClose);
     const served = this.machine?.served === true;
+    const connect = this.machine?.command === "connect";
+    const { target, remote } = this;
     this.machine = undefined;
     // What the reply needed is reported; a long-lived tunnel need not keep it.
     this.target = this.remote = this.attempts = undefined;
@@ -405,12 +408,43 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     } else {
       const upstream = this.upstream!;
       upstream.removeListener("error", noop);
-      this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
+      const tls = ctx.tls;
+      if (tls !== undefined && connect && target !== undefined && remote !== undefined) {
+        // The gate becomes a TcpRelay (plain or over the plaintext) once the first bytes tell.
+        const gate = {
+          ...this.relayHost(),
+          tls,
+          target,
+          remote,
+          handshakeTimeoutMs: ctx.options.handshakeTimeoutMs,
+          clock: ctx.clock,
+          relayStarted: (relay: TcpRelay) => {
+            if (this.relay === gateRelay) this.relay = relay;
+          },
+        };
+        const gateRelay = new TlsGate(gate, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
+        this.relay = gateRelay;
+      } else {
+        this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
+      }
     }
     const injects = this.pendingInjects;
     this.pendingInjects = undefined;
     for (const { direction, data } of injects ?? []) this.relay.inject(direction, data);
     this.relay.start(early, this.clientEnded);
+  }
+
+  /** What a relay (or the TLS gate) needs from this session, as a plain object the gate can extend. */
+  private relayHost(): RelayHost {
+    return {
+      id: this.id,
+      observer: this.ctx.observer,
+      hooks: this.ctx.hooks,
+      handle: this,
+      now: () => this.ctx.clock.now(),
+      relayEnded: (reason, errno, counts) => this.relayEnded(reason, errno, counts),
+      hookFailed: (hook, err) => this.hookFailed(hook, err),
+    };
   }
 
   relayEnded(reason: CloseReason, errno: string | undefined, counts: RelayCounts): void {

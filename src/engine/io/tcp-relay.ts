@@ -16,6 +16,7 @@ import type { Direction } from "../types.js";
 import type { ChunkFact, ChunkVerdict, CloseReason, DataVerdict, EngineObserver, HookRunner, SessionHandle } from "../ports.js";
 import type { SocketReader } from "./socket-reader.js";
 import { callHook } from "./call-hook.js";
+import { resetSocket } from "./raw-stream.js";
 import { DirectionWait, WAIT_DRAIN, WAIT_HOOK, type WaitReason } from "./direction-wait.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 
@@ -81,8 +82,12 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     upstream.on("close", this.onSocketClose);
   }
 
-  /** Sends the client's early bytes (pipelined behind the request), then starts reading. */
-  start(early: Buffer, clientEnded: boolean): void {
+  /**
+   * Sends the client's early bytes (pipelined behind the request), then starts reading. `down`:
+   * bytes already read from the upstream (a TLS gate that found the server speaking first),
+   * sent to the client first; `upstreamEnded`: its FIN came before.
+   */
+  start(early: Buffer, clientEnded: boolean, down?: Buffer, upstreamEnded = false): void {
     if (this.upstream.destroyed) {
       // The target went away while the reply was being decided.
       this.reason = "target-error";
@@ -95,7 +100,12 @@ export class TcpRelay implements RelayCounts, IdleTracked {
       this.bytesUpReceived += early.length;
       this.forward("up", early, this.upstream);
     }
+    if (down !== undefined && down.length > 0) {
+      this.bytesDownReceived += down.length;
+      this.forward("down", down, this.client);
+    }
     if (clientEnded) this.onClientEnd();
+    if (upstreamEnded) this.onUpstreamEnd();
     // Early bytes or injects before the start may already have made a direction wait.
     if (this.upWait.reading) this.client.resume();
     if (this.downWait.reading) this.upstream.resume();
@@ -125,8 +135,8 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   close(mode: "graceful" | "reset", reason: CloseReason): void {
     this.reason ??= reason;
     if (mode === "reset") {
-      if (!this.client.destroyed) this.client.resetAndDestroy();
-      if (!this.upstream.destroyed) this.upstream.resetAndDestroy();
+      if (!this.client.destroyed) resetSocket(this.client);
+      if (!this.upstream.destroyed) resetSocket(this.upstream);
     } else {
       this.client.end();
       this.upstream.end();
@@ -278,7 +288,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     // Pass a reset on as a reset, so port scanners and clients see what the target did.
     const other = side === "client" ? this.upstream : this.client;
     if (other.destroyed) return;
-    if (reset) other.resetAndDestroy();
+    if (reset) resetSocket(other);
     else other.destroy();
   }
 

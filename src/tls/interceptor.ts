@@ -1,0 +1,338 @@
+/**
+ * TLS interception (`run --tls`): the engine's TlsInterceptor. For a tunnel that began with a
+ * ClientHello it connects TLS to the target first (the client's SNI, ALPN offers and highest
+ * version), verifies the target's certificate, and only then finishes the client's handshake
+ * with a leaf from the socksmith CA that mirrors the target's names and the ALPN the target
+ * chose. Either failure ends the client's TLS with an alert and is reported in words.
+ *
+ * - Choice before hooks: `--tls-passthrough` wins over `--tls-hosts`; without `--tls-hosts`
+ *   every ClientHello is intercepted. A host whose client rejected our certificate this run
+ *   passes through from then on (`autoPassthrough`, on by default).
+ * - Upstream verification uses Node's bundled roots plus `upstreamCa`; `upstreamInsecure`
+ *   skips it (the fact says so).
+ * - Both handshakes together are bounded by `handshakeTimeoutMs`.
+ * - `keylog` receives NSS key-log lines of both sides (for Wireshark).
+ */
+import { isIP } from "node:net";
+import { once } from "node:events";
+import type { Duplex } from "node:stream";
+import { TLSSocket, connect as tlsConnect, rootCertificates, type SecureContext, type SecureVersion } from "node:tls";
+import type { X509Certificate } from "node:crypto";
+import type {
+  Endpoint,
+  HelloInspection,
+  TlsCertificateInfo,
+  TlsChoice,
+  TlsEstablishArgs,
+  TlsEstablished,
+  TlsFailure,
+  TlsHello,
+  TlsInterceptor,
+  TlsNotEstablished,
+  TlsSideInfo,
+} from "../engine/index.js";
+import { DETECT_LIMIT } from "../detect/detection.js";
+import { detectTls } from "../detect/tls-client-hello.js";
+import { describeVerifyError } from "./verify-errors.js";
+
+/** Where leaf certificates come from (certificates.ts). */
+export interface LeafSource {
+  secureContextFor(request: { sni?: string; target: string; upstream?: X509Certificate }): Promise<SecureContext>;
+}
+
+/** Decides by destination: `--tls-hosts` / `--tls-passthrough` compiled from the filter language. */
+export type HostMatcher = (hello: TlsHello, target: Endpoint) => boolean;
+
+export interface InterceptorOptions {
+  readonly certificates: LeafSource;
+  /** Extra CA certificates (PEM) trusted for upstream verification, beside Node's roots. */
+  readonly upstreamCa?: readonly string[];
+  /** Skip upstream certificate verification. */
+  readonly upstreamInsecure?: boolean;
+  /** Intercept only matching tunnels (`--tls-hosts`). */
+  readonly hosts?: HostMatcher;
+  /** Never intercept matching tunnels (`--tls-passthrough`). */
+  readonly passthrough?: HostMatcher;
+  /** Pass through hosts whose client rejected our certificate (default true). */
+  readonly autoPassthrough?: boolean;
+  /** NSS key-log lines, both sides. */
+  readonly keylog?: (line: Buffer) => void;
+  /** Both handshakes must finish within this (default 15 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** A client rejected our certificate for `host` (first time this run). */
+  readonly distrusted?: (host: string) => void;
+}
+
+/** Hosts remembered for auto-passthrough, at most (the oldest is forgotten first). */
+const DISTRUST_MAX = 10_000;
+
+/** TLS alert descriptions (RFC 8446 §6). */
+const ALERT_HANDSHAKE_FAILURE = 40;
+
+/** Client alerts that mean "I do not trust your certificate". */
+const REJECTION_CODES = new Set(["ERR_SSL_TLSV1_ALERT_UNKNOWN_CA", "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE", "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN"]);
+
+const VERSION_NAMES: Readonly<Record<string, SecureVersion>> = {
+  "TLS 1.0": "TLSv1",
+  "TLS 1.1": "TLSv1.1",
+  "TLS 1.2": "TLSv1.2",
+  "TLS 1.3": "TLSv1.3",
+};
+
+export class TlsInterception implements TlsInterceptor {
+  /** Hosts (SNI, or the target when there was none) whose clients rejected our certificate. */
+  readonly distrusted = new Set<string>();
+  private readonly roots: readonly string[];
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: InterceptorOptions) {
+    this.roots = [...rootCertificates, ...(options.upstreamCa ?? [])];
+    this.timeoutMs = options.handshakeTimeoutMs ?? 15_000;
+  }
+
+  inspect(bytes: Buffer): HelloInspection {
+    const seen = detectTls(bytes, DETECT_LIMIT);
+    if (seen.kind === "need-more") return { kind: "more" };
+    if (seen.kind !== "tls") return { kind: "not-tls" };
+    const version = seen.version === undefined ? undefined : VERSION_NAMES[seen.version];
+    // A hello offering only SSL 3.0 / TLS < 1.0 (or an unknown version) is not ours to terminate.
+    if (version === undefined) return { kind: "not-tls" };
+    const hello: TlsHello = { ...(seen.sni === undefined ? {} : { sni: seen.sni }), alpn: seen.alpn, versions: [version] };
+    return { kind: "hello", hello, length: bytes.length };
+  }
+
+  choose(hello: TlsHello, target: Endpoint): TlsChoice {
+    const { options } = this;
+    if (options.autoPassthrough !== false && this.distrusted.has(hostOf(hello, target))) return { intercept: false, decidedBy: "auto-passthrough" };
+    if (options.passthrough?.(hello, target) === true) return { intercept: false, decidedBy: "filter" };
+    if (options.hosts !== undefined) return { intercept: options.hosts(hello, target), decidedBy: "filter" };
+    return { intercept: true, decidedBy: "default" };
+  }
+
+  async establish(args: TlsEstablishArgs): Promise<TlsEstablished | TlsNotEstablished> {
+    const deadline = Date.now() + this.timeoutMs;
+    const upstream = await this.connectUpstream(args, deadline);
+    if (!upstream.ok) {
+      alert(args.client, ALERT_HANDSHAKE_FAILURE);
+      return upstream;
+    }
+    const { socket: up, side: upstreamSide, certificate, verification, peer } = upstream;
+    const client = await this.acceptClient(args, up.alpnProtocol || undefined, peer, deadline);
+    if (!client.ok) {
+      up.destroy();
+      return { ok: false, fact: { upstream: upstreamSide, ...(certificate === undefined ? {} : { certificate }), verification, failure: client.failure } };
+    }
+    return {
+      ok: true,
+      client: client.socket,
+      upstream: up,
+      fact: { intercepted: true, client: client.side, upstream: upstreamSide, ...(certificate === undefined ? {} : { certificate }), verification },
+    };
+  }
+
+  /** TLS to the target over the raw upstream stream, verified (unless insecure). */
+  private async connectUpstream(
+    args: TlsEstablishArgs,
+    deadline: number,
+  ): Promise<
+    | { ok: true; socket: TLSSocket; side: TlsSideInfo; certificate: TlsCertificateInfo | undefined; verification: string; peer: X509Certificate | undefined }
+    | TlsNotEstablished
+  > {
+    const { hello, target } = args;
+    const name = hostOf(hello, target);
+    const highest = hello.versions[0] as SecureVersion | undefined;
+    const up = tlsConnect({
+      socket: args.upstream,
+      ...(hello.sni === undefined || isIP(hello.sni) !== 0 ? {} : { servername: hello.sni }),
+      ...(hello.alpn.length === 0 ? {} : { ALPNProtocols: [...hello.alpn] }),
+      ...(highest === undefined ? {} : { maxVersion: highest, minVersion: highest < "TLSv1.2" ? highest : "TLSv1.2" }),
+      // Verified below, so that a failure can be reported in words (and recorded) instead of thrown.
+      rejectUnauthorized: false,
+      // Names are checked below against the SNI or the requested target; Node would check the
+      // connect options' host, which a wrapped stream does not have.
+      checkServerIdentity: () => undefined,
+      ca: [...this.roots],
+    });
+    this.logKeys(up);
+    follow(up, args.upstream);
+    const failure = await settle(up, "secureConnect", deadline, args.upstream);
+    if (failure !== undefined) {
+      up.destroy();
+      return { ok: false, fact: { failure: { side: "upstream", code: "upstream-handshake", message: `TLS handshake with ${name} failed: ${failure}` } } };
+    }
+    const side = sideOf(up);
+    const peer = up.getPeerX509Certificate();
+    const certificate = peer === undefined ? undefined : certificateInfo(peer);
+    let problem: string | undefined;
+    const notValidFor = (): string => `it is not valid for ${name} (it names ${certificate?.sans.join(", ") || "no host"})`;
+    if (!up.authorized) problem = describeVerifyError(String(up.authorizationError));
+    else if (peer === undefined || !matchesName(peer, name)) problem = notValidFor();
+    if (problem !== undefined && this.options.upstreamInsecure !== true) {
+      up.destroy();
+      const failure: TlsFailure = { side: "upstream", code: "upstream-certificate", message: `the certificate of ${name} was refused: ${problem}` };
+      return { ok: false, fact: { upstream: side, ...(certificate === undefined ? {} : { certificate }), verification: problem, failure } };
+    }
+    const verification = problem === undefined ? "ok" : `skipped (--upstream-insecure): ${problem}`;
+    return { ok: true, socket: up, side, certificate, verification, peer };
+  }
+
+  /** The client's handshake with a leaf for the target, offering only the ALPN the target chose. */
+  private async acceptClient(
+    args: TlsEstablishArgs,
+    alpn: string | undefined,
+    peer: X509Certificate | undefined,
+    deadline: number,
+  ): Promise<{ ok: true; socket: TLSSocket; side: TlsSideInfo } | { ok: false; failure: TlsFailure }> {
+    const { hello, target } = args;
+    const name = hostOf(hello, target);
+    let context: SecureContext;
+    try {
+      context = await this.options.certificates.secureContextFor({
+        ...(hello.sni === undefined ? {} : { sni: hello.sni }),
+        target: target.host,
+        ...(peer === undefined ? {} : { upstream: peer }),
+      });
+    } catch (err) {
+      alert(args.client, ALERT_HANDSHAKE_FAILURE);
+      return { ok: false, failure: { side: "client", code: "certificate-failed", message: `no certificate for ${name}: ${errorText(err)}` } };
+    }
+    const down = new TLSSocket(args.client as Duplex, {
+      isServer: true,
+      secureContext: context,
+      // The target chose no protocol: neither does the client's side (the callback is what
+      // rejects a client that offered only protocols the target did not pick).
+      ...(alpn === undefined ? {} : { ALPNCallback: ({ protocols }: { protocols: string[] }) => (protocols.includes(alpn) ? alpn : undefined) }),
+    });
+    this.logKeys(down);
+    follow(down, args.client);
+    const failure = await settle(down, "secure", deadline, args.client);
+    if (failure === undefined) return { ok: true, socket: down, side: sideOf(down) };
+    down.destroy();
+    if (failure.rejected) {
+      this.distrust(name);
+      return {
+        ok: false,
+        failure: { side: "client", code: "client-rejected-certificate", message: `the client does not trust the socksmith CA for ${name} (${failure})` },
+      };
+    }
+    return { ok: false, failure: { side: "client", code: "client-handshake", message: `TLS handshake with the client failed: ${failure}` } };
+  }
+
+  clientClosedEarly(hello: TlsHello, target: Endpoint): string {
+    const name = hostOf(hello, target);
+    this.distrust(name);
+    return `the client closed right after the handshake without sending anything: it probably does not trust the socksmith CA for ${name}`;
+  }
+
+  private distrust(name: string): void {
+    if (this.distrusted.has(name)) return;
+    if (this.distrusted.size >= DISTRUST_MAX) this.distrusted.delete(this.distrusted.values().next().value as string);
+    this.distrusted.add(name);
+    this.options.distrusted?.(name);
+  }
+
+  private logKeys(socket: TLSSocket): void {
+    const keylog = this.options.keylog;
+    if (keylog !== undefined) socket.on("keylog", (line: Buffer) => keylog(line));
+  }
+}
+
+/**
+ * A TLS socket over a Duplex does not notice the Duplex failing or closing: its stream wrapper
+ * only reads and writes. Ends it when its raw stream ends for good, with the raw error if any.
+ */
+function follow(socket: TLSSocket, raw: Duplex): void {
+  raw.on("error", (err) => socket.destroy(err));
+  raw.once("close", () => socket.destroy());
+}
+
+/** Why a handshake did not finish, and whether it looks like the client refusing our certificate. */
+class HandshakeFailure {
+  constructor(
+    readonly text: string,
+    readonly rejected: boolean,
+  ) {}
+  toString(): string {
+    return this.text;
+  }
+}
+
+/**
+ * Waits for `event` (the handshake's end); a failure, the peer's FIN or close, or the deadline
+ * instead gives why. Never rejects. (The TLS socket does not see its raw stream's FIN while it
+ * waits for handshake bytes, so the raw stream is watched too.)
+ */
+async function settle(socket: TLSSocket, event: "secure" | "secureConnect", deadline: number, raw: Duplex): Promise<HandshakeFailure | undefined> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()));
+  const ended = raw.readableEnded ? Promise.resolve() : once(raw, "end", { signal: controller.signal });
+  const closed = Promise.race([once(socket, "close", { signal: controller.signal }), ended]).then(
+    () => new HandshakeFailure("the connection closed during the handshake", true),
+  );
+  try {
+    await Promise.race([once(socket, event, { signal: controller.signal }), closed]).then((value) => {
+      if (value instanceof HandshakeFailure) throw value;
+    });
+    return undefined;
+  } catch (err) {
+    if (err instanceof HandshakeFailure) return err;
+    if (controller.signal.aborted) return new HandshakeFailure("no answer before the handshake timeout", false);
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    return new HandshakeFailure(errorText(err), REJECTION_CODES.has(code) || code === "ECONNRESET");
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+    closed.catch(() => {});
+  }
+}
+
+/** Sends a fatal alert on a stream that has not started TLS yet (before our ServerHello), then ends it. */
+function alert(stream: Duplex, description: number): void {
+  if (stream.destroyed) return;
+  stream.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]));
+}
+
+/** Whether the certificate is valid for `name` (a host name, or an IP address as an IP SAN). */
+function matchesName(cert: X509Certificate, name: string): boolean {
+  const bare = name.startsWith("[") && name.endsWith("]") ? name.slice(1, -1) : name;
+  return isIP(bare) === 0 ? cert.checkHost(bare) !== undefined : cert.checkIP(bare) !== undefined;
+}
+
+/** The name the client means: its SNI, else the requested target. */
+function hostOf(hello: TlsHello, target: Endpoint): string {
+  return hello.sni ?? target.host;
+}
+
+function sideOf(socket: TLSSocket): TlsSideInfo {
+  const cipher = socket.getCipher();
+  const alpn = socket.alpnProtocol;
+  return {
+    version: socket.getProtocol() ?? "unknown",
+    cipher: cipher.standardName ?? cipher.name,
+    ...(typeof alpn === "string" && alpn !== "" ? { alpn } : {}),
+  };
+}
+
+function certificateInfo(cert: X509Certificate): TlsCertificateInfo {
+  return {
+    subject: oneLine(cert.subject),
+    issuer: oneLine(cert.issuer),
+    sans: cert.subjectAltName === undefined ? [] : cert.subjectAltName.split(", "),
+    validFrom: isoDate(cert.validFrom),
+    validTo: isoDate(cert.validTo),
+    fingerprint256: cert.fingerprint256,
+  };
+}
+
+function oneLine(name: string): string {
+  return name.split("\n").join(", ");
+}
+
+function isoDate(text: string): string {
+  const time = Date.parse(text);
+  return Number.isNaN(time) ? text : new Date(time).toISOString();
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
