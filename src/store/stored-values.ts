@@ -3,7 +3,7 @@
  * recorder (live sessions) and replayed-session.ts (a client replay recorded as a session).
  */
 import type { Detection } from "../detect/index.js";
-import type { TlsDecidedBy, TlsFact } from "../engine/index.js";
+import type { TlsDecidedBy, TlsFact, TlsFailure } from "../engine/index.js";
 import type { SessionStatus, TlsRow } from "./schema.js";
 
 /** How a session ended, in the filter language's terms. */
@@ -70,43 +70,36 @@ const PASSTHROUGH_WHY: Readonly<Record<TlsDecidedBy, string>> = {
 
 /**
  * The event a TLS fact becomes, in words a user understands; undefined for an intercepted
- * session whose handshakes both finished. The failure's `message` is taken as the bare reason
- * ("certificate has expired", "alert unknown_ca"): this adds which side and which host
- * (the SNI, else `host`, the destination requested), unless the message already says so.
+ * session whose handshakes both finished. A failure's `message` is a sentence that names the host
+ * (tls/interceptor.ts writes "the client does not trust the socksmith CA for example.com (…)"):
+ * it is kept as it is after "TLS: " (a leading "TLS " of its own dropped). An empty one is worded
+ * here from the code and the host (the SNI, else `host`, the destination requested).
  */
 export function tlsEventMessage(f: TlsFact, host: string | null): { code: string; message: string } | undefined {
-  const name = f.hello.sni ?? host ?? "the target";
   const failure = f.failure;
   if (failure !== undefined) {
-    const reason = failure.message.trim();
-    let lead: string;
-    switch (failure.code) {
-      case "client-rejected-certificate":
-        lead = `the client does not trust the socksmith CA for ${name}`;
-        break;
-      case "upstream-certificate":
-        lead = `upstream certificate for ${name}`;
-        break;
-      case "upstream-handshake":
-        lead = `handshake with upstream ${name} failed`;
-        break;
-      case "client-handshake":
-        lead = `handshake with the client for ${name} failed`;
-        break;
-      default:
-        lead = `${failure.side === "client" ? "client side" : "upstream side"} for ${name}`;
-    }
-    const said = reason === "" || reason.toLowerCase().includes(lead.toLowerCase());
-    const message = said
-      ? `TLS: ${reason === "" ? lead : reason}`
-      : failure.code === "client-rejected-certificate"
-        ? `TLS: ${lead} (${reason})`
-        : `TLS: ${lead}: ${reason}`;
-    return { code: failure.code, message };
+    const said = failure.message.trim().replace(/^TLS /, "");
+    return { code: failure.code, message: `TLS: ${said === "" ? failureLead(failure, f.hello.sni ?? host ?? "the target") : said}` };
   }
   if (!f.intercepted) {
     const why = (PASSTHROUGH_WHY as Record<string, string | undefined>)[f.decidedBy] ?? f.decidedBy;
     return { code: "passthrough", message: `TLS passthrough (${why})` };
   }
   return undefined;
+}
+
+/** A failure in words when the interceptor gave none. */
+function failureLead(failure: TlsFailure, name: string): string {
+  switch (failure.code) {
+    case "client-rejected-certificate":
+      return `the client does not trust the socksmith CA for ${name}`;
+    case "upstream-certificate":
+      return `the certificate of ${name} was refused`;
+    case "upstream-handshake":
+      return `handshake with ${name} failed`;
+    case "client-handshake":
+      return `handshake with the client for ${name} failed`;
+    default:
+      return `${failure.side === "client" ? "the client's" : "the upstream's"} handshake for ${name} failed (${failure.code})`;
+  }
 }

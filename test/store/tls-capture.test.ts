@@ -140,7 +140,11 @@ describe("TLS facts in the capture", () => {
         upstream: { version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256" },
         certificate: CERTIFICATE,
         verification: "ok",
-        failure: { side: "client", code: "client-rejected-certificate", message: "alert unknown_ca" },
+        failure: {
+          side: "client",
+          code: "client-rejected-certificate",
+          message: "the client does not trust the socksmith CA for pinned.example (alert unknown_ca)",
+        },
       });
       session(r, 2, "expired.example", {
         intercepted: true,
@@ -148,19 +152,18 @@ describe("TLS facts in the capture", () => {
         hello: { sni: "expired.example", alpn: ["http/1.1"], versions: ["TLSv1.3"] },
         certificate: { ...CERTIFICATE, subject: "CN=expired.example" },
         verification: "certificate has expired",
-        failure: { side: "upstream", code: "upstream-certificate", message: "certificate has expired" },
+        failure: { side: "upstream", code: "upstream-certificate", message: "the certificate of expired.example was refused: certificate has expired" },
       });
       session(r, 3, "pinned.example", {
         intercepted: false,
         decidedBy: "auto-passthrough",
         hello: { sni: "pinned.example", alpn: [], versions: ["TLSv1.3"] },
       });
-      // No SNI: the event names the destination requested.
       session(r, 4, "192.0.2.7", {
         intercepted: true,
         decidedBy: "hook",
         hello: { alpn: [], versions: ["TLSv1.2"] },
-        failure: { side: "upstream", code: "upstream-handshake", message: "alert handshake_failure" },
+        failure: { side: "upstream", code: "upstream-handshake", message: "TLS handshake with 192.0.2.7 failed: alert handshake_failure" },
       });
       session(r, 5, "filtered.example", {
         intercepted: false,
@@ -180,35 +183,44 @@ describe("TLS facts in the capture", () => {
           at: AT + 3,
         },
       ],
-      [{ kind: "tls", code: "upstream-certificate", message: "TLS: upstream certificate for expired.example: certificate has expired", at: AT + 3 }],
+      [{ kind: "tls", code: "upstream-certificate", message: "TLS: the certificate of expired.example was refused: certificate has expired", at: AT + 3 }],
       [{ kind: "tls", code: "passthrough", message: "TLS passthrough (auto-passthrough: the client rejected the CA earlier)", at: AT + 3 }],
-      [{ kind: "tls", code: "upstream-handshake", message: "TLS: handshake with upstream 192.0.2.7 failed: alert handshake_failure", at: AT + 3 }],
+      [{ kind: "tls", code: "upstream-handshake", message: "TLS: handshake with 192.0.2.7 failed: alert handshake_failure", at: AT + 3 }],
       [{ kind: "tls", code: "passthrough", message: "TLS passthrough (filter: --tls-hosts / --tls-passthrough)", at: AT + 3 }],
     ]);
     const second = reader.sessions({ order: "oldest" })[1]!;
     const shown = [...describeSession(reader, second, { hex: false, maxBytes: Infinity })].join("\n");
     expect(shown).toContain("tls:        TLS 1.3 · expired.example (failed: upstream-certificate)");
-    expect(shown).toMatch(/events:\n {2}\S+ tls upstream-certificate: TLS: upstream certificate for expired\.example: certificate has expired/);
+    expect(shown).toMatch(/events:\n {2}\S+ tls upstream-certificate: TLS: the certificate of expired\.example was refused: certificate has expired/);
     const failed = reader.tls(second.id)!;
     expect([failed.failure_side, failed.failure_code, failed.failure_message, failed.client_version, failed.upstream_version]).toEqual([
       "upstream",
       "upstream-certificate",
-      "certificate has expired",
+      "the certificate of expired.example was refused: certificate has expired",
       null,
       null,
     ]);
   });
 
-  it("keeps an interceptor's message that already says who and where", async () => {
-    const reader = await recorded((r) =>
+  it("words a failure that came without a message from its code, naming the SNI or else the destination requested", async () => {
+    const reader = await recorded((r) => {
       session(r, 1, "pinned.example", {
         intercepted: true,
         decidedBy: "default",
         hello: { sni: "pinned.example", alpn: [], versions: ["TLSv1.3"] },
-        failure: { side: "client", code: "client-rejected-certificate", message: "The client does not trust the socksmith CA for pinned.example" },
-      }),
-    );
-    expect(reader.events(reader.sessions()[0]!.id).map((e) => e.message)).toEqual(["TLS: The client does not trust the socksmith CA for pinned.example"]);
+        failure: { side: "client", code: "client-rejected-certificate", message: "" },
+      });
+      session(r, 2, "192.0.2.7", {
+        intercepted: true,
+        decidedBy: "default",
+        hello: { alpn: [], versions: ["TLSv1.3"] },
+        failure: { side: "upstream", code: "upstream-certificate", message: " " },
+      });
+    });
+    expect(reader.sessions({ order: "oldest" }).map((s) => reader.events(s.id).map((e) => e.message))).toEqual([
+      ["TLS: the client does not trust the socksmith CA for pinned.example"],
+      ["TLS: the certificate of 192.0.2.7 was refused"],
+    ]);
   });
 
   it("has no tls row for a session without a TLS fact", async () => {
