@@ -5,10 +5,7 @@
 import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
 import type { Logger } from "../engine/index.js";
 import { usesPayload, type Filter } from "../filter/index.js";
-import { CaError, loadOrCreateCa } from "../tls/ca.js";
-import { LeafCertificates } from "../tls/certificates.js";
-import { hostMatcher } from "../tls/host-filter.js";
-import { TlsInterception } from "../tls/interceptor.js";
+import type { TlsInterception } from "../tls/interceptor.js";
 import { filterOption } from "./capture-file.js";
 import { CliError, usageError } from "./errors.js";
 
@@ -81,6 +78,13 @@ export interface RunningTls {
 
 /** Loads (or creates) the CA and builds the interceptor. @throws CliError (exit 1) when the CA or a file cannot be used. */
 export async function startTls(options: TlsRunOptions, handshakeTimeoutMs: number, logger: Logger): Promise<RunningTls> {
+  // Loaded only with --tls: the X.509 library takes about 100 ms to import.
+  const [{ CaError, loadOrCreateCa }, { LeafCertificates }, { hostMatcher }, { TlsInterception }] = await Promise.all([
+    import("../tls/ca.js"),
+    import("../tls/certificates.js"),
+    import("../tls/host-filter.js"),
+    import("../tls/interceptor.js"),
+  ]);
   let ca: Awaited<ReturnType<typeof loadOrCreateCa>>;
   try {
     ca = await loadOrCreateCa(options.caDir);
@@ -88,6 +92,7 @@ export async function startTls(options: TlsRunOptions, handshakeTimeoutMs: numbe
     if (err instanceof CaError) throw new CliError(`--tls: ${err.message}`, 1);
     throw err;
   }
+  for (const warning of ca.warnings) logger.log("warn", `WARNING: ${warning}`);
   let upstreamCa: string[] | undefined;
   if (options.upstreamCa !== undefined) {
     let text: string;

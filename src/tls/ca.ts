@@ -47,12 +47,7 @@ export class CaError extends Error {
   }
 }
 
-/** `$XDG_CONFIG_HOME/socksmith` when XDG_CONFIG_HOME is set (and absolute, as the XDG spec requires), else `~/.socksmith`. */
-export function defaultCaDir(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
-  const xdg = env.XDG_CONFIG_HOME;
-  if (xdg !== undefined && xdg !== "" && isAbsolute(xdg)) return join(xdg, "socksmith");
-  return join(home, ".socksmith");
-}
+export { defaultCaDir } from "./ca-dir.js";
 
 /** A loaded CA: its certificate in several forms and the key that signs leaves (never printed). */
 export class CertificateAuthority {

@@ -333,6 +333,9 @@ function isoDate(text: string): string {
   return Number.isNaN(time) ? text : new Date(time).toISOString();
 }
 
+/** An error in words: OpenSSL's reason ("tlsv1 alert unknown ca") rather than its whole error line. */
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : String(err);
+  const reason = /SSL routines:[^:]*:([^:]+):/.exec(message)?.[1];
+  return reason ?? message.trim();
 }

@@ -10,7 +10,7 @@ import { loadTui } from "../load-tui.js";
 import { filterOption } from "../capture-file.js";
 import { startProxy, type RunOptions, type Started, type Terminal } from "../proxy.js";
 import { resolveTlsOptions, type RawTlsOptions } from "../tls-setup.js";
-import { defaultCaDir } from "../../tls/ca.js";
+import { defaultCaDir } from "../../tls/ca-dir.js";
 
 interface RawRunOptions extends RawTlsOptions {
   listen?: string[];
