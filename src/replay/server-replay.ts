@@ -45,6 +45,8 @@ import type {
   SessionClosedFact,
   SessionHandle,
   SessionId,
+  TlsHelloDecision,
+  TlsHelloInfo,
 } from "../engine/index.js";
 import { isThenable } from "../lang/is-thenable.js";
 import { PAGE_BYTES, mostAlike, type RecordingCursor, type Recordings, type TcpRecording } from "./recordings.js";
@@ -125,6 +127,11 @@ export class ServerReplay implements HookRunner {
 
   auth(attempt: AuthAttempt, conn: ConnectionInfo, handle: SessionHandle) {
     return this.inner.auth(attempt, conn, handle);
+  }
+
+  /** Tunnels that go out (misses with --replay-miss forward) keep the addons' TLS decision. */
+  tlsClientHello(hello: TlsHelloInfo, handle: SessionHandle): MaybePromise<TlsHelloDecision> {
+    return this.inner.tlsClientHello?.(hello, handle);
   }
 
   request(request: RequestInfo, handle: SessionHandle): MaybePromise<RequestDecision> {

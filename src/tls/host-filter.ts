@@ -2,17 +2,50 @@
  * `--tls-hosts` / `--tls-passthrough`: a filter (the filter language) decided on a tunnel that
  * has only just begun. The filter sees a session row holding what is known at the ClientHello:
  * the requested and dialled destination, the resolved address, `sni`, `proto:tls` and
- * `cmd:connect`; everything later (reply, bytes, close, tags) is empty, so terms on it do not match.
+ * `cmd:connect`, and a tls row with the offers (`tls`, `alpn:` on what the client offered); everything
+ * decided later (reply, bytes, close, tags, negotiated parameters) is empty, so terms on it do not match.
  * Payload terms (`~`) cannot be decided this early and are refused where the option is read.
  */
 import type { Endpoint, TlsHello } from "../engine/index.js";
 import { toPredicate, type Filter } from "../filter/index.js";
-import type { SessionRow } from "../model/capture-rows.js";
+import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 import type { HostMatcher } from "./interceptor.js";
 
 export function hostMatcher(filter: Filter): HostMatcher {
   const predicate = toPredicate(filter);
-  return (hello: TlsHello, target: Endpoint, remote?: Endpoint) => predicate(helloRow(hello, target, remote), { now: Date.now() });
+  return (hello: TlsHello, target: Endpoint, remote?: Endpoint) => {
+    const tls = helloTlsRow(hello);
+    return predicate(helloRow(hello, target, remote), { now: Date.now(), tls: () => tls });
+  };
+}
+
+/** The tls row as far as the ClientHello tells: what was offered, nothing negotiated yet. */
+function helloTlsRow(hello: TlsHello): TlsRow {
+  return {
+    session_id: 0,
+    at: 0,
+    intercepted: 0,
+    decided_by: "default",
+    sni: hello.sni ?? null,
+    alpn_offered: JSON.stringify(hello.alpn),
+    versions_offered: JSON.stringify(hello.versions),
+    client_version: null,
+    client_cipher: null,
+    client_alpn: null,
+    upstream_version: null,
+    upstream_cipher: null,
+    upstream_alpn: null,
+    cert_subject: null,
+    cert_issuer: null,
+    cert_sans: null,
+    cert_valid_from: null,
+    cert_valid_to: null,
+    cert_fingerprint: null,
+    verification: null,
+    failure_side: null,
+    failure_code: null,
+    failure_message: null,
+  };
 }
 
 /** The session as far as it is known when its ClientHello has been read. */
