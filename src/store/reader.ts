@@ -125,6 +125,18 @@ export class CaptureReader {
     return this.db.prepare("SELECT * FROM tls WHERE session_id = ?").get(sessionId) as TlsRow | undefined;
   }
 
+  /**
+   * The TLS facts of these sessions in one query (the TUI's list reads its visible window so, not a
+   * row at a time); sessions without a tls row are absent from the map.
+   */
+  tlsFor(sessionIds: readonly number[]): Map<number, TlsRow> {
+    const out = new Map<number, TlsRow>();
+    if (sessionIds.length === 0) return out;
+    const rows = this.db.prepare("SELECT * FROM tls WHERE session_id IN (SELECT value FROM json_each(?))").all(JSON.stringify(sessionIds)) as TlsRow[];
+    for (const row of rows) out.set(row.session_id, row);
+    return out;
+  }
+
   /** The session's chunks in the order they happened. */
   chunks(sessionId: number): IterableIterator<ChunkRow> {
     return this.db.prepare("SELECT * FROM chunks WHERE session_id = ? ORDER BY id").iterate(sessionId) as IterableIterator<ChunkRow>;
