@@ -13,7 +13,7 @@ import { CaptureReader } from "../store/reader.js";
 import { App } from "../tui/app.js";
 import type { LiveNote, LiveStatus } from "../tui/types.js";
 import { fileReplay, liveReplay } from "./tui-replay.js";
-import { startProxy, type RunOptions, type Started } from "./proxy.js";
+import { startProxy, type RunningProxy, type RunOptions, type Started } from "./proxy.js";
 
 /** Which status-bar note a log line is (see ../tui/notes.ts for how long each shows). */
 export type NoteKind = "info" | "warning" | "addonError" | "error";
@@ -54,6 +54,26 @@ export function noteOf(line: string): { kind: NoteKind; text: string } | undefin
   }
 }
 
+/** The running proxy's figures and its latest notes, as the status bar reads them (on every poll). */
+export function liveStatus(
+  proxy: Pick<RunningProxy, "bound" | "sessionCount" | "addons" | "serverReplay" | "tlsDistrusted">,
+  bytesPerSecond: number,
+  notes: Partial<Record<NoteKind, LiveNote>>,
+): LiveStatus {
+  return {
+    listen: proxy.bound.map(formatEndpoint),
+    open: proxy.sessionCount,
+    bytesPerSecond,
+    addons: proxy.addons,
+    tlsDistrusted: proxy.tlsDistrusted(),
+    ...(proxy.serverReplay === undefined ? {} : { serverReplay: proxy.serverReplay }),
+    ...(notes.addonError === undefined ? {} : { lastAddonError: notes.addonError }),
+    ...(notes.error === undefined ? {} : { lastError: notes.error }),
+    ...(notes.warning === undefined ? {} : { lastWarning: notes.warning }),
+    ...(notes.info === undefined ? {} : { lastInfo: notes.info }),
+  };
+}
+
 export async function runWithTui(options: RunOptions, started: Started): Promise<void> {
   const notes: Partial<Record<NoteKind, LiveNote>> = {};
   const proxy = await startProxy(
@@ -74,17 +94,7 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
     rate = ((now.bytes - last.bytes) * 1000) / Math.max(1, now.at - last.at);
     last = now;
   }, 1000);
-  const live = (): LiveStatus => ({
-    listen: proxy.bound.map(formatEndpoint),
-    open: proxy.sessionCount,
-    bytesPerSecond: rate,
-    addons: proxy.addons,
-    ...(proxy.serverReplay === undefined ? {} : { serverReplay: proxy.serverReplay }),
-    ...(notes.addonError === undefined ? {} : { lastAddonError: notes.addonError }),
-    ...(notes.error === undefined ? {} : { lastError: notes.error }),
-    ...(notes.warning === undefined ? {} : { lastWarning: notes.warning }),
-    ...(notes.info === undefined ? {} : { lastInfo: notes.info }),
-  });
+  const live = (): LiveStatus => liveStatus(proxy, rate, notes);
   const app = render(<App source={reader} live={live} follow replay={liveReplay(reader, proxy)} />, { exitOnCtrlC: true });
   // A signal (SIGTERM) stops the proxy through the usual path; quitting the TUI stops it here.
   const signalled = started(proxy, options).then(() => {

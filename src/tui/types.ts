@@ -75,6 +75,8 @@ export interface LiveStatus {
   readonly bytesPerSecond: number;
   /** Loaded addons by name. */
   readonly addons: readonly string[];
+  /** Hosts whose client rejected the socksmith CA this run (`run --tls`: passed through from then on). */
+  readonly tlsDistrusted?: number;
   /** The capture file `--server-replay` answers from, when it does. */
   readonly serverReplay?: string;
   /** The last addon error (hot reload or hook), e.g. "thrower.ts:5:3: boom". Shown for a while, until a key is pressed. */

@@ -1,9 +1,9 @@
 /**
  * The status bar: where the sessions come from (a running proxy's listen addresses, or a file
- * being browsed), FOLLOW, the filter, counts, throughput, the capture file, addons, and on a
- * second line a transient message, the last addon error, problem, warning and information line
- * (the app leaves out the ones that have expired or that a key press dismissed: ../notes.ts). `? keys` stays at the
- * right whatever the width.
+ * being browsed), FOLLOW, the filter, counts, the hosts whose client distrusts the CA (`run --tls`),
+ * throughput, the capture file, addons, and on a second line a transient message, the last addon
+ * error, problem, warning and information line (the app leaves out the ones that have expired or
+ * that a key press dismissed: ../notes.ts). `? keys` stays at the right whatever the width.
  */
 import { Box, Text } from "ink";
 import { formatBytes } from "../../format/index.js";
@@ -62,6 +62,9 @@ export function statusLines(props: StatusBarProps): StatusSegment[][] {
   add({ text: `${open} open / ${plural(stats.sessions, "session")}` });
   if (stats.failed > 0) add({ text: `${stats.failed} failed`, color: "red" });
   if (stats.denied > 0) add({ text: `${stats.denied} denied`, color: "red" });
+  // Before the throughput: a reason to look (trust the CA in that client), so it is cut last.
+  const distrusted = live?.tlsDistrusted ?? 0;
+  if (distrusted > 0) add({ text: `${plural(distrusted, "host")} ${distrusted === 1 ? "distrusts" : "distrust"} the CA`, color: "yellow" });
   if (live !== undefined) {
     add({ text: `${formatBytes(live.bytesPerSecond)}/s` });
     add({ text: `capture ${safe(props.file)} (${formatBytes(stats.fileBytes)})` });
