@@ -94,7 +94,7 @@ export function App(props: AppProps) {
         {window.rows.length === 0 && searching === undefined ? (
           <EmptyState kind={filter === undefined ? "no-sessions" : "no-match"} {...(live === undefined ? {} : { listen: live.listen })} />
         ) : (
-          <SessionList rows={window.rows} selectedId={window.selectedId} width={size.columns} height={listHeight} now={now} />
+          <SessionList rows={window.rows} selectedId={window.selectedId} width={size.columns} height={listHeight} now={now} tls={list.tls} />
         )}
       </Box>
       {editing !== undefined ? (

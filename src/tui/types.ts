@@ -35,6 +35,8 @@ export interface SessionSource {
   session(id: number): SessionRow | undefined;
   /** The session's TLS facts (`run --tls`); optional so that sources from before TLS interception still fit. */
   tls?(sessionId: number): TlsRow | undefined;
+  /** The TLS facts of several sessions in one query (the list's window); sessions without a row are absent. */
+  tlsFor?(sessionIds: readonly number[]): Map<number, TlsRow>;
   chunkMeta(sessionId: number, query: PageQuery): ChunkMeta[];
   chunkPayload(ids: readonly number[], cap?: number): Map<number, RowPayload>;
   datagramMeta(sessionId: number, query: PageQuery): DatagramMeta[];

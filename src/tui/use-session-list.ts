@@ -6,7 +6,8 @@
  *
  * Contract (the TUI runs on the relay's thread):
  * - Per poll (`tick`): one bounded step of a payload search, then one window query (only the rows
- *   on screen, indexed ranges). The count of shown sessions is taken once a second.
+ *   on screen, indexed ranges) and one query for those rows' tls rows (never one per row). The
+ *   count of shown sessions is taken once a second.
  * - A filter with `~` terms would read payload in SQL, unbounded, on every poll: the list reads
  *   through a search that reads a bounded amount per poll instead, and the search applies the
  *   filter itself.
@@ -19,7 +20,7 @@ import type { Filter } from "../filter/index.js";
 import type { Action } from "./keys.js";
 import { PayloadSearch, type SearchProgress, hasPayloadTerm } from "./payload-search.js";
 import { type SessionWindow, edge, stepFrom, windowAround } from "./session-window.js";
-import type { SessionSource } from "./types.js";
+import type { SessionSource, TlsRow } from "./types.js";
 
 export interface SessionListOptions {
   readonly source: SessionSource;
@@ -35,6 +36,8 @@ export interface SessionListOptions {
 
 export interface SessionListState {
   readonly window: SessionWindow;
+  /** The tls rows of the window's sessions that have one. */
+  readonly tls: ReadonlyMap<number, TlsRow>;
   /** Sessions the filter shows (counted once a second). */
   readonly shown: number;
   /** A payload filter's search while it has sessions left to search. */
@@ -55,6 +58,8 @@ export interface SessionListState {
   /** Hides a session from this view (`d`). */
   hide(id: number): void;
 }
+
+const NO_TLS: ReadonlyMap<number, TlsRow> = new Map();
 
 export function useSessionList(options: SessionListOptions): SessionListState {
   const { source, filter, height, tick, now } = options;
@@ -78,9 +83,9 @@ export function useSessionList(options: SessionListOptions): SessionListState {
     }
   }, [search, tick]);
   // biome-ignore lint/correctness/useExhaustiveDependencies: `tick` re-queries on every poll; `now` is that poll's time
-  const window: SessionWindow & { error?: string } = useMemo(() => {
+  const window: SessionWindow & { tls: ReadonlyMap<number, TlsRow>; error?: string } = useMemo(() => {
     try {
-      return windowAround(listSource, {
+      const rows = windowAround(listSource, {
         ...(listFilter === undefined ? {} : { filter: listFilter }),
         selectedId: follow ? undefined : selectedId,
         position: follow ? height - 1 : position,
@@ -88,11 +93,13 @@ export function useSessionList(options: SessionListOptions): SessionListState {
         hidden,
         now,
       });
+      // From the capture even under a payload search (which has no tls rows of its own).
+      return { ...rows, tls: source.tlsFor?.(rows.rows.map((r) => r.id)) ?? NO_TLS };
     } catch (err) {
-      return { rows: [], selectedId: undefined, position: 0, error: (err as Error).message };
+      return { rows: [], selectedId: undefined, position: 0, tls: NO_TLS, error: (err as Error).message };
     }
     // `tick` re-queries on every poll.
-  }, [listSource, listFilter, follow, selectedId, position, height, hidden, tick]);
+  }, [source, listSource, listFilter, follow, selectedId, position, height, hidden, tick]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: counted once a second (`tick / 10`), not on every poll
   const shown = useMemo(() => {
@@ -120,6 +127,7 @@ export function useSessionList(options: SessionListOptions): SessionListState {
   const progress = search?.progress();
   return {
     window,
+    tls: window.tls,
     shown,
     searching: progress !== undefined && progress.searched < progress.total ? progress : undefined,
     error: searchError ?? window.error,

@@ -12,9 +12,10 @@ import { liveStatus } from "../../src/cli/tui-runner.js";
 import { openCapture } from "../../src/store/database.js";
 import { CaptureReader } from "../../src/store/reader.js";
 import { App } from "../../src/tui/app.js";
-import type { CaptureStats, LiveStatus } from "../../src/tui/types.js";
-import { statusLines } from "../../src/tui/views/index.js";
-import { plain } from "./views/fixtures.js";
+import type { CaptureStats, LiveStatus, SessionSource, TlsRow } from "../../src/tui/types.js";
+import { SessionList, sessionListLines, statusLines, tlsMarker } from "../../src/tui/views/index.js";
+import { displayWidth } from "../../src/tui/views/text.js";
+import { T0, plain, session } from "./views/fixtures.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-tui-tls-"));
 const file = join(root, "tls.db");
@@ -95,6 +96,78 @@ describe("the status bar counts the hosts that distrust the CA", () => {
     await settled(() => expect(plain(ui.lastFrame())).toContain("1 host distrusts the CA"));
     distrusted = 3;
     await settled(() => expect(plain(ui.lastFrame())).toContain("3 hosts distrust the CA"));
+    ui.unmount();
+  });
+});
+
+const row = (overrides: Partial<TlsRow>): TlsRow => ({
+  session_id: 1,
+  at: T0,
+  intercepted: 1,
+  decided_by: "default",
+  sni: "example.com",
+  alpn_offered: "[]",
+  versions_offered: "[]",
+  client_version: null,
+  client_cipher: null,
+  client_alpn: null,
+  upstream_version: null,
+  upstream_cipher: null,
+  upstream_alpn: null,
+  cert_subject: null,
+  cert_issuer: null,
+  cert_sans: null,
+  cert_valid_from: null,
+  cert_valid_to: null,
+  cert_fingerprint: null,
+  verification: null,
+  failure_side: null,
+  failure_code: null,
+  failure_message: null,
+  ...overrides,
+});
+
+describe("the session list marks TLS sessions", () => {
+  it("as mitm, pass or fail, in the filter's three states", () => {
+    expect(tlsMarker(row({ intercepted: 1 }))).toBe("mitm");
+    expect(tlsMarker(row({ intercepted: 0 }))).toBe("pass");
+    expect(tlsMarker(row({ intercepted: 1, failure_code: "upstream-certificate" }))).toBe("fail");
+    expect(tlsMarker(row({ intercepted: 0, failure_code: "client-rejected" }))).toBe("fail");
+    expect(tlsMarker(undefined)).toBe("");
+  });
+
+  it("in a TLS column before PROTO, present only when a row on screen has a tls row, within any width", () => {
+    const rows = [session({ id: 1 }), session({ id: 2, protocol: "tls", sni: "api.example.com" })];
+    const tls = new Map([[2, row({ session_id: 2, intercepted: 0 })]]);
+    const { header, lines } = sessionListLines(rows, 1, 160, T0, tls);
+    expect(header).toMatch(/ DUR TLS {2}PROTO/);
+    expect(lines[1]).toMatch(/ pass tls api\.example\.com$/);
+    expect(lines[0]).toMatch(/1\.23 s {6}http example\.com$/);
+    expect(sessionListLines(rows, 1, 160, T0).header).not.toContain("TLS");
+    for (let width = 1; width <= 160; width += 3) {
+      const { lastFrame, unmount } = render(<SessionList rows={rows} selectedId={2} width={width} height={4} now={T0} tls={tls} />);
+      for (const line of plain(lastFrame()).split("\n")) expect(displayWidth(line), `width ${width}: ${line}`).toBeLessThanOrEqual(width);
+      unmount();
+    }
+  });
+
+  it("reads the tls rows of the visible window in one query per poll, never one session at a time", async () => {
+    const windows: number[][] = [];
+    let single = 0;
+    const source: SessionSource = Object.create(reader, {
+      tlsFor: { value: (ids: readonly number[]) => (windows.push([...ids]), reader.tlsFor(ids)) },
+      tls: { value: (id: number) => (single++, reader.tls(id)) },
+    });
+    const ui = render(<App source={source} follow pollMs={20} exportDir={root} />);
+    await settled(() => expect(plain(ui.lastFrame())).toMatch(/pinned\.example:443 +ok .* fail/));
+    const frame = plain(ui.lastFrame()).split("\n");
+    expect(frame[0]).toMatch(/ TLS$/);
+    expect(frame.find((l) => l.includes("plain.example"))).toMatch(/ms$/);
+    expect(frame.find((l) => l.includes("mitm.example"))).toMatch(/ mitm$/);
+    expect(frame.find((l) => l.includes("pass.example"))).toMatch(/ pass$/);
+    expect(windows.length).toBeGreaterThan(0);
+    for (const ids of windows) expect(ids).toEqual([1, 2, 3, 4]);
+    expect(single).toBe(0);
     ui.unmount();
   });
 });

@@ -5,11 +5,12 @@
  * A line never wraps and never exceeds `width`: the target, protocol and tags columns shrink
  * first, then the least useful columns go, and each line is cut to `width` at the end. Without
  * colour the selection still shows (a `>` marker) and so do failures (their status words).
+ * The TLS column (`mitm`, `pass`, `fail`: session-text.ts) shows only when a row on screen has one.
  */
 import { Box, Text } from "ink";
 import { formatBytes, formatTime } from "../../format/index.js";
-import type { SessionRow } from "../types.js";
-import { durationText, endpointText, protocolText, sessionTone, statusText, targetText } from "./session-text.js";
+import type { SessionRow, TlsRow } from "../types.js";
+import { durationText, endpointText, protocolText, sessionTone, statusText, targetText, tlsMarker } from "./session-text.js";
 import { displayWidth, fit, safe, tagsText, truncate } from "./text.js";
 
 export interface SessionListProps {
@@ -22,6 +23,8 @@ export interface SessionListProps {
   readonly height: number;
   /** For the live duration of open sessions (ms since the epoch). */
   readonly now: number;
+  /** The tls rows of the sessions in `rows` that have one (read for the window in one query). */
+  readonly tls?: ReadonlyMap<number, TlsRow>;
 }
 
 /** The cells of one session's line, terminal-safe, before fitting. */
@@ -36,14 +39,15 @@ export interface SessionCells {
   readonly up: string;
   readonly down: string;
   readonly duration: string;
+  readonly tls: string;
   readonly proto: string;
   readonly tags: string;
 }
 
 export type ColumnKey = keyof SessionCells;
 
-/** One session as the list's cells. */
-export function sessionColumns(s: SessionRow, now: number): SessionCells {
+/** One session as the list's cells; `tls` is its tls row, when it has one. */
+export function sessionColumns(s: SessionRow, now: number, tls?: TlsRow): SessionCells {
   // `safe` again over every cell: a crafted capture file can hold anything in a column typed as an enum.
   const cells: SessionCells = {
     id: String(s.id),
@@ -56,6 +60,7 @@ export function sessionColumns(s: SessionRow, now: number): SessionCells {
     up: formatBytes(s.bytes_up_received),
     down: formatBytes(s.bytes_down_received),
     duration: durationText(s, now),
+    tls: tlsMarker(tls),
     proto: protocolText(s),
     tags: tagsText(s.tags),
   };
@@ -85,6 +90,8 @@ const COLUMNS: readonly ColumnSpec[] = [
   { key: "up", header: "UP", align: "right", max: 10, drop: 6 },
   { key: "down", header: "DOWN", align: "right", max: 10, drop: 6 },
   { key: "duration", header: "DUR", align: "right", max: 9, drop: 5 },
+  // Next to PROTO (an intercepted session's protocol is the plaintext's), and goes with it.
+  { key: "tls", header: "TLS", align: "left", max: 4, drop: 3 },
   { key: "proto", header: "PROTO", align: "left", max: 40, min: 8, drop: 3 },
   { key: "tags", header: "TAGS", align: "left", max: 200, min: 8, drop: 4 },
 ];
@@ -138,8 +145,14 @@ export function layoutColumns(cells: readonly SessionCells[], width: number): Co
 }
 
 /** The list as plain lines: the header, then one per row; none longer than `width` columns. */
-export function sessionListLines(rows: readonly SessionRow[], selectedId: number | undefined, width: number, now: number): { header: string; lines: string[] } {
-  const cells = rows.map((s) => sessionColumns(s, now));
+export function sessionListLines(
+  rows: readonly SessionRow[],
+  selectedId: number | undefined,
+  width: number,
+  now: number,
+  tls?: ReadonlyMap<number, TlsRow>,
+): { header: string; lines: string[] } {
+  const cells = rows.map((s) => sessionColumns(s, now, tls?.get(s.id)));
   const layout = layoutColumns(cells, width);
   const line = (marker: string, values: (c: ColumnLayout) => string) =>
     truncate(
@@ -162,7 +175,7 @@ const TONE_COLOUR = { failed: "red", open: "yellow", ok: undefined } as const;
 export function SessionList(props: SessionListProps) {
   const width = Math.max(1, props.width);
   const visible = props.rows.slice(0, Math.max(0, props.height - 1));
-  const { header, lines } = sessionListLines(visible, props.selectedId, width, props.now);
+  const { header, lines } = sessionListLines(visible, props.selectedId, width, props.now, props.tls);
   return (
     <Box flexDirection="column" height={Math.max(1, props.height)} width={width}>
       <Text bold wrap="truncate-end">

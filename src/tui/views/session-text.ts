@@ -1,10 +1,10 @@
 /**
  * A session's facts as short, terminal-safe text for the list and the detail view. The wording
  * `socksmith show` shares lives in format/session-fields.ts and is re-exported here; this file
- * adds what only the TUI's list uses (tone, one-word status, the target column).
+ * adds what only the TUI's list uses (tone, one-word status, the target column, the TLS marker).
  */
 import { formatReply, formatTarget } from "../../format/index.js";
-import type { SessionRow } from "../types.js";
+import type { SessionRow, TlsRow } from "../types.js";
 import { safe } from "./text.js";
 
 export { durationText, endpointText, isRedirected, protocolText } from "../../format/session-fields.js";
@@ -56,4 +56,15 @@ export function statusText(s: SessionRow): string {
       return never;
     }
   }
+}
+
+/**
+ * The list's TLS marker, in the filter's three states (`tls:intercepted|passthrough|failed`): `mitm`
+ * (decrypted: the stream shows plaintext), `pass` (relayed untouched) or `fail` (a handshake failed);
+ * "" for a session without a tls row.
+ */
+export function tlsMarker(t: TlsRow | undefined): string {
+  if (t === undefined) return "";
+  if (t.failure_code !== null) return "fail";
+  return t.intercepted === 1 ? "mitm" : "pass";
 }

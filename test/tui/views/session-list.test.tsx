@@ -37,6 +37,7 @@ describe("sessionColumns", () => {
       up: "100 B",
       down: "2.0 KiB",
       duration: "1.23 s",
+      tls: "",
       proto: "http example.com",
       tags: "",
     });
