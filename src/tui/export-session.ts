@@ -1,6 +1,6 @@
 /**
- * The TUI's `e`: one session as a JSON document (the shape of `show --json`: the session's facts,
- * then its events, chunks and datagrams, payload base64), written the way the TUI must do
+ * The TUI's `e`: one session as a JSON document (the shape of `show --json`: the session's facts
+ * with its TLS facts, then its events, chunks and datagrams, payload base64), written the way the TUI must do
  * everything, since it shares the relay's thread: in pages, asynchronously. Each page reads a
  * bounded number of rows (payload for at most EXPORT_STEP_BYTES of stored bytes at a time), and the file is written through a file handle between pages, so neither the
  * document nor the session is ever in memory whole and the event loop keeps turning.
@@ -54,7 +54,8 @@ export async function exportSession(source: SessionSource, id: number, file: str
   try {
     write("{");
     let firstField = true;
-    for (const [key, value] of Object.entries(sessionJson(session))) {
+    // `tls` as in `show --json`: the session's tls row, or null when it has none.
+    for (const [key, value] of Object.entries(sessionJson(session, source.tls?.(id) ?? null))) {
       if (value === undefined) continue;
       write(`${firstField ? "" : ","}\n  ${JSON.stringify(key)}: ${indented(value, 2)}`);
       firstField = false;

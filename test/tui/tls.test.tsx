@@ -3,7 +3,7 @@
  * (live only), the list marks TLS sessions (intercepted, passed through, failed) from one query
  * per window, and `e` exports the session's tls row like `show --json`.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { render } from "ink-testing-library";
@@ -59,6 +59,7 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
+const tick = () => new Promise((r) => setTimeout(r, 60));
 const settled = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 20 });
 
 const stats: CaptureStats = { sessions: 4, open: 0, failed: 0, denied: 0, bytes: 100, fileBytes: 4096 };
@@ -168,6 +169,30 @@ describe("the session list marks TLS sessions", () => {
     expect(windows.length).toBeGreaterThan(0);
     for (const ids of windows) expect(ids).toEqual([1, 2, 3, 4]);
     expect(single).toBe(0);
+    ui.unmount();
+  });
+});
+
+describe("e exports the session's tls row", () => {
+  it("as show --json does: the tls object, or null for a session without one", async () => {
+    const ui = render(<App source={reader} follow pollMs={20} exportDir={root} />);
+    await tick();
+    ui.stdin.write("e");
+    await settled(() => expect(ui.lastFrame()).toContain("exported session 4"));
+    const pinned = JSON.parse(readFileSync(join(root, "socksmith-4.json"), "utf8"));
+    expect(pinned.tls).toMatchObject({
+      intercepted: true,
+      decidedBy: "default",
+      hello: { sni: "pinned.example", alpn: ["h2", "http/1.1"], versions: ["TLSv1.3"] },
+      failure: { side: "client", code: "client-rejected" },
+    });
+    expect(Object.keys(pinned).slice(-4)).toEqual(["tls", "events", "chunks", "datagrams"]);
+    for (const key of ["k", "k", "k", "e"]) {
+      ui.stdin.write(key);
+      await tick();
+    }
+    await settled(() => expect(ui.lastFrame()).toContain("exported session 1"));
+    expect(JSON.parse(readFileSync(join(root, "socksmith-1.json"), "utf8")).tls).toBeNull();
     ui.unmount();
   });
 });
