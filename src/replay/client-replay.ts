@@ -9,14 +9,21 @@
  * the start; `"none"` sends everything at once. After the last client turn the replay half-closes
  * when the recorded client did, and waits for the rest of the answer (same rule) and the close.
  *
+ * TLS (`tls`, an intercepted session's replay): after the connection is up (and any SOCKS
+ * handshake), a new TLS handshake with the recorded SNI and ALPN, the certificate verified against
+ * Node's roots plus `trust.ca` for the SNI (else the recorded target) unless `trust.insecure`; then
+ * the recorded plaintext turns go through it and the decrypted answer is compared.
+ *
  * Limits: byte-exact replay only reproduces stateless exchanges. Nonces, timestamps, cookies
- * and TLS (fresh keys every handshake) make the server answer differently, or refuse; the report
- * then shows where the answer first differs.
+ * and recorded TLS ciphertext (fresh keys every handshake) make the server answer differently, or
+ * refuse; the report then shows where the answer first differs.
  */
 import { type Socket, connect } from "node:net";
 import { isIP } from "node:net";
+import { type TLSSocket, checkServerIdentity, connect as tlsConnect, rootCertificates } from "node:tls";
 import { REP_NAMES, decodeMethodSelection, decodeReply, encodeGreeting, encodeRequest, encodeUserPass, type Endpoint } from "../engine/index.js";
 import type { ChunkRow, SessionRow } from "../store/schema.js";
+import { describeVerifyError } from "../tls/verify-errors.js";
 import { firstDifference, sideOf, turnsOf } from "./turns.js";
 
 /** A SOCKS5 proxy to go through, e.g. a running socksmith so that its hooks apply. */
@@ -38,6 +45,38 @@ export interface ClientReplayOptions {
   readonly timeoutMs?: number;
   /** Told the local address as soon as the TCP connection is up (before any SOCKS handshake). */
   readonly connected?: (local: Endpoint) => void;
+  /** Replay inside a new TLS connection (replay-session.ts sets it from the session's tls row). */
+  readonly tls?: ReplayTls;
+  /** Which certificates a TLS replay accepts. */
+  readonly trust?: TlsTrust;
+}
+
+/** The TLS handshake of a replay, as recorded. */
+export interface ReplayTls {
+  /** Sent as SNI (none when undefined or an IP address). */
+  readonly sni?: string;
+  /** What the certificate must be valid for: the SNI, else the recorded target's host. */
+  readonly name: string;
+  /** Offered, in order (none when empty). */
+  readonly alpn: readonly string[];
+}
+
+export interface TlsTrust {
+  /** PEM certificates trusted beside Node's roots (`--upstream-ca`, or the socksmith CA of the proxy the replay goes through). */
+  readonly ca?: readonly string[];
+  /** Accept any certificate (`--insecure`). */
+  readonly insecure?: boolean;
+}
+
+/** What a TLS replay negotiated. */
+export interface ReplayedTls {
+  readonly sni?: string;
+  readonly offered: readonly string[];
+  /** Set once the handshake finished. */
+  readonly version?: string;
+  readonly alpn?: string;
+  /** False when the certificate was not checked (`insecure`). */
+  readonly verified?: boolean;
 }
 
 /** One recorded chunk of the replay, for recording it as a new session. */
@@ -70,6 +109,10 @@ export interface ClientReplayResult {
   readonly match: boolean;
   readonly difference?: { readonly offset: number; readonly expected: string; readonly actual: string };
   readonly chunks: readonly ReplayedChunk[];
+  /** Replayed inside TLS: what was asked for, and what was negotiated. */
+  readonly tls?: ReplayedTls;
+  /** Why this replay cannot be expected to work (a TLS passthrough session's ciphertext). */
+  readonly notice?: string;
   /** A UDP association's replay has these too (datagram-replay.ts); `sent`/`received` are payload bytes. */
   readonly udp?: UdpReplayDetail;
 }
@@ -129,14 +172,23 @@ export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRo
     turns: turns.filter((t) => t.direction === "up").length,
     expected: expected.length,
   };
+  let tls: ReplayedTls | undefined = options.tls === undefined ? undefined : { ...sniOf(options.tls), offered: options.tls.alpn };
+  let raw: Socket | undefined;
   let socket: Socket | undefined;
   const received: Buffer[] = [];
   let receivedBytes = 0;
   let lastByteAt = Date.now();
   let closed = false;
   try {
-    socket = (await open(target, options.via, deadline, options.connected)).socket;
-    const local = { host: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    raw = (await open(target, options.via, deadline, options.connected)).socket;
+    const local = { host: raw.localAddress ?? "", port: raw.localPort ?? 0 };
+    if (options.tls === undefined) socket = raw;
+    else {
+      const secure = await handshake(raw, options.tls, options.trust ?? {}, deadline);
+      socket = secure;
+      const alpn = secure.alpnProtocol;
+      tls = { ...tls!, version: secure.getProtocol() ?? "unknown", ...(alpn ? { alpn } : {}), verified: options.trust?.insecure !== true };
+    }
     socket.on("data", (d: Buffer) => {
       received.push(d);
       receivedBytes += d.length;
@@ -192,6 +244,7 @@ export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRo
     const difference = firstDifference(expected, answer);
     return {
       ...base,
+      ...(tls === undefined ? {} : { tls }),
       local,
       completed: true,
       endedAt: Date.now(),
@@ -202,10 +255,77 @@ export async function replayClient(session: SessionRow, chunks: Iterable<ChunkRo
       chunks: log,
     };
   } catch (err) {
-    return { ...base, completed: false, error: (err as Error).message, endedAt: Date.now(), received: receivedBytes, match: false, chunks: log };
+    return {
+      ...base,
+      ...(tls === undefined ? {} : { tls }),
+      completed: false,
+      error: (err as Error).message,
+      endedAt: Date.now(),
+      received: receivedBytes,
+      match: false,
+      chunks: log,
+    };
   } finally {
     socket?.destroy();
+    raw?.destroy();
   }
+}
+
+function sniOf(tls: ReplayTls): { sni?: string } {
+  return tls.sni === undefined || isIP(tls.sni) !== 0 ? {} : { sni: tls.sni };
+}
+
+/**
+ * TLS over an open connection, verified unless `trust.insecure`. @throws an Error in words: the
+ * certificate refused (and how to trust it), or why the handshake failed.
+ */
+async function handshake(raw: Socket, tls: ReplayTls, trust: TlsTrust, deadline: number): Promise<TLSSocket> {
+  const { sni } = sniOf(tls);
+  const secure = tlsConnect({
+    socket: raw,
+    ...(sni === undefined ? {} : { servername: sni }),
+    ...(tls.alpn.length === 0 ? {} : { ALPNProtocols: [...tls.alpn] }),
+    ca: [...rootCertificates, ...(trust.ca ?? [])],
+    // Verified below, so that a handshake failure and a refused certificate read differently.
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
+  secure.on("error", () => {});
+  const timer = setTimeout(() => secure.destroy(new Error("no TLS handshake before the replay's time ran out")), Math.max(1, deadline - Date.now()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      secure.once("secureConnect", resolve);
+      secure.once("error", reject);
+      secure.once("close", () => reject(new Error("the connection closed during the handshake")));
+    });
+  } catch (err) {
+    secure.destroy();
+    throw new Error(`TLS handshake with ${tls.name} failed: ${reasonOf(err)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (trust.insecure === true) return secure;
+  let problem: string | undefined;
+  if (!secure.authorized) problem = describeVerifyError(String(secure.authorizationError));
+  else {
+    const cert = secure.getPeerCertificate();
+    const mismatch = checkServerIdentity(bare(tls.name), cert);
+    if (mismatch !== undefined) problem = `it is not valid for ${tls.name} (it names ${cert.subjectaltname || "no host"})`;
+  }
+  if (problem === undefined) return secure;
+  secure.destroy();
+  throw new Error(`TLS: the certificate of ${tls.name} was refused: ${problem} (trust its CA with --upstream-ca FILE, or skip the check with --insecure)`);
+}
+
+/** An IP address without the brackets a URL-style host has. */
+function bare(name: string): string {
+  return name.startsWith("[") && name.endsWith("]") ? name.slice(1, -1) : name;
+}
+
+/** OpenSSL's reason ("tlsv1 alert unknown ca") rather than its whole error line. */
+function reasonOf(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return /SSL routines:[^:]*:([^:]+):/.exec(message)?.[1] ?? message.trim();
 }
 
 /** Where the recorded session went: the target it dialled (after redirects), else what was asked. */
