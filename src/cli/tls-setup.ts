@@ -93,17 +93,7 @@ export async function startTls(options: TlsRunOptions, handshakeTimeoutMs: numbe
     throw err;
   }
   for (const warning of ca.warnings) logger.log("warn", `WARNING: ${warning}`);
-  let upstreamCa: string[] | undefined;
-  if (options.upstreamCa !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(options.upstreamCa, "utf8");
-    } catch (err) {
-      throw new CliError(`--upstream-ca: cannot read ${options.upstreamCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1);
-    }
-    upstreamCa = pemBlocks(text);
-    if (upstreamCa.length === 0) throw new CliError(`--upstream-ca: ${options.upstreamCa} holds no PEM certificate`, 1);
-  }
+  const upstreamCa = options.upstreamCa === undefined ? undefined : readCaFile(options.upstreamCa);
   let keylog: WriteStream | undefined;
   if (options.keylog !== undefined) {
     const file = options.keylog;
@@ -138,6 +128,19 @@ export async function startTls(options: TlsRunOptions, handshakeTimeoutMs: numbe
         keylog.end(() => resolve());
       }),
   };
+}
+
+/** The PEM certificates of an `--upstream-ca` file (`run --tls`, `replay`). @throws CliError (exit 1) when it cannot be read or holds none. */
+export function readCaFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new CliError(`--upstream-ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1);
+  }
+  const blocks = pemBlocks(text);
+  if (blocks.length === 0) throw new CliError(`--upstream-ca: ${file} holds no PEM certificate`, 1);
+  return blocks;
 }
 
 /** The PEM certificate blocks of a file. */

@@ -1,11 +1,13 @@
 /**
  * `socksmith replay ID… [FILE]`: client replay of captured sessions (src/replay/client-replay.ts).
- * Exit 0 when every replay ran to the end, whether or not the answers matched; 1 otherwise.
+ * A session intercepted with `run --tls` is replayed inside a new TLS connection (recorded SNI and
+ * ALPN), the target's certificate checked against Node's roots and `--upstream-ca` (`--insecure`
+ * skips the check). Exit 0 when every replay ran to the end, whether or not the answers matched; 1 otherwise.
  */
 import { Command, Option } from "commander";
 import { formatEndpoint } from "../../engine/index.js";
 import { formatBytes } from "../../format/index.js";
-import type { ClientReplayResult, Via } from "../../replay/client-replay.js";
+import type { ClientReplayResult, ReplayedTls, Via } from "../../replay/client-replay.js";
 import { notReplayable, replaySession } from "../../replay/replay-session.js";
 import { recordReplay } from "../../replay/record.js";
 import { CaptureError } from "../../store/database.js";
@@ -13,6 +15,7 @@ import { DEFAULT_CAPTURE, captureProblem, clean, filterOption, openReader } from
 import type { SessionRow } from "../../store/schema.js";
 import { CliError, usageError } from "../errors.js";
 import { parseDuration, parseListen } from "../options.js";
+import { readCaFile } from "../tls-setup.js";
 import { VERSION } from "../version.js";
 import type { Terminal } from "../proxy.js";
 
@@ -24,6 +27,8 @@ interface RawOptions {
   json?: boolean;
   record: boolean;
   filter?: string;
+  upstreamCa?: string;
+  insecure?: boolean;
 }
 
 export function replayCommand(terminal: Terminal): Command {
@@ -41,6 +46,8 @@ export function replayCommand(terminal: Terminal): Command {
     .option("--quiet <duration>", "how long without a new byte counts as the server having answered", "500ms")
     .option("--json", "print the results as JSON")
     .option("--no-record", "do not record the replays in the capture file")
+    .option("--upstream-ca <file>", "for sessions intercepted with --tls: trust these PEM CA certificates too, beside Node's roots")
+    .option("--insecure", "for sessions intercepted with --tls: accept any certificate")
     .action(async (args: string[], raw: RawOptions) => {
       const last = args[args.length - 1];
       const file = last !== undefined && !/^\d+$/.test(last) ? last : DEFAULT_CAPTURE;
@@ -52,6 +59,7 @@ export function replayCommand(terminal: Terminal): Command {
       const target = raw.target === undefined ? undefined : parseListen(raw.target);
       const via = raw.via === undefined ? undefined : parseVia(raw.via);
       const quietMs = parseDuration(raw.quiet, "--quiet");
+      const trust = { ...(raw.upstreamCa === undefined ? {} : { ca: readCaFile(raw.upstreamCa) }), insecure: raw.insecure === true };
       const reader = openReader(file);
       const results: (ClientReplayResult & { recordedAs?: number; notRecorded?: string })[] = [];
       try {
@@ -75,6 +83,7 @@ export function replayCommand(terminal: Terminal): Command {
           const result = await replaySession(reader, session, {
             pace: raw.pace,
             quietMs,
+            trust,
             ...(target === undefined ? {} : { target }),
             ...(via === undefined ? {} : { via }),
           });
@@ -111,8 +120,9 @@ export function replayCommand(terminal: Terminal): Command {
 }
 
 function describe(r: ClientReplayResult & { recordedAs?: number; notRecorded?: string }): string[] {
-  const where = `${formatEndpoint(r.target)}${r.via === undefined ? "" : ` via ${formatEndpoint(r.via)}`}`;
-  if (!r.completed) return [clean(`replay of #${r.original} → ${where}: failed: ${r.error ?? "?"}`)];
+  const where = `${formatEndpoint(r.target)}${r.via === undefined ? "" : ` via ${formatEndpoint(r.via)}`}${r.tls === undefined ? "" : ` ${overTls(r.tls)}`}`;
+  const notice = r.notice === undefined ? [] : [`  ${r.notice}`];
+  if (!r.completed) return [clean(`replay of #${r.original} → ${where}: failed: ${r.error ?? "?"}`), ...notice];
   const lines =
     r.udp === undefined
       ? [
@@ -127,9 +137,16 @@ function describe(r: ClientReplayResult & { recordedAs?: number; notRecorded?: s
     lines.push(`  recorded: ${r.difference.expected || "(end)"}`);
     lines.push(`  now:      ${r.difference.actual || "(end)"}`);
   }
+  lines.push(...notice);
   if (r.recordedAs !== undefined) lines.push(`  recorded as session #${r.recordedAs}`);
   if (r.notRecorded !== undefined) lines.push(clean(`  not recorded: ${r.notRecorded}`));
   return lines;
+}
+
+/** "over TLS (SNI example.com, ALPN h2)": the negotiated ALPN once known, else what was offered. */
+export function overTls(tls: ReplayedTls): string {
+  const alpn = tls.version !== undefined ? (tls.alpn ?? "none") : tls.offered.length === 0 ? "none" : tls.offered.join(",");
+  return clean(`over TLS (SNI ${tls.sni ?? "none"}, ALPN ${alpn}${tls.verified === false ? ", certificate not checked" : ""})`);
 }
 
 /** Why a replay could not be recorded, and what `replay` itself offers about it. */
