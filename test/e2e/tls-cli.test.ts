@@ -148,6 +148,14 @@ describe("run --tls end to end", () => {
     expect(text2).toMatch(/TLS 1\.3 · h2 · localhost \(intercepted\)/);
     expect(text2).toContain("PRI * HTTP/2.0");
     expect(text2).toContain("hello GET /two over 2.0");
+
+    // pcapng holds the plaintext (Wireshark decodes it with "decode as HTTP" on the target's port).
+    const pcap = join(proxy.capture, "..", "out.pcapng");
+    const exported = await runToEnd(process.execPath, [CLI, "export", "--format", "pcapng", "-o", pcap, "-f", "tls:intercepted", proxy.capture]);
+    expect(exported.code).toBe(0);
+    const bytes = readFileSync(pcap);
+    expect(bytes.includes("GET /one HTTP/1.1\r\nHost: localhost:")).toBe(true);
+    expect(bytes.includes("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")).toBe(true);
   });
 });
 
@@ -318,7 +326,7 @@ describe("clients that reject the CA, and targets that fail verification", () =>
     const [session] = await sessions(proxy.capture);
     expect(session).toMatchObject({ closeReason: "tls-failed" });
     expect(session?.tls?.failure).toMatchObject({ side: "upstream", code: "upstream-certificate" });
-    expect(session?.tls?.failure?.message).toContain("not valid for localhost");
+    expect(session?.tls?.failure?.message).toBe("the certificate of localhost was refused: it is not valid for localhost (it names DNS:wrong.test)");
     expect(session?.tls?.verification).toContain("not valid for localhost");
   });
 
