@@ -2,6 +2,7 @@
  * A started proxy: the engine with its capture recorder, session log, addons and server replay,
  * as `socksmith run` builds it, headless or under the TUI.
  */
+import { realpathSync } from "node:fs";
 import { basename } from "node:path";
 import { ListenError, SocksEngine, allowAllHooks, combineObservers, formatEndpoint, type Credentials, type Endpoint, type Logger } from "../engine/index.js";
 import { CliError } from "./errors.js";
@@ -90,6 +91,8 @@ export interface RunningProxy {
   readonly serverReplay: string | undefined;
   /** Hosts whose clients rejected the socksmith CA this run (0 without --tls). */
   tlsDistrusted(): number;
+  /** The socksmith CA certificate (PEM file) its leaves come from, with --tls: a replay through this proxy trusts it. */
+  readonly tlsCaPath: string | undefined;
   /** Payload bytes relayed so far (counted by the recorder; 0 without capture). */
   bytesSeen(): number;
   /** Marks the session that connects from `clientPort` as a replay of `original`; resolves with its capture id. */
@@ -298,6 +301,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     serverReplay: options.serverReplay,
     bytesSeen: () => recorder?.bytesSeen ?? 0,
     tlsDistrusted: () => tls?.distrustedCount() ?? 0,
+    tlsCaPath: tls?.caPath,
     markReplay: (clientPort, original) => {
       replays?.clientReplay(clientPort, original);
       return recorder?.replayFrom(clientPort, original) ?? Promise.reject(new Error("not capturing"));
@@ -353,8 +357,17 @@ function startServerReplay(
     miss: options.replayMiss,
     reuse: options.replayReuse,
     serving: (id, of) => replays?.servedFrom(id, of),
-    served: (id, of) => recorder?.served(id, of),
+    served: (id, of) => recorder?.served(id, of, sameFile(file, recorder.file) ? undefined : file),
     missed: (id, what) => logger.log("warn", `session #${recorder?.sessionId(id) ?? id}: server replay: ${what}`),
   });
   return { runner, reader };
+}
+
+/** Whether two paths name the same file (both exist: the replayed one, the capture being written). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
 }

@@ -37,8 +37,12 @@ export interface TlsHelloInfo extends TlsHello {
   readonly target: Endpoint;
 }
 
-/** `intercept` or `passthrough` decide; undefined keeps the interceptor's own choice. */
-export type TlsHelloDecision = { readonly intercept: true } | { readonly passthrough: true } | undefined;
+/**
+ * `intercept` or `passthrough` decide; undefined keeps the interceptor's own choice. `alpn`
+ * (hook runners only, not addons): the protocol a served session's client gets (server replay
+ * answering an h2 recording), when the client offered it.
+ */
+export type TlsHelloDecision = { readonly intercept: true; readonly alpn?: string } | { readonly passthrough: true } | undefined;
 
 /** How a session's intercept-or-not was decided. */
 export type TlsDecidedBy =
@@ -123,6 +127,25 @@ export interface TlsEstablishArgs {
   readonly upstream: Duplex;
 }
 
+/** What `terminate` gets: a CONNECT that a hook serves (server replay), with no upstream. */
+export interface TlsTerminateArgs {
+  readonly id: SessionId;
+  /** The destination as requested: the leaf is made for it (and the SNI). */
+  readonly target: Endpoint;
+  readonly hello: TlsHello;
+  /** The client's raw stream, as for `establish`. */
+  readonly client: Duplex;
+  /** The protocol to answer with (from the hook); else the first the client offered. */
+  readonly alpn?: string;
+}
+
+/** The client's handshake done with no upstream. */
+export interface TlsTerminated {
+  readonly ok: true;
+  readonly client: Socket;
+  readonly fact: Omit<TlsFact, "id" | "at" | "decidedBy" | "hello">;
+}
+
 /** Both handshakes done: the plaintext streams, and the facts. */
 export interface TlsEstablished {
   readonly ok: true;
@@ -145,6 +168,13 @@ export interface TlsInterceptor {
   inspect(bytes: Buffer): HelloInspection;
   /** Filters and the run's memory of clients that rejected our certificate (before any hook). */
   choose(hello: TlsHello, target: Endpoint): TlsChoice;
+  /**
+   * The client's handshake only, for a session a hook serves (server replay answering an
+   * intercepted recording: an offline HTTPS mock). The leaf names the SNI and the target; ALPN is
+   * `args.alpn`, else the first protocol the client offered. Never rejects. Optional: without it served sessions
+   * stay opaque.
+   */
+  terminate?(args: TlsTerminateArgs): Promise<TlsTerminated | TlsNotEstablished>;
   /** Both handshakes, upstream first; never rejects (a failure is `ok: false`). */
   establish(args: TlsEstablishArgs): Promise<TlsEstablished | TlsNotEstablished>;
   /**

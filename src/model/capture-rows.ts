@@ -170,7 +170,12 @@ export type EventKind =
    * 'client-rejected-certificate', 'upstream-certificate'), or a ClientHello was passed through
    * untouched (code 'passthrough'). The session's `tls` row has the facts.
    */
-  | "tls";
+  | "tls"
+  /**
+   * Server replay answered this session from a session of another capture file (code
+   * 'served-from', message `served from FILE session N`); `served_from` only names sessions of this file.
+   */
+  | "replay";
 
 /** One row of `events`: things that happened to a session (or to the run, with session_id null). */
 export interface EventRow {

@@ -29,6 +29,8 @@ export interface TcpRecording {
   used: boolean;
   /** Who spoke first and the start of what they said, once read (see Recordings.firstTurn). */
   first?: { readonly direction: "up" | "down"; readonly data: Buffer } | null;
+  /** Its TLS facts once read (see Recordings.tlsOf); null: none. */
+  tls?: { readonly intercepted: boolean; readonly sni?: string; readonly alpn?: string } | null;
 }
 
 /** The most of a first turn kept for choosing between recordings. */
@@ -203,6 +205,26 @@ export class Recordings {
    * Who spoke first in a recording, and up to 64 KiB of what they said; null when nobody said
    * anything. Read once, without reading the rest of the session.
    */
+  /**
+   * How the recording's tunnel began when `run --tls` saw a ClientHello: whether it was
+   * intercepted (its chunks are plaintext) and the ALPN its client negotiated; undefined when it
+   * has no tls row (not TLS, or recorded without --tls). Read once per recording.
+   */
+  tlsOf(recording: TcpRecording): { readonly intercepted: boolean; readonly sni?: string; readonly alpn?: string } | undefined {
+    if (recording.tls === undefined) {
+      const row = this.reader.tls(recording.id);
+      recording.tls =
+        row === undefined
+          ? null
+          : {
+              intercepted: row.intercepted === 1 && row.failure_code === null,
+              ...(row.sni === null ? {} : { sni: row.sni }),
+              ...(row.client_alpn === null ? {} : { alpn: row.client_alpn }),
+            };
+    }
+    return recording.tls ?? undefined;
+  }
+
   firstTurn(recording: TcpRecording): { readonly direction: "up" | "down"; readonly data: Buffer } | null {
     if (recording.first !== undefined) return recording.first;
     const [turn] = turnsOf(this.chunksUntil(recording.id, FIRST_TURN_BYTES));

@@ -129,9 +129,25 @@ export class ServerReplay implements HookRunner {
     return this.inner.auth(attempt, conn, handle);
   }
 
-  /** Tunnels that go out (misses with --replay-miss forward) keep the addons' TLS decision. */
+  /**
+   * With `run --tls`: a served tunnel that begins with a ClientHello is intercepted when one of its
+   * recordings was (they hold plaintext), answering with the ALPN that recording's client got (an
+   * h2 recording is served as h2) when this client offers it; a tunnel whose recordings passed
+   * through is passed through (they hold ciphertext). Tunnels that go out (misses with
+   * --replay-miss forward) keep the addons' decision.
+   */
   tlsClientHello(hello: TlsHelloInfo, handle: SessionHandle): MaybePromise<TlsHelloDecision> {
-    return this.inner.tlsClientHello?.(hello, handle);
+    const serving = this.sessions.get(hello.id);
+    if (serving === undefined) return this.inner.tlsClientHello?.(hello, handle);
+    const usable = serving.candidates.filter((c) => this.options.reuse || !c.used);
+    const facts = usable.map((c) => ({ recording: c, tls: this.recordings.tlsOf(c) }));
+    const intercepted = facts.filter((f) => f.tls?.intercepted === true);
+    if (intercepted.length === 0) return facts.some((f) => f.tls !== undefined) ? { passthrough: true } : undefined;
+    // Only plaintext recordings can answer now; the one for this SNI first.
+    serving.candidates = intercepted.map((f) => f.recording);
+    const best = intercepted.find((f) => f.tls?.sni === hello.sni) ?? intercepted[0]!;
+    const alpn = best.tls?.alpn;
+    return alpn !== undefined && hello.alpn.includes(alpn) ? { intercept: true, alpn } : { intercept: true };
   }
 
   request(request: RequestInfo, handle: SessionHandle): MaybePromise<RequestDecision> {

@@ -389,10 +389,13 @@ export class Recorder implements EngineObserver {
     return new Promise((resolve) => this.replays.set(clientPort, { original, resolve }));
   }
 
-  /** A session of this run was answered from recorded session `recordedId` (server replay). */
-  served(engineId: number, recordedId: number): void {
+  /** A session of this run was answered from recorded session `recordedId` (server replay) of this file, or of `otherFile`. */
+  served(engineId: number, recordedId: number, otherFile?: string): void {
     const state = this.live(engineId);
     if (state === undefined) return;
+    // `served_from` names a session of this file; one of another file is told by an event instead.
+    if (otherFile !== undefined)
+      return this.event(state.sid, Date.now(), "replay", { code: "served-from", message: `served from ${otherFile} session ${recordedId}` });
     this.transport.push({ op: "links", sid: state.sid, replayOf: null, servedFrom: recordedId });
   }
 

@@ -30,6 +30,8 @@ import type {
   TlsInterceptor,
   TlsNotEstablished,
   TlsSideInfo,
+  TlsTerminateArgs,
+  TlsTerminated,
 } from "../engine/index.js";
 import { DETECT_LIMIT } from "../detect/detection.js";
 import { detectTls } from "../detect/tls-client-hello.js";
@@ -130,6 +132,13 @@ export class TlsInterception implements TlsInterceptor {
     };
   }
 
+  async terminate(args: TlsTerminateArgs): Promise<TlsTerminated | TlsNotEstablished> {
+    // No target to ask: the client gets the protocol it prefers (a recording of h2 is answered as h2).
+    const client = await this.acceptClient(args, args.alpn ?? args.hello.alpn[0], undefined, Date.now() + this.timeoutMs);
+    if (!client.ok) return { ok: false, fact: { failure: client.failure } };
+    return { ok: true, client: client.socket, fact: { intercepted: true, client: client.side, verification: "no target (served by a hook)" } };
+  }
+
   /** TLS to the target over the raw upstream stream, verified (unless insecure). */
   private async connectUpstream(
     args: TlsEstablishArgs,
@@ -178,7 +187,7 @@ export class TlsInterception implements TlsInterceptor {
 
   /** The client's handshake with a leaf for the target, offering only the ALPN the target chose. */
   private async acceptClient(
-    args: TlsEstablishArgs,
+    args: Pick<TlsEstablishArgs, "hello" | "target" | "client">,
     alpn: string | undefined,
     peer: X509Certificate | undefined,
     deadline: number,

@@ -64,6 +64,16 @@ function sessions(file: string) {
   }
 }
 
+/** The messages of a session's "replay" events (served from another capture file). */
+function servedEvents(file: string, id: number): string[] {
+  const reader = new CaptureReader(file);
+  try {
+    return [...reader.events(id)].filter((e) => e.kind === "replay").map((e) => e.message);
+  } finally {
+    reader.close();
+  }
+}
+
 describe("socksmith run --server-replay", () => {
   it("serves curl the recorded HTTP answer with the real server stopped; a second ask is denied with 0x02; --replay-reuse answers again", async () => {
     const http = await httpServer();
@@ -91,12 +101,14 @@ describe("socksmith run --server-replay", () => {
     expect(await mock.stop()).toBe(0);
 
     const rows = sessions(served);
+    // Served from another file: served_from names sessions of this file only, so an event says which.
     expect(rows.map((s) => [s.reply, s.served_from, s.bytes_down_sent])).toEqual([
-      [0, 1, rows[0]!.bytes_down_received],
+      [0, null, rows[0]!.bytes_down_received],
       [2, null, 0],
       [2, null, 0],
     ]);
     expect(rows[0]!.bytes_down_sent).toBeGreaterThan(100);
+    expect(servedEvents(served, rows[0]!.id)).toEqual([`served from ${recording} session 1`]);
 
     const reuse = await run(["--no-capture", "--server-replay", recording, "--replay-reuse"]);
     for (let i = 0; i < 3; i++) expect((await curl(reuse.port, `http://localhost:${http.port}/status`)).body).toBe("recorded answer to /status (#1)");
@@ -229,7 +241,8 @@ describe("socksmith run --server-replay", () => {
     const reader = new CaptureReader(served);
     try {
       const [first] = reader.sessions({ order: "oldest" });
-      expect(first!.served_from).toBe(1);
+      expect(first!.served_from).toBeNull();
+      expect([...reader.events(first!.id)].filter((e) => e.kind === "replay").map((e) => e.message)).toEqual([`served from ${recording} session 1`]);
       const datagrams = [...reader.datagrams(first!.id)];
       expect(datagrams.map((d) => [d.direction, d.verdict, d.data.toString()])).toEqual([
         ["up", "dropped", "ping 2"],
@@ -270,7 +283,7 @@ export default {
     expect(await mock.stop()).toBe(0);
     const rows = sessions(served);
     expect(rows.map((s) => [JSON.parse(s.tags), s.served_from])).toEqual([
-      [{ replay: "server of 1", replayed: "true" }, 1],
+      [{ replay: "server of 1", replayed: "true" }, null],
       [{ replay: "live", replayed: "false" }, null],
     ]);
   }, 30_000);

@@ -21,10 +21,10 @@ import { HOST, RecordingObserver, fakeLookup, useTestProxies, withTimeout } from
 
 class TlsRecorder extends RecordingObserver {
   readonly tlsFacts: TlsFact[] = [];
-  /** Each chunk as "direction:bytes" (received). */
+  /** Each chunk as "direction:bytes" (as sent when a hook changed or injected them, else as received). */
   readonly chunks: string[] = [];
   override chunk = (fact: ChunkFact): void => {
-    this.chunks.push(`${fact.direction}:${fact.received.toString("latin1")}`);
+    this.chunks.push(`${fact.direction}:${Buffer.from(fact.sent ?? fact.received).toString("latin1")}`);
   };
   tls(fact: TlsFact): void {
     this.tlsFacts.push(fact);
@@ -252,5 +252,50 @@ describe("TLS interception", () => {
     const secure = await tlsThrough(p.port, "example.test", target, { servername: "example.test", ca: targetCa.certPem });
     expect(await read(secure, "alpn=none;".length)).toBe("alpn=none;");
     expect(p.observer.tlsFacts[0]).toMatchObject({ intercepted: false, decidedBy: "hook" });
+  });
+
+  it("a CONNECT a hook serves (server replay) is answered over TLS with a leaf from the CA: an offline HTTPS mock", async () => {
+    const hooks: HookRunner = {
+      ...allowAllHooks,
+      request: () => ({ serve: true }),
+      wantsData: () => true,
+      data: (chunk, session) => {
+        if (chunk.direction === "up") session.inject("down", Buffer.from(`served:${chunk.data.toString()}`));
+        return undefined;
+      },
+    };
+    const p = await interceptingProxy({}, hooks);
+    // Nothing listens there: the hook is the server.
+    const secure = await tlsThrough(p.port, "example.test", 9, { servername: "example.test", ca: proxyCa.certPem, ALPNProtocols: ["h2", "http/1.1"] });
+    expect(secure.alpnProtocol).toBe("h2");
+    secure.write("ping");
+    expect(await read(secure, "served:ping".length)).toBe("served:ping");
+    secure.end();
+    await closed(p, 1);
+    expect(p.observer.tlsFacts[0]).toMatchObject({ intercepted: true, client: { alpn: "h2" }, verification: "no target (served by a hook)" });
+    expect(p.observer.chunks.toSorted()).toEqual(["down:served:ping", "up:ping"]);
+  });
+
+  it("a served CONNECT whose hook greets first is not TLS: the greeting goes out at once", async () => {
+    const hooks: HookRunner = {
+      ...allowAllHooks,
+      request: (_request, session) => {
+        session.inject("down", Buffer.from("220 mock\r\n"));
+        return { serve: true };
+      },
+      wantsData: () => true,
+      data: () => undefined,
+    };
+    const p = await interceptingProxy({}, hooks);
+    const { socket } = await SocksClient.createConnection({
+      proxy: { host: HOST, port: p.port, type: 5 },
+      command: "connect",
+      destination: { host: HOST, port: 25 },
+      timeout: 5_000,
+    });
+    cleanups.push(() => void socket.destroy());
+    const [greeting] = (await withTimeout(once(socket, "data"), 5_000, "no greeting")) as [Buffer];
+    expect(greeting.toString()).toBe("220 mock\r\n");
+    expect(p.observer.tlsFacts).toEqual([]);
   });
 });

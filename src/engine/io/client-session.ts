@@ -17,6 +17,7 @@ import { UdpAssociation } from "./udp-association.js";
 import { BindListener, type BindEvents, type BindPeer } from "./bind-listener.js";
 import { ServedRelay } from "./served-relay.js";
 import { TlsGate } from "./tls-gate.js";
+import type { TlsInterceptor } from "../tls-ports.js";
 import { type SocketReader, discard } from "./socket-reader.js";
 import type { EngineContext, EngineSession } from "./engine-context.js";
 import { assertNever } from "../../lang/assert-never.js";
@@ -56,6 +57,8 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private target: Endpoint | undefined;
   private remote: Endpoint | undefined;
   private attempts: readonly string[] | undefined;
+  /** The destination as the client asked for it (a served CONNECT's TLS leaf names it). */
+  private requested: Endpoint | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -237,6 +240,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       case "AskRequest": {
         const request = { id: this.id, client: this.conn.client, ...command.request, ...(this.user === undefined ? {} : { user: this.user }) };
         ctx.observer.requested({ ...request, at: ctx.clock.now() });
+        this.requested = { host: command.request.destination.host, port: command.request.destination.port };
         this.ask(
           "request",
           () => ctx.hooks.request(request, this),
@@ -398,32 +402,22 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     client.removeListener("close", this.onClientClose);
     const served = this.machine?.served === true;
     const connect = this.machine?.command === "connect";
-    const { target, remote } = this;
+    const { target, remote, requested } = this;
     this.machine = undefined;
     // What the reply needed is reported; a long-lived tunnel need not keep it.
-    this.target = this.remote = this.attempts = undefined;
-    if (served) {
+    this.target = this.remote = this.attempts = this.requested = undefined;
+    const tls = ctx.tls;
+    if (served && tls !== undefined && connect && requested !== undefined) {
+      // Served by a hook (server replay) with interception on: the gate may terminate the client's TLS.
+      this.relay = this.tlsGate(tls, requested, requested, undefined, undefined);
+    } else if (served) {
       // A hook serves this CONNECT itself: no upstream.
       this.relay = new ServedRelay(this, client, this.clientReader, ctx.idleSweeper);
     } else {
       const upstream = this.upstream!;
       upstream.removeListener("error", noop);
-      const tls = ctx.tls;
       if (tls !== undefined && connect && target !== undefined && remote !== undefined) {
-        // The gate becomes a TcpRelay (plain or over the plaintext) once the first bytes tell.
-        const gate = {
-          ...this.relayHost(),
-          tls,
-          target,
-          remote,
-          handshakeTimeoutMs: ctx.options.handshakeTimeoutMs,
-          clock: ctx.clock,
-          relayStarted: (relay: TcpRelay) => {
-            if (this.relay === gateRelay) this.relay = relay;
-          },
-        };
-        const gateRelay = new TlsGate(gate, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
-        this.relay = gateRelay;
+        this.relay = this.tlsGate(tls, target, remote, upstream, this.upstreamReader);
       } else {
         this.relay = new TcpRelay(this, client, this.clientReader, upstream, this.upstreamReader!, ctx.idleSweeper);
       }
@@ -432,6 +426,24 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     this.pendingInjects = undefined;
     for (const { direction, data } of injects ?? []) this.relay.inject(direction, data);
     this.relay.start(early, this.clientEnded);
+  }
+
+  /** The gate becomes a TcpRelay or ServedRelay (plain or over the plaintext) once the first bytes tell. */
+  private tlsGate(tls: TlsInterceptor, target: Endpoint, remote: Endpoint, upstream: Socket | undefined, upstreamReader: SocketReader | undefined): TlsGate {
+    const { ctx } = this;
+    const host = {
+      ...this.relayHost(),
+      tls,
+      target,
+      remote,
+      handshakeTimeoutMs: ctx.options.handshakeTimeoutMs,
+      clock: ctx.clock,
+      relayStarted: (relay: TcpRelay | ServedRelay) => {
+        if (this.relay === gate) this.relay = relay;
+      },
+    };
+    const gate = new TlsGate(host, this.client, this.clientReader, upstream, upstreamReader, ctx.idleSweeper);
+    return gate;
   }
 
   /** What a relay (or the TLS gate) needs from this session, as a plain object the gate can extend. */

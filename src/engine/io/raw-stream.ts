@@ -63,8 +63,16 @@ export class RawStream extends Duplex {
     callback();
   }
 
+  /**
+   * After our FIN (the TLS socket ended gracefully) the socket flushes what it still holds and
+   * closes by itself; anything else tears it down now.
+   */
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    if (!this.socket.destroyed) this.socket.destroy();
+    const socket = this.socket;
+    if (!socket.destroyed) {
+      if (err === null && socket.writableEnded) socket.destroySoon();
+      else socket.destroy();
+    }
     callback(err);
   }
 }

@@ -19,6 +19,7 @@ import { DirectionWait, WAIT_DRAIN, WAIT_HOOK } from "./direction-wait.js";
 import type { SocketReader } from "./socket-reader.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 import { callHook } from "./call-hook.js";
+import { resetSocket } from "./raw-stream.js";
 
 const EMPTY = new Uint8Array(0);
 const NOTHING_RECEIVED = Buffer.alloc(0);
@@ -103,7 +104,7 @@ export class ServedRelay implements RelayCounts, IdleTracked {
   close(mode: "graceful" | "reset", reason: CloseReason): void {
     this.reason ??= reason;
     if (mode === "reset") {
-      if (!this.client.destroyed) this.client.resetAndDestroy();
+      if (!this.client.destroyed) resetSocket(this.client);
       return;
     }
     this.client.end();

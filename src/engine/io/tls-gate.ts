@@ -14,13 +14,17 @@
  *   rejection counts as no opinion, as for every hook.
  * - One `tls` fact per tunnel that began with a ClientHello, before its relay starts; a failed
  *   handshake closes both sides ("tls-failed") after that fact.
+ * - A CONNECT a hook serves (server replay) has no upstream: an intercepted one gets the
+ *   client's handshake only (`terminate`) and a ServedRelay over the plaintext; one whose hook
+ *   greets first (bytes injected before the client spoke) is not TLS.
  */
 import type { Socket } from "node:net";
 import type { Direction, Endpoint } from "../types.js";
 import type { Clock, ClockTimer, CloseReason } from "../ports.js";
-import type { TlsHello, TlsHelloDecision, TlsInterceptor } from "../tls-ports.js";
+import type { TlsDecidedBy, TlsHello, TlsHelloDecision, TlsInterceptor } from "../tls-ports.js";
 import type { RelayCounts, RelayHost } from "./tcp-relay.js";
 import { TcpRelay } from "./tcp-relay.js";
+import { ServedRelay } from "./served-relay.js";
 import { SocketReader, readPlainly } from "./socket-reader.js";
 import { RawStream, setRawSocket } from "./raw-stream.js";
 import { callHook } from "./call-hook.js";
@@ -35,7 +39,7 @@ export interface GateHost extends RelayHost {
   readonly handshakeTimeoutMs: number;
   readonly clock: Clock;
   /** The relay that now owns the tunnel (the gate hands over to it). */
-  relayStarted(relay: TcpRelay): void;
+  relayStarted(relay: TcpRelay | ServedRelay): void;
 }
 
 /** At most this many client bytes are read looking for a ClientHello (the interceptor may decide sooner). */
@@ -58,36 +62,44 @@ export class TlsGate implements IdleTracked {
   private injects: { direction: Direction; data: Uint8Array }[] | undefined;
   private closeReason: CloseReason | undefined;
   /** The relay the gate handed the tunnel to. */
-  private relay: TcpRelay | undefined;
+  private relay: TcpRelay | ServedRelay | undefined;
   private errno: string | undefined;
 
   constructor(
     private readonly host: GateHost,
     private readonly client: Socket,
     private readonly clientReader: SocketReader,
-    private readonly upstream: Socket,
-    private readonly upstreamReader: SocketReader,
+    /** The target, or undefined for a session a hook serves. */
+    private readonly upstream: Socket | undefined,
+    private readonly upstreamReader: SocketReader | undefined,
     private readonly idle: IdleSweeper | undefined,
   ) {}
 
   start(early: Buffer, clientEnded: boolean): void {
     const { client, upstream } = this;
-    if (upstream.destroyed) return this.plain(undefined);
+    // The target went away meanwhile, or a served session's hook greets first: not TLS.
+    if (upstream?.destroyed === true || (upstream === undefined && this.injects?.some((i) => i.direction === "down"))) {
+      this.clientEnded = clientEnded;
+      if (early.length > 0) this.chunks.push(early);
+      return this.plain(undefined);
+    }
     this.idle?.add(this);
     client.on("end", this.onClientEnd);
-    upstream.on("end", this.onUpstreamEnd);
     client.on("error", this.onClientError);
-    upstream.on("error", this.onUpstreamError);
     client.on("close", this.onClose);
-    upstream.on("close", this.onClose);
+    if (upstream !== undefined) {
+      upstream.on("end", this.onUpstreamEnd);
+      upstream.on("error", this.onUpstreamError);
+      upstream.on("close", this.onClose);
+      // The server speaking first means this is not TLS; its bytes go to the client in the relay.
+      this.upstreamReader!.sink = (view) => this.plain(Buffer.from(view));
+    }
     this.clientReader.sink = (view) => this.received(Buffer.from(view));
-    // The server speaking first means this is not TLS; its bytes go to the client in the relay.
-    this.upstreamReader.sink = (view) => this.plain(Buffer.from(view));
     if (early.length > 0) this.received(early);
     if (clientEnded) this.onClientEnd();
     if (this.decided) return;
     client.resume();
-    upstream.resume();
+    upstream?.resume();
   }
 
   /** Hook injects before the relay exists wait for it (plaintext ones for an intercepted tunnel). */
@@ -104,17 +116,17 @@ export class TlsGate implements IdleTracked {
     this.closeReason ??= reason;
     if (mode === "reset") {
       if (!this.client.destroyed) this.client.resetAndDestroy();
-      if (!this.upstream.destroyed) this.upstream.resetAndDestroy();
+      if (this.upstream !== undefined && !this.upstream.destroyed) this.upstream.resetAndDestroy();
     } else {
       this.client.destroy();
-      this.upstream.destroy();
+      this.upstream?.destroy();
     }
   }
 
   destroy(reason: CloseReason): void {
     this.closeReason ??= reason;
     this.client.destroy();
-    this.upstream.destroy();
+    this.upstream?.destroy();
   }
 
   idleTimedOut(): void {
@@ -155,19 +167,19 @@ export class TlsGate implements IdleTracked {
     this.host.clock.clearTimeout(this.timer);
     this.idle?.delete(this);
     this.client.pause();
-    this.upstream.pause();
+    this.upstream?.pause();
     this.clientReader.sink = discardRead;
-    this.upstreamReader.sink = discardRead;
+    if (this.upstreamReader !== undefined) this.upstreamReader.sink = discardRead;
   }
 
   private detach(): void {
     const { client, upstream } = this;
     client.removeListener("end", this.onClientEnd);
-    upstream.removeListener("end", this.onUpstreamEnd);
     client.removeListener("error", this.onClientError);
-    upstream.removeListener("error", this.onUpstreamError);
     client.removeListener("close", this.onClose);
-    upstream.removeListener("close", this.onClose);
+    upstream?.removeListener("end", this.onUpstreamEnd);
+    upstream?.removeListener("error", this.onUpstreamError);
+    upstream?.removeListener("close", this.onClose);
   }
 
   private decide(hello: TlsHello): void {
@@ -175,27 +187,28 @@ export class TlsGate implements IdleTracked {
     const { host } = this;
     const choice = host.tls.choose(hello, host.target);
     const ask = host.hooks.tlsClientHello;
-    if (ask === undefined) return this.chosen(hello, choice.intercept, choice.decidedBy);
+    if (ask === undefined) return this.chosen(hello, choice.intercept, choice.decidedBy, undefined);
     callHook<TlsHelloDecision>(
       () => ask.call(host.hooks, { id: host.id, target: host.target, ...hello }, host.handle),
       (err) => host.hookFailed("tlsClientHello", err),
       (decision) => {
         if (this.ended) return;
-        if (decision === undefined) return this.chosen(hello, choice.intercept, choice.decidedBy);
-        this.chosen(hello, "intercept" in decision, "hook");
+        if (decision === undefined) return this.chosen(hello, choice.intercept, choice.decidedBy, undefined);
+        this.chosen(hello, "intercept" in decision, "hook", "intercept" in decision && hello.alpn.includes(decision.alpn ?? "") ? decision.alpn : undefined);
       },
     );
   }
 
-  private chosen(hello: TlsHello, intercept: boolean, decidedBy: "default" | "filter" | "hook" | "auto-passthrough"): void {
+  private chosen(hello: TlsHello, intercept: boolean, decidedBy: TlsDecidedBy, alpn: string | undefined): void {
     const { host } = this;
     if (!intercept) {
       host.observer.tls?.({ id: host.id, at: host.now(), intercepted: false, decidedBy, hello });
       return this.plain(undefined);
     }
+    if (this.upstream === undefined) return this.serveTls(hello, decidedBy, alpn);
     this.detach();
     const clientRaw = new RawStream(this.client, this.clientReader, this.takeBuffered(), this.clientEnded);
-    const upstreamRaw = new RawStream(this.upstream, this.upstreamReader, undefined, false);
+    const upstreamRaw = new RawStream(this.upstream, this.upstreamReader!, undefined, false);
     // Until the relay owns the TLS sockets, a raw socket's error only has to be noticed (the Duplex reports it).
     clientRaw.on("error", noop);
     upstreamRaw.on("error", noop);
@@ -205,7 +218,7 @@ export class TlsGate implements IdleTracked {
         return this.finish(this.closeReason ?? "tls-failed", clientRaw, upstreamRaw);
       }
       const { client, upstream, fact } = outcome;
-      if (this.ended || this.client.destroyed || this.upstream.destroyed) {
+      if (this.ended || this.client.destroyed || this.upstream!.destroyed) {
         client.destroy();
         upstream.destroy();
         return this.finish(this.closeReason ?? "tls-failed", clientRaw, upstreamRaw);
@@ -213,12 +226,47 @@ export class TlsGate implements IdleTracked {
       host.observer.tls?.({ id: host.id, at: host.now(), decidedBy, hello, ...fact });
       this.watchEarlyClose(client, hello);
       setRawSocket(client, this.client);
-      setRawSocket(upstream, this.upstream);
+      setRawSocket(upstream, this.upstream!);
       const clientReader = new SocketReader();
       const upstreamReader = new SocketReader();
       readPlainly(client, clientReader, true);
       readPlainly(upstream, upstreamReader, true);
       this.startRelay(client, clientReader, upstream, upstreamReader, EMPTY, undefined, false);
+    });
+  }
+
+  /** An intercepted served session: the client's handshake only, then a ServedRelay over the plaintext. */
+  private serveTls(hello: TlsHello, decidedBy: TlsDecidedBy, alpn: string | undefined): void {
+    const { host } = this;
+    const terminate = host.tls.terminate;
+    if (terminate === undefined) {
+      host.observer.tls?.({ id: host.id, at: host.now(), intercepted: false, decidedBy, hello });
+      return this.plain(undefined);
+    }
+    this.detach();
+    const clientRaw = new RawStream(this.client, this.clientReader, this.takeBuffered(), this.clientEnded);
+    clientRaw.on("error", noop);
+    void terminate.call(host.tls, { id: host.id, target: host.target, hello, client: clientRaw, ...(alpn === undefined ? {} : { alpn }) }).then((outcome) => {
+      if (!outcome.ok) {
+        host.observer.tls?.({ id: host.id, at: host.now(), intercepted: false, decidedBy, hello, ...outcome.fact });
+        return this.finish(this.closeReason ?? "tls-failed", clientRaw);
+      }
+      const { client, fact } = outcome;
+      if (this.ended || this.client.destroyed) {
+        client.destroy();
+        return this.finish(this.closeReason ?? "tls-failed", clientRaw);
+      }
+      host.observer.tls?.({ id: host.id, at: host.now(), decidedBy, hello, ...fact });
+      this.watchEarlyClose(client, hello);
+      setRawSocket(client, this.client);
+      const reader = new SocketReader();
+      readPlainly(client, reader, true);
+      this.ended = true;
+      const relay = new ServedRelay(host, client, reader, this.idle);
+      this.relay = relay;
+      host.relayStarted(relay);
+      this.flushInjects(relay);
+      relay.start(EMPTY, false);
     });
   }
 
@@ -256,7 +304,21 @@ export class TlsGate implements IdleTracked {
     if (this.ended) return;
     if (!this.decided) this.hold();
     this.detach();
-    this.startRelay(this.client, this.clientReader, this.upstream, this.upstreamReader, this.takeBuffered() ?? EMPTY, down, this.upstreamEnded);
+    const early = this.takeBuffered() ?? EMPTY;
+    if (this.upstream === undefined) {
+      this.ended = true;
+      const relay = new ServedRelay(this.host, this.client, this.clientReader, this.idle);
+      this.relay = relay;
+      this.host.relayStarted(relay);
+      this.flushInjects(relay);
+      return relay.start(early, this.clientEnded);
+    }
+    this.startRelay(this.client, this.clientReader, this.upstream, this.upstreamReader!, early, down, this.upstreamEnded);
+  }
+
+  private flushInjects(relay: TcpRelay | ServedRelay): void {
+    for (const { direction, data } of this.injects ?? []) relay.inject(direction, data);
+    this.injects = undefined;
   }
 
   private startRelay(
@@ -272,8 +334,7 @@ export class TlsGate implements IdleTracked {
     const relay = new TcpRelay(this.host, client, clientReader, upstream, upstreamReader, this.idle);
     this.relay = relay;
     this.host.relayStarted(relay);
-    for (const { direction, data } of this.injects ?? []) relay.inject(direction, data);
-    this.injects = undefined;
+    this.flushInjects(relay);
     relay.start(early, this.clientEnded && client === this.client, down, upstreamEnded);
   }
 
@@ -286,15 +347,16 @@ export class TlsGate implements IdleTracked {
     this.detach();
     for (const stream of streams) stream.destroy();
     this.client.destroy();
-    this.upstream.destroy();
+    this.upstream?.destroy();
     // Both sockets are destroyed; report once the last one has closed.
-    let open = (this.client.closed ? 0 : 1) + (this.upstream.closed ? 0 : 1);
+    const upstream = this.upstream;
+    let open = (this.client.closed ? 0 : 1) + (upstream === undefined || upstream.closed ? 0 : 1);
     const done = (): void => {
       if (--open <= 0) this.host.relayEnded(reason, this.errno, NO_COUNTS);
     };
     if (open === 0) return void queueMicrotask(() => this.host.relayEnded(reason, this.errno, NO_COUNTS));
     if (!this.client.closed) this.client.once("close", done);
-    if (!this.upstream.closed) this.upstream.once("close", done);
+    if (upstream !== undefined && !upstream.closed) upstream.once("close", done);
   }
 
   private readonly onClientEnd = (): void => {
@@ -311,7 +373,7 @@ export class TlsGate implements IdleTracked {
   private readonly onClientError = (err: NodeJS.ErrnoException): void => {
     this.closeReason ??= err.code === "ECONNRESET" ? "client-reset" : "client-error";
     this.errno ??= err.code;
-    this.upstream.destroy();
+    this.upstream?.destroy();
   };
 
   private readonly onUpstreamError = (err: NodeJS.ErrnoException): void => {
