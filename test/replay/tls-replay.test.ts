@@ -14,6 +14,9 @@ import { join } from "node:path";
 import { TLSSocket, connect as tlsConnect, type SecureContext } from "node:tls";
 import { SocksClient } from "socks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCommand } from "../../src/cli/commands/run.js";
+import type { RunningProxy } from "../../src/cli/proxy.js";
+import { liveReplay } from "../../src/cli/tui-replay.js";
 import { SocksEngine } from "../../src/engine/index.js";
 import { PASSTHROUGH_NOTICE, replaySession } from "../../src/replay/replay-session.js";
 import { Recorder } from "../../src/store/recorder.js";
@@ -258,4 +261,51 @@ describe("socksmith replay of a TLS session (CLI)", () => {
     const text = await cli(["replay", "1", file, "--target", `${HOST}:${target.port}`, "--quiet", "200ms", "--no-record"]);
     expect(text.stdout).toContain(`  ${PASSTHROUGH_NOTICE}`);
   });
+});
+
+/** socksmith run --tls, in this process (so that liveReplay gets its RunningProxy), capturing to `file`. */
+async function runWithTls(file: string): Promise<RunningProxy> {
+  let running: RunningProxy | undefined;
+  const terminal = { out: () => {}, err: () => {} };
+  const args = ["--headless", "-q", "-l", `${HOST}:0`, "-w", file, "--tls", "--ca-dir", join(dir, "proxy"), "--upstream-ca", targetCa.certPath];
+  await runCommand(terminal, async (proxy) => {
+    running = proxy;
+  }).parseAsync(args, { from: "user" });
+  const proxy = running!;
+  cleanups.push(() => proxy.stop(0));
+  return proxy;
+}
+
+describe("the TUI's r on an intercepted session", () => {
+  it("attached to a proxy running --tls: the replay goes through it, trusting its socksmith CA, and matches", async () => {
+    const target = await httpsTarget();
+    const file = join(dir, `live${++n}.db`);
+    const running = await runWithTls(file);
+    expect(running.tlsCaPath).toBe(proxyCa.certPath);
+    // An app that connects to the address and names the host in its SNI.
+    const { socket } = await SocksClient.createConnection({
+      proxy: { host: HOST, port: running.bound[0]!.port, type: 5 },
+      command: "connect",
+      destination: { host: HOST, port: target.port },
+      timeout: 5_000,
+    });
+    const secure = tlsConnect({ socket, servername: "example.test", ca: proxyCa.certPem, ALPNProtocols: ["http/1.1"] });
+    cleanups.push(() => void secure.destroy());
+    await withTimeout(once(secure, "secureConnect"), 5_000, "no TLS handshake through the proxy");
+    secure.end(REQUEST);
+    let answer = "";
+    secure.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+    await withTimeout(once(secure, "close"), 5_000, "the answer did not end");
+    expect(answer).toMatch(/hello over tls$/);
+    const reader = new CaptureReader(file);
+    cleanups.push(() => reader.close());
+    // The recorder writes in batches: wait until the session and its tls row are in the file.
+    const deadline = Date.now() + 5_000;
+    while ((reader.session(1)?.closed_at == null || reader.tls(1) === undefined) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(reader.tls(1)).toMatchObject({ intercepted: 1, sni: "example.test" });
+
+    const outcome = await liveReplay(reader, running)(1);
+    expect(outcome.message).toBe(`replayed #1 as #2 to ${HOST}:${target.port} over TLS (SNI example.test, ALPN http/1.1): same answer as recorded`);
+    expect(outcome.focus).toBe(2);
+  }, 30_000);
 });
