@@ -1,7 +1,8 @@
 /**
  * Server replay over TLS, end to end with the built CLI and curl: HTTPS sessions recorded
  * through `run --tls` are answered later by `run --tls --server-replay` with the target gone, over
- * TLS with a leaf from the socksmith CA, in the protocol the recording used (h2 stays h2).
+ * TLS with a leaf from the socksmith CA, in the protocol the recording used (h2 stays h2); and
+ * exported as pcapng, Wireshark reads the decrypted HTTP.
  */
 import { once } from "node:events";
 import { createSecureServer, type Http2SecureServer } from "node:http2";
@@ -83,5 +84,22 @@ describe("server replay over TLS", () => {
     await mock.stop();
     const shown = await runToEnd(process.execPath, [join(import.meta.dirname, "../../dist/cli.js"), "show", "1", join(dir, "mock.db")]);
     expect(shown.stdout).toContain("does not trust the socksmith CA for localhost");
+  }, 30_000);
+
+  it("export --format pcapng writes the decrypted stream: tshark decodes the HTTP/1.1 request", async () => {
+    const out = join(dir, "rec.pcapng");
+    const exported = await runToEnd(process.execPath, [
+      join(import.meta.dirname, "../../dist/cli.js"),
+      "export",
+      join(dir, "rec.db"),
+      "--format",
+      "pcapng",
+      "-o",
+      out,
+    ]);
+    expect(exported.code).toBe(0);
+    const shark = await runToEnd("tshark", ["-r", out, "-d", `tcp.port==${port},http`, "-Y", "http.request", "-T", "fields", "-e", "http.request.uri"]);
+    expect(shark.code).toBe(0);
+    expect(shark.stdout.split("\n").filter(Boolean)).toEqual(["/one"]);
   }, 30_000);
 });
