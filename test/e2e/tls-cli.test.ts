@@ -8,7 +8,8 @@ import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
-import { request as httpsRequest } from "node:https";
+import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,22 +27,27 @@ const proxyCaPath = join(caDir, "socksmith-ca.pem");
 const proxyKeyPath = join(caDir, "socksmith-ca-key.pem");
 const targetCaPath = join(dir, "target-ca.pem");
 const children: ChildProcess[] = [];
-const servers: Http2SecureServer[] = [];
+const servers: Array<{ close(): void }> = [];
 /** An HTTPS server (h2 and http/1.1) with a certificate for localhost and 127.0.0.1. */
 let goodPort = 0;
 /** The same server, with a certificate that names only wrong.test. */
 let wrongPort = 0;
+/** An HTTPS server that speaks only http/1.1 (ALPN), with the good certificate. */
+let h1OnlyPort = 0;
 
 /** Answers `hello METHOD URL over HTTP-VERSION`; `/rewrite` answers a body an addon rewrites. */
-function answer(req: Http2ServerRequest, res: Http2ServerResponse): void {
+function answer(req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse): void {
   res.setHeader("content-type", "text/plain");
   res.end(req.url === "/rewrite" ? "the original body" : `hello ${req.method} ${req.url} over ${req.httpVersion}`);
 }
 
-async function httpsServer(context: SecureContext): Promise<number> {
+async function httpsServer(context: SecureContext, h2 = true): Promise<number> {
   // The context is handed over by SNI (every client here names localhost), which sidesteps
   // needing the leaf's private key as PEM.
-  const server = createSecureServer({ allowHTTP1: true, SNICallback: (_name, done) => done(null, context) }, answer);
+  const SNICallback = (_name: string, done: (err: Error | null, ctx?: SecureContext) => void) => done(null, context);
+  const server: Http2SecureServer | ReturnType<typeof createHttpsServer> = h2
+    ? createSecureServer({ allowHTTP1: true, SNICallback }, answer)
+    : createHttpsServer({ SNICallback, ALPNProtocols: ["http/1.1"] }, answer);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   servers.push(server);
@@ -54,6 +60,7 @@ beforeAll(async () => {
   const leaves = new LeafCertificates(targetCa);
   goodPort = await httpsServer(await leaves.secureContextFor({ sni: "localhost", target: "127.0.0.1" }));
   wrongPort = await httpsServer(await leaves.secureContextFor({ sni: "wrong.test", target: "wrong.test" }));
+  h1OnlyPort = await httpsServer(await leaves.secureContextFor({ sni: "localhost", target: "127.0.0.1" }), false);
 });
 
 afterEach(() => {
@@ -217,6 +224,27 @@ while True:
 print(tls.version())
 print(answer.decode("latin-1"))
 `;
+
+describe("what the client negotiates", () => {
+  it("ALPN is mirrored: curl offering h2 to a target with only http/1.1 gets HTTP/1.1", async () => {
+    const proxy = await tlsProxy();
+    const result = await curl(proxy, `https://localhost:${h1OnlyPort}/mirror`, ["--cacert", proxyCaPath, "--http2"]);
+    expect(result).toMatchObject({ code: 0, stdout: "hello GET /mirror over 1.1|1.1" });
+    expect(await proxy.stop()).toBe(0);
+    const [session] = await sessions(proxy.capture);
+    expect(session?.tls).toMatchObject({ hello: { alpn: ["h2", "http/1.1"] }, client: { alpn: "http/1.1" }, upstream: { alpn: "http/1.1" } });
+  });
+
+  it("a TLS 1.2-only curl gets TLS 1.2 on both sides", async () => {
+    const proxy = await tlsProxy();
+    const result = await curl(proxy, `https://localhost:${goodPort}/old`, ["--cacert", proxyCaPath, "--http1.1", "--tls-max", "1.2"]);
+    expect(result).toMatchObject({ code: 0, stdout: "hello GET /old over 1.1|1.1" });
+    expect(await proxy.stop()).toBe(0);
+    const [session] = await sessions(proxy.capture);
+    expect(session?.tls).toMatchObject({ intercepted: true, client: { version: "TLSv1.2" }, upstream: { version: "TLSv1.2" } });
+    expect(await show(proxy.capture, session!.id)).toMatch(/TLS 1\.2 · http\/1\.1 · localhost \(intercepted\)/);
+  });
+});
 
 describe("other clients", () => {
   it("Node https with ca = the socksmith CA", async () => {
