@@ -262,8 +262,7 @@ describe("other clients", () => {
     if (python.code !== 0) throw new Error("python3 is needed for this test (it is on the CI machine): not found on PATH");
     const proxy = await tlsProxy();
     const result = await runToEnd("python3", ["-c", PYTHON_GET, String(proxy.port), String(goodPort), proxyCaPath, "/python"], 10_000);
-    expect(result.stderr).toBe("");
-    expect(result.code).toBe(0);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
     expect(result.stdout).toMatch(/^TLSv1\.3\nHTTP\/1\.1 200 OK\r\n/);
     expect(result.stdout).toContain("hello GET /python over 1.1");
     expect(await proxy.stop()).toBe(0);
