@@ -51,8 +51,10 @@ const { cleanups, proxy } = useTestProxies();
  * A TLS server on loopback with a certificate for `names` from the target CA. It greets with the
  * ALPN it chose, then answers each read upper-cased.
  */
-async function tlsTarget(options: { name?: string; alpn?: string[]; greet?: boolean } = {}) {
-  const context: SecureContext = await targetLeaves.secureContextFor({ sni: options.name ?? "example.test", target: HOST });
+async function tlsTarget(options: { name?: string; alpn?: string[]; expired?: boolean } = {}) {
+  // An expired certificate: signed as if a year ago (leaves last 199 days).
+  const leaves = options.expired === true ? new LeafCertificates(targetCa, { now: () => Date.now() - 365 * 86_400_000 }) : targetLeaves;
+  const context: SecureContext = await leaves.secureContextFor({ sni: options.name ?? "example.test", target: HOST });
   // tls.Server ignores a ready-made secureContext, so each accepted socket is wrapped directly.
   const server = createServer((raw) => {
     const socket = new TLSSocket(raw, { isServer: true, secureContext: context, ...(options.alpn === undefined ? {} : { ALPNProtocols: options.alpn }) });
@@ -189,6 +191,15 @@ describe("TLS interception", () => {
     expect(fact?.failure).toMatchObject({ side: "upstream", code: "upstream-certificate" });
     expect(fact?.failure?.message).toContain("not valid for example.test");
     expect(p.observer.facts.find((f) => f.kind === "closed")?.fact).toMatchObject({ reason: "tls-failed" });
+  });
+
+  it("a target with an expired certificate is refused in words", async () => {
+    const target = await tlsTarget({ expired: true });
+    const p = await interceptingProxy();
+    await expect(tlsThrough(p.port, "example.test", target, { servername: "example.test", ca: proxyCa.certPem })).rejects.toThrow(/alert|handshake/i);
+    await closed(p, 1);
+    expect(p.observer.tlsFacts[0]?.failure).toMatchObject({ side: "upstream", code: "upstream-certificate" });
+    expect(p.observer.tlsFacts[0]?.failure?.message).toBe("the certificate of example.test was refused: the certificate has expired (CERT_HAS_EXPIRED)");
   });
 
   it("--upstream-insecure lets that target through and records the problem", async () => {
