@@ -3,6 +3,7 @@ export { SocksEngine, ListenError, DEFAULTS, formatEndpoint, type EngineOptions 
 export { Credentials, parseCredential, parseCredentialFile } from "./credentials.js";
 export * from "./ports.js";
 export * from "./tls-ports.js";
+export * from "./upstream.js";
 export * from "./types.js";
 export { REP, REP_NAMES, CD, socks4Cd, type ProtocolErrorCode } from "./errors.js";
 // The client's side of the wire formats, for code that speaks SOCKS to a proxy (client replay).

@@ -264,6 +264,11 @@ export interface ReplyFact extends ReplyInfo {
    * the winner, when happy eyeballs raced several and one succeeded.
    */
   readonly attempts?: readonly string[];
+  /**
+   * The upstream proxies the request went through (or tried), in order, as `scheme://host:port`
+   * without credentials; absent when it went direct.
+   */
+  readonly route?: readonly string[];
 }
 
 export interface ChunkFact {
