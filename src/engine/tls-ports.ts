@@ -177,10 +177,4 @@ export interface TlsInterceptor {
   terminate?(args: TlsTerminateArgs): Promise<TlsTerminated | TlsNotEstablished>;
   /** Both handshakes, upstream first; never rejects (a failure is `ok: false`). */
   establish(args: TlsEstablishArgs): Promise<TlsEstablished | TlsNotEstablished>;
-  /**
-   * An intercepted client closed within moments of its handshake without sending a byte: what
-   * a client does that checks the certificate only after the handshake (and rejects it), e.g.
-   * Node's. Returns the words for the session's record (the interceptor remembers the host).
-   */
-  clientClosedEarly?(hello: TlsHello, target: Endpoint): string;
 }

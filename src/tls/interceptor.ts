@@ -227,12 +227,6 @@ export class TlsInterception implements TlsInterceptor {
     return { ok: false, failure: { side: "client", code: "client-handshake", message: `TLS handshake with the client failed: ${failure}` } };
   }
 
-  clientClosedEarly(hello: TlsHello, target: Endpoint): string {
-    const name = hostOf(hello, target);
-    this.distrust(name);
-    return `the client closed right after the handshake without sending anything: it probably does not trust the socksmith CA for ${name}`;
-  }
-
   private distrust(name: string): void {
     if (this.distrusted.has(name)) return;
     if (this.distrusted.size >= DISTRUST_MAX) this.distrusted.delete(this.distrusted.values().next().value as string);

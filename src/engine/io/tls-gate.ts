@@ -45,9 +45,6 @@ export interface GateHost extends RelayHost {
 /** At most this many client bytes are read looking for a ClientHello (the interceptor may decide sooner). */
 const GATE_MAX = 64 * 1024;
 
-/** A client close this soon after its handshake, with nothing sent, counts as a rejection of our certificate. */
-const EARLY_CLOSE_MS = 1_000;
-
 const NO_COUNTS: RelayCounts = { bytesUpReceived: 0, bytesUpSent: 0, bytesDownReceived: 0, bytesDownSent: 0 };
 
 export class TlsGate implements IdleTracked {
@@ -61,8 +58,6 @@ export class TlsGate implements IdleTracked {
   private timer: ClockTimer | undefined;
   private injects: { direction: Direction; data: Uint8Array }[] | undefined;
   private closeReason: CloseReason | undefined;
-  /** The relay the gate handed the tunnel to. */
-  private relay: TcpRelay | ServedRelay | undefined;
   private errno: string | undefined;
 
   constructor(
@@ -224,7 +219,6 @@ export class TlsGate implements IdleTracked {
         return this.finish(this.closeReason ?? "tls-failed", clientRaw, upstreamRaw);
       }
       host.observer.tls?.({ id: host.id, at: host.now(), decidedBy, hello, ...fact });
-      this.watchEarlyClose(client, hello);
       setRawSocket(client, this.client);
       setRawSocket(upstream, this.upstream!);
       const clientReader = new SocketReader();
@@ -257,39 +251,15 @@ export class TlsGate implements IdleTracked {
         return this.finish(this.closeReason ?? "tls-failed", clientRaw);
       }
       host.observer.tls?.({ id: host.id, at: host.now(), decidedBy, hello, ...fact });
-      this.watchEarlyClose(client, hello);
       setRawSocket(client, this.client);
       const reader = new SocketReader();
       readPlainly(client, reader, true);
       this.ended = true;
       const relay = new ServedRelay(host, client, reader, this.idle);
-      this.relay = relay;
       host.relayStarted(relay);
       this.flushInjects(relay);
       relay.start(EMPTY, false);
     });
-  }
-
-  /**
-   * A client that closes within EARLY_CLOSE_MS of its handshake having sent nothing most likely
-   * rejected our certificate after the handshake (see TlsInterceptor.clientClosedEarly). Listens
-   * before the relay does, so the anomaly comes before the session's close.
-   */
-  private watchEarlyClose(client: Socket, hello: TlsHello): void {
-    const { host } = this;
-    const report = host.tls.clientClosedEarly;
-    if (report === undefined) return;
-    const since = host.clock.now();
-    let checked = false;
-    const check = (): void => {
-      if (checked) return;
-      checked = true;
-      const relay = this.relay;
-      if (relay === undefined || relay.bytesUpReceived > 0 || host.clock.now() - since > EARLY_CLOSE_MS) return;
-      host.observer.anomaly({ id: host.id, at: host.now(), code: "tls-client-rejected", detail: report.call(host.tls, hello, host.target) });
-    };
-    client.once("end", check);
-    client.once("close", check);
   }
 
   /** Everything the client sent so far. */
@@ -308,7 +278,6 @@ export class TlsGate implements IdleTracked {
     if (this.upstream === undefined) {
       this.ended = true;
       const relay = new ServedRelay(this.host, this.client, this.clientReader, this.idle);
-      this.relay = relay;
       this.host.relayStarted(relay);
       this.flushInjects(relay);
       return relay.start(early, this.clientEnded);
@@ -332,7 +301,6 @@ export class TlsGate implements IdleTracked {
   ): void {
     this.ended = true;
     const relay = new TcpRelay(this.host, client, clientReader, upstream, upstreamReader, this.idle);
-    this.relay = relay;
     this.host.relayStarted(relay);
     this.flushInjects(relay);
     relay.start(early, this.clientEnded && client === this.client, down, upstreamEnded);
