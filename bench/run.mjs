@@ -4,7 +4,7 @@
  *
  *   node bench/run.mjs [--quick] [--only SECTION[,SECTION...]] [--profile DIR] [--udp-window N]
  *
- *   SECTION   throughput (or one cell: up1, up8, down1, down8), handshakes, latency, idle, udp
+ *   SECTION   throughput (or one cell: up1, up8, down1, down8), handshakes, latency, idle, udp, hooks, capture, tui, tls
  *   --quick   shorter cells and fewer samples (a smoke run, not numbers to report)
  *   --udp-window N  datagrams in flight in the udp section (default 64, see below)
  *   --profile DIR  run socksmith under `node --cpu-prof --cpu-prof-dir=DIR` (one .cpuprofile per
@@ -25,6 +25,8 @@
  *                the upload, and the file's size per payload byte
  *   tui          socksmith with its TUI drawing in a pseudo-terminal vs headless, both capturing
  *                (1-stream upload and download MiB/s)
+ *   tls          run --tls (bench/tls.mjs): leaf generation; a TLS download and TLS handshakes/s
+ *                intercepted vs direct; passthrough TLS sessions vs plain CONNECT
  *   idle         proxy RSS growth per idle tunnel with 5,000 tunnels open (VmRSS; PSS alongside),
  *                measured on a fresh proxy after a 200-tunnel warm-up
  *   udp          UDP datagrams per second echoed (each one client → echo server → client) with
@@ -71,6 +73,7 @@ import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { tlsSection } from "./tls.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SOURCE = path.join(ROOT, "bench", "loadgen.c");
@@ -83,7 +86,7 @@ const CHILD_LIFETIME_S = 600;
 // --- options ------------------------------------------------------------------------------------
 
 const THROUGHPUT_CELLS = ["up1", "up8", "down1", "down8"];
-const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks", "capture", "tui"];
+const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks", "capture", "tui", "tls"];
 
 function parseArgs(argv) {
   const opts = { quick: false, only: new Set([...THROUGHPUT_CELLS, ...SECTIONS.slice(1)]), profileDir: undefined, udpWindow: 64 };
@@ -117,7 +120,7 @@ function parseArgs(argv) {
 function usage(problem) {
   if (problem) console.error(`bench: ${problem}`);
   console.error(
-    "usage: node bench/run.mjs [--quick] [--only throughput|up1|up8|down1|down8|handshakes|latency|idle|udp[,...]] [--profile DIR] [--udp-window N]",
+    "usage: node bench/run.mjs [--quick] [--only throughput|up1|up8|down1|down8|handshakes|latency|idle|udp|hooks|capture|tui|tls[,...]] [--profile DIR] [--udp-window N]",
   );
   process.exit(problem ? 2 : 0);
 }
@@ -296,7 +299,7 @@ async function stopProxy(proxy, section) {
   else if (child.killedAfterGrace) problems.push(`${proxy.name} (${section}) did not exit within 10 s of SIGINT; killed`);
   else if (isSmith && exit.code !== 0) problems.push(`socksmith (${section}) exited with ${describeExit(exit)} after SIGINT ${child.stderrTail()}`);
   // socksmith's expected notices on stop; anything else on stderr is worth a look.
-  const noise = /^(SIGINT|SIGTERM)( again)?: |"message":"addon [\w-]+ loaded from /;
+  const noise = /^(SIGINT|SIGTERM)( again)?: |"message":"addon [\w-]+ loaded from |^TLS interception on: /;
   const unexpected = child.stderr.filter((l) => !noise.test(l));
   if (unexpected.length > 0)
     problems.push(
@@ -943,6 +946,16 @@ async function tui(servers) {
   }
 }
 
+/** run --tls (bench/tls.mjs), with this file's helpers. */
+async function tls() {
+  if (!OPTS.only.has("tls")) return;
+  console.error("bench: tls");
+  const helpers = { ROOT, CFG, OPTS, Child, LOADGEN, CHILD_LIFETIME_S, startSocksmith, stopProxy, interleaved, median, fmt, fmtRatio, details, problems };
+  tlsLines.push(...(await tlsSection(helpers)));
+}
+
+const tlsLines = [];
+
 /** Sequential write rate of the file system under `dir`: 512 MiB in 1 MiB writes, then fdatasync. */
 function diskWriteMiBps(dir) {
   const file = path.join(dir, "disk-probe");
@@ -1097,6 +1110,7 @@ async function main() {
     await hooks(servers);
     await capture(servers);
     await tui(servers);
+    await tls();
   } finally {
     await stopAll();
   }
@@ -1125,6 +1139,11 @@ async function main() {
     console.log();
     console.log("capture and TUI cost (full capture vs --no-capture; TUI open vs headless; paired rounds):");
     for (const l of captureLines) console.log(`  ${l}`);
+  }
+  if (tlsLines.length > 0) {
+    console.log();
+    console.log("TLS interception (run --tls; paired rounds; see bench/tls.mjs):");
+    for (const l of tlsLines) console.log(`  ${l}`);
   }
   console.log();
   for (const d of details) console.log(`  ${d}`);
