@@ -104,6 +104,8 @@ export function sessionFields(s: SessionRow, options: SessionFieldOptions = {}):
     add("addresses", "target", `${endpointText(s.requested_host, s.requested_port)}${s.requested_type === null ? "" : ` (${safeText(s.requested_type)})`}`);
   }
   if (isRedirected(s)) add("addresses", "actual", `${endpointText(s.target_host, s.target_port)} (redirected by an addon)`, { tone: "addon" });
+  // Once there was a request: a session that never asked for anything went nowhere, directly or not.
+  if (s.command !== null || s.route !== null) add("addresses", "route", routeText(s.route));
   if (s.remote_host !== null) add("addresses", "connected", endpointText(s.remote_host, s.remote_port));
   const attempts = stringList(s.attempts);
   if (attempts !== "") add("addresses", "attempts", attempts);
@@ -366,6 +368,26 @@ function jsonStrings(json: string | null): string[] {
 }
 
 /** A JSON array as "a, b, c"; "" when absent or empty; the raw text when not an array. */
+/**
+ * The upstream hops in order (`socks5h://a:1080 → http://b:3128`), or `direct` when the session
+ * had none (null, or a column that is not a list of hops).
+ */
+export function routeText(json: string | null): string {
+  const hops = routeHops(json);
+  return hops.length === 0 ? "direct" : safeText(hops.join(" → "));
+}
+
+/** The hops of a `route` column (JSON array of strings); [] for direct, or for anything that is not such an array. */
+export function routeHops(json: string | null): string[] {
+  if (json === null) return [];
+  try {
+    const items: unknown = JSON.parse(json);
+    return Array.isArray(items) ? items.filter((h): h is string => typeof h === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
 function stringList(json: string | null): string {
   if (json === null) return "";
   try {

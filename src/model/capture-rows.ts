@@ -69,6 +69,11 @@ export interface SessionRow {
   readonly replied_at: number | null;
   /** JSON array of the addresses tried by the dialler, when it tried several or failed. */
   readonly attempts: string | null;
+  /**
+   * The upstream proxies the request went through (or tried), in order: a JSON array of
+   * `scheme://host:port` strings, never credentials. null: it went direct (or never dialled).
+   */
+  readonly route: string | null;
   readonly status: SessionStatus;
   /** The engine's CloseReason ('completed', 'client-reset', …), or 'interrupted'. */
   readonly close_reason: string | null;

@@ -58,6 +58,8 @@ export type Operation =
       readonly remoteHost: string | null;
       readonly remotePort: number | null;
       readonly attempts: string | null;
+      /** JSON array of the upstream hops, credentials stripped; null when direct. */
+      readonly route: string | null;
     }
   | {
       readonly op: "chunk";

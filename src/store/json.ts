@@ -3,9 +3,15 @@
  * nested, camelCase, times as ISO strings next to epoch milliseconds, payload as base64.
  * This shape is a public interface: add fields, never rename them.
  */
+import { routeHops } from "../format/session-fields.js";
 import type { ChunkRow, DatagramRow, EventRow, SessionRow, TlsRow } from "./schema.js";
 
 const endpoint = (host: string | null, port: number | null) => (host === null ? null : { host, port });
+/** The upstream hops in order (`scheme://host:port`); null when the session went direct. */
+const route = (text: string | null) => {
+  const hops = routeHops(text);
+  return hops.length === 0 ? null : hops;
+};
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function parsed<T>(text: string | null, fallback: T): T {
@@ -42,6 +48,8 @@ export function sessionJson(s: SessionRow, tls?: TlsRow | null) {
     bound: endpoint(s.bound_host, s.bound_port),
     reply: s.reply === null ? null : { rep: s.reply, code: s.reply_code, errno: s.errno },
     attempts: parsed<string[] | null>(s.attempts, null),
+    /** The upstream hops in order (`scheme://host:port`); null when the session went direct. */
+    route: route(s.route),
     status: s.status,
     closeReason: s.close_reason,
     closeErrno: s.close_errno,

@@ -30,7 +30,7 @@ import type {
 import type { Slice } from "./batch.js";
 import { CaptureError, beginRun, describe, openCapture } from "./database.js";
 import { CaptureTransport } from "./capture-transport.js";
-import { statusOf, storedDetection, tlsEventMessage, tlsRow } from "./stored-values.js";
+import { statusOf, storedDetection, storedRoute, tlsEventMessage, tlsRow } from "./stored-values.js";
 import { ProtocolSniffer } from "../detect/index.js";
 
 export interface RecorderOptions {
@@ -244,6 +244,7 @@ export class Recorder implements EngineObserver {
       remoteHost: f.remote?.host ?? null,
       remotePort: f.remote?.port ?? null,
       attempts: f.attempts === undefined || f.attempts.length === 0 ? null : JSON.stringify(f.attempts),
+      route: storedRoute(f.route),
     });
   }
 

@@ -101,6 +101,7 @@ export function writeReplayedSession(file: string, replay: ReplayedSession, vers
       remoteHost: null,
       remotePort: null,
       attempts: null,
+      route: null,
     },
     ...(datagrams === undefined
       ? replay.chunks.map((c, seq): Operation => {

@@ -10,7 +10,8 @@
  * - Times (`*_at`) are milliseconds since the Unix epoch, as REAL.
  * - Directions are 'up' (client → target) and 'down' (target → client).
  * - Payload is stored byte for byte as BLOB; nothing is decoded or re-encoded.
- * - Passwords are never stored: `sessions.user` is the RFC 1929 name or the SOCKS4 USERID only.
+ * - Passwords are never stored: `sessions.user` is the RFC 1929 name or the SOCKS4 USERID only,
+ *   and `sessions.route` holds upstream hops as `scheme://host:port`, without their credentials.
  */
 import type Database from "better-sqlite3";
 
@@ -192,6 +193,11 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
         failure_message TEXT
       );
     `);
+  },
+  // 3 → 4: upstream proxies (issue 14): the hops a session went through, as a JSON array of
+  // `scheme://host:port` (no credentials); NULL for a session that went direct.
+  (db) => {
+    db.exec("ALTER TABLE sessions ADD COLUMN route TEXT;");
   },
 ];
 

@@ -31,6 +31,26 @@ export function storedDetection(d: Detection): { protocol: string; sni: string |
   }
 }
 
+/**
+ * A reply fact's route as the `route` column: a JSON array of hops, null when it went direct
+ * (absent or empty). The engine reports hops without credentials; a `user:pass@` that got in all
+ * the same is cut here, because the capture never holds a password.
+ */
+export function storedRoute(route: readonly string[] | undefined): string | null {
+  if (route === undefined || route.length === 0) return null;
+  return JSON.stringify(route.map(withoutCredentials));
+}
+
+/**
+ * `scheme://user:pass@host:port` → `scheme://host:port`. A hop has no path, so everything from
+ * after `//` to the last `@` goes: a password holding `@`, `/` or `:` is cut whole.
+ */
+export function withoutCredentials(hop: string): string {
+  const from = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(hop)?.[0].length ?? 0;
+  const at = hop.lastIndexOf("@");
+  return at < from ? hop : hop.slice(0, from) + hop.slice(at + 1);
+}
+
 /** A TLS fact as its `tls` row (without the session id). */
 export function tlsRow(f: TlsFact): Omit<TlsRow, "session_id"> {
   const c = f.certificate;

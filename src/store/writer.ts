@@ -57,7 +57,8 @@ export class CaptureWriter {
     this.reply = db.prepare(
       `UPDATE sessions SET replied_at = ?, reply = ?, reply_code = ?, errno = ?, bound_host = ?, bound_port = ?,
          target_host = coalesce(?, target_host), target_port = coalesce(?, target_port),
-         remote_host = coalesce(?, remote_host), remote_port = coalesce(?, remote_port), attempts = coalesce(?, attempts)
+         remote_host = coalesce(?, remote_host), remote_port = coalesce(?, remote_port), attempts = coalesce(?, attempts),
+         route = coalesce(?, route)
        WHERE id = ?`,
     );
     this.chunk = db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size, sent, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
@@ -136,6 +137,7 @@ export class CaptureWriter {
           op.remoteHost,
           op.remotePort,
           op.attempts,
+          op.route,
           op.sid,
         );
         return;

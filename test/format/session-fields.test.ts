@@ -30,6 +30,7 @@ const rich: SessionRow = {
   remote_host: "10.0.0.1",
   remote_port: 8080,
   attempts: '["10.0.0.2:8080","10.0.0.1:8080"]',
+  route: '["socks5h://10.0.0.2:1080","http://proxy.corp:3128"]',
   bound_host: "10.0.0.9",
   bound_port: 40000,
   reply: 5,
@@ -176,6 +177,7 @@ describe("show and the TUI's overview: one description", () => {
       "auth",
       "target",
       "actual",
+      "route",
       "connected",
       "attempts",
       "bound",
@@ -193,6 +195,7 @@ describe("show and the TUI's overview: one description", () => {
     expect(text).toContain('auth:       userpass user "al\\u{202e}ice" (offered none, userpass, 0x80)');
     expect(text).toContain("actual:     10.0.0.1:8080 (redirected by an addon)");
     expect(text).toContain("attempts:   10.0.0.2:8080, 10.0.0.1:8080");
+    expect(text).toContain("route:      socks5h://10.0.0.2:1080 → http://proxy.corp:3128");
     expect(text).toContain("served from: session 3 (server replay)");
     expect(text).toContain("uncaptured: 3 datagrams (relayed while the capture was behind)");
     expect(text).toContain('detected:   tls example.com\n            {\n              "alpn": [');
@@ -267,6 +270,17 @@ describe("sessionFields", () => {
     expect(fields.find((f) => f.label === "status")).toEqual(status);
     expect(fields.find((f) => f.label === "attempts")?.value).toBe("{");
     expect(fields.some((f) => f.label === "tags")).toBe(false);
+  });
+
+  it("says the route: direct, or the hops in order; nothing for a session that never asked for anything", () => {
+    const route = (row: SessionRow) => sessionFields(row).find((f) => f.label === "route");
+    expect(route({ ...blankSession(T0), route: null })).toEqual({ group: "addresses", label: "route", value: "direct" });
+    expect(route({ ...blankSession(T0), route: '["socks5h://[2001:db8::1]:1080"]' })?.value).toBe("socks5h://[2001:db8::1]:1080");
+    expect(route({ ...blankSession(T0), command: null, route: null })).toBeUndefined();
+    // Crafted columns: not a list, or a list without a hop, is direct; hostile text is made safe.
+    expect(route({ ...blankSession(T0), route: "{" })?.value).toBe("direct");
+    expect(route({ ...blankSession(T0), route: "[1, null]" })?.value).toBe("direct");
+    expect(route({ ...blankSession(T0), route: '["http://\\u001b[2J:1", 5]' })?.value).toBe("http://\\x1b[2J:1");
   });
 });
 

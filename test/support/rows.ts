@@ -32,6 +32,7 @@ export function blankSession(openedAt: number): SessionRow {
     errno: null,
     replied_at: null,
     attempts: null,
+    route: null,
     status: "ok",
     close_reason: "completed",
     close_errno: null,
