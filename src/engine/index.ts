@@ -1,5 +1,6 @@
 /** The engine's public surface: all that the layers above it (hooks, store, replay, format, CLI, TUI) import from it. */
 export { SocksEngine, ListenError, DEFAULTS, formatEndpoint, type EngineOptions } from "./engine.js";
+export { DestinationRules, DestinationRuleError, type RuleAction, type RuleSource } from "./destination-rules.js";
 export { Credentials, parseCredential, parseCredentialFile } from "./credentials.js";
 export * from "./ports.js";
 export * from "./tls-ports.js";
