@@ -16,7 +16,7 @@
 import { isIP } from "node:net";
 import { once } from "node:events";
 import type { Duplex } from "node:stream";
-import { TLSSocket, connect as tlsConnect, rootCertificates, type SecureContext, type SecureVersion } from "node:tls";
+import { TLSSocket, connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type SecureVersion } from "node:tls";
 import type { X509Certificate } from "node:crypto";
 import type {
   Endpoint,
@@ -86,6 +86,12 @@ export class TlsInterception implements TlsInterceptor {
   readonly distrusted = new Set<string>();
   private readonly roots: readonly string[];
   private readonly timeoutMs: number;
+  /**
+   * Upstream client contexts by version range. Parsing the roots (Node's ~140 and `upstreamCa`)
+   * into a context took about 10 ms, most of an intercepted handshake's CPU, when every
+   * connection passed them as `ca`; versions are a context setting, so one context per range.
+   */
+  private readonly upstreamContexts = new Map<string, SecureContext>();
 
   constructor(private readonly options: InterceptorOptions) {
     this.roots = [...rootCertificates, ...(options.upstreamCa ?? [])];
@@ -154,13 +160,12 @@ export class TlsInterception implements TlsInterceptor {
       socket: args.upstream,
       ...(hello.sni === undefined || isIP(hello.sni) !== 0 ? {} : { servername: hello.sni }),
       ...(hello.alpn.length === 0 ? {} : { ALPNProtocols: [...hello.alpn] }),
-      ...(highest === undefined ? {} : { maxVersion: highest, minVersion: highest < "TLSv1.2" ? highest : "TLSv1.2" }),
       // Verified below, so that a failure can be reported in words (and recorded) instead of thrown.
       rejectUnauthorized: false,
       // Names are checked below against the SNI or the requested target; Node would check the
       // connect options' host, which a wrapped stream does not have.
       checkServerIdentity: () => undefined,
-      ca: [...this.roots],
+      secureContext: this.upstreamContext(highest),
     });
     this.logKeys(up);
     follow(up, args.upstream);
@@ -183,6 +188,18 @@ export class TlsInterception implements TlsInterceptor {
     }
     const verification = problem === undefined ? "ok" : `skipped (--upstream-insecure): ${problem}`;
     return { ok: true, socket: up, side, certificate, verification, peer };
+  }
+
+  /** The roots, and versions from `highest` down to TLS 1.2 (or `highest` alone when it is older); made once per range. */
+  private upstreamContext(highest: SecureVersion | undefined): SecureContext {
+    const key = highest ?? "default";
+    let context = this.upstreamContexts.get(key);
+    if (context === undefined) {
+      const versions = highest === undefined ? {} : { maxVersion: highest, minVersion: highest < "TLSv1.2" ? highest : ("TLSv1.2" as const) };
+      context = createSecureContext({ ca: [...this.roots], ...versions });
+      this.upstreamContexts.set(key, context);
+    }
+    return context;
   }
 
   /** The client's handshake with a leaf for the target, offering only the ALPN the target chose. */
