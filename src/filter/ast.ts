@@ -20,7 +20,7 @@ import type { SessionStatus } from "../model/capture-rows.js";
 export type Filter = MatchAll | And | Or | Not | Term;
 
 /** A single condition on a session. */
-export type Term = GlobTerm | CidrTerm | RangeTerm | EnumTerm | TagTerm | CompareTerm | PayloadTerm | TlsTerm | AlpnTerm;
+export type Term = GlobTerm | CidrTerm | RangeTerm | EnumTerm | TagTerm | CompareTerm | PayloadTerm | TlsTerm | AlpnTerm | ViaTerm;
 
 /** The empty filter: every session. Only ever the whole tree, never an operand. */
 export interface MatchAll {
@@ -165,6 +165,18 @@ export interface AlpnTerm {
   readonly pattern: string;
 }
 
+/**
+ * `via:GLOB`: some upstream hop of the session's route matches the glob, as its whole
+ * `scheme://host:port`, as `host:port` or as its host alone (`via:socks5h://*`, `via:10.0.0.2:1080`,
+ * `via:*corp*`; an IPv6 hop is `[addr]:port`, its host `addr`). `via:direct`: the session had no
+ * upstream (`sessions.route` null), so `!via:direct` is "went through one".
+ */
+export interface ViaTerm {
+  readonly kind: "via";
+  /** null: `via:direct`. */
+  readonly pattern: string | null;
+}
+
 /** Whether evaluating the filter needs the sessions' payloads (it has a `~` term). */
 export function usesPayload(filter: Filter): boolean {
   return payloadTerms(filter).length > 0;
@@ -195,6 +207,7 @@ export function payloadTerms(filter: Filter): PayloadTerm[] {
       case "compare":
       case "tls":
       case "alpn":
+      case "via":
         return;
       default:
         return assertNever(f, "filter node");

@@ -41,5 +41,8 @@ export const ENUM_COLUMNS: Readonly<Record<EnumTerm["field"], TextColumn>> = {
   proto: "protocol",
 };
 
+/** `via:` reads the session's upstream hops here (JSON array; null when direct). */
+export const VIA_COLUMN = "route" satisfies TextColumn;
+
 /** Columns declared NOT NULL: their SQL needs no null guard (and `status` keeps its index). */
 export const NOT_NULL: ReadonlySet<keyof SessionRow> = new Set(["id", "status"]);

@@ -38,6 +38,8 @@ export function formatFilter(filter: Filter): string {
       return filter.state === null ? "tls" : `tls:${filter.state}`;
     case "alpn":
       return `alpn:${value(filter.pattern)}`;
+    case "via":
+      return filter.pattern === null ? "via:direct" : `via:${value(filter.pattern)}`;
     default:
       return assertNever(filter);
   }

@@ -178,6 +178,26 @@ export function matchAlpnTls(
   return jsonStrings(offered).some((p) => matchGlob(pattern, p));
 }
 
+/**
+ * `via:` on a session's `route` column (a JSON array of `scheme://host:port` hops, or null).
+ * `pattern` null (`via:direct`): the route has no hop. Else some hop matches the glob as written,
+ * as `host:port` (the scheme cut) or as its host (the port cut too, IPv6 brackets dropped).
+ */
+export function matchVia(pattern: string | null, route: unknown): boolean {
+  const hops = jsonStrings(route);
+  if (pattern === null) return hops.length === 0;
+  return hops.some((hop) => hopTexts(hop).some((text) => matchGlob(pattern, text)));
+}
+
+function hopTexts(hop: string): string[] {
+  const scheme = hop.indexOf("://");
+  const hostPort = scheme < 0 ? hop : hop.slice(scheme + 3);
+  const port = /:\d*$/.exec(hostPort);
+  const host = port === null ? hostPort : hostPort.slice(0, port.index);
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  return [hop, hostPort, bare];
+}
+
 /** `alpn:` on a session without a `tls` row: a protocol offered in the ClientHello the sniffer read (`protocol_info.alpn` of a 'tls' session). */
 export function matchAlpnHello(pattern: string, protocol: unknown, info: unknown): boolean {
   if (protocol !== "tls" || typeof info !== "string") return false;

@@ -30,6 +30,10 @@
  *                    client or the target once a handshake finished (nothing when neither
  *                    negotiated one), else one the client offered; without one, one offered in
  *                    the ClientHello the sniffer read (`proto:tls` sessions).
+ *   via:GLOB         some upstream hop of the session's route matches the glob: its whole
+ *                    `scheme://host:port`, its `host:port` or its host (`via:socks5h://*`,
+ *                    `via:10.0.0.2:1080`, `via:*corp*`; IPv6 hops are `[addr]:port`).
+ *   via:direct       the session went direct: no upstream (a hop is never named `direct`).
  *   client:IP|CIDR   client_host is an IP inside it.
  *   tag:KEY          some tag's key matches the KEY glob (`tag:*`: any tag at all).
  *   tag:KEY=GLOB     … and its value matches GLOB. The value is split at its first `=`. Tags that
@@ -94,7 +98,9 @@ export function parseFilter(text: string): Filter {
   return new Parser(text).parse();
 }
 
-const FIELDS = ["host", "port", "cmd", "v", "status", "proto", "rep", "reason", "id", "user", "sni", "client", "tag", "tls", "alpn"] as const;
+const FIELDS = ["host", "port", "cmd", "v", "status", "proto", "rep", "reason", "id", "user", "sni", "client", "tag", "tls", "alpn", "via"] as const;
+/** `via:direct`: the session had no upstream. */
+const DIRECT = "direct";
 /** The one bare keyword: a term on its own, not a host glob. */
 const TLS_KEYWORD = "tls";
 type Field = (typeof FIELDS)[number];
@@ -282,6 +288,13 @@ class Parser {
         return { kind: "tls", state: this.oneOf(field, TLS_STATES, value) };
       case "alpn":
         return { kind: "alpn", pattern: text };
+      case "via": {
+        // A pattern with credentials could never match (routes are stored without them), and is
+        // most likely a password pasted from an --upstream URL: say so rather than match nothing.
+        const at = text.indexOf("@");
+        if (at >= 0) throw this.error("BAD_VALUE", "routes are recorded without credentials: write via:scheme://host:port or via:host:port", value.at + at);
+        return { kind: "via", pattern: text.toLowerCase() === DIRECT ? null : text };
+      }
       case "tag": {
         const eq = text.indexOf("=");
         if (eq === 0) throw this.error("EXPECTED_VALUE", "expected a tag name after 'tag:'", value.at);

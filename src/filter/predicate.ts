@@ -6,8 +6,8 @@
 import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 import { assertNever } from "../lang/assert-never.js";
 import type { ComparisonOperator, Filter, Measure } from "./ast.js";
-import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, RANGE_COLUMNS, TLS_GLOB_COLUMNS } from "./columns.js";
-import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag } from "./match.js";
+import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, RANGE_COLUMNS, TLS_GLOB_COLUMNS, VIA_COLUMN } from "./columns.js";
+import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag, matchVia } from "./match.js";
 
 export interface PredicateContext {
   /** The time (ms since the epoch) `dur` measures open sessions to: the SQL side's `now`. */
@@ -117,6 +117,10 @@ export function toPredicate(filter: Filter): SessionPredicate {
         if (t === undefined) return matchAlpnHello(pattern, row.protocol, row.protocol_info);
         return matchAlpnTls(pattern, t.client_alpn, t.upstream_alpn, t.client_version, t.upstream_version, t.alpn_offered);
       };
+    }
+    case "via": {
+      const { pattern } = filter;
+      return (row) => matchVia(pattern, row[VIA_COLUMN]);
     }
     default:
       return assertNever(filter);

@@ -17,12 +17,13 @@
  * - `~` terms are EXISTS subqueries over `chunks` and `datagrams` on `session_id = <table>.id`,
  *   served by their (session_id, seq) indexes.
  * - `tls`, `alpn:` and the `tls` half of `sni:` are subqueries over `tls` by its key, session_id.
+ * - `via:` reads `route` through `filter_via` (`via:direct` too, so a crafted `[]` is direct in both).
  */
 import type Database from "better-sqlite3";
 import { assertNever } from "../lang/assert-never.js";
 import type { Filter } from "./ast.js";
-import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, NOT_NULL, RANGE_COLUMNS, TLS_GLOB_COLUMNS } from "./columns.js";
-import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag } from "./match.js";
+import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, NOT_NULL, RANGE_COLUMNS, TLS_GLOB_COLUMNS, VIA_COLUMN } from "./columns.js";
+import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag, matchVia } from "./match.js";
 
 export interface SqlOptions {
   /** The name or alias `sessions` has in the caller's query: letters, digits, `_`. Default `sessions`. */
@@ -152,6 +153,9 @@ function compile(filter: Filter, t: string, params: unknown[], now: number): str
         ` filter_t.alpn_offered)) OR (NOT EXISTS (${row}) AND filter_alpn_hello(?, ${t}.protocol, ${t}.protocol_info)))`
       );
     }
+    case "via":
+      params.push(filter.pattern);
+      return `filter_via(?, ${t}.${VIA_COLUMN})`;
     default:
       return assertNever(filter);
   }
@@ -183,6 +187,7 @@ function guarded(column: string, notNull: boolean, test: string): string {
  * - `filter_payload(pattern, flags, data, sent)`: matchPayload on data, or on sent.
  * - `filter_alpn_tls(pattern, client_alpn, upstream_alpn, client_version, upstream_version, alpn_offered)`: matchAlpnTls.
  * - `filter_alpn_hello(pattern, protocol, protocol_info)`: matchAlpnHello.
+ * - `filter_via(pattern_or_null, route)`: matchVia.
  */
 export function registerFilterFunctions(db: Database.Database): void {
   const options = { deterministic: true };
@@ -200,4 +205,5 @@ export function registerFilterFunctions(db: Database.Database): void {
       bit(matchAlpnTls(pattern, clientAlpn, upstreamAlpn, clientVersion, upstreamVersion, offered)),
   );
   db.function("filter_alpn_hello", options, (pattern: string, protocol: unknown, info: unknown) => bit(matchAlpnHello(pattern, protocol, info)));
+  db.function("filter_via", options, (pattern: string | null, route: unknown) => bit(matchVia(pattern, route)));
 }

@@ -376,7 +376,8 @@ function compile(filter: Filter, payload: (term: PayloadTerm, positive: boolean)
     case "tag":
     case "compare":
     case "tls":
-    case "alpn": {
+    case "alpn":
+    case "via": {
       const predicate = toPredicate(filter);
       return (row, now) => predicate(row, tls === undefined ? { now } : { now, tls });
     }

@@ -264,9 +264,49 @@ const TLS_EXAMPLES: readonly (readonly [string, readonly number[]])[] = [
   ["proto:tls", [1, 10]],
 ];
 
+// Upstream routes: direct, two hops, one HTTP hop, an IPv6 hop; and crafted columns (an empty
+// list and text that is not JSON are direct; a non-string item is skipped).
+const ROUTE_SESSIONS: readonly Session[] = [
+  session(1, { route: null }),
+  session(2, { route: '["socks5h://10.0.0.2:1080","http://proxy.corp:3128"]' }),
+  session(3, { route: '["http://Proxy.Corp:8080"]' }),
+  session(4, { route: '["socks4a://[2001:db8::1]:1080"]' }),
+  session(5, { route: "[]" }),
+  session(6, { route: "not json" }),
+  session(7, { route: '[5,"socks5://10.0.0.3:1080"]' }),
+];
+
+const ROUTE_EXAMPLES: readonly (readonly [string, readonly number[]])[] = [
+  ["via:direct", [1, 5, 6]],
+  ["!via:direct", [2, 3, 4, 7]],
+  ["via:*", [2, 3, 4, 7]],
+  ["via:*corp*", [2, 3]],
+  ["via:socks5h://*", [2]],
+  ["via:socks5*", [2, 7]],
+  ["via:http://*", [2, 3]],
+  ["via:10.0.0.2:1080", [2]],
+  ["via:10.0.0.2", [2]],
+  ["via:10.0.0.2:3128", []],
+  ["via:proxy.corp:3128", [2]],
+  ["via:PROXY.corp", [2, 3]],
+  ["via:*:1080", [2, 4, 7]],
+  ["via:[2001:db8::1]:1080", [4]],
+  ["via:2001:db8::1", [4]],
+  ["via:*corp* via:socks5h://*", [2]],
+  ["via:direct|*corp*", [1, 2, 3, 5, 6]],
+  ["via:10.0.0.3:1080 | via:direct status:ok", [1, 5, 6, 7]],
+];
+
 describe("SQL and predicate on example sessions", () => {
   const db = captureDb(SESSIONS);
   const tlsDb = captureDb(TLS_SESSIONS);
+  const routeDb = captureDb(ROUTE_SESSIONS);
+
+  it.each(ROUTE_EXAMPLES)("with routes: %j selects %j", (text, ids) => {
+    const filter = parseFilter(text);
+    expect(sqlIds(routeDb, filter)).toEqual(ids);
+    expect(predicateIds(ROUTE_SESSIONS, filter)).toEqual(ids);
+  });
 
   it.each(EXAMPLES)("%j selects %j", (text, ids) => {
     const filter = parseFilter(text);
@@ -414,6 +454,16 @@ const sessionArb = fc.record({
   sni: maybe(fc.constantFrom("example.com", "API.example.com", 'x "y"')),
   protocol_info: maybe(fc.constantFrom('{"alpn":["h2","http/1.1"]}', '{"alpn":[]}', "not json", '{"method":"GET"}')),
   tls: maybe(tlsArb),
+  route: maybe(
+    fc.constantFrom(
+      '["socks5h://10.0.0.2:1080","http://proxy.corp:3128"]',
+      '["http://Proxy.Corp:8080"]',
+      '["socks4a://[2001:db8::1]:1080"]',
+      "[]",
+      "not json",
+      '[5,"socks5://10.0.0.3:1080"]',
+    ),
+  ),
   up: fc.constantFrom(...SIZES.filter(Number.isInteger), 1025, 10_241),
   down: fc.constantFrom(...SIZES.filter(Number.isInteger), 3 * 1024 ** 2),
   tags: tagsArb,
@@ -446,6 +496,7 @@ const sessionsArb: fc.Arbitrary<Session[]> = fc.array(sessionArb, { minLength: 1
         bytes_up_received: d.up,
         bytes_down_received: d.down,
         tags: d.tags,
+        route: d.route,
       }),
       chunks: d.chunks,
       datagrams: d.datagrams,
@@ -503,6 +554,10 @@ const termArb: fc.Arbitrary<Term> = fc.oneof(
   fc.record({ kind: fc.constant("payload"), pattern: fc.constantFrom(...PATTERNS), flags: fc.constantFrom("", "i", "s", "m", "is") }),
   fc.record({ kind: fc.constant("tls"), state: fc.constantFrom(null, "intercepted", "passthrough", "failed") }),
   fc.record({ kind: fc.constant("alpn"), pattern: fc.constantFrom("h2", "H2", "http/1.*", "*", "spdy*", "5") }),
+  fc.record({
+    kind: fc.constant("via"),
+    pattern: fc.constantFrom(null, "*", "*corp*", "socks5h://*", "10.0.0.2:1080", "10.0.0.2", "PROXY.corp", "[2001:db8::1]:1080", "2001:db8::1", "5"),
+  }),
 ) as fc.Arbitrary<Term>;
 
 const filterArb: fc.Arbitrary<Filter> = fc.letrec<{ filter: Filter }>((tie) => ({
@@ -561,6 +616,11 @@ const textArb = fc
         "tls:intercepted|passthrough",
         "alpn:h2|http/1.1",
         "sni:tls.*",
+        "via:direct",
+        "!via:direct",
+        "via:*corp*|socks5h://*",
+        "VIA:10.0.0.2:1080",
+        "via:2001:db8::1",
       ),
       fc.constantFrom(" ", " ", " ", " | ", "|", " & ", " !", " (", ") ", ""),
     ),

@@ -16,6 +16,7 @@ const or = (...operands: Filter[]): Filter => ({ kind: "or", operands });
 const not = (operand: Filter): Filter => ({ kind: "not", operand });
 const tls = (state: "intercepted" | "passthrough" | "failed" | null = null): Term => ({ kind: "tls", state });
 const alpn = (pattern: string): Term => ({ kind: "alpn", pattern });
+const via = (pattern: string | null): Term => ({ kind: "via", pattern });
 
 /** [filter text, tree] */
 const PARSES: readonly (readonly [string, Filter])[] = [
@@ -175,6 +176,15 @@ const PARSES: readonly (readonly [string, Filter])[] = [
   ["alpn:h2", alpn("h2")],
   ["alpn:http/1.*|h2", or(alpn("http/1.*"), alpn("h2"))],
   ["tls alpn:h2 sni:*.example.com", and(tls(), alpn("h2"), glob("sni", "*.example.com"))],
+  // Upstream routes: a glob on the hops, or direct
+  ["via:direct", via(null)],
+  ["VIA:Direct", via(null)],
+  ["via:socks5h://*", via("socks5h://*")],
+  ["via:10.0.0.2:1080", via("10.0.0.2:1080")],
+  ["via:[2001:db8::1]:1080", via("[2001:db8::1]:1080")],
+  ["via:*corp*|direct", or(via("*corp*"), via(null))],
+  ["!via:direct via:http://*", and(not(via(null)), via("http://*"))],
+  ['via:"direct proxy"', via("direct proxy")],
 ];
 
 describe("parseFilter", () => {
@@ -197,7 +207,7 @@ const ERRORS: readonly (readonly [string, FilterErrorCode, number, string])[] = 
     "http://example.com",
     "UNKNOWN_FIELD",
     1,
-    "unknown field 'http' — fields are host, port, cmd, v, status, proto, rep, reason, id, user, sni, client, tag, tls, alpn (quote a word that contains ':')",
+    "unknown field 'http' — fields are host, port, cmd, v, status, proto, rep, reason, id, user, sni, client, tag, tls, alpn, via (quote a word that contains ':')",
   ],
   ["bytes:5", "UNKNOWN_FIELD", 1, "'bytes' is compared, not matched: write bytes>N, bytes<=N, bytes=N, …"],
   ["byte>5", "UNKNOWN_FIELD", 1, "unknown comparison 'byte' — did you mean 'bytes'?"],
@@ -221,6 +231,9 @@ const ERRORS: readonly (readonly [string, FilterErrorCode, number, string])[] = 
   ["a tls:intercepted|fail", "BAD_VALUE", 19, "tls must be one of intercepted, passthrough, failed"],
   ["tls:", "EXPECTED_VALUE", 5, "expected a value after 'tls:'"],
   ["alpn: h2", "EXPECTED_VALUE", 6, "expected a value after 'alpn:'"],
+  ["via:", "EXPECTED_VALUE", 5, "expected a value after 'via:'"],
+  ["vai:direct", "UNKNOWN_FIELD", 1, "unknown field 'vai' — did you mean 'via'?"],
+  ["a via:socks5://alice:pw@10.0.0.2:1080", "BAD_VALUE", 24, "routes are recorded without credentials: write via:scheme://host:port or via:host:port"],
   ["tls(", "EXPECTED_OPERATOR", 4, "expected a space or an operator before '('"],
   ["alpm:h2", "UNKNOWN_FIELD", 1, "unknown field 'alpm' — did you mean 'alpn'?"],
   ["port:70000", "BAD_VALUE", 6, "port must be a number 0-65535 or a range N-M"],
@@ -306,7 +319,7 @@ describe("parseFilter errors", () => {
 
   it("arbitrary text parses or throws a FilterError, and what parses formats back to the same tree and compiles", () => {
     const token = fc.constantFrom(
-      ...'host: port: cmd: v: status: proto: rep: reason: id: user: sni: client: tag: tls: alpn: intercepted h2 bytes up down dur hots: x: > >= < <= = ! ( ) | & ~ ~i " \\ * ? - = / : 0 1 80 0x1f 10k 2s 10.0.0.0 ::1 connect ok tls none a B'.split(
+      ...'host: port: cmd: v: status: proto: rep: reason: id: user: sni: client: tag: tls: alpn: via: direct socks5h:// intercepted h2 bytes up down dur hots: x: > >= < <= = ! ( ) | & ~ ~i " \\ * ? - = / : 0 1 80 0x1f 10k 2s 10.0.0.0 ::1 connect ok tls none a B'.split(
         " ",
       ),
       " ",

@@ -78,6 +78,9 @@ describe("routes in the capture", () => {
     expect("route" in sessionJson(rows[1]!)).toBe(true);
     expect(show(reader, rows[0]!.id)).toContain("route:      socks5h://10.0.0.2:1080 → http://proxy.corp:3128");
     expect(show(reader, rows[1]!.id)).toContain("route:      direct");
+    expect(reader.count({ filter: "via:direct" })).toBe(2);
+    expect(reader.count({ filter: "via:*corp*" })).toBe(1);
+    expect(reader.count({ filter: "via:[2001:db8::1]:1080" })).toBe(1);
   });
 
   it("keeps the route of the first reply when a later one (BIND's second) carries none", async () => {
@@ -143,6 +146,8 @@ describe("a schema 3 file (before the route column)", () => {
     const [s] = reader.sessions();
     expect(s!.route).toBeNull();
     expect(sessionJson(s!).route).toBeNull();
+    expect(reader.count({ filter: "via:direct" })).toBe(1);
+    expect(reader.count({ filter: "via:*" })).toBe(0);
     const db = openCapture(file, { readonly: true });
     cleanups.push(() => {
       db.close();
