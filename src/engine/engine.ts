@@ -21,6 +21,7 @@ import type { Endpoint } from "./types.js";
 import { normalizeHost } from "./codec/address.js";
 import { Credentials } from "./credentials.js";
 import type { TlsInterceptor } from "./tls-ports.js";
+import type { DestinationRules } from "./destination-rules.js";
 import { ClientSession } from "./io/client-session.js";
 import { SocketReader, adoptSocket, checkAdoption } from "./io/socket-reader.js";
 import { IdleSweeper } from "./io/idle-sweeper.js";
@@ -54,6 +55,11 @@ export interface EngineOptions {
   readonly maxSessions?: number;
   /** TLS interception of CONNECT tunnels that begin with a ClientHello; absent = tunnels are opaque. */
   readonly tls?: TlsInterceptor;
+  /**
+   * `--allow` / `--deny`, first match wins, no match allows (destination-rules.ts). Whatever
+   * they say, a CONNECT to one of this engine's own listeners is refused (no loops).
+   */
+  readonly rules?: DestinationRules;
 }
 
 export const DEFAULTS = {
@@ -87,10 +93,13 @@ export class SocksEngine implements EngineContext {
   readonly clock: Clock;
   readonly lookup: Lookup;
   readonly tls: TlsInterceptor | undefined;
+  readonly rules: DestinationRules | undefined;
   readonly idleSweeper: IdleSweeper | undefined;
   private readonly credentials: Credentials;
   private readonly maxSessions: number;
   private readonly servers: Server[] = [];
+  /** Bound listeners, for the loop check. */
+  private readonly bound: Endpoint[] = [];
   private readonly sessions = new Set<EngineSession>();
   private lastId = 0;
   private udpAssociations = 0;
@@ -104,6 +113,7 @@ export class SocksEngine implements EngineContext {
     this.clock = config.clock ?? systemClock;
     this.lookup = config.lookup ?? systemLookup;
     this.tls = config.tls;
+    this.rules = config.rules;
     this.credentials = config.credentials ?? new Credentials();
     this.maxSessions = config.maxSessions ?? DEFAULTS.maxSessions;
     this.options = {
@@ -174,6 +184,10 @@ export class SocksEngine implements EngineContext {
 
   // --- EngineContext ---------------------------------------------------------------------------
 
+  get listening(): readonly Endpoint[] {
+    return this.bound;
+  }
+
   nextSessionId(): number {
     return ++this.lastId;
   }
@@ -243,6 +257,7 @@ export class SocksEngine implements EngineContext {
         const info = server.address();
         if (info === null || typeof info === "string") return resolve(address);
         const bound = { host: normalizeHost(info.address), port: info.port };
+        this.bound.push(bound);
         if (bound.host !== "0.0.0.0" && bound.host !== "::") specific = bound;
         resolve(bound);
       });

@@ -322,6 +322,8 @@ export type DatagramDropReason =
   | "backlog"
   /** A hook dropped it. */
   | "hook"
+  /** Its destination (the name, or the address it resolved to) is refused by a `--deny` rule. */
+  | "denied"
   /** The send failed (errno in `detail`). */
   | "send-failed";
 

@@ -7,7 +7,8 @@
  * - A peer may connect before the first reply has gone out; it is held (paused) until the
  *   session asks for it with `awaitPeer()`, which also starts the BIND timeout when none came.
  * - It knows nothing of the session machine: the session turns `BindEvents` into machine events
- *   (the check of the peer against the request's address is the machine's).
+ *   (the check of the peer against the request's address is the machine's). A peer the
+ *   destination rules refuse (`check`) is closed and the BIND fails with DENIED (REP 02).
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { Endpoint } from "../types.js";
@@ -51,6 +52,8 @@ export class BindListener {
     private readonly events: BindEvents,
     /** Times the BIND timeout (the engine's clock). */
     private readonly clock: Clock,
+    /** The destination rules' verdict on the peer: the rule refusing it, or undefined. */
+    private readonly check?: (address: string, port: number) => string | undefined,
   ) {}
 
   /** Starts listening; answers with `bindListening` or `bindFailed`. */
@@ -121,6 +124,12 @@ export class BindListener {
     // Handed over without our listener: the session notices errors its own way from here.
     peer.socket.removeListener("error", noop);
     const remote = { host: normalizeHost(peer.socket.remoteAddress ?? "?"), port: peer.socket.remotePort ?? 0 };
+    const rule = this.check?.(remote.host, remote.port);
+    if (rule !== undefined) {
+      peer.socket.destroy();
+      this.events.bindFailed({ code: "DENIED", message: `BIND peer ${remote.host}:${remote.port} denied by ${rule}` }, undefined);
+      return;
+    }
     this.events.bindPeerConnected({ ...peer, remote });
   }
 }

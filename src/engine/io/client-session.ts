@@ -11,6 +11,7 @@ import type { SessionCommand } from "../session/commands.js";
 import type { SessionEvent } from "../session/events.js";
 import type { ProtocolError } from "../errors.js";
 import { dial } from "./dialer.js";
+import { bindPeerCheck, datagramCheck, decideWithRules, dialCheck } from "./destination-checks.js";
 import { callHook } from "./call-hook.js";
 import { TcpRelay, type RelayCounts, type RelayHost } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
@@ -244,13 +245,14 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         this.ask(
           "request",
           () => ctx.hooks.request(request, this),
-          (decision) => this.feed({ type: "RequestDecided", decision }),
+          (decision) => this.feed({ type: "RequestDecided", decision: decideWithRules(ctx, this, request, decision) }),
         );
         return;
       }
-      case "OpenUpstream":
+      case "OpenUpstream": {
         this.target = command.target;
-        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup, clock: ctx.clock }, (failure, success) => {
+        const check = dialCheck(ctx, this, command.target);
+        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup, clock: ctx.clock, check }, (failure, success) => {
           this.cancelDial = undefined;
           if (this.finished) return success?.socket.destroy();
           if (failure !== undefined) {
@@ -270,8 +272,9 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
           this.feed({ type: "UpstreamConnected", bound: success!.bound });
         });
         return;
+      }
       case "OpenBind":
-        this.bind = new BindListener(this.conn.local.host, ctx.options.bindTimeoutMs, this, ctx.clock);
+        this.bind = new BindListener(this.conn.local.host, ctx.options.bindTimeoutMs, this, ctx.clock, bindPeerCheck(ctx, this));
         return this.bind.open();
       case "OpenUdpRelay":
         return this.openUdpRelay(command.hint);
@@ -367,7 +370,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       this.anomaly("udp-association-limit", `${ctx.options.udp.maxAssociations} UDP associations open`);
       return this.feed({ type: "UdpRelayFailed", error: { code: "GENERAL_FAILURE", message: "UDP association limit reached" } });
     }
-    const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp, ctx.lookup, ctx.clock);
+    const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp, ctx.lookup, ctx.clock, datagramCheck(ctx));
     this.udp = udp;
     udp.open((err, bound) => {
       if (this.finished) return;

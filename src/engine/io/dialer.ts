@@ -18,6 +18,12 @@ export interface DialOptions {
   readonly lookup: Lookup;
   /** Times the connect timeout (the engine's clock). */
   readonly clock: Clock;
+  /**
+   * Called for every address about to be dialled (an IP literal target, or each address a name
+   * resolved to) before any connect; a string (the rule that refuses it) fails the whole dial
+   * with DENIED and nothing is dialled, even when other addresses are allowed.
+   */
+  readonly check?: (address: string, port: number) => string | undefined;
 }
 
 export interface DialSuccess {
@@ -104,8 +110,20 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
     });
   };
 
+  /** The failure when `check` refuses one of `addresses`, else undefined. */
+  const refused = (addresses: readonly string[]): DialFailure | undefined => {
+    for (const address of addresses) {
+      const rule = options.check?.(address, target.port);
+      if (rule !== undefined) return { code: "DENIED", attempts: [`${formatAddress(normalizeHost(address), target.port)} denied by ${rule}`] };
+    }
+    return undefined;
+  };
+
   if (isIP(target.host) !== 0) {
-    open(target.host, undefined);
+    const denied = refused([target.host]);
+    // Called back on a later tick, as every other outcome is: never from inside dial().
+    if (denied !== undefined) process.nextTick(finish, denied);
+    else open(target.host, undefined);
   } else {
     options.lookup(target.host, (err, found) => {
       if (done) return;
@@ -113,6 +131,8 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
       // Never dial an unspecified address a resolver handed back: Linux treats it as localhost.
       const usable = found.filter((a) => a.address !== "0.0.0.0" && a.address !== "::");
       if (usable.length === 0) return finish({ code: "DNS_FAILED", errno: "ENOTFOUND", attempts: [`lookup ${target.host}: no usable address`] });
+      const denied = refused(usable.map((a) => a.address));
+      if (denied !== undefined) return finish(denied);
       open(target.host, usable);
     });
   }
@@ -121,6 +141,10 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
     socket?.destroy();
     finish({ code: "GENERAL_FAILURE", errno: "ECANCELED", attempts: ["cancelled"] });
   };
+}
+
+function formatAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Maps a connect error (or happy eyeballs' AggregateError) to one code; refused wins. */

@@ -3,6 +3,8 @@ import type { AuthAttempt, Clock, CloseReason, EngineObserver, HookRunner, Logge
 import type { TlsInterceptor } from "../tls-ports.js";
 import type { UdpOptions } from "./udp-association.js";
 import type { IdleSweeper } from "./idle-sweeper.js";
+import type { Endpoint } from "../types.js";
+import type { DestinationRules } from "../destination-rules.js";
 
 export interface SessionLimits {
   /** Milliseconds from accept until the request has been read. */
@@ -38,6 +40,10 @@ export interface EngineContext {
   readonly lookup: Lookup;
   /** TLS interception of CONNECT tunnels; absent when off. */
   readonly tls: TlsInterceptor | undefined;
+  /** `--allow` / `--deny`; absent: every destination is allowed (but the loop check). */
+  readonly rules: DestinationRules | undefined;
+  /** The bound listeners (for the loop check), each added as soon as it listens. */
+  readonly listening: readonly Endpoint[];
   nextSessionId(): number;
   /** The engine's own decision when no hook decided an auth step. */
   checkCredentials(attempt: AuthAttempt): boolean;

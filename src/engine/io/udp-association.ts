@@ -12,6 +12,8 @@
  * - Replies are wrapped with the remote's address. Replies from hosts the client never sent to
  *   are dropped unless `allowUnsolicited` (address-dependent filtering).
  * - Anything that cannot be relayed is dropped and reported with a reason; the association goes on.
+ *   A destination the rules refuse (`check`: a name before it is resolved, then the address it
+ *   resolved to; an address once) is dropped as "denied", the rule in the detail.
  * - Memory is bounded per association (docs/architecture.md, "Trust rules"): datagrams waiting for an async hook or a
  *   name lookup are at most MAX_WAITING (count) and MAX_WAITING_BYTES; beyond, a datagram is
  *   dropped as "backlog" (UDP cannot be paused). Concurrent lookups of one name share one query.
@@ -99,6 +101,8 @@ export class UdpAssociation {
     private readonly lookup: Lookup,
     /** Times the idle timeout and the name cache (the engine's clock). */
     private readonly clock: Clock,
+    /** The destination rules (`resolved`: the address a name resolved to): the rule refusing it, or undefined. */
+    private readonly check?: (host: string, port: number, resolved?: string) => string | undefined,
   ) {
     const family = isIP(localIp) === 6 ? "udp6" : "udp4";
     this.maxToClient = family === "udp6" ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
@@ -206,8 +210,10 @@ export class UdpAssociation {
     const payload = replaced ?? received;
     const invalid = checkDestination(target.host, target.port);
     if (invalid !== undefined) return this.drop("up", seq, from, received, "bad-destination", invalid.message, peer);
-    const send = (ip: string): void => {
+    const send = (ip: string, name?: string): void => {
       if (this.closed) return;
+      const rule = this.check?.(name ?? ip, target.port, ip);
+      if (rule !== undefined) return this.drop("up", seq, from, received, "denied", `${name === undefined ? "" : `${name} resolved to `}${ip}: ${rule}`, peer);
       const family = isIP(ip);
       if (!this.peers.has(ip)) {
         if (this.peers.size >= this.options.maxPeers)
@@ -230,13 +236,16 @@ export class UdpAssociation {
       });
     };
     if (target.type !== "domain" || isIP(target.host) !== 0) return send(normalizeHost(target.host));
+    // A denied name is not even resolved.
+    const denied = this.check?.(target.host, target.port);
+    if (denied !== undefined) return this.drop("up", seq, from, received, "denied", `${target.host}: ${denied}`, peer);
     const cached = this.names.get(target.host);
     if ((cached === undefined || cached.expires <= this.clock.now()) && this.backlogged(payload.length)) {
       return this.drop("up", seq, from, received, "backlog", this.backlogDetail(), peer);
     }
     this.resolve(target.host, payload.length, (ip, errno) => {
       if (ip === undefined) return this.drop("up", seq, from, received, "dns-failed", `lookup ${target.host}: ${errno}`, peer);
-      send(ip);
+      send(ip, target.host);
     });
   }
 
