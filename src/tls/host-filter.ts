@@ -8,6 +8,7 @@
  */
 import type { Endpoint, TlsHello } from "../engine/index.js";
 import { toPredicate, type Filter } from "../filter/index.js";
+import { sessionRowOf } from "../filter/session-row-of.js";
 import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 import type { HostMatcher } from "./interceptor.js";
 
@@ -50,51 +51,16 @@ function helloTlsRow(hello: TlsHello): TlsRow {
 
 /** The session as far as it is known when its ClientHello has been read. */
 function helloRow(hello: TlsHello, target: Endpoint, remote: Endpoint | undefined): SessionRow {
-  return {
-    id: 0,
-    run_id: 0,
-    engine_id: 0,
-    opened_at: 0,
-    client_host: "",
-    client_port: 0,
-    local_host: "",
-    local_port: 0,
-    version: null,
+  return sessionRowOf({
     command: "connect",
-    auth_method: null,
-    auth_offered: null,
-    user: null,
-    requested_type: null,
     requested_host: target.host,
     requested_port: target.port,
-    requested_at: null,
     target_host: target.host,
     target_port: target.port,
     remote_host: remote?.host ?? null,
     remote_port: remote?.port ?? null,
-    bound_host: null,
-    bound_port: null,
-    reply: null,
-    reply_code: null,
-    errno: null,
-    replied_at: null,
-    attempts: null,
-    status: "open",
-    close_reason: null,
-    close_errno: null,
-    closed_at: null,
-    bytes_up_received: 0,
-    bytes_up_sent: 0,
-    bytes_down_received: 0,
-    bytes_down_sent: 0,
-    captured_bytes: 0,
-    truncated: 0,
-    uncaptured_datagrams: 0,
     protocol: "tls",
     sni: hello.sni ?? null,
     protocol_info: JSON.stringify({ alpn: hello.alpn }),
-    tags: "{}",
-    replay_of: null,
-    served_from: null,
-  };
+  });
 }
