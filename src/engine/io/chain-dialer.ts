@@ -2,8 +2,10 @@
  * Connects through a route of upstream proxies (`engine/upstream.ts`): TCP to hop 1 with `dial`
  * (name resolution, happy eyeballs), then over that one socket each hop's protocol to reach the
  * next hop, and at the last hop the request itself: SOCKS5 (no auth, or RFC 1929 username/password
- * when the hop has credentials), SOCKS4/4a, or HTTP CONNECT (Basic credentials). Pure engine code:
- * it knows nothing of sessions, hooks or the capture.
+ * when the hop has credentials), SOCKS4/4a, or HTTP CONNECT (Basic credentials). `dialChain` asks
+ * the last hop for CONNECT, `bindThrough` for BIND (two replies), `associateThrough` for a UDP
+ * association (one SOCKS5 hop); `canCarry` (upstream.ts) says which routes carry which command.
+ * Pure engine code: it knows nothing of sessions, hooks or the capture.
  *
  * Contract, the same as `dial`'s: the callback is called exactly once, with a failure or with a
  * connected, paused socket whose reader's sink is `discard`; the returned function cancels
@@ -98,16 +100,50 @@ export function dialChain(route: Route, target: Endpoint, options: DialOptions, 
  */
 export function bindThrough(route: Route, expectedPeer: Endpoint, options: BindOptions, events: BindEvents): () => void {
   const reason = route.length === 0 ? "BIND through an empty route is the engine's own BIND" : canCarry(route, "bind");
-  if (reason !== undefined) {
-    let cancelled = false;
-    queueMicrotask(() => {
-      if (!cancelled) events.done({ code: "UNKNOWN_COMMAND", attempts: [reason] });
-    });
-    return () => {
-      cancelled = true;
-    };
-  }
+  if (reason !== undefined) return refuse(reason, (failure) => events.done(failure));
   return runChain(route, expectedPeer, "bind", options, events);
+}
+
+/** A UDP association at a route's SOCKS5 hop: its control connection and where its relay listens. */
+export interface AssociationSuccess extends ChainSuccess {
+  /**
+   * The hop's UDP relay (its BND.ADDR/BND.PORT; an unspecified address is replaced by the hop's
+   * own, RFC 1928 §6): send it datagrams wrapped in the SOCKS5 UDP header (`encodeUdpDatagram`),
+   * and it sends replies wrapped the same way. `socket` is the control connection: the
+   * association lives while it stays open (keep reading it; its end ends the association).
+   */
+  readonly bound: Endpoint;
+}
+
+/**
+ * UDP ASSOCIATE at the one SOCKS5 hop of `route` (see `canCarry`: a longer route, or another
+ * scheme, fails with UNKNOWN_COMMAND and the reason). `from` is where our datagrams will come
+ * from (the request's DST.ADDR/DST.PORT; 0.0.0.0:0 when not known yet, which RFC 1928 allows).
+ * Bounded by `timeoutMs` like `dialChain`, with the same failures.
+ */
+export function associateThrough(
+  route: Route,
+  options: DialOptions,
+  callback: (failure: ChainFailure | undefined, success?: AssociationSuccess) => void,
+  from: Endpoint = { host: "0.0.0.0", port: 0 },
+): () => void {
+  const reason = route.length === 0 ? "UDP ASSOCIATE through an empty route is the engine's own association" : canCarry(route, "udp");
+  if (reason !== undefined) return refuse(reason, callback);
+  return runChain(route, from, "udp", options, {
+    listening() {},
+    done: (failure, success) => callback(failure, success && withoutPeer(success)),
+  });
+}
+
+/** Calls back with UNKNOWN_COMMAND and `reason` on a later microtask (never inside the call), unless cancelled first. */
+function refuse(reason: string, callback: (failure: ChainFailure) => void): () => void {
+  let cancelled = false;
+  queueMicrotask(() => {
+    if (!cancelled) callback({ code: "UNKNOWN_COMMAND", attempts: [reason] });
+  });
+  return () => {
+    cancelled = true;
+  };
 }
 
 /** The error code closest to a SOCKS5 REP byte (the inverse of `socks5Rep` for 01..08). */
@@ -162,7 +198,7 @@ interface Stage {
   waiting: "connect" | "answer" | "lookup" | "peer";
 }
 
-function runChain(route: Route, target: Endpoint, command: "connect" | "bind", options: DialOptions | BindOptions, events: BindEvents): () => void {
+function runChain(route: Route, target: Endpoint, command: SocksCommand, options: DialOptions | BindOptions, events: BindEvents): () => void {
   let done = false;
   let cancelDial: (() => void) | undefined;
   let talk: Talk | undefined;
@@ -180,7 +216,14 @@ function runChain(route: Route, target: Endpoint, command: "connect" | "bind", o
     events.done(failure, success);
   };
   const expire = (ms: number): void => {
-    const what = stage.waiting === "connect" ? "connect timed out" : stage.waiting === "lookup" ? "name lookup timed out" : "no answer";
+    const what =
+      stage.waiting === "connect"
+        ? "connect timed out"
+        : stage.waiting === "lookup"
+          ? "name lookup timed out"
+          : stage.waiting === "peer"
+            ? "no inbound connection"
+            : "no answer";
     const attempt = `${label(stage.hop)}: ${what} within ${ms} ms`;
     finish({ code: "CONNECT_TIMEOUT", errno: "ETIMEDOUT", hop: stage.hop, attempts: [attempt] });
   };
@@ -205,6 +248,11 @@ function runChain(route: Route, target: Endpoint, command: "connect" | "bind", o
       const last = route.length;
       const bound = await request(t, route, last, command, target, options, stage);
       if (command === "connect") return { ...dialled, bound, early: t.release(), peer: bound };
+      if (command === "udp") {
+        // RFC 1928 §6: an unspecified BND.ADDR means the relay is at the server's own address.
+        const relay = isUnspecified(bound.host) ? { host: dialled.remote.host, port: bound.port } : bound;
+        return { ...dialled, bound: relay, early: t.release(), peer: relay };
+      }
       const announced = isUnspecified(bound.host) ? { host: route.length === 1 ? dialled.remote.host : route[last - 1]!.host, port: bound.port } : bound;
       if (done) throw new HopFailed({ code: "GENERAL_FAILURE", attempts: ["cancelled"] });
       events.listening(announced);
@@ -236,15 +284,7 @@ function runChain(route: Route, target: Endpoint, command: "connect" | "bind", o
  * Asks hop `n` of `route` (1-based) for `command` to `destination` over `t`, and resolves with
  * the address its (first) reply reported. Throws HopFailed.
  */
-async function request(
-  t: Talk,
-  route: Route,
-  n: number,
-  command: "connect" | "bind",
-  destination: Endpoint,
-  options: DialOptions,
-  stage: Stage,
-): Promise<Endpoint> {
+async function request(t: Talk, route: Route, n: number, command: SocksCommand, destination: Endpoint, options: DialOptions, stage: Stage): Promise<Endpoint> {
   const hop = route[n - 1]!;
   const label = `hop ${n} ${formatHop(hop)}`;
   const failed = (code: ProtocolErrorCode, text: string, extra: Partial<ChainFailure> = {}): HopFailed =>
@@ -278,13 +318,14 @@ async function request(
       stage.waiting = "answer";
       if (address.type === "ipv6" && hop.scheme === "socks4")
         throw failed("UNKNOWN_ADDRESS_TYPE", `cannot carry the IPv6 address ${address.host} (SOCKS4 is IPv4 only)`);
+      if (command === "udp") throw failed("UNKNOWN_COMMAND", "SOCKS4 has no UDP ASSOCIATE");
       const version = address.type === "ipv4" ? 4 : "4a";
       const userid = Buffer.from(hop.user ?? "", "utf8");
       t.write(encodeSocks4Request({ version, command, destination: address, userid }));
       return answer(t, route, n, command);
     }
     case "http": {
-      if (command !== "connect") throw failed("UNKNOWN_COMMAND", "HTTP CONNECT has no BIND");
+      if (command !== "connect") throw failed("UNKNOWN_COMMAND", `HTTP CONNECT has no ${command === "bind" ? "BIND" : "UDP ASSOCIATE"}`);
       // A space, control character or bracket in the name could end or bend the request line.
       if (/[\x00-\x20\x7f[\]/@]/.test(destination.host) || destination.host === "") {
         throw failed("BAD_DESTINATION", `cannot ask for ${JSON.stringify(destination.host)} in an HTTP request line`);
@@ -305,10 +346,10 @@ async function request(
 }
 
 /** Reads one SOCKS reply of hop `n` (SOCKS4 or SOCKS5 by its scheme) and resolves with its address; a refusal throws. */
-async function answer(t: Talk, route: Route, n: number, command: Extract<SocksCommand, "connect" | "bind">): Promise<Endpoint> {
+async function answer(t: Talk, route: Route, n: number, command: SocksCommand): Promise<Endpoint> {
   const hop = route[n - 1]!;
   const label = `hop ${n} ${formatHop(hop)}`;
-  const what = command === "bind" ? "BIND" : "CONNECT";
+  const what = command === "bind" ? "BIND" : command === "udp" ? "UDP ASSOCIATE" : "CONNECT";
   if (hop.scheme === "socks5" || hop.scheme === "socks5h") {
     const reply = await t.read(decodeReply, label);
     if (reply.rep !== 0) {

@@ -5,9 +5,19 @@
  */
 import { describe, expect, it } from "vitest";
 import { Socket } from "node:net";
+import { createSocket } from "node:dgram";
+import { once } from "node:events";
+import { decodeUdpDatagram, encodeUdpDatagram } from "../../../src/engine/codec/udp.js";
 import { Credentials, allowAllHooks, systemClock, type Endpoint } from "../../../src/engine/index.js";
 import { parseUpstream, type Route } from "../../../src/engine/upstream.js";
-import { bindThrough, dialChain, type ChainFailure, type ChainSuccess } from "../../../src/engine/io/chain-dialer.js";
+import {
+  associateThrough,
+  bindThrough,
+  dialChain,
+  type AssociationSuccess,
+  type ChainFailure,
+  type ChainSuccess,
+} from "../../../src/engine/io/chain-dialer.js";
 import type { DialOptions } from "../../../src/engine/io/dialer.js";
 import { HOST, RawClient, closedPort, fakeLookup, startEchoServer, startServer, until, useTestProxies, withTimeout } from "../../support/net.js";
 import { ManualClock } from "../../support/manual-clock.js";
@@ -411,5 +421,54 @@ describe("BIND through a SOCKS hop", () => {
       bindThrough([hop], { host: HOST, port: 1 }, { ...options, bindTimeoutMs: 1000 }, { listening: () => {}, done: resolve }),
     );
     expect(failure).toMatchObject({ code: "UNKNOWN_COMMAND", attempts: [`BIND cannot go through http://${HOST}:${hop.port}: HTTP CONNECT has no BIND`] });
+  });
+});
+
+describe("UDP ASSOCIATE through a SOCKS5 hop", () => {
+  function associate(route: Route) {
+    return withTimeout(
+      new Promise<{ failure: ChainFailure | undefined; success: AssociationSuccess | undefined }>((resolve) =>
+        associateThrough(route, options, (failure, success) => {
+          if (success) cleanups.push(() => void success.socket.destroy());
+          resolve({ failure, success });
+        }),
+      ),
+      5000,
+      "associateThrough never called back",
+    );
+  }
+
+  it("gives the hop's relay; wrapped datagrams go through it and come back wrapped", async () => {
+    const echoUdp = createSocket("udp4");
+    echoUdp.on("message", (msg, rinfo) => echoUdp.send(msg, rinfo.port, rinfo.address));
+    echoUdp.bind(0, HOST);
+    await once(echoUdp, "listening");
+    cleanups.push(() => void echoUdp.close());
+    const { hop } = await socksHop("socks5h");
+    const { failure, success } = await associate([hop]);
+    expect(failure).toBeUndefined();
+    expect(success!.bound.host).toBe(HOST);
+    const ours = createSocket("udp4");
+    ours.bind(0, HOST);
+    await once(ours, "listening");
+    cleanups.push(() => void ours.close());
+    const reply = once(ours, "message") as Promise<[Buffer]>;
+    ours.send(encodeUdpDatagram(HOST, echoUdp.address().port, Buffer.from("datagram")), success!.bound.port, success!.bound.host);
+    const [wrapped] = await withTimeout(reply, 3000, "no datagram back");
+    const decoded = decodeUdpDatagram(wrapped);
+    expect(decoded.kind === "ok" && decoded.value.data.toString()).toBe("datagram");
+    expect(decoded.kind === "ok" && decoded.value.address).toEqual({ type: "ipv4", host: HOST, port: echoUdp.address().port });
+  });
+
+  it("refuses routes that cannot carry datagrams, with the reason", async () => {
+    const a = await socksHop("socks5");
+    const b = await socksHop("socks4");
+    expect((await associate([a.hop, a.hop])).failure).toMatchObject({ code: "UNKNOWN_COMMAND", attempts: [expect.stringMatching(/not a chain of 2/)] });
+    expect((await associate([b.hop])).failure).toMatchObject({ code: "UNKNOWN_COMMAND", attempts: [expect.stringMatching(/only SOCKS5 upstreams/)] });
+  });
+
+  it("passes on the hop's refusal", async () => {
+    const { hop } = await socksHop("socks5", { deny: true });
+    expect((await associate([hop])).failure).toMatchObject({ code: "DENIED", rep: 2, hop: 1 });
   });
 });
