@@ -4,6 +4,7 @@
  * credentials that should never reach the recorder are cut all the same; and a schema 3 file
  * (before the `route` column) opening and taking routes.
  */
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,7 @@ import { CaptureReader } from "../../src/store/reader.js";
 import { Recorder } from "../../src/store/recorder.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/schema.js";
 import { storedRoute, withoutCredentials } from "../../src/store/stored-values.js";
+import { CLI } from "../support/cli.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-route-capture-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -121,6 +123,41 @@ describe("routes in the capture", () => {
     expect(storedRoute(undefined)).toBeNull();
     expect(storedRoute([])).toBeNull();
     expect(storedRoute(["socks5://u:p@h:1", "http://h2:2"])).toBe('["socks5://h:1","http://h2:2"]');
+  });
+});
+
+describe("the built CLI", () => {
+  function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr });
+      });
+    });
+  }
+
+  it("sessions --json and show --json carry the route (null when direct), --filter takes via:, show prints the route line", async () => {
+    const file = join(root, `cli-${++counter}.db`);
+    const reader = await recorded((r) => {
+      session(r, 1, ["socks5h://10.0.0.2:1080", "http://proxy.corp:3128"]);
+      session(r, 2);
+    }, file);
+    reader.close();
+    const all = await cli(["sessions", file, "--json"]);
+    expect(all.code).toBe(0);
+    expect((JSON.parse(all.stdout) as { id: number; route: string[] | null }[]).map((r) => [r.id, r.route])).toEqual([
+      [1, ["socks5h://10.0.0.2:1080", "http://proxy.corp:3128"]],
+      [2, null],
+    ]);
+    const direct = await cli(["sessions", file, "--json", "--filter", "via:direct"]);
+    expect((JSON.parse(direct.stdout) as { id: number }[]).map((r) => r.id)).toEqual([2]);
+    const shown = await cli(["show", "1", file, "--json"]);
+    expect(JSON.parse(shown.stdout).route).toEqual(["socks5h://10.0.0.2:1080", "http://proxy.corp:3128"]);
+    expect((await cli(["show", "1", file])).stdout).toContain("route:      socks5h://10.0.0.2:1080 → http://proxy.corp:3128\n");
+    expect((await cli(["show", "2", file])).stdout).toContain("route:      direct\n");
+    const bad = await cli(["sessions", file, "--filter", "via:u:p@h:1"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("routes are recorded without credentials");
+    expect(bad.stderr).toContain("  via:u:p@h:1\n         ^");
   });
 });
 

@@ -31,5 +31,16 @@ export {
 } from "./detail-lines.js";
 export { HelpOverlay, helpLines, type HelpOverlayProps } from "./help-overlay.js";
 export { EmptyState, ErrorState, emptyStateLines, type EmptyStateProps, type ErrorStateProps } from "./states.js";
-export { sessionTone, statusText, targetText, tlsMarker, durationText, protocolText, endpointText, isRedirected, type SessionTone } from "./session-text.js";
+export {
+  sessionTone,
+  statusText,
+  targetText,
+  tlsMarker,
+  viaMarker,
+  durationText,
+  protocolText,
+  endpointText,
+  isRedirected,
+  type SessionTone,
+} from "./session-text.js";
 export { safe, displayWidth, charWidth, truncate, fit, wrap, tagsText, shortLocation } from "./text.js";

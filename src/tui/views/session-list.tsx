@@ -5,12 +5,13 @@
  * A line never wraps and never exceeds `width`: the target, protocol and tags columns shrink
  * first, then the least useful columns go, and each line is cut to `width` at the end. Without
  * colour the selection still shows (a `>` marker) and so do failures (their status words).
- * The TLS column (`mitm`, `pass`, `fail`: session-text.ts) shows only when a row on screen has one.
+ * The TLS column (`mitm`, `pass`, `fail`: session-text.ts) shows only when a row on screen has one;
+ * so does VIA (the first upstream hop, `+N` for more), which goes early when the terminal is narrow.
  */
 import { Box, Text } from "ink";
 import { formatBytes, formatTime } from "../../format/index.js";
 import type { SessionRow, TlsRow } from "../types.js";
-import { durationText, endpointText, protocolText, sessionTone, statusText, targetText, tlsMarker } from "./session-text.js";
+import { durationText, endpointText, protocolText, sessionTone, statusText, targetText, tlsMarker, viaMarker } from "./session-text.js";
 import { displayWidth, fit, safe, tagsText, truncate } from "./text.js";
 
 export interface SessionListProps {
@@ -35,6 +36,8 @@ export interface SessionCells {
   readonly version: string;
   readonly command: string;
   readonly target: string;
+  /** The first upstream hop (`+N` for more); "" when direct. */
+  readonly via: string;
   readonly status: string;
   readonly up: string;
   readonly down: string;
@@ -56,6 +59,7 @@ export function sessionColumns(s: SessionRow, now: number, tls?: TlsRow): Sessio
     version: s.version ?? "-",
     command: s.command ?? "-",
     target: targetText(s),
+    via: viaMarker(s),
     status: statusText(s),
     up: formatBytes(s.bytes_up_received),
     down: formatBytes(s.bytes_down_received),
@@ -86,6 +90,8 @@ const COLUMNS: readonly ColumnSpec[] = [
   { key: "version", header: "V", align: "left", max: 2, drop: 0 },
   { key: "command", header: "CMD", align: "left", max: 7, drop: 1 },
   { key: "target", header: "TARGET", align: "left", max: 120, min: 30 },
+  // How it got there, when not direct: a hint only (the detail has the route), so it goes early.
+  { key: "via", header: "VIA", align: "left", max: 24, drop: 1.5 },
   { key: "status", header: "STATUS", align: "left", max: 28 },
   { key: "up", header: "UP", align: "right", max: 10, drop: 6 },
   { key: "down", header: "DOWN", align: "right", max: 10, drop: 6 },

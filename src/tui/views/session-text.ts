@@ -1,11 +1,13 @@
 /**
  * A session's facts as short, terminal-safe text for the list and the detail view. The wording
  * `socksmith show` shares lives in format/session-fields.ts and is re-exported here; this file
- * adds what only the TUI's list uses (tone, one-word status, the target column, the TLS marker).
+ * adds what only the TUI's list uses (tone, one-word status, the target column, the TLS and upstream markers).
  */
 import { formatReply, formatTarget } from "../../format/index.js";
 import type { SessionRow, TlsRow } from "../types.js";
 import { safe } from "./text.js";
+
+import { routeHops } from "../../format/session-fields.js";
 
 export { durationText, endpointText, isRedirected, protocolText } from "../../format/session-fields.js";
 
@@ -56,6 +58,17 @@ export function statusText(s: SessionRow): string {
       return never;
     }
   }
+}
+
+/**
+ * The list's upstream marker: the first hop as `host:port`, with `+N` for the hops after it (the
+ * detail view has the whole route); "" for a session that went direct.
+ */
+export function viaMarker(s: SessionRow): string {
+  const hops = routeHops(s.route);
+  if (hops.length === 0) return "";
+  const first = hops[0]!.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, "");
+  return hops.length === 1 ? first : `${first}+${hops.length - 1}`;
 }
 
 /**

@@ -72,6 +72,7 @@ describe("overview", () => {
     expect(lines).toContain("target:     example.com:80 (domain)");
     expect(lines).toContain("actual:     10.0.0.1:8080 (redirected by an addon)");
     expect(lines).toContain("attempts:   10.0.0.1:8080");
+    expect(lines).toContain("route:      direct");
     expect(lines).toContain("bound:      0.0.0.0:0");
     expect(lines).toContain("reply:      05 refused CONNECT_FAILED (ECONNREFUSED)");
     expect(lines).toContain("status:     failed — connect-failed");

@@ -2,7 +2,7 @@
 import { render } from "ink-testing-library";
 import { describe, expect, it } from "vitest";
 import { formatTime } from "../../../src/format/index.js";
-import { SessionList, layoutColumns, sessionColumns, sessionListLines, sessionTone } from "../../../src/tui/views/index.js";
+import { SessionList, layoutColumns, sessionColumns, sessionListLines, sessionTone, viaMarker } from "../../../src/tui/views/index.js";
 import { displayWidth } from "../../../src/tui/views/text.js";
 import { T0, plain, session } from "./fixtures.js";
 
@@ -33,6 +33,7 @@ describe("sessionColumns", () => {
       version: "5",
       command: "connect",
       target: "example.com:80",
+      via: "",
       status: "ok",
       up: "100 B",
       down: "2.0 KiB",
@@ -158,5 +159,47 @@ describe("SessionList", () => {
     const cells = [sessionColumns(session({ protocol: null, sni: null }), T0)];
     expect(layoutColumns(cells, 200).map((c) => c.key)).not.toContain("tags");
     expect(layoutColumns(cells, 200).map((c) => c.key)).not.toContain("proto");
+    expect(layoutColumns(cells, 200).map((c) => c.key)).not.toContain("via");
+  });
+});
+
+describe("the upstream marker (VIA)", () => {
+  const proxied = session({ id: 5, route: '["socks5h://10.0.0.2:1080","http://proxy.corp:3128"]' });
+  const oneHop = session({ id: 6, route: '["http://[2001:db8::1]:3128"]' });
+
+  it("is the first hop as host:port, +N for the rest; nothing when direct or the column holds no hop", () => {
+    expect(viaMarker(proxied)).toBe("10.0.0.2:1080+1");
+    expect(viaMarker(oneHop)).toBe("[2001:db8::1]:3128");
+    expect(viaMarker(session())).toBe("");
+    expect(viaMarker(session({ route: "[]" }))).toBe("");
+    expect(viaMarker(session({ route: "{" }))).toBe("");
+    // Hostile text from a crafted file is made safe in the cell.
+    expect(sessionColumns(session({ route: '["http://\\u001b[2J:1"]' }), T0).via).toBe("\\x1b[2J:1");
+  });
+
+  it("shows after the target when a row on screen went through an upstream, and goes early when narrow", () => {
+    const { header, lines } = sessionListLines([session(), proxied], undefined, 200, T0);
+    expect(header).toMatch(/TARGET +VIA +STATUS/);
+    expect(lines[1]).toMatch(/example\.com:80 +10\.0\.0\.2:1080\+1 +ok/);
+    // The direct row has an empty cell: its status lines up under STATUS.
+    expect(lines[0]!.indexOf(" ok ")).toBe(lines[1]!.indexOf(" ok "));
+    const cells = [session(), proxied].map((s) => sessionColumns(s, T0));
+    const keys = (width: number) => layoutColumns(cells, width).map((c) => c.key);
+    expect(keys(200)).toContain("via");
+    // Narrow: VIA goes after the version and the command, before the client.
+    let dropped = 0;
+    for (let width = 20; width <= 200; width++) {
+      const shown = keys(width);
+      if (shown.includes("via")) expect(shown, `at ${width}`).toContain("client");
+      if (!shown.includes("via")) {
+        dropped++;
+        expect(shown, `at ${width}`).not.toContain("command");
+        expect(shown, `at ${width}`).not.toContain("version");
+      }
+    }
+    expect(dropped).toBeGreaterThan(0);
+    // And there is a width where it has gone while the client stays.
+    expect([...Array(181).keys()].map((i) => keys(20 + i)).some((shown) => shown.includes("client") && !shown.includes("via"))).toBe(true);
+    expect(keys(200)).toEqual(["id", "time", "client", "version", "command", "target", "via", "status", "up", "down", "duration", "proto"]);
   });
 });
