@@ -5,6 +5,7 @@
 import { realpathSync } from "node:fs";
 import { basename } from "node:path";
 import { ListenError, SocksEngine, allowAllHooks, combineObservers, formatEndpoint, type Credentials, type Endpoint, type Logger } from "../engine/index.js";
+import type { DestinationRules } from "../engine/index.js";
 import { CliError } from "./errors.js";
 import { isLoopback } from "./options.js";
 import { Recorder } from "../store/recorder.js";
@@ -29,6 +30,8 @@ import { startTls, type RunningTls, type TlsRunOptions } from "./tls-setup.js";
 
 export interface RunOptions {
   listen: Endpoint[];
+  /** `--allow` / `--deny` in command-line order; undefined without any. */
+  rules?: DestinationRules | undefined;
   addons: string[];
   settings: AddonSettings;
   hookTimeoutMs: number;
@@ -212,6 +215,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
   const engine = new SocksEngine({
     listen: options.listen,
     credentials: options.credentials,
+    ...(options.rules === undefined ? {} : { rules: options.rules }),
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,

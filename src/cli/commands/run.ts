@@ -1,7 +1,7 @@
 /** `socksmith run`: start the proxy. */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { Credentials, DEFAULTS, parseCredential, parseCredentialFile } from "../../engine/index.js";
+import { Credentials, DEFAULTS, DestinationRules, parseCredential, parseCredentialFile, type RuleSource } from "../../engine/index.js";
 import { usageError } from "../errors.js";
 import { parseCount, parseDuration, parseListen, parseSize } from "../options.js";
 import type { LogFormat } from "../session-log.js";
@@ -40,7 +40,20 @@ interface RawRunOptions extends RawTlsOptions {
   replayMiss?: "deny" | "forward";
   replayReuse?: boolean;
   replayFilter?: string;
+  /** `--allow` and `--deny` (collectRule): each entry keeps its place on the command line. */
+  allow?: OrderedRule[];
+  deny?: OrderedRule[];
 }
+
+/** A rule and where it came on the command line: first match wins across both flags. */
+interface OrderedRule extends RuleSource {
+  readonly seq: number;
+}
+
+let ruleSeq = 0;
+const collectRule =
+  (action: RuleSource["action"]) =>
+  (text: string, previous: OrderedRule[] | undefined): OrderedRule[] => [...(previous ?? []), { action, text, seq: ruleSeq++ }];
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -56,6 +69,12 @@ export function runCommand(terminal: Terminal, started: Started): Command {
       "with addons: end the process once one hook has blocked the event loop this long (0: never; a block is always reported)",
       "0",
     )
+    .option(
+      "--allow <rule>",
+      "let clients reach this destination (CIDR, host glob, :port, host:port); repeatable, first --allow/--deny match wins",
+      collectRule("allow"),
+    )
+    .option("--deny <rule>", "refuse this destination (REP 02); repeatable, checked on names and the addresses they resolve to", collectRule("deny"))
     .option("--auth <user:pass>", "require username/password; repeatable", collect)
     .option("--auth-file <file>", "require username/password from a file of USER:PASS lines")
     .option("--handshake-timeout <duration>", "time allowed for the SOCKS handshake", `${DEFAULTS.handshakeTimeoutMs / 1000}s`)
@@ -149,8 +168,18 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     if (entries.length === 0) throw usageError(`--auth-file: ${raw.authFile} has no USER:PASS lines`);
     for (const { user, password } of entries) credentials.add(user, password);
   }
+  const ordered = [...(raw.allow ?? []), ...(raw.deny ?? [])].sort((a, b) => a.seq - b.seq);
+  for (const { action, text } of ordered) {
+    try {
+      new DestinationRules([{ action, text }]);
+    } catch (err) {
+      throw usageError(`--${action}: ${(err as Error).message}`);
+    }
+  }
+  const rules = ordered.length === 0 ? undefined : new DestinationRules(ordered.map(({ action, text }) => ({ action, text })));
   return {
     listen,
+    rules,
     addons: raw.addon ?? [],
     settings: parseSettings(raw.set ?? []),
     hookTimeoutMs: positive(parseDuration(raw.hookTimeout, "--hook-timeout"), "--hook-timeout"),
