@@ -408,6 +408,9 @@ function withoutPeer(success: ChainSuccess & { peer?: Endpoint }): ChainSuccess 
   return rest;
 }
 
+/** Most bytes held while waiting for hop replies (a reply is at most 16 KiB; the rest is early tunnel data). */
+const PENDING_MAX = 256 * 1024;
+
 /**
  * The handshake's side of a dialled socket: reads land in `pending` (copied: the reader's views
  * are valid during its call only), `read` decodes one message out of it, `release` pauses the
@@ -425,6 +428,9 @@ class Talk {
   ) {
     reader.sink = (view) => {
       this.pending = this.pending.length === 0 ? Buffer.from(view) : Buffer.concat([this.pending, view]);
+      // A hop that floods before its reply (say, while a name is looked up for the next request) is
+      // not read further; its reply is decoded from what came, or the chain's timeout ends it.
+      if (this.pending.length >= PENDING_MAX) this.socket.pause();
       this.wake?.();
     };
     socket.on("end", this.onEnd);
