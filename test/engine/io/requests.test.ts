@@ -5,8 +5,8 @@
  * wrapper around `dns.lookup` (the real resolver still answers, except for the fake `.test`
  * names a test registers).
  *
- * Not covered here: 26 (the engine has no destination rules, and a request hook sees the name,
- * not the resolved addresses) and 29 (ENETUNREACH needs a non-loopback destination).
+ * Not covered here: 26 (destination rules: destination-rules.test.ts beside this file) and 29
+ * (ENETUNREACH needs a non-loopback destination).
  */
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { connect as tcpConnect, type Socket } from "node:net";
