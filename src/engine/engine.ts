@@ -15,12 +15,14 @@ import {
   type EngineObserver,
   type HookRunner,
   type Logger,
+  type RequestInfo,
   type Lookup,
 } from "./ports.js";
 import type { Endpoint } from "./types.js";
 import { normalizeHost } from "./codec/address.js";
 import { Credentials } from "./credentials.js";
 import type { TlsInterceptor } from "./tls-ports.js";
+import type { Route } from "./upstream.js";
 import type { DestinationRules } from "./destination-rules.js";
 import { ClientSession } from "./io/client-session.js";
 import { SocketReader, adoptSocket, checkAdoption } from "./io/socket-reader.js";
@@ -55,6 +57,11 @@ export interface EngineOptions {
   readonly maxSessions?: number;
   /** TLS interception of CONNECT tunnels that begin with a ClientHello; absent = tunnels are opaque. */
   readonly tls?: TlsInterceptor;
+  /**
+   * The upstream proxies a request goes through when its hooks did not choose (`{ upstream }`):
+   * `run --upstream` / `--route`. Absent or empty: direct.
+   */
+  readonly route?: (request: RequestInfo) => Route;
   /**
    * `--allow` / `--deny`, first match wins, no match allows (destination-rules.ts). Whatever
    * they say, a CONNECT to one of this engine's own listeners is refused (no loops).
@@ -93,6 +100,7 @@ export class SocksEngine implements EngineContext {
   readonly clock: Clock;
   readonly lookup: Lookup;
   readonly tls: TlsInterceptor | undefined;
+  readonly route: ((request: RequestInfo) => Route) | undefined;
   readonly rules: DestinationRules | undefined;
   readonly idleSweeper: IdleSweeper | undefined;
   private readonly credentials: Credentials;
@@ -113,6 +121,7 @@ export class SocksEngine implements EngineContext {
     this.clock = config.clock ?? systemClock;
     this.lookup = config.lookup ?? systemLookup;
     this.tls = config.tls;
+    this.route = config.route;
     this.rules = config.rules;
     this.credentials = config.credentials ?? new Credentials();
     this.maxSessions = config.maxSessions ?? DEFAULTS.maxSessions;

@@ -17,6 +17,7 @@ import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import type { Direction, Endpoint, SocksAddress, SocksCommand, SocksVersion } from "./types.js";
 import type { ProtocolErrorCode } from "./errors.js";
 import type { TlsFact, TlsHelloDecision, TlsHelloInfo } from "./tls-ports.js";
+import type { Route } from "./upstream.js";
 
 /** A value or a promise of it: hooks may answer synchronously (fast path) or asynchronously. */
 export type MaybePromise<T> = T | PromiseLike<T>;
@@ -80,6 +81,11 @@ export type RequestDecision =
    * bytes go to the data hook only, and the hook answers with `inject("down", …)`.
    */
   | { readonly serve: true }
+  /**
+   * Dial through these upstream proxies, in order (empty: direct), instead of the route the engine
+   * would choose (`EngineOptions.route`). The request is allowed otherwise.
+   */
+  | { readonly upstream: Route }
   | undefined;
 
 /** The reply the engine is about to send for a request. */

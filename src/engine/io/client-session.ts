@@ -4,13 +4,15 @@
  */
 import type { Socket } from "node:net";
 import type { Direction, Endpoint, SocksAddress } from "../types.js";
-import type { ClockTimer, CloseReason, ConnectionInfo, SessionHandle } from "../ports.js";
+import type { ClockTimer, CloseReason, ConnectionInfo, RequestDecision, RequestInfo, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SessionMachine } from "../session/machine.js";
 import type { SessionCommand } from "../session/commands.js";
 import type { SessionEvent } from "../session/events.js";
 import type { ProtocolError } from "../errors.js";
-import { dial } from "./dialer.js";
+import { dial, type DialSuccess } from "./dialer.js";
+import { dialChain, type ChainFailure } from "./chain-dialer.js";
+import { canCarry, formatHop, formatRoute, type Route } from "../upstream.js";
 import { bindPeerCheck, datagramCheck, decideWithRules, dialCheck } from "./destination-checks.js";
 import { callHook } from "./call-hook.js";
 import { TcpRelay, type RelayCounts, type RelayHost } from "./tcp-relay.js";
@@ -58,6 +60,10 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private target: Endpoint | undefined;
   private remote: Endpoint | undefined;
   private attempts: readonly string[] | undefined;
+  /** The upstream proxies this request goes through (chosen at the request); undefined or empty: direct. */
+  private route: Route | undefined;
+  /** Bytes the far end sent right after an upstream chain connected: the tunnel's first download. */
+  private earlyDown: Buffer | undefined;
   /** The destination as the client asked for it (a served CONNECT's TLS leaf names it). */
   private requested: Endpoint | undefined;
 
@@ -245,18 +251,23 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         this.ask(
           "request",
           () => ctx.hooks.request(request, this),
-          (decision) => this.feed({ type: "RequestDecided", decision: decideWithRules(ctx, this, request, decision) }),
+          (decision) => this.feed({ type: "RequestDecided", decision: this.decide(request, decision) }),
         );
         return;
       }
       case "OpenUpstream": {
         this.target = command.target;
-        const check = dialCheck(ctx, this, command.target);
-        this.cancelDial = dial(command.target, { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup, clock: ctx.clock, check }, (failure, success) => {
+        const route = this.route;
+        const options = { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup, clock: ctx.clock };
+        const callback = (failure: ChainFailure | undefined, success?: DialSuccess & { readonly early?: Buffer }): void => {
           this.cancelDial = undefined;
-          if (this.finished) return success?.socket.destroy();
+          if (this.finished) {
+            success?.socket.destroy();
+            return;
+          }
           if (failure !== undefined) {
             this.attempts = failure.attempts;
+            if (failure.authFailedHop !== undefined) this.anomaly("upstream-auth-failed", failure.attempts.at(-1) ?? `hop ${failure.authFailedHop}`);
             return this.feed({
               type: "UpstreamFailed",
               error: { code: failure.code, message: failure.attempts.join("; ") },
@@ -266,11 +277,18 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
           this.upstream = success!.socket;
           this.upstreamReader = success!.reader;
           this.remote = success!.remote;
+          if (success!.early !== undefined && success!.early.length > 0) this.earlyDown = success!.early;
           if (success!.attempts.length > 1) this.attempts = success!.attempts;
           // Until the relay takes over, an upstream error only has to be noticed.
           this.upstream.on("error", noop);
+          // Through upstreams, the bound address is what the last hop reported.
           this.feed({ type: "UpstreamConnected", bound: success!.bound });
-        });
+        };
+        // The rules check each address dialled directly; through upstreams the name was checked at the request.
+        this.cancelDial =
+          route === undefined || route.length === 0
+            ? dial(command.target, { ...options, check: dialCheck(ctx, this, command.target) }, callback)
+            : dialChain(route, command.target, options, callback);
         return;
       }
       case "OpenBind":
@@ -309,6 +327,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
               ...(this.target === undefined ? {} : { target: this.target }),
               ...(this.remote === undefined ? {} : { remote: this.remote }),
               ...(this.attempts === undefined ? {} : { attempts: this.attempts }),
+              ...(this.route === undefined || this.route.length === 0 ? {} : { route: this.route.map(formatHop) }),
             });
             if (final.rep !== 0 && this.upstream !== undefined) this.upstream.destroy();
             this.feed({ type: "ReplyDecided", rep: final.rep, bound: final.bound });
@@ -428,7 +447,9 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     const injects = this.pendingInjects;
     this.pendingInjects = undefined;
     for (const { direction, data } of injects ?? []) this.relay.inject(direction, data);
-    this.relay.start(early, this.clientEnded);
+    const down = this.earlyDown;
+    this.earlyDown = undefined;
+    this.relay.start(early, this.clientEnded, down);
   }
 
   /** The gate becomes a TcpRelay or ServedRelay (plain or over the plaintext) once the first bytes tell. */
@@ -447,6 +468,34 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     };
     const gate = new TlsGate(host, this.client, this.clientReader, upstream, upstreamReader, ctx.idleSweeper);
     return gate;
+  }
+
+  /** The request's decision after its route is chosen and the destination rules are applied. */
+  private decide(request: RequestInfo, decision: RequestDecision): RequestDecision {
+    const chosen = this.chooseRoute(request, decision);
+    return decideWithRules(this.ctx, this, request, chosen, this.route !== undefined && this.route.length > 0);
+  }
+
+  /**
+   * The route of a request: an onRequest `{ upstream }` (which otherwise allows), else the
+   * engine's default for it. A command the route cannot carry (BIND or UDP through HTTP, UDP
+   * through SOCKS4…) is refused with REP 07 and the reason recorded.
+   */
+  private chooseRoute(request: RequestInfo, decision: RequestDecision): RequestDecision {
+    if (decision !== undefined && "upstream" in decision) {
+      this.route = decision.upstream;
+      decision = undefined;
+    } else if (decision === undefined || !("deny" in decision || "serve" in decision)) {
+      this.route = this.ctx.route?.(request);
+    }
+    const route = this.route;
+    if (route === undefined || route.length === 0) return decision;
+    const cannot =
+      canCarry(route, request.command) ??
+      (request.command === "connect" ? undefined : `${request.command.toUpperCase()} through an upstream is not supported yet`);
+    if (cannot === undefined) return decision;
+    this.anomaly("upstream-cannot-carry", `${formatRoute(route)}: ${cannot}`);
+    return { deny: "UNKNOWN_COMMAND" };
   }
 
   /** What a relay (or the TLS gate) needs from this session, as a plain object the gate can extend. */

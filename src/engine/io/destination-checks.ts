@@ -31,6 +31,8 @@ export function decideWithRules(
   session: RefusalReporter,
   request: { readonly command: SocksCommand; readonly destination: SocksAddress },
   decision: RequestDecision,
+  /** Through upstream proxies: the destination is reached from the last hop, so it cannot be this proxy's own listener. */
+  routed = false,
 ): RequestDecision {
   if (decision !== undefined && ("deny" in decision || "serve" in decision)) return decision;
   const { command, destination } = request;
@@ -48,7 +50,7 @@ export function decideWithRules(
     host = decision.redirect.host ?? host;
     port = decision.redirect.port ?? port;
   }
-  if (isOwnListener(host, port, ctx.listening)) {
+  if (!routed && isOwnListener(host, port, ctx.listening)) {
     session.anomaly("loop", `${formatHostPort(host, port)} is this proxy's own listening address`);
     return { deny: "DENIED" };
   }

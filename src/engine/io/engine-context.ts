@@ -1,6 +1,7 @@
 /** What every session of one engine shares. */
-import type { AuthAttempt, Clock, CloseReason, EngineObserver, HookRunner, Logger, Lookup } from "../ports.js";
+import type { RequestInfo, AuthAttempt, Clock, CloseReason, EngineObserver, HookRunner, Logger, Lookup } from "../ports.js";
 import type { TlsInterceptor } from "../tls-ports.js";
+import type { Route } from "../upstream.js";
 import type { UdpOptions } from "./udp-association.js";
 import type { IdleSweeper } from "./idle-sweeper.js";
 import type { Endpoint } from "../types.js";
@@ -40,6 +41,8 @@ export interface EngineContext {
   readonly lookup: Lookup;
   /** TLS interception of CONNECT tunnels; absent when off. */
   readonly tls: TlsInterceptor | undefined;
+  /** The default route of a request (`EngineOptions.route`); absent: direct. */
+  readonly route: ((request: RequestInfo) => Route) | undefined;
   /** `--allow` / `--deny`; absent: every destination is allowed (but the loop check). */
   readonly rules: DestinationRules | undefined;
   /** The bound listeners (for the loop check), each added as soon as it listens. */

@@ -70,8 +70,14 @@ export class TlsGate implements IdleTracked {
     private readonly idle: IdleSweeper | undefined,
   ) {}
 
-  start(early: Buffer, clientEnded: boolean): void {
+  /** `down`: bytes the far end sent before the relay (an upstream chain's early bytes): the server spoke first. */
+  start(early: Buffer, clientEnded: boolean, down?: Buffer): void {
     const { client, upstream } = this;
+    if (down !== undefined && down.length > 0) {
+      this.clientEnded = clientEnded;
+      if (early.length > 0) this.chunks.push(early);
+      return this.plain(down);
+    }
     // The target went away meanwhile, or a served session's hook greets first: not TLS.
     if (upstream?.destroyed === true || (upstream === undefined && this.injects?.some((i) => i.direction === "down"))) {
       this.clientEnded = clientEnded;
