@@ -5,7 +5,7 @@
 import { realpathSync } from "node:fs";
 import { basename } from "node:path";
 import { ListenError, SocksEngine, allowAllHooks, combineObservers, formatEndpoint, type Credentials, type Endpoint, type Logger } from "../engine/index.js";
-import type { DestinationRules } from "../engine/index.js";
+import type { DestinationRules, RequestInfo, Route } from "../engine/index.js";
 import { CliError } from "./errors.js";
 import { isLoopback } from "./options.js";
 import { Recorder } from "../store/recorder.js";
@@ -32,6 +32,10 @@ export interface RunOptions {
   listen: Endpoint[];
   /** `--allow` / `--deny` in command-line order; undefined without any. */
   rules?: DestinationRules | undefined;
+  /** `--upstream` / `--route`: the route of a request no addon routed; undefined: direct. */
+  route?: ((request: RequestInfo) => Route) | undefined;
+  /** How the routes read, for the start-up notice (`--upstream` chain and the number of `--route`s). */
+  routeText?: string | undefined;
   addons: string[];
   settings: AddonSettings;
   hookTimeoutMs: number;
@@ -216,6 +220,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     listen: options.listen,
     credentials: options.credentials,
     ...(options.rules === undefined ? {} : { rules: options.rules }),
+    ...(options.route === undefined ? {} : { route: options.route }),
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
@@ -277,6 +282,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       );
     }
   }
+  if (options.routeText !== undefined) terminal.err(`upstream: ${options.routeText}`);
   if (tls !== undefined) {
     const t = options.tls!;
     terminal.err(

@@ -1,6 +1,7 @@
 /** `socksmith run`: start the proxy. */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
+import { formatRoute, type RequestInfo, type Route } from "../../engine/index.js";
 import { Credentials, DEFAULTS, DestinationRules, parseCredential, parseCredentialFile, type RuleSource } from "../../engine/index.js";
 import { usageError } from "../errors.js";
 import { parseCount, parseDuration, parseListen, parseSize } from "../options.js";
@@ -10,6 +11,7 @@ import { loadTui } from "../load-tui.js";
 import { filterOption } from "../capture-file.js";
 import { startProxy, type RunOptions, type Started, type Terminal } from "../proxy.js";
 import { resolveTlsOptions, type RawTlsOptions } from "../tls-setup.js";
+import { parseRoute, parseRouteRule, routeChooser } from "../routes.js";
 import { defaultCaDir } from "../../tls/ca-dir.js";
 
 interface RawRunOptions extends RawTlsOptions {
@@ -40,6 +42,8 @@ interface RawRunOptions extends RawTlsOptions {
   replayMiss?: "deny" | "forward";
   replayReuse?: boolean;
   replayFilter?: string;
+  upstream?: string[];
+  route?: string[];
   /** `--allow` and `--deny` (collectRule): each entry keeps its place on the command line. */
   allow?: OrderedRule[];
   deny?: OrderedRule[];
@@ -69,6 +73,12 @@ export function runCommand(terminal: Terminal, started: Started): Command {
       "with addons: end the process once one hook has blocked the event loop this long (0: never; a block is always reported)",
       "0",
     )
+    .option(
+      "--upstream <url>",
+      "go through this proxy (socks5h://, socks5://, socks4a://, socks4://, http://; [user:pass@]); repeat for a chain, in order",
+      collect,
+    )
+    .option("--route <expr=url>", "requests this filter matches go through URL[,URL…] (or `direct`); repeatable, first match wins, else --upstream", collect)
     .option(
       "--allow <rule>",
       "let clients reach this destination (CIDR, host glob, :port, host:port); repeatable, first --allow/--deny match wins",
@@ -180,6 +190,7 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
   return {
     listen,
     rules,
+    ...routeOptions(raw.upstream ?? [], raw.route ?? []),
     addons: raw.addon ?? [],
     settings: parseSettings(raw.set ?? []),
     hookTimeoutMs: positive(parseDuration(raw.hookTimeout, "--hook-timeout"), "--hook-timeout"),
@@ -211,4 +222,14 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
 function positive(ms: number, option: string): number {
   if (ms <= 0) throw usageError(`${option}: must be more than 0`);
   return ms;
+}
+
+/** `--upstream` (a chain, in order) and `--route` rules: the engine's default route, and a notice. */
+function routeOptions(upstream: string[], routes: string[]): { route?: (request: RequestInfo) => Route; routeText?: string } {
+  const chain = parseRoute(upstream.join(","), "--upstream");
+  const rules = routes.map(parseRouteRule);
+  const route = routeChooser(chain, rules);
+  if (route === undefined) return {};
+  const text = `${chain.length === 0 ? "direct" : formatRoute(chain)}${rules.length === 0 ? "" : ` unless one of ${rules.length} --route rule${rules.length === 1 ? "" : "s"} matches`}`;
+  return { route, routeText: text };
 }
