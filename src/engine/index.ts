@@ -4,6 +4,7 @@ export { DestinationRules, DestinationRuleError, type RuleAction, type RuleSourc
 export { Credentials, parseCredential, parseCredentialFile } from "./credentials.js";
 export * from "./ports.js";
 export * from "./tls-ports.js";
+export { receivePrelude } from "./io/raw-stream.js";
 export * from "./upstream.js";
 export * from "./types.js";
 export { REP, REP_NAMES, CD, socks4Cd, type ProtocolErrorCode } from "./errors.js";

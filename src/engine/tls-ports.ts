@@ -123,6 +123,11 @@ export interface TlsEstablishArgs {
    * them), writes go to the client's socket. Destroying it destroys the client's socket.
    */
   readonly client: Duplex;
+  /**
+   * When `client` is the client's socket itself: the bytes already read from it (the ClientHello),
+   * to hand to the TLSSocket made over it with `receivePrelude` before anything else.
+   */
+  readonly clientPrelude?: Buffer;
   /** The upstream's raw stream, nothing read from it yet. */
   readonly upstream: Duplex;
 }
@@ -135,6 +140,8 @@ export interface TlsTerminateArgs {
   readonly hello: TlsHello;
   /** The client's raw stream, as for `establish`. */
   readonly client: Duplex;
+  /** As for `establish`. */
+  readonly clientPrelude?: Buffer;
   /** The protocol to answer with (from the hook); else the first the client offered. */
   readonly alpn?: string;
 }

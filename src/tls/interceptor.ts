@@ -36,6 +36,7 @@ import type {
 import { DETECT_LIMIT } from "../detect/detection.js";
 import { detectTls } from "../detect/tls-client-hello.js";
 import { describeVerifyError } from "./verify-errors.js";
+import { receivePrelude } from "../engine/index.js";
 
 /** Where leaf certificates come from (certificates.ts). */
 export interface LeafSource {
@@ -204,7 +205,7 @@ export class TlsInterception implements TlsInterceptor {
 
   /** The client's handshake with a leaf for the target, offering only the ALPN the target chose. */
   private async acceptClient(
-    args: Pick<TlsEstablishArgs, "hello" | "target" | "client">,
+    args: Pick<TlsEstablishArgs, "hello" | "target" | "client" | "clientPrelude">,
     alpn: string | undefined,
     peer: X509Certificate | undefined,
     deadline: number,
@@ -229,8 +230,10 @@ export class TlsInterception implements TlsInterceptor {
       // rejects a client that offered only protocols the target did not pick).
       ...(alpn === undefined ? {} : { ALPNCallback: ({ protocols }: { protocols: string[] }) => (protocols.includes(alpn) ? alpn : undefined) }),
     });
+    // Key logging first: the server's handshake secrets come out while the ClientHello is processed.
     this.logKeys(down);
     follow(down, args.client);
+    if (args.clientPrelude !== undefined) receivePrelude(down, args.clientPrelude);
     const failure = await settle(down, "secure", deadline, args.client);
     if (failure === undefined) return { ok: true, socket: down, side: sideOf(down) };
     down.destroy();
@@ -286,7 +289,15 @@ async function settle(socket: TLSSocket, event: "secure" | "secureConnect", dead
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()));
   const ended = raw.readableEnded ? Promise.resolve() : once(raw, "end", { signal: controller.signal });
-  const closed = Promise.race([once(socket, "close", { signal: controller.signal }), ended]).then(
+  // A TLS socket nobody reads yet does not emit 'end' for its peer's FIN: a 'readable' listener
+  // sees it (without reading: bytes after the handshake belong to the relay). Removed once settled.
+  let sawEnd!: () => void;
+  const peerEnded = new Promise<void>((resolve) => (sawEnd = resolve));
+  const onReadable = (): void => {
+    if ((socket as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true) sawEnd();
+  };
+  socket.on("readable", onReadable);
+  const closed = Promise.race([once(socket, "close", { signal: controller.signal }), ended, peerEnded]).then(
     () => new HandshakeFailure("the connection closed during the handshake", true),
   );
   try {
@@ -300,6 +311,7 @@ async function settle(socket: TLSSocket, event: "secure" | "secureConnect", dead
     const code = (err as NodeJS.ErrnoException).code ?? "";
     return new HandshakeFailure(errorText(err), REJECTION_CODES.has(code) || code === "ECONNRESET");
   } finally {
+    socket.removeListener("readable", onReadable);
     clearTimeout(timer);
     controller.abort();
     closed.catch(() => {});

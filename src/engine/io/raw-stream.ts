@@ -10,8 +10,46 @@
  * RST on the raw TCP socket under a TLSSocket (Node's `resetAndDestroy` refuses a TLS handle).
  */
 import { Duplex } from "node:stream";
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
+import { TLSSocket, createSecureContext } from "node:tls";
 import type { SocketReader } from "./socket-reader.js";
+
+let native: boolean | undefined;
+
+/**
+ * Whether TLS can run on a relayed socket's own handle, its ClientHello (already read) handed
+ * over with `receivePrelude`: Node's TLSSocket over a net.Socket is native (no JavaScript per
+ * read), but feeding it bytes read before uses an undocumented method of its handle
+ * (`receive`). Checked once per process on a throwaway socket; without it the engine wraps
+ * sockets in a RawStream (slower: every read crosses JavaScript twice).
+ */
+export function nativeTlsHandles(): boolean {
+  if (native === undefined) {
+    let probe: TLSSocket | undefined;
+    try {
+      probe = new TLSSocket(new Socket(), { isServer: true, secureContext: createSecureContext() });
+      native = typeof (probe as unknown as { _handle?: { receive?: unknown } })._handle?.receive === "function";
+    } catch {
+      native = false;
+    } finally {
+      probe?.destroy();
+    }
+  }
+  return native;
+}
+
+/** For tests: behave as on a Node where TLS cannot be fed a prelude (the RawStream path). */
+export function simulateNoNativeTls(): void {
+  native = false;
+}
+
+/**
+ * Hands `prelude` (bytes read from the socket before it was wrapped: the ClientHello) to a
+ * TLSSocket made over that socket, as if it had just read them. Only when `nativeTlsHandles()`.
+ */
+export function receivePrelude(socket: TLSSocket, prelude: Buffer): void {
+  (socket as unknown as { _handle: { receive(data: Buffer): void } })._handle.receive(prelude);
+}
 
 /** The raw TCP socket under each TLS socket the engine relays. */
 const rawUnder = new WeakMap<Socket, Socket>();

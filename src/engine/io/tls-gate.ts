@@ -19,6 +19,7 @@
  *   greets first (bytes injected before the client spoke) is not TLS.
  */
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Direction, Endpoint } from "../types.js";
 import type { Clock, ClockTimer, CloseReason } from "../ports.js";
 import type { TlsDecidedBy, TlsHello, TlsHelloDecision, TlsInterceptor } from "../tls-ports.js";
@@ -26,7 +27,7 @@ import type { RelayCounts, RelayHost } from "./tcp-relay.js";
 import { TcpRelay } from "./tcp-relay.js";
 import { ServedRelay } from "./served-relay.js";
 import { SocketReader, readPlainly } from "./socket-reader.js";
-import { RawStream, setRawSocket } from "./raw-stream.js";
+import { RawStream, nativeTlsHandles, setRawSocket } from "./raw-stream.js";
 import { callHook } from "./call-hook.js";
 import type { IdleSweeper, IdleTracked } from "./idle-sweeper.js";
 
@@ -208,12 +209,13 @@ export class TlsGate implements IdleTracked {
     }
     if (this.upstream === undefined) return this.serveTls(hello, decidedBy, alpn);
     this.detach();
-    const clientRaw = new RawStream(this.client, this.clientReader, this.takeBuffered(), this.clientEnded);
-    const upstreamRaw = new RawStream(this.upstream, this.upstreamReader!, undefined, false);
+    const { stream: clientRaw, prelude } = this.clientStream();
+    const upstreamRaw = nativeTlsHandles() ? this.upstream : new RawStream(this.upstream, this.upstreamReader!, undefined, false);
     // Until the relay owns the TLS sockets, a raw socket's error only has to be noticed (the Duplex reports it).
     clientRaw.on("error", noop);
     upstreamRaw.on("error", noop);
-    void host.tls.establish({ id: host.id, target: host.target, remote: host.remote, hello, client: clientRaw, upstream: upstreamRaw }).then((outcome) => {
+    const args = { id: host.id, target: host.target, remote: host.remote, hello, client: clientRaw, upstream: upstreamRaw };
+    void host.tls.establish(prelude === undefined ? args : { ...args, clientPrelude: prelude }).then((outcome) => {
       if (!outcome.ok) {
         host.observer.tls?.({ id: host.id, at: host.now(), intercepted: false, decidedBy, hello, ...outcome.fact });
         return this.finish(this.closeReason ?? "tls-failed", clientRaw, upstreamRaw);
@@ -244,9 +246,10 @@ export class TlsGate implements IdleTracked {
       return this.plain(undefined);
     }
     this.detach();
-    const clientRaw = new RawStream(this.client, this.clientReader, this.takeBuffered(), this.clientEnded);
+    const { stream: clientRaw, prelude } = this.clientStream();
     clientRaw.on("error", noop);
-    void terminate.call(host.tls, { id: host.id, target: host.target, hello, client: clientRaw, ...(alpn === undefined ? {} : { alpn }) }).then((outcome) => {
+    const args = { id: host.id, target: host.target, hello, client: clientRaw, ...(alpn === undefined ? {} : { alpn }) };
+    void terminate.call(host.tls, prelude === undefined ? args : { ...args, clientPrelude: prelude }).then((outcome) => {
       if (!outcome.ok) {
         host.observer.tls?.({ id: host.id, at: host.now(), intercepted: false, decidedBy, hello, ...outcome.fact });
         return this.finish(this.closeReason ?? "tls-failed", clientRaw);
@@ -266,6 +269,17 @@ export class TlsGate implements IdleTracked {
       this.flushInjects(relay);
       relay.start(EMPTY, false);
     });
+  }
+
+  /**
+   * What the TLS server side reads: the client socket itself, its ClientHello handed over as a
+   * prelude (Node then runs TLS on the socket's own handle), or, where that is not available
+   * (`nativeTlsHandles`), a RawStream that replays the hello and is read in JavaScript.
+   */
+  private clientStream(): { stream: Duplex; prelude?: Buffer } {
+    const buffered = this.takeBuffered();
+    if (nativeTlsHandles() && !this.clientEnded) return { stream: this.client, ...(buffered === undefined ? {} : { prelude: buffered }) };
+    return { stream: new RawStream(this.client, this.clientReader, buffered, this.clientEnded) };
   }
 
   /** Everything the client sent so far. */
