@@ -17,9 +17,18 @@
  * - Memory is bounded per association (docs/architecture.md, "Trust rules"): datagrams waiting for an async hook or a
  *   name lookup are at most MAX_WAITING (count) and MAX_WAITING_BYTES; beyond, a datagram is
  *   dropped as "backlog" (UDP cannot be paused). Concurrent lookups of one name share one query.
+ * - Through a SOCKS5 upstream (`throughUpstream`, before `open`): every datagram goes to the hop's
+ *   relay from one socket, wrapped in the SOCKS5 UDP header addressed to its real destination
+ *   (socks5h sends a name as the name, socks5 resolves it here as above); what the hop's relay
+ *   sends back is unwrapped and reported as coming from the peer its header names. The rules
+ *   check each destination as without an upstream (a name the hop resolves only by its name).
+ *   Replies from a peer never sent to are dropped as above, except that after a datagram went
+ *   to a name the hop resolved, the hop's own filtering decides (socksmith never learns that
+ *   name's address). The hop's control connection lives as long as the association: its end
+ *   ends the association (an `upstream-association-ended` anomaly says why).
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
-import { isIP } from "node:net";
+import { isIP, type Socket } from "node:net";
 import type { Endpoint, SocksAddress } from "../types.js";
 import type { Clock, ClockTimer, DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, Lookup, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
@@ -45,8 +54,23 @@ export interface UdpHost {
   now(): number;
   hookFailed(hook: string, err: unknown): void;
   anomaly(code: string, detail: string): void;
-  /** The association ended on its own: its idle timeout (a socket error is an anomaly and does not end it). */
-  udpEnded(reason: "idle-timeout"): void;
+  /**
+   * The association ended on its own: its idle timeout, or (through an upstream) the hop closed
+   * or reset the control connection (a socket error is an anomaly and does not end it).
+   */
+  udpEnded(reason: "idle-timeout" | "completed" | "target-reset" | "target-error", errno?: string): void;
+}
+
+/** The SOCKS5 hop's association that carries this one's datagrams (see the file comment). */
+export interface UdpUpstream {
+  /** The hop's UDP relay: an IP address (`associateThrough` gives one). */
+  readonly relay: Endpoint;
+  /** socks5h: destination names are sent as names; socks5: they are resolved here. */
+  readonly sendsNames: boolean;
+  /** The control connection to the hop (paused, its reader's sink discarding); the association owns it from here. */
+  readonly control: Socket;
+  /** Names the hop in anomalies (`hop 1 socks5://…`, never its credentials). */
+  readonly label: string;
 }
 
 /**
@@ -88,6 +112,11 @@ export class UdpAssociation {
   private lastActivity = 0;
   private closed = false;
   private readonly maxToClient: number;
+  private upstream: UdpUpstream | undefined;
+  /** The one socket that talks to the upstream hop's relay. */
+  private via: UdpSocket | undefined;
+  /** Set once a datagram went to a name the upstream hop resolves (see the file comment). */
+  private sentToNames = false;
 
   constructor(
     private readonly host: UdpHost,
@@ -122,17 +151,65 @@ export class UdpAssociation {
     }
   }
 
-  /** Binds the client-facing socket; calls back with BND.ADDR/BND.PORT or the bind error. */
+  /**
+   * Sends every datagram through the upstream hop's association (call before `open`). From now
+   * the control connection is watched: its end ends the association, even before `open` is done.
+   */
+  throughUpstream(upstream: UdpUpstream): void {
+    this.upstream = { ...upstream, relay: { host: normalizeHost(upstream.relay.host), port: upstream.relay.port } };
+    const { control, label } = upstream;
+    const ended = (reason: "completed" | "target-reset" | "target-error", text: string, errno?: string): void => {
+      if (this.closed) return;
+      this.host.anomaly("upstream-association-ended", `${label}: ${text}`);
+      this.host.udpEnded(reason, errno);
+    };
+    control.on("end", () => ended("completed", "closed the UDP ASSOCIATE control connection"));
+    control.on("error", (err: NodeJS.ErrnoException) =>
+      ended(err.code === "ECONNRESET" ? "target-reset" : "target-error", `UDP ASSOCIATE control connection failed: ${err.code ?? err.message}`, err.code),
+    );
+    control.on("close", () => ended("completed", "closed the UDP ASSOCIATE control connection"));
+    // RFC 1928 gives the control connection nothing more to say: whatever comes is discarded.
+    control.resume();
+  }
+
+  /** Binds the client-facing socket (and, through an upstream, the one toward the hop); calls back with BND.ADDR/BND.PORT or the bind error. */
   open(callback: (err: NodeJS.ErrnoException | undefined, bound?: Endpoint) => void): void {
     const onError = (err: NodeJS.ErrnoException): void => callback(err);
     this.client.once("error", onError);
     this.client.bind({ address: this.localIp, port: 0 }, () => {
       this.client.removeListener("error", onError);
       this.client.on("error", (err) => this.socketError("client", err));
-      this.client.on("message", this.onClientMessage);
-      const { address, port } = this.client.address();
-      if (this.options.idleTimeoutMs > 0) this.armIdle();
-      callback(undefined, { host: normalizeHost(address), port });
+      const ready = (): void => {
+        if (this.closed) return;
+        this.client.on("message", this.onClientMessage);
+        const { address, port } = this.client.address();
+        if (this.options.idleTimeoutMs > 0) this.armIdle();
+        callback(undefined, { host: normalizeHost(address), port });
+      };
+      if (this.upstream === undefined) return ready();
+      this.openVia(this.upstream, (err) => (err === undefined ? ready() : callback(err)));
+    });
+  }
+
+  /**
+   * Binds the socket toward the hop's relay, on the address our control connection comes from
+   * (the hop accepts datagrams only from its TCP client's address, RFC 1928 §7).
+   */
+  private openVia(upstream: UdpUpstream, callback: (err: NodeJS.ErrnoException | undefined) => void): void {
+    const family = isIP(upstream.relay.host);
+    if (family === 0) {
+      return callback(Object.assign(new Error(`the upstream's relay ${upstream.relay.host} is not an IP address`), { code: "EINVAL" }));
+    }
+    const socket = createSocket({ type: family === 6 ? "udp6" : "udp4", ipv6Only: family === 6, lookup: literalLookup as never });
+    this.via = socket;
+    const local = normalizeHost(upstream.control.localAddress ?? "");
+    const onError = (err: NodeJS.ErrnoException): void => callback(err);
+    socket.once("error", onError);
+    socket.bind({ port: 0, ...(isIP(local) === family ? { address: local } : {}) }, () => {
+      socket.removeListener("error", onError);
+      socket.on("error", (err) => this.socketError("target", err));
+      socket.on("message", this.onUpstreamMessage);
+      callback(undefined);
     });
   }
 
@@ -140,7 +217,8 @@ export class UdpAssociation {
     if (this.closed) return;
     this.closed = true;
     this.clock.clearTimeout(this.idleTimer);
-    for (const socket of [this.client, this.outbound4, this.outbound6]) {
+    this.upstream?.control.destroy();
+    for (const socket of [this.client, this.outbound4, this.outbound6, this.via]) {
       if (socket === undefined) continue;
       try {
         socket.close();
@@ -214,31 +292,14 @@ export class UdpAssociation {
       if (this.closed) return;
       const rule = this.check?.(name ?? ip, target.port, ip);
       if (rule !== undefined) return this.drop("up", seq, from, received, "denied", `${name === undefined ? "" : `${name} resolved to `}${ip}: ${rule}`, peer);
-      const family = isIP(ip);
-      if (!this.peers.has(ip)) {
-        if (this.peers.size >= this.options.maxPeers)
-          return this.drop("up", seq, from, received, "peer-limit", `more than ${this.options.maxPeers} destinations`, peer);
-        this.peers.add(ip);
-      }
-      const max = family === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
-      if (payload.length > max) return this.drop("up", seq, from, received, "too-large", `${payload.length} bytes exceed ${max} (EMSGSIZE)`, peer);
-      this.outbound(family === 6 ? 6 : 4).send(payload, target.port, ip);
-      this.bytesUp += payload.length;
-      this.report({
-        direction: "up",
-        seq,
-        from,
-        peer,
-        received,
-        ...(replaced === undefined ? {} : { sent: replaced }),
-        to: { host: ip, port: target.port },
-        verdict: "relayed",
-      });
+      this.forward(seq, from, peer, received, replaced, { host: ip, port: target.port });
     };
     if (target.type !== "domain" || isIP(target.host) !== 0) return send(normalizeHost(target.host));
     // A denied name is not even resolved.
     const denied = this.check?.(target.host, target.port);
     if (denied !== undefined) return this.drop("up", seq, from, received, "denied", `${target.host}: ${denied}`, peer);
+    // socks5h: the hop resolves the name.
+    if (this.upstream?.sendsNames === true) return this.forward(seq, from, peer, received, replaced, { host: target.host, port: target.port });
     const cached = this.names.get(target.host);
     if ((cached === undefined || cached.expires <= this.clock.now()) && this.backlogged(payload.length)) {
       return this.drop("up", seq, from, received, "backlog", this.backlogDetail(), peer);
@@ -247,6 +308,34 @@ export class UdpAssociation {
       if (ip === undefined) return this.drop("up", seq, from, received, "dns-failed", `lookup ${target.host}: ${errno}`, peer);
       send(ip, target.host);
     });
+  }
+
+  /**
+   * Sends one checked payload to `to` (an IP address; through a socks5h upstream also a name)
+   * directly, or wrapped to the upstream hop's relay, and reports it.
+   */
+  private forward(seq: number, from: Endpoint, peer: SocksAddress, received: Buffer, replaced: Uint8Array | undefined, to: Endpoint): void {
+    const payload = replaced ?? received;
+    if (!this.peers.has(to.host)) {
+      if (this.peers.size >= this.options.maxPeers)
+        return this.drop("up", seq, from, received, "peer-limit", `more than ${this.options.maxPeers} destinations`, peer);
+      this.peers.add(to.host);
+    }
+    const upstream = this.upstream;
+    if (upstream === undefined) {
+      const family = isIP(to.host);
+      const max = family === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
+      if (payload.length > max) return this.drop("up", seq, from, received, "too-large", `${payload.length} bytes exceed ${max} (EMSGSIZE)`, peer);
+      this.outbound(family === 6 ? 6 : 4).send(payload, to.port, to.host);
+    } else {
+      const size = udpHeaderLength(to.host) + payload.length;
+      const max = isIP(upstream.relay.host) === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
+      if (size > max) return this.drop("up", seq, from, received, "too-large", `${size} bytes with the SOCKS header exceed ${max} (EMSGSIZE)`, peer);
+      this.via!.send(encodeUdpDatagram(to.host, to.port, payload), upstream.relay.port, upstream.relay.host);
+      if (isIP(to.host) === 0) this.sentToNames = true;
+    }
+    this.bytesUp += payload.length;
+    this.report({ direction: "up", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to, verdict: "relayed" });
   }
 
   /** Calls back with the name's address (cached, or after one lookup shared by every datagram waiting for it). */
@@ -303,7 +392,34 @@ export class UdpAssociation {
     const peer: SocksAddress = { type: isIP(from.host) === 6 ? "ipv6" : "ipv4", host: from.host, port: from.port };
     const seq = this.seq++;
     this.lastActivity = this.clock.now();
-    if (!this.options.allowUnsolicited && !this.peers.has(from.host)) {
+    this.fromRemote(seq, from, peer, msg);
+  };
+
+  /** A datagram from the upstream hop's relay: unwrapped, then as if `from` the peer its header names. */
+  private readonly onUpstreamMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    const relay = this.upstream!.relay;
+    const wire = { host: normalizeHost(rinfo.address), port: rinfo.port };
+    const seq = this.seq++;
+    this.lastActivity = this.clock.now();
+    if (wire.host !== relay.host || wire.port !== relay.port) {
+      return this.drop("down", seq, wire, msg, "unsolicited", `${wire.host}:${wire.port} is not the upstream's relay ${relay.host}:${relay.port}`);
+    }
+    const decoded = decodeUdpDatagram(msg);
+    if (decoded.kind !== "ok") {
+      const error = decoded.kind === "error" ? decoded.error : { code: "UDP_TRUNCATED", message: "truncated" };
+      const reason = error.code === "UNKNOWN_ADDRESS_TYPE" ? "bad-address-type" : "bad-header";
+      return this.drop("down", seq, wire, msg, reason, `from the upstream's relay: ${error.message}`);
+    }
+    const { frag, address, data } = decoded.value;
+    if (frag !== 0) return this.drop("down", seq, wire, data, "fragmented", `from the upstream's relay: FRAG = ${frag}`, address);
+    const host = normalizeHost(address.host);
+    this.fromRemote(seq, { host, port: address.port }, { ...address, host }, data);
+  };
+
+  /** A datagram from `from` (the remote peer) for the client: the unsolicited check, the hook, then the client. */
+  private fromRemote(seq: number, from: Endpoint, peer: SocksAddress, msg: Buffer): void {
+    const hopFilters = this.upstream !== undefined && this.sentToNames;
+    if (!this.options.allowUnsolicited && !this.peers.has(from.host) && !hopFilters) {
       return this.drop("down", seq, from, msg, "unsolicited", `${from.host} was never sent to`, peer);
     }
     if (!this.withHooks) return this.sendDown(seq, from, peer, msg, undefined);
@@ -313,7 +429,7 @@ export class UdpAssociation {
       if ("drop" in verdict) return this.drop("down", seq, from, msg, "hook", "dropped by a hook", peer);
       this.sendDown(seq, from, peer, msg, verdict.replace);
     });
-  };
+  }
 
   private sendDown(seq: number, from: Endpoint, peer: SocksAddress, received: Buffer, replaced: Uint8Array | undefined): void {
     if (this.closed || this.clientPort === undefined) return;
