@@ -16,6 +16,8 @@ import type { Clock, ClockTimer } from "../ports.js";
 import type { ProtocolError } from "../errors.js";
 import { normalizeHost } from "../codec/address.js";
 import { SocketReader, adoptSocket } from "./socket-reader.js";
+import { bindThrough, type BindOptions, type ChainFailure, type ChainSuccess } from "./chain-dialer.js";
+import type { Route } from "../upstream.js";
 
 /** The accepted peer, handed to the session, which relays it as its upstream (no "error" listener is left on it). */
 export interface BindPeer {
@@ -23,14 +25,19 @@ export interface BindPeer {
   readonly reader: SocketReader;
   /** The peer's address, for the second reply. */
   readonly remote: Endpoint;
+  /** Bytes the peer sent already (through an upstream: read past the last hop's second reply). */
+  readonly early?: Buffer;
 }
 
 /** What the listener tells its session, at most one of `failed` / `peerConnected` per listener. */
 export interface BindEvents {
   /** Listening: the address for the first reply. */
   bindListening(bound: Endpoint): void;
-  /** No listener could be opened, or no peer came within the timeout; the listener is closed. */
-  bindFailed(error: ProtocolError, errno: string | undefined): void;
+  /**
+   * No listener could be opened, or no peer came within the timeout; the listener is closed.
+   * Through upstreams, `chain` is the chain's failure (its attempts, the hop that refused our credentials).
+   */
+  bindFailed(error: ProtocolError, errno: string | undefined, chain?: ChainFailure): void;
   /** The peer, once both it has connected and `awaitPeer()` was called. */
   bindPeerConnected(peer: BindPeer): void;
 }
@@ -131,6 +138,85 @@ export class BindListener {
       return;
     }
     this.events.bindPeerConnected({ ...peer, remote });
+  }
+}
+
+/**
+ * BIND at the last hop of `route` (`bindThrough`), driven like a `BindListener`: `bindListening`
+ * once the hop listens (its first reply), then either `bindFailed` or `bindPeerConnected` with
+ * the chain socket as the peer (its second reply). A failure before the first reply is told at
+ * once; the outcome after it is held until `awaitPeer()` (the first reply has gone out), as a
+ * peer that connected early is by `BindListener`. The BIND timeout runs at the hop's side of the
+ * chain (`BindOptions.bindTimeoutMs`, from the hop's first reply).
+ */
+export class UpstreamBind {
+  private cancel: (() => void) | undefined;
+  private listened = false;
+  private awaited = false;
+  private closed = false;
+  private outcome: { failure: ChainFailure | undefined; success: (ChainSuccess & { readonly peer: Endpoint }) | undefined } | undefined;
+
+  constructor(
+    private readonly route: Route,
+    /** The request's DST: the peer the last hop is to expect. */
+    private readonly expectedPeer: Endpoint,
+    private readonly options: BindOptions,
+    private readonly events: BindEvents,
+    /** The destination rules' verdict on the peer the hop reports: the rule refusing it, or undefined. */
+    private readonly check?: (address: string, port: number) => string | undefined,
+  ) {}
+
+  open(): void {
+    this.cancel = bindThrough(this.route, this.expectedPeer, this.options, {
+      listening: (bound) => {
+        if (this.closed) return;
+        this.listened = true;
+        this.events.bindListening(bound);
+      },
+      done: (failure, success) => {
+        this.cancel = undefined;
+        if (this.closed) return void success?.socket.destroy();
+        this.outcome = { failure, success };
+        if (!this.listened || this.awaited) this.deliver();
+      },
+    });
+  }
+
+  awaitPeer(): void {
+    this.awaited = true;
+    if (this.outcome !== undefined) this.deliver();
+  }
+
+  /** Gives up on the peer: the chain is closed, so the hop stops listening. */
+  stopListening(): void {
+    const cancel = this.cancel;
+    this.cancel = undefined;
+    this.closed = true;
+    cancel?.();
+  }
+
+  close(): void {
+    this.stopListening();
+    this.outcome?.success?.socket.destroy();
+    this.outcome = undefined;
+  }
+
+  private deliver(): void {
+    const { failure, success } = this.outcome!;
+    this.outcome = undefined;
+    if (failure !== undefined) {
+      const error = { code: failure.code, message: failure.attempts.join("; ") };
+      return this.events.bindFailed(error, failure.errno, failure);
+    }
+    const { socket, reader, peer, early } = success!;
+    const remote = { host: normalizeHost(peer.host), port: peer.port };
+    const rule = this.check?.(remote.host, remote.port);
+    if (rule !== undefined) {
+      socket.destroy();
+      this.events.bindFailed({ code: "DENIED", message: `BIND peer ${remote.host}:${remote.port} denied by ${rule}` }, undefined);
+      return;
+    }
+    this.events.bindPeerConnected({ socket, reader, remote, ...(early.length === 0 ? {} : { early }) });
   }
 }
 
