@@ -11,13 +11,13 @@ import type { SessionCommand } from "../session/commands.js";
 import type { SessionEvent } from "../session/events.js";
 import type { ProtocolError } from "../errors.js";
 import { dial, type DialSuccess } from "./dialer.js";
-import { dialChain, type ChainFailure } from "./chain-dialer.js";
+import { associateThrough, dialChain, type ChainFailure } from "./chain-dialer.js";
 import { canCarry, formatHop, formatRoute, type Route } from "../upstream.js";
 import { bindPeerCheck, datagramCheck, decideWithRules, dialCheck } from "./destination-checks.js";
 import { callHook } from "./call-hook.js";
 import { TcpRelay, type RelayCounts, type RelayHost } from "./tcp-relay.js";
 import { UdpAssociation } from "./udp-association.js";
-import { BindListener, type BindEvents, type BindPeer } from "./bind-listener.js";
+import { BindListener, UpstreamBind, type BindEvents, type BindPeer } from "./bind-listener.js";
 import { ServedRelay } from "./served-relay.js";
 import { TlsGate } from "./tls-gate.js";
 import type { TlsInterceptor } from "../tls-ports.js";
@@ -49,7 +49,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private upstream: Socket | undefined;
   private upstreamReader: SocketReader | undefined;
   private cancelDial: (() => void) | undefined;
-  private bind: BindListener | undefined;
+  private bind: BindListener | UpstreamBind | undefined;
   private udp: UdpAssociation | undefined;
   private handshakeTimer: ClockTimer | undefined;
   private user: string | undefined;
@@ -291,9 +291,17 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
             : dialChain(route, command.target, options, callback);
         return;
       }
-      case "OpenBind":
-        this.bind = new BindListener(this.conn.local.host, ctx.options.bindTimeoutMs, this, ctx.clock, bindPeerCheck(ctx, this));
+      case "OpenBind": {
+        const route = this.route;
+        if (route !== undefined && route.length > 0) {
+          // The last hop listens; the request's DST tells it which peer to expect.
+          const options = { timeoutMs: ctx.options.connectTimeoutMs, bindTimeoutMs: ctx.options.bindTimeoutMs, lookup: ctx.lookup, clock: ctx.clock };
+          this.bind = new UpstreamBind(route, this.requested ?? UNSPECIFIED, options, this, bindPeerCheck(ctx, this));
+        } else {
+          this.bind = new BindListener(this.conn.local.host, ctx.options.bindTimeoutMs, this, ctx.clock, bindPeerCheck(ctx, this));
+        }
         return this.bind.open();
+      }
       case "OpenUdpRelay":
         return this.openUdpRelay(command.hint);
       case "StartUdpRelay":
@@ -368,8 +376,15 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     this.feed({ type: "BindListening", bound });
   }
 
-  bindFailed(error: ProtocolError, errno: string | undefined): void {
+  bindFailed(error: ProtocolError, errno: string | undefined, chain?: ChainFailure): void {
+    if (chain !== undefined) this.chainFailed(chain);
     this.feed({ type: "BindFailed", error, ...(errno === undefined ? {} : { errno }) });
+  }
+
+  /** What a failed chain (BIND or UDP through upstreams) leaves on the reply fact and as events, as for CONNECT. */
+  private chainFailed(failure: ChainFailure): void {
+    this.attempts = failure.attempts;
+    if (failure.authFailedHop !== undefined) this.anomaly("upstream-auth-failed", failure.attempts.at(-1) ?? `hop ${failure.authFailedHop}`);
   }
 
   /** The peer becomes the upstream; one that comes when the session no longer waits for it is dropped. */
@@ -378,6 +393,8 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     this.upstream = peer.socket;
     this.upstreamReader = peer.reader;
     this.remote = peer.remote;
+    // Through upstreams: what the peer sent with the last hop's second reply is the tunnel's first download.
+    if (peer.early !== undefined) this.earlyDown = peer.early;
     // As for a dialled upstream: until the relay takes over, an error only has to be noticed.
     this.upstream.on("error", noop);
     this.feed({ type: "BindPeerConnected", peer: peer.remote });
@@ -391,6 +408,33 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     }
     const udp = new UdpAssociation(this, this.conn.client.host, this.conn.local.host, hint, ctx.options.udp, ctx.lookup, ctx.clock, datagramCheck(ctx));
     this.udp = udp;
+    const route = this.route;
+    if (route === undefined || route.length === 0) return this.openAssociation(udp);
+    // Through a SOCKS5 upstream (canCarry allowed one hop): its association first, so the client's
+    // success reply means datagrams can go through.
+    const options = { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup, clock: ctx.clock };
+    this.cancelDial = associateThrough(route, options, (failure, success) => {
+      this.cancelDial = undefined;
+      // Cancelled by the session ending (closeReason is set first): nothing to reply.
+      if (this.finished || this.closeReason !== undefined) return void success?.socket.destroy();
+      if (failure !== undefined) {
+        this.chainFailed(failure);
+        return this.feed({
+          type: "UdpRelayFailed",
+          error: { code: failure.code, message: failure.attempts.join("; ") },
+          ...(failure.errno === undefined ? {} : { errno: failure.errno }),
+        });
+      }
+      const { socket, remote, bound } = success!;
+      this.remote = remote;
+      socket.setKeepAlive(true, UDP_CONTROL_KEEPALIVE_MS);
+      udp.throughUpstream({ relay: bound, sendsNames: route[0]!.scheme === "socks5h", control: socket, label: `hop 1 ${formatHop(route[0]!)}` });
+      this.openAssociation(udp);
+    });
+  }
+
+  /** Binds the association's sockets and tells the machine. */
+  private openAssociation(udp: UdpAssociation): void {
     udp.open((err, bound) => {
       if (this.finished) return;
       if (err !== undefined) {
@@ -408,7 +452,8 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     this.ctx.observer.anomaly({ id: this.id, at: this.ctx.clock.now(), code, detail });
   }
 
-  udpEnded(reason: "idle-timeout"): void {
+  udpEnded(reason: "idle-timeout" | "completed" | "target-reset" | "target-error", errno?: string): void {
+    this.closeErrno ??= errno;
     this.abort(reason, false);
   }
 
@@ -490,9 +535,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     }
     const route = this.route;
     if (route === undefined || route.length === 0) return decision;
-    const cannot =
-      canCarry(route, request.command) ??
-      (request.command === "connect" ? undefined : `${request.command.toUpperCase()} through an upstream is not supported yet`);
+    const cannot = canCarry(route, request.command);
     if (cannot === undefined) return decision;
     this.anomaly("upstream-cannot-carry", `${formatRoute(route)}: ${cannot}`);
     return { deny: "UNKNOWN_COMMAND" };
