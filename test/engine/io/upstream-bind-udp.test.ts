@@ -11,9 +11,9 @@ import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import { SocksClient } from "socks";
 import { describe, expect, it } from "vitest";
-import { DestinationRules, allowAllHooks, parseUpstream, type HookRunner, type Route } from "../../../src/engine/index.js";
+import { Credentials, DestinationRules, allowAllHooks, parseUpstream, type HookRunner, type Route } from "../../../src/engine/index.js";
 import { encodeUdpDatagram } from "../../../src/engine/codec/udp.js";
-import { HOST, RawClient, fakeLookup, found, hex, until, useTestProxies, withTimeout, type TestProxy } from "../../support/net.js";
+import { HOST, RawClient, closedPort, fakeLookup, found, hex, until, useTestProxies, withTimeout, type TestProxy } from "../../support/net.js";
 
 const { cleanups, proxy } = useTestProxies();
 
@@ -149,6 +149,40 @@ describe("BIND through an upstream", () => {
       expect(anomalies(front, "upstream-cannot-carry")).toEqual([]);
     });
   }
+
+  it("two hops (socks5, then socks4a): the last hop listens and the relay runs over the whole chain", async () => {
+    const last = await proxy();
+    const middle = await proxy();
+    const front = await proxy({ route: () => route(`socks5://${HOST}:${middle.port}`, `socks4a://${HOST}:${last.port}`) });
+    const client = await rawClient(front.port);
+    client.write(bindRequest5("127.0.0.1"));
+    expect((await client.read(2)).toString("hex")).toBe("0500");
+    const first = await client.read(10);
+    expect(first.subarray(0, 8).toString("hex")).toBe("050000017f000001");
+    expect(last.observer.first("request")).toMatchObject({ command: "bind", version: 4 });
+    expect(middle.observer.first("request")).toMatchObject({ command: "connect", destination: { port: last.port } });
+    const peer = await peerConnect(first.readUInt16BE(8));
+    expect((await client.read(10))[1]).toBe(0);
+    client.write(Buffer.from("up"));
+    const [up] = await withTimeout(once(peer, "data"), 3000, "nothing from the client");
+    expect(String(up)).toBe("up");
+    peer.write("down");
+    expect((await client.read(4)).toString()).toBe("down");
+  });
+
+  it("the hop refusing our credentials is REP 01 with an event naming the hop (no password)", async () => {
+    const credentials = new Credentials();
+    credentials.add("alice", "s3cret");
+    const back = await proxy({ credentials });
+    const front = await proxy({ route: () => route(`socks5://alice:wrong@${HOST}:${back.port}`) });
+    const client = await rawClient(front.port);
+    client.write(bindRequest5("0.0.0.0"));
+    expect((await client.read(2)).toString("hex")).toBe("0500");
+    expect((await client.read(10))[1]).toBe(1);
+    const [event] = anomalies(front, "upstream-auth-failed");
+    expect(event).toContain(`hop 1 socks5://${HOST}:${back.port}`);
+    expect(event).not.toContain("wrong");
+  });
 
   it("the peer's first bytes, sent as it connects, reach the client after the second reply", async () => {
     const back = await proxy();
@@ -313,6 +347,31 @@ describe("UDP ASSOCIATE through a SOCKS5 upstream", () => {
     expect((await client.read(10))[1]).toBe(2);
     expect(front.observer.last("reply")).toMatchObject({ command: "udp", rep: 2 });
     expect(front.observer.last("reply").attempts).toEqual([expect.stringMatching(/refused the UDP ASSOCIATE with REP 0x02/)]);
+  });
+
+  it("a hop that is down is REP 05; one refusing our credentials REP 01 with the event", async () => {
+    const nobody = await closedPort();
+    const down = await proxy({ route: () => route(`socks5://${HOST}:${nobody}`) });
+    const client = await rawClient(down.port);
+    client.write(hex("050100 0503000100000000 0000"));
+    expect((await client.read(2)).toString("hex")).toBe("0500");
+    expect((await client.read(10))[1]).toBe(5);
+    expect(down.observer.last("reply").attempts).toEqual([expect.stringMatching(/^hop 1 socks5:/)]);
+    const credentials = new Credentials();
+    credentials.add("alice", "s3cret");
+    const back = await proxy({ credentials });
+    const bad = await proxy({ route: () => route(`socks5://alice:wrong@${HOST}:${back.port}`) });
+    const other = await rawClient(bad.port);
+    other.write(hex("050100 0503000100000000 0000"));
+    expect((await other.read(2)).toString("hex")).toBe("0500");
+    expect((await other.read(10))[1]).toBe(1);
+    expect(anomalies(bad, "upstream-auth-failed")).toEqual([expect.stringContaining(`hop 1 socks5://${HOST}:${back.port}`)]);
+    // With the right credentials the association goes through.
+    const good = await proxy({ route: () => route(`socks5://alice:s3cret@${HOST}:${back.port}`) });
+    const echo = await udpEcho();
+    const { relay } = await associate(good.port);
+    const frame = await exchange(await udpSocket(), relay, HOST, echo.port, "authenticated");
+    expect(frame.data.toString()).toBe("authenticated");
   });
 
   for (const [what, urls, reason] of [
