@@ -4,7 +4,7 @@
  *
  *   node bench/run.mjs [--quick] [--only SECTION[,SECTION...]] [--profile DIR] [--udp-window N]
  *
- *   SECTION   throughput (or one cell: up1, up8, down1, down8), handshakes, latency, idle, udp, hooks, capture, tui, tls
+ *   SECTION   throughput (or one cell: up1, up8, down1, down8), handshakes, latency, idle, udp, hooks, capture, tui, tls, chain
  *   --quick   shorter cells and fewer samples (a smoke run, not numbers to report)
  *   --udp-window N  datagrams in flight in the udp section (default 64, see below)
  *   --profile DIR  run socksmith under `node --cpu-prof --cpu-prof-dir=DIR` (one .cpuprofile per
@@ -27,6 +27,8 @@
  *                (1-stream upload and download MiB/s)
  *   tls          run --tls (bench/tls.mjs): leaf generation; a TLS download and TLS handshakes/s
  *                intercepted vs direct; passthrough TLS sessions vs plain CONNECT
+ *   chain        a one-hop chain of two socksmith processes (run --upstream) vs one process
+ *                (bench/chain.mjs): bulk MiB/s and handshakes/s, the ratio, the second hop's cost
  *   idle         proxy RSS growth per idle tunnel with 5,000 tunnels open (VmRSS; PSS alongside),
  *                measured on a fresh proxy after a 200-tunnel warm-up
  *   udp          UDP datagrams per second echoed (each one client → echo server → client) with
@@ -73,6 +75,7 @@ import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { chainSection } from "./chain.mjs";
 import { tlsSection } from "./tls.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -86,7 +89,7 @@ const CHILD_LIFETIME_S = 600;
 // --- options ------------------------------------------------------------------------------------
 
 const THROUGHPUT_CELLS = ["up1", "up8", "down1", "down8"];
-const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks", "capture", "tui", "tls"];
+const SECTIONS = ["throughput", "handshakes", "latency", "idle", "udp", "hooks", "capture", "tui", "tls", "chain"];
 
 function parseArgs(argv) {
   const opts = { quick: false, only: new Set([...THROUGHPUT_CELLS, ...SECTIONS.slice(1)]), profileDir: undefined, udpWindow: 64 };
@@ -120,7 +123,7 @@ function parseArgs(argv) {
 function usage(problem) {
   if (problem) console.error(`bench: ${problem}`);
   console.error(
-    "usage: node bench/run.mjs [--quick] [--only throughput|up1|up8|down1|down8|handshakes|latency|idle|udp|hooks|capture|tui|tls[,...]] [--profile DIR] [--udp-window N]",
+    "usage: node bench/run.mjs [--quick] [--only throughput|up1|up8|down1|down8|handshakes|latency|idle|udp|hooks|capture|tui|tls|chain[,...]] [--profile DIR] [--udp-window N]",
   );
   process.exit(problem ? 2 : 0);
 }
@@ -299,7 +302,7 @@ async function stopProxy(proxy, section) {
   else if (child.killedAfterGrace) problems.push(`${proxy.name} (${section}) did not exit within 10 s of SIGINT; killed`);
   else if (isSmith && exit.code !== 0) problems.push(`socksmith (${section}) exited with ${describeExit(exit)} after SIGINT ${child.stderrTail()}`);
   // socksmith's expected notices on stop; anything else on stderr is worth a look.
-  const noise = /^(SIGINT|SIGTERM)( again)?: |"message":"addon [\w-]+ loaded from |^TLS interception on: /;
+  const noise = /^(SIGINT|SIGTERM)( again)?: |"message":"addon [\w-]+ loaded from |^TLS interception on: |^upstream: /;
   const unexpected = child.stderr.filter((l) => !noise.test(l));
   if (unexpected.length > 0)
     problems.push(
@@ -956,6 +959,16 @@ async function tls() {
 
 const tlsLines = [];
 
+/** A one-hop chain of two socksmith processes vs one (bench/chain.mjs), with this file's helpers. */
+async function chain(servers) {
+  if (!OPTS.only.has("chain")) return;
+  console.error("bench: chain");
+  const helpers = { CFG, startSocksmith, stopProxy, interleaved, loadgen, via, median, fmt, fmtRatio, details, problems };
+  chainLines.push(...(await chainSection(helpers, servers)));
+}
+
+const chainLines = [];
+
 /** Sequential write rate of the file system under `dir`: 512 MiB in 1 MiB writes, then fdatasync. */
 function diskWriteMiBps(dir) {
   const file = path.join(dir, "disk-probe");
@@ -1111,6 +1124,7 @@ async function main() {
     await capture(servers);
     await tui(servers);
     await tls();
+    await chain(servers);
   } finally {
     await stopAll();
   }
@@ -1144,6 +1158,11 @@ async function main() {
     console.log();
     console.log("TLS interception (run --tls; paired rounds; see bench/tls.mjs):");
     for (const l of tlsLines) console.log(`  ${l}`);
+  }
+  if (chainLines.length > 0) {
+    console.log();
+    console.log("upstream chain (run --upstream: front + back socksmith vs one process; paired rounds; see bench/chain.mjs):");
+    for (const l of chainLines) console.log(`  ${l}`);
   }
   console.log();
   for (const d of details) console.log(`  ${d}`);
