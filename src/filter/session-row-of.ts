@@ -4,7 +4,7 @@
  * on something not yet known does not match. For filters decided at run time (`--route`,
  * `--tls-hosts`), evaluated with `toPredicate`.
  */
-import type { SessionRow } from "../model/capture-rows.js";
+import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 
 const NOTHING_YET: SessionRow = {
   id: 0,
@@ -57,4 +57,35 @@ const NOTHING_YET: SessionRow = {
 
 export function sessionRowOf(known: Partial<SessionRow>): SessionRow {
   return { ...NOTHING_YET, ...known };
+}
+
+const NO_TLS_FACTS: TlsRow = {
+  session_id: 0,
+  at: 0,
+  intercepted: 0,
+  decided_by: "default",
+  sni: null,
+  alpn_offered: "[]",
+  versions_offered: "[]",
+  client_version: null,
+  client_cipher: null,
+  client_alpn: null,
+  upstream_version: null,
+  upstream_cipher: null,
+  upstream_alpn: null,
+  cert_subject: null,
+  cert_issuer: null,
+  cert_sans: null,
+  cert_valid_from: null,
+  cert_valid_to: null,
+  cert_fingerprint: null,
+  verification: null,
+  failure_side: null,
+  failure_code: null,
+  failure_message: null,
+};
+
+/** A session's tls row with the facts known so far (a ClientHello's offers), nothing negotiated: as `sessionRowOf` for the tls table. */
+export function tlsRowOf(known: Partial<TlsRow>): TlsRow {
+  return { ...NO_TLS_FACTS, ...known };
 }

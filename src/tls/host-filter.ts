@@ -8,7 +8,7 @@
  */
 import type { Endpoint, TlsHello } from "../engine/index.js";
 import { toPredicate, type Filter } from "../filter/index.js";
-import { sessionRowOf } from "../filter/session-row-of.js";
+import { sessionRowOf, tlsRowOf } from "../filter/session-row-of.js";
 import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 import type { HostMatcher } from "./interceptor.js";
 
@@ -22,31 +22,7 @@ export function hostMatcher(filter: Filter): HostMatcher {
 
 /** The tls row as far as the ClientHello tells: what was offered, nothing negotiated yet. */
 function helloTlsRow(hello: TlsHello): TlsRow {
-  return {
-    session_id: 0,
-    at: 0,
-    intercepted: 0,
-    decided_by: "default",
-    sni: hello.sni ?? null,
-    alpn_offered: JSON.stringify(hello.alpn),
-    versions_offered: JSON.stringify(hello.versions),
-    client_version: null,
-    client_cipher: null,
-    client_alpn: null,
-    upstream_version: null,
-    upstream_cipher: null,
-    upstream_alpn: null,
-    cert_subject: null,
-    cert_issuer: null,
-    cert_sans: null,
-    cert_valid_from: null,
-    cert_valid_to: null,
-    cert_fingerprint: null,
-    verification: null,
-    failure_side: null,
-    failure_code: null,
-    failure_message: null,
-  };
+  return tlsRowOf({ sni: hello.sni ?? null, alpn_offered: JSON.stringify(hello.alpn), versions_offered: JSON.stringify(hello.versions) });
 }
 
 /** The session as far as it is known when its ClientHello has been read. */

@@ -2,6 +2,7 @@
 import Database from "better-sqlite3";
 import { registerFilterFunctions, toPredicate, toSql, type Filter } from "../../src/filter/index.js";
 import { MIGRATIONS, type SessionRow, type TlsRow } from "../../src/store/schema.js";
+import { tlsRowOf } from "../../src/filter/session-row-of.js";
 import { blankSession } from "../support/rows.js";
 
 export const BASE = 1_700_000_000_000;
@@ -24,32 +25,17 @@ export interface Session {
 
 /** An intercepted TLS 1.3 session's row, no ALPN, nothing failed; `overrides` change any column. */
 export function tlsRow(sessionId: number, overrides: Partial<TlsRow> = {}): TlsRow {
-  return {
+  return tlsRowOf({
     session_id: sessionId,
     at: BASE,
     intercepted: 1,
-    decided_by: "default",
-    sni: null,
-    alpn_offered: "[]",
     versions_offered: '["TLSv1.3"]',
     client_version: "TLSv1.3",
     client_cipher: "TLS_AES_128_GCM_SHA256",
-    client_alpn: null,
     upstream_version: "TLSv1.3",
     upstream_cipher: "TLS_AES_128_GCM_SHA256",
-    upstream_alpn: null,
-    cert_subject: null,
-    cert_issuer: null,
-    cert_sans: null,
-    cert_valid_from: null,
-    cert_valid_to: null,
-    cert_fingerprint: null,
-    verification: null,
-    failure_side: null,
-    failure_code: null,
-    failure_message: null,
     ...overrides,
-  };
+  });
 }
 
 /** A closed, successful CONNECT session with no payload; `overrides` change any column. */
