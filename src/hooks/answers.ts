@@ -16,6 +16,7 @@
  * (`{ deny: "2" }` would otherwise reply success).
  */
 import { isIP } from "node:net";
+import { parseUpstream, type Route, type UpstreamHop } from "../engine/index.js";
 import type { Direction } from "./api.js";
 import { isThenable } from "../lang/is-thenable.js";
 
@@ -32,7 +33,18 @@ export function isProblem<T>(checked: Checked<T>): checked is Problem {
 
 export type EndpointChange = { readonly host?: string; readonly port?: number };
 
-export type CheckedRequest = { readonly allow: true } | { readonly deny: number } | { readonly redirect: EndpointChange } | { readonly serve: true };
+export type CheckedRequest =
+  | { readonly allow: true }
+  | { readonly deny: number }
+  | { readonly redirect: EndpointChange }
+  | { readonly serve: true }
+  | { readonly upstream: Route };
+
+/** Most hops an `{ upstream: [...] }` answer may list: a longer chain is almost surely a mistake (and each hop costs a handshake). */
+export const MAX_UPSTREAM_HOPS = 8;
+
+/** Longest upstream URL an answer may give (a URL with credentials of 255 bytes each fits easily). */
+const MAX_UPSTREAM_URL = 2048;
 
 export type CheckedTlsHello = { readonly intercept: true } | { readonly passthrough: true };
 
@@ -61,11 +73,12 @@ function checkTlsHelloUnsafe(answer: unknown): Checked<CheckedTlsHello> {
 }
 
 /**
- * `{ allow: true }`, `{ deny: 1…255 }`, `{ redirect: { host?, port? } }` (at least one) or, for
- * a CONNECT, `{ serve: true }`.
+ * `{ allow: true }`, `{ deny: 1…255 }`, `{ redirect: { host?, port? } }` (at least one), for
+ * a CONNECT `{ serve: true }`, or `{ upstream: URL | URL[] | "direct" }` (parsed here, once, into
+ * the engine's route).
  */
 function checkRequestUnsafe(answer: unknown, command: "connect" | "bind" | "udp"): Checked<CheckedRequest> {
-  const shape = oneKey(answer, ["allow", "deny", "redirect", "serve"]);
+  const shape = oneKey(answer, ["allow", "deny", "redirect", "serve", "upstream"]);
   if (isProblem(shape)) return shape;
   const { key, value } = shape.value;
   const bad = (why: string): Problem => ({ problem: `answered ${describe(answer)}: ${why}` });
@@ -78,6 +91,10 @@ function checkRequestUnsafe(answer: unknown, command: "connect" | "bind" | "udp"
     case "deny":
       if (!isInteger(value, 1, 255)) return bad("deny must be a SOCKS5 reply code, an integer from 1 to 255 (2: not allowed by ruleset)");
       return { value: { deny: value } };
+    case "upstream": {
+      const route = upstreamRoute(value);
+      return isProblem(route) ? bad(route.problem) : { value: { upstream: route.value } };
+    }
     default: {
       const change = endpointChange(value, "redirect");
       return isProblem(change) ? bad(change.problem) : { value: { redirect: change.value } };
@@ -186,7 +203,11 @@ function checkPeerUnsafe(value: unknown): Checked<{ readonly host: string; reado
   return { value: { host, port } };
 }
 
-/** A short, safe rendering of any answer for messages (never throws, never long). */
+/**
+ * A short, safe rendering of any answer for messages (never throws, never long, never a
+ * password: strings are shown through `hideCredentials`, since an `upstream` answer may carry
+ * `user:pass@` and these messages are logged and recorded).
+ */
 export function describe(value: unknown): string {
   try {
     return describeUnsafe(value);
@@ -197,7 +218,10 @@ export function describe(value: unknown): string {
 
 function describeUnsafe(value: unknown): string {
   if (value === undefined) return "undefined";
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === "string") {
+    const shown = hideCredentials(value);
+    return JSON.stringify(shown.length > 40 ? `${shown.slice(0, 40)}…` : shown);
+  }
   if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "symbol" || typeof value === "function") return typeof value;
   if (value instanceof Uint8Array) return `${value.constructor.name}(${value.length})`;
@@ -205,13 +229,28 @@ function describeUnsafe(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   try {
     const text = JSON.stringify(value, (_key, v: unknown) =>
-      typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `${v.constructor.name}(${v.length})` : v,
+      typeof v === "bigint" ? `${v}n` : typeof v === "string" ? hideCredentials(v) : v instanceof Uint8Array ? `${v.constructor.name}(${v.length})` : v,
     );
     if (text === undefined) return "an object";
     return text.length > 80 ? `${text.slice(0, 80)}…` : text;
   } catch {
     return "an object";
   }
+}
+
+/**
+ * `text` with whatever could be a URL's password (between the first colon of the user info and
+ * the last `@`) replaced by `***`. Deliberately broad: any string with a colon before an `@` is
+ * cut, as a password that is not quite a URL (`user:pass@host`, an unescaped `/` or `@` in it)
+ * must not leak either; a message that shows a little less is the price.
+ */
+export function hideCredentials(text: string): string {
+  const at = text.lastIndexOf("@");
+  if (at < 0) return text;
+  const scheme = text.indexOf("://");
+  const start = scheme >= 0 && scheme < at ? scheme + 3 : 0;
+  const colon = text.indexOf(":", start);
+  return colon < 0 || colon > at ? text : `${text.slice(0, colon + 1)}***${text.slice(at)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,6 +291,43 @@ function flag(answer: unknown, flags: readonly string[]): Checked<Record<string,
   if (isProblem(shape)) return shape;
   if (shape.value.value !== true) return { problem: `answered ${describe(answer)}: ${shape.value.key} must be true (return undefined for no opinion)` };
   return { value: { [shape.value.key]: true } };
+}
+
+/**
+ * An `upstream` answer as a route: "direct" or [] is the empty route, a URL one hop, a list of
+ * 1…MAX_UPSTREAM_HOPS URLs the hops in order. Each URL goes through `parseUpstream`, whose reason
+ * is passed on; its messages show a URL with the password as `***`.
+ */
+function upstreamRoute(value: unknown): Checked<Route> {
+  const expectation = `upstream must be "direct", a proxy URL such as "socks5://host:1080", or a list of 1 to ${MAX_UPSTREAM_HOPS} of them`;
+  if (value === "direct") return { value: [] };
+  if (typeof value === "string") {
+    const hop = upstreamHop(value, "upstream");
+    return isProblem(hop) ? hop : { value: [hop.value] };
+  }
+  if (!Array.isArray(value)) return { problem: expectation };
+  const length = field(value, "length");
+  if (typeof length !== "number" || length > MAX_UPSTREAM_HOPS) return { problem: `${expectation} (a chain of at most ${MAX_UPSTREAM_HOPS} hops)` };
+  const hops: UpstreamHop[] = [];
+  for (let i = 0; i < length; i++) {
+    const url = field(value, String(i));
+    if (url === "direct") return { problem: `upstream[${i}] is "direct", which stands alone (upstream: "direct"), not in a list` };
+    if (typeof url !== "string") return { problem: `upstream[${i}] must be a proxy URL string, got ${describe(url)}` };
+    const hop = upstreamHop(url, `upstream[${i}]`);
+    if (isProblem(hop)) return hop;
+    hops.push(hop.value);
+  }
+  return { value: hops };
+}
+
+function upstreamHop(url: string, what: string): Checked<UpstreamHop> {
+  if (url.length > MAX_UPSTREAM_URL) return { problem: `${what} is longer than ${MAX_UPSTREAM_URL} characters` };
+  try {
+    return { value: parseUpstream(url) };
+  } catch (err) {
+    // parseUpstream's messages never name the password (it promises so), and start with "upstream".
+    return { problem: `${what}: ${err instanceof Error ? err.message.replace(/^upstream /, "") : "not a proxy URL"}` };
+  }
 }
 
 function endpointChange(value: unknown, what: string): Checked<EndpointChange> {

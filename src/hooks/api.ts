@@ -20,7 +20,7 @@
  *   loaded and the session goes on as if the hook had returned `undefined`.
  * - Answers are checked at run time against these types (esbuild strips them): an answer that
  *   is not one of the documented shapes — an unknown field, `{ allow: false }`, `{ deny: "2" }`,
- *   `{ intercept: true, passthrough: true }`,
+ *   `{ intercept: true, passthrough: true }`, `{ upstream: "socks9://x" }`,
  *   a reply code out of 1–255, a port out of 1–65535, `replace` that is neither bytes nor a
  *   string, `{ rep: 0 }` for a request that failed — is reported like a throw (with the hook's
  *   file:line) and counts as `undefined`. `ctx` helpers given wrong arguments report the same
@@ -220,13 +220,16 @@ export interface RequestInfo {
   readonly client: Endpoint;
 }
 
-/** A reply about to be sent. */
+/**
+ * A reply about to be sent. For a request that went through upstream proxies (`run --upstream`,
+ * `--route`, an `{ upstream }` answer), `bound` is what the last hop reported.
+ */
 export interface ReplyInfo {
   readonly command: SocksCommand;
   /** Which reply: the only one, BIND's first or second, or UDP ASSOCIATE's. */
   readonly stage: "final" | "bind-first" | "bind-second" | "udp";
   readonly rep: ReplyCode;
-  /** BND.ADDR / BND.PORT. */
+  /** BND.ADDR / BND.PORT: socksmith's own, or, through upstream proxies, the last hop's. */
   readonly bound: Endpoint;
   /** Why it failed (a stable code such as "CONNECTION_REFUSED"), when rep != 0. */
   readonly code?: string;
@@ -304,12 +307,33 @@ export type AuthDecision = { readonly accept: true } | { readonly reject: true }
  * - `serve` (CONNECT only): answer success without dialling anything. The session has no
  *   upstream: the client's bytes reach `onData` (direction "up") and nowhere else, and the addon
  *   writes the server's side with `ctx.inject("down", …)`; `{ close: true }` ends it.
+ * - `upstream`: allow the request, through these upstream proxies instead of the route
+ *   `run --upstream` / `--route` would give it (see `UpstreamAnswer`).
  */
 export type RequestDecision =
   | { readonly allow: true }
   | { readonly deny: ReplyCode }
   | { readonly redirect: { readonly host?: string; readonly port?: number } }
-  | { readonly serve: true };
+  | { readonly serve: true }
+  | { readonly upstream: UpstreamAnswer };
+
+/**
+ * The route of an `{ upstream }` answer to `onRequest`; the request is allowed and goes:
+ * - `"socks5h://host:1080"`: through that one proxy;
+ * - `["socks5://a:1080", "http://b:3128"]`: through a chain, in order (socksmith connects to the
+ *   first, which connects to the second, which connects to the target); 1 to 8 hops;
+ * - `"direct"` or `[]`: through no proxy, even when `--upstream` / `--route` would use one.
+ * URLs are those of `run --upstream`: `socks5h://`, `socks5://`, `socks4a://`, `socks4://` or
+ * `http://` (HTTP CONNECT), `[user[:pass]@]host[:port]` (port 1080 by default for SOCKS; an http
+ * upstream names its port), the user and password percent-encoded. An answer whose URL does not
+ * parse is invalid (reported with the reason, counts as `undefined`). Like every decision, the
+ * first addon that answers wins. The route overrules `--upstream` and `--route` for this request
+ * only; it is recorded with the session (the hops as `scheme://host:port`: credentials are never
+ * recorded, logged or shown). A route that cannot carry the command (BIND through an http last
+ * hop, UDP ASSOCIATE through anything but one socks5/socks5h hop) makes the request fail with
+ * REP 7 and the reason recorded; a hop that is down or refuses fails it as `run --upstream` does.
+ */
+export type UpstreamAnswer = string | readonly string[] | "direct";
 
 /**
  * `onTlsClientHello`:

@@ -15,6 +15,7 @@ import {
   checkRequest,
   checkTlsHello,
   describe as describeValue,
+  hideCredentials,
   isProblem,
   type Checked,
 } from "../../src/hooks/answers.js";
@@ -32,7 +33,7 @@ function value<T>(checked: Checked<T>): T {
 describe("hook answers are checked against the contract", () => {
   it("onRequest: the reproduced malformed answers are refused, each with what was expected", () => {
     const bad: Array<[unknown, RegExp]> = [
-      [{}, /expected \{ allow \}, \{ deny \}, \{ redirect \}, \{ serve \} or undefined/],
+      [{}, /expected \{ allow \}, \{ deny \}, \{ redirect \}, \{ serve \}, \{ upstream \} or undefined/],
       [{ block: true }, /unknown field "block"/],
       [{ redirect: null }, /redirect must be \{ host\?, port\? \}/],
       [{ redirect: { port: -1 } }, /redirect.port must be an integer from 1 to 65535/],
@@ -66,6 +67,66 @@ describe("hook answers are checked against the contract", () => {
     expect(value(checkRequest({ redirect: { port: 8080 } }, "udp"))).toEqual({ redirect: { port: 8080 } });
     expect(value(checkRequest({ redirect: { host: "::1", port: 1 } }, "connect"))).toEqual({ redirect: { host: "::1", port: 1 } });
     expect(value(checkRequest({ serve: true }, "connect"))).toEqual({ serve: true });
+  });
+
+  it('onRequest { upstream }: a URL, a list of URLs or "direct" become the engine\'s route, parsed once', () => {
+    expect(value(checkRequest({ upstream: "direct" }, "connect"))).toEqual({ upstream: [] });
+    expect(value(checkRequest({ upstream: [] }, "bind"))).toEqual({ upstream: [] });
+    expect(value(checkRequest({ upstream: "socks5h://127.0.0.1:9050" }, "connect"))).toEqual({
+      upstream: [{ scheme: "socks5h", host: "127.0.0.1", port: 9050 }],
+    });
+    expect(value(checkRequest({ upstream: ["socks5://u:p%40ss@proxy.test", "http://[::1]:3128"] }, "udp"))).toEqual({
+      upstream: [
+        { scheme: "socks5", host: "proxy.test", port: 1080, user: "u", password: "p@ss" },
+        { scheme: "http", host: "::1", port: 3128 },
+      ],
+    });
+    const eight = Array.from({ length: 8 }, (_, i) => `socks4a://127.0.0.1:${1000 + i}`);
+    expect(value(checkRequest({ upstream: eight }, "connect"))).toMatchObject({ upstream: expect.any(Array) });
+  });
+
+  it("onRequest { upstream }: a bad route is refused with parseUpstream's reason, never the password", () => {
+    const bad: Array<[unknown, RegExp]> = [
+      [{ upstream: "socks9://h:1" }, /upstream: "socks9:\/\/h:1": unknown scheme "socks9"/],
+      [{ upstream: "https://h:443" }, /TLS to an upstream is not supported/],
+      [{ upstream: "http://h" }, /an http upstream needs a port/],
+      [{ upstream: "socks5://h:0" }, /port 0 cannot be dialled/],
+      [{ upstream: "h:1080" }, /expected SCHEME:\/\/HOST/],
+      [{ upstream: "Direct" }, /expected SCHEME:\/\/HOST/],
+      [{ upstream: "" }, /expected SCHEME/],
+      [{ upstream: ["socks5://a:1", "socks5://b:99999"] }, /upstream\[1\]: "socks5:\/\/b:99999": not a valid URL/],
+      [{ upstream: ["direct"] }, /upstream\[0\] is "direct", which stands alone/],
+      [{ upstream: ["socks5://a:1", 5] }, /upstream\[1\] must be a proxy URL string, got 5/],
+      [{ upstream: [undefined, "socks5://a:1"] }, /upstream\[0\] must be a proxy URL string, got undefined/],
+      [{ upstream: Array(9).fill("socks5://a:1") }, /a chain of at most 8 hops/],
+      [{ upstream: true }, /upstream must be "direct", a proxy URL/],
+      [{ upstream: null }, /upstream must be/],
+      [{ upstream: { host: "a", port: 1 } }, /upstream must be/],
+      [{ upstream: `socks5://${"a".repeat(3000)}:1` }, /longer than 2048 characters/],
+      [{ upstream: "socks5://a:1", allow: true }, /one of allow, upstream, not several/],
+    ];
+    for (const [answer, message] of bad) expect(problem(checkRequest(answer, "connect")), JSON.stringify(answer)).toMatch(message);
+    const secret = "hunter2-secret";
+    for (const answer of [
+      { upstream: `socks5://alice:${secret}@h:0` },
+      { upstream: `socks4://alice:${secret}@h` },
+      { upstream: ["socks5://a:1", `alice:${secret}@h:1080`] },
+      { upstream: `socks5://alice:${secret}@h:1`, allow: true },
+      { upstream: `socks5://alice:${secret}@@h/x` },
+    ]) {
+      const message = problem(checkRequest(answer, "connect"));
+      expect(message).not.toContain(secret);
+      expect(message).not.toContain("secret");
+    }
+  });
+
+  it("describe shows no password, whatever string carries one", () => {
+    expect(hideCredentials("socks5://alice:pw@h:1")).toBe("socks5://alice:***@h:1");
+    expect(hideCredentials("alice:p@w@h")).toBe("alice:***@h");
+    expect(hideCredentials("socks5://h:1")).toBe("socks5://h:1");
+    expect(hideCredentials("alice@h")).toBe("alice@h");
+    expect(describeValue({ upstream: ["socks5://bob:pw@h:1"] })).toBe('{"upstream":["socks5://bob:***@h:1"]}');
+    expect(describeValue("http://bob:a-very-long-password-indeed-more-than-forty@h:1")).not.toContain("password");
   });
 
   it("onReply: a failed request cannot become a success; rep and bound are checked", () => {
@@ -163,6 +224,7 @@ describe("hook answers are checked against the contract", () => {
       fc.record({ deny: fc.anything() }),
       fc.record({ allow: fc.anything() }),
       fc.record({ redirect: fc.anything() }),
+      fc.record({ upstream: fc.oneof(fc.anything(), fc.array(fc.oneof(fc.string(), fc.webUrl(), fc.anything()), { maxLength: 10 })) }),
       fc.record({ redirect: fc.record({ host: fc.anything(), port: fc.anything() }, { requiredKeys: [] }) }),
       fc.record({ replace: fc.anything() }),
       fc.record({ intercept: fc.anything(), passthrough: fc.anything() }, { requiredKeys: [] }),
@@ -178,6 +240,7 @@ describe("hook answers are checked against the contract", () => {
             if (d.redirect.port !== undefined) expect(Number.isInteger(d.redirect.port) && d.redirect.port >= 1 && d.redirect.port <= 65535).toBe(true);
             if (d.redirect.host !== undefined) expect(typeof d.redirect.host).toBe("string");
           }
+          if ("upstream" in d) expect(d.upstream.length).toBeLessThanOrEqual(8);
         }
         const reply = checkReply(answer, true, 5);
         if (!isProblem(reply) && reply.value.rep !== undefined) expect(reply.value.rep).toBeGreaterThan(0);

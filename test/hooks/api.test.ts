@@ -57,7 +57,9 @@ describe("addon contract", () => {
     expectTypeOf<ReplyInfo["stage"]>().toEqualTypeOf<"final" | "bind-first" | "bind-second" | "udp">();
     expectTypeOf<Extract<AuthInfo, { method: "userpass" }>["password"]>().toEqualTypeOf<string>();
     expectTypeOf<HookContext["session"]["tags"]>().toEqualTypeOf<Readonly<Record<string, string>>>();
-    expectTypeOf<RequestDecision>().toMatchTypeOf<{ allow: true } | { deny: number } | { redirect: object } | { serve: true }>();
+    expectTypeOf<RequestDecision>().toMatchTypeOf<
+      { allow: true } | { deny: number } | { redirect: object } | { serve: true } | { upstream: string | readonly string[] }
+    >();
     expectTypeOf<HookName>().toEqualTypeOf<
       "onLoad" | "onDispose" | "onOpen" | "onAuth" | "onRequest" | "onReply" | "onTlsClientHello" | "onData" | "onDatagram" | "onClose"
     >();
