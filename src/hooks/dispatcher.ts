@@ -15,7 +15,9 @@
  * - Every answer is checked against the contract (answers.ts) before the engine sees it: one
  *   that is not a documented shape is reported like a throw ("invalid", with the hook's
  *   file:line) and counts as "no opinion". So are bad arguments to `ctx` helpers (the call is
- *   ignored). Nothing an addon returns or passes reaches the engine unchecked.
+ *   ignored). Nothing an addon returns or passes reaches the engine unchecked. The check also
+ *   maps: onRequest's `{ upstream: URL | URL[] | "direct" }` is parsed there, once, into the
+ *   engine's `{ upstream: Route }`.
  * - Sync answers stay sync (no promise, no tick): the engine's fast path for hooks that answer
  *   at once.
  * - Reloads swap one addon atomically: sessions in flight use the new version from their next
