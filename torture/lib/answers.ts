@@ -86,6 +86,7 @@ const KEYS = [
   "reset",
   "intercept",
   "passthrough",
+  "upstream",
   "block",
   "host",
   "port",
@@ -156,8 +157,34 @@ const endpointish = fc.oneof(
   anyValue,
 );
 
+/**
+ * Values next to a valid `upstream`: "direct" and [] (valid: no proxy), and URLs that must not
+ * parse. None names a proxy that parses, so nothing generated here is ever dialled as a hop.
+ */
+const upstreamish = fc.oneof(
+  fc.constantFrom<unknown>(
+    "direct",
+    [],
+    "Direct",
+    ["direct"],
+    "socks9://127.0.0.1:1080",
+    "https://127.0.0.1:443",
+    "http://127.0.0.1",
+    "socks5://127.0.0.1:0",
+    "socks5://127.0.0.1:65536",
+    "socks4://u:pw@127.0.0.1:1080",
+    "127.0.0.1:1080",
+    [5],
+    ["socks5://127.0.0.1:0"],
+    Array.from({ length: 9 }, () => "direct"),
+  ),
+  nearValues,
+  anyValue,
+);
+
 function valueFor(key: string): fc.Arbitrary<unknown> {
   if (key === "redirect" || key === "bound") return endpointish;
+  if (key === "upstream") return upstreamish;
   if (key === "replace") return fc.oneof(bytesLike, nearValues, anyValue);
   return fc.oneof(nearValues, anyValue);
 }
@@ -184,6 +211,7 @@ function validAnswer(hook: OracleHook): fc.Arbitrary<unknown> {
           .filter((r) => Object.keys(r).length > 0)
           .map((redirect) => ({ redirect })),
         fc.constant({ serve: true }),
+        fc.constantFrom({ upstream: "direct" }, { upstream: [] }),
       );
     case "onReply":
       return fc.record(
@@ -334,6 +362,7 @@ export function classify(hook: OracleHook, answer: unknown, context: AnswerConte
         serve: flagged({ kind: "serve" }),
         deny: (v) => (isInt(v, 1, 255) ? { validity: "valid", decision: { kind: "deny", rep: v }, why: "deny" } : bad(`deny ${show(v)}`)),
         redirect: (v) => target(v, "redirect"),
+        upstream,
       });
     case "onReply":
       return reply(answer, context.failed ?? false);
@@ -395,6 +424,34 @@ function target(v: unknown, what: string): Classified {
   if (to.host === undefined && to.port === undefined) return { validity: "either", decision, why: `${what} without host or port` };
   if (keys.some((k) => k !== "host" && k !== "port")) return { validity: "either", decision, why: `${what} with an unknown field` };
   return { validity: "valid", decision, why: what };
+}
+
+const UPSTREAM_SCHEMES = ["socks5h", "socks5", "socks4a", "socks4", "http"];
+
+/**
+ * `{ upstream }`: "direct" or [] is a route of no proxy, which (the harness has no default route)
+ * is an allow. A list of more than 8, an element that is not a string, "direct" inside a list, or
+ * a string that is not `SCHEME://[user[:pass]@]host[:port]` with a known scheme, a port of
+ * 1…65535 (an http one must name it) and no password for socks4/4a, is invalid. What is left is a
+ * real proxy route; the arbitraries never make one (nothing would answer it), so it is "either",
+ * and a case that meets one says so in its outcome.
+ */
+function upstream(v: unknown): Classified {
+  if (v === "direct") return { validity: "valid", decision: { kind: "allow" }, why: "upstream direct" };
+  const list = typeof v === "string" ? [v] : Array.isArray(v) ? v : undefined;
+  if (list === undefined) return bad(`upstream ${show(v)}`);
+  if (list.length === 0) return { validity: "valid", decision: { kind: "allow" }, why: "upstream []" };
+  if (list.length > 8) return bad("upstream: more than 8 hops");
+  for (let i = 0; i < list.length; i++) {
+    const url: unknown = list[i];
+    if (typeof url !== "string" || (Array.isArray(v) && url === "direct")) return bad(`upstream[${i}] ${show(url)}`);
+    const m = /^([a-z0-9]+):\/\/(?:([^@/]*)@)?(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::(\d+))?\/?$/i.exec(url);
+    if (m === null || !UPSTREAM_SCHEMES.includes(m[1]!.toLowerCase())) return bad(`upstream[${i}]: not a proxy URL`);
+    const scheme = m[1]!.toLowerCase();
+    if (m[4] === undefined ? scheme === "http" : !isInt(Number(m[4]), 1, 65535)) return bad(`upstream[${i}]: port`);
+    if (m[2]?.includes(":") && scheme.startsWith("socks4")) return bad(`upstream[${i}]: a socks4 password`);
+  }
+  return { validity: "either", decision: NONE, why: "upstream through a real proxy (never generated)" };
 }
 
 function reply(answer: unknown, failed: boolean): Classified {
