@@ -24,6 +24,7 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { domainToASCII } from "node:url";
 import ipaddr from "ipaddr.js";
 import type { CertificateAuthority } from "./ca.js";
+import { PROXY_CIPHERS } from "./ciphers.js";
 import { certificatePem, ECDSA_SHA256, type LibCryptoKey, type LibKeyPair, P256, randomSerial, toPem, x509 } from "./x509.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -245,7 +246,8 @@ export class LeafCertificates {
       ],
     });
     const certPem = certificatePem(cert);
-    const context = createSecureContext({ key: key.pem, cert: certPem + ca.certPem });
+    // Our cipher order, not the client's (see ciphers.ts).
+    const context = createSecureContext({ key: key.pem, cert: certPem + ca.certPem, ciphers: PROXY_CIPHERS, honorCipherOrder: true });
     this.#generated++;
     return { names, certPem, certificate: new X509Certificate(certPem), context, notAfter };
   }

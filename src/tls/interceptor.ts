@@ -36,6 +36,7 @@ import type {
 import { DETECT_LIMIT } from "../detect/detection.js";
 import { detectTls } from "../detect/tls-client-hello.js";
 import { describeVerifyError } from "./verify-errors.js";
+import { PROXY_CIPHERS } from "./ciphers.js";
 import { receivePrelude } from "../engine/index.js";
 
 /** Where leaf certificates come from (certificates.ts). */
@@ -197,7 +198,7 @@ export class TlsInterception implements TlsInterceptor {
     let context = this.upstreamContexts.get(key);
     if (context === undefined) {
       const versions = highest === undefined ? {} : { maxVersion: highest, minVersion: highest < "TLSv1.2" ? highest : ("TLSv1.2" as const) };
-      context = createSecureContext({ ca: [...this.roots], ...versions });
+      context = createSecureContext({ ca: [...this.roots], ciphers: PROXY_CIPHERS, ...versions });
       this.upstreamContexts.set(key, context);
     }
     return context;
