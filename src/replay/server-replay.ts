@@ -131,8 +131,9 @@ export class ServerReplay implements HookRunner {
 
   /**
    * With `run --tls`: a served tunnel that begins with a ClientHello is intercepted when one of its
-   * recordings was (they hold plaintext), answering with the ALPN that recording's client got (an
-   * h2 recording is served as h2) when this client offers it; a tunnel whose recordings passed
+   * recordings was (they hold plaintext), answering in the protocol (ALPN) this client prefers
+   * among those recorded, from recordings in that protocol (an h2 recording is served as h2); a
+   * tunnel whose recordings passed
    * through is passed through (they hold ciphertext). Tunnels that go out (misses with
    * --replay-miss forward) keep the addons' decision.
    */
@@ -143,11 +144,33 @@ export class ServerReplay implements HookRunner {
     const facts = usable.map((c) => ({ recording: c, tls: this.recordings.tlsOf(c) }));
     const intercepted = facts.filter((f) => f.tls?.intercepted === true);
     if (intercepted.length === 0) return facts.some((f) => f.tls !== undefined) ? { passthrough: true } : undefined;
-    // Only plaintext recordings can answer now; the one for this SNI first.
-    serving.candidates = intercepted.map((f) => f.recording);
-    const best = intercepted.find((f) => f.tls?.sni === hello.sni) ?? intercepted[0]!;
-    const alpn = best.tls?.alpn;
-    return alpn !== undefined && hello.alpn.includes(alpn) ? { intercept: true, alpn } : { intercept: true };
+    // Only plaintext recordings can answer now, those for this SNI when there are any. The
+    // protocol is fixed before the client says what it wants: the one it prefers among those
+    // recorded, and only recordings in that protocol answer.
+    const forSni = intercepted.filter((f) => f.tls?.sni === hello.sni);
+    const usableNow = forSni.length > 0 ? forSni : intercepted;
+    for (const protocol of hello.alpn) {
+      const inProtocol = usableNow.filter((f) => f.tls?.alpn === protocol);
+      if (inProtocol.length === 0) continue;
+      serving.candidates = inProtocol.map((f) => f.recording);
+      this.greetInside(hello.id, serving);
+      return { intercept: true, alpn: protocol };
+    }
+    serving.candidates = usableNow.map((f) => f.recording);
+    this.greetInside(hello.id, serving);
+    return { intercept: true };
+  }
+
+  /**
+   * A recording whose server spoke first inside TLS (an h2 server's SETTINGS): its greeting is
+   * written now, and the engine sends it once the client's handshake is done.
+   */
+  private greetInside(id: SessionId, serving: Serving): void {
+    if (serving.chosen !== undefined) return;
+    const first = serving.candidates.find((c) => (this.options.reuse || !c.used) && this.recordings.firstTurn(c)?.direction === "down");
+    if (first === undefined) return;
+    this.choose(id, serving, first);
+    this.answer(id, serving);
   }
 
   request(request: RequestInfo, handle: SessionHandle): MaybePromise<RequestDecision> {
@@ -182,7 +205,10 @@ export class ServerReplay implements HookRunner {
         return change;
       }
       // A server that spoke first: its greeting follows the success reply.
-      const first = serving.candidates.find((c) => (this.options.reuse || !c.used) && this.recordings.firstTurn(c)?.direction === "down");
+      // (An intercepted TLS recording greets only inside TLS: see tlsClientHello.)
+      const first = serving.candidates.find(
+        (c) => (this.options.reuse || !c.used) && this.recordings.tlsOf(c)?.intercepted !== true && this.recordings.firstTurn(c)?.direction === "down",
+      );
       if (first !== undefined) {
         this.choose(reply.id, serving, first);
         // After the reply has gone out and the relay has started (its pacing applies).

@@ -67,14 +67,19 @@ describe("server replay over TLS", () => {
 
   it("answers each recording over TLS in its own protocol, with the target gone", async () => {
     const mock = await runProxy(["--tls", "--ca-dir", caDir, "--server-replay", "rec.db", "--no-capture"], dir, children);
-    // curl offers h2 first, but /one was recorded over HTTP/1.1: the mock answers in HTTP/1.1.
-    const h1 = await curl(mock.port, `https://localhost:${port}/one`, "--http2");
+    // A client that offers only HTTP/1.1 gets the HTTP/1.1 recording.
+    const h1 = await curl(mock.port, `https://localhost:${port}/one`, "--http1.1");
     expect(h1.stderr).toBe("");
     expect(h1.stdout).toBe("recorded /one over HTTP/1.1\n 1.1");
-    // The recording of /two was h2, so the mock answers as h2.
+    // curl offers h2 first and /two was recorded over h2: the mock answers as h2.
     const h2 = await curl(mock.port, `https://localhost:${port}/two`, "--http2");
     expect(h2.stdout).toBe("recorded /two over HTTP/2.0\n 2");
     await mock.stop();
+    // Only the HTTP/1.1 recording answers: a client offering h2 first still gets HTTP/1.1.
+    const h1Only = await runProxy(["--tls", "--ca-dir", caDir, "--server-replay", "rec.db", "--replay-filter", "alpn:http/1.1", "--no-capture"], dir, children);
+    const offered = await curl(h1Only.port, `https://localhost:${port}/one`, "--http2");
+    expect(offered.stdout).toBe("recorded /one over HTTP/1.1\n 1.1");
+    await h1Only.stop();
   }, 30_000);
 
   it("a client that does not trust the CA gets no answer, and the session says why", async () => {
