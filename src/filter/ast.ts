@@ -11,16 +11,16 @@
  *   across them, so `formatFilter` can print any tree and parse it back unchanged.
  *
  * Which columns of `sessions` each term reads is in `columns.ts`, the one table both compilers
- * use.
+ * use. `stage:` terms belong to intercept filters only (`parseInterceptFilter`,
+ * `compileInterceptFilter`): the stored-session compilers refuse them.
  */
-import { assertNever } from "../lang/assert-never.js";
 import type { SessionStatus } from "../model/capture-rows.js";
 
 /** A parsed filter. */
 export type Filter = MatchAll | And | Or | Not | Term;
 
 /** A single condition on a session. */
-export type Term = GlobTerm | CidrTerm | RangeTerm | EnumTerm | TagTerm | CompareTerm | PayloadTerm | TlsTerm | AlpnTerm | ViaTerm;
+export type Term = GlobTerm | CidrTerm | RangeTerm | EnumTerm | TagTerm | CompareTerm | PayloadTerm | TlsTerm | AlpnTerm | ViaTerm | StageTerm;
 
 /** The empty filter: every session. Only ever the whole tree, never an operand. */
 export interface MatchAll {
@@ -177,17 +177,42 @@ export interface ViaTerm {
   readonly pattern: string | null;
 }
 
+export const STAGES = ["request", "up", "down", "datagram"] as const;
+/** Where a session in progress can be held by `run --intercept`. */
+export type Stage = (typeof STAGES)[number];
+
+/**
+ * `stage:request|up|down|datagram`, in intercept filters only: the item being considered is at
+ * that stage: a request (CONNECT, BIND, UDP ASSOCIATE) before anything is dialled, a chunk going
+ * up (client → target) or down (target → client), a datagram (either way). An item is at exactly
+ * one stage. A stored session is at none, so `parseFilter`, `toSql` and `toPredicate` refuse the term.
+ */
+export interface StageTerm {
+  readonly kind: "stage";
+  readonly stage: Stage;
+}
+
 /** Whether evaluating the filter needs the sessions' payloads (it has a `~` term). */
 export function usesPayload(filter: Filter): boolean {
   return payloadTerms(filter).length > 0;
 }
 
+/** The filter's `stage:` terms, in the order they are written. */
+export function stageTerms(filter: Filter): StageTerm[] {
+  return termsOf(filter, "stage");
+}
+
 /**
- * The filter's `~` terms, in the order they are written, repeats included (the one walk of a tree
- * for its payload terms: `usesPayload` here, the TUI's payload search).
+ * The filter's `~` terms, in the order they are written, repeats included (what `usesPayload` here
+ * and the TUI's payload search read).
  */
 export function payloadTerms(filter: Filter): PayloadTerm[] {
-  const found: PayloadTerm[] = [];
+  return termsOf(filter, "payload");
+}
+
+/** The filter's terms of one kind, in the order they are written, repeats included. */
+function termsOf<K extends Term["kind"]>(filter: Filter, kind: K): Extract<Term, { kind: K }>[] {
+  const found: Extract<Term, { kind: K }>[] = [];
   const walk = (f: Filter): void => {
     switch (f.kind) {
       case "and":
@@ -195,22 +220,10 @@ export function payloadTerms(filter: Filter): PayloadTerm[] {
         return f.operands.forEach(walk);
       case "not":
         return walk(f.operand);
-      case "payload":
-        found.push(f);
-        return;
       case "all":
-      case "glob":
-      case "cidr":
-      case "range":
-      case "enum":
-      case "tag":
-      case "compare":
-      case "tls":
-      case "alpn":
-      case "via":
         return;
       default:
-        return assertNever(f, "filter node");
+        if (f.kind === kind) found.push(f as Extract<Term, { kind: K }>);
     }
   };
   walk(filter);

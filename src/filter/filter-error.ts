@@ -19,9 +19,14 @@ export type FilterErrorCode =
   /** Two terms run together with nothing between them: `host:a(b)`, `~"a"b`. */
   | "EXPECTED_OPERATOR"
   /** More than 100 `!` and `(` nested. */
-  | "TOO_DEEP";
+  | "TOO_DEEP"
+  /** A `stage:` term in a filter over stored sessions: only an intercept filter has stages. */
+  | "INTERCEPT_ONLY";
 
-/** A filter that does not parse. `parseFilter` throws nothing else. */
+/**
+ * A filter that does not parse (`parseFilter` throws nothing else), or, code `INTERCEPT_ONLY`, a
+ * tree with a `stage:` term given to `toSql` or `toPredicate`.
+ */
 export class FilterError extends Error {
   override readonly name = "FilterError";
   constructor(

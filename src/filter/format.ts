@@ -2,22 +2,55 @@
  * A filter tree back to text, in one canonical spelling: every term with its field
  * (`host:*word*` for a bare word), alternatives as `|` operators, parentheses only where
  * precedence or nesting needs them, values quoted only when they must be, amounts in the largest
- * whole unit. `parseFilter(formatFilter(f))` deep-equals `f` for every tree `parseFilter` returns.
+ * whole unit. `parseFilter(formatFilter(f))` deep-equals `f` for every tree `parseFilter` returns (and
+ * `parseInterceptFilter` for every tree it returns).
  */
 import { assertNever } from "../lang/assert-never.js";
 import type { Filter } from "./ast.js";
 
 export function formatFilter(filter: Filter): string {
+  return write(filter, 0, undefined);
+}
+
+/**
+ * `formatFilter`'s text, and the 1-based column at which `node` (a node of `filter`, by identity)
+ * starts in it; undefined when the tree does not hold it. For errors on trees that were not parsed
+ * from text, so that a caret can still point at the term.
+ */
+export function formatFilterLocating(filter: Filter, node: Filter): { readonly text: string; readonly column: number | undefined } {
+  let column: number | undefined;
+  const text = write(filter, 0, (n, offset) => {
+    if (n === node && column === undefined) column = offset + 1;
+  });
+  return { text, column };
+}
+
+/** The text of `filter`, which starts at `offset` of the whole; `visit` sees each node and where it starts. */
+function write(filter: Filter, offset: number, visit: ((node: Filter, offset: number) => void) | undefined): string {
+  visit?.(filter, offset);
+  const join = (operands: readonly Filter[], separator: string, parenthesise: (o: Filter) => boolean): string => {
+    let text = "";
+    operands.forEach((operand, i) => {
+      if (i > 0) text += separator;
+      const parens = parenthesise(operand);
+      if (parens) text += "(";
+      text += write(operand, offset + text.length, visit);
+      if (parens) text += ")";
+    });
+    return text;
+  };
   switch (filter.kind) {
     case "all":
       return "";
     case "and":
-      return filter.operands.map((o) => (o.kind === "and" || o.kind === "or" ? `(${formatFilter(o)})` : formatFilter(o))).join(" ");
+      return join(filter.operands, " ", (o) => o.kind === "and" || o.kind === "or");
     case "or":
-      return filter.operands.map((o) => (o.kind === "or" ? `(${formatFilter(o)})` : formatFilter(o))).join(" | ");
+      return join(filter.operands, " | ", (o) => o.kind === "or");
     case "not": {
       const { operand } = filter;
-      return operand.kind === "and" || operand.kind === "or" ? `!(${formatFilter(operand)})` : `!${formatFilter(operand)}`;
+      const parens = operand.kind === "and" || operand.kind === "or";
+      const inner = write(operand, offset + (parens ? 2 : 1), visit);
+      return parens ? `!(${inner})` : `!${inner}`;
     }
     case "glob":
       return `${filter.field}:${value(filter.pattern)}`;
@@ -40,6 +73,8 @@ export function formatFilter(filter: Filter): string {
       return `alpn:${value(filter.pattern)}`;
     case "via":
       return filter.pattern === null ? "via:direct" : `via:${value(filter.pattern)}`;
+    case "stage":
+      return `stage:${filter.stage}`;
     default:
       return assertNever(filter);
   }

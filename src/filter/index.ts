@@ -14,6 +14,12 @@
  *
  * `usesPayload(filter)` says whether `~` terms need payloads; `formatFilter` prints a tree back
  * as canonical text; `formatFilterError` shows an error with a caret under its column.
+ *
+ * Intercept filters (`run --intercept`) add `stage:` terms, which stored sessions do not have
+ * (`parseFilter`, `toSql` and `toPredicate` refuse them with FilterError `INTERCEPT_ONLY`):
+ *
+ *     const pauses = compileInterceptFilter(parseInterceptFilter(text));
+ *     pauses({ stage: "request", row: sessionRowOf({ ... }) });
  */
 export type {
   AlpnTerm,
@@ -33,13 +39,17 @@ export type {
   PayloadTerm,
   RangeField,
   RangeTerm,
+  Stage,
+  StageTerm,
   TagTerm,
   Term,
   TlsTerm,
+  ViaTerm,
 } from "./ast.js";
-export { usesPayload } from "./ast.js";
+export { STAGES, stageTerms, usesPayload } from "./ast.js";
 export { FilterError, formatFilterError, type FilterErrorCode } from "./filter-error.js";
 export { formatFilter } from "./format.js";
-export { parseFilter } from "./parse.js";
+export { compileInterceptFilter, type InterceptCandidate, type InterceptPredicate } from "./intercept.js";
+export { parseFilter, parseInterceptFilter } from "./parse.js";
 export { toPredicate, type PredicateContext, type SessionPredicate } from "./predicate.js";
 export { registerFilterFunctions, toSql, type SqlFilter, type SqlOptions } from "./sql.js";

@@ -58,6 +58,18 @@
  *                    alternatives rule below.
  *   WORD             a bare word (or "quoted words"), no field: `host:*WORD*`.
  *
+ * Intercept filters (`run --intercept`, parsed by `parseInterceptFilter` and compiled by
+ * `compileInterceptFilter` in `intercept.ts`) are decided on an item of a session in progress, and
+ * have one more term:
+ *
+ *   stage:request|up|down|datagram
+ *                    the item is a request (before anything is dialled), a chunk going up
+ *                    (client → target) or down, or a datagram. A filter with no stage term holds
+ *                    at every stage its other terms allow (`host:x` pauses the request and every
+ *                    chunk; `host:x stage:request` the request alone). A `~` term there matches the
+ *                    item's own bytes (a chunk's or a datagram's), and is false at the request.
+ *                    `parseFilter` (stored sessions) refuses the term: a stored session has no stage.
+ *
  * Values. A value runs to a space, `(`, `)`, `&` or `|`. Double quotes make any of those part of
  * it (`user:"a b"`); inside quotes `\"` is `"`, `\\` is `\`, and a backslash before anything else
  * stays. Quoted and unquoted pieces join (`tag:note="a b"`). Glob `*` and `?` are wildcards,
@@ -86,19 +98,40 @@
  *
  * Errors are FilterErrors carrying a code and the column of the offending character.
  */
-import { COMMANDS, PROTOCOLS, STATUSES, TLS_STATES, VERSIONS, type ComparisonOperator, type Filter, type Measure, type RangeField, type Term } from "./ast.js";
+import {
+  COMMANDS,
+  PROTOCOLS,
+  STAGES,
+  STATUSES,
+  TLS_STATES,
+  VERSIONS,
+  type ComparisonOperator,
+  type Filter,
+  type Measure,
+  type RangeField,
+  type Term,
+} from "./ast.js";
 import { FilterError, type FilterErrorCode } from "./filter-error.js";
+import { INTERCEPT_ONLY_MESSAGE } from "./stored-only.js";
 import { compileRegExp, normalizeCidr } from "./match.js";
 import { assertNever } from "../lang/assert-never.js";
 import { closestMatch } from "../lang/closest-match.js";
 import { DURATION_EXAMPLES, SIZE_EXAMPLES, parseBytes, parseDuration } from "../format/quantities.js";
 
-/** Parses filter text; throws FilterError (and nothing else) when it is not a filter. */
+/**
+ * Parses a filter over stored sessions (the TUI list, `--filter`, `--route`, `--tls-hosts`, …); throws
+ * FilterError (and nothing else) when it is not one, `INTERCEPT_ONLY` at a `stage:` term.
+ */
 export function parseFilter(text: string): Filter {
-  return new Parser(text).parse();
+  return new Parser(text, false).parse();
 }
 
-const FIELDS = ["host", "port", "cmd", "v", "status", "proto", "rep", "reason", "id", "user", "sni", "client", "tag", "tls", "alpn", "via"] as const;
+/** Parses an intercept filter (`run --intercept`): `parseFilter` plus `stage:` terms. Throws FilterError. */
+export function parseInterceptFilter(text: string): Filter {
+  return new Parser(text, true).parse();
+}
+
+const FIELDS = ["host", "port", "cmd", "v", "status", "proto", "rep", "reason", "id", "user", "sni", "client", "tag", "tls", "alpn", "via", "stage"] as const;
 /** `via:direct`: the session had no upstream. */
 const DIRECT = "direct";
 /** The one bare keyword: a term on its own, not a host glob. */
@@ -128,7 +161,11 @@ class Parser {
   private pos = 0;
   private depth = 0;
 
-  constructor(private readonly text: string) {}
+  constructor(
+    private readonly text: string,
+    /** Whether `stage:` terms are allowed (an intercept filter). */
+    private readonly stages: boolean,
+  ) {}
 
   parse(): Filter {
     this.skipSpace();
@@ -238,6 +275,7 @@ class Parser {
       const tail = hint === undefined ? `fields are ${FIELDS.join(", ")} (quote a word that contains ':')` : `did you mean '${hint}'?`;
       throw this.error("UNKNOWN_FIELD", `unknown field '${name}' — ${tail}`, start);
     }
+    if (field === "stage" && !this.stages) throw this.error("INTERCEPT_ONLY", INTERCEPT_ONLY_MESSAGE, start);
     this.pos = start + name.length + 1;
     const terms: Term[] = [];
     let value = this.readValue();
@@ -288,6 +326,8 @@ class Parser {
         return { kind: "tls", state: this.oneOf(field, TLS_STATES, value) };
       case "alpn":
         return { kind: "alpn", pattern: text };
+      case "stage":
+        return { kind: "stage", stage: this.oneOf(field, STAGES, value) };
       case "via": {
         // A pattern with credentials could never match (routes are stored without them), and is
         // most likely a password pasted from an --upstream URL: say so rather than match nothing.
@@ -309,7 +349,10 @@ class Parser {
   private oneOf<T extends string>(field: Field, allowed: readonly T[], value: Value, shown: readonly string[] = allowed): T {
     const lower = value.text.toLowerCase();
     const found = allowed.find((v) => v === lower);
-    if (found === undefined) throw this.error("BAD_VALUE", `${field} must be one of ${shown.join(", ")}`, value.at);
+    if (found === undefined) {
+      const hint = closestMatch(value.text, shown);
+      throw this.error("BAD_VALUE", `${field} must be one of ${shown.join(", ")}${hint === undefined ? "" : ` — did you mean '${hint}'?`}`, value.at);
+    }
     return found;
   }
 

@@ -1,13 +1,15 @@
 /**
  * A filter as a JavaScript predicate over one SessionRow: for sessions in memory (the TUI's live
  * view). It answers as `toSql` does for the same row and payloads, term by term, through the
- * same matchers (`match.ts`) and column table (`columns.ts`).
+ * same matchers (`match.ts`) and column table (`columns.ts`). `compileInterceptFilter`
+ * (`intercept.ts`) evaluates intercept filters with the same code, `stage:` terms added.
  */
 import type { SessionRow, TlsRow } from "../model/capture-rows.js";
 import { assertNever } from "../lang/assert-never.js";
-import type { ComparisonOperator, Filter, Measure } from "./ast.js";
+import type { ComparisonOperator, Filter, Measure, StageTerm } from "./ast.js";
 import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, RANGE_COLUMNS, TLS_GLOB_COLUMNS, VIA_COLUMN } from "./columns.js";
 import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag, matchVia } from "./match.js";
+import { rejectStages } from "./stored-only.js";
 
 export interface PredicateContext {
   /** The time (ms since the epoch) `dur` measures open sessions to: the SQL side's `now`. */
@@ -29,21 +31,38 @@ export interface PredicateContext {
 
 export type SessionPredicate = (row: SessionRow, context: PredicateContext) => boolean;
 
-/** Compiles a filter once into a predicate to call per session. */
+/**
+ * Compiles a filter once into a predicate to call per session. Throws FilterError
+ * `INTERCEPT_ONLY` for a tree with a `stage:` term (`stored-only.ts`).
+ */
 export function toPredicate(filter: Filter): SessionPredicate {
+  rejectStages(filter);
+  return compilePredicate<PredicateContext>(filter, () => {
+    throw new Error("unreachable: rejectStages let a stage term through");
+  });
+}
+
+/**
+ * `toPredicate`'s compiler, with `stage:` terms answered by `stage` (called once per term, at
+ * compile time) in a context that may carry more than PredicateContext. Inside `filter/` only.
+ */
+export function compilePredicate<C extends PredicateContext>(
+  filter: Filter,
+  stage: (term: StageTerm) => (row: SessionRow, context: C) => boolean,
+): (row: SessionRow, context: C) => boolean {
   switch (filter.kind) {
     case "all":
       return () => true;
     case "and": {
-      const operands = filter.operands.map(toPredicate);
+      const operands = filter.operands.map((o) => compilePredicate(o, stage));
       return (row, context) => operands.every((operand) => operand(row, context));
     }
     case "or": {
-      const operands = filter.operands.map(toPredicate);
+      const operands = filter.operands.map((o) => compilePredicate(o, stage));
       return (row, context) => operands.some((operand) => operand(row, context));
     }
     case "not": {
-      const operand = toPredicate(filter.operand);
+      const operand = compilePredicate(filter.operand, stage);
       return (row, context) => !operand(row, context);
     }
     case "glob": {
@@ -122,6 +141,8 @@ export function toPredicate(filter: Filter): SessionPredicate {
       const { pattern } = filter;
       return (row) => matchVia(pattern, row[VIA_COLUMN]);
     }
+    case "stage":
+      return stage(filter);
     default:
       return assertNever(filter);
   }

@@ -24,6 +24,7 @@ import { assertNever } from "../lang/assert-never.js";
 import type { Filter } from "./ast.js";
 import { CIDR_COLUMNS, ENUM_COLUMNS, GLOB_COLUMNS, NOT_NULL, RANGE_COLUMNS, TLS_GLOB_COLUMNS, VIA_COLUMN } from "./columns.js";
 import { compileRegExp, inCidr, matchAlpnHello, matchAlpnTls, matchGlob, matchPayload, matchTag, matchVia } from "./match.js";
+import { rejectStages } from "./stored-only.js";
 
 export interface SqlOptions {
   /** The name or alias `sessions` has in the caller's query: letters, digits, `_`. Default `sessions`. */
@@ -41,11 +42,13 @@ export interface SqlFilter {
 
 /**
  * Compiles a filter to a WHERE expression over `sessions`. Throws TypeError for a bad `table`, and
- * SyntaxError for a hand-built tree whose `~` pattern JavaScript rejects (parsed trees have none).
+ * SyntaxError for a hand-built tree whose `~` pattern JavaScript rejects (parsed trees have none),
+ * FilterError `INTERCEPT_ONLY` for a tree with a `stage:` term (`stored-only.ts`).
  */
 export function toSql(filter: Filter, options: SqlOptions = {}): SqlFilter {
   const table = options.table ?? "sessions";
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table)) throw new TypeError(`table must be a plain SQL name, not ${JSON.stringify(table)}`);
+  rejectStages(filter);
   const params: unknown[] = [];
   const where = compile(filter, table, params, options.now ?? Date.now());
   return { where, params };
@@ -156,6 +159,8 @@ function compile(filter: Filter, t: string, params: unknown[], now: number): str
     case "via":
       params.push(filter.pattern);
       return `filter_via(?, ${t}.${VIA_COLUMN})`;
+    case "stage":
+      throw new Error("unreachable: rejectStages let a stage term through");
     default:
       return assertNever(filter);
   }

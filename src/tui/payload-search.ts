@@ -377,7 +377,8 @@ function compile(filter: Filter, payload: (term: PayloadTerm, positive: boolean)
     case "compare":
     case "tls":
     case "alpn":
-    case "via": {
+    case "via":
+    case "stage": {
       const predicate = toPredicate(filter);
       return (row, now) => predicate(row, tls === undefined ? { now } : { now, tls });
     }

@@ -1,7 +1,19 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { ComparisonOperator, Filter, Measure, RangeField, Term } from "../../src/filter/ast.js";
-import { FilterError, formatFilter, formatFilterError, parseFilter, toPredicate, toSql, usesPayload, type FilterErrorCode } from "../../src/filter/index.js";
+import {
+  FilterError,
+  formatFilter,
+  formatFilterError,
+  parseFilter,
+  parseInterceptFilter,
+  stageTerms,
+  toPredicate,
+  toSql,
+  usesPayload,
+  type FilterErrorCode,
+  type Stage,
+} from "../../src/filter/index.js";
 
 const glob = (field: "host" | "user" | "sni" | "reason", pattern: string): Term => ({ kind: "glob", field, pattern });
 const word = (text: string): Term => glob("host", `*${text}*`);
@@ -17,6 +29,7 @@ const not = (operand: Filter): Filter => ({ kind: "not", operand });
 const tls = (state: "intercepted" | "passthrough" | "failed" | null = null): Term => ({ kind: "tls", state });
 const alpn = (pattern: string): Term => ({ kind: "alpn", pattern });
 const via = (pattern: string | null): Term => ({ kind: "via", pattern });
+const stage = (value: Stage): Term => ({ kind: "stage", stage: value });
 
 /** [filter text, tree] */
 const PARSES: readonly (readonly [string, Filter])[] = [
@@ -207,7 +220,7 @@ const ERRORS: readonly (readonly [string, FilterErrorCode, number, string])[] = 
     "http://example.com",
     "UNKNOWN_FIELD",
     1,
-    "unknown field 'http' — fields are host, port, cmd, v, status, proto, rep, reason, id, user, sni, client, tag, tls, alpn, via (quote a word that contains ':')",
+    "unknown field 'http' — fields are host, port, cmd, v, status, proto, rep, reason, id, user, sni, client, tag, tls, alpn, via, stage (quote a word that contains ':')",
   ],
   ["bytes:5", "UNKNOWN_FIELD", 1, "'bytes' is compared, not matched: write bytes>N, bytes<=N, bytes=N, …"],
   ["byte>5", "UNKNOWN_FIELD", 1, "unknown comparison 'byte' — did you mean 'bytes'?"],
@@ -223,12 +236,12 @@ const ERRORS: readonly (readonly [string, FilterErrorCode, number, string])[] = 
   ["~", "EXPECTED_VALUE", 2, "expected a regular expression after '~'"],
   ["a ~ b", "EXPECTED_VALUE", 4, "expected a regular expression after '~'"],
   ['""', "EXPECTED_VALUE", 1, "empty quoted word"],
-  ["status:opne", "BAD_VALUE", 8, "status must be one of open, ok, denied, failed, interrupted"],
-  ["cmd:connect|bnd", "BAD_VALUE", 13, "cmd must be one of connect, bind, udp"],
+  ["status:opne", "BAD_VALUE", 8, "status must be one of open, ok, denied, failed, interrupted — did you mean 'open'?"],
+  ["cmd:connect|bnd", "BAD_VALUE", 13, "cmd must be one of connect, bind, udp — did you mean 'bind'?"],
   ["v:6", "BAD_VALUE", 3, "v must be one of 4, 4a, 5"],
-  ["proto:ftp", "BAD_VALUE", 7, "proto must be one of tls, http, http2, ssh, none"],
+  ["proto:ftp", "BAD_VALUE", 7, "proto must be one of tls, http, http2, ssh, none — did you mean 'http'?"],
   ["tls:yes", "BAD_VALUE", 5, "tls must be one of intercepted, passthrough, failed"],
-  ["a tls:intercepted|fail", "BAD_VALUE", 19, "tls must be one of intercepted, passthrough, failed"],
+  ["a tls:intercepted|fail", "BAD_VALUE", 19, "tls must be one of intercepted, passthrough, failed — did you mean 'failed'?"],
   ["tls:", "EXPECTED_VALUE", 5, "expected a value after 'tls:'"],
   ["alpn: h2", "EXPECTED_VALUE", 6, "expected a value after 'alpn:'"],
   ["via:", "EXPECTED_VALUE", 5, "expected a value after 'via:'"],
@@ -381,9 +394,149 @@ describe("formatFilter", () => {
   });
 });
 
-function catchFilterError(text: string): FilterError {
+/** Intercept filters: [filter text, tree]. */
+const INTERCEPT_PARSES: readonly (readonly [string, Filter])[] = [
+  ["stage:request", stage("request")],
+  ["STAGE:Up", stage("up")],
+  ["stage:down", stage("down")],
+  ["stage:datagram", stage("datagram")],
+  ["stage:up|down", or(stage("up"), stage("down"))],
+  ["!stage:up", not(stage("up"))],
+  ["host:example.com & stage:request", and(glob("host", "example.com"), stage("request"))],
+  ["host:a|stage:up", or(glob("host", "a"), stage("up"))],
+  ["stage:up|down>1k", or(stage("up"), cmp("down", ">", 1024))],
+  ["stage:down ~HTTP tls", and(stage("down"), re("HTTP"), tls())],
+  ['"stage:up"', word("stage:up")],
+  ["host:stage", glob("host", "stage")],
+  // Everything else parses as parseFilter parses it.
+  ["port:443 sni:*.example.com", and(range("port", 443), glob("sni", "*.example.com"))],
+  ["", { kind: "all" }],
+];
+
+describe("parseInterceptFilter", () => {
+  it.each(INTERCEPT_PARSES)("%j", (text, tree) => {
+    expect(parseInterceptFilter(text)).toEqual(tree);
+  });
+
+  it.each(INTERCEPT_PARSES)("formats %j back to a filter that parses to the same tree", (text) => {
+    const tree = parseInterceptFilter(text);
+    expect(parseInterceptFilter(formatFilter(tree))).toEqual(tree);
+  });
+
+  it("parses every stored-session filter to the same tree as parseFilter", () => {
+    for (const [text, tree] of PARSES) expect(parseInterceptFilter(text)).toEqual(tree);
+  });
+
+  it("formats stage terms canonically", () => {
+    expect(formatFilter(parseInterceptFilter("STAGE:Up|DOWN host:x"))).toBe("(stage:up | stage:down) host:x");
+    expect(formatFilter(parseInterceptFilter("!(stage:request|datagram)"))).toBe("!(stage:request | stage:datagram)");
+  });
+
+  it("lists the stage terms in written order", () => {
+    expect(stageTerms(parseInterceptFilter("host:x (stage:up | !stage:down) ~a"))).toEqual([stage("up"), stage("down")]);
+    expect(stageTerms(parseInterceptFilter("host:x ~a"))).toEqual([]);
+  });
+
+  it.each([
+    ["stage:requst", "BAD_VALUE", 7, "stage must be one of request, up, down, datagram — did you mean 'request'?"],
+    ["host:x stage:dwon", "BAD_VALUE", 14, "stage must be one of request, up, down, datagram — did you mean 'down'?"],
+    ["stage:up|datagrams", "BAD_VALUE", 10, "stage must be one of request, up, down, datagram — did you mean 'datagram'?"],
+    ["stage:chunk", "BAD_VALUE", 7, "stage must be one of request, up, down, datagram"],
+    ["stage:", "EXPECTED_VALUE", 7, "expected a value after 'stage:'"],
+    ["stgae:up", "UNKNOWN_FIELD", 1, "unknown field 'stgae' — did you mean 'stage'?"],
+  ] as const)("%j: %s at column %i", (text, code, column, message) => {
+    const error = catchFilterError(text, parseInterceptFilter);
+    expect({ code: error.code, column: error.column, message: error.message, filter: error.filter }).toEqual({ code, column, message, filter: text });
+  });
+
+  it("shows a bad stage with a caret under it", () => {
+    expect(formatFilterError(catchFilterError("port:80 stage:requst", parseInterceptFilter))).toBe(
+      "port:80 stage:requst\n              ^\nstage must be one of request, up, down, datagram — did you mean 'request'?",
+    );
+  });
+
+  it("arbitrary text with stage terms parses or throws a FilterError, and what parses formats back to the same tree", () => {
+    const token = fc.constantFrom(...'stage: request up down datagram dgram host: port: x tls ~ ! ( ) | & " 80 a'.split(" "), " ", "  ");
+    fc.assert(
+      fc.property(
+        fc.array(token, { maxLength: 12 }).map((t) => t.join("")),
+        (input) => {
+          let tree: Filter;
+          try {
+            tree = parseInterceptFilter(input);
+          } catch (err) {
+            if (!(err instanceof FilterError)) throw err;
+            expect(err.column).toBeGreaterThanOrEqual(1);
+            expect(err.column).toBeLessThanOrEqual(input.length + 1);
+            return;
+          }
+          expect(parseInterceptFilter(formatFilter(tree))).toEqual(tree);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe("stage: in filters over stored sessions", () => {
+  it.each([
+    ["stage:up", 1],
+    ["host:x stage:request", 8],
+    ["host:x & !stage:up", 11],
+    ["(a | stage:up|down) b", 6],
+    // Refused where it is written, before its value is looked at.
+    ["a stage:nonsense", 3],
+  ])("parseFilter(%j) refuses it at column %i", (text, column) => {
+    const error = catchFilterError(text);
+    expect({ code: error.code, column: error.column, message: error.message, filter: error.filter }).toEqual({
+      code: "INTERCEPT_ONLY",
+      column,
+      message: "stage: applies to --intercept filters only",
+      filter: text,
+    });
+  });
+
+  it("shows the refusal with a caret under the term", () => {
+    expect(formatFilterError(catchFilterError("port:80 stage:up"))).toBe("port:80 stage:up\n        ^\nstage: applies to --intercept filters only");
+  });
+
+  it.each([
+    ["stage:up", "stage:up", 1],
+    ["host:x & stage:request", "host:x stage:request", 8],
+    ["port:80 (a | !stage:up|down)", "port:80 (host:*a* | !(stage:up | stage:down))", 23],
+    // The first `stage:` in the text is a user name: the caret goes to the term.
+    ['user:"stage:up" | tag:x stage:down', "user:stage:up | tag:x stage:down", 23],
+  ])("toSql and toPredicate refuse the intercept tree of %j, the caret in its canonical text %j at column %i", (text, canonical, column) => {
+    const tree = parseInterceptFilter(text);
+    for (const compile of [() => toSql(tree, { now: 0 }), () => toPredicate(tree)]) {
+      let thrown: unknown;
+      try {
+        compile();
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(FilterError);
+      const error = thrown as FilterError;
+      expect({ code: error.code, column: error.column, message: error.message, filter: error.filter }).toEqual({
+        code: "INTERCEPT_ONLY",
+        column,
+        message: "stage: applies to --intercept filters only",
+        filter: canonical,
+      });
+      expect(canonical.slice(column - 1)).toMatch(/^stage:/);
+    }
+  });
+
+  it("compiles intercept trees without stage terms as any other filter", () => {
+    const tree = parseInterceptFilter("host:x ~a");
+    expect(toSql(tree, { now: 0 }).where).toContain("filter_glob");
+    expect(toPredicate(tree)).toBeTypeOf("function");
+  });
+});
+
+function catchFilterError(text: string, parse: (text: string) => Filter = parseFilter): FilterError {
   try {
-    parseFilter(text);
+    parse(text);
   } catch (err) {
     if (err instanceof FilterError) return err;
     throw err;
