@@ -5,3 +5,4 @@ export { formatBytes, formatDuration, formatTime, type FormatTimeOptions } from 
 export { formatReply, formatEndpoint } from "./socks.js";
 export { formatTarget } from "./session.js";
 export { safeText, safeJson } from "./safe-text.js";
+export { parseHexDump, formatHexParseError, type HexParseError, type HexParseResult } from "./hex-parse.js";
