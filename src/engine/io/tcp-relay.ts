@@ -293,6 +293,9 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   }
 
   idleTimedOut(): void {
+    // A chunk waiting for the data hook is not idleness (a person may hold it: interactive
+    // intercept): the tunnel is tracked again, its idle time counted from now.
+    if (this.upWait.has(WAIT_HOOK) || this.downWait.has(WAIT_HOOK)) return this.idle?.add(this);
     this.destroy("idle-timeout");
   }
 

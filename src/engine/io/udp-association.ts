@@ -513,6 +513,8 @@ export class UdpAssociation {
   private armIdle(): void {
     this.lastActivity = this.clock.now();
     const check = (): void => {
+      // Datagrams waiting for a hook (a person may hold them: interactive intercept) count as activity.
+      if (this.waiting > 0) this.lastActivity = this.clock.now();
       const idle = this.clock.now() - this.lastActivity;
       if (idle >= this.options.idleTimeoutMs) return this.host.udpEnded("idle-timeout");
       this.idleTimer = this.clock.setTimeout(check, this.options.idleTimeoutMs - idle);
