@@ -145,9 +145,18 @@ export class InterceptQueue {
     return this.letAll("release");
   }
 
-  /** Session `id` ended: its items are let go (the engine ignores the answers now). */
+  /**
+   * Session `id` ended: its items leave the queue (a "resolved" event by "ended") and their
+   * promises never settle: an answer now would reach a relay that has already reported its
+   * session closed, and it would report the chunk after the close. Nothing else holds them, so
+   * they are collected.
+   */
   ended(id: SessionId): void {
-    for (const held of [...this.held.values()]) if (held.item.session === id) this.let(held, RESUME, "ended");
+    for (const held of [...this.held.values()]) {
+      if (held.item.session !== id) continue;
+      this.held.delete(held.item.key);
+      this.emit({ type: "resolved", item: held.item, action: RESUME, by: "ended" });
+    }
   }
 
   private letAll(by: "resume-all" | "release"): number {

@@ -76,7 +76,7 @@ export class InterceptRunner implements HookRunner {
     this.replays = options.replays ?? noReplays;
   }
 
-  /** Forgets sessions as they close and lets their held items go; add it to the engine's observers. */
+  /** Forgets sessions as they close and takes their held items out of the queue; add it to the engine's observers. */
   readonly observer: EngineObserver = {
     sessionOpened() {},
     authenticated() {},

@@ -104,7 +104,7 @@ export type InterceptEvent =
   | { readonly type: "paused"; readonly item: PausedItem }
   /**
    * An item let go: `by` a person (`resolve`), by `resumeAll`, by `releaseAll`, or because its
-   * session ended while it was held (the action then did nothing).
+   * session ended while it was held (nothing is answered then; `action` is a plain resume).
    */
   | { readonly type: "resolved"; readonly item: PausedItem; readonly action: InterceptAction; readonly by: "person" | "resume-all" | "release" | "ended" }
   /** The filter or the switch changed. */

@@ -97,13 +97,20 @@ describe("InterceptQueue", () => {
     expect(events.some((e) => e.type === "settings" && !e.active)).toBe(true);
   });
 
-  it("a session that ends lets its own items go, no other's", async () => {
+  it("a session that ends takes its own items out of the queue, no other's, and answers nothing", async () => {
     const queue = new InterceptQueue();
-    const mine = queue.hold(chunk(1));
+    const events: InterceptEvent[] = [];
+    queue.subscribe((e) => events.push(e));
+    let answered = false;
+    void queue.hold(chunk(1)).then(() => (answered = true));
     void queue.hold(chunk(2));
     queue.ended(1);
-    expect(await mine).toEqual({ resume: true });
     expect(queue.items.map((i) => i.session)).toEqual([2]);
+    expect(events.filter((e) => e.type === "resolved").map((e) => e.type === "resolved" && [e.item.session, e.by])).toEqual([[1, "ended"]]);
+    // resumeAll reaches only what is still held; the ended session's hold never settles.
+    expect(queue.resumeAll()).toBe(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(answered).toBe(false);
   });
 
   it("a listener that throws is reported and the others still hear every event", () => {

@@ -160,6 +160,17 @@ describe("InterceptRunner: chunks", () => {
     expect((await x.observer.lastClosed()).reason).toBe("closed-by-hook");
   });
 
+  it("a held item whose session ends (the client resets) is let go and leaves the queue", async () => {
+    const t = await server((s) => s.write(Buffer.from("never read")));
+    const x = await interceptProxy((s) => s.stage === "down");
+    const c = await tunnel(x.port, t.port);
+    const item = await nextPaused(x.queue, "chunk");
+    const gone = new Promise<string>((resolve) => x.queue.subscribe((e) => e.type === "resolved" && e.item.key === item.key && resolve(e.by)));
+    c.socket.resetAndDestroy();
+    expect(await withTimeout(gone, 3000, "held item not let go")).toBe("ended");
+    expect(x.queue.size).toBe(0);
+  });
+
   it("20 other sessions keep flowing while one is held", async () => {
     const e = await echo();
     const x = await interceptProxy((s) => s.stage === "up" && s.data.toString().startsWith("PAUSE"));
