@@ -117,6 +117,8 @@ export class ServedRelay implements RelayCounts, IdleTracked {
   }
 
   idleTimedOut(): void {
+    // A chunk waiting for the data hook is not idleness (a person may hold it): tracked again.
+    if (this.waiting.has(WAIT_HOOK)) return this.idle?.add(this);
     this.destroy("idle-timeout");
   }
 
@@ -129,6 +131,8 @@ export class ServedRelay implements RelayCounts, IdleTracked {
       () => this.host.hooks.data({ id: this.host.id, direction: "up", seq, data }, this.host.handle),
       (err) => this.host.hookFailed("data", err),
       (verdict) => {
+        // A verdict after the session ended changes nothing and is not reported (see tcp-relay.ts).
+        if (this.client.closed) return;
         this.apply(data, seq, verdict);
         if (!pending) return;
         this.waiting.done(WAIT_HOOK);

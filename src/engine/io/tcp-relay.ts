@@ -50,6 +50,8 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   private readonly upWait: DirectionWait;
   private readonly downWait: DirectionWait;
   private openSockets = 2;
+  /** Both sockets closed and the end reported. */
+  private ended = false;
   private reason: CloseReason | undefined;
   private errno: string | undefined;
   /** Every read goes through the data hook before it is written. */
@@ -215,6 +217,9 @@ export class TcpRelay implements RelayCounts, IdleTracked {
       () => this.host.hooks.data({ id: this.host.id, direction, seq, data: chunk }, this.host.handle),
       (err) => this.host.hookFailed("data", err),
       (verdict) => {
+        // A verdict after the session ended (a slow hook, a person who answered late) changes
+        // nothing and is not reported: every fact of a session comes before its close.
+        if (this.ended) return;
         this.apply(direction, chunk, dst, seq, verdict);
         if (pending) this.done(direction, WAIT_HOOK);
       },
@@ -312,6 +317,7 @@ export class TcpRelay implements RelayCounts, IdleTracked {
       return;
     }
     this.idle?.delete(this);
+    this.ended = true;
     this.host.relayEnded(this.reason ?? "completed", this.errno, this);
   };
 }
