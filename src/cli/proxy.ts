@@ -27,6 +27,8 @@ import { installLastResort } from "./last-resort.js";
 import { addonLocation } from "../hooks/loader.js";
 import { HOOK_CODES } from "./watchdog-shared.js";
 import { startTls, type RunningTls, type TlsRunOptions } from "./tls-setup.js";
+import { startIntercept } from "./intercept-setup.js";
+import type { InterceptBinding } from "../tui/intercept.js";
 
 export interface RunOptions {
   listen: Endpoint[];
@@ -34,6 +36,8 @@ export interface RunOptions {
   rules?: DestinationRules | undefined;
   /** `--upstream` / `--route`: the route of a request no addon routed; undefined: direct. */
   route?: ((request: RequestInfo) => Route) | undefined;
+  /** `--intercept EXPR`: what to pause for a person (the TUI answers). */
+  intercept?: { readonly text: string; readonly filter: Filter } | undefined;
   /** How the routes read, for the start-up notice (`--upstream` chain and the number of `--route`s). */
   routeText?: string | undefined;
   addons: string[];
@@ -96,6 +100,8 @@ export interface RunningProxy {
   readonly addons: readonly string[];
   /** The capture file answered from with --server-replay. */
   readonly serverReplay: string | undefined;
+  /** `--intercept`: the queue of paused items and the filter, for the TUI; absent without it. */
+  readonly intercept?: InterceptBinding;
   /** Hosts whose clients rejected the socksmith CA this run (0 without --tls). */
   tlsDistrusted(): number;
   /** The socksmith CA certificate (PEM file) its leaves come from, with --tls: a replay through this proxy trusts it. */
@@ -157,8 +163,8 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       ? startWatchdog({ format: options.logFormat, exitAfterMs: options.maxBlockMs ?? 0, log: (level, message, fields) => logger.log(level, message, fields) })
       : undefined;
   if (recorder !== undefined) watchdog?.sessionBase(recorder.sessionId(0));
-  // Which sessions are replays, for addons' `session.replay`: marked here and by server replay, read by the dispatcher.
-  const replays = options.addons.length > 0 ? new ReplayMarks() : undefined;
+  // Which sessions are replays, for addons' `session.replay` and for intercept (a replay is never paused): marked here and by server replay.
+  const replays = options.addons.length > 0 || options.intercept !== undefined ? new ReplayMarks() : undefined;
   if (options.addons.length > 0) {
     try {
       addons = await startAddons(
@@ -210,11 +216,18 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       throw err;
     }
   }
+  const baseHooks = serverReplay?.runner ?? addons?.dispatcher;
+  // Interactive intercept runs after the addons (and server replay): a person sees what they produced.
+  const intercept =
+    options.intercept === undefined
+      ? undefined
+      : startIntercept(options.intercept, baseHooks ?? allowAllHooks, replays, (session, what) => recorder?.intercepted(session, what));
   const observers = [
     ...(sessionLog === undefined ? [] : [sessionLog]),
     ...(recorder === undefined ? [] : [recorder]),
     ...(addons === undefined ? [] : [addons.dispatcher.observer]),
     ...(serverReplay === undefined ? [] : [serverReplay.runner.observer]),
+    ...(intercept === undefined ? [] : [intercept.runner.observer]),
   ];
   const engine = new SocksEngine({
     listen: options.listen,
@@ -233,7 +246,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     logger,
     ...(tls === undefined ? {} : { tls: tls.interceptor }),
     ...(observers.length === 0 ? {} : { observer: combineObservers(observers) }),
-    ...(serverReplay !== undefined ? { hooks: serverReplay.runner } : addons === undefined ? {} : { hooks: addons.dispatcher }),
+    ...(intercept !== undefined ? { hooks: intercept.runner } : baseHooks === undefined ? {} : { hooks: baseHooks }),
   });
   // Addon code can throw from its own timers or leave a rejection unawaited; neither may end
   // the proxy (docs/architecture.md, "Trust rules"). Reported with the addon's file:line when its stack shows one.
@@ -295,6 +308,9 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
       return engine.sessionCount;
     },
     stop: async (graceMs) => {
+      // Nobody will answer what is held now: it goes on as it was.
+      intercept?.binding.queue.setActive(false);
+      intercept?.runner.queue.releaseAll();
       await engine.stop(graceMs);
       await addons?.close(); // onDispose hooks: still watched
       await watchdog?.stop();
@@ -311,6 +327,7 @@ export async function startProxy(options: RunOptions, terminal: Terminal): Promi
     serverReplay: options.serverReplay,
     bytesSeen: () => recorder?.bytesSeen ?? 0,
     tlsDistrusted: () => tls?.distrustedCount() ?? 0,
+    ...(intercept === undefined ? {} : { intercept: intercept.binding }),
     tlsCaPath: tls?.caPath,
     markReplay: (clientPort, original) => {
       replays?.clientReplay(clientPort, original);

@@ -180,7 +180,12 @@ export type EventKind =
    * Server replay answered this session from a session of another capture file (code
    * 'served-from', message `served from FILE session N`); `served_from` only names sessions of this file.
    */
-  | "replay";
+  | "replay"
+  /**
+   * A person changed the session through interactive intercept (`run --intercept`): code the
+   * action (edit, redirect, deny, drop, close, reset), message what changed.
+   */
+  | "intercept";
 
 /** One row of `events`: things that happened to a session (or to the run, with session_id null). */
 export interface EventRow {

@@ -369,6 +369,17 @@ export class Recorder implements EngineObserver {
     this.addonEvent("addon-log", e);
   }
 
+  /**
+   * A person changed a session through interactive intercept (`run --intercept`): an `intercept`
+   * event with the action as its code. The chunk's own row keeps what was received and what was
+   * sent.
+   */
+  intercepted(engineId: number, what: { readonly action: string; readonly detail: string }): void {
+    const state = this.live(engineId);
+    if (state === undefined) return;
+    this.event(state.sid, Date.now(), "intercept", { code: what.action, message: `edited by a person: ${what.detail}` });
+  }
+
   tagged(engineId: number, key: string, value: string): void {
     const state = this.live(engineId);
     if (state === undefined) return;

@@ -12,6 +12,7 @@ import { filterOption } from "../capture-file.js";
 import { startProxy, type RunOptions, type Started, type Terminal } from "../proxy.js";
 import { resolveTlsOptions, type RawTlsOptions } from "../tls-setup.js";
 import { parseRoute, parseRouteRule, routeChooser } from "../routes.js";
+import { interceptOption } from "../intercept-setup.js";
 import { defaultCaDir } from "../../tls/ca-dir.js";
 
 interface RawRunOptions extends RawTlsOptions {
@@ -44,6 +45,7 @@ interface RawRunOptions extends RawTlsOptions {
   replayFilter?: string;
   upstream?: string[];
   route?: string[];
+  intercept?: string;
   /** `--allow` and `--deny` (collectRule): each entry keeps its place on the command line. */
   allow?: OrderedRule[];
   deny?: OrderedRule[];
@@ -113,6 +115,7 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     )
     .option("--replay-reuse", "with --server-replay, let a recording answer more than once")
     .option("--replay-filter <expr>", "with --server-replay, only the sessions this filter matches answer")
+    .option("--intercept <expr>", "pause what this filter matches (stage:request|up|down|datagram) for you to edit, resume or kill in the TUI")
     .option("--tls", "intercept TLS: decrypt CONNECT tunnels that begin with a ClientHello, with leaf certificates from the socksmith CA")
     .option("--tls-hosts <expr>", "with --tls, intercept only tunnels this filter matches (sni:, host:, port:); the rest pass through")
     .option("--tls-passthrough <expr>", "with --tls, never intercept tunnels this filter matches (wins over --tls-hosts)")
@@ -128,6 +131,11 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .action(async (raw: RawRunOptions) => {
       const options = resolveRunOptions(raw);
       const interactive = raw.headless !== true && process.stdin.isTTY === true && process.stdout.isTTY === true;
+      if (options.intercept !== undefined && (!interactive || options.capture === undefined)) {
+        throw usageError(
+          `--intercept needs the TUI to answer what it pauses${!interactive ? " (and a terminal: this is not one)" : " (it shows the capture: drop --no-capture)"}`,
+        );
+      }
       if (raw.headless !== true && !interactive) terminal.err("socksmith: no terminal, running headless (--headless hides this notice)");
       if (interactive && options.capture === undefined) terminal.err("socksmith: the TUI shows the capture; with --no-capture it runs headless");
       if (!interactive || options.capture === undefined) {
@@ -141,6 +149,7 @@ export function runCommand(terminal: Terminal, started: Started): Command {
 }
 
 export function resolveRunOptions(raw: RawRunOptions): RunOptions {
+  if (raw.intercept !== undefined && raw.headless === true) throw usageError("--intercept needs the TUI to answer what it pauses: drop --headless");
   if (raw.serverReplay === undefined) {
     const stray =
       raw.replayMiss !== undefined
@@ -191,6 +200,7 @@ export function resolveRunOptions(raw: RawRunOptions): RunOptions {
     listen,
     rules,
     ...routeOptions(raw.upstream ?? [], raw.route ?? []),
+    ...(raw.intercept === undefined ? {} : { intercept: { text: raw.intercept, filter: interceptOption(raw.intercept) } }),
     addons: raw.addon ?? [],
     settings: parseSettings(raw.set ?? []),
     hookTimeoutMs: positive(parseDuration(raw.hookTimeout, "--hook-timeout"), "--hook-timeout"),
