@@ -10,21 +10,37 @@
  * open session is read through a bounded window that loads in bounded steps (use-session-detail.ts),
  * and `e` exports in pages, asynchronously (export-session.ts). Nothing here reads a whole session.
  * A filter on payload (`~`) is searched in bounded steps, one per poll (payload-search.ts).
+ * Attached to a proxy with interactive intercept, paused sessions are marked and counted, the open
+ * one shows its paused item on top, and the intercept keys act through the queue (use-intercept.ts).
  */
 import { Box, useApp } from "ink";
+import { type InterceptBinding, pausedSessions } from "./intercept.js";
 import { BINDINGS } from "./keys.js";
 import type { LiveStatus, SessionSource } from "./types.js";
 import { type Replay, useActions } from "./use-actions.js";
 import { useCaptureStats } from "./use-capture-stats.js";
 import { useExport } from "./use-export.js";
 import { useFilterEditing } from "./use-filter-editing.js";
+import { useIntercept } from "./use-intercept.js";
 import { useKeyInput } from "./use-key-input.js";
 import { useOpenSession } from "./use-open-session.js";
 import { usePoll } from "./use-poll.js";
 import { useSessionList } from "./use-session-list.js";
 import { useStatusNotes } from "./use-status-notes.js";
 import { useTerminalSize } from "./use-terminal-size.js";
-import { EmptyState, ErrorState, FilterBar, HelpOverlay, SessionDetail, SessionList, StatusBar } from "./views/index.js";
+import {
+  EditingState,
+  EmptyState,
+  ErrorState,
+  FilterBar,
+  HelpOverlay,
+  PausedBanner,
+  pausedLines,
+  RequestFormBar,
+  SessionDetail,
+  SessionList,
+  StatusBar,
+} from "./views/index.js";
 
 export interface AppProps {
   readonly source: SessionSource;
@@ -38,6 +54,8 @@ export interface AppProps {
   readonly pollMs?: number;
   /** Called for `r` on a session; resolves with a message for the status bar and the new session to focus. */
   readonly replay?: Replay;
+  /** Interactive intercept of the running proxy (absent: the intercept keys say it is not available). */
+  readonly intercept?: InterceptBinding;
 }
 
 const NO_STATS = { sessions: 0, open: 0, failed: 0, denied: 0, bytes: 0, fileBytes: 0 };
@@ -56,8 +74,19 @@ export function App(props: AppProps) {
   const opened = useOpenSession({ source, columns: size.columns, rows: size.rows, tick, now });
   const notes = useStatusNotes(props.live);
   const exportSession = useExport(source, props.exportDir ?? ".", notes.say);
-  const { help, dispatch } = useActions({ list, filterBar, opened, notes, listHeight, exportSession, replay: props.replay, exit });
-  useKeyInput(filterBar, dispatch);
+  const intercept = useIntercept(props.intercept, source, notes.say);
+  const { help, dispatch } = useActions({ list, filterBar, opened, notes, listHeight, exportSession, replay: props.replay, exit, intercept });
+  // Whichever prompt is open takes the reads: the filter bar, the intercept filter, the request form.
+  const prompts = [filterBar, intercept.promptInput, intercept.formInput];
+  const promptInput = {
+    isOpen: () => prompts.some((p) => p.isOpen()),
+    key: (input: string, key: Parameters<typeof filterBar.key>[1]) => prompts.find((p) => p.isOpen())?.key(input, key),
+  };
+  const keyedSession = () => opened.detail?.content.session.id ?? list.current();
+  useKeyInput(promptInput, dispatch, {
+    active: intercept.editing === undefined,
+    context: () => ({ paused: intercept.pausedAt(keyedSession()).length > 0 }),
+  });
 
   const { live, message } = notes;
   const { window, searching, shown } = list;
@@ -71,17 +100,37 @@ export function App(props: AppProps) {
       {...(searching === undefined ? {} : { searching })}
       follow={list.follow}
       {...(message === undefined ? {} : { message })}
+      {...(intercept.available ? { intercept: { filter: intercept.filterText, active: intercept.active, paused: intercept.items.length } } : {})}
     />
   );
+  const prompt =
+    intercept.form !== undefined ? (
+      <RequestFormBar form={intercept.form} width={size.columns} />
+    ) : intercept.prompt !== undefined ? (
+      <FilterBar
+        prompt="intercept "
+        text={intercept.prompt.text}
+        cursor={intercept.prompt.text.length}
+        {...(intercept.prompt.error === undefined ? {} : { error: intercept.prompt.error })}
+      />
+    ) : undefined;
+
+  // The editor has the terminal: one frame that does not change until it exits.
+  if (intercept.editing !== undefined) return <EditingState item={intercept.editing} />;
 
   if (help) return <HelpOverlay bindings={BINDINGS} />;
   const problem = failure ?? list.error;
   if (problem !== undefined) return <ErrorState message={problem} />;
   const detail = opened.detail;
   if (detail !== undefined) {
+    const paused = intercept.pausedAt(detail.content.session.id);
+    const bannerHeight = pausedLines(paused, size.columns).length;
+    const promptHeight = prompt === undefined ? 0 : 3;
     return (
       <Box flexDirection="column" height={size.rows - 1}>
-        <SessionDetail {...detail.content} lines={detail.lines} scroll={detail.scroll} height={size.rows - 3} />
+        <PausedBanner items={paused} width={size.columns} />
+        <SessionDetail {...detail.content} lines={detail.lines} scroll={detail.scroll} height={Math.max(3, size.rows - 3 - bannerHeight - promptHeight)} />
+        {prompt}
         {status}
       </Box>
     );
@@ -94,12 +143,21 @@ export function App(props: AppProps) {
         {window.rows.length === 0 && searching === undefined ? (
           <EmptyState kind={filter === undefined ? "no-sessions" : "no-match"} {...(live === undefined ? {} : { listen: live.listen })} />
         ) : (
-          <SessionList rows={window.rows} selectedId={window.selectedId} width={size.columns} height={listHeight} now={now} tls={list.tls} />
+          <SessionList
+            rows={window.rows}
+            selectedId={window.selectedId}
+            width={size.columns}
+            height={listHeight - (prompt === undefined ? 0 : 3)}
+            now={now}
+            tls={list.tls}
+            paused={pausedSessions(intercept.items)}
+          />
         )}
       </Box>
       {editing !== undefined ? (
         <FilterBar text={editing.text} cursor={editing.text.length} {...(editing.error === undefined ? {} : { error: editing.error })} />
       ) : null}
+      {prompt}
       {status}
     </Box>
   );

@@ -22,7 +22,14 @@ export type Action =
   | "export"
   | "hide"
   | "help"
-  | "quit";
+  | "quit"
+  | "interceptFilter"
+  | "interceptToggle"
+  | "resume"
+  | "resumeAll"
+  | "kill"
+  | "edit"
+  | "drop";
 
 export interface Binding {
   readonly action: Action;
@@ -30,6 +37,13 @@ export interface Binding {
   readonly keys: string;
   readonly description: string;
   readonly matches: (input: string, key: Key) => boolean;
+  /** Only on a session holding a paused item (interactive intercept), where it comes before the other bindings of its key. */
+  readonly when?: "paused";
+}
+
+/** Where a key is pressed: `paused` when the selected (or open) session holds a paused item. */
+export interface KeyContext {
+  readonly paused: boolean;
 }
 
 export const BINDINGS: readonly Binding[] = [
@@ -48,11 +62,25 @@ export const BINDINGS: readonly Binding[] = [
   { action: "replay", keys: "r", description: "replay the session", matches: (i) => i === "r" },
   { action: "export", keys: "e", description: "export the session to socksmith-ID.json", matches: (i) => i === "e" },
   { action: "hide", keys: "d", description: "hide the session from this view", matches: (i) => i === "d" },
+  // Interactive intercept: keys as in mitmproxy (i, I, a, A, X, e); d drops as mitmproxy's d deletes.
+  { action: "interceptFilter", keys: "i", description: "intercept filter: what pauses (e.g. host:example.com stage:down)", matches: (i) => i === "i" },
+  { action: "interceptToggle", keys: "I", description: "intercept on / off", matches: (i) => i === "I" },
+  { action: "resume", keys: "a", description: "resume the session's paused item", matches: (i) => i === "a" },
+  { action: "resumeAll", keys: "A", description: "resume every paused item", matches: (i) => i === "A" },
+  {
+    action: "kill",
+    keys: "X",
+    description: "kill it: deny a request (REP 02), reset a chunk's session, drop a datagram",
+    matches: (i) => i === "X",
+  },
+  { action: "edit", keys: "e", description: "paused: edit it in your editor (a request: host, port, reply)", matches: (i) => i === "e", when: "paused" },
+  { action: "drop", keys: "d", description: "paused: drop the chunk or datagram", matches: (i) => i === "d", when: "paused" },
   { action: "help", keys: "?", description: "this help", matches: (i) => i === "?" },
   { action: "quit", keys: "Q", description: "quit (stops the proxy when it runs here)", matches: (i) => i === "Q" },
 ];
 
-/** The action a key press means, if any. */
-export function actionFor(input: string, key: Key): Action | undefined {
-  return BINDINGS.find((b) => b.matches(input, key))?.action;
+/** The action a key press means, if any: on a paused session its `paused` bindings first. */
+export function actionFor(input: string, key: Key, context: KeyContext = { paused: false }): Action | undefined {
+  const paused = context.paused ? BINDINGS.find((b) => b.when === "paused" && b.matches(input, key)) : undefined;
+  return (paused ?? BINDINGS.find((b) => b.when === undefined && b.matches(input, key)))?.action;
 }

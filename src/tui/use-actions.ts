@@ -13,6 +13,7 @@ import { useState } from "react";
 import { assertNever } from "../lang/assert-never.js";
 import type { Action } from "./keys.js";
 import type { FilterEditing } from "./use-filter-editing.js";
+import type { InterceptState } from "./use-intercept.js";
 import type { OpenSession } from "./use-open-session.js";
 import type { SessionListState } from "./use-session-list.js";
 import type { StatusNotes } from "./use-status-notes.js";
@@ -31,6 +32,8 @@ export interface ActionsOptions {
   /** Absent where replay is not available (`r` says so). */
   readonly replay: Replay | undefined;
   readonly exit: () => void;
+  /** Interactive intercept's keys act through it, on the open session, else the selected one. */
+  readonly intercept: InterceptState;
 }
 
 export interface Actions {
@@ -90,6 +93,16 @@ export function useActions(options: ActionsOptions): Actions {
         return exit();
       case "nextTab":
         return;
+      case "interceptFilter":
+      case "interceptToggle":
+      case "resume":
+      case "resumeAll":
+      case "kill":
+      case "edit":
+      case "drop": {
+        const id = opened.detail?.content.session.id ?? current;
+        return options.intercept.act(action, id);
+      }
       default:
         return assertNever(action, "action");
     }

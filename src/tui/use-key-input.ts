@@ -7,10 +7,21 @@
  * by an enter within the text leaves what follows it to be read as keys again.
  */
 import { type Key, useInput } from "ink";
-import { type Action, actionFor } from "./keys.js";
+import { type Action, actionFor, type KeyContext } from "./keys.js";
 import type { FilterEditing } from "./use-filter-editing.js";
 
-export function useKeyInput(filterBar: FilterEditing, dispatch: (action: Action) => void): void {
+export interface KeyInputOptions {
+  /** Where keys are pressed (a paused session's keys come first: keys.ts). */
+  readonly context?: () => KeyContext;
+  /** False while another process has the terminal (the editor): Ink then leaves raw mode and stops reading. */
+  readonly active?: boolean;
+}
+
+/**
+ * `filterBar` is whichever prompt is open (the filter bar, the intercept prompt, the request form):
+ * while it is open it takes the reads.
+ */
+export function useKeyInput(filterBar: Pick<FilterEditing, "isOpen" | "key">, dispatch: (action: Action) => void, options: KeyInputOptions = {}): void {
   const keys = (input: string, key: Key): void => {
     if (input.length > 1 && !filterBar.isOpen() && !key.ctrl && !key.meta) {
       const plain = { ...key, return: false, tab: false, escape: false };
@@ -30,9 +41,9 @@ export function useKeyInput(filterBar: FilterEditing, dispatch: (action: Action)
       if (rest !== undefined) keys(rest, key);
       return;
     }
-    const action = actionFor(input, key);
+    const action = actionFor(input, key, options.context?.());
     if (action !== undefined) dispatch(action);
   };
 
-  useInput(keys);
+  useInput(keys, { isActive: options.active ?? true });
 }

@@ -112,6 +112,13 @@ export function useOpenSession(options: OpenSessionOptions): OpenSession {
         case "hide":
         case "help":
         case "quit":
+        case "interceptFilter":
+        case "interceptToggle":
+        case "resume":
+        case "resumeAll":
+        case "kill":
+        case "edit":
+        case "drop":
           return false;
         default:
           return assertNever(action, "action");

@@ -11,6 +11,8 @@ export interface FilterBarProps {
   readonly cursor: number;
   /** From a FilterError: `column` is 1-based in UTF-16 code units, `text.length + 1` for "missing at the end". */
   readonly error?: { readonly column: number; readonly message: string };
+  /** What the bar is for, drawn before the text (default "/": the list's filter; "intercept " for `i`). */
+  readonly prompt?: string;
 }
 
 const PROMPT = "/";
@@ -24,21 +26,22 @@ export function filterDisplayText(text: string): string {
 }
 
 /** Spaces before the caret for an error at `column` (1-based), the prompt included. */
-export function caretOffset(text: string, column: number): number {
+export function caretOffset(text: string, column: number, prompt = PROMPT): number {
   const before = filterDisplayText(text).slice(0, Math.max(0, Math.min(text.length, column - 1)));
   const past = Math.max(0, column - 1 - text.length);
-  return displayWidth(PROMPT) + displayWidth(before) + past;
+  return displayWidth(prompt) + displayWidth(before) + past;
 }
 
 export function FilterBar(props: FilterBarProps) {
   const shown = filterDisplayText(props.text);
   const cursor = Math.max(0, Math.min(shown.length, props.cursor));
   const atCursor = shown.slice(cursor, cursor + 1);
+  const prompt = props.prompt ?? PROMPT;
   return (
     <Box flexDirection="column">
       <Text wrap="truncate-start">
         <Text bold color="cyan">
-          {PROMPT}
+          {prompt}
         </Text>
         {shown.slice(0, cursor)}
         <Text inverse>{atCursor === "" ? " " : atCursor}</Text>
@@ -46,7 +49,7 @@ export function FilterBar(props: FilterBarProps) {
       </Text>
       {props.error === undefined ? null : (
         <>
-          <Text color="red">{" ".repeat(caretOffset(props.text, props.error.column))}^</Text>
+          <Text color="red">{" ".repeat(caretOffset(props.text, props.error.column, prompt))}^</Text>
           <Text color="red" wrap="truncate-end">
             {safe(props.error.message)}
           </Text>

@@ -7,12 +7,14 @@ export {
   SessionList,
   sessionColumns,
   sessionListLines,
+  isPausedRow,
   layoutColumns,
   type SessionListProps,
   type SessionCells,
   type ColumnKey,
   type ColumnLayout,
 } from "./session-list.js";
+export { PausedBanner, pausedLines, RequestFormBar, requestFormLine, EditingState, type PausedBannerProps } from "./paused-item.js";
 export { FilterBar, caretOffset, filterDisplayText, type FilterBarProps } from "./filter-bar.js";
 export { StatusBar, statusLines, type StatusBarProps, type StatusSegment } from "./status-bar.js";
 export { SessionDetail, detailPageSize, type SessionDetailProps } from "./session-detail.js";

@@ -26,6 +26,13 @@ export interface SessionListProps {
   readonly now: number;
   /** The tls rows of the sessions in `rows` that have one (read for the window in one query). */
   readonly tls?: ReadonlyMap<number, TlsRow>;
+  /** Engine ids of the sessions holding a paused item (interactive intercept): their open rows are marked `P`. */
+  readonly paused?: ReadonlySet<number>;
+}
+
+/** Whether a row holds a paused item: an open row whose engine id is in `paused` (engine ids start again each run). */
+export function isPausedRow(row: SessionRow, paused: ReadonlySet<number> | undefined): boolean {
+  return paused !== undefined && row.status === "open" && paused.has(row.engine_id);
 }
 
 /** The cells of one session's line, terminal-safe, before fitting. */
@@ -157,6 +164,7 @@ export function sessionListLines(
   width: number,
   now: number,
   tls?: ReadonlyMap<number, TlsRow>,
+  paused?: ReadonlySet<number>,
 ): { header: string; lines: string[] } {
   const cells = rows.map((s) => sessionColumns(s, now, tls?.get(s.id)));
   const layout = layoutColumns(cells, width);
@@ -172,7 +180,7 @@ export function sessionListLines(
     );
   return {
     header: line("  ", (c) => c.header),
-    lines: cells.map((row, i) => line(rows[i]!.id === selectedId ? "> " : "  ", (c) => row[c.key])),
+    lines: cells.map((row, i) => line(`${rows[i]!.id === selectedId ? ">" : " "}${isPausedRow(rows[i]!, paused) ? "P" : " "}`, (c) => row[c.key])),
   };
 }
 
@@ -181,7 +189,7 @@ const TONE_COLOUR = { failed: "red", open: "yellow", ok: undefined } as const;
 export function SessionList(props: SessionListProps) {
   const width = Math.max(1, props.width);
   const visible = props.rows.slice(0, Math.max(0, props.height - 1));
-  const { header, lines } = sessionListLines(visible, props.selectedId, width, props.now, props.tls);
+  const { header, lines } = sessionListLines(visible, props.selectedId, width, props.now, props.tls, props.paused);
   return (
     <Box flexDirection="column" height={Math.max(1, props.height)} width={width}>
       <Text bold wrap="truncate-end">
@@ -189,7 +197,7 @@ export function SessionList(props: SessionListProps) {
       </Text>
       {visible.map((s, i) => {
         const selected = s.id === props.selectedId;
-        const colour = TONE_COLOUR[sessionTone(s)];
+        const colour = isPausedRow(s, props.paused) ? "magenta" : TONE_COLOUR[sessionTone(s)];
         const text = selected ? fit(lines[i]!, width) : lines[i]!;
         return (
           <Text key={s.id} wrap="truncate-end" inverse={selected} {...(colour === undefined ? {} : { color: colour })}>

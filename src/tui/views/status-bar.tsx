@@ -25,6 +25,8 @@ export interface StatusBarProps {
   readonly follow: boolean;
   /** A transient message, e.g. "exported session 3 to ./socksmith-3.json". */
   readonly message?: string;
+  /** Interactive intercept, when the proxy has it: the filter ("" for none), the switch, and how many items are paused. */
+  readonly intercept?: { readonly filter: string; readonly active: boolean; readonly paused: number };
 }
 
 /** A run of status text in one style; `text` is terminal-safe. */
@@ -53,6 +55,12 @@ export function statusLines(props: StatusBarProps): StatusSegment[][] {
     if (live.serverReplay !== undefined) add({ text: `serving from ${safe(live.serverReplay)}`, bold: true, color: "magenta" });
   }
   if (props.follow) add({ text: "FOLLOW", inverse: true, bold: true });
+  // Paused items hold sessions until a person acts: first after the source, so it is cut last.
+  const intercept = props.intercept;
+  if (intercept !== undefined && intercept.paused > 0) add({ text: `${intercept.paused} paused`, inverse: true, bold: true, color: "magenta" });
+  if (intercept !== undefined && intercept.filter !== "") {
+    add({ text: `intercept ${safe(intercept.filter)}`, color: "magenta" }, ...(intercept.active ? [] : [{ text: " (off)", bold: true }]));
+  }
   // The filter changes what the list means: it comes before the counts, which may be cut.
   if (props.filter !== undefined && props.filter !== "") {
     const searching = props.searching === undefined ? "" : `, searching… ${props.searching.searched} of ${plural(props.searching.total, "session")}`;

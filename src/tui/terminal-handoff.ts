@@ -1,0 +1,36 @@
+/**
+ * Handing the terminal to a child process (the editor, `e`) and taking it back, without blocking
+ * the relay's thread.
+ *
+ * The TUI first stops taking keys (its useInput goes inactive, so Ink leaves raw mode and drops its
+ * stdin listener). That alone is not enough: a TTY stream that has started reading keeps reading
+ * into its buffer with nobody listening, so the editor would lose keystrokes to this process (and
+ * the TUI would read them as commands afterwards). `releaseInput` stops the stream's handle the way
+ * net.Socket does when its buffer is full (`_handle.readStop()`, `reading = false`: Node internals,
+ * checked before use; without them the editor still runs, competing for keys). Ink's next
+ * `readable` listener starts the reading again through the stream's own `_read`.
+ */
+
+/** The bits of a net.Socket's handle used here; absent on streams that are not sockets. */
+interface ReadHandle {
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+/** Stops `stdin` reading from the terminal until something listens again. */
+export function releaseInput(stdin: NodeJS.ReadStream | NodeJS.ReadableStream): void {
+  const handle = (stdin as { _handle?: ReadHandle })._handle;
+  if (handle === undefined || typeof handle.readStop !== "function" || handle.reading !== true) return;
+  handle.reading = false;
+  handle.readStop();
+}
+
+/** Clears the screen and homes the cursor, so Ink's next frame starts on a clean terminal after the editor. */
+export const CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H";
+
+/**
+ * How long to wait after the TUI's "editing" frame before the editor starts: Ink throttles its
+ * writes (30 frames a second by default), and a frame written after the editor took the screen
+ * would land on it.
+ */
+export const FRAME_SETTLE_MS = 80;
