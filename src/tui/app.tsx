@@ -84,7 +84,7 @@ export function App(props: AppProps) {
   };
   const keyedSession = () => opened.detail?.content.session.id ?? list.current();
   useKeyInput(promptInput, dispatch, {
-    active: intercept.editing === undefined,
+    active: () => !intercept.isEditing(),
     context: () => ({ paused: intercept.pausedAt(keyedSession()).length > 0 }),
   });
 

@@ -13,8 +13,9 @@
  *   datagram runs the editor (edit-bytes.ts), and a changed result is sent at once: resolve with
  *   `{ resume: true, data }`. An unchanged file or a mistake (its line in the status bar) leaves
  *   the item paused with its original bytes.
- * - While the editor runs, `editing` is set: the app draws one still frame and stops reading keys
- *   (use-key-input.ts `active`), and the terminal is handed over (terminal-handoff.ts).
+ * - While the editor runs, `editing` is set: the app draws one still frame and drops keys
+ *   (use-key-input.ts `active`); the terminal goes to the editor out of raw mode and this process
+ *   stops reading it (terminal-handoff.ts), both restored when it exits.
  * - The prompt and the form read keys like the filter bar (ahead of the next render, from refs):
  *   enter applies, esc cancels; a filter that does not parse keeps the prompt open with its column.
  */
@@ -50,6 +51,8 @@ export interface InterceptState {
   readonly form: RequestForm | undefined;
   /** The item whose bytes are in the editor right now. */
   readonly editing: PausedItem | undefined;
+  /** Whether the editor has the terminal now (ahead of the next render). */
+  isEditing(): boolean;
   readonly promptInput: KeyReader;
   readonly formInput: KeyReader;
   /** The paused items of a capture session (by its id in the capture), oldest first. */
@@ -76,7 +79,12 @@ export function useIntercept(binding: InterceptBinding | undefined, source: Pick
     formRef.current = next;
     setFormState(next);
   };
-  const [editing, setEditing] = useState<PausedItem | undefined>(undefined);
+  const [editing, setEditingState] = useState<PausedItem | undefined>(undefined);
+  const editingRef = useRef<PausedItem | undefined>(undefined);
+  const setEditing = (next: PausedItem | undefined) => {
+    editingRef.current = next;
+    setEditingState(next);
+  };
   const { stdin } = useStdin();
   const { stdout } = useStdout();
 
@@ -88,10 +96,16 @@ export function useIntercept(binding: InterceptBinding | undefined, source: Pick
     if (editing === undefined || editing.kind === "request" || queue === undefined) return;
     const item = editing;
     const timer = setTimeout(() => {
-      releaseInput(stdin);
+      // Ink keeps its raw mode and listener; the terminal goes to the editor in its usual (cooked) mode, and nothing here reads it.
+      const tty = stdin as { isTTY?: boolean; setRawMode?: (raw: boolean) => void };
+      const cooked = tty.isTTY === true && typeof tty.setRawMode === "function";
+      const reclaim = releaseInput(stdin);
+      if (cooked) tty.setRawMode!(false);
       void editBytes(item.data, { title: `${describePaused(item)}, session ${item.session}` }).then((outcome) => {
         if (stdout.isTTY) stdout.write(CLEAR_SCREEN);
         setEditing(undefined);
+        if (cooked) tty.setRawMode!(true);
+        reclaim();
         switch (outcome.kind) {
           case "unchanged":
             return say(`${describePaused(item)}: no change, still paused`);
@@ -200,6 +214,7 @@ export function useIntercept(binding: InterceptBinding | undefined, source: Pick
     prompt,
     form,
     editing,
+    isEditing: () => editingRef.current !== undefined,
     pausedAt,
     act,
     promptInput: {

@@ -13,8 +13,8 @@ import type { FilterEditing } from "./use-filter-editing.js";
 export interface KeyInputOptions {
   /** Where keys are pressed (a paused session's keys come first: keys.ts). */
   readonly context?: () => KeyContext;
-  /** False while another process has the terminal (the editor): Ink then leaves raw mode and stops reading. */
-  readonly active?: boolean;
+  /** False while another process has the terminal (the editor): what reaches the TUI meanwhile is dropped. */
+  readonly active?: () => boolean;
 }
 
 /**
@@ -23,6 +23,7 @@ export interface KeyInputOptions {
  */
 export function useKeyInput(filterBar: Pick<FilterEditing, "isOpen" | "key">, dispatch: (action: Action) => void, options: KeyInputOptions = {}): void {
   const keys = (input: string, key: Key): void => {
+    if (options.active?.() === false) return;
     if (input.length > 1 && !filterBar.isOpen() && !key.ctrl && !key.meta) {
       const plain = { ...key, return: false, tab: false, escape: false };
       for (let i = 0; i < input.length; i++) {
@@ -45,5 +46,5 @@ export function useKeyInput(filterBar: Pick<FilterEditing, "isOpen" | "key">, di
     if (action !== undefined) dispatch(action);
   };
 
-  useInput(keys, { isActive: options.active ?? true });
+  useInput(keys);
 }
