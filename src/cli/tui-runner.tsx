@@ -95,7 +95,10 @@ export async function runWithTui(options: RunOptions, started: Started): Promise
     last = now;
   }, 1000);
   const live = (): LiveStatus => liveStatus(proxy, rate, notes);
-  const app = render(<App source={reader} live={live} follow replay={liveReplay(reader, proxy)} />, { exitOnCtrlC: true });
+  const app = render(
+    <App source={reader} live={live} follow replay={liveReplay(reader, proxy)} {...(proxy.intercept === undefined ? {} : { intercept: proxy.intercept })} />,
+    { exitOnCtrlC: true },
+  );
   // A signal (SIGTERM) stops the proxy through the usual path; quitting the TUI stops it here.
   const signalled = started(proxy, options).then(() => {
     app.unmount();
