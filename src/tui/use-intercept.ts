@@ -248,9 +248,15 @@ export function useIntercept(binding: InterceptBinding | undefined, source: Pick
         if (key.backspace || key.delete) return void set(values[field].slice(0, -1));
         if (key.ctrl && input === "u") return void set("");
         if (key.ctrl || key.meta) return undefined;
-        const typed = typeInto(values[field], input.replace(/\t/g, ""));
-        if (!typed.entered) return void set(typed.text);
-        submitForm({ item: open.item, field, values: { ...values, [field]: typed.text } });
+        // A read may hold several keys (tmux send-keys, a paste): a tab in it moves to the next field.
+        let form: RequestForm = { item: open.item, field, values };
+        for (const [i, piece] of input.split("\t").entries()) {
+          if (i > 0) form = { ...form, field: FORM_FIELDS[(FORM_FIELDS.indexOf(form.field) + 1) % FORM_FIELDS.length]! };
+          const typed = typeInto(form.values[form.field], piece);
+          form = { ...form, values: { ...form.values, [form.field]: typed.text } };
+          if (typed.entered) return void submitForm(form);
+        }
+        setForm(form);
         return undefined;
       },
     },

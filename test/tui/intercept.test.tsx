@@ -243,7 +243,8 @@ describe("App with intercept", () => {
     const lines = frame.split("\n");
     expect(lines[0]).toContain("PAUSED down chunk 3, 24 bytes");
     expect(lines[1]).toContain("a resume  e edit  d drop  X kill (RST)");
-    expect(frame).toContain("HTTP/1.1 200 OK");
+    // Its first lines as text (a binary item shows its hex dump instead).
+    expect(lines[2]).toContain("HTTP/1.1 200 OK\\r");
     ui.unmount();
   });
 
@@ -298,6 +299,13 @@ describe("App with intercept", () => {
     await shows(ui, "deny with REP [_]");
     ui.stdin.write("5\r");
     await settled(() => expect(queue.resolved[1]).toEqual({ key: "request-1", action: { deny: 5 } }));
+
+    // Keys in one read (a paste, tmux send-keys): tab moves on, ctrl-U clears, enter sends.
+    queue.held = items();
+    ui.stdin.write("e");
+    await shows(ui, "host [request.example_]");
+    ui.stdin.write("\t\u00158443\r");
+    await settled(() => expect(queue.resolved[2]).toEqual({ key: "request-1", action: { resume: true, host: "request.example", port: 8443 } }));
     ui.unmount();
   });
 

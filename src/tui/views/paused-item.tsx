@@ -4,7 +4,7 @@
  * frame drawn while the editor has the terminal.
  */
 import { Box, Text } from "ink";
-import { hexDump, printable } from "../../format/index.js";
+import { hexDump, looksLikeText, printable } from "../../format/index.js";
 import { describePaused, type FormField, type PausedItem, pausedKeys, type RequestForm } from "../intercept.js";
 import { safe, truncate } from "./text.js";
 
@@ -14,15 +14,15 @@ export interface PausedBannerProps {
   readonly width: number;
 }
 
-/** Lines of the banner: none without items; else what is paused, the keys, and up to two lines of its bytes. */
+/** Lines of the banner: none without items; else what is paused, the keys, and its first two lines of text (or of hex dump). */
 export function pausedLines(items: readonly PausedItem[], width: number): string[] {
   const item = items[0];
   if (item === undefined) return [];
   const more = items.length > 1 ? ` (+${items.length - 1} more)` : "";
   const lines = [`PAUSED ${describePaused(item)}${more}`, pausedKeys(item)];
   if (item.kind !== "request" && item.data.length > 0) {
-    const text = printable(item.data.subarray(0, 512), { utf8: true, maxLength: 400 }).split("\n");
-    const preview = item.data.length <= 512 && text.length <= 2 && !/\\x/.test(text.join("")) ? text : hexDump(item.data.subarray(0, 32));
+    const head = item.data.subarray(0, 512);
+    const preview = looksLikeText(head) ? printable(head, { utf8: true, maxLength: 400 }).split("\n") : hexDump(item.data.subarray(0, 32));
     lines.push(...preview.slice(0, 2).map((l) => `  ${l}`));
   }
   return lines.map((l) => truncate(safe(l), Math.max(1, width)));
