@@ -7,6 +7,7 @@
  * colour the selection still shows (a `>` marker) and so do failures (their status words).
  * The TLS column (`mitm`, `pass`, `fail`: session-text.ts) shows only when a row on screen has one;
  * so does VIA (the first upstream hop, `+N` for more), which goes early when the terminal is narrow.
+ * A session holding a paused item (interactive intercept) has `P` beside the selection marker.
  */
 import { Box, Text } from "ink";
 import { formatBytes, formatTime } from "../../format/index.js";

@@ -1,6 +1,6 @@
 /**
  * The status bar: where the sessions come from (a running proxy's listen addresses, or a file
- * being browsed), FOLLOW, the filter, counts, the hosts whose client distrusts the CA (`run --tls`),
+ * being browsed), FOLLOW, how many items intercept holds paused and its filter, the filter, counts, the hosts whose client distrusts the CA (`run --tls`),
  * throughput, the capture file, addons, and on a second line a transient message, the last addon
  * error, problem, warning and information line (the app leaves out the ones that have expired or
  * that a key press dismissed: ../notes.ts). `? keys` stays at the right whatever the width.
