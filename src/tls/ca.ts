@@ -23,8 +23,8 @@
  */
 import { createPrivateKey, type KeyObject, webcrypto, X509Certificate } from "node:crypto";
 import { link, mkdir, open, readFile, stat, unlink } from "node:fs/promises";
-import { homedir, hostname, userInfo } from "node:os";
-import { isAbsolute, join } from "node:path";
+import { hostname, userInfo } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { inspect } from "node:util";
 import { certificatePem, ECDSA_SHA256, type LibCryptoKey, type LibKeyPair, P256, randomSerial, toPem, x509 } from "./x509.js";
