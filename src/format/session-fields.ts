@@ -103,7 +103,7 @@ export function sessionFields(s: SessionRow, options: SessionFieldOptions = {}):
   if (s.requested_host !== null) {
     add("addresses", "target", `${endpointText(s.requested_host, s.requested_port)}${s.requested_type === null ? "" : ` (${safeText(s.requested_type)})`}`);
   }
-  if (isRedirected(s)) add("addresses", "actual", `${endpointText(s.target_host, s.target_port)} (redirected by an addon)`, { tone: "addon" });
+  if (isRedirected(s)) add("addresses", "actual", `${endpointText(s.target_host, s.target_port)} (redirected by an addon or intercept)`, { tone: "addon" });
   // Once there was a request: a session that never asked for anything went nowhere, directly or not.
   if (s.command !== null || s.route !== null) add("addresses", "route", routeText(s.route));
   if (s.remote_host !== null) add("addresses", "connected", endpointText(s.remote_host, s.remote_port));
@@ -273,7 +273,7 @@ export interface TurnFacts {
 }
 
 /**
- * `>> 12:00:00.020 client → target #3 (120 bytes, addon: replace)`, `… #0–4 (900 bytes, 512 kept in
+ * `>> 12:00:00.020 client → target #3 (120 bytes, changed: replace)`, `… #0–4 (900 bytes, 512 kept in
  * 5 reads)`, `… #7 (5 bytes, injected)`. Consecutive reads no addon touched read as one turn.
  */
 export function turnHeading(t: TurnFacts): string {
@@ -281,7 +281,7 @@ export function turnHeading(t: TurnFacts): string {
   const sizes = t.kept === t.size ? `${t.size} bytes` : `${t.size} bytes, ${t.kept} kept`;
   const head = `${d.arrow} ${formatTime(t.first.at)} ${d.route}`;
   if (t.reads > 1) return `${head} #${t.first.seq}–${t.lastSeq} (${sizes} in ${t.reads} reads)`;
-  const verdict = t.first.verdict === null ? "" : t.first.verdict === "inject" ? ", injected" : `, addon: ${safeText(t.first.verdict)}`;
+  const verdict = t.first.verdict === null ? "" : t.first.verdict === "inject" ? ", injected" : `, changed: ${safeText(t.first.verdict)}`;
   return `${head} #${t.first.seq} (${sizes}${verdict})`;
 }
 

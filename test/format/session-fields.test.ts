@@ -193,7 +193,7 @@ describe("show and the TUI's overview: one description", () => {
     const text = showText(rich).join("\n");
     expect(text.match(/^replay of:/gm)).toHaveLength(1);
     expect(text).toContain('auth:       userpass user "al\\u{202e}ice" (offered none, userpass, 0x80)');
-    expect(text).toContain("actual:     10.0.0.1:8080 (redirected by an addon)");
+    expect(text).toContain("actual:     10.0.0.1:8080 (redirected by an addon or intercept)");
     expect(text).toContain("attempts:   10.0.0.2:8080, 10.0.0.1:8080");
     expect(text).toContain("route:      socks5h://10.0.0.2:1080 → http://proxy.corp:3128");
     expect(text).toContain("served from: session 3 (server replay)");
@@ -238,7 +238,7 @@ describe("show and the TUI's stream tab: the same headings", () => {
     expect(udp).toMatch(/#2 \(4 bytes, dropped: not-allowed \(by rule \\x1b\)\)/);
     const tcp = showText({ ...rich, command: "connect" }).join("\n");
     expect(tcp).toMatch(/>> \S+ client → target #0–2 \(37 bytes in 3 reads\)/);
-    expect(tcp).toMatch(/<< \S+ target → client #4 \(6 bytes, addon: drop\)\n {3}as received:\n {3}secret\n {3}as sent: nothing/);
+    expect(tcp).toMatch(/<< \S+ target → client #4 \(6 bytes, changed: drop\)\n {3}as received:\n {3}secret\n {3}as sent: nothing/);
     expect(tcp).toMatch(/<< \S+ target → client #5 \(9 bytes, injected\)/);
     expect(tcp).toMatch(/>> \S+ client → target #6 \(300 bytes, 3 kept\)/);
   });

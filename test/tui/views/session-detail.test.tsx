@@ -70,7 +70,7 @@ describe("overview", () => {
     expect(lines).toContain("protocol:   SOCKS5 CONNECT");
     expect(lines).toContain('auth:       userpass user "alice" (offered none, userpass)');
     expect(lines).toContain("target:     example.com:80 (domain)");
-    expect(lines).toContain("actual:     10.0.0.1:8080 (redirected by an addon)");
+    expect(lines).toContain("actual:     10.0.0.1:8080 (redirected by an addon or intercept)");
     expect(lines).toContain("attempts:   10.0.0.1:8080");
     expect(lines).toContain("route:      direct");
     expect(lines).toContain("bound:      0.0.0.0:0");
@@ -189,12 +189,12 @@ describe("stream", () => {
       }),
     );
     expect(lines).toEqual([
-      `>> ${formatTime(T0 + 20)} client → target #0 (16 bytes, addon: replace)`,
+      `>> ${formatTime(T0 + 20)} client → target #0 (16 bytes, changed: replace)`,
       "   as received:",
       "   password=hunter2",
       "   as sent:",
       "   password=*******",
-      `>> ${formatTime(T0 + 20)} client → target #1 (4 bytes, addon: drop)`,
+      `>> ${formatTime(T0 + 20)} client → target #1 (4 bytes, changed: drop)`,
       "   as received:",
       "   more",
       "   as sent: nothing",
