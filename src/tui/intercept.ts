@@ -109,7 +109,7 @@ export function pausedKeys(item: PausedItem): string {
     case "request":
       return `a resume  e edit host/port/reply  X deny (${formatReply(KILL_REP, "5")})  A resume all`;
     case "chunk":
-      return "a resume  e edit  d drop  X kill (RST)  A resume all";
+      return "a resume  e edit  d drop  c close (FIN)  X kill (RST)  A resume all";
     case "datagram":
       return "a resume  e edit  d drop  X kill (drop)  A resume all";
     default: {

@@ -29,7 +29,8 @@ export type Action =
   | "resumeAll"
   | "kill"
   | "edit"
-  | "drop";
+  | "drop"
+  | "close";
 
 export interface Binding {
   readonly action: Action;
@@ -75,6 +76,13 @@ export const BINDINGS: readonly Binding[] = [
   },
   { action: "edit", keys: "e", description: "paused: edit it in your editor (a request: host, port, reply)", matches: (i) => i === "e", when: "paused" },
   { action: "drop", keys: "d", description: "paused: drop the chunk or datagram", matches: (i) => i === "d", when: "paused" },
+  {
+    action: "close",
+    keys: "c",
+    description: "paused: close the chunk's session gracefully (FIN both ways; the chunk is not sent)",
+    matches: (i) => i === "c",
+    when: "paused",
+  },
   { action: "help", keys: "?", description: "this help", matches: (i) => i === "?" },
   { action: "quit", keys: "Q", description: "quit (stops the proxy when it runs here)", matches: (i) => i === "Q" },
 ];

@@ -99,7 +99,8 @@ export function useActions(options: ActionsOptions): Actions {
       case "resumeAll":
       case "kill":
       case "edit":
-      case "drop": {
+      case "drop":
+      case "close": {
         const id = opened.detail?.content.session.id ?? current;
         return options.intercept.act(action, id);
       }

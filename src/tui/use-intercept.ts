@@ -61,7 +61,7 @@ export interface InterceptState {
   act(action: InterceptActionName, id: number | undefined): void;
 }
 
-export type InterceptActionName = Extract<Action, "interceptFilter" | "interceptToggle" | "resume" | "resumeAll" | "kill" | "edit" | "drop">;
+export type InterceptActionName = Extract<Action, "interceptFilter" | "interceptToggle" | "resume" | "resumeAll" | "kill" | "edit" | "drop" | "close">;
 
 export function useIntercept(binding: InterceptBinding | undefined, source: Pick<SessionSource, "session">, say: (text: string) => void): InterceptState {
   const queue = binding?.queue;
@@ -192,6 +192,10 @@ export function useIntercept(binding: InterceptBinding | undefined, source: Pick
         if (item.kind === "request") return say("d drops chunks and datagrams: X denies a request, e edits it");
         queue.resolve(item.key, { drop: true });
         return say(`dropped ${what}`);
+      case "close":
+        if (item.kind !== "chunk") return say("c closes a paused chunk's session gracefully: X denies a request, d drops a datagram");
+        queue.resolve(item.key, { close: true });
+        return say(`closed the session of ${what} (FIN both ways)`);
       case "edit":
         if (item.kind === "request") {
           const { host, port } = item.request.destination;

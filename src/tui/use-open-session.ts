@@ -119,6 +119,7 @@ export function useOpenSession(options: OpenSessionOptions): OpenSession {
         case "kill":
         case "edit":
         case "drop":
+        case "close":
           return false;
         default:
           return assertNever(action, "action");

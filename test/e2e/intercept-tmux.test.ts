@@ -148,7 +148,7 @@ describe("run --intercept under tmux, with curl", () => {
     await until("the paused row", selectedPaused);
     keys("Enter");
     const paused = await until("the paused chunk", (t) => /PAUSED down chunk \d+, \d+ bytes/.test(t));
-    expect(paused).toContain("a resume  e edit  d drop  X kill (RST)  A resume all");
+    expect(paused).toContain("a resume  e edit  d drop  c close (FIN)  X kill (RST)  A resume all");
     shot("paused-chunk", paused);
     keys("e");
     await until("the edit sent", (t) => /sent the edited down chunk \d+: (\d+) → \1 bytes/.test(t), 10_000);

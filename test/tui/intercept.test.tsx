@@ -143,6 +143,8 @@ describe("intercept keys table", () => {
     const plain = { ...({} as Parameters<typeof actionFor>[1]) };
     expect(actionFor("e", plain, { paused: true })).toBe("edit");
     expect(actionFor("d", plain, { paused: true })).toBe("drop");
+    expect(actionFor("c", plain, { paused: true })).toBe("close");
+    expect(actionFor("c", plain, { paused: false })).toBeUndefined();
     expect(actionFor("e", plain, { paused: false })).toBe("export");
     expect(actionFor("d", plain)).toBe("hide");
     for (const [key, action] of [
@@ -242,7 +244,7 @@ describe("App with intercept", () => {
     const frame = ui.lastFrame()!;
     const lines = frame.split("\n");
     expect(lines[0]).toContain("PAUSED down chunk 3, 24 bytes");
-    expect(lines[1]).toContain("a resume  e edit  d drop  X kill (RST)");
+    expect(lines[1]).toContain("a resume  e edit  d drop  c close (FIN)  X kill (RST)");
     // Its first lines as text (a binary item shows its hex dump instead).
     expect(lines[2]).toContain("HTTP/1.1 200 OK\\r");
     ui.unmount();
@@ -359,5 +361,17 @@ describe("App with intercept", () => {
     await shows(ui, "no change, still paused");
     expect(queue.resolved).toHaveLength(1);
     ui.unmount();
+  });
+});
+
+describe("c on a paused chunk", () => {
+  it("closes the chunk's session gracefully: resolve with { close: true }", async () => {
+    const queue = new FakeQueue();
+    const ui = renderApp(queue);
+    await shows(ui, "3 paused");
+    ui.stdin.write("k");
+    await shows(ui, /^>P.*chunk\.example/m);
+    ui.stdin.write("c");
+    await settled(() => expect(queue.resolved).toEqual([{ key: "chunk-2", action: { close: true } }]));
   });
 });
