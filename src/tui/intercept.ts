@@ -47,7 +47,8 @@ export type FormField = (typeof FORM_FIELDS)[number];
 
 /** The request form while open: the field being typed in, the values as typed, the last mistake. */
 export interface RequestForm {
-  readonly item: PausedItem & { readonly kind: "request" };
+  /** A request (host, port, or a REP to deny with) or an "up" datagram (where it goes: host and port). */
+  readonly item: PausedItem & { readonly kind: "request" | "datagram" };
   readonly field: FormField;
   readonly values: Readonly<Record<FormField, string>>;
   readonly error?: string;
@@ -111,7 +112,9 @@ export function pausedKeys(item: PausedItem): string {
     case "chunk":
       return "a resume  e edit  d drop  c close (FIN)  X kill (RST)  A resume all";
     case "datagram":
-      return "a resume  e edit  d drop  X kill (drop)  A resume all";
+      return item.direction === "up"
+        ? "a resume  e edit  R redirect  d drop  X kill (drop)  A resume all"
+        : "a resume  e edit  d drop  X kill (drop)  A resume all";
     default: {
       const never: never = item;
       return never;

@@ -30,7 +30,8 @@ export type Action =
   | "kill"
   | "edit"
   | "drop"
-  | "close";
+  | "close"
+  | "redirect";
 
 export interface Binding {
   readonly action: Action;
@@ -76,6 +77,7 @@ export const BINDINGS: readonly Binding[] = [
   },
   { action: "edit", keys: "e", description: "paused: edit it in your editor (a request: host, port, reply)", matches: (i) => i === "e", when: "paused" },
   { action: "drop", keys: "d", description: "paused: drop the chunk or datagram", matches: (i) => i === "d", when: "paused" },
+  { action: "redirect", keys: "R", description: "paused: send a datagram going up elsewhere (host, port)", matches: (i) => i === "R", when: "paused" },
   {
     action: "close",
     keys: "c",

@@ -100,7 +100,8 @@ export function useActions(options: ActionsOptions): Actions {
       case "kill":
       case "edit":
       case "drop":
-      case "close": {
+      case "close":
+      case "redirect": {
         const id = opened.detail?.content.session.id ?? current;
         return options.intercept.act(action, id);
       }

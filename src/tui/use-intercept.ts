@@ -61,7 +61,10 @@ export interface InterceptState {
   act(action: InterceptActionName, id: number | undefined): void;
 }
 
-export type InterceptActionName = Extract<Action, "interceptFilter" | "interceptToggle" | "resume" | "resumeAll" | "kill" | "edit" | "drop" | "close">;
+export type InterceptActionName = Extract<
+  Action,
+  "interceptFilter" | "interceptToggle" | "resume" | "resumeAll" | "kill" | "edit" | "drop" | "close" | "redirect"
+>;
 
 export function useIntercept(binding: InterceptBinding | undefined, source: Pick<SessionSource, "session">, say: (text: string) => void): InterceptState {
   const queue = binding?.queue;
@@ -146,6 +149,15 @@ export function useIntercept(binding: InterceptBinding | undefined, source: Pick
 
   const submitForm = (open: RequestForm): void => {
     const { host, port, rep } = open.values;
+    if (open.item.kind === "datagram") {
+      const portNumber = /^\d+$/.test(port.trim()) ? Number(port.trim()) : Number.NaN;
+      if (host.trim() === "" || host.trim().length > 255) return setForm({ ...open, field: "host", error: "host: a name or an address (1 to 255 characters)" });
+      if (!(portNumber >= 1 && portNumber <= 65535)) return setForm({ ...open, field: "port", error: "port: 1 to 65535" });
+      setForm(undefined);
+      const to = { host: host.trim(), port: portNumber };
+      if (!queue!.resolve(open.item.key, { resume: true, redirect: to })) return say("the datagram was let go meanwhile: nothing sent");
+      return say(`datagram sent to ${to.host}:${to.port} instead`);
+    }
     let action: { resume: true; host: string; port: number } | { deny: number };
     if (rep.trim() !== "") {
       const code = /^0x[0-9a-f]+$/i.test(rep.trim()) ? Number.parseInt(rep.trim(), 16) : /^\d+$/.test(rep.trim()) ? Number(rep.trim()) : Number.NaN;
@@ -192,6 +204,10 @@ export function useIntercept(binding: InterceptBinding | undefined, source: Pick
         if (item.kind === "request") return say("d drops chunks and datagrams: X denies a request, e edits it");
         queue.resolve(item.key, { drop: true });
         return say(`dropped ${what}`);
+      case "redirect": {
+        if (item.kind !== "datagram" || item.direction !== "up") return say("R sends a paused datagram going up elsewhere: e edits a request's destination");
+        return setForm({ item, field: "host", values: { host: item.peer.host, port: String(item.peer.port), rep: "" } });
+      }
       case "close":
         if (item.kind !== "chunk") return say("c closes a paused chunk's session gracefully: X denies a request, d drops a datagram");
         queue.resolve(item.key, { close: true });

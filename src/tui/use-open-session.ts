@@ -120,6 +120,7 @@ export function useOpenSession(options: OpenSessionOptions): OpenSession {
         case "edit":
         case "drop":
         case "close":
+        case "redirect":
           return false;
         default:
           return assertNever(action, "action");

@@ -375,3 +375,32 @@ describe("c on a paused chunk", () => {
     await settled(() => expect(queue.resolved).toEqual([{ key: "chunk-2", action: { close: true } }]));
   });
 });
+
+describe("R on a paused datagram going up", () => {
+  it("opens the form on its destination; enter sends it to the host and port typed", async () => {
+    const queue = new FakeQueue();
+    const ui = renderApp(queue);
+    await shows(ui, "3 paused");
+    // Follow mode selects the newest: the UDP association holding the datagram.
+    ui.stdin.write("R");
+    await shows(ui, /redirect up datagram 0 .*host \[127\.0\.0\.1_\] {2}port \[5353\]/);
+    ui.stdin.write("\t");
+    await shows(ui, /port \[5353_\]/);
+    ui.stdin.write("\u0015");
+    ui.stdin.write("5454");
+    ui.stdin.write("\r");
+    await settled(() => expect(queue.resolved).toEqual([{ key: "datagram-3", action: { resume: true, redirect: { host: "127.0.0.1", port: 5454 } } }]));
+    await shows(ui, "datagram sent to 127.0.0.1:5454 instead");
+  });
+
+  it("R on a paused chunk says what it is for and changes nothing", async () => {
+    const queue = new FakeQueue();
+    const ui = renderApp(queue);
+    await shows(ui, "3 paused");
+    ui.stdin.write("k");
+    await shows(ui, /^>P.*chunk\.example/m);
+    ui.stdin.write("R");
+    await shows(ui, "R sends a paused datagram going up elsewhere");
+    expect(queue.resolved).toEqual([]);
+  });
+});

@@ -46,7 +46,9 @@ const LABELS: Readonly<Record<FormField, string>> = { host: "host", port: "port"
 
 /** The form's first line as plain text (the field being edited in brackets with a cursor mark). */
 export function requestFormLine(form: RequestForm): string {
-  const fields = (Object.keys(LABELS) as FormField[]).map((f) => `${LABELS[f]} ${f === form.field ? `[${form.values[f]}_]` : `[${form.values[f]}]`}`);
+  const shown = (Object.keys(LABELS) as FormField[]).filter((f) => form.item.kind === "request" || f !== "rep");
+  const fields = shown.map((f) => `${LABELS[f]} ${f === form.field ? `[${form.values[f]}_]` : `[${form.values[f]}]`}`);
+  if (form.item.kind === "datagram") return `redirect ${describePaused(form.item)} → ${fields.join("  ")}`;
   return `request ${describePaused(form.item).replace(/^request /, "")} → ${fields.join("  ")}`;
 }
 
@@ -57,7 +59,9 @@ export function RequestFormBar(props: { readonly form: RequestForm; readonly wid
         {safe(requestFormLine(props.form))}
       </Text>
       <Text dimColor wrap="truncate-end">
-        tab next field enter send (a REP denies, else resume to host:port) esc cancel
+        {props.form.item.kind === "datagram"
+          ? "tab next field enter send it to host:port esc cancel"
+          : "tab next field enter send (a REP denies, else resume to host:port) esc cancel"}
       </Text>
       {props.form.error === undefined ? null : (
         <Text color="red" wrap="truncate-end">
