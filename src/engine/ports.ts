@@ -14,7 +14,7 @@
  *   and reports it through the logger. Runners are expected to isolate addons themselves.
  */
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
-import type { Direction, Endpoint, SocksAddress, SocksCommand, SocksVersion } from "./types.js";
+import type { Direction, Endpoint, SessionId, SocksAddress, SocksCommand, SocksVersion } from "./types.js";
 import type { ProtocolErrorCode } from "./errors.js";
 import type { TlsFact, TlsHelloDecision, TlsHelloInfo } from "./tls-ports.js";
 import type { Route } from "./upstream.js";
@@ -22,8 +22,7 @@ import type { Route } from "./upstream.js";
 /** A value or a promise of it: hooks may answer synchronously (fast path) or asynchronously. */
 export type MaybePromise<T> = T | PromiseLike<T>;
 
-/** Identifies a session in every hook call and fact. Ids are unique within one engine. */
-export type SessionId = number;
+export type { SessionId } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------
 // Hook payloads and decisions

@@ -8,8 +8,7 @@
  */
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import type { Endpoint } from "./types.js";
-import type { SessionId } from "./ports.js";
+import type { Endpoint, SessionId } from "./types.js";
 
 /** A ClientHello read from the start of a tunnel. */
 export interface TlsHello {

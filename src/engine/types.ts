@@ -24,3 +24,6 @@ export interface Endpoint {
   readonly host: string;
   readonly port: number;
 }
+
+/** Identifies a session in every hook call and fact. Ids are unique within one engine. */
+export type SessionId = number;
