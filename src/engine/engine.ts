@@ -19,7 +19,7 @@ import {
   type Lookup,
 } from "./ports.js";
 import type { Endpoint } from "./types.js";
-import { normalizeHost } from "./codec/address.js";
+import { formatEndpoint, normalizeHost } from "./codec/address.js";
 import { Credentials } from "./credentials.js";
 import type { TlsInterceptor } from "./tls-ports.js";
 import type { Route } from "./upstream.js";
@@ -313,6 +313,4 @@ export class SocksEngine implements EngineContext {
   }
 }
 
-export function formatEndpoint(e: Endpoint): string {
-  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
-}
+export { formatEndpoint } from "./codec/address.js";

@@ -52,7 +52,8 @@ import type {
   TlsHelloInfo,
 } from "../engine/index.js";
 import { noReplays, type ReplayLookup } from "../hooks/replay-marks.js";
-import { isThenable } from "../lang/is-thenable.js";
+import { formatEndpoint } from "../engine/index.js";
+import { thenMaybe } from "../lang/maybe-then.js";
 import type { InterceptQueue } from "./intercept-queue.js";
 import type { ChunkAction, DatagramAction, InterceptEdit, RequestAction } from "./types.js";
 
@@ -106,7 +107,7 @@ export class InterceptRunner implements HookRunner {
   }
 
   request(request: RequestInfo, handle: SessionHandle): MaybePromise<RequestDecision> {
-    return then(this.inner.request(request, handle), (decision): MaybePromise<RequestDecision> => {
+    return thenMaybe(this.inner.request(request, handle), (decision): MaybePromise<RequestDecision> => {
       if (decision !== undefined && ("deny" in decision || "serve" in decision)) return decision;
       const effective = decision !== undefined && "redirect" in decision ? redirected(request, decision.redirect) : request;
       this.requests.set(request.id, effective);
@@ -121,7 +122,7 @@ export class InterceptRunner implements HookRunner {
 
   data(chunk: DataChunk, handle: SessionHandle): MaybePromise<DataVerdict> {
     const ask = this.inner.wantsData() ? this.inner.data(chunk, handle) : undefined;
-    return then(ask, (verdict): MaybePromise<DataVerdict> => {
+    return thenMaybe(ask, (verdict): MaybePromise<DataVerdict> => {
       if (verdict !== undefined && !("replace" in verdict)) return verdict;
       const request = this.requests.get(chunk.id);
       if (request === undefined || !this.holds(request)) return verdict;
@@ -141,7 +142,7 @@ export class InterceptRunner implements HookRunner {
 
   datagram(datagram: DatagramInfo, handle: SessionHandle): MaybePromise<DatagramVerdict> {
     const ask = this.inner.wantsDatagrams() ? this.inner.datagram(datagram, handle) : undefined;
-    return then(ask, (verdict): MaybePromise<DatagramVerdict> => {
+    return thenMaybe(ask, (verdict): MaybePromise<DatagramVerdict> => {
       if (verdict !== undefined && "drop" in verdict) return verdict;
       const request = this.requests.get(datagram.id);
       if (request === undefined || !this.holds(request)) return verdict;
@@ -172,7 +173,7 @@ export class InterceptRunner implements HookRunner {
     const { host, port } = effective.destination;
     const to = { host: action.host ?? host, port: action.port ?? port };
     if (to.host === host && to.port === port) return decision;
-    this.edited(id, { stage: "request", action: "redirect", detail: `request edited: ${hostPort(host, port)} → ${hostPort(to.host, to.port)}` });
+    this.edited(id, { stage: "request", action: "redirect", detail: `request edited: ${formatEndpoint({ host, port })} → ${formatEndpoint(to)}` });
     return { redirect: to };
   }
 
@@ -209,7 +210,7 @@ export class InterceptRunner implements HookRunner {
     const moved = to.host !== peer.host || to.port !== peer.port;
     if (!bytesChanged && !moved) return verdict;
     if (bytesChanged) edit("edit", `${what} edited: ${held.length} → ${action.data!.length} bytes`);
-    if (moved) edit("redirect", `${what} redirected: ${hostPort(peer.host, peer.port)} → ${hostPort(to.host, to.port)}`);
+    if (moved) edit("redirect", `${what} redirected: ${formatEndpoint(peer)} → ${formatEndpoint(to)}`);
     const data: Uint8Array = bytesChanged ? action.data! : held;
     const wasMoved = verdict !== undefined && "redirect" in verdict;
     if (direction === "up" && (moved || wasMoved)) return { redirect: { host: to.host, port: to.port }, replace: data };
@@ -236,15 +237,6 @@ function toward(address: SocksAddress, redirect: { readonly host?: string; reado
   return { type: family === 4 ? "ipv4" : family === 6 ? "ipv6" : "domain", host, port: redirect.port ?? address.port };
 }
 
-function hostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** Applies `f` to a value or a promise of it, staying synchronous for a value. */
-function then<T, R>(value: MaybePromise<T>, f: (value: T) => MaybePromise<R>): MaybePromise<R> {
-  return isThenable(value) ? Promise.resolve(value).then(f) : f(value);
 }

@@ -48,7 +48,7 @@ import type {
   TlsHelloDecision,
   TlsHelloInfo,
 } from "../engine/index.js";
-import { isThenable } from "../lang/is-thenable.js";
+import { thenMaybe } from "../lang/maybe-then.js";
 import { PAGE_BYTES, mostAlike, type RecordingCursor, type Recordings, type TcpRecording } from "./recordings.js";
 
 export interface ServerReplayOptions {
@@ -181,10 +181,10 @@ export class ServerReplay implements HookRunner {
     if (candidates.length === 0) {
       const what =
         request.command === "bind" ? `BIND ${where}: server replay does not answer BIND` : `no recording of ${where}${this.options.reuse ? "" : " left"}`;
-      return then(this.inner.request(request, handle), (decision) => this.miss(request.id, what, decision));
+      return thenMaybe(this.inner.request(request, handle), (decision) => this.miss(request.id, what, decision));
     }
     this.options.serving?.(request.id, candidates[0]!.id);
-    return then(this.inner.request(request, handle), (decision): RequestDecision => {
+    return thenMaybe(this.inner.request(request, handle), (decision): RequestDecision => {
       if (decision !== undefined && ("deny" in decision || "serve" in decision)) {
         this.options.serving?.(request.id, undefined);
         return decision;
@@ -197,7 +197,7 @@ export class ServerReplay implements HookRunner {
   reply(reply: ReplyInfo, handle: SessionHandle): MaybePromise<ReplyChange> {
     const serving = this.sessions.get(reply.id);
     if (serving === undefined) return this.inner.reply(reply, handle);
-    return then(this.inner.reply(reply, handle), (change) => {
+    return thenMaybe(this.inner.reply(reply, handle), (change) => {
       if ((change?.rep ?? reply.rep) !== 0) {
         // An addon turned the success into a failure: nothing is served.
         this.sessions.delete(reply.id);
@@ -226,7 +226,7 @@ export class ServerReplay implements HookRunner {
     const serving = this.sessions.get(chunk.id);
     if (serving === undefined || chunk.direction !== "up") return this.inner.data(chunk, handle);
     const ask = this.inner.wantsData() ? this.inner.data(chunk, handle) : NO_ANSWER;
-    return then(ask, (verdict) => {
+    return thenMaybe(ask, (verdict) => {
       if (verdict === undefined) this.clientSent(chunk.id, serving, chunk.data);
       else if ("replace" in verdict) this.clientSent(chunk.id, serving, verdict.replace);
       return verdict;
@@ -240,7 +240,7 @@ export class ServerReplay implements HookRunner {
   datagram(datagram: DatagramInfo, handle: SessionHandle): MaybePromise<DatagramVerdict> {
     const ask = this.inner.wantsDatagrams() ? this.inner.datagram(datagram, handle) : undefined;
     if (datagram.direction !== "up") return ask;
-    return then(ask, (verdict): DatagramVerdict => {
+    return thenMaybe(ask, (verdict): DatagramVerdict => {
       if (verdict !== undefined && ("drop" in verdict || "redirect" in verdict)) return verdict;
       const data = verdict === undefined ? datagram.data : verdict.replace;
       const { host, port } = datagram.peer;
@@ -381,9 +381,4 @@ export class ServerReplay implements HookRunner {
     serving.ahead = 0;
     if (ahead > 0) this.count(id, serving, ahead);
   }
-}
-
-/** Applies `f` to a value or a promise of it, staying synchronous for a value. */
-function then<T, R>(value: MaybePromise<T>, f: (value: T) => R): MaybePromise<R> {
-  return isThenable(value) ? Promise.resolve(value).then(f) : f(value);
 }

@@ -6,7 +6,7 @@
  * Which list row a paused item belongs to: items name the engine's session id, rows carry it as
  * `engine_id`; only an open row can hold one (engine ids start again in each run of a capture).
  */
-import { formatReply, printable } from "../format/index.js";
+import { formatEndpoint, formatReply, printable } from "../format/index.js";
 import type { InterceptAction, InterceptListener, PausedItem } from "../intercept/types.js";
 import type { SessionRow } from "./types.js";
 
@@ -89,13 +89,13 @@ export function describePaused(item: PausedItem): string {
   switch (item.kind) {
     case "request": {
       const { command, destination } = item.request;
-      return `request ${command.toUpperCase()} ${printable(Buffer.from(hostPort(destination.host, destination.port)))}`;
+      return `request ${command.toUpperCase()} ${printable(Buffer.from(formatEndpoint(destination)))}`;
     }
     case "chunk":
       return `${item.direction} chunk ${item.seq}, ${bytes(item.data.length)}`;
     case "datagram": {
       const way = item.direction === "up" ? "to" : "from";
-      return `${item.direction} datagram ${item.seq} ${way} ${printable(Buffer.from(hostPort(item.peer.host, item.peer.port)))}, ${bytes(item.data.length)}`;
+      return `${item.direction} datagram ${item.seq} ${way} ${printable(Buffer.from(formatEndpoint(item.peer)))}, ${bytes(item.data.length)}`;
     }
     default: {
       const never: never = item;
@@ -120,10 +120,6 @@ export function pausedKeys(item: PausedItem): string {
       return never;
     }
   }
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function bytes(n: number): string {

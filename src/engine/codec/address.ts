@@ -11,7 +11,7 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import ipaddr from "ipaddr.js";
-import type { SocksAddress } from "../types.js";
+import type { Endpoint, SocksAddress } from "../types.js";
 import { NEED_MORE, fail, ok, type Decoded } from "./result.js";
 
 export const ATYP = { IPV4: 0x01, DOMAIN: 0x03, IPV6: 0x04 } as const;
@@ -153,4 +153,9 @@ export function normalizeHost(host: string): string {
 
 export function hex(byte: number): string {
   return byte.toString(16).padStart(2, "0");
+}
+
+/** `host:port`, an IPv6 host in brackets: how the engine names an endpoint in messages. */
+export function formatEndpoint(e: Endpoint): string {
+  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }

@@ -11,6 +11,7 @@
 import type { Endpoint, SocksAddress, SocksCommand } from "../types.js";
 import type { RequestDecision } from "../ports.js";
 import { isOwnListener } from "../destination-rules.js";
+import { formatEndpoint } from "../codec/address.js";
 import type { EngineContext } from "./engine-context.js";
 
 /** The session a refusal is recorded on. */
@@ -43,7 +44,7 @@ export function decideWithRules(
     if (host === "0.0.0.0" || host === "::") return decision;
     const rule = ctx.rules?.check(host, port);
     if (rule === undefined) return decision;
-    session.anomaly("denied-by-rule", `${rule} (BIND expected peer ${formatHostPort(host, port)})`);
+    session.anomaly("denied-by-rule", `${rule} (BIND expected peer ${formatEndpoint({ host, port })})`);
     return { deny: "DENIED" };
   }
   if (decision !== undefined && "redirect" in decision) {
@@ -51,12 +52,12 @@ export function decideWithRules(
     port = decision.redirect.port ?? port;
   }
   if (!routed && isOwnListener(host, port, ctx.listening)) {
-    session.anomaly("loop", `${formatHostPort(host, port)} is this proxy's own listening address`);
+    session.anomaly("loop", `${formatEndpoint({ host, port })} is this proxy's own listening address`);
     return { deny: "DENIED" };
   }
   const rule = ctx.rules?.check(host, port);
   if (rule === undefined) return decision;
-  session.anomaly("denied-by-rule", `${rule} (${formatHostPort(host, port)})`);
+  session.anomaly("denied-by-rule", `${rule} (${formatEndpoint({ host, port })})`);
   return { deny: "DENIED" };
 }
 
@@ -65,11 +66,11 @@ export function dialCheck(ctx: EngineContext, session: RefusalReporter, target: 
   return (address, port) => {
     const named = address === target.host ? "" : `${target.host} resolved to `;
     if (isOwnListener(address, port, ctx.listening)) {
-      session.anomaly("loop", `${named}${formatHostPort(address, port)}: this proxy's own listening address`);
+      session.anomaly("loop", `${named}${formatEndpoint({ host: address, port })}: this proxy's own listening address`);
       return LOOP_RULE;
     }
     const rule = ctx.rules?.check(target.host, port, address);
-    if (rule !== undefined) session.anomaly("denied-by-rule", `${rule} (${named}${formatHostPort(address, port)})`);
+    if (rule !== undefined) session.anomaly("denied-by-rule", `${rule} (${named}${formatEndpoint({ host: address, port })})`);
     return rule;
   };
 }
@@ -80,7 +81,7 @@ export function bindPeerCheck(ctx: EngineContext, session: RefusalReporter): ((a
   if (rules === undefined || rules.size === 0) return undefined;
   return (address, port) => {
     const rule = rules.check(address, port);
-    if (rule !== undefined) session.anomaly("denied-by-rule", `${rule} (BIND peer ${formatHostPort(address, port)})`);
+    if (rule !== undefined) session.anomaly("denied-by-rule", `${rule} (BIND peer ${formatEndpoint({ host: address, port })})`);
     return rule;
   };
 }
@@ -93,8 +94,4 @@ export function datagramCheck(ctx: EngineContext): ((host: string, port: number,
   const rules = ctx.rules;
   if (rules === undefined || rules.size === 0) return undefined;
   return (host, port, resolved) => rules.check(host, port, resolved);
-}
-
-function formatHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -8,7 +8,7 @@ import { connect, isIP, type Socket } from "node:net";
 import { codeForErrno, type ProtocolErrorCode } from "../errors.js";
 import type { Endpoint } from "../types.js";
 import type { Clock, Lookup } from "../ports.js";
-import { normalizeHost } from "../codec/address.js";
+import { formatEndpoint, normalizeHost } from "../codec/address.js";
 import { SocketReader } from "./socket-reader.js";
 
 export interface DialOptions {
@@ -114,7 +114,7 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
   const refused = (addresses: readonly string[]): DialFailure | undefined => {
     for (const address of addresses) {
       const rule = options.check?.(address, target.port);
-      if (rule !== undefined) return { code: "DENIED", attempts: [`${formatAddress(normalizeHost(address), target.port)} denied by ${rule}`] };
+      if (rule !== undefined) return { code: "DENIED", attempts: [`${formatEndpoint({ host: normalizeHost(address), port: target.port })} denied by ${rule}`] };
     }
     return undefined;
   };
@@ -141,10 +141,6 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
     socket?.destroy();
     finish({ code: "GENERAL_FAILURE", errno: "ECANCELED", attempts: ["cancelled"] });
   };
-}
-
-function formatAddress(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Maps a connect error (or happy eyeballs' AggregateError) to one code; refused wins. */
