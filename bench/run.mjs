@@ -37,7 +37,8 @@
  *                never came back, over the whole run (warm-up and a 0.5 s drain included),
  *                with the kernel's drop counters saying whose socket dropped them. The naive
  *                relay has no UDP ("—"). The 64 B target includes loss < 0.1%, pooled over the
- *                rounds.
+ *                rounds. A third subject, socksmith capturing to a file (-w), gives the capture-on
+ *                ratio to capture off (64 B target ≥ 0.8×); each proxy's CPU per echo is printed.
  *
  * UDP WINDOW: the udp client keeps at most N datagrams in flight (closed loop), so the rate is
  * what the relay sustains, not how fast a socket buffer overflows. Direct (C client to C echo
@@ -308,7 +309,7 @@ async function stopProxy(proxy, section) {
     problems.push(
       `${proxy.name} (${section}) stderr: ${unexpected.slice(0, 5).join(" | ")}${unexpected.length > 5 ? ` (+${unexpected.length - 5} lines)` : ""}`,
     );
-  if (proxy.name === "socksmith" && OPTS.profileDir) profiles.push(`${section}: ${OPTS.profileDir}/CPU.*.${child.pid}.*.cpuprofile`);
+  if (isSmith && OPTS.profileDir) profiles.push(`${section}: ${OPTS.profileDir}/CPU.*.${child.pid}.*.cpuprofile`);
 }
 
 /**
@@ -590,68 +591,103 @@ function pooledLossPct(metric, subject) {
 
 const UDP_SIZES = [64, 1200];
 
+/** CPU seconds the whole process (every thread) has used, from /proc (Linux only). */
+function processCpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Three subjects: direct, socksmith with --no-capture ("socksmith", the table's row) and
+ * socksmith capturing to a file ("capture on", a line under the table with its paired ratio to
+ * capture off; target ≥ 0.8×). Each proxy's CPU per echoed datagram (utime + stime of the whole
+ * process, every thread, over the round, warm-up and drain included, divided by the datagrams
+ * that came back; one echo is two datagrams relayed) is printed with the rounds.
+ */
 async function udp(servers) {
   if (!OPTS.only.has("udp")) return;
   console.error("bench: udp");
-  await withProxies(
-    "udp",
-    [],
-    async (subjects) => {
-      for (const size of UDP_SIZES) {
-        const key = `udp${size}`;
-        const bySubject = await interleaved(key, subjects, CFG.rounds, (subject) => {
-          const args = [
-            "udp",
-            "--port",
-            String(servers.udpEchoPort),
-            ...via(subject),
-            "--size",
-            String(size),
-            "--window",
-            String(OPTS.udpWindow),
-            "--seconds",
-            String(CFG.cellSeconds),
-            "--warmup",
-            String(CFG.warmup),
-          ];
-          return loadgen(args, (CFG.cellSeconds + CFG.warmup) * 1000 + 30000);
-        });
-        for (const [subject, results] of Object.entries(bySubject)) {
-          record(
-            key,
-            subject,
-            results.map((r) => r?.rate),
+  const dir = mkdtempSync(path.join(tmpdir(), "socksmith-bench-udp-"));
+  const subjects = [{ name: "direct", port: 0 }];
+  try {
+    subjects.push(await startSocksmith([], "socksmith"));
+    subjects.push(await startSocksmith(["-w", path.join(dir, "udp.db")], "capture on"));
+    for (const size of UDP_SIZES) {
+      const key = `udp${size}`;
+      const cpu = {};
+      const bySubject = await interleaved(key, subjects, CFG.rounds, async (subject) => {
+        const args = [
+          "udp",
+          "--port",
+          String(servers.udpEchoPort),
+          ...via(subject),
+          "--size",
+          String(size),
+          "--window",
+          String(OPTS.udpWindow),
+          "--seconds",
+          String(CFG.cellSeconds),
+          "--warmup",
+          String(CFG.warmup),
+        ];
+        const pid = subject.child?.pid;
+        const cpu0 = pid === undefined ? undefined : processCpuSeconds(pid);
+        const result = await loadgen(args, (CFG.cellSeconds + CFG.warmup) * 1000 + 30000);
+        const cpu1 = pid === undefined ? undefined : processCpuSeconds(pid);
+        if (cpu0 !== undefined && cpu1 !== undefined && result.received > 0) (cpu[subject.name] ??= []).push(((cpu1 - cpu0) / result.received) * 1e6);
+        return result;
+      });
+      for (const [subject, results] of Object.entries(bySubject)) {
+        record(
+          key,
+          subject,
+          results.map((r) => r?.rate),
+        );
+        const ok = results.filter((r) => r !== undefined);
+        if (ok.length === 0) continue;
+        const sum = (f) => ok.reduce((n, r) => n + f(r), 0);
+        const loss = ((udpLoss[key] ??= {})[subject] = { sent: sum((r) => r.sent), lost: sum((r) => r.lost) });
+        const mid = medianRound(results, (r) => r.rate);
+        const drops = ["client", "relay", "server", "other"].map((k) => [k, sum((r) => Math.max(0, r.drops[k]))]).filter(([, n]) => n > 0);
+        const cpuText = cpu[subject] === undefined ? "" : `; proxy CPU per echo ${cpu[subject].map((x) => x.toFixed(1)).join(" / ")} µs`;
+        details.push(
+          `udp ${size} B ${subject}: datagrams/s per round ${perRound(results, (r) => r.rate.toFixed(0))}${cpuText}; ` +
+            `loss per round ${perRound(results, (r) => `${r.loss_pct.toFixed(3)}%`)}, all rounds ${loss.lost} of ${loss.sent} (${pooledLossPct(key, subject).toFixed(3)}%)` +
+            `${drops.length > 0 ? ` [kernel drops: ${drops.map(([k, n]) => `${k} ${n}`).join(", ")}]` : ""}; ` +
+            `round trip (median round) p50 ${mid.rtt_p50_us} µs, p99 ${mid.rtt_p99_us} µs, longest gap ${mid.max_gap_ms} ms`,
+        );
+        const bad = sum((r) => r.bad + r.duplicates + r.send_errors + r.recv_errors);
+        if (bad > 0) {
+          const last = ok
+            .map((r) => r.last_error)
+            .filter(Boolean)
+            .pop();
+          problems.push(
+            `udp ${size} B / ${subject}: ${sum((r) => r.bad)} malformed, ${sum((r) => r.duplicates)} duplicate echoes, ${sum((r) => r.send_errors)} send and ${sum((r) => r.recv_errors)} receive errors${last ? ` (last: ${last})` : ""}`,
           );
-          const ok = results.filter((r) => r !== undefined);
-          if (ok.length === 0) continue;
-          const sum = (f) => ok.reduce((n, r) => n + f(r), 0);
-          const loss = ((udpLoss[key] ??= {})[subject] = { sent: sum((r) => r.sent), lost: sum((r) => r.lost) });
-          const mid = medianRound(results, (r) => r.rate);
-          const drops = ["client", "relay", "server", "other"].map((k) => [k, sum((r) => Math.max(0, r.drops[k]))]).filter(([, n]) => n > 0);
-          details.push(
-            `udp ${size} B ${subject}: datagrams/s per round ${perRound(results, (r) => r.rate.toFixed(0))}; ` +
-              `loss per round ${perRound(results, (r) => `${r.loss_pct.toFixed(3)}%`)}, all rounds ${loss.lost} of ${loss.sent} (${pooledLossPct(key, subject).toFixed(3)}%)` +
-              `${drops.length > 0 ? ` [kernel drops: ${drops.map(([k, n]) => `${k} ${n}`).join(", ")}]` : ""}; ` +
-              `round trip (median round) p50 ${mid.rtt_p50_us} µs, p99 ${mid.rtt_p99_us} µs, longest gap ${mid.max_gap_ms} ms`,
-          );
-          const bad = sum((r) => r.bad + r.duplicates + r.send_errors + r.recv_errors);
-          if (bad > 0) {
-            const last = ok
-              .map((r) => r.last_error)
-              .filter(Boolean)
-              .pop();
-            problems.push(
-              `udp ${size} B / ${subject}: ${sum((r) => r.bad)} malformed, ${sum((r) => r.duplicates)} duplicate echoes, ${sum((r) => r.send_errors)} send and ${sum((r) => r.recv_errors)} receive errors${last ? ` (last: ${last})` : ""}`,
-            );
-          }
-          if (subject === "direct" && loss.lost > 0)
-            problems.push(`udp ${size} B / direct: ${loss.lost} datagrams lost without a proxy (the machine is too busy, or the window too large)`);
         }
-        details.push(`udp ${size} B naive: — (no UDP ASSOCIATE)`);
+        if (subject === "direct" && loss.lost > 0)
+          problems.push(`udp ${size} B / direct: ${loss.lost} datagrams lost without a proxy (the machine is too busy, or the window too large)`);
       }
-    },
-    { withNaive: false },
-  );
+      details.push(`udp ${size} B naive: — (no UDP ASSOCIATE)`);
+      const off = figure(key, "socksmith");
+      const on = figure(key, "capture on");
+      const r = pairedRatio(key, "capture on", "socksmith");
+      const cpuOff = median(cpu.socksmith ?? []);
+      const cpuOn = median(cpu["capture on"] ?? []);
+      const cpuText = cpuOff === undefined || cpuOn === undefined ? "" : `; proxy CPU per echo off ${cpuOff.toFixed(1)} µs, on ${cpuOn.toFixed(1)} µs`;
+      const mark = size === 64 ? ` (target ≥ 0.8×: ${r >= 0.8 ? "PASS" : "MISS"})` : "";
+      captureLines.push(`UDP echo, ${size} B (datagrams/s): off ${fmt(off)}, on ${fmt(on)} = ${fmtRatio(r)}${mark}${cpuText}`);
+    }
+  } finally {
+    for (const s of subjects.slice(1)) await stopProxy(s, "udp");
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -43,10 +43,52 @@ export function udpHeaderLength(host: string): number {
 export function encodeUdpDatagram(host: string, port: number, data: Uint8Array, frag = 0): Buffer {
   const headerLength = udpHeaderLength(host);
   const out = Buffer.allocUnsafe(headerLength + data.length);
+  writeHeader(out, host, port, frag);
+  out.set(data, headerLength);
+  return out;
+}
+
+/** The header alone (encodeUdpDatagram without the data), to send as `[header, data]` without copying the payload. */
+export function encodeUdpHeader(host: string, port: number, frag = 0): Buffer {
+  const out = Buffer.allocUnsafe(udpHeaderLength(host));
+  writeHeader(out, host, port, frag);
+  return out;
+}
+
+function writeHeader(out: Buffer, host: string, port: number, frag: number): void {
   out[0] = 0;
   out[1] = 0;
   out[2] = frag;
   writeAddress(out, 3, host, port);
-  out.set(data, headerLength);
-  return out;
+}
+
+/**
+ * `decodeUdpDatagram` for the datagrams of one sender, remembering the last whole (FRAG 0)
+ * header: most datagrams of an association repeat their destination, and a header byte-equal
+ * to the last one reuses its decoded address (the same object, which callers may use as a cache
+ * key) instead of parsing and formatting it again. Gives the same result as decodeUdpDatagram
+ * for every input.
+ */
+export class UdpHeaderMemo {
+  /** A copy of the last whole header's bytes, and what it decoded to. */
+  private header: Buffer | undefined;
+  private address: SocksAddress | undefined;
+
+  decode(bytes: Buffer): Decoded<UdpDatagram> {
+    const header = this.header;
+    if (header !== undefined && bytes.length >= header.length && startsWith(bytes, header)) {
+      return ok({ frag: 0, address: this.address!, data: bytes.subarray(header.length) }, bytes.length);
+    }
+    const decoded = decodeUdpDatagram(bytes);
+    if (decoded.kind === "ok" && decoded.value.frag === 0) {
+      this.header = Buffer.from(bytes.subarray(0, bytes.length - decoded.value.data.length));
+      this.address = decoded.value.address;
+    }
+    return decoded;
+  }
+}
+
+function startsWith(bytes: Buffer, prefix: Buffer): boolean {
+  for (let i = prefix.length - 1; i >= 0; i--) if (bytes[i] !== prefix[i]) return false;
+  return true;
 }

@@ -32,7 +32,7 @@ import { isIP, type Socket } from "node:net";
 import type { Endpoint, SocksAddress } from "../types.js";
 import type { Clock, ClockTimer, DatagramDropReason, DatagramFact, DatagramVerdict, EngineObserver, HookRunner, Lookup, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
-import { MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, decodeUdpDatagram, encodeUdpDatagram, udpHeaderLength } from "../codec/udp.js";
+import { MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6, UdpHeaderMemo, decodeUdpDatagram, encodeUdpDatagram, encodeUdpHeader, udpHeaderLength } from "../codec/udp.js";
 import { checkDestination } from "../address-rules.js";
 import { callHook } from "./call-hook.js";
 
@@ -74,11 +74,22 @@ export interface UdpUpstream {
 }
 
 /**
- * The association only ever sends to IP literals (names are resolved before), so dgram's
- * per-send lookup can answer at once instead of deferring every datagram by a tick.
+ * The association only ever sends to IP literals of the socket's family (names are resolved
+ * before), so dgram's per-send lookup can answer at once instead of deferring every datagram by
+ * a tick, and without parsing the address again.
  */
-function literalLookup(address: string, _options: unknown, callback: (err: null, address: string, family: number) => void): void {
-  callback(null, address, isIP(address));
+function literalLookup4(address: string, _options: unknown, callback: (err: null, address: string, family: number) => void): void {
+  callback(null, address, 4);
+}
+
+function literalLookup6(address: string, _options: unknown, callback: (err: null, address: string, family: number) => void): void {
+  callback(null, address, 6);
+}
+
+function udpSocket(family: 4 | 6): UdpSocket {
+  return family === 6
+    ? createSocket({ type: "udp6", ipv6Only: true, lookup: literalLookup6 as never })
+    : createSocket({ type: "udp4", lookup: literalLookup4 as never });
 }
 
 /** Datagrams (and their bytes) of one association that may wait for a hook or a lookup at once. */
@@ -118,6 +129,29 @@ export class UdpAssociation {
   /** Set once a datagram went to a name the upstream hop resolves (see the file comment). */
   private sentToNames = false;
 
+  // Per-datagram shortcuts: an association usually talks to one peer at a time, so what was
+  // worked out for the last client address, destination and remote sender is kept and reused
+  // while they repeat (same results as working it out again; docs/architecture.md has no rule
+  // they could bypass: the source checks ran when they were set, and the rules are asked again).
+  /** The client's endpoint once a datagram passed the source checks, and rinfo.address as it came then. */
+  private clientFrom: Endpoint | undefined;
+  private clientWire = "";
+  private readonly headers = new UdpHeaderMemo();
+  /** The last IP destination (an address object of `headers`) and where it goes. */
+  private upTarget: SocksAddress | undefined;
+  private upTo: Endpoint | undefined;
+  /** The last destination host sent to (already in `peers`). */
+  private lastPeer = "";
+  /** The last remote sender as rinfo gave it, and its endpoint and SOCKS address. */
+  private remoteWire = "";
+  private remotePort = -1;
+  private remoteFrom: Endpoint = { host: "", port: 0 };
+  private remotePeer: SocksAddress = { type: "ipv4", host: "", port: 0 };
+  /** The header last written toward the client, and the peer it names. */
+  private downHeader: Buffer | undefined;
+  private downHost = "";
+  private downPort = -1;
+
   constructor(
     private readonly host: UdpHost,
     /** The TCP client's IP: the only source allowed. */
@@ -133,9 +167,9 @@ export class UdpAssociation {
     /** The destination rules (`resolved`: the address a name resolved to): the rule refusing it, or undefined. */
     private readonly check?: (host: string, port: number, resolved?: string) => string | undefined,
   ) {
-    const family = isIP(localIp) === 6 ? "udp6" : "udp4";
-    this.maxToClient = family === "udp6" ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
-    this.client = createSocket({ type: family, ipv6Only: family === "udp6", lookup: literalLookup as never });
+    const family = isIP(localIp) === 6 ? 6 : 4;
+    this.maxToClient = family === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
+    this.client = udpSocket(family);
     this.withHooks = host.hooks.wantsDatagrams();
     const zero = hint.host === "0.0.0.0" || hint.host === "::";
     if (hint.type !== "domain" && (zero || normalizeHost(hint.host) === clientIp)) {
@@ -200,7 +234,7 @@ export class UdpAssociation {
     if (family === 0) {
       return callback(Object.assign(new Error(`the upstream's relay ${upstream.relay.host} is not an IP address`), { code: "EINVAL" }));
     }
-    const socket = createSocket({ type: family === 6 ? "udp6" : "udp4", ipv6Only: family === 6, lookup: literalLookup as never });
+    const socket = udpSocket(family === 6 ? 6 : 4);
     this.via = socket;
     const local = normalizeHost(upstream.control.localAddress ?? "");
     const onError = (err: NodeJS.ErrnoException): void => callback(err);
@@ -231,26 +265,14 @@ export class UdpAssociation {
   // --- client → remote -------------------------------------------------------------------------
 
   private readonly onClientMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
-    const from = { host: normalizeHost(rinfo.address), port: rinfo.port };
     const seq = this.seq++;
     this.lastActivity = this.clock.now();
-    if (from.host !== this.clientIp) return this.drop("up", seq, from, msg, "foreign-source-ip", `from ${from.host}, client is ${this.clientIp}`);
-    const decoded = decodeUdpDatagram(msg);
-    if (this.clientPort === undefined) {
-      this.clientPort = from.port;
-    } else if (from.port !== this.clientPort) {
-      if (!this.isMisusedAnnouncement(decoded)) {
-        return this.drop("up", seq, from, msg, "foreign-source-port", `from port ${from.port}, client uses ${this.clientPort}`);
-      }
-      // The request named this datagram's destination, not the client's own port: the
-      // common client mistake (gost#96, redsocks#210). Serve the real source port.
-      this.host.anomaly(
-        "udp-dst-misuse",
-        `UDP ASSOCIATE named ${this.announced!.host}:${this.announced!.port}, which is the destination; the client sends from port ${from.port}`,
-      );
-      this.clientPort = from.port;
+    const decoded = this.headers.decode(msg);
+    let from = this.clientFrom;
+    if (from === undefined || rinfo.port !== from.port || rinfo.address !== this.clientWire) {
+      from = this.admit(msg, rinfo, seq, decoded);
+      if (from === undefined) return;
     }
-    this.announced = undefined;
     if (decoded.kind !== "ok") {
       const error = decoded.kind === "error" ? decoded.error : { code: "UDP_TRUNCATED", message: "truncated" };
       return this.drop("up", seq, from, msg, error.code === "UNKNOWN_ADDRESS_TYPE" ? "bad-address-type" : "bad-header", error.message);
@@ -275,6 +297,38 @@ export class UdpAssociation {
     });
   };
 
+  /**
+   * The source checks (the client's IP, then its port, locked or announced): the datagram's
+   * `from`, or undefined once it was dropped. A datagram that passes sets `clientFrom`, after
+   * which the same source skips them.
+   */
+  private admit(msg: Buffer, rinfo: RemoteInfo, seq: number, decoded: ReturnType<typeof decodeUdpDatagram>): Endpoint | undefined {
+    const from = { host: normalizeHost(rinfo.address), port: rinfo.port };
+    if (from.host !== this.clientIp) {
+      this.drop("up", seq, from, msg, "foreign-source-ip", `from ${from.host}, client is ${this.clientIp}`);
+      return undefined;
+    }
+    if (this.clientPort === undefined) {
+      this.clientPort = from.port;
+    } else if (from.port !== this.clientPort) {
+      if (!this.isMisusedAnnouncement(decoded)) {
+        this.drop("up", seq, from, msg, "foreign-source-port", `from port ${from.port}, client uses ${this.clientPort}`);
+        return undefined;
+      }
+      // The request named this datagram's destination, not the client's own port: the
+      // common client mistake (gost#96, redsocks#210). Serve the real source port.
+      this.host.anomaly(
+        "udp-dst-misuse",
+        `UDP ASSOCIATE named ${this.announced!.host}:${this.announced!.port}, which is the destination; the client sends from port ${from.port}`,
+      );
+      this.clientPort = from.port;
+    }
+    this.announced = undefined;
+    this.clientFrom = from;
+    this.clientWire = rinfo.address;
+    return from;
+  }
+
   /** Whether a datagram from an unannounced port is addressed to the announced "source". */
   private isMisusedAnnouncement(decoded: ReturnType<typeof decodeUdpDatagram>): boolean {
     const announced = this.announced;
@@ -285,16 +339,16 @@ export class UdpAssociation {
 
   /** Resolves (if needed) and sends one payload to its destination. */
   private sendUp(seq: number, from: Endpoint, peer: SocksAddress, received: Buffer, replaced: Uint8Array | undefined, target: SocksAddress): void {
-    const payload = replaced ?? received;
+    if (target === this.upTarget) return this.sendToIp(seq, from, peer, received, replaced, this.upTo!, undefined);
     const invalid = checkDestination(target.host, target.port);
     if (invalid !== undefined) return this.drop("up", seq, from, received, "bad-destination", invalid.message, peer);
-    const send = (ip: string, name?: string): void => {
-      if (this.closed) return;
-      const rule = this.check?.(name ?? ip, target.port, ip);
-      if (rule !== undefined) return this.drop("up", seq, from, received, "denied", `${name === undefined ? "" : `${name} resolved to `}${ip}: ${rule}`, peer);
-      this.forward(seq, from, peer, received, replaced, { host: ip, port: target.port });
-    };
-    if (target.type !== "domain" || isIP(target.host) !== 0) return send(normalizeHost(target.host));
+    if (target.type !== "domain" || isIP(target.host) !== 0) {
+      const to = { host: normalizeHost(target.host), port: target.port };
+      this.upTarget = target;
+      this.upTo = to;
+      return this.sendToIp(seq, from, peer, received, replaced, to, undefined);
+    }
+    const payload = replaced ?? received;
     // A denied name is not even resolved.
     const denied = this.check?.(target.host, target.port);
     if (denied !== undefined) return this.drop("up", seq, from, received, "denied", `${target.host}: ${denied}`, peer);
@@ -306,8 +360,25 @@ export class UdpAssociation {
     }
     this.resolve(target.host, payload.length, (ip, errno) => {
       if (ip === undefined) return this.drop("up", seq, from, received, "dns-failed", `lookup ${target.host}: ${errno}`, peer);
-      send(ip, target.host);
+      this.sendToIp(seq, from, peer, received, replaced, { host: ip, port: target.port }, target.host);
     });
+  }
+
+  /** Sends to `to`, an IP address (`name` resolved to it), unless the rules refuse it. */
+  private sendToIp(
+    seq: number,
+    from: Endpoint,
+    peer: SocksAddress,
+    received: Buffer,
+    replaced: Uint8Array | undefined,
+    to: Endpoint,
+    name: string | undefined,
+  ): void {
+    if (this.closed) return;
+    const rule = this.check?.(name ?? to.host, to.port, to.host);
+    if (rule !== undefined)
+      return this.drop("up", seq, from, received, "denied", `${name === undefined ? "" : `${name} resolved to `}${to.host}: ${rule}`, peer);
+    this.forward(seq, from, peer, received, replaced, to);
   }
 
   /**
@@ -316,17 +387,21 @@ export class UdpAssociation {
    */
   private forward(seq: number, from: Endpoint, peer: SocksAddress, received: Buffer, replaced: Uint8Array | undefined, to: Endpoint): void {
     const payload = replaced ?? received;
-    if (!this.peers.has(to.host)) {
-      if (this.peers.size >= this.options.maxPeers)
-        return this.drop("up", seq, from, received, "peer-limit", `more than ${this.options.maxPeers} destinations`, peer);
-      this.peers.add(to.host);
+    if (to.host !== this.lastPeer) {
+      if (!this.peers.has(to.host)) {
+        if (this.peers.size >= this.options.maxPeers)
+          return this.drop("up", seq, from, received, "peer-limit", `more than ${this.options.maxPeers} destinations`, peer);
+        this.peers.add(to.host);
+      }
+      this.lastPeer = to.host;
     }
     const upstream = this.upstream;
     if (upstream === undefined) {
-      const family = isIP(to.host);
+      // `to.host` is IP text here (names were resolved): only IPv6 has a colon.
+      const family = to.host.includes(":") ? 6 : 4;
       const max = family === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
       if (payload.length > max) return this.drop("up", seq, from, received, "too-large", `${payload.length} bytes exceed ${max} (EMSGSIZE)`, peer);
-      this.outbound(family === 6 ? 6 : 4).send(payload, to.port, to.host);
+      this.outbound(family).send(payload, to.port, to.host);
     } else {
       const size = udpHeaderLength(to.host) + payload.length;
       const max = isIP(upstream.relay.host) === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
@@ -335,7 +410,7 @@ export class UdpAssociation {
       if (isIP(to.host) === 0) this.sentToNames = true;
     }
     this.bytesUp += payload.length;
-    this.report({ direction: "up", seq, from, peer, received, ...(replaced === undefined ? {} : { sent: replaced }), to, verdict: "relayed" });
+    this.report("up", seq, from, peer, received, replaced, to, "relayed", undefined, undefined);
   }
 
   /** Calls back with the name's address (cached, or after one lookup shared by every datagram waiting for it). */
@@ -376,7 +451,7 @@ export class UdpAssociation {
   private outbound(family: 4 | 6): UdpSocket {
     const existing = family === 4 ? this.outbound4 : this.outbound6;
     if (existing !== undefined) return existing;
-    const socket = createSocket({ type: family === 4 ? "udp4" : "udp6", ipv6Only: family === 6, lookup: literalLookup as never });
+    const socket = udpSocket(family);
     socket.bind(0);
     socket.on("message", this.onRemoteMessage);
     socket.on("error", (err) => this.socketError("target", err));
@@ -388,11 +463,16 @@ export class UdpAssociation {
   // --- remote → client -------------------------------------------------------------------------
 
   private readonly onRemoteMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
-    const from = { host: normalizeHost(rinfo.address), port: rinfo.port };
-    const peer: SocksAddress = { type: isIP(from.host) === 6 ? "ipv6" : "ipv4", host: from.host, port: from.port };
+    if (rinfo.port !== this.remotePort || rinfo.address !== this.remoteWire) {
+      const host = normalizeHost(rinfo.address);
+      this.remoteWire = rinfo.address;
+      this.remotePort = rinfo.port;
+      this.remoteFrom = { host, port: rinfo.port };
+      this.remotePeer = { type: isIP(host) === 6 ? "ipv6" : "ipv4", host, port: rinfo.port };
+    }
     const seq = this.seq++;
     this.lastActivity = this.clock.now();
-    this.fromRemote(seq, from, peer, msg);
+    this.fromRemote(seq, this.remoteFrom, this.remotePeer, msg);
   };
 
   /** A datagram from the upstream hop's relay: unwrapped, then as if `from` the peer its header names. */
@@ -434,22 +514,27 @@ export class UdpAssociation {
   private sendDown(seq: number, from: Endpoint, peer: SocksAddress, received: Buffer, replaced: Uint8Array | undefined): void {
     if (this.closed || this.clientPort === undefined) return;
     const payload = replaced ?? received;
-    const size = udpHeaderLength(from.host) + payload.length;
+    if (from.host !== this.downHost || from.port !== this.downPort) {
+      // A new header only for a new peer: the one sent before may still be queued in the socket.
+      this.downHeader = encodeUdpHeader(from.host, from.port);
+      this.downHost = from.host;
+      this.downPort = from.port;
+    }
+    const header = this.downHeader!;
+    const size = header.length + payload.length;
     if (size > this.maxToClient) {
       return this.drop("down", seq, from, received, "too-large", `${size} bytes with the SOCKS header exceed ${this.maxToClient} (EMSGSIZE)`, peer);
     }
-    this.client.send(encodeUdpDatagram(from.host, from.port, payload), this.clientPort, this.clientIp);
+    // Header and payload as two pieces of one datagram (sendmsg with two iovecs): no copy.
+    this.client.send([header, payload], this.clientPort, this.clientIp);
     this.bytesDown += payload.length;
-    this.report({
-      direction: "down",
-      seq,
-      from,
-      peer,
-      received,
-      ...(replaced === undefined ? {} : { sent: replaced }),
-      to: { host: this.clientIp, port: this.clientPort },
-      verdict: "relayed",
-    });
+    this.report("down", seq, from, peer, received, replaced, this.clientEndpoint(), "relayed", undefined, undefined);
+  }
+
+  /** Where datagrams for the client go: its endpoint (call once its port is known). */
+  private clientEndpoint(): Endpoint {
+    const from = this.clientFrom;
+    return from !== undefined && from.port === this.clientPort ? from : { host: this.clientIp, port: this.clientPort! };
   }
 
   /** A hook's datagram for the client, as if from `peer` (ignored before the client's first datagram). */
@@ -468,7 +553,7 @@ export class UdpAssociation {
       });
     this.client.send(encodeUdpDatagram(host, peer.port, data), this.clientPort, this.clientIp);
     this.bytesDown += data.length;
-    this.report({ direction: "down", seq, from, peer: { type, ...from }, received, to: { host: this.clientIp, port: this.clientPort }, verdict: "injected" });
+    this.report("down", seq, from, { type, ...from }, received, undefined, this.clientEndpoint(), "injected", undefined, undefined);
   }
 
   // --- shared ----------------------------------------------------------------------------------
@@ -496,13 +581,25 @@ export class UdpAssociation {
   }
 
   private drop(direction: "up" | "down", seq: number, from: Endpoint, received: Buffer, reason: DatagramDropReason, detail: string, peer?: SocksAddress): void {
-    this.report({ direction, seq, from, received, verdict: "dropped", reason, detail, ...(peer === undefined ? {} : { peer }) });
+    this.report(direction, seq, from, peer, received, undefined, undefined, "dropped", reason, detail);
   }
 
-  private report(fact: Omit<DatagramFact, "id" | "at">): void {
+  /** One fact, always of the same shape (absent fields are undefined) so observers' reads stay monomorphic. */
+  private report(
+    direction: "up" | "down",
+    seq: number,
+    from: Endpoint,
+    peer: SocksAddress | undefined,
+    received: Buffer,
+    sent: Uint8Array | undefined,
+    to: Endpoint | undefined,
+    verdict: DatagramFact["verdict"],
+    reason: DatagramDropReason | undefined,
+    detail: string | undefined,
+  ): void {
     const observer = this.host.observer;
     if (observer.datagram === undefined) return;
-    observer.datagram({ id: this.host.id, at: this.host.now(), ...fact });
+    observer.datagram({ id: this.host.id, direction, seq, at: this.host.now(), peer, from, received, sent, to, verdict, reason, detail });
   }
 
   private socketError(side: "client" | "target", err: NodeJS.ErrnoException): void {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MAX_UDP_PAYLOAD_V4, decodeUdpDatagram, encodeUdpDatagram, udpHeaderLength } from "../../../src/engine/codec/udp.js";
+import { MAX_UDP_PAYLOAD_V4, UdpHeaderMemo, decodeUdpDatagram, encodeUdpDatagram, encodeUdpHeader, udpHeaderLength } from "../../../src/engine/codec/udp.js";
 
 const h = (text: string) => Buffer.from(text.replace(/\s+/g, ""), "hex");
 
@@ -62,6 +62,47 @@ describe("UDP request header (RFC 1928 §7)", () => {
         if (decoded.kind !== "ok") return;
         expect(decoded.value.address.port).toBe(port);
         expect(Buffer.from(decoded.value.data)).toEqual(Buffer.from(data));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("encodeUdpHeader is encodeUdpDatagram without the data", () => {
+    for (const host of ["127.0.0.1", "::1", "::ffff:10.0.0.1", "example.com"]) {
+      expect(Buffer.concat([encodeUdpHeader(host, 53), Buffer.from("q")])).toEqual(encodeUdpDatagram(host, 53, Buffer.from("q")));
+    }
+  });
+
+  it("the memo reuses the last header's address object while the header repeats", () => {
+    const memo = new UdpHeaderMemo();
+    const first = memo.decode(encodeUdpDatagram("127.0.0.1", 53, Buffer.from("a")));
+    const again = memo.decode(encodeUdpDatagram("127.0.0.1", 53, Buffer.from("bb")));
+    const other = memo.decode(encodeUdpDatagram("127.0.0.1", 54, Buffer.from("c")));
+    if (first.kind !== "ok" || again.kind !== "ok" || other.kind !== "ok") throw new Error("not decoded");
+    expect(again.value.address).toBe(first.value.address);
+    expect(again.value.data.toString()).toBe("bb");
+    expect(other.value.address).toEqual({ type: "ipv4", host: "127.0.0.1", port: 54 });
+  });
+
+  it("property: the memo decodes every sequence of datagrams exactly as decodeUdpDatagram", () => {
+    const host = fc.oneof(
+      fc.constantFrom("127.0.0.1", "::1", "a.example"),
+      fc.ipV4(),
+      fc.domain().filter((d) => d.length <= 255),
+    );
+    const framed = fc
+      .tuple(host, fc.integer({ min: 0, max: 65535 }), fc.uint8Array({ maxLength: 16 }), fc.constantFrom(0, 0, 0, 1, 0x81))
+      .map(([address, port, data, frag]) => encodeUdpDatagram(address, port, data, frag));
+    // Valid datagrams, their prefixes (cut inside a header) and arbitrary bytes, in any order.
+    const datagram = fc.oneof(
+      framed,
+      framed.chain((b) => fc.integer({ min: 0, max: b.length }).map((n) => b.subarray(0, n))),
+      fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)),
+    );
+    fc.assert(
+      fc.property(fc.array(datagram, { maxLength: 12 }), (datagrams) => {
+        const memo = new UdpHeaderMemo();
+        for (const d of [...datagrams, ...datagrams]) expect(memo.decode(d)).toEqual(decodeUdpDatagram(d));
       }),
       { numRuns: 500 },
     );

@@ -244,6 +244,28 @@ describe("UDP ASSOCIATE raw (scenarios 40-50)", () => {
     expect(drops()).toEqual(["unsolicited"]);
   });
 
+  it("alternating destinations: each reply names its own peer and each fact its own endpoints", async () => {
+    await started();
+    const a = await udpEcho();
+    const b = await udpEcho();
+    const { relayPort } = await associate(proxy!.port);
+    const local = await udpSocket();
+    const order = [a, b, a, a, b, b, a];
+    for (const [i, target] of order.entries()) {
+      const reply = nextMessage(local);
+      local.send(encodeUdpDatagram("127.0.0.1", target.port, Buffer.from(`m${i}`)), relayPort, "127.0.0.1");
+      const got = unwrap((await reply)!);
+      expect({ port: got.address.port, data: got.data.toString() }).toEqual({ port: target.port, data: `m${i}` });
+    }
+    const facts = proxy!.observer.of("datagram");
+    expect(facts.map((f) => [f.direction, f.verdict, f.to?.port, f.from.port, f.peer?.port])).toEqual(
+      order.flatMap((target) => [
+        ["up", "relayed", target.port, local.address().port, target.port],
+        ["down", "relayed", local.address().port, target.port, target.port],
+      ]),
+    );
+  });
+
   it("#50 a 65,497-byte payload is relayed; a reply too large to re-wrap is dropped", async () => {
     await started();
     const echo = await udpEcho();
