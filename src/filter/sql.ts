@@ -129,8 +129,8 @@ function compile(filter: Filter, t: string, params: unknown[], now: number): str
       compileRegExp(filter.pattern, filter.flags); // a bad hand-built tree fails here, not mid-query
       params.push(filter.pattern, filter.flags, filter.pattern, filter.flags);
       return (
-        `(EXISTS (SELECT 1 FROM chunks AS filter_c WHERE filter_c.session_id = ${t}.id AND filter_payload(?, ?, filter_c.data, filter_c.sent))` +
-        ` OR EXISTS (SELECT 1 FROM datagrams AS filter_d WHERE filter_d.session_id = ${t}.id AND filter_payload(?, ?, filter_d.data, filter_d.sent)))`
+        `(EXISTS (SELECT 1 FROM chunks AS filter_c WHERE filter_c.session_id = ${t}.id AND ${payloadCall("filter_c")})` +
+        ` OR EXISTS (SELECT 1 FROM datagrams AS filter_d WHERE filter_d.session_id = ${t}.id AND ${payloadCall("filter_d")}))`
       );
     }
     case "tls": {
@@ -194,14 +194,34 @@ function guarded(column: string, notNull: boolean, test: string): string {
  * - `filter_alpn_hello(pattern, protocol, protocol_info)`: matchAlpnHello.
  * - `filter_via(pattern_or_null, route)`: matchVia.
  */
-export function registerFilterFunctions(db: Database.Database): void {
+/** A row's payload and where the payload file holds it when it is not inline (store/payload-file.ts). */
+function payloadCall(alias: string): string {
+  const c = (column: string) => `${alias}.${column}`;
+  return `filter_payload(?, ?, ${c("data")}, ${c("sent")}, ${c("payload_at")}, ${c("payload_data")}, ${c("payload_sent")})`;
+}
+
+/** Reads a row's bytes from the capture's payload file (the store's reader provides it). */
+export type PayloadResolver = (at: number, dataBytes: number, sentBytes: number | null) => { readonly data: Buffer; readonly sent: Buffer | null };
+
+/**
+ * Installs the `filter_` functions on a connection. `payload` reads rows kept in the payload
+ * file; without it, a `~` term over such a row fails with an error saying so.
+ */
+export function registerFilterFunctions(db: Database.Database, payload?: PayloadResolver): void {
   const options = { deterministic: true };
   const bit = (b: boolean) => (b ? 1 : 0);
   db.function("filter_glob", options, (pattern: string, text: unknown) => bit(matchGlob(pattern, text)));
   db.function("filter_cidr", options, (cidr: string, host: unknown) => bit(inCidr(cidr, host)));
   db.function("filter_tag", options, (tags: unknown, key: string, value: string | null) => bit(matchTag(tags, key, value)));
-  db.function("filter_payload", options, (pattern: string, flags: string, data: unknown, sent: unknown) =>
-    bit(matchPayload(pattern, flags, data) || matchPayload(pattern, flags, sent)),
+  db.function(
+    "filter_payload",
+    options,
+    (pattern: string, flags: string, data: unknown, sent: unknown, at: unknown, dataBytes: unknown, sentBytes: unknown) => {
+      if (typeof at !== "number" && typeof at !== "bigint") return bit(matchPayload(pattern, flags, data) || matchPayload(pattern, flags, sent));
+      if (payload === undefined) throw new Error("filter_payload: this row's payload is in the payload file and no reader was given");
+      const stored = payload(Number(at), Number(dataBytes ?? 0), sentBytes === null || sentBytes === undefined ? null : Number(sentBytes));
+      return bit(matchPayload(pattern, flags, stored.data) || matchPayload(pattern, flags, stored.sent));
+    },
   );
   db.function(
     "filter_alpn_tls",

@@ -91,6 +91,8 @@ export class RecordingCursor {
     private readonly statement: Database.Statement,
     private readonly session: number,
     private readonly stats: PagingStats,
+    /** Reads a row kept in the capture's payload file. */
+    private readonly external: Pick<CaptureReader, "externalPayload">,
   ) {}
 
   /** The next piece, without moving past it; undefined at the end of the recording. */
@@ -113,11 +115,12 @@ export class RecordingCursor {
     for (const row of this.statement.iterate(this.session, this.after) as IterableIterator<PieceRow>) {
       this.after = row.id;
       rows++;
+      const down = row.direction === "down" && row.payload_at !== null ? this.externalBytes(row) : row.bytes;
       if (row.direction === "up") {
         if (row.length > 0) page.push({ direction: "up", size: row.length });
-      } else if (row.bytes !== null && row.bytes.length > 0) {
-        page.push({ direction: "down", size: row.bytes.length, bytes: row.bytes });
-        bytes += row.bytes.length;
+      } else if (down !== null && down.length > 0) {
+        page.push({ direction: "down", size: down.length, bytes: down });
+        bytes += down.length;
       }
       if (rows >= PAGE_ROWS || bytes >= PAGE_BYTES) break;
     }
@@ -127,6 +130,13 @@ export class RecordingCursor {
     this.stats.pages++;
     this.stats.maxPageBytes = Math.max(this.stats.maxPageBytes, bytes);
   }
+
+  /** A "down" row's bytes from the payload file: what it received, or what it sent when it received none (an injection). */
+  private externalBytes(row: PieceRow): Buffer | null {
+    const where = { at: row.payload_at!, dataBytes: row.payload_data ?? 0, sentBytes: row.payload_sent };
+    if (where.dataBytes > 0) return this.external.externalPayload({ ...where, sentBytes: null }).data;
+    return this.external.externalPayload(where).sent;
+  }
 }
 
 interface PieceRow {
@@ -134,10 +144,15 @@ interface PieceRow {
   readonly direction: "up" | "down";
   readonly length: number;
   readonly bytes: Buffer | null;
+  readonly payload_at: number | null;
+  readonly payload_data: number | null;
+  readonly payload_sent: number | null;
 }
 
-const PIECES_SQL = `SELECT id, direction, length(data) AS length,
-  CASE WHEN direction = 'down' THEN (CASE WHEN length(data) = 0 THEN sent ELSE data END) END AS bytes
+// A row in the payload file (payload_at set) has its bytes read from there, not here.
+const PIECES_SQL = `SELECT id, direction, CASE WHEN payload_at IS NULL THEN length(data) ELSE payload_data END AS length,
+  CASE WHEN direction = 'down' AND payload_at IS NULL THEN (CASE WHEN length(data) = 0 THEN sent ELSE data END) END AS bytes,
+  payload_at, payload_data, payload_sent
   FROM chunks WHERE session_id = ? AND id > ? ORDER BY id`;
 
 export function targetKey(host: string, port: number): string {
@@ -191,7 +206,7 @@ export class Recordings {
       this.db = openCapture(this.reader.file, { readonly: true });
       this.pieces = this.db.prepare(PIECES_SQL);
     }
-    return new RecordingCursor(this.pieces, recording.id, this.paging);
+    return new RecordingCursor(this.pieces, recording.id, this.paging, this.reader);
   }
 
   /** Closes the cursors' connection (the reader is the caller's). */

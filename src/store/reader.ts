@@ -3,18 +3,22 @@
  * datagrams and events, and counts. Used by the CLI's sessions/show/export, the TUI and replay.
  *
  * The reader opens the file read-only, so it can follow a file another process is writing (WAL
- * lets readers and one writer work at once). Payload is iterated, never loaded whole.
+ * lets readers and one writer work at once). Payload is iterated, never loaded whole. Large
+ * payloads live in the payload file (payload-file.ts): every method here returns rows with their
+ * bytes in place, whichever way they were stored.
  *
  * Paged reads (for the TUI, which runs on the relay's thread: better-sqlite3 is synchronous, so
  * every read there must be bounded): `chunkMeta`/`datagramMeta` give a page of rows without their
  * payload, in (seq, id) order from a key, by an indexed range (chunks_session, datagrams_session);
  * `chunkPayload`/`datagramPayload` then fetch the payload of the rows chosen, cut to `cap` bytes.
  * SQLite reads a whole blob even for substr(), so callers bound a page by the rows' full lengths
- * (`dataBytes` + `sentBytes`, which cost nothing to read), not by the bytes returned.
+ * (`dataBytes` + `sentBytes`, which cost nothing to read), not by the bytes returned (a row in the
+ * payload file reads only its prefix, but callers need not know which rows those are).
  */
 import { statSync } from "node:fs";
 import type Database from "better-sqlite3";
 import { openCapture } from "./database.js";
+import { type ExternalPayload, PayloadReader } from "./payload-file.js";
 import type { ChunkRow, DatagramRow, EventRow, RunRow, SessionRow, TlsRow } from "./schema.js";
 import { parseFilter, registerFilterFunctions, toSql, type Filter } from "../filter/index.js";
 
@@ -85,16 +89,27 @@ export interface CaptureStats {
   readonly failed: number;
   readonly denied: number;
   readonly bytes: number;
-  /** Size on disk: the file and its WAL. */
+  /** Size on disk: the file, its WAL and its payload file. */
   readonly fileBytes: number;
+}
+
+/** Where a stored row says its payload is: inline (`payload_at` null) or in the payload file. */
+interface StoredPayload {
+  readonly data: Buffer | string | null;
+  readonly sent: Buffer | string | null;
+  readonly payload_at: number | null;
+  readonly payload_data: number | null;
+  readonly payload_sent: number | null;
 }
 
 export class CaptureReader {
   private readonly db: Database.Database;
+  private readonly external: PayloadReader;
 
   constructor(readonly file: string) {
     this.db = openCapture(file, { readonly: true });
-    registerFilterFunctions(this.db);
+    this.external = new PayloadReader(file);
+    registerFilterFunctions(this.db, (at, dataBytes, sentBytes) => this.external.read({ at, dataBytes, sentBytes }));
   }
 
   /** Sessions, newest first by default, filtered and paged. Throws FilterError on a bad filter. */
@@ -139,11 +154,16 @@ export class CaptureReader {
 
   /** The session's chunks in the order they happened. */
   chunks(sessionId: number): IterableIterator<ChunkRow> {
-    return this.db.prepare("SELECT * FROM chunks WHERE session_id = ? ORDER BY id").iterate(sessionId) as IterableIterator<ChunkRow>;
+    return this.rows<ChunkRow>("chunks", sessionId);
   }
 
   datagrams(sessionId: number): IterableIterator<DatagramRow> {
-    return this.db.prepare("SELECT * FROM datagrams WHERE session_id = ? ORDER BY id").iterate(sessionId) as IterableIterator<DatagramRow>;
+    return this.rows<DatagramRow>("datagrams", sessionId);
+  }
+
+  /** The bytes of a row kept in the payload file (for readers with queries of their own, such as replay's recordings). */
+  externalPayload(where: ExternalPayload, cap?: number): RowPayload {
+    return this.external.read(where, cap);
   }
 
   events(sessionId: number): EventRow[] {
@@ -212,16 +232,32 @@ export class CaptureReader {
          FROM sessions`,
       )
       .get() as Omit<CaptureStats, "fileBytes">;
-    return { ...row, fileBytes: fileSize(this.file) + fileSize(`${this.file}-wal`) };
+    return { ...row, fileBytes: fileSize(this.file) + fileSize(`${this.file}-wal`) + fileSize(this.external.file) };
   }
 
   close(): void {
     this.db.close();
+    this.external.close();
+  }
+
+  private *rows<Row>(table: "chunks" | "datagrams", sessionId: number): Generator<Row, void, undefined> {
+    for (const row of this.db.prepare(`SELECT * FROM ${table} WHERE session_id = ? ORDER BY id`).iterate(sessionId)) {
+      yield this.withPayload(row as StoredPayload) as Row;
+    }
+  }
+
+  /** A stored row with its payload in `data` and `sent`, and without the payload file's columns. */
+  private withPayload(row: StoredPayload): Omit<StoredPayload, "payload_at" | "payload_data" | "payload_sent"> {
+    const { payload_at, payload_data, payload_sent, ...rest } = row;
+    if (payload_at === null) return rest;
+    const bytes = this.external.read({ at: payload_at, dataBytes: payload_data ?? 0, sentBytes: payload_sent });
+    return { ...rest, data: bytes.data, sent: bytes.sent };
   }
 
   private metaPage(table: "chunks" | "datagrams", columns: string, sessionId: number, query: PageQuery): unknown[] {
     const limit = clampLimit(query.limit);
-    const lengths = "length(data) AS dataBytes, length(sent) AS sentBytes";
+    const lengths = `CASE WHEN payload_at IS NULL THEN length(data) ELSE payload_data END AS dataBytes,
+      CASE WHEN payload_at IS NULL THEN length(sent) ELSE payload_sent END AS sentBytes`;
     // Row values over (seq, id) walk the (session_id, seq) index; length() reads no payload.
     if (query.before !== undefined) {
       return this.db
@@ -237,11 +273,18 @@ export class CaptureReader {
   private payload(table: "chunks" | "datagrams", ids: readonly number[], cap: number | undefined): Map<number, RowPayload> {
     const out = new Map<number, RowPayload>();
     const cut = (column: string) => (cap === undefined ? column : `substr(${column}, 1, ${Math.max(0, Math.floor(cap))})`);
-    const statement = this.db.prepare(`SELECT ${cut("data")} AS data, ${cut("sent")} AS sent FROM ${table} WHERE id = ?`);
+    const statement = this.db.prepare(
+      `SELECT ${cut("data")} AS data, ${cut("sent")} AS sent, payload_at, payload_data, payload_sent FROM ${table} WHERE id = ?`,
+    );
     for (const id of ids) {
-      const row = statement.get(id) as { data: Buffer | string | null; sent: Buffer | string | null } | undefined;
+      const row = statement.get(id) as StoredPayload | undefined;
+      if (row === undefined) continue;
+      if (row.payload_at !== null) {
+        out.set(id, this.external.read({ at: row.payload_at, dataBytes: row.payload_data ?? 0, sentBytes: row.payload_sent }, cap));
+        continue;
+      }
       // substr() of an empty blob can come back as text: payload is always a Buffer.
-      if (row !== undefined) out.set(id, { data: asBuffer(row.data) ?? Buffer.alloc(0), sent: asBuffer(row.sent) });
+      out.set(id, { data: asBuffer(row.data) ?? Buffer.alloc(0), sent: asBuffer(row.sent) });
     }
     return out;
   }

@@ -1,7 +1,7 @@
 /**
  * The capture file's data model and its migrations.
  *
- * One SQLite file in WAL mode. The schema version is SQLite's `user_version`; `MIGRATIONS[n]`
+ * One SQLite file in WAL mode, and beside it `<file>-payload`, the payload of large rows (payload-file.ts). The schema version is SQLite's `user_version`; `MIGRATIONS[n]`
  * takes a file from version n to n + 1, and a file is always brought to `SCHEMA_VERSION` in one
  * transaction when it is opened for writing. A file with a newer version than this build knows
  * is refused rather than guessed at.
@@ -9,7 +9,8 @@
  * Conventions in every table:
  * - Times (`*_at`) are milliseconds since the Unix epoch, as REAL.
  * - Directions are 'up' (client → target) and 'down' (target → client).
- * - Payload is stored byte for byte as BLOB; nothing is decoded or re-encoded.
+ * - Payload is stored byte for byte, nothing decoded or re-encoded: as a BLOB in the row, or (rows
+ *   with more than INLINE_MAX bytes, schema 5) in the payload file beside the capture file.
  * - Passwords are never stored: `sessions.user` is the RFC 1929 name or the SOCKS4 USERID only,
  *   and `sessions.route` holds upstream hops as `scheme://host:port`, without their credentials.
  */
@@ -198,6 +199,23 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   // `scheme://host:port` (no credentials); NULL for a session that went direct.
   (db) => {
     db.exec("ALTER TABLE sessions ADD COLUMN route TEXT;");
+  },
+  // 4 → 5: payload written once (issue 16): a chunk or datagram with more than INLINE_MAX bytes
+  // of payload keeps it in the payload file beside the capture (store/payload-file.ts) at
+  // `payload_at`: `payload_data` bytes as received, then `payload_sent` bytes as sent (NULL when
+  // unchanged); its `data` is then x'' and its `sent` NULL or x''. NULL `payload_at`: inline, as
+  // before. `payload_file.bytes` is how much of the payload file committed rows refer to.
+  (db) => {
+    db.exec(`
+      ALTER TABLE chunks ADD COLUMN payload_at INTEGER;
+      ALTER TABLE chunks ADD COLUMN payload_data INTEGER;
+      ALTER TABLE chunks ADD COLUMN payload_sent INTEGER;
+      ALTER TABLE datagrams ADD COLUMN payload_at INTEGER;
+      ALTER TABLE datagrams ADD COLUMN payload_data INTEGER;
+      ALTER TABLE datagrams ADD COLUMN payload_sent INTEGER;
+      CREATE TABLE payload_file (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+      INSERT INTO payload_file (id, bytes) VALUES (1, 0);
+    `);
   },
 ];
 

@@ -1,20 +1,33 @@
 /**
  * Applies the recorder's batches to the capture file: one transaction per batch, statements
  * prepared once. Runs in the capture worker (writer-worker.ts); tests may drive it directly.
+ *
+ * A batch's large payloads (rows over INLINE_MAX bytes) are appended to the payload file first,
+ * in one write, and the transaction then inserts rows pointing at them and records the file's
+ * new committed length (payload-file.ts): each payload byte is written once, not to the WAL and
+ * again to the database.
  */
 import type Database from "better-sqlite3";
 import type { Batch, Operation, Slice } from "./batch.js";
 import { openCapture } from "./database.js";
+import { type ExternalPayload, INLINE_MAX, PayloadAppender } from "./payload-file.js";
 
 type Statement = Database.Statement;
 
 /**
  * WAL size (estimated) at which a burst is interrupted for a checkpoint; bounds disk use and crash
- * recovery. A burst smaller than this is written once, at WAL speed, and copied into the database
- * when traffic pauses. At 256 MiB, copying in mid-burst cut the bench's capture-on throughput to
- * about a third (download) and two thirds (upload).
+ * recovery. The WAL holds rows and small payloads only (large ones go to the payload file), so
+ * this is rarely reached; otherwise checkpoints wait for traffic to pause.
  */
-export const CHECKPOINT_BYTES = 1024 * 1024 * 1024;
+export const CHECKPOINT_BYTES = 256 * 1024 * 1024;
+
+export interface WriterOptions {
+  /**
+   * Tests: bound the capture to make "disk full" happen on demand: the database to this many
+   * pages, the payload file to as many bytes as they hold.
+   */
+  readonly maxPageCount?: number;
+}
 
 export class CaptureWriter {
   private readonly db: Database.Database;
@@ -31,19 +44,29 @@ export class CaptureWriter {
   private readonly tls: Statement;
   private readonly progress: Statement;
   private readonly close: Statement;
-  private readonly applyAll: (batch: Batch) => void;
+  private readonly payloadLength: Statement;
+  private readonly payload: PayloadAppender;
+  private readonly applyAll: (ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => void;
   /** Bytes written to the WAL since the last checkpoint (an estimate). */
   private unchecked = 0;
 
   constructor(
     file: string,
     private readonly runId: number,
-    options: { readonly maxPageCount?: number } = {},
+    options: WriterOptions = {},
   ) {
     this.db = openCapture(file);
-    // Tests bound the file to make "disk full" happen on demand.
     if (options.maxPageCount !== undefined) this.db.pragma(`max_page_count = ${options.maxPageCount}`);
     const db = this.db;
+    const committed = (db.prepare("SELECT bytes FROM payload_file WHERE id = 1").get() as { bytes: number } | undefined)?.bytes ?? 0;
+    try {
+      const pageSize = db.pragma("page_size", { simple: true }) as number;
+      this.payload = new PayloadAppender(file, committed, options.maxPageCount === undefined ? undefined : options.maxPageCount * pageSize);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.payloadLength = db.prepare("UPDATE payload_file SET bytes = ? WHERE id = 1");
     this.db.pragma("wal_autocheckpoint = 0");
     // After a checkpoint the WAL is reused from its start; this trims the file back down then.
     this.db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
@@ -61,10 +84,14 @@ export class CaptureWriter {
          route = coalesce(?, route)
        WHERE id = ?`,
     );
-    this.chunk = db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size, sent, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    this.chunk = db.prepare(
+      `INSERT INTO chunks (session_id, seq, at, direction, data, size, sent, verdict, payload_at, payload_data, payload_sent)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
     this.datagram = db.prepare(
-      `INSERT INTO datagrams (session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, data, size, sent, verdict, reason, detail)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO datagrams (session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, data, size, sent,
+         verdict, reason, detail, payload_at, payload_data, payload_sent)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.event = db.prepare("INSERT INTO events (session_id, run_id, at, kind, addon, hook, location, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     this.tags = db.prepare("UPDATE sessions SET tags = ? WHERE id = ?");
@@ -88,17 +115,52 @@ export class CaptureWriter {
       `UPDATE sessions SET closed_at = ?, status = ?, close_reason = ?, close_errno = ?, bytes_up_received = ?, bytes_up_sent = ?,
          bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ?, uncaptured_datagrams = ? WHERE id = ?`,
     );
-    this.applyAll = db.transaction((batch: Batch) => {
-      const arena = batch.arena === undefined ? undefined : Buffer.from(batch.arena);
-      for (const op of batch.ops) this.apply(op, arena);
+    this.applyAll = db.transaction((ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => {
+      for (let i = 0; i < ops.length; i++) this.apply(ops[i]!, arena, places[i]);
+      if (places.length > 0) this.payloadLength.run(this.payload.length);
     });
   }
 
   write(batch: Batch): void {
-    this.applyAll(batch);
-    // Payload plus a little for the rows, as an estimate of what the WAL grew by.
-    this.unchecked += batch.bytes + batch.ops.length * 64;
+    const arena = batch.arena === undefined ? undefined : Buffer.from(batch.arena);
+    const before = this.payload.length;
+    const places = this.appendExternal(batch.ops, arena);
+    try {
+      this.applyAll(batch.ops, arena, places);
+    } catch (err) {
+      this.payload.rewind(before);
+      throw err;
+    }
+    // Inline payload plus a little for the rows, as an estimate of what the WAL grew by.
+    this.unchecked += batch.bytes - (this.payload.length - before) + batch.ops.length * 64;
     if (this.unchecked >= CHECKPOINT_BYTES) this.checkpoint();
+  }
+
+  /**
+   * Appends the payload of the batch's large rows to the payload file in one write (slices that
+   * follow each other in the arena merged); returns, per operation, where its payload went.
+   * An empty array when no row is large.
+   */
+  private appendExternal(ops: readonly Operation[], arena: Buffer | undefined): (ExternalPayload | undefined)[] {
+    if (arena === undefined) return [];
+    const places: (ExternalPayload | undefined)[] = [];
+    const pieces: Slice[] = [];
+    let offset = this.payload.length;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (op.op !== "chunk" && op.op !== "datagram") continue;
+      const sent = op.sent?.length ?? 0;
+      if (op.data.length + sent <= INLINE_MAX) continue;
+      places[i] = { at: offset, dataBytes: op.data.length, sentBytes: op.sent === null ? null : sent };
+      offset += op.data.length + sent;
+      for (const s of op.sent === null ? [op.data] : [op.data, op.sent]) {
+        const last = pieces.at(-1);
+        if (last !== undefined && last.offset + last.length === s.offset) pieces[pieces.length - 1] = { offset: last.offset, length: last.length + s.length };
+        else if (s.length > 0) pieces.push(s);
+      }
+    }
+    if (pieces.length > 0) this.payload.append(pieces.map((s) => arena.subarray(s.offset, s.offset + s.length)));
+    return places;
   }
 
   /**
@@ -113,7 +175,7 @@ export class CaptureWriter {
     this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
-  private apply(op: Operation, arena: Buffer | undefined): void {
+  private apply(op: Operation, arena: Buffer | undefined, place: ExternalPayload | undefined): void {
     switch (op.op) {
       case "open":
         this.open.run(op.sid, this.runId, op.engineId, op.at, op.clientHost, op.clientPort, op.localHost, op.localPort);
@@ -142,7 +204,35 @@ export class CaptureWriter {
         );
         return;
       case "chunk":
-        this.chunk.run(op.sid, op.seq, op.at, op.direction, slice(arena, op.data), op.size, op.sent === null ? null : slice(arena, op.sent), op.verdict);
+        if (place !== undefined) {
+          this.chunk.run(
+            op.sid,
+            op.seq,
+            op.at,
+            op.direction,
+            EMPTY,
+            op.size,
+            op.sent === null ? null : EMPTY,
+            op.verdict,
+            place.at,
+            place.dataBytes,
+            place.sentBytes,
+          );
+        } else {
+          this.chunk.run(
+            op.sid,
+            op.seq,
+            op.at,
+            op.direction,
+            slice(arena, op.data),
+            op.size,
+            op.sent === null ? null : slice(arena, op.sent),
+            op.verdict,
+            null,
+            null,
+            null,
+          );
+        }
         return;
       case "datagram":
         this.datagram.run(
@@ -157,12 +247,15 @@ export class CaptureWriter {
           op.fromPort,
           op.toHost,
           op.toPort,
-          slice(arena, op.data),
+          place === undefined ? slice(arena, op.data) : EMPTY,
           op.size,
-          op.sent === null ? null : slice(arena, op.sent),
+          op.sent === null ? null : place === undefined ? slice(arena, op.sent) : EMPTY,
           op.verdict,
           op.reason,
           op.detail,
+          place?.at ?? null,
+          place?.dataBytes ?? null,
+          place?.sentBytes ?? null,
         );
         return;
       case "event":
@@ -212,12 +305,16 @@ export class CaptureWriter {
       this.db.prepare("UPDATE runs SET ended_at = ? WHERE id = ?").run(at, this.runId);
     } finally {
       this.db.close();
+      this.payload.close();
     }
   }
 
   /** Closes the file without marking the run ended (after a write failure). */
   abandon(): void {
-    if (this.db.open) this.db.close();
+    if (this.db.open) {
+      this.db.close();
+      this.payload.close();
+    }
   }
 }
 

@@ -8,6 +8,7 @@ import { PAGE_BYTES, Recordings, likeness, mostAlike } from "../../src/replay/re
 import { ServerReplay } from "../../src/replay/server-replay.js";
 import { beginRun, openCapture } from "../../src/store/database.js";
 import { CaptureReader } from "../../src/store/reader.js";
+import { CaptureWriter } from "../../src/store/writer.js";
 import { allowAllHooks, type Direction, type SessionHandle } from "../../src/engine/index.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-recordings-"));
@@ -47,19 +48,26 @@ function recording(turns: Array<["up" | "down", Buffer]>): string {
     `INSERT INTO sessions (id, run_id, engine_id, opened_at, client_host, client_port, local_host, local_port, version, command, requested_type, requested_host, requested_port, reply, status)
      VALUES (1, ?, 1, 1, '127.0.0.1', 5000, '127.0.0.1', 1080, '5', 'connect', 'domain', 'big.test', 80, 0, 'ok')`,
   ).run(runId);
-  const chunk = db.prepare("INSERT INTO chunks (session_id, seq, at, direction, data, size) VALUES (1, ?, ?, ?, ?, ?)");
-  let seq = 0;
-  db.transaction(() => {
-    for (const [direction, bytes] of turns) {
-      // Recorded the way reads come: up to 1 MiB per chunk.
-      for (let o = 0; o < bytes.length; o += MiB) {
-        const part = bytes.subarray(o, o + MiB);
-        chunk.run(seq, seq, direction, part, part.length);
-        seq++;
-      }
-    }
-  })();
   db.close();
+  // Through the capture writer, as a live capture stores them: parts over 4 KiB in the payload file.
+  const writer = new CaptureWriter(file, runId);
+  let seq = 0;
+  for (const [direction, bytes] of turns) {
+    // Recorded the way reads come: up to 1 MiB per chunk.
+    for (let o = 0; o < bytes.length; o += MiB) {
+      const part = bytes.subarray(o, o + MiB);
+      const arena = new Uint8Array(part).buffer;
+      const data = { offset: 0, length: part.length };
+      writer.write({
+        seq: seq + 1,
+        bytes: part.length,
+        arena,
+        ops: [{ op: "chunk", sid: 1, seq, at: seq, direction, data, size: part.length, sent: null, verdict: null }],
+      });
+      seq++;
+    }
+  }
+  writer.stop(2);
   return file;
 }
 
