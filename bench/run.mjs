@@ -15,7 +15,8 @@
  *
  *   throughput   bulk MiB/s, 1 and 8 streams, upload (client→server) and download
  *   handshakes   per second, 32 closed-loop workers: connect, SOCKS5 greeting, CONNECT, 1-byte
- *                echo, close (direct: connect, 1-byte echo, close)
+ *                echo, close (direct: connect, 1-byte echo, close); and each proxy process's CPU
+ *                per handshake (user and kernel time from /proc over the measured window)
  *   latency      p50/p99 µs of sequential 64-byte echoes over one tunnel (5 rounds of 8,000,
  *                after 800 unmeasured); "added" = proxy p50 − direct p50 of the same round
  *   hooks        socksmith with a pass-through onData addon and with an onRequest addon, as
@@ -82,7 +83,8 @@ import { tlsSection } from "./tls.mjs";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SOURCE = path.join(ROOT, "bench", "loadgen.c");
 const LOADGEN = path.join(ROOT, "bench", "build", "loadgen");
-const CLI = path.join(ROOT, "dist", "cli.js");
+/** SOCKSMITH_BENCH_CLI names another build to measure (e.g. a copy of dist/ kept for an A/B run). */
+const CLI = process.env.SOCKSMITH_BENCH_CLI ? path.resolve(process.env.SOCKSMITH_BENCH_CLI) : path.join(ROOT, "dist", "cli.js");
 const NAIVE = path.join(ROOT, "bench", "naive-proxy.mjs");
 /** Hard lifetime of every long-lived child (servers, proxies), in seconds. */
 const CHILD_LIFETIME_S = 600;
@@ -447,6 +449,51 @@ async function throughput(servers) {
   });
 }
 
+/** CPU seconds a process has used so far (all its threads), user and kernel, from /proc (Linux only; undefined elsewhere). */
+function processCpu(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { user: Number(fields[11]) / 100, kernel: Number(fields[12]) / 100 }; // utime, stime in USER_HZ (100)
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `run()` (a loadgen client that measures after `warmupS` seconds) and samples the proxy's CPU
+ * over the measured window: from `warmupS` after the start to the client's exit. Returns the
+ * result with `cpu` = { user, kernel } seconds per unit (`value(result)` units per second over the
+ * window's wall time), or no `cpu` when /proc cannot be read.
+ */
+async function withCpu(pid, warmupS, run, value) {
+  let from;
+  const timer = setTimeout(() => {
+    from = { cpu: processCpu(pid), at: performance.now() };
+  }, warmupS * 1000);
+  try {
+    const result = await run();
+    const to = { cpu: processCpu(pid), at: performance.now() };
+    if (from?.cpu === undefined || to.cpu === undefined) return result;
+    const units = value(result) * ((to.at - from.at) / 1000);
+    if (!(units > 0)) return result;
+    return { ...result, cpu: { user: (to.cpu.user - from.cpu.user) / units, kernel: (to.cpu.kernel - from.cpu.kernel) / units } };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** "X µs (user A + kernel B)" for the round whose total CPU is the median. */
+function cpuText(results) {
+  const mid = medianRound(
+    results.filter((r) => r?.cpu !== undefined),
+    (r) => r.cpu.user + r.cpu.kernel,
+  );
+  if (mid === undefined) return "—";
+  const us = (s) => (s * 1e6).toFixed(0);
+  return `${us(mid.cpu.user + mid.cpu.kernel)} µs (user ${us(mid.cpu.user)} + kernel ${us(mid.cpu.kernel)})`;
+}
+
 async function handshakes(servers) {
   if (!OPTS.only.has("handshakes")) return;
   console.error("bench: handshakes");
@@ -464,8 +511,14 @@ async function handshakes(servers) {
         "--warmup",
         String(CFG.warmup),
       ];
-      return loadgen(args, (CFG.hsSeconds + CFG.warmup) * 1000 + 30000);
+      const run = () => loadgen(args, (CFG.hsSeconds + CFG.warmup) * 1000 + 30000);
+      return subject.child === undefined ? run() : withCpu(subject.child.pid, CFG.warmup, run, (r) => r.rate);
     });
+    const cpuLine = subjects
+      .filter((s) => s.child !== undefined)
+      .map((s) => `${s.name} ${cpuText(bySubject[s.name])}`)
+      .join(", ");
+    details.push(`handshakes: CPU per handshake (proxy process, all threads, measured window, median round): ${cpuLine}`);
     for (const [subject, results] of Object.entries(bySubject)) {
       record(
         "handshakes",
@@ -1144,7 +1197,7 @@ function backgroundLoad(t0, t1) {
 
 async function main() {
   const t0 = Date.now();
-  if (!existsSync(CLI)) throw new Error("dist/cli.js is missing: run `npm run bench` (or `node scripts/build.mjs`) first");
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run bench\` (or \`node scripts/build.mjs\`) first`);
   compileLoadgen();
   if (OPTS.profileDir) mkdirSync(OPTS.profileDir, { recursive: true });
   const load0 = loadavg();

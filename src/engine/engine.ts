@@ -25,8 +25,9 @@ import type { TlsInterceptor } from "./tls-ports.js";
 import type { Route } from "./upstream.js";
 import type { DestinationRules } from "./destination-rules.js";
 import { ClientSession } from "./io/client-session.js";
-import { SocketReader, adoptSocket, checkAdoption } from "./io/socket-reader.js";
+import { SocketReader, acceptReading, adoptSocket, checkAdoption } from "./io/socket-reader.js";
 import { IdleSweeper } from "./io/idle-sweeper.js";
+import { DeadlineQueue } from "./io/deadline-queue.js";
 import type { EngineContext, EngineSession, SessionLimits } from "./io/engine-context.js";
 
 export interface EngineOptions {
@@ -103,6 +104,8 @@ export class SocksEngine implements EngineContext {
   readonly route: ((request: RequestInfo) => Route) | undefined;
   readonly rules: DestinationRules | undefined;
   readonly idleSweeper: IdleSweeper | undefined;
+  readonly handshakeDeadlines: DeadlineQueue;
+  readonly connectDeadlines: DeadlineQueue;
   private readonly credentials: Credentials;
   private readonly maxSessions: number;
   private readonly servers: Server[] = [];
@@ -139,6 +142,8 @@ export class SocksEngine implements EngineContext {
       authRequired: this.credentials.size > 0,
     };
     this.idleSweeper = this.options.idleTimeoutMs > 0 ? new IdleSweeper(this.options.idleTimeoutMs, this.clock) : undefined;
+    this.handshakeDeadlines = new DeadlineQueue(this.options.handshakeTimeoutMs, this.clock);
+    this.connectDeadlines = new DeadlineQueue(this.options.connectTimeoutMs, this.clock);
   }
 
   /**
@@ -241,10 +246,17 @@ export class SocksEngine implements EngineContext {
   // --- accept loop -----------------------------------------------------------------------------
 
   private listenOn(address: Endpoint): Promise<Endpoint> {
-    // pauseOnConnect: the accepted Socket never reads; it is adopted into one that reads fast.
+    // Once listening, the listener builds accepted sockets that read fast itself (acceptReading);
+    // where it cannot, pauseOnConnect: the accepted Socket never reads; it is adopted into one that does.
     // A listener bound to one address tells its sessions their local address (no getsockname).
     let specific: Endpoint | undefined;
-    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => this.onConnection(accepted, specific));
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => {
+      const reader = new SocketReader();
+      if (!this.refused(accepted, reader)) this.begin(adoptSocket(accepted, reader, true, true), reader, specific);
+    });
+    const accepted = (socket: Socket, reader: SocketReader): void => {
+      if (!this.refused(socket, reader)) this.begin(socket, reader, specific);
+    };
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const where = formatEndpoint(address);
@@ -263,6 +275,7 @@ export class SocksEngine implements EngineContext {
         server.removeListener("error", onError);
         server.on("error", (err) => this.logger.log("error", `listener ${formatEndpoint(address)}: ${err.message}`));
         this.servers.push(server);
+        acceptReading(server, { allowHalfOpen: true, noDelay: true }, accepted);
         const info = server.address();
         if (info === null || typeof info === "string") return resolve(address);
         const bound = { host: normalizeHost(info.address), port: info.port };
@@ -273,10 +286,10 @@ export class SocksEngine implements EngineContext {
     });
   }
 
-  private onConnection(accepted: Socket, local: Endpoint | undefined): void {
+  /** Refuses a connection when stopping or at the session limit (recorded as a session that ended at once); true if it did. */
+  private refused(socket: Socket, reader: SocketReader): boolean {
     if (this.stopping || this.sessions.size >= this.maxSessions) {
-      const socket = accepted;
-      const session = new ClientSession(this, socket, new SocketReader());
+      const session = new ClientSession(this, socket, reader);
       this.sessions.add(session);
       socket.on("error", () => {});
       // Recorded as a session that ended at once, so the limit is visible in logs and capture.
@@ -298,10 +311,13 @@ export class SocksEngine implements EngineContext {
         bytesDownSent: 0,
       });
       socket.destroy();
-      return;
+      return true;
     }
-    const reader = new SocketReader();
-    const socket = adoptSocket(accepted, reader, true, true);
+    return false;
+  }
+
+  /** Starts a session on an accepted socket that reads through `reader` (paused until the open hook lets it in). */
+  private begin(socket: Socket, reader: SocketReader, local: Endpoint | undefined): void {
     const session = new ClientSession(this, socket, reader, local);
     this.sessions.add(session);
     session.start();

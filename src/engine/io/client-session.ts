@@ -4,7 +4,7 @@
  */
 import type { Socket } from "node:net";
 import type { Direction, Endpoint, SocksAddress } from "../types.js";
-import type { ClockTimer, CloseReason, ConnectionInfo, RequestDecision, RequestInfo, SessionHandle } from "../ports.js";
+import type { CloseReason, ConnectionInfo, RequestDecision, RequestInfo, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SessionMachine } from "../session/machine.js";
 import type { SessionCommand } from "../session/commands.js";
@@ -23,6 +23,7 @@ import { TlsGate } from "./tls-gate.js";
 import type { TlsInterceptor } from "../tls-ports.js";
 import { type SocketReader, discard } from "./socket-reader.js";
 import type { EngineContext, EngineSession } from "./engine-context.js";
+import type { Deadline } from "./deadline-queue.js";
 import { assertNever } from "../../lang/assert-never.js";
 
 /**
@@ -51,7 +52,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private cancelDial: (() => void) | undefined;
   private bind: BindListener | UpstreamBind | undefined;
   private udp: UdpAssociation | undefined;
-  private handshakeTimer: ClockTimer | undefined;
+  private handshakeTimer: Deadline | undefined;
   private user: string | undefined;
   private clientEnded = false;
   private finished = false;
@@ -125,7 +126,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     client.on("error", this.onClientError);
     client.on("close", this.onClientClose);
     client.on("end", this.onClientEnd);
-    this.handshakeTimer = ctx.clock.setTimeout(this.onHandshakeTimeout, ctx.options.handshakeTimeoutMs);
+    this.handshakeTimer = ctx.handshakeDeadlines.add(this.onHandshakeTimeout);
     this.ask(
       "open",
       () => ctx.hooks.open(this.conn, this),
@@ -196,7 +197,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       this.execute(command, machine);
     }
     if (this.handshakeTimer !== undefined && !machine.readingHandshake) {
-      this.ctx.clock.clearTimeout(this.handshakeTimer);
+      this.handshakeTimer.cancel();
       this.handshakeTimer = undefined;
     }
     if (machine.phase.name === "bind-waiting" && !this.finished) this.bind?.awaitPeer();
@@ -287,7 +288,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         // The rules check each address dialled directly; through upstreams the name was checked at the request.
         this.cancelDial =
           route === undefined || route.length === 0
-            ? dial(command.target, { ...options, check: dialCheck(ctx, this, command.target) }, callback)
+            ? dial(command.target, { ...options, deadlines: ctx.connectDeadlines, check: dialCheck(ctx, this, command.target) }, callback)
             : dialChain(route, command.target, options, callback);
         return;
       }
@@ -581,7 +582,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private abort(reason: CloseReason, reset: boolean): void {
     if (this.finished) return;
     this.closeReason ??= reason;
-    if (this.handshakeTimer !== undefined) this.ctx.clock.clearTimeout(this.handshakeTimer);
+    this.handshakeTimer?.cancel();
     this.cancelDial?.();
     this.bind?.close();
     this.upstream?.destroy();
@@ -592,7 +593,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   private finish(reason: CloseReason, errno: string | undefined, counts: RelayCounts | undefined): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.handshakeTimer !== undefined) this.ctx.clock.clearTimeout(this.handshakeTimer);
+    this.handshakeTimer?.cancel();
     this.bind?.close();
     const udp = this.udp;
     if (udp !== undefined) {

@@ -10,6 +10,7 @@ import type { Endpoint } from "../types.js";
 import type { Clock, Lookup } from "../ports.js";
 import { formatEndpoint, normalizeHost } from "../codec/address.js";
 import { SocketReader } from "./socket-reader.js";
+import type { DeadlineQueue } from "./deadline-queue.js";
 
 export interface DialOptions {
   /** Milliseconds for resolution plus connect. */
@@ -18,6 +19,8 @@ export interface DialOptions {
   readonly lookup: Lookup;
   /** Times the connect timeout (the engine's clock). */
   readonly clock: Clock;
+  /** The engine's shared connect deadlines, used instead of a timer of the dial's own when their duration is `timeoutMs`. */
+  readonly deadlines?: DeadlineQueue;
   /**
    * Called for every address about to be dialled (an IP literal target, or each address a name
    * resolved to) before any connect; a string (the rule that refuses it) fails the whole dial
@@ -54,13 +57,17 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
   const finish = (failure: DialFailure | undefined, success?: DialSuccess): void => {
     if (done) return;
     done = true;
-    options.clock.clearTimeout(timer);
+    if (deadline !== undefined) deadline.cancel();
+    else options.clock.clearTimeout(timer);
     callback(failure, success);
   };
-  const timer = options.clock.setTimeout(() => {
+  const timedOut = (): void => {
     socket?.destroy();
     finish({ code: "CONNECT_TIMEOUT", errno: "ETIMEDOUT", attempts: [`timed out after ${options.timeoutMs} ms`] });
-  }, options.timeoutMs);
+  };
+  const shared = options.deadlines?.durationMs === options.timeoutMs ? options.deadlines : undefined;
+  const deadline = shared?.add(timedOut);
+  const timer = shared === undefined ? options.clock.setTimeout(timedOut, options.timeoutMs) : undefined;
 
   const open = (host: string, addresses: readonly LookupAddress[] | undefined): void => {
     if (done) return;

@@ -4,6 +4,7 @@ import type { TlsInterceptor } from "../tls-ports.js";
 import type { Route } from "../upstream.js";
 import type { UdpOptions } from "./udp-association.js";
 import type { IdleSweeper } from "./idle-sweeper.js";
+import type { DeadlineQueue } from "./deadline-queue.js";
 import type { Endpoint } from "../types.js";
 import type { DestinationRules } from "../destination-rules.js";
 
@@ -37,6 +38,10 @@ export interface EngineContext {
   /** Enforces the idle timeout of relayed tunnels; absent when it is 0 (never). */
   readonly idleSweeper: IdleSweeper | undefined;
   readonly clock: Clock;
+  /** Every session's handshake timeout (one timer for all; `options.handshakeTimeoutMs`). */
+  readonly handshakeDeadlines: DeadlineQueue;
+  /** Every direct dial's connect timeout (one timer for all; `options.connectTimeoutMs`). */
+  readonly connectDeadlines: DeadlineQueue;
   /** Resolves destination names (CONNECT and UDP datagrams). */
   readonly lookup: Lookup;
   /** TLS interception of CONNECT tunnels; absent when off. */

@@ -34,6 +34,12 @@
  * plainly: Node's default `data` events (a fresh buffer per read) feed the same sink, and
  * `retain()` has nothing to protect. Connected sockets (`net.connect`'s documented `onread`)
  * are not affected.
+ *
+ * Cheaper still, `acceptReading` makes the listener build each accepted Socket with `onread`
+ * itself, so there is no Socket to throw away (a Socket costs about as much JavaScript as the
+ * rest of a SOCKS handshake): it replaces the listening handle's `onconnection` callback (the
+ * private `_handle` of net.Server, and its `_connections` count). `checkAdoption` probes that
+ * path as well; where it does not hold, the listener falls back to adoption.
  */
 import { once } from "node:events";
 import { Socket, connect, createServer, type Server } from "node:net";
@@ -138,6 +144,8 @@ interface SocketInternals {
 
 /** How accepted sockets are read in this process: adopted (fast reads) until `checkAdoption` finds adoption broken. */
 let plainReads = false;
+/** Whether listeners may build accepted sockets themselves (`acceptReading`), until `checkAdoption` finds that broken. */
+let hookedAccepts = true;
 /** The answer of the one check per process (why adoption does not work, or undefined). */
 let adoptionChecked: Promise<string | undefined> | undefined;
 
@@ -157,8 +165,10 @@ export function adoptSocket(accepted: Socket, reader: SocketReader, allowHalfOpe
  * warning), or undefined. Never rejects.
  */
 export function checkAdoption(): Promise<string | undefined> {
-  adoptionChecked ??= probeAdoption(adoptHandle).then((problem) => {
+  adoptionChecked ??= probeAdoption(adoptHandle).then(async (problem) => {
     plainReads = problem !== undefined;
+    // Adoption is the fallback of the accept hook: no use probing the hook without it.
+    if (problem === undefined && hookedAccepts) hookedAccepts = (await probeAccepting(acceptReading)) === undefined;
     return problem;
   });
   return adoptionChecked;
@@ -177,6 +187,11 @@ export function simulateBrokenAdoption(problem: string): void {
   adoptionChecked = Promise.resolve(problem);
 }
 
+/** For tests: behave as on a Node where `acceptReading` does not work (listeners adopt), for the rest of the process. */
+export function simulateBrokenAcceptHook(): void {
+  hookedAccepts = false;
+}
+
 /** The plain path: Node's own reads of the accepted socket, each a fresh buffer, delivered to `reader.sink` (retain() is a no-op). */
 export function readPlainly(accepted: Socket, reader: SocketReader, paused = false): Socket {
   accepted.on("data", (chunk: Buffer) => reader.sink(chunk));
@@ -188,6 +203,9 @@ export function readPlainly(accepted: Socket, reader: SocketReader, paused = fal
 /** How a probe adopts (`adoptHandle`; tests pass broken ones). */
 export type Adopt = (accepted: Socket, reader: SocketReader, allowHalfOpen: boolean, paused: boolean) => Socket;
 
+/** How a probe has a listener build its sockets (`acceptReading`; tests pass broken ones). */
+export type AcceptHook = (server: Server, options: AcceptOptions, accepted: OnAccepted) => boolean;
+
 const PROBE_BYTES = "socksmith adoption check";
 const PROBE_TIMEOUT_MS = 2_000;
 
@@ -198,7 +216,36 @@ const PROBE_TIMEOUT_MS = 2_000;
  * socket until it closes (so `server.close()` waits for sessions). Resolves with the first thing
  * that did not hold (or the error thrown), or undefined; bounded by a 2 s timeout; never rejects.
  */
-export async function probeAdoption(adopt: Adopt): Promise<string | undefined> {
+export function probeAdoption(adopt: Adopt): Promise<string | undefined> {
+  return probe("adopted socket", (server) =>
+    (once(server, "connection") as Promise<[Socket]>).then(([accepted]) => {
+      const reader = new SocketReader();
+      return { socket: adopt(accepted, reader, true, true), reader, accepted };
+    }),
+  );
+}
+
+/**
+ * `probeAdoption` for the accept hook: `hook` (`acceptReading`) is installed on a loopback
+ * listener, and one real connection is checked the same way (bytes through `onread`, the server
+ * counting the socket until it closes). Resolves with the first thing that did not hold, or
+ * undefined; bounded by a 2 s timeout; never rejects.
+ */
+export function probeAccepting(hook: AcceptHook): Promise<string | undefined> {
+  return probe("accepted socket", async (server) => {
+    await once(server, "listening");
+    return new Promise((resolve, reject) => {
+      server.once("connection", () => reject(new Error("the listener made its own Socket: the accept hook was not called")));
+      if (!hook(server, { allowHalfOpen: true, noDelay: true }, (socket, reader) => resolve({ socket, reader })))
+        reject(new Error("the listener has no onconnection callback to replace"));
+    });
+  });
+}
+
+/** A probe's connection: the socket that reads through `reader` (paused), and any other socket to destroy at the end. */
+type Obtained = { socket: Socket; reader: SocketReader; accepted?: Socket };
+
+async function probe(noun: string, obtain: (server: Server) => Promise<Obtained>): Promise<string | undefined> {
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
   const sockets: Socket[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -206,16 +253,18 @@ export async function probeAdoption(adopt: Adopt): Promise<string | undefined> {
     timer = setTimeout(() => resolve(`no answer within ${PROBE_TIMEOUT_MS} ms`), PROBE_TIMEOUT_MS);
   });
   const check = async (): Promise<string | undefined> => {
+    const obtaining = obtain(server);
+    // Caught by the race below when it never settles; a rejection is the answer.
+    obtaining.catch(() => {});
     server.listen({ host: "127.0.0.1", port: 0 });
     await once(server, "listening");
     const { port } = server.address() as { port: number };
-    const accepting = once(server, "connection") as Promise<[Socket]>;
     const client = connect({ host: "127.0.0.1", port });
     sockets.push(client);
     client.on("error", () => {});
-    const [accepted] = await accepting;
-    sockets.push(accepted);
-    const reader = new SocketReader();
+    const { socket, reader, accepted } = await obtaining;
+    if (accepted !== undefined) sockets.push(accepted);
+    sockets.push(socket);
     const arrived: Buffer[] = [];
     let total = 0;
     let dataEvents = false;
@@ -226,23 +275,22 @@ export async function probeAdoption(adopt: Adopt): Promise<string | undefined> {
       total += view.length;
       if (total >= PROBE_BYTES.length) arrivedAll();
     };
-    const socket = adopt(accepted, reader, true, false);
-    sockets.push(socket);
     socket.on("error", () => {});
     socket.on("data", () => {
       dataEvents = true;
       arrivedAll();
     });
+    socket.resume();
     client.write(PROBE_BYTES);
     await done;
-    if (dataEvents) return "an adopted socket's bytes arrived as data events, not through onread";
-    if (Buffer.concat(arrived).toString() !== PROBE_BYTES) return "an adopted socket's bytes arrived changed";
+    if (dataEvents) return `an ${noun}'s bytes arrived as data events, not through onread`;
+    if (Buffer.concat(arrived).toString() !== PROBE_BYTES) return `an ${noun}'s bytes arrived changed`;
     const counted = await new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
-    if (counted !== 1) return `the server counts ${counted} connections with one adopted socket open`;
+    if (counted !== 1) return `the server counts ${counted} connections with one ${noun} open`;
     socket.destroy();
     await once(socket, "close");
     const left = await new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
-    if (left !== 0) return `the server still counts ${left} connection(s) after the adopted socket closed`;
+    if (left !== 0) return `the server still counts ${left} connection(s) after the ${noun} closed`;
     return undefined;
   };
   // Caught here, not around the race: a check that fails after the timeout won must not reject unhandled.
@@ -254,6 +302,55 @@ export async function probeAdoption(adopt: Adopt): Promise<string | undefined> {
     for (const socket of sockets) socket.destroy();
     server.close();
   }
+}
+
+/** Private fields of a listening net.Server that `acceptReading` relies on; not part of Node's public API. */
+interface ServerInternals {
+  _handle: { onconnection?: unknown } | null;
+  _connections: number;
+}
+
+export interface AcceptOptions {
+  readonly allowHalfOpen: boolean;
+  /** TCP_NODELAY on every accepted socket (what the server's own `noDelay` option does). */
+  readonly noDelay: boolean;
+}
+
+/** Receives each accepted socket (paused: reading starts with resume()) and the reader its reads go through. */
+export type OnAccepted = (socket: Socket, reader: SocketReader) => void;
+
+/**
+ * Makes a listening `server` (created with pauseOnConnect) build its accepted sockets itself,
+ * each reading through a SocketReader of its own, and hand them to `accepted` instead of its
+ * `connection` event: what adoption gives, without the Socket adoption throws away. The socket is
+ * paused, counts toward the server (server.close() waits for it) and knows its server, as Node's
+ * own would. Accept errors, and servers with `maxConnections`, stay Node's. Returns false and
+ * changes nothing where this process cannot (plain reads, the hook found broken, no listening
+ * handle with an `onconnection` callback): the server's `connection` event then goes on as usual.
+ */
+export function acceptReading(server: Server, options: AcceptOptions, accepted: OnAccepted): boolean {
+  if (plainReads || !hookedAccepts) return false;
+  const internals = server as unknown as ServerInternals;
+  const handle = internals._handle;
+  const original = handle?.onconnection;
+  if (handle === null || handle === undefined || typeof original !== "function" || typeof internals._connections !== "number") return false;
+  const { allowHalfOpen, noDelay } = options;
+  handle.onconnection = function onconnection(this: unknown, err: number, clientHandle: unknown): void {
+    if (err !== 0 || typeof clientHandle !== "object" || clientHandle === null || server.maxConnections) {
+      original.call(this, err, clientHandle);
+      return;
+    }
+    const reader = new SocketReader();
+    const init = { handle: clientHandle, allowHalfOpen, readable: true, writable: true, pauseOnCreate: true, onread: reader.onread };
+    const socket = new Socket(init as ConstructorParameters<typeof Socket>[0]);
+    if (noDelay) socket.setNoDelay(true);
+    internals._connections++;
+    const own = socket as unknown as SocketInternals;
+    own._server = server;
+    own.server = server;
+    accepted(socket, reader);
+  };
+  return true;
 }
 
 /**

@@ -3,11 +3,22 @@
  * works; adoptions that break what adoptSocket relies on (no _handle, onread ignored, the server's
  * count not moved) are caught, each with its reason. And the plain path on its own: an accepted
  * socket read by Node's default reads reaches the sink, and does not flow before resume() when paused.
+ * The accept hook (acceptReading) likewise: probed on this Node, its breakages caught, and the
+ * sockets it gives paused, with TCP_NODELAY, knowing and counted by their server.
  */
 import { connect, createServer, type Socket } from "node:net";
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Adopt, SocketReader, adoptHandle, probeAdoption, readPlainly } from "../../../src/engine/io/socket-reader.js";
+import {
+  type AcceptHook,
+  type Adopt,
+  SocketReader,
+  acceptReading,
+  adoptHandle,
+  probeAccepting,
+  probeAdoption,
+  readPlainly,
+} from "../../../src/engine/io/socket-reader.js";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -80,5 +91,82 @@ describe("readPlainly (the fallback)", () => {
     client.write(payload.subarray(1000));
     await done;
     expect(Buffer.concat(got).equals(payload)).toBe(true);
+  });
+});
+
+describe("probeAccepting (the accept hook)", () => {
+  it("finds nothing wrong with a listener that builds its accepted sockets on this Node", async () => {
+    expect(await probeAccepting(acceptReading)).toBeUndefined();
+  });
+
+  it("catches a listener whose hook is never called (Node made its own Socket)", async () => {
+    const notInstalled: AcceptHook = () => true;
+    expect(await probeAccepting(notInstalled)).toBe("the listener made its own Socket: the accept hook was not called");
+  });
+
+  it("catches a Node without an onconnection callback to replace", async () => {
+    const noCallback: AcceptHook = (server, ...rest) => {
+      const handle = (server as unknown as { _handle: { onconnection?: unknown } })._handle;
+      delete handle.onconnection;
+      return acceptReading(server, ...rest);
+    };
+    expect(await probeAccepting(noCallback)).toBe("the listener has no onconnection callback to replace");
+  });
+
+  it("catches a Node whose server no longer counts what the hook accepted (a renamed _connections)", async () => {
+    const uncounted: AcceptHook = (server, options, accepted) =>
+      acceptReading(server, options, (socket, reader) => {
+        // What a renamed count would do: the socket's close takes one off a count that never had it.
+        (server as unknown as { _connections: number })._connections--;
+        accepted(socket, reader);
+      });
+    expect(await probeAccepting(uncounted)).toBe("the server counts 0 connections with one accepted socket open");
+  });
+
+  it("gives each accepted socket paused, with TCP_NODELAY, knowing its server, and counted until it closes", async () => {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const got: Array<{ socket: Socket; reader: SocketReader }> = [];
+    const arrived = new Promise<void>((resolve) => {
+      expect(
+        acceptReading(server, { allowHalfOpen: true, noDelay: true }, (socket, reader) => {
+          got.push({ socket, reader });
+          resolve();
+        }),
+      ).toBe(true);
+    });
+    const client = connect({ host: "127.0.0.1", port: (server.address() as { port: number }).port });
+    cleanups.push(() => {
+      client.destroy();
+      for (const { socket } of got) socket.destroy();
+      server.close();
+    });
+    await arrived;
+    const { socket, reader } = got[0]!;
+    expect(socket.isPaused()).toBe(true);
+    expect((socket as unknown as { server: unknown }).server).toBe(server);
+    // Node records setNoDelay(true) under a symbol of its own (no public getter for TCP_NODELAY).
+    const noDelay = Object.getOwnPropertySymbols(socket).find((k) => k.description === "kSetNoDelay");
+    expect(noDelay === undefined ? undefined : (socket as unknown as Record<symbol, unknown>)[noDelay]).toBe(true);
+    expect(socket.remotePort).toBe(client.localPort);
+    const count = (): Promise<number> => new Promise((resolve) => server.getConnections((_err, n) => resolve(n)));
+    expect(await count()).toBe(1);
+    // Paused (isPaused above): bytes wait in the kernel until resume(), then come through the reader.
+    client.write("early");
+    const seen: string[] = [];
+    const all = new Promise<void>((resolve) => {
+      reader.sink = (view) => {
+        seen.push(view.toString());
+        if (seen.join("") === "early late") resolve();
+      };
+    });
+    expect(seen).toEqual([]);
+    socket.resume();
+    client.write(" late");
+    await all;
+    socket.destroy();
+    await once(socket, "close");
+    expect(await count()).toBe(0);
   });
 });
