@@ -9,9 +9,10 @@
  *       TLS servers on 127.0.0.1 with a leaf for NAME from the CA in DIR (made by the bundled
  *       tls code in FILE): "bulk" writes without end once the handshake is done, "echo" echoes.
  *       Prints {"bulk":PORT,"echo":PORT}.
- *   node bench/tls-peer.mjs bulk --port P [--proxy X] --ca FILE --name NAME --seconds S --warmup W
+ *   node bench/tls-peer.mjs bulk --port P [--proxy X] --ca FILE --name NAME --seconds S --warmup W [--watch NAME=PID,...]
  *       One TLS download (SNI NAME, trusting only FILE), through SOCKS5 on 127.0.0.1:X when given.
- *       Prints {"mibps":N,"bytes":N,"seconds":N,"protocol":"TLSv1.3"}.
+ *       Prints {"mibps":N,"bytes":N,"seconds":N,"protocol":"TLSv1.3","cpu":{"client":µs,NAME:µs...}}:
+ *       the CPU time (user + kernel) of this process and of each watched one in the measured window.
  *   node bench/tls-peer.mjs handshakes --port P [--proxy X] --ca FILE --name NAME --workers N --seconds S --warmup W
  *       N closed-loop workers: connect, (SOCKS5 greeting + CONNECT,) full TLS handshake (no
  *       session resumption), 1-byte echo, close. Prints {"rate":N,"completed":N,"errors":N,
@@ -129,13 +130,43 @@ async function bulk(o) {
   socket.on("error", (err) => fail(`download: ${err.message}`));
   socket.on("close", () => fail("download: the connection closed before the end of the measurement"));
   await sleep(Number(o.warmup) * 1000);
+  const watched = watchList(o.watch);
   const b0 = bytes;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const w0 = watched.map(([, pid]) => cpuMicros(pid));
   await sleep(Number(o.seconds) * 1000);
   const seconds = (performance.now() - t0) / 1000;
+  const own = process.cpuUsage(cpu0);
   const moved = bytes - b0;
-  console.log(JSON.stringify({ mibps: moved / 2 ** 20 / seconds, bytes: moved, seconds, protocol: socket.getProtocol() }));
+  // CPU (user + kernel) each process spent in the measured window, in µs.
+  const cpu = { client: own.user + own.system };
+  watched.forEach(([name, pid], i) => {
+    const now = cpuMicros(pid);
+    if (now !== undefined && w0[i] !== undefined) cpu[name] = now - w0[i];
+  });
+  console.log(JSON.stringify({ mibps: moved / 2 ** 20 / seconds, bytes: moved, seconds, protocol: socket.getProtocol(), cpu }));
   process.exit(0);
+}
+
+/** `--watch server=PID,proxy=PID`: other processes whose CPU the download reports. */
+function watchList(text) {
+  if (text === undefined) return [];
+  return text.split(",").map((pair) => {
+    const [name, pid] = pair.split("=");
+    return [name, Number(pid)];
+  });
+}
+
+/** utime + stime of a process (all its threads) in µs, from /proc (Linux; USER_HZ 100). */
+function cpuMicros(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 async function handshakes(o) {

@@ -27,7 +27,7 @@
  * `interleaved`); a ratio is the median of the per-round ratios. About 80 s on 2 cores.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -133,11 +133,13 @@ export async function tlsSection(h) {
       return result;
     };
     const common = (subject) => [...(subject.port > 0 ? ["--proxy", String(subject.port)] : []), "--ca", subject.ca, "--name", NAME];
-    const download = (subject) =>
-      peer(
-        ["bulk", "--port", String(ports.bulk), ...common(subject), "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)],
+    const download = (subject) => {
+      const watch = [`server=${server.pid}`, ...(subject.child === undefined ? [] : [`proxy=${subject.child.pid}`])].join(",");
+      return peer(
+        ["bulk", "--port", String(ports.bulk), ...common(subject), "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup), "--watch", watch],
         (CFG.cellSeconds + CFG.warmup) * 1000 + 30000,
       );
+    };
     const handshakes = (subject) =>
       peer(
         ["handshakes", "--port", String(ports.echo), ...common(subject), "--workers", "32", "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)],
@@ -179,6 +181,7 @@ export async function tlsSection(h) {
         `${fmtRatio(dlRatio)} (${verdict(dlRatio, TARGETS.download)}); with capture ${fmt(figure(dl, "intercepted+capture", mibps))} = ` +
         `${fmtRatio(ratio(dl, "intercepted+capture", "direct", mibps))} of direct, ${fmtRatio(ratio(dl, "intercepted+capture", "intercepted", mibps))} of no capture`,
     );
+    lines.push(...downloadCpuLines(dl, { median, fmt, fmtRatio, cores: availableParallelism() }));
 
     // --- handshakes ---
     console.error("bench: tls handshakes");
@@ -212,6 +215,30 @@ export async function tlsSection(h) {
     rmSync(dir, { recursive: true, force: true });
   }
   return lines;
+}
+
+/**
+ * Where the download's time goes: CPU µs per MiB of the client, the server and the proxy (user +
+ * kernel, medians over rounds), and what that allows. The proxy decrypts and re-encrypts every
+ * byte, the work the client and the server do between them, so even on a core of its own it
+ * reaches at most 1 ÷ (its µs per MiB) while the direct transfer runs at the pace of the busier
+ * end; with every process busy on `cores` cores the download cannot pass cores ÷ (client + server
+ * + proxy µs per MiB). Both bounds are printed as ratios to the measured direct rate.
+ */
+function downloadCpuLines(dl, { median, fmt, fmtRatio, cores }) {
+  const perMiB = (name, who) => median(dl[name].filter((r) => r?.cpu?.[who] !== undefined).map((r) => r.cpu[who] / (r.bytes / 2 ** 20)));
+  const direct = { client: perMiB("direct", "client"), server: perMiB("direct", "server") };
+  const proxied = { client: perMiB("intercepted", "client"), server: perMiB("intercepted", "server"), proxy: perMiB("intercepted", "proxy") };
+  if ([direct.client, direct.server, proxied.client, proxied.server, proxied.proxy].some((x) => x === undefined)) return [];
+  const directRate = median(dl.direct.filter(Boolean).map((r) => r.mibps));
+  const ownCore = 1e6 / proxied.proxy / directRate;
+  const shared = (cores * 1e6) / (proxied.client + proxied.server + proxied.proxy) / directRate;
+  return [
+    `  CPU per MiB (µs, user + kernel): direct client ${fmt(direct.client)} + server ${fmt(direct.server)} = ${fmt(direct.client + direct.server)}; ` +
+      `intercepted client ${fmt(proxied.client)} + server ${fmt(proxied.server)} + proxy ${fmt(proxied.proxy)}; ` +
+      `proxy = ${fmtRatio(proxied.proxy / (direct.client + direct.server))} of client + server`,
+    `  what the CPU allows, as ratios to direct: the proxy on a core of its own ${fmtRatio(ownCore)}; all three sharing ${cores} cores ${fmtRatio(shared)}`,
+  ];
 }
 
 /** src/tls's CA and leaf code as one ES module (packages left external), for this process and the TLS server. */
