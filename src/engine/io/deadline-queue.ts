@@ -7,9 +7,10 @@
  * - Entries share the duration and are added in time order, so the list is in deadline order:
  *   adding appends, cancelling unlinks (both O(1)); the one timer is armed for the earliest entry.
  * - Each callback runs at its entry's deadline exactly (as a timer of its own would: a test's
- *   manual clock sees the same deadlines). When the earliest entry is cancelled the timer is left
- *   armed; it then fires early, finds nothing due and re-arms for the new earliest. An empty
- *   queue holds no timer.
+ *   manual clock sees the same deadlines). Cancelling never touches the timer: one armed for an
+ *   entry that is gone fires early, finds nothing due and re-arms for the earliest entry left (or
+ *   not at all when none is), so under steady traffic the timer is armed about once per duration,
+ *   not once per entry. The timer is unref'd.
  * - When the timer fires, the time is taken as at least the deadline it was armed for (it has
  *   waited that long on Node's monotonic timers), so a wall clock set back does not delay a
  *   timeout.
@@ -62,14 +63,9 @@ export class DeadlineQueue {
     return entry;
   }
 
-  /** Unlinks `entry` (Deadline.cancel); the last one out takes the timer with it. */
+  /** Unlinks `entry` (Deadline.cancel); the timer stays as it is (see the file's comment). */
   remove(entry: Deadline): void {
-    if (entry.queue !== this) return;
-    this.unlink(entry);
-    if (this.head === undefined && this.timer !== undefined) {
-      this.clock.clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    if (entry.queue === this) this.unlink(entry);
   }
 
   private unlink(entry: Deadline): void {

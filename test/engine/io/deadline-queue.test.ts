@@ -1,8 +1,8 @@
 /**
  * The shared deadlines (deadline-queue.ts) on a manual clock: every callback runs at its own
- * deadline exactly, in order, whatever was cancelled before it; one clock timer at most; none
- * once the queue is empty; callbacks may add and cancel; a timer that fires with the wall clock
- * set back still counts its deadline as reached.
+ * deadline exactly, in order, whatever was cancelled before it; one clock timer at most, left
+ * armed by cancelling and not re-armed once nothing is left; callbacks may add and cancel; a
+ * timer that fires with the wall clock set back still counts its deadline as reached.
  */
 import { describe, expect, it } from "vitest";
 import { DeadlineQueue } from "../../../src/engine/io/deadline-queue.js";
@@ -34,7 +34,7 @@ describe("DeadlineQueue", () => {
     expect(clock.pending).toBe(0);
   });
 
-  it("keeps later deadlines exact when earlier ones are cancelled, and holds no timer once empty", () => {
+  it("keeps later deadlines exact when earlier ones are cancelled, and arms nothing more once empty", () => {
     const clock = new ManualClock();
     const q = new DeadlineQueue(100, clock);
     const start = clock.now();
@@ -59,14 +59,26 @@ describe("DeadlineQueue", () => {
       ["c", 120],
     ]);
     expect(clock.pending).toBe(0);
-    // Cancelling everything takes the timer away.
+    // Cancelling leaves the timer; it fires, finds nothing and is not armed again.
     const e = q.add(() => fired.push(["e", clock.now() - start]));
+    expect(clock.pendingDelays).toEqual([100]);
+    e.cancel();
+    e.cancel();
     expect(clock.pending).toBe(1);
-    e.cancel();
-    e.cancel();
+    clock.advance(100);
     expect(clock.pending).toBe(0);
-    clock.advance(1000);
+    // A stale timer (its entry cancelled) armed before a new entry fires early and re-arms for it.
+    const f = q.add(() => fired.push(["f", clock.now() - start]));
+    clock.advance(50);
+    f.cancel();
+    const g0 = clock.now() - start;
+    q.add(() => fired.push(["g", clock.now() - start]));
+    expect(clock.pending).toBe(1);
+    clock.advance(99);
     expect(fired.map(([name]) => name)).toEqual(["b", "c"]);
+    clock.advance(1);
+    expect(fired.at(-1)).toEqual(["g", g0 + 100]);
+    expect(fired.map(([name]) => name)).toEqual(["b", "c", "g"]);
   });
 
   it("lets a callback cancel a later entry and add a new one (which gets the full duration)", () => {
