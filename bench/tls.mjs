@@ -223,7 +223,9 @@ export async function tlsSection(h) {
  * byte, the work the client and the server do between them, so even on a core of its own it
  * reaches at most 1 ÷ (its µs per MiB) while the direct transfer runs at the pace of the busier
  * end; with every process busy on `cores` cores the download cannot pass cores ÷ (client + server
- * + proxy µs per MiB). Both bounds are printed as ratios to the measured direct rate.
+ * + proxy µs per MiB). Both bounds are printed as ratios to the measured direct rate. The ends'
+ * cost per MiB is not fixed (a sender whose reader lags pays more per byte), so the proxy is
+ * compared with the ends of the same transfer as well as with the direct one.
  */
 function downloadCpuLines(dl, { median, fmt, fmtRatio, cores }) {
   const perMiB = (name, who) => median(dl[name].filter((r) => r?.cpu?.[who] !== undefined).map((r) => r.cpu[who] / (r.bytes / 2 ** 20)));
@@ -236,7 +238,8 @@ function downloadCpuLines(dl, { median, fmt, fmtRatio, cores }) {
   return [
     `  CPU per MiB (µs, user + kernel): direct client ${fmt(direct.client)} + server ${fmt(direct.server)} = ${fmt(direct.client + direct.server)}; ` +
       `intercepted client ${fmt(proxied.client)} + server ${fmt(proxied.server)} + proxy ${fmt(proxied.proxy)}; ` +
-      `proxy = ${fmtRatio(proxied.proxy / (direct.client + direct.server))} of client + server`,
+      `proxy = ${fmtRatio(proxied.proxy / (direct.client + direct.server))} of client + server direct, ` +
+      `${fmtRatio(proxied.proxy / (proxied.client + proxied.server))} of client + server in the same transfer`,
     `  what the CPU allows, as ratios to direct: the proxy on a core of its own ${fmtRatio(ownCore)}; all three sharing ${cores} cores ${fmtRatio(shared)}`,
   ];
 }
