@@ -1,7 +1,7 @@
 // Builds the CLI (dist/cli.js loading dist/socksmith.js) and its workers: the capture writer
 // (dist/capture-worker.js) and the watchdog (dist/watchdog-worker.js).
 // Dependencies stay external: node_modules is resolved at run time.
-import { chmodSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 
 const common = {
@@ -22,11 +22,7 @@ await Promise.all([
   build({ ...common, entryPoints: ["src/store/writer-worker.ts"], outfile: "dist/capture-worker.js" }),
   build({ ...common, entryPoints: ["src/cli/watchdog-worker.ts"], outfile: "dist/watchdog-worker.js" }),
 ]);
-// The binary sets NODE_ENV before anything loads: React (under Ink) reads it when it is first
-// imported, and its development build renders several times slower. Static imports would run
-// before any statement of the bundle, hence this two-line loader.
-writeFileSync(
-  "dist/cli.js",
-  '#!/usr/bin/env node\n// socksmith: see dist/socksmith.js\nprocess.env.NODE_ENV ??= "production";\nawait import("./socksmith.js");\n',
-);
+// The binary (src/cli/launch.ts) sets NODE_ENV and caps the young generation before it loads
+// dist/socksmith.js.
+await build({ ...common, entryPoints: { cli: "src/cli/launch.ts" }, outdir: "dist", banner: { js: "#!/usr/bin/env node" } });
 chmodSync("dist/cli.js", 0o755);

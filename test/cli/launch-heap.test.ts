@@ -1,0 +1,69 @@
+/**
+ * The young-generation cap of the binary (src/cli/launch-heap.ts): which command lines choose
+ * their own size, and, in fresh Node processes, that the cap holds the new space where the
+ * same allocations without it let V8 grow it to its default maximum.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { transformSync } from "esbuild";
+import { afterAll, describe, expect, it } from "vitest";
+import { semiSpaceChosen } from "../../src/cli/launch-heap.js";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const dir = mkdtempSync(join(tmpdir(), "socksmith-launch-heap-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * Runs a fresh Node process that (with `cap`) caps semi-spaces at 1 MiB, then allocates objects
+ * that survive several scavenges, in small steps with the event loop turning between them (what
+ * a burst of handshakes does); prints the new space's size.
+ */
+function newSpaceAfterBurst(cap: boolean): number {
+  const module = transformSync(readFileSync(join(ROOT, "src/cli/launch-heap.ts"), "utf8"), { loader: "ts", format: "esm" }).code;
+  writeFileSync(join(dir, "launch-heap.mjs"), module);
+  const driver = join(dir, "driver.mjs");
+  writeFileSync(
+    driver,
+    `import { capYoungGeneration, newSpaceBytes } from "./launch-heap.mjs";
+if (process.argv[2] === "cap") capYoungGeneration(1);
+let keep = [];
+for (let round = 0; round < 400; round++) {
+  for (let i = 0; i < 2000; i++) keep.push({ i, list: [i] });
+  if (keep.length > 200000) keep = keep.slice(100000);
+  await new Promise((resolve) => setImmediate(resolve));
+}
+console.log(newSpaceBytes());
+`,
+  );
+  const out = execFileSync(process.execPath, [driver, cap ? "cap" : "free"], { encoding: "utf8", timeout: 15_000 });
+  return Number(out.trim());
+}
+
+describe("young-generation cap", () => {
+  it("a semi-space size on the command line or in NODE_OPTIONS is left alone", () => {
+    expect(semiSpaceChosen(["--max-semi-space-size=2"], undefined)).toBe(true);
+    expect(semiSpaceChosen(["--enable-source-maps"], "--max_semi_space_size=8")).toBe(true);
+    expect(semiSpaceChosen(["--min-semi-space-size=1"], "")).toBe(true);
+    expect(semiSpaceChosen(["--enable-source-maps", "--max-old-space-size=100"], "--max-old-space-size=64")).toBe(false);
+    expect(semiSpaceChosen([], undefined)).toBe(false);
+  });
+
+  it("holds the new space near the cap where V8 alone grows it to its maximum", () => {
+    const free = newSpaceAfterBurst(false);
+    const capped = newSpaceAfterBurst(true);
+    // Two 1 MiB semi-spaces; one more doubling may happen before the observer sees the size.
+    expect(capped).toBeLessThanOrEqual(4 * 1024 * 1024);
+    expect(capped).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    expect(free).toBeGreaterThanOrEqual(16 * 1024 * 1024);
+  });
+
+  it("dist/cli.js runs through its shebang and through node", () => {
+    const cli = join(ROOT, "dist", "cli.js");
+    const direct = spawnSync(cli, ["--version"], { encoding: "utf8", timeout: 15_000 });
+    const viaNode = spawnSync(process.execPath, [cli, "--version"], { encoding: "utf8", timeout: 15_000 });
+    expect(direct.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(viaNode.stdout.trim()).toBe(direct.stdout.trim());
+  });
+});
