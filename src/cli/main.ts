@@ -7,6 +7,7 @@ import { addonCommand } from "./commands/addon.js";
 import { sessionsCommand } from "./commands/sessions.js";
 import { showCommand } from "./commands/show.js";
 import { exportCommand } from "./commands/export.js";
+import { pruneCommand } from "./commands/prune.js";
 import { tuiCommand } from "./commands/tui.js";
 import { replayCommand } from "./commands/replay.js";
 import { caCommand } from "./commands/ca.js";
@@ -24,6 +25,7 @@ export function buildProgram(terminal: Terminal, started: Started): Command {
   program.addCommand(sessionsCommand(terminal).exitOverride());
   program.addCommand(showCommand(terminal).exitOverride());
   program.addCommand(exportCommand(terminal).exitOverride());
+  program.addCommand(pruneCommand(terminal).exitOverride());
   program.addCommand(replayCommand(terminal).exitOverride());
   program.addCommand(addonCommand(terminal).exitOverride());
   program.addCommand(caCommand(terminal).exitOverride());

@@ -44,7 +44,7 @@
  *                    1024, any case (`bytes>10k`, `up>1.5KiB`).
  *   dur OP TIME      closed_at − opened_at, or `now` − opened_at while closed_at is null (`now` is
  *                    given when compiling or evaluating). TIME: as the CLI's (parseDuration):
- *                    a number with ms, s, m or h, any case; seconds when bare (`dur>2s`, `dur<=500ms`).
+ *                    a number with ms, s, m, h or d, any case; seconds when bare (`dur>2s`, `dur<=500ms`).
  *                    OP is one of > >= < <= =, written with no spaces around it.
  *   ~REGEX, ~"REGEX", ~FLAGS"REGEX"
  *                    some single payload of the session matches the JavaScript regular

@@ -84,7 +84,7 @@ export type ParsedQuantity = { readonly value: number } | { readonly problem: "N
 
 /** Examples for messages, in the grammar's own spelling. */
 export const SIZE_EXAMPLES = "65536, 64k, 1.5KiB, 10m, 1g";
-export const DURATION_EXAMPLES = "500ms, 15s, 2m, 1h";
+export const DURATION_EXAMPLES = "500ms, 15s, 2m, 1h, 7d";
 
 /** Size units, lower case, in bytes: each power of 1024 spelt `k`, `kb` or `kib` (and m, g, t). */
 const SIZE_UNITS: ReadonlyMap<string, number> = new Map([
@@ -99,6 +99,7 @@ const DURATION_UNITS: ReadonlyMap<string, number> = new Map([
   ["s", 1000],
   ["m", 60_000],
   ["h", 3_600_000],
+  ["d", 86_400_000],
 ]);
 
 /** A decimal number (digits, optionally a point and more digits) and the letters right after it. */

@@ -136,12 +136,8 @@ export interface BegunRun {
  */
 export function beginRun(db: Database.Database, file: string, info: RunInfo): BegunRun {
   return db.transaction((): BegunRun => {
+    refuseLiveWriter(db, file);
     const open = db.prepare("SELECT id, pid, hostname FROM runs WHERE ended_at IS NULL").all() as { id: number; pid: number; hostname: string }[];
-    for (const run of open) {
-      if (run.hostname === hostname() && run.pid !== process.pid && isAlive(run.pid)) {
-        throw new CaptureError(`${file} is being written by another socksmith (pid ${run.pid})`, "EBUSY");
-      }
-    }
     let interrupted = 0;
     for (const run of open) {
       // The run's last sign of life is when it last recorded something.
@@ -167,6 +163,16 @@ export function beginRun(db: Database.Database, file: string, info: RunInfo): Be
     const max = db.prepare("SELECT coalesce(max(id), 0) AS id FROM sessions").get() as { id: number };
     return { runId, sessionBase: max.id, interrupted };
   })();
+}
+
+/** Throws when another live process on this host has a run on the file that has not ended. */
+export function refuseLiveWriter(db: Database.Database, file: string): void {
+  const open = db.prepare("SELECT pid, hostname FROM runs WHERE ended_at IS NULL").all() as { pid: number; hostname: string }[];
+  for (const run of open) {
+    if (run.hostname === hostname() && run.pid !== process.pid && isAlive(run.pid)) {
+      throw new CaptureError(`${file} is being written by another socksmith (pid ${run.pid})`, "EBUSY");
+    }
+  }
 }
 
 function isAlive(pid: number): boolean {

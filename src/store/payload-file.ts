@@ -16,8 +16,15 @@
  *   row refers to, cut off when the next writer opens the file.
  * - Readers read exactly what they ask for (a cap reads a prefix), with no lock: the file only grows
  *   under what is committed.
+ * - `socksmith prune` replaces the file with a compacted one (prune.ts). While it swaps,
+ *   `payload_file.name` names the new file, which stands in until it has been renamed into place;
+ *   `finishSwap` completes a swap a crash interrupted, and readers look for the named file first.
+ *   A reader that has the old file open when a prune swaps it reads wrong bytes: prune refuses a
+ *   live writer but cannot see readers (the README says to close them).
  */
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writevSync } from "node:fs";
+import type Database from "better-sqlite3";
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, writevSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { CaptureError } from "./database.js";
 
 /** Rows with at most this many payload bytes (data + sent) stay inline in SQLite. */
@@ -26,6 +33,22 @@ export const INLINE_MAX = 4096;
 /** The payload file of a capture file. */
 export function payloadFileOf(captureFile: string): string {
   return `${captureFile}-payload`;
+}
+
+/** The file a swap in progress named (`payload_file.name`, beside the capture file), or undefined. */
+export function swapFileOf(db: Database.Database, captureFile: string): string | undefined {
+  const row = db.prepare("SELECT name FROM payload_file WHERE id = 1").get() as { name: string | null } | undefined;
+  if (row === undefined || row.name === null) return undefined;
+  // Only a bare file name beside the capture: a crafted name cannot point elsewhere.
+  return join(dirname(captureFile), basename(row.name));
+}
+
+/** Completes a swap a crash interrupted: the named file into place (unless it already is), then the name cleared. */
+export function finishSwap(db: Database.Database, captureFile: string): void {
+  const swap = swapFileOf(db, captureFile);
+  if (swap === undefined) return;
+  if (existsSync(swap)) renameSync(swap, payloadFileOf(captureFile));
+  db.prepare("UPDATE payload_file SET name = NULL WHERE id = 1").run();
 }
 
 /** Where a row's payload lives when it is external (see the file comment). */
@@ -117,11 +140,20 @@ function skip(pieces: readonly Uint8Array[], bytes: number): Uint8Array[] {
 /** The readers' end: opened on the first external row, read-only, never locked. */
 export class PayloadReader {
   private fd: number | undefined;
+  private opened: string | undefined;
 
-  constructor(private readonly captureFile: string) {}
+  /**
+   * `swapFile`: the file a swap in progress named when the reader opened the capture (swapFileOf);
+   * looked up once, not per read, as reads happen inside SQLite functions, where the connection
+   * cannot run another query.
+   */
+  constructor(
+    private readonly captureFile: string,
+    private readonly swapFile?: string,
+  ) {}
 
   get file(): string {
-    return payloadFileOf(this.captureFile);
+    return this.opened ?? payloadFileOf(this.captureFile);
   }
 
   /**
@@ -162,15 +194,27 @@ export class PayloadReader {
   }
 
   private open(): number {
-    if (this.fd === undefined) {
+    if (this.fd !== undefined) return this.fd;
+    // During a swap the named file holds the bytes until it is renamed into place, then the usual one does.
+    const swap = this.swapFile;
+    if (swap !== undefined) {
       try {
-        this.fd = openSync(this.file, constants.O_RDONLY);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        const why = code === "ENOENT" ? "is missing (keep it beside the capture file: the two go together)" : `cannot be read (${code ?? String(err)})`;
-        throw new CaptureError(`${this.file} ${why}`, code);
+        this.fd = openSync(swap, constants.O_RDONLY);
+        this.opened = swap;
+        return this.fd;
+      } catch {
+        // Renamed already: the usual name below.
       }
     }
-    return this.fd;
+    const file = payloadFileOf(this.captureFile);
+    try {
+      this.fd = openSync(file, constants.O_RDONLY);
+      this.opened = file;
+      return this.fd;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "is missing (keep it beside the capture file: the two go together)" : `cannot be read (${code ?? String(err)})`;
+      throw new CaptureError(`${file} ${why}`, code);
+    }
   }
 }

@@ -18,7 +18,7 @@
 import { statSync } from "node:fs";
 import type Database from "better-sqlite3";
 import { openCapture } from "./database.js";
-import { type ExternalPayload, PayloadReader } from "./payload-file.js";
+import { type ExternalPayload, PayloadReader, swapFileOf } from "./payload-file.js";
 import type { ChunkRow, DatagramRow, EventRow, RunRow, SessionRow, TlsRow } from "./schema.js";
 import { parseFilter, registerFilterFunctions, toSql, type Filter } from "../filter/index.js";
 
@@ -108,7 +108,7 @@ export class CaptureReader {
 
   constructor(readonly file: string) {
     this.db = openCapture(file, { readonly: true });
-    this.external = new PayloadReader(file);
+    this.external = new PayloadReader(file, swapFileOf(this.db, file));
     registerFilterFunctions(this.db, (at, dataBytes, sentBytes) => this.external.read({ at, dataBytes, sentBytes }));
   }
 

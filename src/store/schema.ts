@@ -204,7 +204,8 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   // of payload keeps it in the payload file beside the capture (store/payload-file.ts) at
   // `payload_at`: `payload_data` bytes as received, then `payload_sent` bytes as sent (NULL when
   // unchanged); its `data` is then x'' and its `sent` NULL or x''. NULL `payload_at`: inline, as
-  // before. `payload_file.bytes` is how much of the payload file committed rows refer to.
+  // before. `payload_file.bytes` is how much of the payload file committed rows refer to;
+  // `payload_file.name` is NULL except while `prune` swaps in a compacted file (prune.ts).
   (db) => {
     db.exec(`
       ALTER TABLE chunks ADD COLUMN payload_at INTEGER;
@@ -213,7 +214,7 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
       ALTER TABLE datagrams ADD COLUMN payload_at INTEGER;
       ALTER TABLE datagrams ADD COLUMN payload_data INTEGER;
       ALTER TABLE datagrams ADD COLUMN payload_sent INTEGER;
-      CREATE TABLE payload_file (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+      CREATE TABLE payload_file (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL, name TEXT);
       INSERT INTO payload_file (id, bytes) VALUES (1, 0);
     `);
   },

@@ -10,7 +10,7 @@
 import type Database from "better-sqlite3";
 import type { Batch, Operation, Slice } from "./batch.js";
 import { openCapture } from "./database.js";
-import { type ExternalPayload, INLINE_MAX, PayloadAppender } from "./payload-file.js";
+import { type ExternalPayload, finishSwap, INLINE_MAX, PayloadAppender } from "./payload-file.js";
 
 type Statement = Database.Statement;
 
@@ -58,8 +58,9 @@ export class CaptureWriter {
     this.db = openCapture(file);
     if (options.maxPageCount !== undefined) this.db.pragma(`max_page_count = ${options.maxPageCount}`);
     const db = this.db;
-    const committed = (db.prepare("SELECT bytes FROM payload_file WHERE id = 1").get() as { bytes: number } | undefined)?.bytes ?? 0;
     try {
+      finishSwap(db, file);
+      const committed = (db.prepare("SELECT bytes FROM payload_file WHERE id = 1").get() as { bytes: number } | undefined)?.bytes ?? 0;
       const pageSize = db.pragma("page_size", { simple: true }) as number;
       this.payload = new PayloadAppender(file, committed, options.maxPageCount === undefined ? undefined : options.maxPageCount * pageSize);
     } catch (err) {

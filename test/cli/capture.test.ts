@@ -200,6 +200,65 @@ describe("socksmith run: capture", () => {
     }
   });
 
+  it("prune deletes sessions by filter and gives the payload file's space back; the rest reads back whole", async () => {
+    const cwd = mkdtempSync(join(root, "prune-"));
+    const body = Buffer.alloc(300_000);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 31 + (i >> 10)) & 0xff;
+    const big = createServer((_req, res) => res.end(body));
+    big.listen(0, "127.0.0.1");
+    await once(big, "listening");
+    const port = (big.address() as AddressInfo).port;
+    try {
+      const proxy = await start([], cwd);
+      for (const path of ["keep", "drop"]) {
+        const got = await new Promise<number>((resolve) =>
+          execFile(
+            "curl",
+            [
+              "-s",
+              "--max-time",
+              "5",
+              "-o",
+              "/dev/null",
+              "-w",
+              "%{size_download}",
+              "--socks5-hostname",
+              `127.0.0.1:${proxy.port}`,
+              `http://localhost:${port}/${path}`,
+            ],
+            (_e, out) => resolve(Number(out)),
+          ),
+        );
+        expect(got).toBe(body.length);
+      }
+      expect(await stop(proxy)).toBe(0);
+      const payload = join(cwd, "socksmith.db-payload");
+      const before = statSync(payload).size;
+      expect(before).toBeGreaterThanOrEqual(2 * body.length);
+
+      const none = await cli(["prune"], cwd);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/say which sessions to delete with --filter and\/or --older-than/);
+      const dry = await cli(["prune", "-f", '~"GET /drop"', "--dry-run"], cwd);
+      expect(dry.stdout).toMatch(/socksmith\.db: would delete 1 session \(of /);
+      expect(statSync(payload).size).toBe(before);
+      const pruned = await cli(["prune", "-f", '~"GET /drop"'], cwd);
+      expect(pruned.code).toBe(0);
+      expect(pruned.stdout).toMatch(/socksmith\.db: deleted 1 session; .* → .* on disk/);
+      expect(statSync(payload).size).toBeLessThan(before - body.length / 2);
+
+      const rows = JSON.parse((await cli(["sessions", "--json"], cwd)).stdout) as { id: number }[];
+      expect(rows.map((r) => r.id)).toEqual([1]);
+      const out = join(cwd, "streams");
+      expect((await cli(["export", "--format", "raw", "-o", out], cwd)).code).toBe(0);
+      const down = readFileSync(join(out, "1-down.bin"));
+      expect(down.subarray(down.length - body.length).equals(body)).toBe(true);
+    } finally {
+      big.closeAllConnections();
+      await new Promise((r) => big.close(r));
+    }
+  });
+
   it("stores a throwing addon's error with its file:line as an event that show prints", async () => {
     const cwd = mkdtempSync(join(root, "addon-"));
     const addon = join(cwd, "thrower.ts");

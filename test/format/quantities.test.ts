@@ -128,7 +128,8 @@ describe("parseBytes and parseDuration (the one grammar of the CLI and the filte
     ["2M", { value: 120_000 }],
     ["1H", { value: 3_600_000 }],
     ["1k", { problem: "NOT_A_DURATION" }],
-    ["1d", { problem: "NOT_A_DURATION" }],
+    ["7d", { value: 604_800_000 }],
+    ["1w", { problem: "NOT_A_DURATION" }],
     ["99999999999999h", { problem: "TOO_LARGE" }],
   ])("parseDuration(%j)", (text, expected) => {
     expect(parseDuration(text)).toEqual(expected);
