@@ -21,9 +21,9 @@
  *                after 800 unmeasured); "added" = proxy p50 − direct p50 of the same round
  *   hooks        socksmith with a pass-through onData addon and with an onRequest addon, as
  *                ratios to socksmith without addons (upload MiB/s, handshakes/s)
- *   capture      socksmith capturing everything to a SQLite file vs --no-capture (1-stream
- *                upload and download MiB/s, handshakes/s), the main thread's CPU share during
- *                the upload, and the file's size per payload byte
+ *   capture      socksmith capturing everything to a capture file vs --no-capture and vs the
+ *                disk's write rate (upload and download, 1 and 8 streams, MiB/s; handshakes/s),
+ *                the main thread's CPU share during the upload, and the files' size per payload byte
  *   tui          socksmith with its TUI drawing in a pseudo-terminal vs headless, both capturing
  *                (1-stream upload and download MiB/s)
  *   tls          run --tls (bench/tls.mjs): leaf generation; a TLS download and TLS handshakes/s
@@ -846,12 +846,17 @@ function mainThreadCpuSeconds(pid) {
 }
 
 /**
- * The cost of capture: socksmith with --no-capture and with full capture to a SQLite file, as two
- * processes measured in interleaved rounds. Figures: 1-stream upload and download throughput and
- * the handshake rate as ratios to capture off; how busy the main thread was during the capture-on
- * upload (CPU share of wall time of the thread that runs the event loop, from /proc: the SQLite
- * work happens on a worker thread); and the file's size against the payload it holds.
- * Targets: throughput ≥ 0.5×, handshakes ≥ 0.8×, main thread ≤ 0.5 above capture off, file ≤ 1.1×.
+ * The cost of capture: socksmith with --no-capture and with full capture to a capture file, as two
+ * processes measured in interleaved rounds, and the disk under the file as a third "subject" in
+ * the bulk cells (diskWriteMiBps: 256 MiB of new data written and fdatasync'd), so that every
+ * round pairs the capture with what the disk did at that moment.
+ * Figures: upload and download, 1 and 8 streams, and the handshake rate as ratios to capture off;
+ * how busy the main thread was during the capture-on upload (CPU share of wall time of the thread
+ * that runs the event loop, from /proc: the file is written on a worker thread); and the files'
+ * size against the payload they hold.
+ * Targets (issue 16): bulk capture on ≥ 0.5× capture off, or ≥ 0.8× the disk where capture off
+ * outruns the disk (capture keeps every byte, so it cannot go faster than the disk takes them);
+ * handshakes ≥ 0.8×; main thread ≤ 0.5 above capture off; files ≤ 1.1× the payload.
  */
 async function capture(servers) {
   if (!OPTS.only.has("capture")) return;
@@ -862,12 +867,18 @@ async function capture(servers) {
   try {
     subjects.push(await startSocksmith([], "capture off"));
     subjects.push(await startSocksmith(["-w", file], "capture on"));
+    const disk = { name: "disk" };
     const busy = { "capture off": [], "capture on": [] };
-    const bulk = (dirName) => (subject) => {
+    const bulk = (dirName, streams) => async (subject) => {
+      if (subject === disk) {
+        const mibps = diskWriteMiBps(dir);
+        if (mibps === undefined) throw new Error("the disk probe could not write");
+        return { mibps };
+      }
       const pid = subject.child.pid;
       const cpu0 = mainThreadCpuSeconds(pid);
       const t0 = performance.now();
-      return loadgen(
+      const result = await loadgen(
         [
           "bulk",
           "--port",
@@ -876,21 +887,30 @@ async function capture(servers) {
           "--dir",
           dirName,
           "--streams",
-          "1",
+          String(streams),
           "--seconds",
           String(CFG.cellSeconds),
           "--warmup",
           String(CFG.warmup),
         ],
         (CFG.cellSeconds + CFG.warmup) * 1000 + 60000,
-      ).then((result) => {
-        const cpu1 = mainThreadCpuSeconds(pid);
-        if (dirName === "up" && cpu0 !== undefined && cpu1 !== undefined) busy[subject.name].push((cpu1 - cpu0) / ((performance.now() - t0) / 1000));
-        return result;
-      });
+      );
+      const cpu1 = mainThreadCpuSeconds(pid);
+      if (dirName === "up" && streams === 1 && cpu0 !== undefined && cpu1 !== undefined) {
+        busy[subject.name].push((cpu1 - cpu0) / ((performance.now() - t0) / 1000));
+      }
+      return result;
     };
-    const up = await interleaved("capture up1", subjects, CFG.rounds, bulk("up"));
-    const down = await interleaved("capture down1", subjects, CFG.rounds, bulk("down"));
+    const cells = [
+      ["upload, 1 stream (MiB/s)", "up", 1],
+      ["download, 1 stream (MiB/s)", "down", 1],
+      ["upload, 8 streams (MiB/s)", "up", 8],
+      ["download, 8 streams (MiB/s)", "down", 8],
+    ];
+    const bulkResults = [];
+    for (const [label, dirName, streams] of cells) {
+      bulkResults.push([label, await interleaved(`capture ${dirName}${streams}`, [...subjects, disk], CFG.rounds, bulk(dirName, streams))]);
+    }
     const hs = await interleaved("capture handshakes", subjects, CFG.rounds, (subject) =>
       loadgen(
         [
@@ -908,36 +928,36 @@ async function capture(servers) {
         (CFG.hsSeconds + CFG.warmup) * 1000 + 30000,
       ),
     );
-    const ratio = (results, value) =>
-      median(
-        results["capture off"]
-          .map((base, i) => (base && results["capture on"][i] ? value(results["capture on"][i]) / value(base) : undefined))
-          .filter((x) => x !== undefined),
-      );
-    const rows = [
-      ["upload, 1 stream (MiB/s)", up, (r) => r.mibps, 0.5],
-      ["download, 1 stream (MiB/s)", down, (r) => r.mibps, 0.5],
-      ["handshakes, 32 workers (/s)", hs, (r) => r.rate, 0.8],
-    ];
-    for (const [label, results, value, target] of rows) {
-      const off = median(results["capture off"].filter(Boolean).map(value));
-      const on = median(results["capture on"].filter(Boolean).map(value));
-      const r = ratio(results, value);
-      captureLines.push(`${label}: off ${fmt(off)}, on ${fmt(on)} = ${fmtRatio(r)} (target ≥ ${target.toFixed(1)}×: ${r >= target ? "PASS" : "MISS"})`);
-    }
-    const disk = diskWriteMiBps(dir);
-    const onUp = median(up["capture on"].filter(Boolean).map((r) => r.mibps));
-    if (disk !== undefined && onUp !== undefined) {
+    /** The median of per-round ratios a ÷ b (rounds where both ran). */
+    const ratio = (results, a, b, value) =>
+      median(results[b].map((base, i) => (base && results[a][i] ? value(results[a][i]) / value(base) : undefined)).filter((x) => x !== undefined));
+    const mibps = (r) => r.mibps;
+    for (const [label, results] of bulkResults) {
+      const off = median(results["capture off"].filter(Boolean).map(mibps));
+      const on = median(results["capture on"].filter(Boolean).map(mibps));
+      const diskRate = median(results.disk.filter(Boolean).map(mibps));
+      const vsOff = ratio(results, "capture on", "capture off", mibps);
+      const vsDisk = ratio(results, "capture on", "disk", mibps);
+      // Capture off outrunning the disk (paired, by the median round): the disk sets the bar.
+      const diskBound = ratio(results, "capture off", "disk", mibps) > 1;
+      const pass = diskBound ? vsDisk >= 0.8 : vsOff >= 0.5;
+      const bar = diskBound ? "target ≥ 0.8× disk, capture off outruns it" : "target ≥ 0.5× off";
       captureLines.push(
-        `the disk under the capture file writes ${fmt(disk)} MiB/s (512 MiB, fdatasync): capture-on upload = ${fmtRatio(onUp / disk)} of it (SQLite's WAL writes each byte twice)`,
+        `${label}: off ${fmt(off)}, on ${fmt(on)} = ${fmtRatio(vsOff)} of off; disk ${fmt(diskRate)}, on = ${fmtRatio(vsDisk)} of disk (${bar}: ${pass ? "PASS" : "MISS"})`,
       );
+      captureRounds.push(`${label}: ${["capture off", "capture on", "disk"].map((n) => `${n} ${perRound(results[n], (r) => fmt(r.mibps))}`).join("; ")}`);
     }
+    const rate = (r) => r.rate;
+    const hsRatio = ratio(hs, "capture on", "capture off", rate);
+    captureLines.push(
+      `handshakes, 32 workers (/s): off ${fmt(median(hs["capture off"].filter(Boolean).map(rate)))}, on ${fmt(median(hs["capture on"].filter(Boolean).map(rate)))} = ${fmtRatio(hsRatio)} (target ≥ 0.8×: ${hsRatio >= 0.8 ? "PASS" : "MISS"})`,
+    );
     const busyOff = median(busy["capture off"]);
     const busyOn = median(busy["capture on"]);
     if (busyOff !== undefined && busyOn !== undefined) {
       const added = busyOn - busyOff;
       captureLines.push(
-        `main thread busy during the upload: off ${busyOff.toFixed(2)}, on ${busyOn.toFixed(2)}, +${added.toFixed(2)} (target ≤ +0.50: ${added <= 0.5 ? "PASS" : "MISS"})`,
+        `main thread busy during the 1-stream upload: off ${busyOff.toFixed(2)}, on ${busyOn.toFixed(2)}, ${added >= 0 ? "+" : ""}${added.toFixed(2)} (target ≤ +0.50: ${added <= 0.5 ? "PASS" : "MISS"})`,
       );
     }
   } finally {
@@ -946,13 +966,23 @@ async function capture(servers) {
       if (existsSync(file)) {
         const { default: Database } = await import("better-sqlite3");
         const db = new Database(file, { readonly: true });
-        const { payload } = db.prepare("SELECT coalesce(sum(length(data)), 0) + coalesce(sum(length(sent)), 0) AS payload FROM chunks").get();
+        // Inline rows hold their payload in data/sent; rows in the payload file say how much they put there.
+        const { payload, external } = db
+          .prepare(
+            `SELECT coalesce(sum(CASE WHEN payload_at IS NULL THEN length(data) + coalesce(length(sent), 0) ELSE payload_data + coalesce(payload_sent, 0) END), 0) AS payload,
+               coalesce(sum(CASE WHEN payload_at IS NULL THEN 0 ELSE payload_data + coalesce(payload_sent, 0) END), 0) AS external
+             FROM chunks`,
+          )
+          .get();
         const sessions = db.prepare("SELECT count(*) AS n FROM sessions").get().n;
         db.close();
-        const size = statSync(file).size;
+        const sizeOf = (f) => (existsSync(f) ? statSync(f).size : 0);
+        const payloadFile = sizeOf(`${file}-payload`);
+        const size = sizeOf(file) + sizeOf(`${file}-wal`) + payloadFile;
         const r = size / payload;
+        const inMiB = (n) => (n / 2 ** 20).toFixed(0);
         captureLines.push(
-          `file: ${(size / 2 ** 20).toFixed(0)} MiB for ${(payload / 2 ** 20).toFixed(0)} MiB of payload in ${sessions} sessions = ${fmtRatio(r)} (target ≤ 1.1×: ${r <= 1.1 ? "PASS" : "MISS"})`,
+          `files: ${inMiB(size)} MiB (payload file ${inMiB(payloadFile)} MiB, for ${inMiB(external)} MiB of payload in it) for ${inMiB(payload)} MiB of payload in ${sessions} sessions = ${fmtRatio(r)} (target ≤ 1.1×: ${r <= 1.1 ? "PASS" : "MISS"})`,
         );
       }
     } finally {
@@ -962,6 +992,8 @@ async function capture(servers) {
 }
 
 const captureLines = [];
+/** Per-round figures of the capture cells, printed under the table. */
+const captureRounds = [];
 
 /** A free loopback port (bound and released; the proxy binds it right after). */
 async function freePort() {
@@ -1071,16 +1103,17 @@ async function chain(servers) {
 const chainLines = [];
 
 /** Sequential write rate of the file system under `dir`: 512 MiB in 1 MiB writes, then fdatasync. */
-function diskWriteMiBps(dir) {
+function diskWriteMiBps(dir, mib = 256) {
   const file = path.join(dir, "disk-probe");
   const block = Buffer.alloc(1 << 20, 0x5a);
   try {
+    // A new file each time: new data, as a capture appends it (rewriting pages already cached is far faster).
     const fd = openSync(file, "w");
     const t0 = performance.now();
-    for (let i = 0; i < 512; i++) writeSync(fd, block);
+    for (let i = 0; i < mib; i++) writeSync(fd, block);
     fdatasyncSync(fd);
     closeSync(fd);
-    return 512 / ((performance.now() - t0) / 1000);
+    return mib / ((performance.now() - t0) / 1000);
   } catch {
     return undefined;
   } finally {
@@ -1254,6 +1287,7 @@ async function main() {
     console.log();
     console.log("capture and TUI cost (full capture vs --no-capture; TUI open vs headless; paired rounds):");
     for (const l of captureLines) console.log(`  ${l}`);
+    for (const l of captureRounds) console.log(`    per round, ${l}`);
   }
   if (tlsLines.length > 0) {
     console.log();
