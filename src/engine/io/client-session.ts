@@ -4,7 +4,7 @@
  */
 import type { Socket } from "node:net";
 import type { Direction, Endpoint, SocksAddress } from "../types.js";
-import type { CloseReason, ConnectionInfo, RequestDecision, RequestInfo, SessionHandle } from "../ports.js";
+import type { AuthFact, CloseReason, ConnectionInfo, ReplyFact, ReplyInfo, RequestDecision, RequestInfo, SessionClosedFact, SessionHandle } from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SessionMachine } from "../session/machine.js";
 import type { SessionCommand } from "../session/commands.js";
@@ -232,21 +232,18 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
             // An addon narrows who gets in, never widens it: `{ reject }` refuses, otherwise the
             // configured credentials decide (without --auth they let everyone in, so `{ accept }` does too).
             const accepted = (decision === undefined || "accept" in decision) && ctx.checkCredentials(attempt);
-            ctx.observer.authenticated({
-              id: this.id,
-              version: command.version,
-              offered: attempt.method === "socks4" ? [] : attempt.offered,
-              ...(command.method === undefined ? {} : { method: command.method }),
-              ...(this.user === undefined ? {} : { user: this.user }),
-              accepted,
-            });
+            const fact: Writable<AuthFact> = { id: this.id, version: command.version, offered: attempt.method === "socks4" ? [] : attempt.offered, accepted };
+            if (command.method !== undefined) fact.method = command.method;
+            if (this.user !== undefined) fact.user = this.user;
+            ctx.observer.authenticated(fact);
             this.feed({ type: "AuthDecided", accepted });
           },
         );
         return;
       }
       case "AskRequest": {
-        const request = { id: this.id, client: this.conn.client, ...command.request, ...(this.user === undefined ? {} : { user: this.user }) };
+        const request: Writable<RequestInfo> = { id: this.id, client: this.conn.client, ...command.request };
+        if (this.user !== undefined) request.user = this.user;
         ctx.observer.requested({ ...request, at: ctx.clock.now() });
         this.requested = { host: command.request.destination.host, port: command.request.destination.port };
         this.ask(
@@ -312,16 +309,9 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       case "AskReply": {
         const { rep, bound, code, errno } = command;
         const version = machine.version ?? 5;
-        const info = {
-          id: this.id,
-          version,
-          command: machine.command ?? "connect",
-          stage: command.stage,
-          rep,
-          bound,
-          ...(code === undefined ? {} : { code }),
-          ...(errno === undefined ? {} : { errno }),
-        };
+        const info: Writable<ReplyInfo> = { id: this.id, version, command: machine.command ?? "connect", stage: command.stage, rep, bound };
+        if (code !== undefined) info.code = code;
+        if (errno !== undefined) info.errno = errno;
         this.ask(
           "reply",
           () => ctx.hooks.reply(info, this),
@@ -329,17 +319,15 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
             const finalRep = change?.rep ?? rep;
             // A failure carries no address unless the hook gave one.
             const finalBound = change?.bound ?? (finalRep !== 0 && rep === 0 ? UNSPECIFIED : bound);
-            const final = { ...info, rep: finalRep, bound: finalBound };
-            ctx.observer.replied({
-              ...final,
-              at: ctx.clock.now(),
-              ...(this.target === undefined ? {} : { target: this.target }),
-              ...(this.remote === undefined ? {} : { remote: this.remote }),
-              ...(this.attempts === undefined ? {} : { attempts: this.attempts }),
-              ...(this.route === undefined || this.route.length === 0 ? {} : { route: this.route.map(formatHop) }),
-            });
-            if (final.rep !== 0 && this.upstream !== undefined) this.upstream.destroy();
-            this.feed({ type: "ReplyDecided", rep: final.rep, bound: final.bound });
+            // One object, optional fields absent rather than undefined (no spread of temporaries per session).
+            const fact: Writable<ReplyFact> = { ...info, rep: finalRep, bound: finalBound, at: ctx.clock.now() };
+            if (this.target !== undefined) fact.target = this.target;
+            if (this.remote !== undefined) fact.remote = this.remote;
+            if (this.attempts !== undefined) fact.attempts = this.attempts;
+            if (this.route !== undefined && this.route.length > 0) fact.route = this.route.map(formatHop);
+            ctx.observer.replied(fact);
+            if (finalRep !== 0 && this.upstream !== undefined) this.upstream.destroy();
+            this.feed({ type: "ReplyDecided", rep: finalRep, bound: finalBound });
           },
         );
         return;
@@ -603,18 +591,22 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       counts = { bytesUpReceived: udp.bytesUp, bytesUpSent: udp.bytesUp, bytesDownReceived: udp.bytesDown, bytesDownSent: udp.bytesDown };
     }
     this.ctx.sessionEnded(this);
-    this.ctx.observer.sessionClosed({
+    const fact: Writable<SessionClosedFact> = {
       id: this.id,
       at: this.ctx.clock.now(),
       reason,
-      ...(errno === undefined ? {} : { errno }),
       bytesUpReceived: counts?.bytesUpReceived ?? 0,
       bytesUpSent: counts?.bytesUpSent ?? 0,
       bytesDownReceived: counts?.bytesDownReceived ?? 0,
       bytesDownSent: counts?.bytesDownSent ?? 0,
-    });
+    };
+    if (errno !== undefined) fact.errno = errno;
+    this.ctx.observer.sessionClosed(fact);
     this.relay = undefined;
   }
 }
 
 function noop(): void {}
+
+/** A fact or request being built: optional fields are set only when present (absent, not undefined). */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };

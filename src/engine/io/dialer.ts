@@ -97,8 +97,9 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
       s.destroy();
       finish(describeFailure(err, target.port));
     };
-    s.once("error", onError);
-    s.once("connect", () => {
+    // `on`, not `once` (no wrapper per listener): connect fires once, and the error listener goes when it does.
+    s.on("error", onError);
+    s.on("connect", () => {
       s.removeListener("error", onError);
       if (done) return s.destroy();
       // Node lists every address it tried when it raced several (autoSelectFamily).
