@@ -1,6 +1,9 @@
 /**
  * One log line per session, written when it ends (like mitmdump): an EngineObserver that
- * gathers the facts of each open session and prints them together.
+ * gathers the facts of each open session and prints them together. The lines of sessions that
+ * end in the same turn of the event loop go out in one `write` (joined by newlines, so the output
+ * is the same bytes), at the end of that turn: one write to stdout, a system call, for many
+ * sessions rather than one each (about a tenth of a short session's CPU otherwise).
  *
  * Security: hosts, user names and tags come from clients, targets and addons. Every line this
  * module makes goes through safeText / safeJson (format/safe-text.ts), so it never carries a
@@ -33,9 +36,12 @@ interface Open {
 
 export class SessionLog implements EngineObserver {
   private readonly open = new Map<number, Open>();
+  /** Lines of sessions that ended in this turn of the event loop, not yet written. */
+  private pending: string[] = [];
 
   constructor(
     private readonly format: LogFormat,
+    /** Writes text followed by a newline; one call may carry several lines, joined by newlines. */
     private readonly write: (line: string) => void,
     /** The number a session is shown with: its capture id when capturing (what `show ID` takes). */
     private readonly displayId: (engineId: number) => number = (id) => id,
@@ -84,8 +90,16 @@ export class SessionLog implements EngineObserver {
     const s = this.open.get(fact.id);
     if (s === undefined) return;
     this.open.delete(fact.id);
-    this.write(this.format === "json" ? jsonLine(s, fact, this.displayId(fact.id)) : textLine(s, fact, this.displayId(fact.id)));
+    const line = this.format === "json" ? jsonLine(s, fact, this.displayId(fact.id)) : textLine(s, fact, this.displayId(fact.id));
+    if (this.pending.push(line) === 1) setImmediate(this.flush);
   }
+
+  /** Writes the pending lines (at the end of the turn in which their sessions ended). */
+  private readonly flush = (): void => {
+    const lines = this.pending;
+    this.pending = [];
+    if (lines.length > 0) this.write(lines.join("\n"));
+  };
 }
 
 function versionName(v: 4 | "4a" | 5 | undefined): string {
