@@ -4,7 +4,8 @@
  * - Backpressure: each direction has one wait state (direction-wait.ts: DRAIN, HOOK and CAPTURE
  *   reasons; the direction's source is paused while any is set). `writable()` lets an injector pace itself.
  * - Half-close: sockets are allowHalfOpen; a FIN is forwarded with end() and the other direction
- *   keeps flowing. The session ends when both sockets have closed.
+ *   keeps flowing (the second FIN, when both are in, with a close: passFin). The session ends
+ *   when both sockets have closed.
  * - A reset (or socket error) on one side destroys the other, with a RST when it was a reset.
  * - Fast path: with no data hook, a read is written straight from the socket's read buffer
  *   (socket-reader.ts): one write, two adds, no allocation. A chunk observer sees that same
@@ -269,11 +270,11 @@ export class TcpRelay implements RelayCounts, IdleTracked {
   };
 
   private readonly onClientEnd = (): void => {
-    if (!this.upstream.writableEnded) this.upstream.end();
+    passFin(this.upstream);
   };
 
   private readonly onUpstreamEnd = (): void => {
-    if (!this.client.writableEnded) this.client.end();
+    passFin(this.client);
   };
 
   private readonly onClientError = (err: NodeJS.ErrnoException): void => {
@@ -320,6 +321,19 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     this.ended = true;
     this.host.relayEnded(this.reason ?? "completed", this.errno, this);
   };
+}
+
+/**
+ * Passes a FIN on to `to`: end() (shutdown; the other direction keeps flowing). When `to` has
+ * sent its own FIN already (both directions are done) and nothing written to it is unsent, it is
+ * closed at once instead: close() sends the FIN just the same (its receive queue is empty, so no
+ * RST), without the shutdown's write watch, extra turn of the event loop and system call. Not a
+ * TLS socket, whose end() sends close_notify first.
+ */
+function passFin(to: Socket): void {
+  if (to.writableEnded) return;
+  if (to.readableEnded && to.writableLength === 0 && (to as { encrypted?: unknown }).encrypted !== true) to.destroy();
+  else to.end();
 }
 
 const EMPTY = new Uint8Array(0);

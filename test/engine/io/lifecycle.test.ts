@@ -53,6 +53,9 @@ describe("half-close (research §7, scenarios 34–35)", () => {
     c.end();
     expect((await c.readToEnd(3000)).toString()).toBe("got:hi");
     expect(targetSawEnd).toBe(true);
+    // Both FINs are in, so the proxy closes its client socket at once (tcp-relay.ts passFin): still a FIN, not a reset.
+    expect(c.ended).toBe(true);
+    expect(c.error).toBeUndefined();
     const closed = await p.observer.lastClosed();
     expect(closed.reason).toBe("completed");
     expect(closed).toMatchObject({ bytesUpReceived: 2, bytesUpSent: 2, bytesDownReceived: 6, bytesDownSent: 6 });
