@@ -285,7 +285,17 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         // The rules check each address dialled directly; through upstreams the name was checked at the request.
         this.cancelDial =
           route === undefined || route.length === 0
-            ? dial(command.target, { ...options, deadlines: ctx.connectDeadlines, check: dialCheck(ctx, this, command.target) }, callback)
+            ? dial(
+                command.target,
+                {
+                  timeoutMs: options.timeoutMs,
+                  lookup: options.lookup,
+                  clock: options.clock,
+                  deadlines: ctx.connectDeadlines,
+                  check: dialCheck(ctx, this, command.target),
+                },
+                callback,
+              )
             : dialChain(route, command.target, options, callback);
         return;
       }

@@ -97,11 +97,15 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
       s.destroy();
       finish(describeFailure(err, target.port));
     };
-    // `on`, not `once` (no wrapper per listener): connect fires once, and the error listener goes when it does.
-    s.on("error", onError);
-    s.on("connect", () => {
+    // `on`, not `once` (no wrapper per listener): connect fires once, and both listeners go when it
+    // does, so a tunnel's socket does not keep the dial (its options, closures, addresses) alive.
+    const onConnect = (): void => {
       s.removeListener("error", onError);
-      if (done) return s.destroy();
+      s.removeListener("connect", onConnect);
+      if (done) {
+        s.destroy();
+        return;
+      }
       // Node lists every address it tried when it raced several (autoSelectFamily).
       const tried = s.autoSelectFamilyAttemptedAddresses ?? [];
       finish(undefined, {
@@ -115,7 +119,9 @@ export function dial(target: Endpoint, options: DialOptions, callback: DialCallb
             : { host: normalizeHost(s.remoteAddress ?? host), port: s.remotePort ?? target.port },
         bound: { host: normalizeHost(s.localAddress ?? "0.0.0.0"), port: s.localPort ?? 0 },
       });
-    });
+    };
+    s.on("error", onError);
+    s.on("connect", onConnect);
   };
 
   /** The failure when `check` refuses one of `addresses`, else undefined. */
