@@ -907,10 +907,8 @@ async function capture(servers) {
       ["upload, 8 streams (MiB/s)", "up", 8],
       ["download, 8 streams (MiB/s)", "down", 8],
     ];
-    const bulkResults = [];
-    for (const [label, dirName, streams] of cells) {
-      bulkResults.push([label, await interleaved(`capture ${dirName}${streams}`, [...subjects, disk], CFG.rounds, bulk(dirName, streams))]);
-    }
+    // Handshakes first: after the bulk cells the kernel is still writing their pages back to the
+    // disk, which would be charged to whichever subject runs next.
     const hs = await interleaved("capture handshakes", subjects, CFG.rounds, (subject) =>
       loadgen(
         [
@@ -928,6 +926,10 @@ async function capture(servers) {
         (CFG.hsSeconds + CFG.warmup) * 1000 + 30000,
       ),
     );
+    const bulkResults = [];
+    for (const [label, dirName, streams] of cells) {
+      bulkResults.push([label, await interleaved(`capture ${dirName}${streams}`, [...subjects, disk], CFG.rounds, bulk(dirName, streams))]);
+    }
     /** The median of per-round ratios a ÷ b (rounds where both ran). */
     const ratio = (results, a, b, value) =>
       median(results[b].map((base, i) => (base && results[a][i] ? value(results[a][i]) / value(base) : undefined)).filter((x) => x !== undefined));
