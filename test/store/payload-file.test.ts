@@ -87,8 +87,8 @@ describe("the payload file", () => {
     expect(statSync(payloadFileOf(file)).size).toBe(big.length + edge.length + 100 + bigSent.length);
     expect(statSync(payloadFileOf(file)).mode & 0o777).toBe(0o600);
     expect(existsSync(`${file}-wal`)).toBe(false);
-    // 15 tables and indexes of one 64 KiB page each, none holding the large rows.
-    expect(statSync(file).size).toBeLessThanOrEqual(16 * 65536);
+    // A few pages per table and index, none holding the large rows.
+    expect(statSync(file).size).toBeLessThanOrEqual(32 * 4096);
     expect(statSync(file).size).toBeLessThan(big.length + edge.length + bigSent.length);
     const db = new Database(file, { readonly: true });
     const stored = db
@@ -200,8 +200,8 @@ describe("the payload file", () => {
     const db = openCapture(file);
     const { runId } = beginRun(db, file, { listen: [], version: "test", now: 1 });
     db.close();
-    // 30 pages of 64 KiB: the payload file may hold 1,875 KiB, one big row but not two.
-    const writer = new CaptureWriter(file, runId, { maxPageCount: 30 });
+    // 460 pages of 4 KiB: the payload file may hold 1,840 KiB, one big row (1,200,000 bytes) but not two.
+    const writer = new CaptureWriter(file, runId, { maxPageCount: 460 });
     writer.write({
       seq: 1,
       bytes: 0,
