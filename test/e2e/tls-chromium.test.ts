@@ -158,6 +158,7 @@ interface SessionJson {
   id: number;
   openedAtMs: number;
   target: { host: string; port: number } | null;
+  requested: { host: string; port: number } | null;
   reply: { rep: number } | null;
   tls: {
     intercepted: boolean;
@@ -213,6 +214,8 @@ async function tlsProxy() {
 function expectLoopbackOnly(all: SessionJson[]): void {
   for (const session of all) {
     if (session.target?.host === "localhost" && session.target.port === targetPort) continue;
+    // A connection Chromium opened ahead of need and closed at exit without a request went nowhere.
+    if (session.requested === null && session.target === null && session.reply === null) continue;
     expect({ id: session.id, target: session.target, rep: session.reply?.rep }).toEqual({ id: session.id, target: session.target, rep: 2 });
   }
 }
