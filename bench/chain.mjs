@@ -51,7 +51,7 @@ async function started(list, promise) {
  * Per-round figures go to `h.details`, failures to `h.problems`.
  */
 export async function chainSection(h, servers) {
-  const { CFG, startSocksmith, stopProxy, interleaved, loadgen, via, median, fmt, fmtRatio, details } = h;
+  const { CFG, startSocksmith, stopProxy, interleaved, bulkRun, handshakeRun, median, fmt, fmtRatio, details } = h;
   const lines = [];
   const proxies = [];
   try {
@@ -60,40 +60,8 @@ export async function chainSection(h, servers) {
     const front = await started(proxies, startSocksmith(["--upstream", `socks5h://127.0.0.1:${back.port}`], "chain"));
     const subjects = [{ name: "direct", port: 0 }, one, front];
 
-    const bulk = (dir, streams) => (subject) =>
-      loadgen(
-        [
-          "bulk",
-          "--port",
-          String(servers.bulkPort),
-          ...via(subject),
-          "--dir",
-          dir,
-          "--streams",
-          String(streams),
-          "--seconds",
-          String(CFG.cellSeconds),
-          "--warmup",
-          String(CFG.warmup),
-        ],
-        (CFG.cellSeconds + CFG.warmup) * 1000 + 30000,
-      );
-    const handshakes = (subject) =>
-      loadgen(
-        [
-          "handshakes",
-          "--port",
-          String(servers.echoPort),
-          ...via(subject),
-          "--workers",
-          "32",
-          "--seconds",
-          String(CFG.hsSeconds),
-          "--warmup",
-          String(CFG.warmup),
-        ],
-        (CFG.hsSeconds + CFG.warmup) * 1000 + 30000,
-      );
+    const bulk = (dir, streams) => (subject) => bulkRun(servers, subject, dir, streams);
+    const handshakes = (subject) => handshakeRun(servers, subject);
     const cells = [
       ["upload, 1 stream", "MiB/s", bulk("up", 1), (r) => r.mibps],
       ["download, 1 stream", "MiB/s", bulk("down", 1), (r) => r.mibps],

@@ -344,6 +344,22 @@ async function loadgen(args, timeoutMs) {
 
 const via = (subject) => (subject.port > 0 ? ["--proxy", String(subject.port)] : []);
 
+/**
+ * One bulk cell of `subject` against the bulk server: `dir` up or down, `streams` at once, the
+ * configured warm-up and length. `slackMs`: how long past that it may take (more where a disk
+ * sets the pace).
+ */
+function bulkRun(servers, subject, dir, streams, slackMs = 30000) {
+  const args = ["bulk", "--port", String(servers.bulkPort), ...via(subject), "--dir", dir, "--streams", String(streams)];
+  return loadgen([...args, "--seconds", String(CFG.cellSeconds), "--warmup", String(CFG.warmup)], (CFG.cellSeconds + CFG.warmup) * 1000 + slackMs);
+}
+
+/** One handshake cell of `subject` against the echo server: 32 closed-loop workers. */
+function handshakeRun(servers, subject) {
+  const args = ["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32"];
+  return loadgen([...args, "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)], (CFG.hsSeconds + CFG.warmup) * 1000 + 30000);
+}
+
 /** Runs a cell for one subject; a failure is recorded and leaves a hole in the table. */
 async function cell(label, subject, fn) {
   if (subject.child !== undefined && !subject.child.alive) {
@@ -419,23 +435,7 @@ async function throughput(servers) {
     for (const name of cells) {
       const dir = name.startsWith("up") ? "up" : "down";
       const streams = name.endsWith("8") ? 8 : 1;
-      const bySubject = await interleaved(name, subjects, CFG.rounds, (subject) => {
-        const args = [
-          "bulk",
-          "--port",
-          String(servers.bulkPort),
-          ...via(subject),
-          "--dir",
-          dir,
-          "--streams",
-          String(streams),
-          "--seconds",
-          String(CFG.cellSeconds),
-          "--warmup",
-          String(CFG.warmup),
-        ];
-        return loadgen(args, (CFG.cellSeconds + CFG.warmup) * 1000 + 30000);
-      });
+      const bySubject = await interleaved(name, subjects, CFG.rounds, (subject) => bulkRun(servers, subject, dir, streams));
       for (const [subject, results] of Object.entries(bySubject)) {
         record(
           name,
@@ -500,19 +500,7 @@ async function handshakes(servers) {
   console.error("bench: handshakes");
   await withProxies("handshakes", [], async (subjects) => {
     const bySubject = await interleaved("handshakes", subjects, CFG.rounds, (subject) => {
-      const args = [
-        "handshakes",
-        "--port",
-        String(servers.echoPort),
-        ...via(subject),
-        "--workers",
-        "32",
-        "--seconds",
-        String(CFG.hsSeconds),
-        "--warmup",
-        String(CFG.warmup),
-      ];
-      const run = () => loadgen(args, (CFG.hsSeconds + CFG.warmup) * 1000 + 30000);
+      const run = () => handshakeRun(servers, subject);
       return subject.child === undefined ? run() : withCpu(subject.child.pid, CFG.warmup, run, (r) => r.rate);
     });
     const cpuLine = subjects
@@ -770,42 +758,8 @@ async function hooks(servers) {
     subjects.push(await startSocksmith([], "no addon"));
     subjects.push(await startSocksmith(["-s", addon("pass-data")], "onData addon"));
     subjects.push(await startSocksmith(["-s", addon("pass-request")], "onRequest addon"));
-    const up = await interleaved("hooks up1", subjects, CFG.rounds, (subject) =>
-      loadgen(
-        [
-          "bulk",
-          "--port",
-          String(servers.bulkPort),
-          ...via(subject),
-          "--dir",
-          "up",
-          "--streams",
-          "1",
-          "--seconds",
-          String(CFG.cellSeconds),
-          "--warmup",
-          String(CFG.warmup),
-        ],
-        (CFG.cellSeconds + CFG.warmup) * 1000 + 30000,
-      ),
-    );
-    const hs = await interleaved("hooks handshakes", subjects, CFG.rounds, (subject) =>
-      loadgen(
-        [
-          "handshakes",
-          "--port",
-          String(servers.echoPort),
-          ...via(subject),
-          "--workers",
-          "32",
-          "--seconds",
-          String(CFG.hsSeconds),
-          "--warmup",
-          String(CFG.warmup),
-        ],
-        (CFG.hsSeconds + CFG.warmup) * 1000 + 30000,
-      ),
-    );
+    const up = await interleaved("hooks up1", subjects, CFG.rounds, (subject) => bulkRun(servers, subject, "up", 1));
+    const hs = await interleaved("hooks handshakes", subjects, CFG.rounds, (subject) => handshakeRun(servers, subject));
     const ratio = (results, name, value) => {
       const per = results["no addon"]
         .map((base, i) => (base && results[name][i] ? value(results[name][i]) / value(base) : undefined))
@@ -878,23 +832,7 @@ async function capture(servers) {
       const pid = subject.child.pid;
       const cpu0 = mainThreadCpuSeconds(pid);
       const t0 = performance.now();
-      const result = await loadgen(
-        [
-          "bulk",
-          "--port",
-          String(servers.bulkPort),
-          ...via(subject),
-          "--dir",
-          dirName,
-          "--streams",
-          String(streams),
-          "--seconds",
-          String(CFG.cellSeconds),
-          "--warmup",
-          String(CFG.warmup),
-        ],
-        (CFG.cellSeconds + CFG.warmup) * 1000 + 60000,
-      );
+      const result = await bulkRun(servers, subject, dirName, streams, 60000);
       const cpu1 = mainThreadCpuSeconds(pid);
       if (dirName === "up" && streams === 1 && cpu0 !== undefined && cpu1 !== undefined) {
         busy[subject.name].push((cpu1 - cpu0) / ((performance.now() - t0) / 1000));
@@ -909,23 +847,7 @@ async function capture(servers) {
     ];
     // Handshakes first: after the bulk cells the kernel is still writing their pages back to the
     // disk, which would be charged to whichever subject runs next.
-    const hs = await interleaved("capture handshakes", subjects, CFG.rounds, (subject) =>
-      loadgen(
-        [
-          "handshakes",
-          "--port",
-          String(servers.echoPort),
-          ...via(subject),
-          "--workers",
-          "32",
-          "--seconds",
-          String(CFG.hsSeconds),
-          "--warmup",
-          String(CFG.warmup),
-        ],
-        (CFG.hsSeconds + CFG.warmup) * 1000 + 30000,
-      ),
-    );
+    const hs = await interleaved("capture handshakes", subjects, CFG.rounds, (subject) => handshakeRun(servers, subject));
     const bulkResults = [];
     for (const [label, dirName, streams] of cells) {
       bulkResults.push([label, await interleaved(`capture ${dirName}${streams}`, [...subjects, disk], CFG.rounds, bulk(dirName, streams))]);
@@ -1047,25 +969,7 @@ async function tui(servers) {
     subjects.push(await startSocksmith(["-w", path.join(dir, "headless.db"), "--capture-limit", "64k"], "headless"));
     subjects.push(await startSocksmithTui(path.join(dir, "tui.db"), "TUI open"));
     for (const dirName of ["up", "down"]) {
-      const results = await interleaved(`tui ${dirName}1`, subjects, CFG.rounds, (subject) =>
-        loadgen(
-          [
-            "bulk",
-            "--port",
-            String(servers.bulkPort),
-            ...via(subject),
-            "--dir",
-            dirName,
-            "--streams",
-            "1",
-            "--seconds",
-            String(CFG.cellSeconds),
-            "--warmup",
-            String(CFG.warmup),
-          ],
-          (CFG.cellSeconds + CFG.warmup) * 1000 + 60000,
-        ),
-      );
+      const results = await interleaved(`tui ${dirName}1`, subjects, CFG.rounds, (subject) => bulkRun(servers, subject, dirName, 1, 60000));
       const per = results.headless
         .map((base, i) => (base && results["TUI open"][i] ? results["TUI open"][i].mibps / base.mibps : undefined))
         .filter((x) => x !== undefined);
@@ -1098,7 +1002,7 @@ const tlsLines = [];
 async function chain(servers) {
   if (!OPTS.only.has("chain")) return;
   console.error("bench: chain");
-  const helpers = { CFG, startSocksmith, stopProxy, interleaved, loadgen, via, median, fmt, fmtRatio, details, problems };
+  const helpers = { CFG, startSocksmith, stopProxy, interleaved, bulkRun, handshakeRun, median, fmt, fmtRatio, details, problems };
   chainLines.push(...(await chainSection(helpers, servers)));
 }
 
