@@ -23,7 +23,7 @@
  *   live writer but cannot see readers (the README says to close them).
  */
 import type Database from "better-sqlite3";
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, writevSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, statSync, writevSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CaptureError } from "./database.js";
 
@@ -33,6 +33,19 @@ export const INLINE_MAX = 4096;
 /** The payload file of a capture file. */
 export function payloadFileOf(captureFile: string): string {
   return `${captureFile}-payload`;
+}
+
+/** The capture's size on disk: the database, its WAL and its payload file, in bytes (absent ones count 0). */
+export function captureSize(captureFile: string): number {
+  let total = 0;
+  for (const f of [captureFile, `${captureFile}-wal`, payloadFileOf(captureFile)]) {
+    try {
+      total += statSync(f).size;
+    } catch {
+      // Absent: counts as nothing.
+    }
+  }
+  return total;
 }
 
 /** The file a swap in progress named (`payload_file.name`, beside the capture file), or undefined. */
@@ -165,15 +178,6 @@ export class PayloadReader {
     const data = this.slice(where.at, Math.min(where.dataBytes, limit));
     const sent = where.sentBytes === null ? null : this.slice(where.at + where.dataBytes, Math.min(where.sentBytes, limit));
     return { data, sent };
-  }
-
-  /** The file's size now (0 when there is none). */
-  size(): number {
-    try {
-      return fstatSync(this.open()).size;
-    } catch {
-      return 0;
-    }
   }
 
   close(): void {

@@ -17,7 +17,7 @@ import { basename, dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import { registerFilterFunctions, toSql, type Filter } from "../filter/index.js";
 import { CaptureError, describe, openCapture, refuseLiveWriter } from "./database.js";
-import { finishSwap, PayloadReader, payloadFileOf, swapFileOf } from "./payload-file.js";
+import { captureSize, finishSwap, PayloadReader, payloadFileOf, swapFileOf } from "./payload-file.js";
 
 export interface PruneOptions {
   /** Delete the sessions that match this filter… */
@@ -169,17 +169,4 @@ function copy(src: number, from: number, dst: number, to: number, length: number
     while (written < got) written += writeSync(dst, buffer, written, got - written, to + done + written);
     done += got;
   }
-}
-
-/** The database, its WAL and its payload file, in bytes. */
-export function captureSize(file: string): number {
-  let total = 0;
-  for (const f of [file, `${file}-wal`, payloadFileOf(file)]) {
-    try {
-      total += statSync(f).size;
-    } catch {
-      // Absent: counts as nothing.
-    }
-  }
-  return total;
 }

@@ -15,10 +15,9 @@
  * (`dataBytes` + `sentBytes`, which cost nothing to read), not by the bytes returned (a row in the
  * payload file reads only its prefix, but callers need not know which rows those are).
  */
-import { statSync } from "node:fs";
 import type Database from "better-sqlite3";
 import { openCapture } from "./database.js";
-import { type ExternalPayload, PayloadReader, swapFileOf } from "./payload-file.js";
+import { captureSize, type ExternalPayload, PayloadReader, swapFileOf } from "./payload-file.js";
 import type { ChunkRow, DatagramRow, EventRow, RunRow, SessionRow, TlsRow } from "./schema.js";
 import { parseFilter, registerFilterFunctions, toSql, type Filter } from "../filter/index.js";
 
@@ -232,7 +231,7 @@ export class CaptureReader {
          FROM sessions`,
       )
       .get() as Omit<CaptureStats, "fileBytes">;
-    return { ...row, fileBytes: fileSize(this.file) + fileSize(`${this.file}-wal`) + fileSize(this.external.file) };
+    return { ...row, fileBytes: captureSize(this.file) };
   }
 
   close(): void {
@@ -316,12 +315,4 @@ function asBuffer(value: Buffer | string | null): Buffer | null {
 
 function clampLimit(limit: number): number {
   return Math.max(1, Math.min(10_000, Math.floor(limit)));
-}
-
-function fileSize(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
 }
