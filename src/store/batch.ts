@@ -5,6 +5,14 @@
  * Payload bytes do not travel inside the operations: the recorder copies them into the batch's
  * arena, one ArrayBuffer that is transferred (not cloned) with the batch, and operations point
  * into it by offset and length.
+ *
+ * Chunks and datagrams, the operations there are many of, travel as records: fixed-size rows of
+ * numbers in a second transferred buffer (RecordBuffer, layout below), strings as indexes into
+ * the batch's string table (each distinct string sent once per batch). Structured-cloning an
+ * object per datagram cost about as much CPU as inserting its row (the main thread serialising
+ * ~18 named fields, the writer deserialising them and collecting the garbage). A `records`
+ * operation stands for a run of consecutive records, so the order of everything stays the order
+ * of the facts.
  */
 import type { TlsRow } from "../model/capture-rows.js";
 
@@ -110,6 +118,8 @@ export type Operation =
   | { readonly op: "detected"; readonly sid: number; readonly protocol: string; readonly sni: string | null; readonly info: string | null }
   /** The session's `tls` row, whole (one per session; a second replaces the first). */
   | { readonly op: "tls"; readonly sid: number; readonly row: Omit<TlsRow, "session_id"> }
+  /** Records `from` to `from + count - 1` of the batch's RecordBuffer, in order. */
+  | { readonly op: "records"; readonly from: number; count: number }
   /** Running byte counts of an open session, so live views and crash survivors have them. */
   | ({ readonly op: "progress"; readonly sid: number } & SessionCounts)
   /** The session's end, with its final counts. */
@@ -134,10 +144,53 @@ export interface SessionCounts {
   readonly uncaptured?: number;
 }
 
+/**
+ * Record layout: RECORD_SLOTS float64 slots each. Strings (and their nulls) are indexes into the
+ * batch's `strings`, -1 for null; numbers that may be null are NaN for null; a null `sent` has
+ * offset -1.
+ */
+export const RECORD_SLOTS = 20;
+export const R_KIND = 0;
+export const R_SID = 1;
+export const R_SEQ = 2;
+export const R_AT = 3;
+/** 0 up, 1 down. */
+export const R_DIRECTION = 4;
+export const R_DATA_OFFSET = 5;
+export const R_DATA_LENGTH = 6;
+export const R_SIZE = 7;
+export const R_SENT_OFFSET = 8;
+export const R_SENT_LENGTH = 9;
+export const R_VERDICT = 10;
+// Datagrams only.
+export const R_PEER_TYPE = 11;
+export const R_PEER_HOST = 12;
+export const R_PEER_PORT = 13;
+export const R_FROM_HOST = 14;
+export const R_FROM_PORT = 15;
+export const R_TO_HOST = 16;
+export const R_TO_PORT = 17;
+export const R_REASON = 18;
+export const R_DETAIL = 19;
+/** R_KIND values. */
+export const KIND_CHUNK = 1;
+export const KIND_DATAGRAM = 2;
+
+/** The records of a batch. */
+export interface RecordBuffer {
+  /** `count` records of RECORD_SLOTS float64s each (transferred, and sent back with the ack for reuse). */
+  readonly buffer: ArrayBuffer;
+  readonly count: number;
+  /** What the records' string slots index. */
+  readonly strings: readonly string[];
+}
+
 export interface Batch {
   /** Increasing from 1; the writer acknowledges each one. */
   readonly seq: number;
   readonly ops: readonly Operation[];
+  /** The records that `records` operations refer to. */
+  readonly records?: RecordBuffer;
   /** Payload bytes the operations' slices point into (absent when the batch has none). */
   readonly arena?: ArrayBuffer;
   /** Payload bytes in the arena: what the acknowledgement frees. */
@@ -152,7 +205,7 @@ export type WriterRequest =
 
 /** Worker → main thread. */
 export type WriterReply =
-  /** A batch is written; its arena comes back (transferred) to be filled again. `ops`: how many it had. */
-  | { readonly type: "ack"; readonly seq: number; readonly bytes: number; readonly ops: number; readonly arena?: ArrayBuffer }
+  /** A batch is written; its arena and record buffer come back (transferred) to be filled again. `ops`: how many it had, records included. */
+  | { readonly type: "ack"; readonly seq: number; readonly bytes: number; readonly ops: number; readonly arena?: ArrayBuffer; readonly records?: ArrayBuffer }
   | { readonly type: "failed"; readonly message: string; readonly code?: string }
   | { readonly type: "stopped" };

@@ -4,7 +4,8 @@
  * recorder maps those, recorder.ts).
  *
  * - The main thread only copies payload into the current batch's arena (`copy`) and appends
- *   small operation records (`push`); a worker thread (writer-worker.ts) does all SQLite work,
+ *   small operation records (`push`; chunks and datagrams as rows of numbers, `chunk` and
+ *   `datagram`, see batch.ts); a worker thread (writer-worker.ts) does all SQLite work,
  *   one transaction per batch. A batch is sent at least every `flushIntervalMs` (100 ms), sooner
  *   when its arena or its operation list fills up (checked by `commit`).
  * - What is held (`held`): payload sent to the writer but not yet written, plus what is being
@@ -18,7 +19,37 @@
  */
 import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
-import type { Batch, Operation, Slice, WriterReply, WriterRequest } from "./batch.js";
+import {
+  type Batch,
+  KIND_CHUNK,
+  KIND_DATAGRAM,
+  type Operation,
+  R_AT,
+  R_DATA_LENGTH,
+  R_DATA_OFFSET,
+  R_DETAIL,
+  R_DIRECTION,
+  R_FROM_HOST,
+  R_FROM_PORT,
+  R_KIND,
+  R_PEER_HOST,
+  R_PEER_PORT,
+  R_PEER_TYPE,
+  R_REASON,
+  R_SENT_LENGTH,
+  R_SENT_OFFSET,
+  R_SEQ,
+  R_SID,
+  R_SIZE,
+  R_TO_HOST,
+  R_TO_PORT,
+  R_VERDICT,
+  RECORD_SLOTS,
+  type RecordBuffer,
+  type Slice,
+  type WriterReply,
+  type WriterRequest,
+} from "./batch.js";
 import { type CaptureError, describe } from "./database.js";
 
 export interface TransportOptions {
@@ -39,16 +70,29 @@ const ARENA_BYTES = 4 * 1024 * 1024;
 /** Arenas kept for reuse; more in flight than this are allocated and left to the GC. */
 const SPARE_ARENAS = 8;
 const MAX_OPS = 4096;
+/** A record buffer holds a full batch of records. */
+const RECORD_BYTES = MAX_OPS * RECORD_SLOTS * Float64Array.BYTES_PER_ELEMENT;
 /** What one queued operation is counted as against `highWaterBytes` (its object, roughly). */
 export const OP_BYTES = 256;
 
 export class CaptureTransport {
   private readonly worker: Worker;
   private ops: Operation[] = [];
+  /** Operations (`records` ones included) and records queued: what `held` counts OP_BYTES for, and the writer's ack gives back. */
+  private items = 0;
   private arena: Buffer | undefined;
   /** Arenas the writer sent back, ready to be filled again. */
   private readonly spare: Buffer[] = [];
   private used = 0;
+  /** The current batch's records (batch.ts), how many, and their strings. */
+  private records: Float64Array | undefined;
+  private recordCount = 0;
+  private strings: string[] = [];
+  private readonly stringIndex = new Map<string, number>();
+  /** The `records` operation the next record extends, while nothing else was pushed after it. */
+  private run: { readonly op: "records"; readonly from: number; count: number } | undefined;
+  /** Record buffers the writer sent back. */
+  private readonly spareRecords: ArrayBuffer[] = [];
   private batchSeq = 0;
   private inflight = 0;
   private waiting: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -76,7 +120,7 @@ export class CaptureTransport {
 
   /** What is held now against `highWaterBytes` (see the file's comment). Tests check its bound. */
   get held(): number {
-    return this.inflight + this.used + this.ops.length * OP_BYTES;
+    return this.inflight + this.used + this.items * OP_BYTES;
   }
 
   /** The most `held` has been since the transport started. */
@@ -90,20 +134,136 @@ export class CaptureTransport {
   /** Queues one operation for the current batch. */
   push(op: Operation): void {
     this.ops.push(op);
+    this.items++;
+    this.run = undefined;
   }
 
   /** Copies the first `length` bytes into the current batch's arena; the slice is valid for this batch's operations. */
   copy(bytes: Uint8Array, length: number): Slice {
     if (length === 0) return { offset: 0, length: 0 };
-    if (this.arena === undefined || this.used + length > this.arena.length) {
-      if (this.used > 0) this.flush();
-      this.arena = (length <= ARENA_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, length));
-      this.used = 0;
+    this.reserve(length);
+    return { offset: this.put(bytes, length), length };
+  }
+
+  /**
+   * Queues a chunk's record: `data` as received (its first `dataLength` bytes kept), `sent` when
+   * a hook changed it (its first `sentLength` bytes kept). Both go into the same batch's arena.
+   */
+  chunk(
+    sid: number,
+    seq: number,
+    at: number,
+    down: boolean,
+    data: Uint8Array,
+    dataLength: number,
+    sent: Uint8Array | undefined,
+    sentLength: number,
+    verdict: string | null,
+  ): void {
+    this.record(KIND_CHUNK, sid, seq, at, down, data, dataLength, sent, sentLength, verdict);
+  }
+
+  /** Queues a datagram's record (as `chunk`, with the datagram's addresses and drop reason). */
+  datagram(
+    sid: number,
+    seq: number,
+    at: number,
+    down: boolean,
+    data: Uint8Array,
+    dataLength: number,
+    sent: Uint8Array | undefined,
+    sentLength: number,
+    verdict: string,
+    peerType: string | null,
+    peerHost: string | null,
+    peerPort: number | null,
+    fromHost: string,
+    fromPort: number,
+    toHost: string | null,
+    toPort: number | null,
+    reason: string | null,
+    detail: string | null,
+  ): void {
+    const b = this.record(KIND_DATAGRAM, sid, seq, at, down, data, dataLength, sent, sentLength, verdict);
+    const records = this.records!;
+    records[b + R_PEER_TYPE] = this.string(peerType);
+    records[b + R_PEER_HOST] = this.string(peerHost);
+    records[b + R_PEER_PORT] = peerPort ?? Number.NaN;
+    records[b + R_FROM_HOST] = this.string(fromHost);
+    records[b + R_FROM_PORT] = fromPort;
+    records[b + R_TO_HOST] = this.string(toHost);
+    records[b + R_TO_PORT] = toPort ?? Number.NaN;
+    records[b + R_REASON] = this.string(reason);
+    records[b + R_DETAIL] = this.string(detail);
+  }
+
+  /** Writes a record's common slots (and copies its payload); returns where its slots start. */
+  private record(
+    kind: number,
+    sid: number,
+    seq: number,
+    at: number,
+    down: boolean,
+    data: Uint8Array,
+    dataLength: number,
+    sent: Uint8Array | undefined,
+    sentLength: number,
+    verdict: string | null,
+  ): number {
+    if (this.recordCount === MAX_OPS) this.flush();
+    // Room for both sides first: a flush between them would send one without the other.
+    const total = dataLength + (sent === undefined ? 0 : sentLength);
+    if (total > 0) this.reserve(total);
+    const records = (this.records ??= new Float64Array(this.spareRecords.pop() ?? new ArrayBuffer(RECORD_BYTES)));
+    const index = this.recordCount++;
+    this.items++;
+    const b = index * RECORD_SLOTS;
+    records[b + R_KIND] = kind;
+    records[b + R_SID] = sid;
+    records[b + R_SEQ] = seq;
+    records[b + R_AT] = at;
+    records[b + R_DIRECTION] = down ? 1 : 0;
+    records[b + R_DATA_OFFSET] = dataLength === 0 ? 0 : this.put(data, dataLength);
+    records[b + R_DATA_LENGTH] = dataLength;
+    records[b + R_SIZE] = data.length;
+    records[b + R_SENT_OFFSET] = sent === undefined ? -1 : sentLength === 0 ? 0 : this.put(sent, sentLength);
+    records[b + R_SENT_LENGTH] = sentLength;
+    records[b + R_VERDICT] = this.string(verdict);
+    if (this.run !== undefined) this.run.count++;
+    else {
+      this.run = { op: "records", from: index, count: 1 };
+      this.ops.push(this.run);
+      this.items++;
     }
+    return b;
+  }
+
+  /** The batch's index of `s` (-1 for null). */
+  private string(s: string | null): number {
+    if (s === null) return -1;
+    let i = this.stringIndex.get(s);
+    if (i === undefined) {
+      i = this.strings.length;
+      this.strings.push(s);
+      this.stringIndex.set(s, i);
+    }
+    return i;
+  }
+
+  /** Makes room for `length` more bytes in the arena (sending the batch first when it is full). */
+  private reserve(length: number): void {
+    if (this.arena !== undefined && this.used + length <= this.arena.length) return;
+    if (this.used > 0) this.flush();
+    this.arena = (length <= ARENA_BYTES ? this.spare.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, length));
+    this.used = 0;
+  }
+
+  /** Copies the first `length` bytes into the arena, which has room; returns their offset. */
+  private put(bytes: Uint8Array, length: number): number {
     const offset = this.used;
-    this.arena.set(length === bytes.length ? bytes : bytes.subarray(0, length), offset);
+    this.arena!.set(length === bytes.length ? bytes : bytes.subarray(0, length), offset);
     this.used += length;
-    return { offset, length };
+    return offset;
   }
 
   /** Whether one more record of `bytes` payload stays within `highWaterBytes`. */
@@ -114,7 +274,7 @@ export class CaptureTransport {
   /** After a record was queued: sends the batch when it is full. */
   commit(): void {
     this.maxHeld = Math.max(this.maxHeld, this.held);
-    if (this.used >= ARENA_BYTES || this.ops.length >= MAX_OPS) this.flush();
+    if (this.used >= ARENA_BYTES || this.items >= MAX_OPS) this.flush();
   }
 
   /** `commit`, then a promise while too much is held (the engine pauses the direction until it settles). */
@@ -136,12 +296,36 @@ export class CaptureTransport {
     this.options.beforeFlush();
     if (this.ops.length === 0) return;
     const arena = this.arena === undefined || this.used === 0 ? undefined : (this.arena.buffer as ArrayBuffer);
-    const batch: Batch = { seq: ++this.batchSeq, ops: this.ops, bytes: this.used, ...(arena === undefined ? {} : { arena }) };
-    this.inflight += this.used + this.ops.length * OP_BYTES;
-    this.post({ type: "batch", batch }, batch.arena === undefined ? [] : [batch.arena]);
+    const records: RecordBuffer | undefined =
+      this.recordCount === 0 ? undefined : { buffer: this.records!.buffer as ArrayBuffer, count: this.recordCount, strings: this.strings };
+    const batch: Batch = {
+      seq: ++this.batchSeq,
+      ops: this.ops,
+      bytes: this.used,
+      ...(arena === undefined ? {} : { arena }),
+      ...(records === undefined ? {} : { records }),
+    };
+    this.inflight += this.used + this.items * OP_BYTES;
+    const transfer: ArrayBuffer[] = [];
+    if (arena !== undefined) transfer.push(arena);
+    if (records !== undefined) transfer.push(records.buffer);
+    this.post({ type: "batch", batch }, transfer);
+    if (arena !== undefined) this.arena = undefined;
+    if (records !== undefined) this.records = undefined;
+    this.clearBatch();
+  }
+
+  /** Forgets the current batch (sent, or dropped after a failure); a buffer not sent is kept for the next one. */
+  private clearBatch(): void {
     this.ops = [];
-    if (batch.arena !== undefined) this.arena = undefined;
+    this.items = 0;
     this.used = 0;
+    this.recordCount = 0;
+    this.run = undefined;
+    if (this.strings.length > 0) {
+      this.strings = [];
+      this.stringIndex.clear();
+    }
   }
 
   /** Sends what is pending, has the writer mark the run ended and close the file; resolves once it has. */
@@ -176,6 +360,7 @@ export class CaptureTransport {
       case "ack":
         this.inflight -= reply.bytes + reply.ops * OP_BYTES;
         if (reply.arena !== undefined && reply.arena.byteLength === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(Buffer.from(reply.arena));
+        if (reply.records !== undefined && this.spareRecords.length < SPARE_ARENAS) this.spareRecords.push(reply.records);
         if (this.inflight <= this.highWater / 2) this.release();
         return;
       case "failed":
@@ -189,9 +374,8 @@ export class CaptureTransport {
   private fail(err: unknown): void {
     if (this.failure !== undefined) return;
     this.failure = describe(this.file, err);
-    this.ops = [];
     this.arena = undefined;
-    this.used = 0;
+    this.clearBatch();
     this.release();
     this.options.failed(this.failure);
   }

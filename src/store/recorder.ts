@@ -27,7 +27,6 @@ import type {
   SessionOpenedFact,
   TlsFact,
 } from "../engine/index.js";
-import type { Slice } from "./batch.js";
 import { CaptureError, beginRun, describe, openCapture } from "./database.js";
 import { CaptureTransport } from "./capture-transport.js";
 import { statusOf, storedDetection, storedRoute, tlsEventMessage, tlsRow } from "./stored-values.js";
@@ -276,13 +275,13 @@ export class Recorder implements EngineObserver {
       if (f.direction === "up") state.upReceived += received;
       else state.downReceived += received;
     }
-    const sentLength = f.sent === undefined ? received : f.sent.length;
-    if (f.direction === "up") state.upSent += sentLength;
-    else state.downSent += sentLength;
+    const sentBytes = f.sent === undefined ? received : f.sent.length;
+    if (f.direction === "up") state.upSent += sentBytes;
+    else state.downSent += sentBytes;
     if (f.direction === "up" && received > 0) this.sniff(state, f.received);
-    const data = this.keep(state, f.received);
-    const sent = f.sent === undefined ? null : this.keep(state, f.sent);
-    this.transport.push({ op: "chunk", sid: state.sid, seq: f.seq, at: f.at, direction: f.direction, data, size: received, sent, verdict: f.verdict ?? null });
+    const dataLength = this.keep(state, received);
+    const sentKept = f.sent === undefined ? 0 : this.keep(state, f.sent.length);
+    this.transport.chunk(state.sid, f.seq, f.at, f.direction === "down", f.received, dataLength, f.sent, sentKept, f.verdict ?? null);
     this.touch(state);
     return this.transport.commitOrWait();
   }
@@ -299,28 +298,29 @@ export class Recorder implements EngineObserver {
       return;
     }
     this.endBurst(state);
-    const data = this.keep(state, f.received);
-    const sent = f.sent === undefined ? null : this.keep(state, f.sent);
-    this.transport.push({
-      op: "datagram",
-      sid: state.sid,
-      seq: f.seq,
-      at: f.at,
-      direction: f.direction,
-      peerType: f.peer?.type ?? null,
-      peerHost: f.peer?.host ?? null,
-      peerPort: f.peer?.port ?? null,
-      fromHost: f.from.host,
-      fromPort: f.from.port,
-      toHost: f.to?.host ?? null,
-      toPort: f.to?.port ?? null,
-      data,
-      size: f.received.length,
-      sent,
-      verdict: f.verdict,
-      reason: f.reason ?? null,
-      detail: f.detail ?? null,
-    });
+    const dataLength = this.keep(state, f.received.length);
+    const sentLength = f.sent === undefined ? 0 : this.keep(state, f.sent.length);
+    const { peer, to } = f;
+    this.transport.datagram(
+      state.sid,
+      f.seq,
+      f.at,
+      f.direction === "down",
+      f.received,
+      dataLength,
+      f.sent,
+      sentLength,
+      f.verdict,
+      peer === undefined ? null : peer.type,
+      peer === undefined ? null : peer.host,
+      peer === undefined ? null : peer.port,
+      f.from.host,
+      f.from.port,
+      to === undefined ? null : to.host,
+      to === undefined ? null : to.port,
+      f.reason ?? null,
+      f.detail ?? null,
+    );
     this.touch(state);
     this.transport.commit();
   }
@@ -483,10 +483,10 @@ export class Recorder implements EngineObserver {
     if (stored !== undefined) this.transport.push({ op: "detected", sid: state.sid, ...stored });
   }
 
-  /** Copies bytes into the arena, within the session's capture limit. */
-  private keep(state: SessionState, bytes: Uint8Array): Slice {
-    let length = bytes.length;
+  /** How many of `length` payload bytes the session's capture limit keeps (the transport copies them). */
+  private keep(state: SessionState, wanted: number): number {
     const room = this.limit - state.captured;
+    let length = wanted;
     if (length > room) {
       length = Math.max(0, room);
       if (!state.truncated) {
@@ -496,7 +496,7 @@ export class Recorder implements EngineObserver {
       }
     }
     state.captured += length;
-    return this.transport.copy(bytes, length);
+    return length;
   }
 
   /** Capture stopped on a write error (the transport dropped what was pending): forget every session. */

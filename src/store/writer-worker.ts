@@ -62,11 +62,21 @@ port.on("message", (request: WriterRequest) => {
           fail(err);
         }
       }
-      // SQLite has copied the bytes by now: the arena goes back for reuse (no fresh pages to fault in).
-      const arena = request.batch.arena;
+      // SQLite has copied the bytes by now: the arena and the record buffer go back for reuse (no fresh pages to fault in).
+      const { arena, records, ops } = request.batch;
+      const transfer: ArrayBuffer[] = [];
+      if (arena !== undefined) transfer.push(arena);
+      if (records !== undefined) transfer.push(records.buffer);
       reply(
-        { type: "ack", seq: request.batch.seq, bytes: request.batch.bytes, ops: request.batch.ops.length, ...(arena === undefined ? {} : { arena }) },
-        arena === undefined ? [] : [arena],
+        {
+          type: "ack",
+          seq: request.batch.seq,
+          bytes: request.batch.bytes,
+          ops: ops.length + (records?.count ?? 0),
+          ...(arena === undefined ? {} : { arena }),
+          ...(records === undefined ? {} : { records: records.buffer }),
+        },
+        transfer,
       );
       if (!failed) checkpointWhenQuiet();
       return;

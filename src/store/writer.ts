@@ -6,9 +6,39 @@
  * in one write, and the transaction then inserts rows pointing at them and records the file's
  * new committed length (payload-file.ts): each payload byte is written once, not to the WAL and
  * again to the database.
+ *
+ * Records (chunks and datagrams, batch.ts) go in multi-row INSERTs of up to ROWS_PER_INSERT
+ * consecutive rows of one table: one statement execution and one binding call per group instead
+ * of per row.
  */
 import type Database from "better-sqlite3";
-import type { Batch, Operation, Slice } from "./batch.js";
+import {
+  type Batch,
+  KIND_CHUNK,
+  type Operation,
+  R_AT,
+  R_DATA_LENGTH,
+  R_DATA_OFFSET,
+  R_DETAIL,
+  R_DIRECTION,
+  R_FROM_HOST,
+  R_FROM_PORT,
+  R_KIND,
+  R_PEER_HOST,
+  R_PEER_PORT,
+  R_PEER_TYPE,
+  R_REASON,
+  R_SENT_LENGTH,
+  R_SENT_OFFSET,
+  R_SEQ,
+  R_SID,
+  R_SIZE,
+  R_TO_HOST,
+  R_TO_PORT,
+  R_VERDICT,
+  RECORD_SLOTS,
+  type Slice,
+} from "./batch.js";
 import { openCapture } from "./database.js";
 import { type ExternalPayload, finishSwap, INLINE_MAX, PayloadAppender } from "./payload-file.js";
 
@@ -20,6 +50,14 @@ type Statement = Database.Statement;
  * this is rarely reached; otherwise checkpoints wait for traffic to pause.
  */
 export const CHECKPOINT_BYTES = 256 * 1024 * 1024;
+
+/** The most rows one INSERT of records carries. */
+const ROWS_PER_INSERT = 16;
+const CHUNK_COLUMNS = "session_id, seq, at, direction, data, size, sent, verdict, payload_at, payload_data, payload_sent";
+const DATAGRAM_COLUMNS = `session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, data, size, sent,
+  verdict, reason, detail, payload_at, payload_data, payload_sent`;
+const CHUNK_ARITY = 11;
+const DATAGRAM_ARITY = 20;
 
 export interface WriterOptions {
   /**
@@ -49,6 +87,12 @@ export class CaptureWriter {
   private readonly applyAll: (ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => void;
   /** Bytes written to the WAL since the last checkpoint (an estimate). */
   private unchecked = 0;
+  /** INSERTs of records by kind and row count, prepared when first needed, with their parameter arrays (reused). */
+  private readonly rowInserts = new Map<number, { readonly statement: Statement; readonly params: unknown[] }>();
+  /** The batch being written: its records, their strings and where large payloads went (by record index). */
+  private records: Float64Array = NO_RECORDS;
+  private strings: readonly string[] = [];
+  private recordPlaces: (ExternalPayload | undefined)[] = [];
 
   constructor(
     file: string,
@@ -118,50 +162,166 @@ export class CaptureWriter {
     );
     this.applyAll = db.transaction((ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => {
       for (let i = 0; i < ops.length; i++) this.apply(ops[i]!, arena, places[i]);
-      if (places.length > 0) this.payloadLength.run(this.payload.length);
+      if (places.length > 0 || this.recordPlaces.length > 0) this.payloadLength.run(this.payload.length);
     });
   }
 
   write(batch: Batch): void {
     const arena = batch.arena === undefined ? undefined : Buffer.from(batch.arena);
     const before = this.payload.length;
-    const places = this.appendExternal(batch.ops, arena);
+    const records = batch.records;
+    this.records = records === undefined ? NO_RECORDS : new Float64Array(records.buffer, 0, records.count * RECORD_SLOTS);
+    this.strings = records?.strings ?? [];
     try {
+      const places = this.appendExternal(batch.ops, arena);
       this.applyAll(batch.ops, arena, places);
     } catch (err) {
       this.payload.rewind(before);
       throw err;
+    } finally {
+      this.records = NO_RECORDS;
+      this.strings = [];
+      this.recordPlaces = [];
     }
     // Inline payload plus a little for the rows, as an estimate of what the WAL grew by.
-    this.unchecked += batch.bytes - (this.payload.length - before) + batch.ops.length * 64;
+    this.unchecked += batch.bytes - (this.payload.length - before) + (batch.ops.length + (records?.count ?? 0)) * 64;
     if (this.unchecked >= CHECKPOINT_BYTES) this.checkpoint();
   }
 
   /**
    * Appends the payload of the batch's large rows to the payload file in one write (slices that
-   * follow each other in the arena merged); returns, per operation, where its payload went.
-   * An empty array when no row is large.
+   * follow each other in the arena merged); returns, per operation, where its payload went, and
+   * sets `recordPlaces` for records. Empty arrays when no row is large.
    */
   private appendExternal(ops: readonly Operation[], arena: Buffer | undefined): (ExternalPayload | undefined)[] {
     if (arena === undefined) return [];
     const places: (ExternalPayload | undefined)[] = [];
     const pieces: Slice[] = [];
     let offset = this.payload.length;
+    const piece = (at: number, length: number): void => {
+      const last = pieces.at(-1);
+      if (last !== undefined && last.offset + last.length === at) pieces[pieces.length - 1] = { offset: last.offset, length: last.length + length };
+      else if (length > 0) pieces.push({ offset: at, length });
+    };
+    /** Where a row's payload goes when it is large (`sentAt` -1: no `sent`); undefined when it stays inline. */
+    const external = (dataAt: number, dataLength: number, sentAt: number, sentLength: number): ExternalPayload | undefined => {
+      const sent = sentAt < 0 ? 0 : sentLength;
+      if (dataLength + sent <= INLINE_MAX) return undefined;
+      const place = { at: offset, dataBytes: dataLength, sentBytes: sentAt < 0 ? null : sent };
+      offset += dataLength + sent;
+      piece(dataAt, dataLength);
+      if (sentAt >= 0) piece(sentAt, sent);
+      return place;
+    };
+    const records = this.records;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
-      if (op.op !== "chunk" && op.op !== "datagram") continue;
-      const sent = op.sent?.length ?? 0;
-      if (op.data.length + sent <= INLINE_MAX) continue;
-      places[i] = { at: offset, dataBytes: op.data.length, sentBytes: op.sent === null ? null : sent };
-      offset += op.data.length + sent;
-      for (const s of op.sent === null ? [op.data] : [op.data, op.sent]) {
-        const last = pieces.at(-1);
-        if (last !== undefined && last.offset + last.length === s.offset) pieces[pieces.length - 1] = { offset: last.offset, length: last.length + s.length };
-        else if (s.length > 0) pieces.push(s);
+      if (op.op === "chunk" || op.op === "datagram") {
+        const place = external(op.data.offset, op.data.length, op.sent === null ? -1 : op.sent.offset, op.sent?.length ?? 0);
+        if (place !== undefined) places[i] = place;
+      } else if (op.op === "records") {
+        for (let r = op.from; r < op.from + op.count; r++) {
+          const b = r * RECORD_SLOTS;
+          const place = external(records[b + R_DATA_OFFSET]!, records[b + R_DATA_LENGTH]!, records[b + R_SENT_OFFSET]!, records[b + R_SENT_LENGTH]!);
+          if (place !== undefined) this.recordPlaces[r] = place;
+        }
       }
     }
     if (pieces.length > 0) this.payload.append(pieces.map((s) => arena.subarray(s.offset, s.offset + s.length)));
     return places;
+  }
+
+  /** Inserts records `from` to `from + count - 1`: consecutive rows of one table in groups of up to ROWS_PER_INSERT. */
+  private insertRecords(from: number, count: number, arena: Buffer | undefined): void {
+    const records = this.records;
+    const end = from + count;
+    let i = from;
+    while (i < end) {
+      const kind = records[i * RECORD_SLOTS + R_KIND]!;
+      let j = i + 1;
+      while (j < end && j - i < ROWS_PER_INSERT && records[j * RECORD_SLOTS + R_KIND] === kind) j++;
+      const { statement, params } = this.rowInsert(kind, j - i);
+      let p = 0;
+      for (let r = i; r < j; r++) p = kind === KIND_CHUNK ? this.chunkRow(params, p, r, arena) : this.datagramRow(params, p, r, arena);
+      statement.run(params);
+      i = j;
+    }
+  }
+
+  private rowInsert(kind: number, rows: number): { readonly statement: Statement; readonly params: unknown[] } {
+    const key = kind * 1024 + rows;
+    let insert = this.rowInserts.get(key);
+    if (insert === undefined) {
+      const chunk = kind === KIND_CHUNK;
+      const arity = chunk ? CHUNK_ARITY : DATAGRAM_ARITY;
+      const tuple = `(${new Array(arity).fill("?").join(", ")})`;
+      const sql = `INSERT INTO ${chunk ? "chunks" : "datagrams"} (${chunk ? CHUNK_COLUMNS : DATAGRAM_COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(", ")}`;
+      insert = { statement: this.db.prepare(sql), params: new Array(rows * arity).fill(null) };
+      this.rowInserts.set(key, insert);
+    }
+    return insert;
+  }
+
+  /** A chunk record's values (CHUNK_COLUMNS) into `params` from `p`; returns where the next row's start. */
+  private chunkRow(params: unknown[], p: number, r: number, arena: Buffer | undefined): number {
+    const records = this.records;
+    const b = r * RECORD_SLOTS;
+    params[p] = records[b + R_SID];
+    params[p + 1] = records[b + R_SEQ];
+    params[p + 2] = records[b + R_AT];
+    params[p + 3] = records[b + R_DIRECTION] === 0 ? "up" : "down";
+    params[p + 5] = records[b + R_SIZE];
+    params[p + 7] = this.string(records[b + R_VERDICT]!);
+    this.payloadValues(params, p + 4, p + 6, p + 8, b, r, arena);
+    return p + CHUNK_ARITY;
+  }
+
+  /** A datagram record's values (DATAGRAM_COLUMNS) into `params` from `p`; returns where the next row's start. */
+  private datagramRow(params: unknown[], p: number, r: number, arena: Buffer | undefined): number {
+    const records = this.records;
+    const b = r * RECORD_SLOTS;
+    params[p] = records[b + R_SID];
+    params[p + 1] = records[b + R_SEQ];
+    params[p + 2] = records[b + R_AT];
+    params[p + 3] = records[b + R_DIRECTION] === 0 ? "up" : "down";
+    params[p + 4] = this.string(records[b + R_PEER_TYPE]!);
+    params[p + 5] = this.string(records[b + R_PEER_HOST]!);
+    params[p + 6] = orNull(records[b + R_PEER_PORT]!);
+    params[p + 7] = this.string(records[b + R_FROM_HOST]!);
+    params[p + 8] = records[b + R_FROM_PORT];
+    params[p + 9] = this.string(records[b + R_TO_HOST]!);
+    params[p + 10] = orNull(records[b + R_TO_PORT]!);
+    params[p + 12] = records[b + R_SIZE];
+    params[p + 14] = this.string(records[b + R_VERDICT]!);
+    params[p + 15] = this.string(records[b + R_REASON]!);
+    params[p + 16] = this.string(records[b + R_DETAIL]!);
+    this.payloadValues(params, p + 11, p + 13, p + 17, b, r, arena);
+    return p + DATAGRAM_ARITY;
+  }
+
+  /** A record's data and sent columns, and its three payload_* columns from `placeAt` on. */
+  private payloadValues(params: unknown[], dataAt: number, sentAt: number, placeAt: number, b: number, r: number, arena: Buffer | undefined): void {
+    const records = this.records;
+    const sentOffset = records[b + R_SENT_OFFSET]!;
+    const place = this.recordPlaces[r];
+    if (place === undefined) {
+      params[dataAt] = bytesAt(arena, records[b + R_DATA_OFFSET]!, records[b + R_DATA_LENGTH]!);
+      params[sentAt] = sentOffset < 0 ? null : bytesAt(arena, sentOffset, records[b + R_SENT_LENGTH]!);
+      params[placeAt] = null;
+      params[placeAt + 1] = null;
+      params[placeAt + 2] = null;
+    } else {
+      params[dataAt] = EMPTY;
+      params[sentAt] = sentOffset < 0 ? null : EMPTY;
+      params[placeAt] = place.at;
+      params[placeAt + 1] = place.dataBytes;
+      params[placeAt + 2] = place.sentBytes;
+    }
+  }
+
+  /** A string slot's value: the batch's string, or null (-1). */
+  private string(index: number): string | null {
+    return index < 0 ? null : this.strings[index]!;
   }
 
   /**
@@ -259,6 +419,9 @@ export class CaptureWriter {
           place?.sentBytes ?? null,
         );
         return;
+      case "records":
+        this.insertRecords(op.from, op.count, arena);
+        return;
       case "event":
         this.event.run(op.sid, this.runId, op.at, op.kind, op.addon, op.hook, op.location, op.code, op.message);
         return;
@@ -320,8 +483,18 @@ export class CaptureWriter {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NO_RECORDS = new Float64Array(0);
 
 function slice(arena: Buffer | undefined, s: Slice): Buffer {
-  if (s.length === 0) return EMPTY;
-  return arena!.subarray(s.offset, s.offset + s.length);
+  return bytesAt(arena, s.offset, s.length);
+}
+
+function bytesAt(arena: Buffer | undefined, offset: number, length: number): Buffer {
+  if (length === 0) return EMPTY;
+  return arena!.subarray(offset, offset + length);
+}
+
+/** A number slot's value: NaN is null. */
+function orNull(value: number): number | null {
+  return Number.isNaN(value) ? null : value;
 }

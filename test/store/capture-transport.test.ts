@@ -66,6 +66,113 @@ describe("CaptureTransport", () => {
     }
   });
 
+  it("chunk and datagram records come back as rows, byte for byte and in order: long runs, mixed tables, nulls, hooks' bytes, large payloads", async () => {
+    const { file, sid, transport } = transportOn();
+    open(transport, sid);
+    const datagrams: { data: Buffer; sent: Buffer | null; peer: boolean; dropped: boolean }[] = [];
+    const chunks: { data: Buffer; sent: Buffer | null }[] = [];
+    const datagram = (i: number): void => {
+      // Every fifth a hook changed, every seventh dropped (no destination), the 23rd large (payload file), the 31st without a peer.
+      const data = i === 23 ? Buffer.alloc(6000, i) : Buffer.from(`datagram ${i}`);
+      const sent = i % 5 === 0 ? Buffer.from(`changed ${i}`) : null;
+      const dropped = i % 7 === 0;
+      const peer = i !== 31;
+      datagrams.push({ data, sent, peer, dropped });
+      transport.datagram(
+        sid,
+        datagrams.length - 1,
+        1000.25 + i,
+        i % 2 === 1,
+        data,
+        data.length,
+        sent ?? undefined,
+        sent?.length ?? 0,
+        dropped ? "dropped" : "relayed",
+        peer ? "ipv4" : null,
+        peer ? "10.0.0.1" : null,
+        peer ? 53 : null,
+        "127.0.0.1",
+        40000 + i,
+        dropped ? null : "10.0.0.1",
+        dropped ? null : 53,
+        dropped ? "denied" : null,
+        dropped ? `datagram ${i} denied` : null,
+      );
+    };
+    const chunk = (data: Buffer, sent: Buffer | null): void => {
+      chunks.push({ data, sent });
+      transport.chunk(
+        sid,
+        chunks.length - 1,
+        2000 + chunks.length,
+        chunks.length % 2 === 0,
+        data,
+        data.length,
+        sent ?? undefined,
+        sent?.length ?? 0,
+        sent ? "replace" : null,
+      );
+    };
+    for (let i = 0; i < 40; i++) datagram(i);
+    chunk(Buffer.from("between"), null);
+    transport.push({
+      op: "event",
+      sid,
+      at: 3000,
+      kind: "capture",
+      addon: null,
+      hook: null,
+      location: null,
+      code: "test",
+      message: "an operation between records",
+    });
+    for (let i = 40; i < 43; i++) datagram(i);
+    // 3 MiB, then 0.5 + 1 MiB: the second's data fits the 4 MiB arena, its sent does not; both must go in the next one.
+    chunk(Buffer.alloc(3 * 1024 * 1024, 3), null);
+    chunk(Buffer.alloc(512 * 1024, 4), Buffer.alloc(1024 * 1024, 5));
+    // Cut by a capture limit: the first 4 bytes as received, the first 3 as sent; size stays the received length.
+    chunks.push({ data: Buffer.from("kept"), sent: Buffer.from("sen") });
+    transport.chunk(sid, chunks.length - 1, 2000 + chunks.length, chunks.length % 2 === 0, Buffer.from("kept to 4"), 4, Buffer.from("sent to 3"), 3, "replace");
+    await transport.close();
+    const reader = new CaptureReader(file);
+    try {
+      const rows = [...reader.datagrams(sid)];
+      expect(rows.map((r) => r.seq)).toEqual(datagrams.map((_, i) => i));
+      rows.forEach((row, i) => {
+        const d = datagrams[i]!;
+        expect(row.data.equals(d.data)).toBe(true);
+        expect(row.sent === null ? d.sent === null : d.sent?.equals(row.sent)).toBe(true);
+        expect(row).toMatchObject({
+          session_id: sid,
+          at: 1000.25 + i,
+          direction: i % 2 === 1 ? "down" : "up",
+          size: d.data.length,
+          peer_type: d.peer ? "ipv4" : null,
+          peer_host: d.peer ? "10.0.0.1" : null,
+          peer_port: d.peer ? 53 : null,
+          from_host: "127.0.0.1",
+          from_port: 40000 + i,
+          to_host: d.dropped ? null : "10.0.0.1",
+          to_port: d.dropped ? null : 53,
+          verdict: d.dropped ? "dropped" : "relayed",
+          reason: d.dropped ? "denied" : null,
+          detail: d.dropped ? `datagram ${i} denied` : null,
+        });
+      });
+      const chunkRows = [...reader.chunks(sid)];
+      expect(chunkRows.map((r) => r.seq)).toEqual(chunks.map((_, i) => i));
+      chunkRows.forEach((row, i) => {
+        expect(row.data.equals(chunks[i]!.data)).toBe(true);
+        expect(row.sent === null ? chunks[i]!.sent === null : chunks[i]!.sent?.equals(row.sent)).toBe(true);
+        const size = i === chunks.length - 1 ? 9 : chunks[i]!.data.length;
+        expect(row).toMatchObject({ at: 2001 + i, direction: (i + 1) % 2 === 0 ? "down" : "up", size, verdict: chunks[i]!.sent ? "replace" : null });
+      });
+      expect(reader.events(sid).map((e) => e.code)).toEqual(["test"]);
+    } finally {
+      reader.close();
+    }
+  });
+
   it("hasRoom: whether one more record of that many bytes stays within the high-water mark", () => {
     const { sid, transport } = transportOn({ highWaterBytes: 64 * 1024 });
     open(transport, sid);
