@@ -16,7 +16,16 @@
 import { isIP } from "node:net";
 import { once } from "node:events";
 import type { Duplex } from "node:stream";
-import { TLSSocket, connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type SecureVersion } from "node:tls";
+import {
+  TLSSocket,
+  connect as tlsConnect,
+  type ConnectionOptions,
+  type TLSSocketOptions,
+  createSecureContext,
+  rootCertificates,
+  type SecureContext,
+  type SecureVersion,
+} from "node:tls";
 import type { X509Certificate } from "node:crypto";
 import type {
   Endpoint,
@@ -69,6 +78,26 @@ export interface InterceptorOptions {
 
 /** Hosts remembered for auto-passthrough, at most (the oldest is forgotten first). */
 const DISTRUST_MAX = 10_000;
+
+/**
+ * The write (and read) high-water mark of both TLS sockets of an intercepted tunnel. At Node's
+ * default, 16 KiB, the relay's write of one decrypted record already fills a socket, so it pauses
+ * the other side and each record goes out in an event-loop turn of its own: one SSL_write, one
+ * write system call and one wake-up of the peer per 16 KiB. At 256 KiB the records decrypted from
+ * one read leave in one write (a quarter of a MiB at most is queued per direction, as a plain
+ * tunnel's reads are). Paired runs of the bench's TLS download: write calls 7× fewer, context
+ * switches 5× fewer, proxy CPU per MiB 1,601 → 1,291 µs and the client's 810 → 592 µs.
+ */
+const TLS_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * Node passes `highWaterMark` from tls.connect's options and TLSSocket's on to the socket's
+ * streams, but @types/node does not list it; `socket.writableHighWaterMark` shows it took effect
+ * (test/tls/intercept.test.ts checks it).
+ */
+interface HighWaterMark {
+  highWaterMark: number;
+}
 
 /** TLS alert descriptions (RFC 8446 §6). */
 const ALERT_HANDSHAKE_FAILURE = 40;
@@ -158,7 +187,7 @@ export class TlsInterception implements TlsInterceptor {
     const { hello, target } = args;
     const name = hostOf(hello, target);
     const highest = hello.versions[0] as SecureVersion | undefined;
-    const up = tlsConnect({
+    const options: ConnectionOptions & HighWaterMark = {
       socket: args.upstream,
       ...(hello.sni === undefined || isIP(hello.sni) !== 0 ? {} : { servername: hello.sni }),
       ...(hello.alpn.length === 0 ? {} : { ALPNProtocols: [...hello.alpn] }),
@@ -168,7 +197,9 @@ export class TlsInterception implements TlsInterceptor {
       // connect options' host, which a wrapped stream does not have.
       checkServerIdentity: () => undefined,
       secureContext: this.upstreamContext(highest),
-    });
+      highWaterMark: TLS_HIGH_WATER_MARK,
+    };
+    const up = tlsConnect(options);
     this.logKeys(up);
     follow(up, args.upstream);
     const failure = await settle(up, "secureConnect", deadline, args.upstream);
@@ -224,13 +255,15 @@ export class TlsInterception implements TlsInterceptor {
       alert(args.client, ALERT_HANDSHAKE_FAILURE);
       return { ok: false, failure: { side: "client", code: "certificate-failed", message: `no certificate for ${name}: ${errorText(err)}` } };
     }
-    const down = new TLSSocket(args.client as Duplex, {
+    const options: TLSSocketOptions & HighWaterMark = {
       isServer: true,
       secureContext: context,
+      highWaterMark: TLS_HIGH_WATER_MARK,
       // The target chose no protocol: neither does the client's side (the callback is what
       // rejects a client that offered only protocols the target did not pick).
       ...(alpn === undefined ? {} : { ALPNCallback: ({ protocols }: { protocols: string[] }) => (protocols.includes(alpn) ? alpn : undefined) }),
-    });
+    };
+    const down = new TLSSocket(args.client as Duplex, options);
     // Key logging first: the server's handshake secrets come out while the ClientHello is processed.
     this.logKeys(down);
     follow(down, args.client);

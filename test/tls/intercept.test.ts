@@ -287,6 +287,39 @@ describe("TLS interception", () => {
     expect(p.observer.chunks.toSorted()).toEqual(["down:served:ping", "up:ping"]);
   });
 
+  it("relays both TLS legs with a 256 KiB high-water mark (a read's records leave in one write); a 4 MiB body arrives byte-exact", async () => {
+    const body = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32BE(i, i);
+    const context = await targetLeaves.secureContextFor({ sni: "example.test", target: HOST });
+    const server = createServer((raw) => {
+      const socket = new TLSSocket(raw, { isServer: true, secureContext: context });
+      socket.on("error", () => {});
+      socket.once("secure", () => socket.end(body));
+    });
+    server.listen(0, HOST);
+    await once(server, "listening");
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const marks: number[] = [];
+    class Watched extends TlsInterception {
+      override async establish(args: Parameters<TlsInterception["establish"]>[0]) {
+        const outcome = await super.establish(args);
+        if (outcome.ok) marks.push(outcome.client.writableHighWaterMark, outcome.upstream.writableHighWaterMark);
+        return outcome;
+      }
+    }
+    const p = await proxy({
+      tls: new Watched({ certificates: new LeafCertificates(proxyCa), upstreamCa: [targetCa.certPem], handshakeTimeoutMs: 5_000 }),
+      observer: new TlsRecorder(),
+      lookup: fakeLookup({ "example.test": [HOST] }),
+    });
+    const secure = await tlsThrough(p.port, "example.test", (server.address() as AddressInfo).port, { servername: "example.test", ca: proxyCa.certPem });
+    const received: Buffer[] = [];
+    secure.on("data", (data: Buffer) => received.push(data));
+    await withTimeout(once(secure, "end"), 10_000, "the body did not end");
+    expect(Buffer.concat(received).equals(body)).toBe(true);
+    expect(marks).toEqual([256 * 1024, 256 * 1024]);
+  });
+
   it("a served CONNECT whose hook greets first is not TLS: the greeting goes out at once", async () => {
     const hooks: HookRunner = {
       ...allowAllHooks,
