@@ -6,13 +6,15 @@
  * arena, one ArrayBuffer that is transferred (not cloned) with the batch, and operations point
  * into it by offset and length.
  *
- * Chunks and datagrams, the operations there are many of, travel as records: fixed-size rows of
- * numbers in a second transferred buffer (RecordBuffer, layout below), strings as indexes into
- * the batch's string table (each distinct string sent once per batch). Structured-cloning an
- * object per datagram cost about as much CPU as inserting its row (the main thread serialising
- * ~18 named fields, the writer deserialising them and collecting the garbage). A `records`
- * operation stands for a run of consecutive records, so the order of everything stays the order
- * of the facts.
+ * The operations there are many of (chunks, datagrams, and each session's open, auth, request,
+ * reply, progress and close) travel as records: fixed-size rows of numbers in a second
+ * transferred buffer (RecordBuffer, layouts below), strings as indexes into the batch's string
+ * table (each distinct string sent once per batch). Structured-cloning an object per datagram
+ * cost about as much CPU as inserting its row (the main thread serialising ~18 named fields, the
+ * writer deserialising them and collecting the garbage). A `records` operation stands for a run
+ * of consecutive records, so the order of everything stays the order of the facts. The object
+ * forms stay for the rare operations, and for writing a batch without a transport (tests,
+ * replayed-session.ts).
  */
 import type { TlsRow } from "../model/capture-rows.js";
 
@@ -175,6 +177,39 @@ export const R_DETAIL = 19;
 /** R_KIND values. */
 export const KIND_CHUNK = 1;
 export const KIND_DATAGRAM = 2;
+export const KIND_OPEN = 3;
+export const KIND_AUTH = 4;
+export const KIND_REQUEST = 5;
+export const KIND_REPLY = 6;
+export const KIND_PROGRESS = 7;
+export const KIND_CLOSE = 8;
+
+/**
+ * Slots of the session records after R_KIND and R_SID: the fields of the operation of the same
+ * name. `truncated` is 0 or 1; auth's `offered` is its JSON text.
+ */
+export const OPEN_SLOTS = { engineId: 2, at: 3, clientHost: 4, clientPort: 5, localHost: 6, localPort: 7 } as const;
+export const AUTH_SLOTS = { version: 2, method: 3, offered: 4, user: 5 } as const;
+export const REQUEST_SLOTS = { at: 2, version: 3, command: 4, type: 5, host: 6, port: 7, user: 8 } as const;
+export const REPLY_SLOTS = {
+  at: 2,
+  rep: 3,
+  code: 4,
+  errno: 5,
+  boundHost: 6,
+  boundPort: 7,
+  targetHost: 8,
+  targetPort: 9,
+  remoteHost: 10,
+  remotePort: 11,
+  attempts: 12,
+  route: 13,
+} as const;
+/** The counts of progress and close records, from `first`. */
+export const COUNT_SLOTS = { upReceived: 0, upSent: 1, downReceived: 2, downSent: 3, captured: 4, truncated: 5, uncaptured: 6 } as const;
+export const PROGRESS_FIRST_COUNT = 2;
+export const CLOSE_SLOTS = { at: 2, status: 3, reason: 4, errno: 5 } as const;
+export const CLOSE_FIRST_COUNT = 6;
 
 /** The records of a batch. */
 export interface RecordBuffer {

@@ -20,9 +20,23 @@
 import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import {
+  AUTH_SLOTS,
   type Batch,
+  CLOSE_FIRST_COUNT,
+  CLOSE_SLOTS,
+  COUNT_SLOTS,
+  KIND_AUTH,
   KIND_CHUNK,
+  KIND_CLOSE,
   KIND_DATAGRAM,
+  KIND_OPEN,
+  KIND_PROGRESS,
+  KIND_REPLY,
+  KIND_REQUEST,
+  OPEN_SLOTS,
+  PROGRESS_FIRST_COUNT,
+  REPLY_SLOTS,
+  REQUEST_SLOTS,
   type Operation,
   R_AT,
   R_DATA_LENGTH,
@@ -197,7 +211,151 @@ export class CaptureTransport {
     records[b + R_DETAIL] = this.string(detail);
   }
 
-  /** Writes a record's common slots (and copies its payload); returns where its slots start. */
+  /** Queues a session's `open` operation as a record (the fields of batch.ts's `open`). */
+  sessionOpen(sid: number, engineId: number, at: number, clientHost: string, clientPort: number, localHost: string, localPort: number): void {
+    const b = this.begin(KIND_OPEN, sid);
+    const r = this.records!;
+    r[b + OPEN_SLOTS.engineId] = engineId;
+    r[b + OPEN_SLOTS.at] = at;
+    r[b + OPEN_SLOTS.clientHost] = this.string(clientHost);
+    r[b + OPEN_SLOTS.clientPort] = clientPort;
+    r[b + OPEN_SLOTS.localHost] = this.string(localHost);
+    r[b + OPEN_SLOTS.localPort] = localPort;
+  }
+
+  /** Queues an `auth` operation as a record; `offered` is the JSON text of the methods offered. */
+  sessionAuth(sid: number, version: string, method: string | null, offered: string, user: string | null): void {
+    const b = this.begin(KIND_AUTH, sid);
+    const r = this.records!;
+    r[b + AUTH_SLOTS.version] = this.string(version);
+    r[b + AUTH_SLOTS.method] = this.string(method);
+    r[b + AUTH_SLOTS.offered] = this.string(offered);
+    r[b + AUTH_SLOTS.user] = this.string(user);
+  }
+
+  /** Queues a `request` operation as a record. */
+  sessionRequest(sid: number, at: number, version: string, command: string, type: string, host: string, port: number, user: string | null): void {
+    const b = this.begin(KIND_REQUEST, sid);
+    const r = this.records!;
+    r[b + REQUEST_SLOTS.at] = at;
+    r[b + REQUEST_SLOTS.version] = this.string(version);
+    r[b + REQUEST_SLOTS.command] = this.string(command);
+    r[b + REQUEST_SLOTS.type] = this.string(type);
+    r[b + REQUEST_SLOTS.host] = this.string(host);
+    r[b + REQUEST_SLOTS.port] = port;
+    r[b + REQUEST_SLOTS.user] = this.string(user);
+  }
+
+  /** Queues a `reply` operation as a record. */
+  sessionReply(
+    sid: number,
+    at: number,
+    rep: number,
+    code: string | null,
+    errno: string | null,
+    boundHost: string,
+    boundPort: number,
+    targetHost: string | null,
+    targetPort: number | null,
+    remoteHost: string | null,
+    remotePort: number | null,
+    attempts: string | null,
+    route: string | null,
+  ): void {
+    const b = this.begin(KIND_REPLY, sid);
+    const r = this.records!;
+    r[b + REPLY_SLOTS.at] = at;
+    r[b + REPLY_SLOTS.rep] = rep;
+    r[b + REPLY_SLOTS.code] = this.string(code);
+    r[b + REPLY_SLOTS.errno] = this.string(errno);
+    r[b + REPLY_SLOTS.boundHost] = this.string(boundHost);
+    r[b + REPLY_SLOTS.boundPort] = boundPort;
+    r[b + REPLY_SLOTS.targetHost] = this.string(targetHost);
+    r[b + REPLY_SLOTS.targetPort] = targetPort ?? Number.NaN;
+    r[b + REPLY_SLOTS.remoteHost] = this.string(remoteHost);
+    r[b + REPLY_SLOTS.remotePort] = remotePort ?? Number.NaN;
+    r[b + REPLY_SLOTS.attempts] = this.string(attempts);
+    r[b + REPLY_SLOTS.route] = this.string(route);
+  }
+
+  /** Queues a `progress` operation (a session's running counts) as a record. */
+  sessionProgress(
+    sid: number,
+    upReceived: number,
+    upSent: number,
+    downReceived: number,
+    downSent: number,
+    captured: number,
+    truncated: boolean,
+    uncaptured: number,
+  ): void {
+    const b = this.begin(KIND_PROGRESS, sid);
+    this.counts(b + PROGRESS_FIRST_COUNT, upReceived, upSent, downReceived, downSent, captured, truncated, uncaptured);
+  }
+
+  /** Queues a session's `close` operation (its end and final counts) as a record. */
+  sessionClose(
+    sid: number,
+    at: number,
+    status: string,
+    reason: string,
+    errno: string | null,
+    upReceived: number,
+    upSent: number,
+    downReceived: number,
+    downSent: number,
+    captured: number,
+    truncated: boolean,
+    uncaptured: number,
+  ): void {
+    const b = this.begin(KIND_CLOSE, sid);
+    const r = this.records!;
+    r[b + CLOSE_SLOTS.at] = at;
+    r[b + CLOSE_SLOTS.status] = this.string(status);
+    r[b + CLOSE_SLOTS.reason] = this.string(reason);
+    r[b + CLOSE_SLOTS.errno] = this.string(errno);
+    this.counts(b + CLOSE_FIRST_COUNT, upReceived, upSent, downReceived, downSent, captured, truncated, uncaptured);
+  }
+
+  private counts(
+    at: number,
+    upReceived: number,
+    upSent: number,
+    downReceived: number,
+    downSent: number,
+    captured: number,
+    truncated: boolean,
+    uncaptured: number,
+  ): void {
+    const r = this.records!;
+    r[at + COUNT_SLOTS.upReceived] = upReceived;
+    r[at + COUNT_SLOTS.upSent] = upSent;
+    r[at + COUNT_SLOTS.downReceived] = downReceived;
+    r[at + COUNT_SLOTS.downSent] = downSent;
+    r[at + COUNT_SLOTS.captured] = captured;
+    r[at + COUNT_SLOTS.truncated] = truncated ? 1 : 0;
+    r[at + COUNT_SLOTS.uncaptured] = uncaptured;
+  }
+
+  /** Starts a record of `kind` for session `sid` (sending the batch first when its records are full); returns where its slots start. */
+  private begin(kind: number, sid: number): number {
+    if (this.recordCount === MAX_OPS) this.flush();
+    const records = (this.records ??= new Float64Array(this.spareRecords.pop() ?? new ArrayBuffer(RECORD_BYTES)));
+    const index = this.recordCount++;
+    this.items++;
+    if (this.run !== undefined) this.run.count++;
+    else {
+      this.run = { op: "records", from: index, count: 1 };
+      this.ops.push(this.run);
+      this.items++;
+    }
+    const b = index * RECORD_SLOTS;
+    records[b + R_KIND] = kind;
+    records[b + R_SID] = sid;
+    return b;
+  }
+
+  /** Writes a chunk's or datagram's common slots (and copies its payload); returns where its slots start. */
   private record(
     kind: number,
     sid: number,
@@ -214,12 +372,8 @@ export class CaptureTransport {
     // Room for both sides first: a flush between them would send one without the other.
     const total = dataLength + (sent === undefined ? 0 : sentLength);
     if (total > 0) this.reserve(total);
-    const records = (this.records ??= new Float64Array(this.spareRecords.pop() ?? new ArrayBuffer(RECORD_BYTES)));
-    const index = this.recordCount++;
-    this.items++;
-    const b = index * RECORD_SLOTS;
-    records[b + R_KIND] = kind;
-    records[b + R_SID] = sid;
+    const b = this.begin(kind, sid);
+    const records = this.records!;
     records[b + R_SEQ] = seq;
     records[b + R_AT] = at;
     records[b + R_DIRECTION] = down ? 1 : 0;
@@ -229,12 +383,6 @@ export class CaptureTransport {
     records[b + R_SENT_OFFSET] = sent === undefined ? -1 : sentLength === 0 ? 0 : this.put(sent, sentLength);
     records[b + R_SENT_LENGTH] = sentLength;
     records[b + R_VERDICT] = this.string(verdict);
-    if (this.run !== undefined) this.run.count++;
-    else {
-      this.run = { op: "records", from: index, count: 1 };
-      this.ops.push(this.run);
-      this.items++;
-    }
     return b;
   }
 

@@ -179,16 +179,7 @@ export class Recorder implements EngineObserver {
     };
     this.sessions.set(f.id, state);
     const replay = this.replays.get(f.client.port);
-    this.transport.push({
-      op: "open",
-      sid: state.sid,
-      engineId: f.id,
-      at: f.at,
-      clientHost: f.client.host,
-      clientPort: f.client.port,
-      localHost: f.local.host,
-      localPort: f.local.port,
-    });
+    this.transport.sessionOpen(state.sid, f.id, f.at, f.client.host, f.client.port, f.local.host, f.local.port);
     if (replay !== undefined) {
       this.replays.delete(f.client.port);
       this.transport.push({ op: "links", sid: state.sid, replayOf: replay.original, servedFrom: null });
@@ -202,7 +193,7 @@ export class Recorder implements EngineObserver {
     state.version = String(f.version);
     const method =
       f.method === undefined ? "socks4" : f.method === 0 ? "none" : f.method === 2 ? "userpass" : f.method === 0xff ? "no-acceptable" : `method-${f.method}`;
-    this.transport.push({ op: "auth", sid: state.sid, version: state.version, method, offered: f.offered, user: f.user ?? null });
+    this.transport.sessionAuth(state.sid, state.version, method, JSON.stringify(f.offered), f.user ?? null);
   }
 
   requested(f: RequestFact): void {
@@ -211,17 +202,7 @@ export class Recorder implements EngineObserver {
     state.version = String(f.version);
     state.command = f.command;
     state.host = f.destination.host;
-    this.transport.push({
-      op: "request",
-      sid: state.sid,
-      at: f.at,
-      version: state.version,
-      command: f.command,
-      type: f.destination.type,
-      host: f.destination.host,
-      port: f.destination.port,
-      user: f.user ?? null,
-    });
+    this.transport.sessionRequest(state.sid, f.at, state.version, f.command, f.destination.type, f.destination.host, f.destination.port, f.user ?? null);
   }
 
   replied(f: ReplyFact): void {
@@ -229,22 +210,22 @@ export class Recorder implements EngineObserver {
     if (state === undefined) return;
     state.rep = f.rep;
     state.code = f.code;
-    this.transport.push({
-      op: "reply",
-      sid: state.sid,
-      at: f.at,
-      rep: f.rep,
-      code: f.code ?? null,
-      errno: f.errno ?? null,
-      boundHost: f.bound.host,
-      boundPort: f.bound.port,
-      targetHost: f.target?.host ?? null,
-      targetPort: f.target?.port ?? null,
-      remoteHost: f.remote?.host ?? null,
-      remotePort: f.remote?.port ?? null,
-      attempts: f.attempts === undefined || f.attempts.length === 0 ? null : JSON.stringify(f.attempts),
-      route: storedRoute(f.route),
-    });
+    const { target, remote } = f;
+    this.transport.sessionReply(
+      state.sid,
+      f.at,
+      f.rep,
+      f.code ?? null,
+      f.errno ?? null,
+      f.bound.host,
+      f.bound.port,
+      target === undefined ? null : target.host,
+      target === undefined ? null : target.port,
+      remote === undefined ? null : remote.host,
+      remote === undefined ? null : remote.port,
+      f.attempts === undefined || f.attempts.length === 0 ? null : JSON.stringify(f.attempts),
+      storedRoute(f.route),
+    );
   }
 
   anomaly(f: AnomalyFact): void {
@@ -342,21 +323,20 @@ export class Recorder implements EngineObserver {
     this.sessions.delete(f.id);
     this.dirty.delete(state);
     this.endBurst(state);
-    this.transport.push({
-      op: "close",
-      sid: state.sid,
-      at: f.at,
-      status: statusOf(state.rep, state.code, f.reason),
-      reason: f.reason,
-      errno: f.errno ?? null,
-      upReceived: f.bytesUpReceived,
-      upSent: f.bytesUpSent,
-      downReceived: f.bytesDownReceived,
-      downSent: f.bytesDownSent,
-      captured: state.captured,
-      truncated: state.truncated,
-      uncaptured: state.uncaptured,
-    });
+    this.transport.sessionClose(
+      state.sid,
+      f.at,
+      statusOf(state.rep, state.code, f.reason),
+      f.reason,
+      f.errno ?? null,
+      f.bytesUpReceived,
+      f.bytesUpSent,
+      f.bytesDownReceived,
+      f.bytesDownSent,
+      state.captured,
+      state.truncated,
+      state.uncaptured,
+    );
   }
 
   // --- What addons did ---------------------------------------------------------------------------
@@ -427,17 +407,16 @@ export class Recorder implements EngineObserver {
   private readonly pushProgress = (): void => {
     for (const state of this.dirty) {
       state.dirty = false;
-      this.transport.push({
-        op: "progress",
-        sid: state.sid,
-        upReceived: state.upReceived,
-        upSent: state.upSent,
-        downReceived: state.downReceived,
-        downSent: state.downSent,
-        captured: state.captured,
-        truncated: state.truncated,
-        uncaptured: state.uncaptured,
-      });
+      this.transport.sessionProgress(
+        state.sid,
+        state.upReceived,
+        state.upSent,
+        state.downReceived,
+        state.downSent,
+        state.captured,
+        state.truncated,
+        state.uncaptured,
+      );
     }
     this.dirty.clear();
   };

@@ -13,8 +13,23 @@
  */
 import type Database from "better-sqlite3";
 import {
+  AUTH_SLOTS,
   type Batch,
+  CLOSE_FIRST_COUNT,
+  CLOSE_SLOTS,
+  COUNT_SLOTS,
+  KIND_AUTH,
   KIND_CHUNK,
+  KIND_CLOSE,
+  KIND_DATAGRAM,
+  KIND_OPEN,
+  KIND_PROGRESS,
+  KIND_REPLY,
+  KIND_REQUEST,
+  OPEN_SLOTS,
+  PROGRESS_FIRST_COUNT,
+  REPLY_SLOTS,
+  REQUEST_SLOTS,
   type Operation,
   R_AT,
   R_DATA_LENGTH,
@@ -222,6 +237,8 @@ export class CaptureWriter {
       } else if (op.op === "records") {
         for (let r = op.from; r < op.from + op.count; r++) {
           const b = r * RECORD_SLOTS;
+          const kind = records[b + R_KIND];
+          if (kind !== KIND_CHUNK && kind !== KIND_DATAGRAM) continue;
           const place = external(records[b + R_DATA_OFFSET]!, records[b + R_DATA_LENGTH]!, records[b + R_SENT_OFFSET]!, records[b + R_SENT_LENGTH]!);
           if (place !== undefined) this.recordPlaces[r] = place;
         }
@@ -238,6 +255,11 @@ export class CaptureWriter {
     let i = from;
     while (i < end) {
       const kind = records[i * RECORD_SLOTS + R_KIND]!;
+      if (kind !== KIND_CHUNK && kind !== KIND_DATAGRAM) {
+        this.applySessionRecord(kind, i * RECORD_SLOTS);
+        i++;
+        continue;
+      }
       let j = i + 1;
       while (j < end && j - i < ROWS_PER_INSERT && records[j * RECORD_SLOTS + R_KIND] === kind) j++;
       const { statement, params } = this.rowInsert(kind, j - i);
@@ -245,6 +267,98 @@ export class CaptureWriter {
       for (let r = i; r < j; r++) p = kind === KIND_CHUNK ? this.chunkRow(params, p, r, arena) : this.datagramRow(params, p, r, arena);
       statement.run(params);
       i = j;
+    }
+  }
+
+  /** A session record (open, auth, request, reply, progress, close) at slot `b`, applied as its operation would be. */
+  private applySessionRecord(kind: number, b: number): void {
+    const r = this.records;
+    const sid = r[b + R_SID]!;
+    switch (kind) {
+      case KIND_OPEN:
+        this.open.run(
+          sid,
+          this.runId,
+          r[b + OPEN_SLOTS.engineId]!,
+          r[b + OPEN_SLOTS.at]!,
+          this.string(r[b + OPEN_SLOTS.clientHost]!),
+          r[b + OPEN_SLOTS.clientPort]!,
+          this.string(r[b + OPEN_SLOTS.localHost]!),
+          r[b + OPEN_SLOTS.localPort]!,
+        );
+        return;
+      case KIND_AUTH:
+        this.auth.run(
+          this.string(r[b + AUTH_SLOTS.version]!),
+          this.string(r[b + AUTH_SLOTS.method]!),
+          this.string(r[b + AUTH_SLOTS.offered]!),
+          this.string(r[b + AUTH_SLOTS.user]!),
+          sid,
+        );
+        return;
+      case KIND_REQUEST:
+        this.request.run(
+          r[b + REQUEST_SLOTS.at]!,
+          this.string(r[b + REQUEST_SLOTS.version]!),
+          this.string(r[b + REQUEST_SLOTS.command]!),
+          this.string(r[b + REQUEST_SLOTS.type]!),
+          this.string(r[b + REQUEST_SLOTS.host]!),
+          r[b + REQUEST_SLOTS.port]!,
+          this.string(r[b + REQUEST_SLOTS.user]!),
+          sid,
+        );
+        return;
+      case KIND_REPLY:
+        this.reply.run(
+          r[b + REPLY_SLOTS.at]!,
+          r[b + REPLY_SLOTS.rep]!,
+          this.string(r[b + REPLY_SLOTS.code]!),
+          this.string(r[b + REPLY_SLOTS.errno]!),
+          this.string(r[b + REPLY_SLOTS.boundHost]!),
+          r[b + REPLY_SLOTS.boundPort]!,
+          this.string(r[b + REPLY_SLOTS.targetHost]!),
+          orNull(r[b + REPLY_SLOTS.targetPort]!),
+          this.string(r[b + REPLY_SLOTS.remoteHost]!),
+          orNull(r[b + REPLY_SLOTS.remotePort]!),
+          this.string(r[b + REPLY_SLOTS.attempts]!),
+          this.string(r[b + REPLY_SLOTS.route]!),
+          sid,
+        );
+        return;
+      case KIND_PROGRESS: {
+        const c = b + PROGRESS_FIRST_COUNT;
+        this.progress.run(
+          r[c + COUNT_SLOTS.upReceived]!,
+          r[c + COUNT_SLOTS.upSent]!,
+          r[c + COUNT_SLOTS.downReceived]!,
+          r[c + COUNT_SLOTS.downSent]!,
+          r[c + COUNT_SLOTS.captured]!,
+          r[c + COUNT_SLOTS.truncated]!,
+          r[c + COUNT_SLOTS.uncaptured]!,
+          sid,
+        );
+        return;
+      }
+      case KIND_CLOSE: {
+        const c = b + CLOSE_FIRST_COUNT;
+        this.close.run(
+          r[b + CLOSE_SLOTS.at]!,
+          this.string(r[b + CLOSE_SLOTS.status]!),
+          this.string(r[b + CLOSE_SLOTS.reason]!),
+          this.string(r[b + CLOSE_SLOTS.errno]!),
+          r[c + COUNT_SLOTS.upReceived]!,
+          r[c + COUNT_SLOTS.upSent]!,
+          r[c + COUNT_SLOTS.downReceived]!,
+          r[c + COUNT_SLOTS.downSent]!,
+          r[c + COUNT_SLOTS.captured]!,
+          r[c + COUNT_SLOTS.truncated]!,
+          r[c + COUNT_SLOTS.uncaptured]!,
+          sid,
+        );
+        return;
+      }
+      default:
+        throw new Error(`unknown record kind ${kind}`);
     }
   }
 

@@ -2,12 +2,13 @@
  * The transport to the writer thread on its own (no engine, no recorder): operations and payload
  * in, a capture file out, and the budget that makes a TCP caller wait.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CaptureTransport, type TransportOptions } from "../../src/store/capture-transport.js";
 import { beginRun, openCapture, type CaptureError } from "../../src/store/database.js";
+import { payloadFileOf } from "../../src/store/payload-file.js";
 import { CaptureReader } from "../../src/store/reader.js";
 
 const root = mkdtempSync(join(tmpdir(), "socksmith-transport-"));
@@ -66,9 +67,12 @@ describe("CaptureTransport", () => {
     }
   });
 
-  it("chunk and datagram records come back as rows, byte for byte and in order: long runs, mixed tables, nulls, hooks' bytes, large payloads", async () => {
+  it("records come back as rows, byte for byte and in order: long runs, mixed tables, session records between, nulls, hooks' bytes, large payloads", async () => {
     const { file, sid, transport } = transportOn();
-    open(transport, sid);
+    transport.sessionOpen(sid, 1, 1000, "127.0.0.1", 40000, "::1", 1080);
+    transport.sessionAuth(sid, "5", "none", "[0,2]", null);
+    transport.sessionRequest(sid, 1000.5, "5", "udp", "ipv4", "0.0.0.0", 0, null);
+    transport.sessionReply(sid, 1000.75, 0, null, null, "127.0.0.1", 5555, null, null, "10.0.0.1", null, null, null);
     const datagrams: { data: Buffer; sent: Buffer | null; peer: boolean; dropped: boolean }[] = [];
     const chunks: { data: Buffer; sent: Buffer | null }[] = [];
     const datagram = (i: number): void => {
@@ -113,7 +117,10 @@ describe("CaptureTransport", () => {
         sent ? "replace" : null,
       );
     };
-    for (let i = 0; i < 40; i++) datagram(i);
+    for (let i = 0; i < 40; i++) {
+      datagram(i);
+      if (i === 20) transport.sessionProgress(sid, 1, 2, 3, 4, 5000, false, 0);
+    }
     chunk(Buffer.from("between"), null);
     transport.push({
       op: "event",
@@ -133,7 +140,10 @@ describe("CaptureTransport", () => {
     // Cut by a capture limit: the first 4 bytes as received, the first 3 as sent; size stays the received length.
     chunks.push({ data: Buffer.from("kept"), sent: Buffer.from("sen") });
     transport.chunk(sid, chunks.length - 1, 2000 + chunks.length, chunks.length % 2 === 0, Buffer.from("kept to 4"), 4, Buffer.from("sent to 3"), 3, "replace");
+    transport.sessionClose(sid, 4000, "ok", "completed", "ECONNRESET", 10_000, 11_000, 12, 13, 14, true, 2);
     await transport.close();
+    // The payload file holds the large rows' bytes and nothing else (session records' counts are not payload lengths).
+    expect(statSync(payloadFileOf(file)).size).toBe(6000 + 3 * 1024 * 1024 + 512 * 1024 + 1024 * 1024);
     const reader = new CaptureReader(file);
     try {
       const rows = [...reader.datagrams(sid)];
@@ -168,6 +178,43 @@ describe("CaptureTransport", () => {
         expect(row).toMatchObject({ at: 2001 + i, direction: (i + 1) % 2 === 0 ? "down" : "up", size, verdict: chunks[i]!.sent ? "replace" : null });
       });
       expect(reader.events(sid).map((e) => e.code)).toEqual(["test"]);
+      expect(reader.session(sid)).toMatchObject({
+        engine_id: 1,
+        opened_at: 1000,
+        client_host: "127.0.0.1",
+        client_port: 40000,
+        local_host: "::1",
+        local_port: 1080,
+        version: "5",
+        auth_method: "none",
+        auth_offered: "[0,2]",
+        user: null,
+        command: "udp",
+        requested_type: "ipv4",
+        requested_host: "0.0.0.0",
+        requested_port: 0,
+        requested_at: 1000.5,
+        replied_at: 1000.75,
+        reply: 0,
+        reply_code: null,
+        bound_host: "127.0.0.1",
+        bound_port: 5555,
+        target_host: null,
+        target_port: null,
+        remote_host: "10.0.0.1",
+        remote_port: null,
+        closed_at: 4000,
+        status: "ok",
+        close_reason: "completed",
+        close_errno: "ECONNRESET",
+        bytes_up_received: 10_000,
+        bytes_up_sent: 11_000,
+        bytes_down_received: 12,
+        bytes_down_sent: 13,
+        captured_bytes: 14,
+        truncated: 1,
+        uncaptured_datagrams: 2,
+      });
     } finally {
       reader.close();
     }
