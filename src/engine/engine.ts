@@ -97,6 +97,8 @@ export class SocksEngine implements EngineContext {
   readonly options: SessionLimits;
   readonly hooks: HookRunner;
   readonly observer: EngineObserver;
+  readonly hooked: boolean;
+  readonly observed: boolean;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly lookup: Lookup;
@@ -120,6 +122,8 @@ export class SocksEngine implements EngineContext {
   constructor(private readonly config: EngineOptions) {
     this.hooks = config.hooks ?? allowAllHooks;
     this.observer = config.observer ?? noopObserver;
+    this.hooked = this.hooks !== allowAllHooks;
+    this.observed = this.observer !== noopObserver;
     this.logger = config.logger ?? silentLogger;
     this.clock = config.clock ?? systemClock;
     this.lookup = config.lookup ?? systemLookup;

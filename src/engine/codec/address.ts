@@ -145,6 +145,8 @@ export function isUnspecifiedIPv6(host: string): boolean {
 
 /** Normalises an address as reported by a socket: IPv4-mapped IPv6 becomes plain IPv4. */
 export function normalizeHost(host: string): string {
+  // Only IPv6 text has a colon: IPv4 text and names are returned as they are, without an IPv6 parse.
+  if (!host.includes(":")) return host;
   if (host.length > 7 && host.charCodeAt(0) === 0x3a && host.startsWith("::ffff:") && isIPv4(host.slice(7))) {
     return host.slice(7);
   }

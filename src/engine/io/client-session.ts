@@ -4,7 +4,19 @@
  */
 import type { Socket } from "node:net";
 import type { Direction, Endpoint, SocksAddress } from "../types.js";
-import type { AuthFact, CloseReason, ConnectionInfo, ReplyFact, ReplyInfo, RequestDecision, RequestInfo, SessionClosedFact, SessionHandle } from "../ports.js";
+import type {
+  AuthDecision,
+  AuthFact,
+  CloseReason,
+  ConnectionInfo,
+  ReplyChange,
+  ReplyFact,
+  ReplyInfo,
+  RequestDecision,
+  RequestInfo,
+  SessionClosedFact,
+  SessionHandle,
+} from "../ports.js";
 import { normalizeHost } from "../codec/address.js";
 import { SessionMachine } from "../session/machine.js";
 import type { SessionCommand } from "../session/commands.js";
@@ -42,7 +54,8 @@ const UDP_CONTROL_KEEPALIVE_MS = 30_000;
 
 export class ClientSession implements SessionHandle, EngineSession, BindEvents {
   readonly id: number;
-  readonly conn: ConnectionInfo;
+  /** `conn`, once read. */
+  private info: ConnectionInfo | undefined;
   private machine: SessionMachine | undefined;
   private relay: TcpRelay | ServedRelay | TlsGate | undefined;
   /** Bytes hooks injected before the relay started. */
@@ -73,14 +86,24 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     private readonly client: Socket,
     private readonly clientReader: SocketReader,
     /** The listener's address when it is a specific one (saves a getsockname per session). */
-    listener?: Endpoint,
+    private readonly listener?: Endpoint,
   ) {
     this.id = ctx.nextSessionId();
-    this.conn = {
+  }
+
+  /**
+   * Who connected where. Read from the socket on first use (a getpeername), which is at the start
+   * when hooks or an observer are there to be told, else only if the request needs it (routes,
+   * UDP, BIND): always while the client socket is open, and kept from then on.
+   */
+  get conn(): ConnectionInfo {
+    const { client } = this;
+    this.info ??= {
       id: this.id,
       client: { host: normalizeHost(client.remoteAddress ?? "?"), port: client.remotePort ?? 0 },
-      local: listener ?? { host: normalizeHost(client.localAddress ?? "?"), port: client.localPort ?? 0 },
+      local: this.listener ?? { host: normalizeHost(client.localAddress ?? "?"), port: client.localPort ?? 0 },
     };
+    return this.info;
   }
 
   // --- SessionHandle ---------------------------------------------------------------------------
@@ -122,22 +145,28 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
 
   start(): void {
     const { ctx, client } = this;
-    ctx.observer.sessionOpened({ ...this.conn, at: ctx.clock.now() });
+    if (ctx.observed) ctx.observer.sessionOpened({ ...this.conn, at: ctx.clock.now() });
     client.on("error", this.onClientError);
     client.on("close", this.onClientClose);
     client.on("end", this.onClientEnd);
     this.handshakeTimer = ctx.handshakeDeadlines.add(this.onHandshakeTimeout);
+    if (!ctx.hooked) return this.admit();
     this.ask(
       "open",
       () => ctx.hooks.open(this.conn, this),
       (decision) => {
         if (decision?.reject) return this.abort("rejected", false);
-        this.machine = new SessionMachine({ authRequired: ctx.options.authRequired });
-        this.clientReader.sink = this.onClientView;
-        // The socket was created paused; reading starts once the open hook let it in.
-        client.resume();
+        this.admit();
       },
     );
+  }
+
+  /** The open hook let the client in: the handshake starts. */
+  private admit(): void {
+    this.machine = new SessionMachine({ authRequired: this.ctx.options.authRequired });
+    this.clientReader.sink = this.onClientView;
+    // The socket was created paused; reading starts once the open hook let it in.
+    this.client.resume();
   }
 
   /** Ends the session now (shutdown): no reply, sockets destroyed. */
@@ -219,33 +248,30 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
         ctx.observer.anomaly({ id: this.id, at: ctx.clock.now(), code: command.code, detail: command.detail });
         return;
       case "ReportAuth":
-        ctx.observer.authenticated({ id: this.id, version: machine.version ?? 5, offered: command.offered, method: command.method, accepted: false });
+        if (ctx.observed)
+          ctx.observer.authenticated({ id: this.id, version: machine.version ?? 5, offered: command.offered, method: command.method, accepted: false });
         return;
       case "AskAuth": {
         const { attempt } = command;
         const user = attempt.method === "userpass" ? attempt.user : attempt.method === "socks4" ? attempt.userid : undefined;
         if (user !== undefined && user.length > 0) this.user = user.toString("latin1");
+        if (!ctx.hooked) return this.authDecided(command, undefined);
         this.ask(
           "auth",
           () => ctx.hooks.auth(attempt, this.conn, this),
-          (decision) => {
-            // An addon narrows who gets in, never widens it: `{ reject }` refuses, otherwise the
-            // configured credentials decide (without --auth they let everyone in, so `{ accept }` does too).
-            const accepted = (decision === undefined || "accept" in decision) && ctx.checkCredentials(attempt);
-            const fact: Writable<AuthFact> = { id: this.id, version: command.version, offered: attempt.method === "socks4" ? [] : attempt.offered, accepted };
-            if (command.method !== undefined) fact.method = command.method;
-            if (this.user !== undefined) fact.user = this.user;
-            ctx.observer.authenticated(fact);
-            this.feed({ type: "AuthDecided", accepted });
-          },
+          (decision) => this.authDecided(command, decision),
         );
         return;
       }
       case "AskRequest": {
+        this.requested = { host: command.request.destination.host, port: command.request.destination.port };
+        // Without hooks, observers or routes, nobody reads the request's payload: none is built.
+        if (!ctx.hooked && !ctx.observed && ctx.route === undefined)
+          return this.feed({ type: "RequestDecided", decision: decideWithRules(ctx, this, command.request, undefined) });
         const request: Writable<RequestInfo> = { id: this.id, client: this.conn.client, ...command.request };
         if (this.user !== undefined) request.user = this.user;
-        ctx.observer.requested({ ...request, at: ctx.clock.now() });
-        this.requested = { host: command.request.destination.host, port: command.request.destination.port };
+        if (ctx.observed) ctx.observer.requested({ ...request, at: ctx.clock.now() });
+        if (!ctx.hooked) return this.feed({ type: "RequestDecided", decision: this.decide(request, undefined) });
         this.ask(
           "request",
           () => ctx.hooks.request(request, this),
@@ -319,16 +345,16 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       case "AskReply": {
         const { rep, bound, code, errno } = command;
         const version = machine.version ?? 5;
+        // Nobody to ask or tell: the reply goes as the machine chose it.
+        if (!ctx.hooked && !ctx.observed) return this.replyDecided(rep, bound);
         const info: Writable<ReplyInfo> = { id: this.id, version, command: machine.command ?? "connect", stage: command.stage, rep, bound };
         if (code !== undefined) info.code = code;
         if (errno !== undefined) info.errno = errno;
-        this.ask(
-          "reply",
-          () => ctx.hooks.reply(info, this),
-          (change) => {
-            const finalRep = change?.rep ?? rep;
-            // A failure carries no address unless the hook gave one.
-            const finalBound = change?.bound ?? (finalRep !== 0 && rep === 0 ? UNSPECIFIED : bound);
+        const decided = (change: ReplyChange): void => {
+          const finalRep = change?.rep ?? rep;
+          // A failure carries no address unless the hook gave one.
+          const finalBound = change?.bound ?? (finalRep !== 0 && rep === 0 ? UNSPECIFIED : bound);
+          if (ctx.observed) {
             // One object, optional fields absent rather than undefined (no spread of temporaries per session).
             const fact: Writable<ReplyFact> = { ...info, rep: finalRep, bound: finalBound, at: ctx.clock.now() };
             if (this.target !== undefined) fact.target = this.target;
@@ -336,10 +362,11 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
             if (this.attempts !== undefined) fact.attempts = this.attempts;
             if (this.route !== undefined && this.route.length > 0) fact.route = this.route.map(formatHop);
             ctx.observer.replied(fact);
-            if (finalRep !== 0 && this.upstream !== undefined) this.upstream.destroy();
-            this.feed({ type: "ReplyDecided", rep: finalRep, bound: finalBound });
-          },
-        );
+          }
+          this.replyDecided(finalRep, finalBound);
+        };
+        if (!ctx.hooked) return decided(undefined);
+        this.ask<ReplyChange>("reply", () => ctx.hooks.reply(info, this), decided);
         return;
       }
       case "StartRelay":
@@ -352,6 +379,28 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       default:
         assertNever(command, "command");
     }
+  }
+
+  /** The auth step's decision (undefined: no hook had an opinion), reported and fed to the machine. */
+  private authDecided(command: Extract<SessionCommand, { type: "AskAuth" }>, decision: AuthDecision): void {
+    const { ctx } = this;
+    const { attempt } = command;
+    // An addon narrows who gets in, never widens it: `{ reject }` refuses, otherwise the
+    // configured credentials decide (without --auth they let everyone in, so `{ accept }` does too).
+    const accepted = (decision === undefined || "accept" in decision) && ctx.checkCredentials(attempt);
+    if (ctx.observed) {
+      const fact: Writable<AuthFact> = { id: this.id, version: command.version, offered: attempt.method === "socks4" ? [] : attempt.offered, accepted };
+      if (command.method !== undefined) fact.method = command.method;
+      if (this.user !== undefined) fact.user = this.user;
+      ctx.observer.authenticated(fact);
+    }
+    this.feed({ type: "AuthDecided", accepted });
+  }
+
+  /** The reply to send, after the reply hook: a failure drops a connected upstream. */
+  private replyDecided(rep: number, bound: Endpoint): void {
+    if (rep !== 0 && this.upstream !== undefined) this.upstream.destroy();
+    this.feed({ type: "ReplyDecided", rep, bound });
   }
 
   /**
@@ -601,17 +650,19 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       counts = { bytesUpReceived: udp.bytesUp, bytesUpSent: udp.bytesUp, bytesDownReceived: udp.bytesDown, bytesDownSent: udp.bytesDown };
     }
     this.ctx.sessionEnded(this);
-    const fact: Writable<SessionClosedFact> = {
-      id: this.id,
-      at: this.ctx.clock.now(),
-      reason,
-      bytesUpReceived: counts?.bytesUpReceived ?? 0,
-      bytesUpSent: counts?.bytesUpSent ?? 0,
-      bytesDownReceived: counts?.bytesDownReceived ?? 0,
-      bytesDownSent: counts?.bytesDownSent ?? 0,
-    };
-    if (errno !== undefined) fact.errno = errno;
-    this.ctx.observer.sessionClosed(fact);
+    if (this.ctx.observed) {
+      const fact: Writable<SessionClosedFact> = {
+        id: this.id,
+        at: this.ctx.clock.now(),
+        reason,
+        bytesUpReceived: counts?.bytesUpReceived ?? 0,
+        bytesUpSent: counts?.bytesUpSent ?? 0,
+        bytesDownReceived: counts?.bytesDownReceived ?? 0,
+        bytesDownSent: counts?.bytesDownSent ?? 0,
+      };
+      if (errno !== undefined) fact.errno = errno;
+      this.ctx.observer.sessionClosed(fact);
+    }
     this.relay = undefined;
   }
 }

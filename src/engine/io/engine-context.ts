@@ -34,6 +34,13 @@ export interface EngineContext {
   readonly options: SessionLimits;
   readonly hooks: HookRunner;
   readonly observer: EngineObserver;
+  /**
+   * False when `hooks` is `allowAllHooks`: every answer is "no opinion" at once, so sessions skip
+   * the calls and the payloads built for them.
+   */
+  readonly hooked: boolean;
+  /** False when `observer` is `noopObserver`: sessions build no facts for it. */
+  readonly observed: boolean;
   readonly logger: Logger;
   /** Enforces the idle timeout of relayed tunnels; absent when it is 0 (never). */
   readonly idleSweeper: IdleSweeper | undefined;
