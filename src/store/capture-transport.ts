@@ -115,6 +115,7 @@ export class CaptureTransport {
   private failure: CaptureError | undefined;
   private readonly highWater: number;
   private stoppedWorker: Promise<void> | undefined;
+  private beforeFlushing = false;
 
   /** Starts the writer on `file` for run `runId` (begun by the caller). */
   constructor(
@@ -441,7 +442,15 @@ export class CaptureTransport {
   /** Sends the current batch to the writer. */
   flush(): void {
     if (this.failure !== undefined) return;
-    this.options.beforeFlush();
+    if (!this.beforeFlushing) {
+      // What beforeFlush queues may fill the batch; the flush that causes sends the batch as it is.
+      this.beforeFlushing = true;
+      try {
+        this.options.beforeFlush();
+      } finally {
+        this.beforeFlushing = false;
+      }
+    }
     if (this.ops.length === 0) return;
     const arena = this.arena === undefined || this.used === 0 ? undefined : (this.arena.buffer as ArrayBuffer);
     const records: RecordBuffer | undefined =

@@ -220,6 +220,33 @@ describe("CaptureTransport", () => {
     }
   });
 
+  it("a flush whose beforeFlush fills the batch (progress of many sessions) sends it full and goes on in the next one", async () => {
+    const sessions = 300;
+    // Like the recorder's: the sessions that changed, forgotten once their progress is queued.
+    const dirty = new Set<number>();
+    const { file, sid, transport } = transportOn({
+      beforeFlush: () => {
+        for (const s of dirty) transport.sessionProgress(s, s - sid, s - sid + 1, s - sid + 2, s - sid + 3, 0, false, 0);
+        dirty.clear();
+      },
+    });
+    for (let i = 0; i < sessions; i++) transport.sessionOpen(sid + i, i + 1, 1000, "127.0.0.1", 40000 + i, "127.0.0.1", 1080);
+    // Records up to a few short of a full batch: the progress records overflow it.
+    for (let seq = 0; seq < 3700; seq++) transport.chunk(sid, seq, 1000 + seq, false, Buffer.from([seq & 0xff]), 1, undefined, 0, null);
+    for (let i = 0; i < sessions; i++) dirty.add(sid + i);
+    transport.flush();
+    await transport.close();
+    const reader = new CaptureReader(file);
+    try {
+      expect([...reader.chunks(sid)].map((c) => c.seq)).toEqual(Array.from({ length: 3700 }, (_, i) => i));
+      for (const i of [0, 150, sessions - 1]) {
+        expect(reader.session(sid + i)).toMatchObject({ bytes_up_received: i, bytes_up_sent: i + 1, bytes_down_received: i + 2, bytes_down_sent: i + 3 });
+      }
+    } finally {
+      reader.close();
+    }
+  });
+
   it("hasRoom: whether one more record of that many bytes stays within the high-water mark", () => {
     const { sid, transport } = transportOn({ highWaterBytes: 64 * 1024 });
     open(transport, sid);
