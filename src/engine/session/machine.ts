@@ -44,13 +44,30 @@ export type Phase =
   | { readonly name: "relaying" }
   | { readonly name: "closed" };
 
+/** The phases that carry nothing but their name: one shared object each, not one per transition. */
+const PHASE = {
+  version: { name: "version" },
+  greeting: { name: "greeting" },
+  userpass: { name: "userpass" },
+  request: { name: "request" },
+  "socks4-request": { name: "socks4-request" },
+  "request-decision": { name: "request-decision" },
+  connecting: { name: "connecting" },
+  binding: { name: "binding" },
+  "bind-waiting": { name: "bind-waiting" },
+  "udp-opening": { name: "udp-opening" },
+  "udp-associated": { name: "udp-associated" },
+  relaying: { name: "relaying" },
+  closed: { name: "closed" },
+} as const;
+
 const UNSPECIFIED: Endpoint = { host: "0.0.0.0", port: 0 };
 
 /** Client bytes buffered while BIND waits for its peer; more is refused. */
 export const BIND_EARLY_DATA_MAX = 64 * 1024;
 
 export class SessionMachine {
-  phase: Phase = { name: "version" };
+  phase: Phase = PHASE.version;
   version: SocksVersion | undefined;
   command: SocksCommand | undefined;
   /** The target the engine dials (after redirects). */
@@ -158,14 +175,14 @@ export class SessionMachine {
           if (malformed !== undefined) this.close("protocol-error", out, malformed);
           else this.close("request-failed", out);
         } else if (stage === "bind-first") {
-          this.phase = { name: "bind-waiting" };
+          this.phase = PHASE["bind-waiting"];
         } else if (stage === "udp") {
-          this.phase = { name: "udp-associated" };
+          this.phase = PHASE["udp-associated"];
           out.push({ type: "StartUdpRelay" });
           if (this.buffer.length > 0) this.reportUdpControlData(this.buffer.length, out);
           this.buffer = EMPTY;
         } else {
-          this.phase = { name: "relaying" };
+          this.phase = PHASE.relaying;
           const early = this.buffer;
           this.buffer = EMPTY;
           out.push({ type: "StartRelay", early });
@@ -240,10 +257,10 @@ export class SessionMachine {
   private onFirstByte(byte: number, out: SessionCommand[]): void {
     if (byte === 0x05) {
       this.version = 5;
-      this.phase = { name: "greeting" };
+      this.phase = PHASE.greeting;
     } else if (byte === 0x04) {
       this.version = 4;
-      this.phase = { name: "socks4-request" };
+      this.phase = PHASE["socks4-request"];
     } else {
       const first = this.buffer.subarray(0, 16).toString("hex");
       out.push({ type: "ReportAnomaly", code: "not-socks", detail: `first bytes ${first}` });
@@ -260,7 +277,7 @@ export class SessionMachine {
       this.close("auth-failed", out, `no acceptable method among [${methods.join(", ")}]`);
     } else if (method === METHOD.USERNAME_PASSWORD) {
       out.push({ type: "SendToClient", bytes: encodeMethodSelection(method) });
-      this.phase = { name: "userpass" };
+      this.phase = PHASE.userpass;
     } else {
       this.askAuth({ method: "none", offered: methods }, method, out);
     }
@@ -302,7 +319,7 @@ export class SessionMachine {
         // No-auth was refused (an onAuth addon wants to know who the client is): as with `--auth`,
         // select username/password when the client offered it, and decide again on the credentials.
         out.push({ type: "SendToClient", bytes: encodeMethodSelection(METHOD.USERNAME_PASSWORD) });
-        this.phase = { name: "userpass" };
+        this.phase = PHASE.userpass;
         this.decode(out);
         return;
       }
@@ -312,14 +329,14 @@ export class SessionMachine {
       }
       out.push({ type: "SendToClient", bytes: encodeMethodSelection(phase.method) });
     }
-    this.phase = { name: "request" };
+    this.phase = PHASE.request;
     this.decode(out);
   }
 
   private onRequest(command: SocksCommand, destination: SocksAddress, out: SessionCommand[]): void {
     this.command = command;
     this.request = { command, destination };
-    this.phase = { name: "request-decision" };
+    this.phase = PHASE["request-decision"];
     out.push({ type: "AskRequest", request: { version: this.version!, command, destination } });
   }
 
@@ -338,7 +355,7 @@ export class SessionMachine {
     }
     if (command === "bind") {
       // DST.ADDR/DST.PORT of a BIND name the expected peer, not something to dial.
-      this.phase = { name: "binding" };
+      this.phase = PHASE.binding;
       out.push({ type: "OpenBind" });
       return;
     }
@@ -350,7 +367,7 @@ export class SessionMachine {
     }
     if (command === "udp") {
       if (this.version !== 5) return this.askFailureReply("UNKNOWN_COMMAND", stage, out);
-      this.phase = { name: "udp-opening" };
+      this.phase = PHASE["udp-opening"];
       out.push({ type: "OpenUdpRelay", hint: destination });
       return;
     }
@@ -360,7 +377,7 @@ export class SessionMachine {
       return this.askFailureReply(invalid.code, stage, out);
     }
     this.target = { host, port };
-    this.phase = { name: "connecting" };
+    this.phase = PHASE.connecting;
     out.push({ type: "OpenUpstream", target: this.target });
   }
 
@@ -433,7 +450,7 @@ export class SessionMachine {
   }
 
   private close(reason: Extract<SessionCommand, { type: "CloseClient" }>["reason"], out: SessionCommand[], detail?: string): void {
-    this.phase = { name: "closed" };
+    this.phase = PHASE.closed;
     this.buffer = EMPTY;
     out.push(detail === undefined ? { type: "CloseClient", reason } : { type: "CloseClient", reason, detail });
   }
