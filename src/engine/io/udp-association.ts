@@ -120,7 +120,11 @@ export class UdpAssociation {
   waitingBytes = 0;
   private readonly withHooks: boolean;
   private idleTimer: ClockTimer | undefined;
+  /** Datagrams' times are taken only for the idle timeout (a clock read per datagram otherwise wasted). */
+  private readonly timed: boolean;
   private lastActivity = 0;
+  /** An observer takes datagram facts (else none is built, nor their endpoints). */
+  private readonly reporting: boolean;
   private closed = false;
   private readonly maxToClient: number;
   private upstream: UdpUpstream | undefined;
@@ -171,6 +175,8 @@ export class UdpAssociation {
     this.maxToClient = family === 6 ? MAX_UDP_PAYLOAD_V6 : MAX_UDP_PAYLOAD_V4;
     this.client = udpSocket(family);
     this.withHooks = host.hooks.wantsDatagrams();
+    this.timed = options.idleTimeoutMs > 0;
+    this.reporting = host.observer.datagram !== undefined;
     const zero = hint.host === "0.0.0.0" || hint.host === "::";
     if (hint.type !== "domain" && (zero || normalizeHost(hint.host) === clientIp)) {
       if (hint.port !== 0) {
@@ -266,7 +272,7 @@ export class UdpAssociation {
 
   private readonly onClientMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     const seq = this.seq++;
-    this.lastActivity = this.clock.now();
+    if (this.timed) this.lastActivity = this.clock.now();
     const decoded = this.headers.decode(msg);
     let from = this.clientFrom;
     if (from === undefined || rinfo.port !== from.port || rinfo.address !== this.clientWire) {
@@ -410,7 +416,7 @@ export class UdpAssociation {
       if (isIP(to.host) === 0) this.sentToNames = true;
     }
     this.bytesUp += payload.length;
-    this.report("up", seq, from, peer, received, replaced, to, "relayed", undefined, undefined);
+    if (this.reporting) this.report("up", seq, from, peer, received, replaced, to, "relayed", undefined, undefined);
   }
 
   /** Calls back with the name's address (cached, or after one lookup shared by every datagram waiting for it). */
@@ -471,7 +477,7 @@ export class UdpAssociation {
       this.remotePeer = { type: isIP(host) === 6 ? "ipv6" : "ipv4", host, port: rinfo.port };
     }
     const seq = this.seq++;
-    this.lastActivity = this.clock.now();
+    if (this.timed) this.lastActivity = this.clock.now();
     this.fromRemote(seq, this.remoteFrom, this.remotePeer, msg);
   };
 
@@ -480,7 +486,7 @@ export class UdpAssociation {
     const relay = this.upstream!.relay;
     const wire = { host: normalizeHost(rinfo.address), port: rinfo.port };
     const seq = this.seq++;
-    this.lastActivity = this.clock.now();
+    if (this.timed) this.lastActivity = this.clock.now();
     if (wire.host !== relay.host || wire.port !== relay.port) {
       return this.drop("down", seq, wire, msg, "unsolicited", `${wire.host}:${wire.port} is not the upstream's relay ${relay.host}:${relay.port}`);
     }
@@ -528,7 +534,7 @@ export class UdpAssociation {
     // Header and payload as two pieces of one datagram (sendmsg with two iovecs): no copy.
     this.client.send([header, payload], this.clientPort, this.clientIp);
     this.bytesDown += payload.length;
-    this.report("down", seq, from, peer, received, replaced, this.clientEndpoint(), "relayed", undefined, undefined);
+    if (this.reporting) this.report("down", seq, from, peer, received, replaced, this.clientEndpoint(), "relayed", undefined, undefined);
   }
 
   /** Where datagrams for the client go: its endpoint (call once its port is known). */
