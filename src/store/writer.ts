@@ -7,9 +7,15 @@
  * new committed length (payload-file.ts): each payload byte is written once, not to the WAL and
  * again to the database.
  *
- * Records (chunks and datagrams, batch.ts) go in multi-row INSERTs of up to ROWS_PER_INSERT
- * consecutive rows of one table: one statement execution and one binding call per group instead
- * of per row.
+ * Records (batch.ts) are applied with fewer statements, and the batch's transaction is what
+ * makes that invisible to readers:
+ * - Chunk and datagram rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows of one table,
+ *   in order (session records between them do not break a group).
+ * - A session opened in the batch is built in memory from its records (open, auth, request,
+ *   reply, progress, close) and inserted whole before the first row or operation that names it
+ *   (foreign keys), or at the end of the batch: one INSERT instead of an INSERT and an UPDATE
+ *   per fact. (Deferring the foreign keys to the commit instead made every session INSERT scan
+ *   the tables that refer to sessions.)
  */
 import type Database from "better-sqlite3";
 import {
@@ -74,6 +80,56 @@ const DATAGRAM_COLUMNS = `session_id, seq, at, direction, peer_type, peer_host, 
 const CHUNK_ARITY = 11;
 const DATAGRAM_ARITY = 20;
 
+/** The sessions columns a session's records set, in the order of SESSION_INSERT's values; the others keep their defaults. */
+const S = {
+  id: 0,
+  run_id: 1,
+  engine_id: 2,
+  opened_at: 3,
+  client_host: 4,
+  client_port: 5,
+  local_host: 6,
+  local_port: 7,
+  version: 8,
+  auth_method: 9,
+  auth_offered: 10,
+  user: 11,
+  requested_at: 12,
+  command: 13,
+  requested_type: 14,
+  requested_host: 15,
+  requested_port: 16,
+  replied_at: 17,
+  reply: 18,
+  reply_code: 19,
+  errno: 20,
+  bound_host: 21,
+  bound_port: 22,
+  target_host: 23,
+  target_port: 24,
+  remote_host: 25,
+  remote_port: 26,
+  attempts: 27,
+  route: 28,
+  closed_at: 29,
+  status: 30,
+  close_reason: 31,
+  close_errno: 32,
+  bytes_up_received: 33,
+  bytes_up_sent: 34,
+  bytes_down_received: 35,
+  bytes_down_sent: 36,
+  captured_bytes: 37,
+  truncated: 38,
+  uncaptured_datagrams: 39,
+} as const;
+const SESSION_COLUMNS = Object.keys(S);
+const SESSION_INSERT = `INSERT INTO sessions (${SESSION_COLUMNS.join(", ")}) VALUES (${SESSION_COLUMNS.map(() => "?").join(", ")})`;
+/** A new session row: the schema's defaults for the columns in S (NULL unless the schema says otherwise). */
+const NEW_SESSION: readonly unknown[] = SESSION_COLUMNS.map((c) =>
+  c === "status" ? "open" : c.startsWith("bytes_") || c === "captured_bytes" || c === "truncated" || c === "uncaptured_datagrams" ? 0 : null,
+);
+
 export interface WriterOptions {
   /**
    * Tests: bound the capture to make "disk full" happen on demand: the database to this many
@@ -108,6 +164,11 @@ export class CaptureWriter {
   private records: Float64Array = NO_RECORDS;
   private strings: readonly string[] = [];
   private recordPlaces: (ExternalPayload | undefined)[] = [];
+  /** Sessions opened in the batch being written and not inserted yet, by id: their row, in S's order. */
+  private readonly pending = new Map<number, unknown[]>();
+  private readonly insertSession: Statement;
+  /** The record indexes of one multi-row INSERT. */
+  private readonly group = new Array<number>(ROWS_PER_INSERT).fill(0);
 
   constructor(
     file: string,
@@ -175,8 +236,11 @@ export class CaptureWriter {
       `UPDATE sessions SET closed_at = ?, status = ?, close_reason = ?, close_errno = ?, bytes_up_received = ?, bytes_up_sent = ?,
          bytes_down_received = ?, bytes_down_sent = ?, captured_bytes = ?, truncated = ?, uncaptured_datagrams = ? WHERE id = ?`,
     );
+    this.insertSession = db.prepare(SESSION_INSERT);
     this.applyAll = db.transaction((ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => {
       for (let i = 0; i < ops.length; i++) this.apply(ops[i]!, arena, places[i]);
+      for (const row of this.pending.values()) this.insertSession.run(row);
+      this.pending.clear();
       if (places.length > 0 || this.recordPlaces.length > 0) this.payloadLength.run(this.payload.length);
     });
   }
@@ -197,6 +261,7 @@ export class CaptureWriter {
       this.records = NO_RECORDS;
       this.strings = [];
       this.recordPlaces = [];
+      this.pending.clear();
     }
     // Inline payload plus a little for the rows, as an estimate of what the WAL grew by.
     this.unchecked += batch.bytes - (this.payload.length - before) + (batch.ops.length + (records?.count ?? 0)) * 64;
@@ -248,9 +313,14 @@ export class CaptureWriter {
     return places;
   }
 
-  /** Inserts records `from` to `from + count - 1`: consecutive rows of one table in groups of up to ROWS_PER_INSERT. */
+  /**
+   * Applies records `from` to `from + count - 1` in order: rows of one table in groups of up to
+   * ROWS_PER_INSERT (a row of the other table ends a group; session records between them are
+   * applied where they are and do not; a session row being built goes in before the group).
+   */
   private insertRecords(from: number, count: number, arena: Buffer | undefined): void {
     const records = this.records;
+    const group = this.group;
     const end = from + count;
     let i = from;
     while (i < end) {
@@ -260,33 +330,51 @@ export class CaptureWriter {
         i++;
         continue;
       }
-      let j = i + 1;
-      while (j < end && j - i < ROWS_PER_INSERT && records[j * RECORD_SLOTS + R_KIND] === kind) j++;
-      const { statement, params } = this.rowInsert(kind, j - i);
+      let rows = 0;
+      for (; i < end && rows < ROWS_PER_INSERT; i++) {
+        const k = records[i * RECORD_SLOTS + R_KIND]!;
+        if (k === kind) {
+          this.insertPending(records[i * RECORD_SLOTS + R_SID]!);
+          group[rows++] = i;
+        } else if (k === KIND_CHUNK || k === KIND_DATAGRAM) break;
+        else this.applySessionRecord(k, i * RECORD_SLOTS);
+      }
+      const { statement, params } = this.rowInsert(kind, rows);
       let p = 0;
-      for (let r = i; r < j; r++) p = kind === KIND_CHUNK ? this.chunkRow(params, p, r, arena) : this.datagramRow(params, p, r, arena);
+      for (let g = 0; g < rows; g++) p = kind === KIND_CHUNK ? this.chunkRow(params, p, group[g]!, arena) : this.datagramRow(params, p, group[g]!, arena);
       statement.run(params);
-      i = j;
     }
+  }
+
+  /** Inserts the row of session `sid` now if it is still being built (an operation is about to update it). */
+  private insertPending(sid: number | null): void {
+    if (sid === null || this.pending.size === 0) return;
+    const row = this.pending.get(sid);
+    if (row === undefined) return;
+    this.pending.delete(sid);
+    this.insertSession.run(row);
   }
 
   /** A session record (open, auth, request, reply, progress, close) at slot `b`, applied as its operation would be. */
   private applySessionRecord(kind: number, b: number): void {
     const r = this.records;
     const sid = r[b + R_SID]!;
+    if (kind === KIND_OPEN) {
+      const row = NEW_SESSION.slice();
+      row[S.id] = sid;
+      row[S.run_id] = this.runId;
+      row[S.engine_id] = r[b + OPEN_SLOTS.engineId]!;
+      row[S.opened_at] = r[b + OPEN_SLOTS.at]!;
+      row[S.client_host] = this.string(r[b + OPEN_SLOTS.clientHost]!);
+      row[S.client_port] = r[b + OPEN_SLOTS.clientPort]!;
+      row[S.local_host] = this.string(r[b + OPEN_SLOTS.localHost]!);
+      row[S.local_port] = r[b + OPEN_SLOTS.localPort]!;
+      this.pending.set(sid, row);
+      return;
+    }
+    const row = this.pending.size === 0 ? undefined : this.pending.get(sid);
+    if (row !== undefined) return this.buildSession(row, kind, b);
     switch (kind) {
-      case KIND_OPEN:
-        this.open.run(
-          sid,
-          this.runId,
-          r[b + OPEN_SLOTS.engineId]!,
-          r[b + OPEN_SLOTS.at]!,
-          this.string(r[b + OPEN_SLOTS.clientHost]!),
-          r[b + OPEN_SLOTS.clientPort]!,
-          this.string(r[b + OPEN_SLOTS.localHost]!),
-          r[b + OPEN_SLOTS.localPort]!,
-        );
-        return;
       case KIND_AUTH:
         this.auth.run(
           this.string(r[b + AUTH_SLOTS.version]!),
@@ -360,6 +448,65 @@ export class CaptureWriter {
       default:
         throw new Error(`unknown record kind ${kind}`);
     }
+  }
+
+  /** A session record applied to the row being built, as its UPDATE would change the row. */
+  private buildSession(row: unknown[], kind: number, b: number): void {
+    const r = this.records;
+    switch (kind) {
+      case KIND_AUTH:
+        row[S.version] = this.string(r[b + AUTH_SLOTS.version]!);
+        row[S.auth_method] = this.string(r[b + AUTH_SLOTS.method]!);
+        row[S.auth_offered] = this.string(r[b + AUTH_SLOTS.offered]!);
+        row[S.user] = this.string(r[b + AUTH_SLOTS.user]!);
+        return;
+      case KIND_REQUEST:
+        row[S.requested_at] = r[b + REQUEST_SLOTS.at]!;
+        row[S.version] = this.string(r[b + REQUEST_SLOTS.version]!);
+        row[S.command] = this.string(r[b + REQUEST_SLOTS.command]!);
+        row[S.requested_type] = this.string(r[b + REQUEST_SLOTS.type]!);
+        row[S.requested_host] = this.string(r[b + REQUEST_SLOTS.host]!);
+        row[S.requested_port] = r[b + REQUEST_SLOTS.port]!;
+        row[S.user] = this.string(r[b + REQUEST_SLOTS.user]!) ?? row[S.user];
+        return;
+      case KIND_REPLY:
+        row[S.replied_at] = r[b + REPLY_SLOTS.at]!;
+        row[S.reply] = r[b + REPLY_SLOTS.rep]!;
+        row[S.reply_code] = this.string(r[b + REPLY_SLOTS.code]!);
+        row[S.errno] = this.string(r[b + REPLY_SLOTS.errno]!);
+        row[S.bound_host] = this.string(r[b + REPLY_SLOTS.boundHost]!);
+        row[S.bound_port] = r[b + REPLY_SLOTS.boundPort]!;
+        row[S.target_host] = this.string(r[b + REPLY_SLOTS.targetHost]!) ?? row[S.target_host];
+        row[S.target_port] = orNull(r[b + REPLY_SLOTS.targetPort]!) ?? row[S.target_port];
+        row[S.remote_host] = this.string(r[b + REPLY_SLOTS.remoteHost]!) ?? row[S.remote_host];
+        row[S.remote_port] = orNull(r[b + REPLY_SLOTS.remotePort]!) ?? row[S.remote_port];
+        row[S.attempts] = this.string(r[b + REPLY_SLOTS.attempts]!) ?? row[S.attempts];
+        row[S.route] = this.string(r[b + REPLY_SLOTS.route]!) ?? row[S.route];
+        return;
+      case KIND_PROGRESS:
+        this.countsInto(row, b + PROGRESS_FIRST_COUNT);
+        return;
+      case KIND_CLOSE:
+        row[S.closed_at] = r[b + CLOSE_SLOTS.at]!;
+        row[S.status] = this.string(r[b + CLOSE_SLOTS.status]!);
+        row[S.close_reason] = this.string(r[b + CLOSE_SLOTS.reason]!);
+        row[S.close_errno] = this.string(r[b + CLOSE_SLOTS.errno]!);
+        this.countsInto(row, b + CLOSE_FIRST_COUNT);
+        return;
+      default:
+        throw new Error(`unknown record kind ${kind}`);
+    }
+  }
+
+  private countsInto(row: unknown[], c: number): void {
+    const r = this.records;
+    row[S.bytes_up_received] = r[c + COUNT_SLOTS.upReceived]!;
+    row[S.bytes_up_sent] = r[c + COUNT_SLOTS.upSent]!;
+    row[S.bytes_down_received] = r[c + COUNT_SLOTS.downReceived]!;
+    row[S.bytes_down_sent] = r[c + COUNT_SLOTS.downSent]!;
+    row[S.captured_bytes] = r[c + COUNT_SLOTS.captured]!;
+    row[S.truncated] = r[c + COUNT_SLOTS.truncated]!;
+    row[S.uncaptured_datagrams] = r[c + COUNT_SLOTS.uncaptured]!;
   }
 
   private rowInsert(kind: number, rows: number): { readonly statement: Statement; readonly params: unknown[] } {
@@ -451,6 +598,8 @@ export class CaptureWriter {
   }
 
   private apply(op: Operation, arena: Buffer | undefined, place: ExternalPayload | undefined): void {
+    // An object operation on a session whose row is still being built: the row goes in first.
+    if (op.op !== "records") this.insertPending(op.sid);
     switch (op.op) {
       case "open":
         this.open.run(op.sid, this.runId, op.engineId, op.at, op.clientHost, op.clientPort, op.localHost, op.localPort);

@@ -73,6 +73,12 @@ describe("CaptureTransport", () => {
     transport.sessionAuth(sid, "5", "none", "[0,2]", null);
     transport.sessionRequest(sid, 1000.5, "5", "udp", "ipv4", "0.0.0.0", 0, null);
     transport.sessionReply(sid, 1000.75, 0, null, null, "127.0.0.1", 5555, null, null, "10.0.0.1", null, null, null);
+    // A second session, opened and closed among the first one's records with nothing else naming it.
+    const other = sid + 1;
+    transport.sessionOpen(other, 2, 1001, "10.1.1.1", 41000, "127.0.0.1", 1080);
+    transport.sessionAuth(other, "5", "userpass", "[2]", "alice");
+    transport.chunk(other, 0, 1001.5, false, Buffer.from("hello"), 5, undefined, 0, null);
+    transport.sessionRequest(other, 1002, "5", "connect", "domain", "example.test", 443, null);
     const datagrams: { data: Buffer; sent: Buffer | null; peer: boolean; dropped: boolean }[] = [];
     const chunks: { data: Buffer; sent: Buffer | null }[] = [];
     const datagram = (i: number): void => {
@@ -120,7 +126,10 @@ describe("CaptureTransport", () => {
     for (let i = 0; i < 40; i++) {
       datagram(i);
       if (i === 20) transport.sessionProgress(sid, 1, 2, 3, 4, 5000, false, 0);
+      if (i === 25) transport.sessionReply(other, 1003, 0, null, null, "0.0.0.0", 0, "93.184.216.34", 443, null, null, null, '["socks5://up:1080"]');
+      if (i === 30) transport.sessionProgress(other, 5, 5, 0, 0, 5, false, 0);
     }
+    transport.sessionClose(other, 1004, "ok", "completed", null, 5, 5, 7, 7, 12, false, 0);
     chunk(Buffer.from("between"), null);
     transport.push({
       op: "event",
@@ -178,6 +187,41 @@ describe("CaptureTransport", () => {
         expect(row).toMatchObject({ at: 2001 + i, direction: (i + 1) % 2 === 0 ? "down" : "up", size, verdict: chunks[i]!.sent ? "replace" : null });
       });
       expect(reader.events(sid).map((e) => e.code)).toEqual(["test"]);
+      expect(reader.session(other)).toMatchObject({
+        run_id: reader.session(sid)!.run_id,
+        engine_id: 2,
+        opened_at: 1001,
+        client_host: "10.1.1.1",
+        client_port: 41000,
+        version: "5",
+        auth_method: "userpass",
+        auth_offered: "[2]",
+        user: "alice",
+        command: "connect",
+        requested_type: "domain",
+        requested_host: "example.test",
+        requested_port: 443,
+        requested_at: 1002,
+        replied_at: 1003,
+        reply: 0,
+        bound_host: "0.0.0.0",
+        target_host: "93.184.216.34",
+        target_port: 443,
+        remote_host: null,
+        route: '["socks5://up:1080"]',
+        closed_at: 1004,
+        status: "ok",
+        close_reason: "completed",
+        close_errno: null,
+        bytes_up_received: 5,
+        bytes_down_sent: 7,
+        captured_bytes: 12,
+        truncated: 0,
+        uncaptured_datagrams: 0,
+        tags: "{}",
+        protocol: null,
+      });
+      expect([...reader.chunks(other)].map((c) => c.data.toString())).toEqual(["hello"]);
       expect(reader.session(sid)).toMatchObject({
         engine_id: 1,
         opened_at: 1000,
