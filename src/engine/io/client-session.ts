@@ -282,7 +282,6 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
       case "OpenUpstream": {
         this.target = command.target;
         const route = this.route;
-        const options = { timeoutMs: ctx.options.connectTimeoutMs, lookup: ctx.lookup, clock: ctx.clock };
         const callback = (failure: ChainFailure | undefined, success?: DialSuccess & { readonly early?: Buffer }): void => {
           this.cancelDial = undefined;
           if (this.finished) {
@@ -309,20 +308,15 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
           this.feed({ type: "UpstreamConnected", bound: success!.bound });
         };
         // The rules check each address dialled directly; through upstreams the name was checked at the request.
+        const timeoutMs = ctx.options.connectTimeoutMs;
         this.cancelDial =
           route === undefined || route.length === 0
             ? dial(
                 command.target,
-                {
-                  timeoutMs: options.timeoutMs,
-                  lookup: options.lookup,
-                  clock: options.clock,
-                  deadlines: ctx.connectDeadlines,
-                  check: dialCheck(ctx, this, command.target),
-                },
+                { timeoutMs, lookup: ctx.lookup, clock: ctx.clock, deadlines: ctx.connectDeadlines, check: dialCheck(ctx, this, command.target) },
                 callback,
               )
-            : dialChain(route, command.target, options, callback);
+            : dialChain(route, command.target, { timeoutMs, lookup: ctx.lookup, clock: ctx.clock }, callback);
         return;
       }
       case "OpenBind": {
@@ -539,7 +533,7 @@ export class ClientSession implements SessionHandle, EngineSession, BindEvents {
     }
     const injects = this.pendingInjects;
     this.pendingInjects = undefined;
-    for (const { direction, data } of injects ?? []) this.relay.inject(direction, data);
+    if (injects !== undefined) for (const { direction, data } of injects) this.relay.inject(direction, data);
     const down = this.earlyDown;
     this.earlyDown = undefined;
     this.relay.start(early, this.clientEnded, down);

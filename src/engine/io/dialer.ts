@@ -4,13 +4,13 @@
  * connect timeout, and maps failures to stable codes with the raw errno kept.
  */
 import type { LookupAddress } from "node:dns";
-import { connect, isIP, type Socket } from "node:net";
+import { connect, isIP, type Socket, type TcpNetConnectOpts } from "node:net";
 import { codeForErrno, type ProtocolErrorCode } from "../errors.js";
 import type { Endpoint } from "../types.js";
-import type { Clock, Lookup } from "../ports.js";
+import type { Clock, ClockTimer, Lookup } from "../ports.js";
 import { formatEndpoint, normalizeHost } from "../codec/address.js";
 import { SocketReader } from "./socket-reader.js";
-import type { DeadlineQueue } from "./deadline-queue.js";
+import type { Deadline, DeadlineQueue } from "./deadline-queue.js";
 
 export interface DialOptions {
   /** Milliseconds for resolution plus connect. */
@@ -52,110 +52,140 @@ export type DialCallback = (failure: DialFailure | undefined, success?: DialSucc
 
 /** Dials `target` and calls back exactly once. Returns a function that cancels the dial. */
 export function dial(target: Endpoint, options: DialOptions, callback: DialCallback): () => void {
-  let done = false;
-  let socket: Socket | undefined;
-  const finish = (failure: DialFailure | undefined, success?: DialSuccess): void => {
-    if (done) return;
-    done = true;
-    if (deadline !== undefined) deadline.cancel();
-    else options.clock.clearTimeout(timer);
-    callback(failure, success);
-  };
-  const timedOut = (): void => {
-    socket?.destroy();
-    finish({ code: "CONNECT_TIMEOUT", errno: "ETIMEDOUT", attempts: [`timed out after ${options.timeoutMs} ms`] });
-  };
-  const shared = options.deadlines?.durationMs === options.timeoutMs ? options.deadlines : undefined;
-  const deadline = shared?.add(timedOut);
-  const timer = shared === undefined ? options.clock.setTimeout(timedOut, options.timeoutMs) : undefined;
+  const attempt = new Dial(target, options, callback);
+  attempt.begin();
+  return attempt.cancel;
+}
 
-  const open = (host: string, addresses: readonly LookupAddress[] | undefined): void => {
-    if (done) return;
-    const reader = new SocketReader();
-    const s = connect({
-      host,
-      port: target.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      onread: reader.onread,
-      ...(addresses === undefined
-        ? {}
-        : {
-            lookup: ((_name: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) => {
-              if (opts.all) cb(null, addresses);
-              else cb(null, addresses[0]!.address, addresses[0]!.family);
-            }) as never,
-            autoSelectFamily: addresses.length > 1,
-            autoSelectFamilyAttemptTimeout: 250,
-          }),
+/**
+ * One dial. A class rather than a closure per step: per CONNECT it costs one object and the four
+ * functions that must be values (the deadline's callback, the socket's two listeners, `cancel`).
+ */
+class Dial {
+  private done = false;
+  private socket: Socket | undefined;
+  private reader: SocketReader | undefined;
+  /** What a name resolved to (undefined for an IP literal target). */
+  private addresses: readonly LookupAddress[] | undefined;
+  private deadline: Deadline | undefined;
+  private timer: ClockTimer | undefined;
+
+  constructor(
+    private readonly target: Endpoint,
+    private readonly options: DialOptions,
+    private readonly callback: DialCallback,
+  ) {}
+
+  begin(): void {
+    const { target, options } = this;
+    const shared = options.deadlines?.durationMs === options.timeoutMs ? options.deadlines : undefined;
+    if (shared !== undefined) this.deadline = shared.add(this.timedOut);
+    else this.timer = options.clock.setTimeout(this.timedOut, options.timeoutMs);
+    if (isIP(target.host) !== 0) {
+      const denied = this.refused(target.host);
+      // Called back on a later tick, as every other outcome is: never from inside dial().
+      if (denied !== undefined) process.nextTick(() => this.finish(denied));
+      else this.open(target.host);
+      return;
+    }
+    options.lookup(target.host, (err, found) => {
+      if (this.done) return;
+      if (err) return this.finish({ code: "DNS_FAILED", errno: err.code ?? "ENOTFOUND", attempts: [`lookup ${target.host}: ${err.code ?? err.message}`] });
+      // Never dial an unspecified address a resolver handed back: Linux treats it as localhost.
+      const usable = found.filter((a) => a.address !== "0.0.0.0" && a.address !== "::");
+      if (usable.length === 0) return this.finish({ code: "DNS_FAILED", errno: "ENOTFOUND", attempts: [`lookup ${target.host}: no usable address`] });
+      for (const { address } of usable) {
+        const denied = this.refused(address);
+        if (denied !== undefined) return this.finish(denied);
+      }
+      this.addresses = usable;
+      this.open(target.host);
     });
+  }
+
+  readonly cancel = (): void => {
+    if (this.done) return;
+    this.socket?.destroy();
+    this.finish({ code: "GENERAL_FAILURE", errno: "ECANCELED", attempts: ["cancelled"] });
+  };
+
+  private readonly timedOut = (): void => {
+    this.socket?.destroy();
+    this.finish({ code: "CONNECT_TIMEOUT", errno: "ETIMEDOUT", attempts: [`timed out after ${this.options.timeoutMs} ms`] });
+  };
+
+  private finish(failure: DialFailure | undefined, success?: DialSuccess): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.deadline !== undefined) this.deadline.cancel();
+    else this.options.clock.clearTimeout(this.timer);
+    this.callback(failure, success);
+  }
+
+  /** The failure when `check` refuses `address`, else undefined. */
+  private refused(address: string): DialFailure | undefined {
+    const { port } = this.target;
+    const rule = this.options.check?.(address, port);
+    if (rule === undefined) return undefined;
+    return { code: "DENIED", attempts: [`${formatEndpoint({ host: normalizeHost(address), port })} denied by ${rule}`] };
+  }
+
+  private open(host: string): void {
+    if (this.done) return;
+    const addresses = this.addresses;
+    const reader = new SocketReader();
+    const connectOptions: TcpNetConnectOpts = { host, port: this.target.port, allowHalfOpen: true, noDelay: true, onread: reader.onread };
+    if (addresses !== undefined) {
+      connectOptions.lookup = ((_name: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) => {
+        if (opts.all) cb(null, addresses);
+        else cb(null, addresses[0]!.address, addresses[0]!.family);
+      }) as never;
+      connectOptions.autoSelectFamily = addresses.length > 1;
+      connectOptions.autoSelectFamilyAttemptTimeout = 250;
+    }
+    const s = connect(connectOptions);
     // Nothing is read until the relay starts: a target that speaks first (SSH, SMTP banners)
     // must not be read while the reply is still being decided.
     s.pause();
-    socket = s;
-    const onError = (err: NodeJS.ErrnoException): void => {
-      s.destroy();
-      finish(describeFailure(err, target.port));
-    };
+    this.socket = s;
+    this.reader = reader;
     // `on`, not `once` (no wrapper per listener): connect fires once, and both listeners go when it
-    // does, so a tunnel's socket does not keep the dial (its options, closures, addresses) alive.
-    const onConnect = (): void => {
-      s.removeListener("error", onError);
-      s.removeListener("connect", onConnect);
-      if (done) {
-        s.destroy();
-        return;
-      }
-      // Node lists every address it tried when it raced several (autoSelectFamily).
-      const tried = s.autoSelectFamilyAttemptedAddresses ?? [];
-      finish(undefined, {
-        socket: s,
-        reader,
-        attempts: tried,
-        // Dialling an IP literal, the remote is known: no getpeername.
-        remote:
-          addresses === undefined
-            ? { host: normalizeHost(host), port: target.port }
-            : { host: normalizeHost(s.remoteAddress ?? host), port: s.remotePort ?? target.port },
-        bound: { host: normalizeHost(s.localAddress ?? "0.0.0.0"), port: s.localPort ?? 0 },
-      });
-    };
-    s.on("error", onError);
-    s.on("connect", onConnect);
-  };
-
-  /** The failure when `check` refuses one of `addresses`, else undefined. */
-  const refused = (addresses: readonly string[]): DialFailure | undefined => {
-    for (const address of addresses) {
-      const rule = options.check?.(address, target.port);
-      if (rule !== undefined) return { code: "DENIED", attempts: [`${formatEndpoint({ host: normalizeHost(address), port: target.port })} denied by ${rule}`] };
-    }
-    return undefined;
-  };
-
-  if (isIP(target.host) !== 0) {
-    const denied = refused([target.host]);
-    // Called back on a later tick, as every other outcome is: never from inside dial().
-    if (denied !== undefined) process.nextTick(finish, denied);
-    else open(target.host, undefined);
-  } else {
-    options.lookup(target.host, (err, found) => {
-      if (done) return;
-      if (err) return finish({ code: "DNS_FAILED", errno: err.code ?? "ENOTFOUND", attempts: [`lookup ${target.host}: ${err.code ?? err.message}`] });
-      // Never dial an unspecified address a resolver handed back: Linux treats it as localhost.
-      const usable = found.filter((a) => a.address !== "0.0.0.0" && a.address !== "::");
-      if (usable.length === 0) return finish({ code: "DNS_FAILED", errno: "ENOTFOUND", attempts: [`lookup ${target.host}: no usable address`] });
-      const denied = refused(usable.map((a) => a.address));
-      if (denied !== undefined) return finish(denied);
-      open(target.host, usable);
-    });
+    // does, so a tunnel's socket does not keep the dial alive (its options, addresses, callback).
+    s.on("error", this.onError);
+    s.on("connect", this.onConnect);
   }
-  return () => {
-    if (done) return;
-    socket?.destroy();
-    finish({ code: "GENERAL_FAILURE", errno: "ECANCELED", attempts: ["cancelled"] });
+
+  private readonly onError = (err: NodeJS.ErrnoException): void => {
+    this.socket!.destroy();
+    this.finish(describeFailure(err, this.target.port));
+  };
+
+  private readonly onConnect = (): void => {
+    const s = this.socket!;
+    s.removeListener("error", this.onError);
+    s.removeListener("connect", this.onConnect);
+    if (this.done) {
+      s.destroy();
+      return;
+    }
+    const { target } = this;
+    // Node lists every address it tried when it raced several (autoSelectFamily).
+    const tried = s.autoSelectFamilyAttemptedAddresses ?? NONE;
+    this.finish(undefined, {
+      socket: s,
+      reader: this.reader!,
+      attempts: tried,
+      // Dialling an IP literal, the remote is known: no getpeername.
+      remote:
+        this.addresses === undefined
+          ? { host: normalizeHost(target.host), port: target.port }
+          : { host: normalizeHost(s.remoteAddress ?? target.host), port: s.remotePort ?? target.port },
+      bound: { host: normalizeHost(s.localAddress ?? "0.0.0.0"), port: s.localPort ?? 0 },
+    });
   };
 }
+
+const NONE: readonly string[] = [];
 
 /** Maps a connect error (or happy eyeballs' AggregateError) to one code; refused wins. */
 type ConnectError = NodeJS.ErrnoException & { address?: string; port?: number };
