@@ -12,7 +12,9 @@ export function checkDestination(host: string, port: number): ProtocolError | un
   if (port === 0) return protocolError("BAD_PORT", "destination port 0");
   if (isIP(host) !== 0) {
     // Any spelling: 0:0:0:0:0:0:0:0, ::0, ::ffff:0.0.0.0 all reach the proxy host itself.
-    if (normalizeHost(host) === "0.0.0.0" || isUnspecifiedIPv6(host)) return protocolError("BAD_DESTINATION", `unspecified address ${host}`);
+    // Only IPv6 text has a colon: IPv4 skips the IPv6 parse.
+    if (normalizeHost(host) === "0.0.0.0" || (host.includes(":") && isUnspecifiedIPv6(host)))
+      return protocolError("BAD_DESTINATION", `unspecified address ${host}`);
     return undefined;
   }
   if (host.length === 0) return protocolError("BAD_DESTINATION", "empty hostname");

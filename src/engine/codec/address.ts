@@ -99,12 +99,15 @@ export function writeIPv4(out: Uint8Array, at: number, host: string): void {
   out[i] = octet;
 }
 
+/** The decimal text of every byte value, made once (no number-to-string conversion per address). */
+const OCTETS: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
+
 /**
  * Dotted text of 4 bytes. Array.join gives one flat string; a template literal would give a
  * tree of cons strings, which a long-lived socket keeps (as its host) for the tunnel's life.
  */
 export function ipv4Text(bytes: Uint8Array, at: number): string {
-  return [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]].join(".");
+  return [OCTETS[bytes[at]!], OCTETS[bytes[at + 1]!], OCTETS[bytes[at + 2]!], OCTETS[bytes[at + 3]!]].join(".");
 }
 
 export function readPort(bytes: Uint8Array, at: number): number {
