@@ -41,7 +41,7 @@ afterAll(() => {
 
 const tick = () => new Promise((r) => setTimeout(r, 60));
 /** Loading (the detail window, exports) runs in steps: wait until the frame says what it should. */
-const settled = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 20 });
+const settled = (check: () => void) => vi.waitFor(check, { timeout: 15_000, interval: 20 });
 async function press(stdin: { write(s: string): void }, ...keys: string[]) {
   for (const k of keys) {
     stdin.write(k);

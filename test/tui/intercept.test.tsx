@@ -121,7 +121,7 @@ function binding(queue: FakeQueue, filters: string[] = []): InterceptBinding {
   };
 }
 
-const settled = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 20 });
+const settled = (check: () => void) => vi.waitFor(check, { timeout: 15_000, interval: 20 });
 /** Waits for a frame that shows `text` (a key's effect on screen). */
 const shows = (ui: { lastFrame(): string | undefined }, text: string | RegExp) =>
   settled(() => expect(ui.lastFrame()).toMatch(typeof text === "string" ? new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) : text));

@@ -60,7 +60,7 @@ afterAll(() => {
 });
 
 const tick = () => new Promise((r) => setTimeout(r, 60));
-const settled = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 20 });
+const settled = (check: () => void) => vi.waitFor(check, { timeout: 15_000, interval: 20 });
 
 const stats: CaptureStats = { sessions: 4, open: 0, failed: 0, denied: 0, bytes: 100, fileBytes: 4096 };
 const live: LiveStatus = { listen: ["127.0.0.1:1080"], open: 1, bytesPerSecond: 2048, addons: [] };
