@@ -802,8 +802,8 @@ function mainThreadCpuSeconds(pid) {
 /**
  * The cost of capture: socksmith with --no-capture and with full capture to a capture file, as two
  * processes measured in interleaved rounds, and the disk under the file as a third "subject" in
- * the bulk cells (diskWriteMiBps: 256 MiB of new data written and fdatasync'd), so that every
- * round pairs the capture with what the disk did at that moment.
+ * the bulk cells (diskWriteMiBps: 256 MiB of new data appended to a kept file and fdatasync'd), so
+ * that every round pairs the capture with what the disk did at that moment.
  * Figures: upload and download, 1 and 8 streams, and the handshake rate as ratios to capture off;
  * how busy the main thread was during the capture-on upload (CPU share of wall time of the thread
  * that runs the event loop, from /proc: the file is written on a worker thread); and the files'
@@ -870,6 +870,14 @@ async function capture(servers) {
         `${label}: off ${fmt(off)}, on ${fmt(on)} = ${fmtRatio(vsOff)} of off; disk ${fmt(diskRate)}, on = ${fmtRatio(vsDisk)} of disk (${bar}: ${pass ? "PASS" : "MISS"})`,
       );
       captureRounds.push(`${label}: ${["capture off", "capture on", "disk"].map((n) => `${n} ${perRound(results[n], (r) => fmt(r.mibps))}`).join("; ")}`);
+    }
+    // For comparison, after every cell (so no subject writes into the pages it frees): the probe
+    // writing into page-cache pages it has just freed, as it did before it kept its files.
+    diskWriteMiBps(dir, { recycle: true });
+    const recycled = diskWriteMiBps(dir, { recycle: true });
+    if (recycled !== undefined) {
+      const fresh = median(bulkResults.flatMap(([, results]) => results.disk.filter(Boolean).map(mibps)));
+      captureLines.push(`disk probe: new data ${fmt(fresh)} MiB/s (the reference above); into pages just freed ${fmt(recycled)} MiB/s (not a capture's case)`);
     }
     const rate = (r) => r.rate;
     const hsRatio = ratio(hs, "capture on", "capture off", rate);
@@ -1008,12 +1016,21 @@ async function chain(servers) {
 
 const chainLines = [];
 
-/** Sequential write rate of the file system under `dir`: 512 MiB in 1 MiB writes, then fdatasync. */
-function diskWriteMiBps(dir, mib = 256) {
-  const file = path.join(dir, "disk-probe");
+/**
+ * Sequential write rate of the file system under `dir` for new data, as a capture appends it:
+ * `mib` MiB in 1 MiB writes to a new file, then fdatasync. The file is kept until the section
+ * ends (the capture's payload file is not deleted either): a probe that deleted its file and wrote
+ * the next one into the page-cache pages just freed measured 5-7x more than any appender gets on
+ * a virtual machine that hands free pages back to its host (there each new page costs a fault on
+ * the host: 108-133 MiB/s into new pages against 639-877 MiB/s into just-freed ones, measured on
+ * the 2-core VM of the README's figures). `recycle` writes that way instead (then deletes the
+ * file), for the report's comparison.
+ */
+let diskProbes = 0;
+function diskWriteMiBps(dir, { mib = 256, recycle = false } = {}) {
+  const file = path.join(dir, recycle ? "disk-probe-recycled" : `disk-probe-${diskProbes++}`);
   const block = Buffer.alloc(1 << 20, 0x5a);
   try {
-    // A new file each time: new data, as a capture appends it (rewriting pages already cached is far faster).
     const fd = openSync(file, "w");
     const t0 = performance.now();
     for (let i = 0; i < mib; i++) writeSync(fd, block);
@@ -1023,7 +1040,7 @@ function diskWriteMiBps(dir, mib = 256) {
   } catch {
     return undefined;
   } finally {
-    rmSync(file, { force: true });
+    if (recycle) rmSync(file, { force: true });
   }
 }
 
