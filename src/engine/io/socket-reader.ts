@@ -19,7 +19,11 @@
  *   read smaller than a quarter of it halves it; halved down to the landing buffer's size, the
  *   socket reads into the landing buffer again (its own buffer is dropped). An own buffer is reused
  *   while its reads are consumed during the call; after a `retain()` the next read goes into a
- *   fresh one.
+ *   fresh one. A relay that writes a read and finds the write still pending `lend`s the buffer
+ *   instead: once the destination holds nothing unsent (`recycle`, at its next write), the lent
+ *   buffer is free again and the next read goes into it rather than into a new allocation, so a
+ *   bulk transfer alternates between two buffers (a fresh megabyte per read made V8 run
+ *   mark-compacts for the external memory, and each new page costs a fault).
  *
  * The contract for sinks is unchanged by where a read landed: a read reaches `sink` as a view
  * valid only during the call; a sink that keeps the view (a write that the kernel did not finish
@@ -48,6 +52,8 @@ import { Socket, connect, createServer, type Server } from "node:net";
 export const LANDING_SIZE = 64 * 1024;
 /** The largest own buffer (and so the largest read). */
 const MAX_SIZE = 1 << 20;
+/** Lent buffers remembered per socket, at most. */
+const LENT_MAX = 4;
 /** Where landed reads are copied; a retained copy pins its slab until released. */
 const SLAB_SIZE = 256 * 1024;
 
@@ -75,6 +81,10 @@ export class SocketReader {
   private landed = false;
   /** The read being (or last) delivered was retained. */
   private retained = false;
+  /** Own buffers lent to writes that were pending when they were made (`lend`), oldest first. */
+  private lent: Buffer[] | undefined;
+  /** A lent buffer whose write has finished (`recycle`): the next own buffer of its size. */
+  private spare: Buffer | undefined;
 
   /** The `onread` option for net.connect / new Socket. */
   readonly onread = {
@@ -97,6 +107,32 @@ export class SocketReader {
     if (this.landed) top += (this.lastRead + 7) & ~7;
   }
 
+  /**
+   * `retain()` for a view written to a socket whose write is still pending: the view's own
+   * buffer (not a slab copy) may be read into again once `recycle` says that socket has flushed.
+   */
+  lend(): void {
+    if (this.retained) return;
+    this.retain();
+    if (this.landed || this.own === undefined) return;
+    const lent = (this.lent ??= []);
+    // A relay pauses its source once a write is pending past the socket's high-water mark, so
+    // this stays at one or two; bounded all the same (a forgotten buffer is left to the collector).
+    if (lent.length === LENT_MAX) lent.shift();
+    lent.push(this.own);
+  }
+
+  /**
+   * Every write the lent views went to has finished (the destination holds nothing unsent): the
+   * latest lent buffer becomes the spare, the others are left to the collector.
+   */
+  recycle(): void {
+    const lent = this.lent;
+    if (lent === undefined || lent.length === 0) return;
+    this.spare = lent[lent.length - 1];
+    lent.length = 0;
+  }
+
   /** Bytes this socket holds of its own (0 while it reads into the shared landing buffer). */
   get ownBytes(): number {
     return this.own?.length ?? 0;
@@ -109,7 +145,7 @@ export class SocketReader {
     if (own === undefined) {
       if (read < LANDING_SIZE) return landing;
       // The read filled the landing buffer: the kernel may have more.
-      this.own = Buffer.allocUnsafe(LANDING_SIZE * 2);
+      this.own = this.fresh(LANDING_SIZE * 2);
       return this.own;
     }
     const size = own.length;
@@ -117,11 +153,20 @@ export class SocketReader {
     if (read === size && size < MAX_SIZE) wanted = size * 2;
     else if (read < size / 4) wanted = size / 2;
     if (wanted <= LANDING_SIZE) {
-      this.own = undefined;
+      // Back to the landing buffer: nothing of its own is kept (an idle tunnel holds no buffer).
+      this.own = this.spare = undefined;
+      if (this.lent !== undefined) this.lent.length = 0;
       return landing;
     }
-    if (this.retained || wanted !== size) this.own = Buffer.allocUnsafe(wanted);
+    if (this.retained || wanted !== size) this.own = this.fresh(wanted);
     return this.own!;
+  }
+
+  /** An own buffer of `size` bytes: the spare when it has that size, else a new one. */
+  private fresh(size: number): Buffer {
+    const spare = this.spare;
+    this.spare = undefined;
+    return spare !== undefined && spare.length === size ? spare : Buffer.allocUnsafe(size);
   }
 }
 

@@ -172,13 +172,17 @@ export class TcpRelay implements RelayCounts, IdleTracked {
     this.writeView("down", view, this.client, this.upstreamReader);
   };
 
-  /** The fast path: write the read buffer itself; if the write is still pending, it keeps it. */
+  /**
+   * The fast path: write the read buffer itself; if the write is still pending, it keeps it (lent:
+   * once `dst` holds nothing unsent, at a later write, the reader may read into it again).
+   */
   private writeView(direction: Direction, view: Buffer, dst: Socket, reader: SocketReader): void {
     if (dst.writableEnded || dst.destroyed) return;
     if (direction === "up") this.bytesUpSent += view.length;
     else this.bytesDownSent += view.length;
+    if (dst.writableLength === 0) reader.recycle();
     const flowing = dst.write(view);
-    if (dst.writableLength > 0) reader.retain();
+    if (dst.writableLength > 0) reader.lend();
     if (!flowing) this.wait(direction, WAIT_DRAIN);
   }
 

@@ -98,6 +98,48 @@ describe("SocketReader", () => {
     expect(Buffer.concat(kept).equals(payload)).toBe(true);
   });
 
+  it("lent views keep their bytes until recycled; after recycle the next read reuses a lent buffer instead of a new one", async () => {
+    // Each read is lent (its write 'pending') and checked at the next read, which then 'flushes'
+    // (recycle): a lent view must hold its bytes until then, and the reads alternate between a
+    // few buffers. A second reader lends without ever recycling: every read gets a new buffer.
+    const received: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    let pending: { view: Buffer; copy: Buffer } | undefined;
+    let intact = true;
+    let recycledBigReads = 0;
+    await receive(payload, (reader, view) => {
+      if (pending !== undefined) intact &&= pending.view.equals(pending.copy);
+      reader.recycle();
+      received.push(Buffer.from(view));
+      if (view.length > LANDING_SIZE) {
+        recycledBigReads++;
+        buffers.add(view.buffer);
+      }
+      reader.lend();
+      pending = { view, copy: Buffer.from(view) };
+    });
+    expect(intact).toBe(true);
+    expect(Buffer.concat(received).equals(payload)).toBe(true);
+    const lentOnly = new Set<ArrayBufferLike>();
+    let bigReads = 0;
+    const kept: Buffer[] = [];
+    await receive(payload, (reader, view) => {
+      reader.lend();
+      kept.push(view);
+      if (view.length > LANDING_SIZE) {
+        bigReads++;
+        lentOnly.add(view.buffer);
+      }
+    });
+    expect(Buffer.concat(kept).equals(payload)).toBe(true);
+    expect(lentOnly.size).toBe(bigReads);
+    expect(bigReads).toBeGreaterThan(4);
+    // Recycled: the big reads shared a handful of buffers (one per size on the way up, then two).
+    expect(recycledBigReads).toBeGreaterThan(4);
+    expect(buffers.size).toBeLessThan(recycledBigReads);
+    expect(buffers.size).toBeLessThanOrEqual(8);
+  });
+
   it("reuses memory when nothing is retained (so views must not be kept)", async () => {
     const views: Buffer[] = [];
     await receive(payload, (_reader, view) => views.push(view));
