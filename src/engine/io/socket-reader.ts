@@ -52,8 +52,6 @@ import { Socket, connect, createServer, type Server } from "node:net";
 export const LANDING_SIZE = 64 * 1024;
 /** The largest own buffer (and so the largest read). */
 const MAX_SIZE = 1 << 20;
-/** Lent buffers remembered per socket, at most. */
-const LENT_MAX = 4;
 /** Where landed reads are copied; a retained copy pins its slab until released. */
 const SLAB_SIZE = 256 * 1024;
 
@@ -81,8 +79,8 @@ export class SocketReader {
   private landed = false;
   /** The read being (or last) delivered was retained. */
   private retained = false;
-  /** Own buffers lent to writes that were pending when they were made (`lend`), oldest first. */
-  private lent: Buffer[] | undefined;
+  /** The latest own buffer lent to a write that was pending when it was made (`lend`). */
+  private lent: Buffer | undefined;
   /** A lent buffer whose write has finished (`recycle`): the next own buffer of its size. */
   private spare: Buffer | undefined;
 
@@ -114,23 +112,18 @@ export class SocketReader {
   lend(): void {
     if (this.retained) return;
     this.retain();
-    if (this.landed || this.own === undefined) return;
-    const lent = (this.lent ??= []);
-    // A relay pauses its source once a write is pending past the socket's high-water mark, so
-    // this stays at one or two; bounded all the same (a forgotten buffer is left to the collector).
-    if (lent.length === LENT_MAX) lent.shift();
-    lent.push(this.own);
+    // An earlier lent buffer is forgotten (left to the collector once its write is done).
+    if (!this.landed && this.own !== undefined) this.lent = this.own;
   }
 
   /**
    * Every write the lent views went to has finished (the destination holds nothing unsent): the
-   * latest lent buffer becomes the spare, the others are left to the collector.
+   * latest lent buffer becomes the spare.
    */
   recycle(): void {
-    const lent = this.lent;
-    if (lent === undefined || lent.length === 0) return;
-    this.spare = lent[lent.length - 1];
-    lent.length = 0;
+    if (this.lent === undefined) return;
+    this.spare = this.lent;
+    this.lent = undefined;
   }
 
   /** Bytes this socket holds of its own (0 while it reads into the shared landing buffer). */
@@ -154,8 +147,7 @@ export class SocketReader {
     else if (read < size / 4) wanted = size / 2;
     if (wanted <= LANDING_SIZE) {
       // Back to the landing buffer: nothing of its own is kept (an idle tunnel holds no buffer).
-      this.own = this.spare = undefined;
-      if (this.lent !== undefined) this.lent.length = 0;
+      this.own = this.spare = this.lent = undefined;
       return landing;
     }
     if (this.retained || wanted !== size) this.own = this.fresh(wanted);
