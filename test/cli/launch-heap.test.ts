@@ -16,18 +16,23 @@ const dir = mkdtempSync(join(tmpdir(), "socksmith-launch-heap-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
- * Runs a fresh Node process that (with `cap`) caps semi-spaces at 1 MiB, then allocates objects
- * that survive several scavenges, in small steps with the event loop turning between them (what
- * a burst of handshakes does); prints the new space's size.
+ * Runs a fresh Node process that sizes its young generation as `mode` says, then allocates
+ * objects that survive several scavenges, in small steps with the event loop turning between them
+ * (what a burst of handshakes does); prints the new space's size. Modes: "free" (V8 alone), "cap"
+ * (capped at 1 MiB semi-spaces), "hold" (the launcher's hold), "release" (held, then released up
+ * to 4 MiB, as `run` without --tls does), "release-unheld" (released without a hold).
  */
-function newSpaceAfterBurst(cap: boolean): number {
+function newSpaceAfterBurst(mode: "free" | "cap" | "hold" | "release" | "release-unheld"): number {
   const module = transformSync(readFileSync(join(ROOT, "src/cli/launch-heap.ts"), "utf8"), { loader: "ts", format: "esm" }).code;
   writeFileSync(join(dir, "launch-heap.mjs"), module);
   const driver = join(dir, "driver.mjs");
   writeFileSync(
     driver,
-    `import { capYoungGeneration, newSpaceBytes } from "./launch-heap.mjs";
-if (process.argv[2] === "cap") capYoungGeneration(1);
+    `import { capYoungGeneration, holdYoungGeneration, newSpaceBytes, releaseYoungGeneration } from "./launch-heap.mjs";
+const mode = process.argv[2];
+if (mode === "cap") capYoungGeneration(1);
+if (mode === "hold" || mode === "release") holdYoungGeneration();
+if (mode === "release" || mode === "release-unheld") console.error(releaseYoungGeneration(4) ? "released" : "not held");
 let keep = [];
 for (let round = 0; round < 400; round++) {
   for (let i = 0; i < 2000; i++) keep.push({ i, list: [i] });
@@ -37,7 +42,7 @@ for (let round = 0; round < 400; round++) {
 console.log(newSpaceBytes());
 `,
   );
-  const out = execFileSync(process.execPath, [driver, cap ? "cap" : "free"], { encoding: "utf8", timeout: 15_000 });
+  const out = execFileSync(process.execPath, [driver, mode], { encoding: "utf8", timeout: 15_000, stdio: ["ignore", "pipe", "pipe"] });
   return Number(out.trim());
 }
 
@@ -51,12 +56,26 @@ describe("young-generation cap", () => {
   });
 
   it("holds the new space near the cap where V8 alone grows it to its maximum", () => {
-    const free = newSpaceAfterBurst(false);
-    const capped = newSpaceAfterBurst(true);
+    const free = newSpaceAfterBurst("free");
+    const capped = newSpaceAfterBurst("cap");
     // Two 1 MiB semi-spaces; one more doubling may happen before the observer sees the size.
     expect(capped).toBeLessThanOrEqual(4 * 1024 * 1024);
     expect(capped).toBeGreaterThanOrEqual(2 * 1024 * 1024);
     expect(free).toBeGreaterThanOrEqual(16 * 1024 * 1024);
+  });
+
+  it("the launcher's hold keeps V8's starting size; a release lets it grow to the cap, and only after a hold", () => {
+    const MiB = 1024 * 1024;
+    const held = newSpaceAfterBurst("hold");
+    const released = newSpaceAfterBurst("release");
+    const unheld = newSpaceAfterBurst("release-unheld");
+    // Held: the two 1 MiB semi-spaces V8 starts with, through the same burst that grows the others.
+    expect(held).toBeLessThanOrEqual(2 * MiB);
+    // Released up to 4 MiB semi-spaces (one more doubling may happen before the observer sees it).
+    expect(released).toBeGreaterThanOrEqual(8 * MiB);
+    expect(released).toBeLessThanOrEqual(16 * MiB);
+    // Nothing was held, so nothing is capped: V8 grows it to its maximum.
+    expect(unheld).toBeGreaterThanOrEqual(16 * MiB);
   });
 
   it("dist/cli.js runs through its shebang and through node", () => {

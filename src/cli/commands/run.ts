@@ -14,6 +14,7 @@ import { resolveTlsOptions, type RawTlsOptions } from "../tls-setup.js";
 import { parseRoute, parseRouteRule, routeChooser } from "../routes.js";
 import { interceptOption } from "../intercept-setup.js";
 import { defaultCaDir } from "../../tls/ca-dir.js";
+import { releaseYoungGeneration } from "../launch-heap.js";
 
 interface RawRunOptions extends RawTlsOptions {
   listen?: string[];
@@ -130,6 +131,9 @@ export function runCommand(terminal: Terminal, started: Started): Command {
     .option("--headless", "no TUI: one log line per session (the default without a terminal)")
     .action(async (raw: RawRunOptions) => {
       const options = resolveRunOptions(raw);
+      // Small semi-spaces cost handshakes a little GC but spare TLS interception V8's full
+      // collections for the buffers of decrypted records (launch-heap.ts).
+      if (options.tls === undefined) releaseYoungGeneration();
       const interactive = raw.headless !== true && process.stdin.isTTY === true && process.stdout.isTTY === true;
       if (options.intercept !== undefined && (!interactive || options.capture === undefined)) {
         throw usageError(
