@@ -239,7 +239,7 @@ export class CaptureWriter {
     this.insertSession = db.prepare(SESSION_INSERT);
     this.applyAll = db.transaction((ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => {
       for (let i = 0; i < ops.length; i++) this.apply(ops[i]!, arena, places[i]);
-      for (const row of this.pending.values()) this.insertSession.run(row);
+      for (const row of this.pending.values()) this.insertSession.run(...row);
       this.pending.clear();
       if (places.length > 0 || this.recordPlaces.length > 0) this.payloadLength.run(this.payload.length);
     });
@@ -342,7 +342,9 @@ export class CaptureWriter {
       const { statement, params } = this.rowInsert(kind, rows);
       let p = 0;
       for (let g = 0; g < rows; g++) p = kind === KIND_CHUNK ? this.chunkRow(params, p, group[g]!, arena) : this.datagramRow(params, p, group[g]!, arena);
-      statement.run(params);
+      // Spread, not the array: better-sqlite3 binds arguments directly but reads an array's elements
+      // one property lookup at a time (16 rows of 20 values: about 1.0 against 1.3-1.5 us per row).
+      statement.run(...params);
     }
   }
 
@@ -352,7 +354,7 @@ export class CaptureWriter {
     const row = this.pending.get(sid);
     if (row === undefined) return;
     this.pending.delete(sid);
-    this.insertSession.run(row);
+    this.insertSession.run(...row);
   }
 
   /** A session record (open, auth, request, reply, progress, close) at slot `b`, applied as its operation would be. */
