@@ -873,7 +873,7 @@ async function capture(servers) {
     }
     // For comparison, after every cell (so no subject writes into the pages it frees): the probe
     // writing into page-cache pages it has just freed, as it did before it kept its files.
-    diskWriteMiBps(dir, { recycle: true });
+    diskWriteMiBps(dir, { recycle: true }); // leaves freed pages for the measured one to write into
     const recycled = diskWriteMiBps(dir, { recycle: true });
     if (recycled !== undefined) {
       const fresh = median(bulkResults.flatMap(([, results]) => results.disk.filter(Boolean).map(mibps)));

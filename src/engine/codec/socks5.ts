@@ -3,8 +3,7 @@
  * message with symmetric encode/decode; decoders are pure, incremental and total.
  */
 import type { SocksAddress, SocksCommand } from "../types.js";
-import { isIPv4 } from "node:net";
-import { ATYP, addressLength, decodeAddress, hex, writeAddress, writeIPv4, writePort } from "./address.js";
+import { addressLength, decodeAddress, hex, writeAddress } from "./address.js";
 import { NEED_MORE, fail, ok, type Decoded } from "./result.js";
 
 export const SOCKS5_VERSION = 0x05;
@@ -123,17 +122,6 @@ export function encodeRequest(request: Socks5Request): Buffer {
  * Always the full form: 10 bytes for IPv4, 22 for IPv6. Failure replies carry 0.0.0.0:0.
  */
 export function encodeReply(rep: number, host = "0.0.0.0", port = 0): Buffer {
-  if (isIPv4(host)) {
-    // The usual reply (an IPv4 bound address): its one address check, not one to size it and one to write it.
-    const out = Buffer.allocUnsafe(10);
-    out[0] = SOCKS5_VERSION;
-    out[1] = rep;
-    out[2] = 0x00;
-    out[3] = ATYP.IPV4;
-    writeIPv4(out, 4, host);
-    writePort(out, 8, port);
-    return out;
-  }
   const out = Buffer.allocUnsafe(3 + addressLength(host));
   out[0] = SOCKS5_VERSION;
   out[1] = rep;

@@ -28,6 +28,20 @@ async function bareProxy(): Promise<TestProxy> {
   return proxy;
 }
 
+/**
+ * A client that sends a no-auth greeting and SOCKS5 command `cmd` (hex) for 0.0.0.0:0, and whose
+ * first reply succeeded with BND.ADDR 127.0.0.1, the address it connected to.
+ */
+async function commandOnLoopback(cmd: string): Promise<{ client: RawClient; reply: Buffer }> {
+  const client = await RawClient.connect(proxy!.port);
+  cleanups.push(() => client.destroy());
+  client.write(`050100 05${cmd}0001 00000000 0000`);
+  expect((await client.read(2)).toString("hex")).toBe("0500");
+  const reply = await client.read(10);
+  expect(reply.subarray(0, 8).toString("hex")).toBe("050000017f000001");
+  return { client, reply };
+}
+
 function nextMessage(socket: UdpSocket, ms = 2000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("no datagram")), ms);
@@ -81,12 +95,7 @@ describe("an engine without hooks or an observer", () => {
     cleanups.push(() => void echo.close());
     echo.on("message", (msg, rinfo) => echo.send(msg, rinfo.port, rinfo.address));
     await new Promise<void>((resolve) => echo.bind(0, HOST, resolve));
-    const tcp = await RawClient.connect(proxy!.port);
-    cleanups.push(() => tcp.destroy());
-    tcp.write("050100 05030001 00000000 0000");
-    expect((await tcp.read(2)).toString("hex")).toBe("0500");
-    const reply = await tcp.read(10);
-    expect(reply.subarray(0, 8).toString("hex")).toBe("050000017f000001");
+    const { reply } = await commandOnLoopback("03");
     const local = createSocket("udp4");
     cleanups.push(() => void local.close());
     await new Promise<void>((resolve) => local.bind(0, HOST, resolve));
@@ -100,12 +109,7 @@ describe("an engine without hooks or an observer", () => {
 
   it("BIND listens on the address the client connected to and relays its peer", async () => {
     await bareProxy();
-    const client = await RawClient.connect(proxy!.port);
-    cleanups.push(() => client.destroy());
-    client.write("050100 05020001 00000000 0000");
-    expect((await client.read(2)).toString("hex")).toBe("0500");
-    const first = await client.read(10);
-    expect(first.subarray(0, 8).toString("hex")).toBe("050000017f000001");
+    const { client, reply: first } = await commandOnLoopback("02");
     const peer = connect({ host: HOST, port: first.readUInt16BE(8) });
     cleanups.push(() => void peer.destroy());
     await once(peer, "connect");
