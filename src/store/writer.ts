@@ -12,9 +12,14 @@
  * - Chunk and datagram rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows of one table,
  *   in order (session records between them do not break a group).
  * - A session opened in the batch is built in memory from its records (open, auth, request,
- *   reply, progress, close) and inserted whole before the first row or operation that names it
- *   (foreign keys), or at the end of the batch: one INSERT instead of an INSERT and an UPDATE
- *   per fact. (Deferring the foreign keys to the commit instead made every session INSERT scan
+ *   reply, progress, close) and inserted whole at the end of the batch, or before an object
+ *   operation (event, TLS) that names it: one INSERT instead of an INSERT and an UPDATE per fact.
+ *   Its chunk and datagram rows may go in before it, so this connection does not check foreign
+ *   keys (better-sqlite3 turns them on): the writer makes every row it writes and the batch's
+ *   transaction commits a session with its rows. With the row inserted at its first chunk, a
+ *   short session cost an INSERT and two UPDATEs (progress, close) of its wide row and its status
+ *   index; paired handshake runs, capture on: 26.3 against 30.3 us per session of CPU outside the
+ *   relay's thread (the writer and the GC helpers). (Deferring the foreign keys to the commit instead made every session INSERT scan
  *   the tables that refer to sessions.)
  */
 import type Database from "better-sqlite3";
@@ -42,25 +47,19 @@ import {
   R_DATA_OFFSET,
   R_DETAIL,
   R_DIRECTION,
-  R_FROM_HOST,
-  R_FROM_PORT,
   R_KIND,
-  R_PEER_HOST,
-  R_PEER_PORT,
-  R_PEER_TYPE,
   R_REASON,
   R_SENT_LENGTH,
   R_SENT_OFFSET,
   R_SEQ,
   R_SID,
   R_SIZE,
-  R_TO_HOST,
-  R_TO_PORT,
   R_VERDICT,
   RECORD_SLOTS,
   type Slice,
 } from "./batch.js";
 import { openCapture } from "./database.js";
+import { DatagramShapes, SHAPE_COLUMNS } from "./datagram-shapes.js";
 import { type ExternalPayload, finishSwap, INLINE_MAX, PayloadAppender } from "./payload-file.js";
 
 type Statement = Database.Statement;
@@ -75,10 +74,20 @@ export const CHECKPOINT_BYTES = 256 * 1024 * 1024;
 /** The most rows one INSERT of records carries. */
 const ROWS_PER_INSERT = 16;
 const CHUNK_COLUMNS = "session_id, seq, at, direction, data, size, sent, verdict, payload_at, payload_data, payload_sent";
-const DATAGRAM_COLUMNS = `session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, data, size, sent,
-  verdict, reason, detail, payload_at, payload_data, payload_sent`;
 const CHUNK_ARITY = 11;
-const DATAGRAM_ARITY = 20;
+/**
+ * Datagram rows of records take their repeated columns from a shape (datagram-shapes.ts): a
+ * plain row (no hook's bytes, reason or detail, payload inline) binds these PLAIN_VALUES, any
+ * other row the FULL_VALUES; a multi-row INSERT holds rows of one kind only.
+ */
+const PLAIN_VALUES = "session_id, seq, at, data, size";
+const FULL_VALUES = "session_id, seq, at, data, size, sent, reason, detail, payload_at, payload_data, payload_sent";
+const PLAIN_ARITY = 6;
+const FULL_ARITY = 12;
+/** Variants of a group of rows: chunks, plain datagrams, other datagrams. */
+const ROWS_CHUNK = 0;
+const ROWS_PLAIN = 1;
+const ROWS_FULL = 2;
 
 /** The sessions columns a session's records set, in the order of SESSION_INSERT's values; the others keep their defaults. */
 const S = {
@@ -155,6 +164,7 @@ export class CaptureWriter {
   private readonly close: Statement;
   private readonly payloadLength: Statement;
   private readonly payload: PayloadAppender;
+  private readonly shapes: DatagramShapes;
   private readonly applyAll: (ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => void;
   /** Bytes written to the WAL since the last checkpoint (an estimate). */
   private unchecked = 0;
@@ -188,6 +198,9 @@ export class CaptureWriter {
       throw err;
     }
     this.payloadLength = db.prepare("UPDATE payload_file SET bytes = ? WHERE id = 1");
+    // Rows may precede their session row within a batch (see the top of this file).
+    this.db.pragma("foreign_keys = OFF");
+    this.shapes = new DatagramShapes(db);
     this.db.pragma("wal_autocheckpoint = 0");
     // After a checkpoint the WAL is reused from its start; this trims the file back down then.
     this.db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
@@ -251,11 +264,13 @@ export class CaptureWriter {
     const records = batch.records;
     this.records = records === undefined ? NO_RECORDS : new Float64Array(records.buffer, 0, records.count * RECORD_SLOTS);
     this.strings = records?.strings ?? [];
+    this.shapes.beginBatch();
     try {
       const places = this.appendExternal(batch.ops, arena);
       this.applyAll(batch.ops, arena, places);
     } catch (err) {
       this.payload.rewind(before);
+      this.forgetShapes();
       throw err;
     } finally {
       this.records = NO_RECORDS;
@@ -330,21 +345,26 @@ export class CaptureWriter {
         i++;
         continue;
       }
+      const variant = this.rowsVariant(kind, i);
       let rows = 0;
       for (; i < end && rows < ROWS_PER_INSERT; i++) {
         const k = records[i * RECORD_SLOTS + R_KIND]!;
-        if (k === kind) {
-          this.insertPending(records[i * RECORD_SLOTS + R_SID]!);
-          group[rows++] = i;
-        } else if (k === KIND_CHUNK || k === KIND_DATAGRAM) break;
+        if (k === kind && (variant === ROWS_CHUNK || this.rowsVariant(k, i) === variant)) group[rows++] = i;
+        else if (k === KIND_CHUNK || k === KIND_DATAGRAM) break;
         else this.applySessionRecord(k, i * RECORD_SLOTS);
       }
-      const { statement, params } = this.rowInsert(kind, rows);
+      const { statement, params } = this.rowInsert(variant, rows);
       let p = 0;
-      for (let g = 0; g < rows; g++) p = kind === KIND_CHUNK ? this.chunkRow(params, p, group[g]!, arena) : this.datagramRow(params, p, group[g]!, arena);
+      if (variant === ROWS_CHUNK) for (let g = 0; g < rows; g++) p = this.chunkRow(params, p, group[g]!, arena);
+      else {
+        this.shapes.makeRoom(rows);
+        for (let g = 0; g < rows; g++) p = this.datagramRow(params, p, group[g]!, arena, variant === ROWS_FULL);
+      }
       // Spread, not the array: better-sqlite3 binds arguments directly but reads an array's elements
       // one property lookup at a time (16 rows of 20 values: about 1.0 against 1.3-1.5 us per row).
-      statement.run(...params);
+      const { changes } = statement.run(...params);
+      // A datagram row whose shape were missing would be left out without an error.
+      if (changes !== rows) throw new Error(`capture writer: ${changes} of ${rows} rows inserted`);
     }
   }
 
@@ -511,14 +531,36 @@ export class CaptureWriter {
     row[S.uncaptured_datagrams] = r[c + COUNT_SLOTS.uncaptured]!;
   }
 
-  private rowInsert(kind: number, rows: number): { readonly statement: Statement; readonly params: unknown[] } {
-    const key = kind * 1024 + rows;
+  /** Which INSERT the chunk or datagram record `r` goes in: ROWS_CHUNK, ROWS_PLAIN or ROWS_FULL. */
+  private rowsVariant(kind: number, r: number): number {
+    if (kind === KIND_CHUNK) return ROWS_CHUNK;
+    const b = r * RECORD_SLOTS;
+    const records = this.records;
+    const plain = records[b + R_SENT_OFFSET]! < 0 && records[b + R_REASON]! < 0 && records[b + R_DETAIL]! < 0 && this.recordPlaces[r] === undefined;
+    return plain ? ROWS_PLAIN : ROWS_FULL;
+  }
+
+  /** The INSERT of `rows` rows of a variant (prepared when first needed) and its parameter array (reused). */
+  private rowInsert(variant: number, rows: number): { readonly statement: Statement; readonly params: unknown[] } {
+    const key = variant * 1024 + rows;
     let insert = this.rowInserts.get(key);
     if (insert === undefined) {
-      const chunk = kind === KIND_CHUNK;
-      const arity = chunk ? CHUNK_ARITY : DATAGRAM_ARITY;
-      const tuple = `(${new Array(arity).fill("?").join(", ")})`;
-      const sql = `INSERT INTO ${chunk ? "chunks" : "datagrams"} (${chunk ? CHUNK_COLUMNS : DATAGRAM_COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(", ")}`;
+      let sql: string;
+      let arity: number;
+      if (variant === ROWS_CHUNK) {
+        arity = CHUNK_ARITY;
+        const tuple = `(${new Array(arity).fill("?").join(", ")})`;
+        sql = `INSERT INTO chunks (${CHUNK_COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(", ")}`;
+      } else {
+        const values = variant === ROWS_PLAIN ? PLAIN_VALUES : FULL_VALUES;
+        arity = variant === ROWS_PLAIN ? PLAIN_ARITY : FULL_ARITY;
+        const shape = SHAPE_COLUMNS.split(", ")
+          .map((c) => `s.${c}`)
+          .join(", ");
+        // One SELECT per row, in order: UNION ALL keeps the order of its parts.
+        const row = `SELECT ${new Array(arity - 1).fill("?").join(", ")}, ${shape} FROM temp.datagram_shapes AS s WHERE s.id = ?`;
+        sql = `INSERT INTO datagrams (${values}, ${SHAPE_COLUMNS}) ${new Array(rows).fill(row).join(" UNION ALL ")}`;
+      }
       insert = { statement: this.db.prepare(sql), params: new Array(rows * arity).fill(null) };
       this.rowInserts.set(key, insert);
     }
@@ -539,27 +581,27 @@ export class CaptureWriter {
     return p + CHUNK_ARITY;
   }
 
-  /** A datagram record's values (DATAGRAM_COLUMNS) into `params` from `p`; returns where the next row's start. */
-  private datagramRow(params: unknown[], p: number, r: number, arena: Buffer | undefined): number {
+  /**
+   * A datagram record's values (PLAIN_VALUES or FULL_VALUES, then its shape's id) into `params`
+   * from `p`; returns where the next row's start.
+   */
+  private datagramRow(params: unknown[], p: number, r: number, arena: Buffer | undefined, full: boolean): number {
     const records = this.records;
     const b = r * RECORD_SLOTS;
     params[p] = records[b + R_SID];
     params[p + 1] = records[b + R_SEQ];
     params[p + 2] = records[b + R_AT];
-    params[p + 3] = records[b + R_DIRECTION] === 0 ? "up" : "down";
-    params[p + 4] = this.string(records[b + R_PEER_TYPE]!);
-    params[p + 5] = this.string(records[b + R_PEER_HOST]!);
-    params[p + 6] = orNull(records[b + R_PEER_PORT]!);
-    params[p + 7] = this.string(records[b + R_FROM_HOST]!);
-    params[p + 8] = records[b + R_FROM_PORT];
-    params[p + 9] = this.string(records[b + R_TO_HOST]!);
-    params[p + 10] = orNull(records[b + R_TO_PORT]!);
-    params[p + 12] = records[b + R_SIZE];
-    params[p + 14] = this.string(records[b + R_VERDICT]!);
-    params[p + 15] = this.string(records[b + R_REASON]!);
-    params[p + 16] = this.string(records[b + R_DETAIL]!);
-    this.payloadValues(params, p + 11, p + 13, p + 17, b, r, arena);
-    return p + DATAGRAM_ARITY;
+    params[p + 4] = records[b + R_SIZE];
+    if (!full) {
+      params[p + 3] = bytesAt(arena, records[b + R_DATA_OFFSET]!, records[b + R_DATA_LENGTH]!);
+      params[p + 5] = this.shapes.idOf(records, b, this.strings);
+      return p + PLAIN_ARITY;
+    }
+    params[p + 6] = this.string(records[b + R_REASON]!);
+    params[p + 7] = this.string(records[b + R_DETAIL]!);
+    this.payloadValues(params, p + 3, p + 5, p + 8, b, r, arena);
+    params[p + 11] = this.shapes.idOf(records, b, this.strings);
+    return p + FULL_ARITY;
   }
 
   /** A record's data and sent columns, and its three payload_* columns from `placeAt` on. */
@@ -579,6 +621,15 @@ export class CaptureWriter {
       params[placeAt] = place.at;
       params[placeAt + 1] = place.dataBytes;
       params[placeAt + 2] = place.sentBytes;
+    }
+  }
+
+  /** After a failed batch: its rollback took the shapes it added, so the writer forgets them all. */
+  private forgetShapes(): void {
+    try {
+      this.shapes.forget();
+    } catch {
+      // The connection is unusable; the next batch fails on its own and says why.
     }
   }
 

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CaptureTransport, type TransportOptions } from "../../src/store/capture-transport.js";
+import { MAX_SHAPES } from "../../src/store/datagram-shapes.js";
 import { beginRun, openCapture, type CaptureError } from "../../src/store/database.js";
 import { payloadFileOf } from "../../src/store/payload-file.js";
 import { CaptureReader } from "../../src/store/reader.js";
@@ -258,6 +259,95 @@ describe("CaptureTransport", () => {
         captured_bytes: 14,
         truncated: 1,
         uncaptured_datagrams: 2,
+      });
+    } finally {
+      reader.close();
+    }
+  });
+
+  it("a session that opens, relays and closes within one batch is written by one INSERT, its chunks before or after it, and never updated", async () => {
+    const { file, sid, transport } = transportOn();
+    // A trigger in the file counts the writer's UPDATEs of session rows.
+    const setup = openCapture(file);
+    setup.exec(
+      "CREATE TABLE session_updates (id INTEGER); CREATE TRIGGER count_session_updates AFTER UPDATE ON sessions BEGIN INSERT INTO session_updates VALUES (NEW.id); END;",
+    );
+    setup.close();
+    transport.sessionOpen(sid, 1, 1000, "127.0.0.1", 40000, "127.0.0.1", 1080);
+    transport.sessionRequest(sid, 1000.5, "5", "connect", "ipv4", "127.0.0.1", 7, null);
+    transport.sessionReply(sid, 1000.75, 0, null, null, "127.0.0.1", 5555, "127.0.0.1", 7, "127.0.0.1", 7, null, null);
+    transport.chunk(sid, 0, 1001, false, Buffer.from("ping"), 4, undefined, 0, null);
+    transport.chunk(sid, 1, 1002, true, Buffer.from("pong"), 4, undefined, 0, null);
+    transport.sessionProgress(sid, 4, 4, 4, 4, 8, false, 0);
+    transport.sessionClose(sid, 1003, "ok", "completed", null, 4, 4, 4, 4, 8, false, 0);
+    await transport.close();
+    const reader = new CaptureReader(file);
+    const check = openCapture(file, { readonly: true });
+    try {
+      expect(reader.session(sid)).toMatchObject({
+        status: "ok",
+        close_reason: "completed",
+        closed_at: 1003,
+        requested_port: 7,
+        bytes_down_sent: 4,
+        captured_bytes: 8,
+      });
+      expect([...reader.chunks(sid)].map((c) => c.data.toString())).toEqual(["ping", "pong"]);
+      expect(check.prepare("SELECT count(*) AS n FROM session_updates").get()).toEqual({ n: 0 });
+    } finally {
+      check.close();
+      reader.close();
+    }
+  });
+
+  it("datagrams to and from more peers than the writer keeps shapes for come back whole, each with its own addresses", async () => {
+    const { file, sid, transport } = transportOn();
+    transport.sessionOpen(sid, 1, 1000, "127.0.0.1", 40000, "127.0.0.1", 1080);
+    // Every datagram a new (peer, to) pair, some up and some down, some with a hook's verdict: past MAX_SHAPES more than once.
+    const count = MAX_SHAPES * 2 + 100;
+    for (let i = 0; i < count; i++) {
+      const host = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
+      const down = i % 3 === 0;
+      transport.datagram(
+        sid,
+        i,
+        1000 + i,
+        down,
+        Buffer.from(`d${i}`),
+        String(i).length + 1,
+        undefined,
+        0,
+        i % 5 === 0 ? "rewritten" : "relayed",
+        "ipv4",
+        host,
+        53,
+        down ? host : "127.0.0.1",
+        down ? 53 : 40000,
+        down ? "127.0.0.1" : host,
+        down ? 40000 : 53,
+        null,
+        null,
+      );
+      // Flushes now and then: shapes must be found again across batches.
+      if (i % 1000 === 999) transport.flush();
+    }
+    await transport.close();
+    const reader = new CaptureReader(file);
+    try {
+      const rows = [...reader.datagrams(sid)];
+      expect(rows.length).toBe(count);
+      rows.forEach((row, i) => {
+        const host = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
+        const down = i % 3 === 0;
+        expect(row).toMatchObject({
+          seq: i,
+          direction: down ? "down" : "up",
+          peer_host: host,
+          from_host: down ? host : "127.0.0.1",
+          to_host: down ? "127.0.0.1" : host,
+          verdict: i % 5 === 0 ? "rewritten" : "relayed",
+        });
+        expect(row.data.toString()).toBe(`d${i}`);
       });
     } finally {
       reader.close();
