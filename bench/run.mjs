@@ -16,7 +16,10 @@
  *   throughput   bulk MiB/s, 1 and 8 streams, upload (client→server) and download
  *   handshakes   per second, 32 closed-loop workers: connect, SOCKS5 greeting, CONNECT, 1-byte
  *                echo, close (direct: connect, 1-byte echo, close); and each proxy process's CPU
- *                per handshake (user and kernel time from /proc over the measured window)
+ *                per handshake (user and kernel time from /proc over the measured window). Every
+ *                section that counts handshakes first runs 2 s of them through each proxy, not
+ *                measured (their "cold" rate is printed), so the rounds see the JIT's steady state
+ *                (the udp section does the same with 2 s of echoes)
  *   latency      p50/p99 µs of sequential 64-byte echoes over one tunnel (5 rounds of 8,000,
  *                after 800 unmeasured); "added" = proxy p50 − direct p50 of the same round
  *   hooks        socksmith with a pass-through onData addon and with an onRequest addon, as
@@ -51,9 +54,10 @@
  * which that many datagrams in flight overflow while the event loop is busy. 64 is the largest
  * power of two at the top of both plateaus with no loss anywhere: the default.
  *
- * All but idle are measured in interleaved rounds (3 for throughput, handshakes and udp: each
- * cell is 3 × (0.3 s warm-up + 1.2 s measured) per subject), the subjects back to back in each
- * round, their order rotating. A figure is the median of its rounds; a ratio is the median of the
+ * All but idle are measured in interleaved rounds (3 for throughput: each cell is 3 × (0.3 s
+ * warm-up + 1.2 s measured) per subject; 5 for handshakes and udp, whose rates swing most from
+ * round to round on a shared machine), the subjects back to back in each round, their order
+ * rotating. A figure is the median of its rounds; a ratio is the median of the
  * per-round ratios (paired: both sides of a ratio saw the same background load). Each section
  * starts fresh proxies, so none inherits another's heap or sockets. Full run: about 2 minutes.
  *
@@ -135,8 +139,30 @@ function usage(problem) {
 const OPTS = parseArgs(process.argv.slice(2));
 /** Durations in seconds; rounds as described in the header. */
 const CFG = OPTS.quick
-  ? { rounds: 1, cellSeconds: 1, warmup: 0.3, hsSeconds: 1, latencyRounds: 1, latencySamples: 3000, idleTunnels: 2000, idleSettleMs: 500 }
-  : { rounds: 3, cellSeconds: 1.2, warmup: 0.3, hsSeconds: 1.2, latencyRounds: 5, latencySamples: 8000, idleTunnels: 10000, idleSettleMs: 1000 };
+  ? {
+      rounds: 1,
+      cellSeconds: 1,
+      warmup: 0.3,
+      hsSeconds: 1,
+      primeSeconds: 0.5,
+      rateRounds: 1,
+      latencyRounds: 1,
+      latencySamples: 3000,
+      idleTunnels: 2000,
+      idleSettleMs: 500,
+    }
+  : {
+      rounds: 3,
+      cellSeconds: 1.2,
+      warmup: 0.3,
+      hsSeconds: 1.2,
+      primeSeconds: 2,
+      rateRounds: 5,
+      latencyRounds: 5,
+      latencySamples: 8000,
+      idleTunnels: 10000,
+      idleSettleMs: 1000,
+    };
 
 // --- child processes ----------------------------------------------------------------------------
 
@@ -355,9 +381,25 @@ function bulkRun(servers, subject, dir, streams, slackMs = 30000) {
 }
 
 /** One handshake cell of `subject` against the echo server: 32 closed-loop workers. */
-function handshakeRun(servers, subject) {
+function handshakeRun(servers, subject, seconds = CFG.hsSeconds, warmup = CFG.warmup) {
   const args = ["handshakes", "--port", String(servers.echoPort), ...via(subject), "--workers", "32"];
-  return loadgen([...args, "--seconds", String(CFG.hsSeconds), "--warmup", String(CFG.warmup)], (CFG.hsSeconds + CFG.warmup) * 1000 + 30000);
+  return loadgen([...args, "--seconds", String(seconds), "--warmup", String(warmup)], (seconds + warmup) * 1000 + 30000);
+}
+
+/**
+ * Primes each proxy among `subjects` with CFG.primeSeconds of unmeasured handshakes before a
+ * section's handshake rounds, so that they measure the proxies' steady state, not V8 compiling
+ * their code: a fresh socksmith spent 148 µs of user CPU per handshake in its first 3 s, 104 in
+ * the next 3 and 73-77 from then on; the naive relay, a tenth of the code, settles sooner. The
+ * rate of that first run goes in the details as "cold".
+ */
+async function primeHandshakes(servers, subjects, label) {
+  const cold = [];
+  for (const subject of subjects.filter((s) => s.child !== undefined)) {
+    const r = await handshakeRun(servers, subject, CFG.primeSeconds, 0);
+    cold.push(`${subject.name} ${r.rate.toFixed(0)}/s`);
+  }
+  details.push(`${label}: each proxy first ran ${CFG.primeSeconds} s of unmeasured handshakes (JIT warm-up); their rates then: ${cold.join(", ")}`);
 }
 
 /** Runs a cell for one subject; a failure is recorded and leaves a hole in the table. */
@@ -499,7 +541,8 @@ async function handshakes(servers) {
   if (!OPTS.only.has("handshakes")) return;
   console.error("bench: handshakes");
   await withProxies("handshakes", [], async (subjects) => {
-    const bySubject = await interleaved("handshakes", subjects, CFG.rounds, (subject) => {
+    await primeHandshakes(servers, subjects, "handshakes");
+    const bySubject = await interleaved("handshakes", subjects, CFG.rateRounds, (subject) => {
       const run = () => handshakeRun(servers, subject);
       return subject.child === undefined ? run() : withCpu(subject.child.pid, CFG.warmup, run, (r) => r.rate);
     });
@@ -670,10 +713,19 @@ async function udp(servers) {
   try {
     subjects.push(await startSocksmith([], "socksmith"));
     subjects.push(await startSocksmith(["-w", path.join(dir, "udp.db")], "capture on"));
+    // Primed like the handshake sections: the first second of a fresh proxy measures V8 compiling
+    // the relay's code and, capturing, the writer's (and SQLite's first pages), not the relay.
+    const cold = [];
+    for (const subject of subjects.filter((s) => s.child !== undefined)) {
+      const args = ["udp", "--port", String(servers.udpEchoPort), ...via(subject), "--size", "64", "--window", String(OPTS.udpWindow)];
+      const r = await loadgen([...args, "--seconds", String(CFG.primeSeconds), "--warmup", "0"], CFG.primeSeconds * 1000 + 30000);
+      cold.push(`${subject.name} ${r.rate.toFixed(0)}/s`);
+    }
+    details.push(`udp: each proxy first ran ${CFG.primeSeconds} s of unmeasured 64 B echoes (JIT warm-up); their rates then: ${cold.join(", ")}`);
     for (const size of UDP_SIZES) {
       const key = `udp${size}`;
       const cpu = {};
-      const bySubject = await interleaved(key, subjects, CFG.rounds, async (subject) => {
+      const bySubject = await interleaved(key, subjects, CFG.rateRounds, async (subject) => {
         const args = [
           "udp",
           "--port",
@@ -759,6 +811,7 @@ async function hooks(servers) {
     subjects.push(await startSocksmith(["-s", addon("pass-data")], "onData addon"));
     subjects.push(await startSocksmith(["-s", addon("pass-request")], "onRequest addon"));
     const up = await interleaved("hooks up1", subjects, CFG.rounds, (subject) => bulkRun(servers, subject, "up", 1));
+    await primeHandshakes(servers, subjects, "hooks handshakes");
     const hs = await interleaved("hooks handshakes", subjects, CFG.rounds, (subject) => handshakeRun(servers, subject));
     const ratio = (results, name, value) => {
       const per = results["no addon"]
@@ -847,7 +900,8 @@ async function capture(servers) {
     ];
     // Handshakes first: after the bulk cells the kernel is still writing their pages back to the
     // disk, which would be charged to whichever subject runs next.
-    const hs = await interleaved("capture handshakes", subjects, CFG.rounds, (subject) => handshakeRun(servers, subject));
+    await primeHandshakes(servers, subjects, "capture handshakes");
+    const hs = await interleaved("capture handshakes", subjects, CFG.rateRounds, (subject) => handshakeRun(servers, subject));
     const bulkResults = [];
     for (const [label, dirName, streams] of cells) {
       bulkResults.push([label, await interleaved(`capture ${dirName}${streams}`, [...subjects, disk], CFG.rounds, bulk(dirName, streams))]);
