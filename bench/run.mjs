@@ -17,9 +17,9 @@
  *   handshakes   per second, 32 closed-loop workers: connect, SOCKS5 greeting, CONNECT, 1-byte
  *                echo, close (direct: connect, 1-byte echo, close); and each proxy process's CPU
  *                per handshake (user and kernel time from /proc over the measured window). Every
- *                section that counts handshakes first runs 2 s of them through each proxy, not
+ *                section that counts handshakes first runs 5 s of them through each proxy, not
  *                measured (their "cold" rate is printed), so the rounds see the JIT's steady state
- *                (the udp section does the same with 2 s of echoes)
+ *                (the udp section does the same with 5 s of echoes)
  *   latency      p50/p99 µs of sequential 64-byte echoes over one tunnel (5 rounds of 8,000,
  *                after 800 unmeasured); "added" = proxy p50 − direct p50 of the same round
  *   hooks        socksmith with a pass-through onData addon and with an onRequest addon, as
@@ -59,7 +59,7 @@
  * round to round on a shared machine), the subjects back to back in each round, their order
  * rotating. A figure is the median of its rounds; a ratio is the median of the
  * per-round ratios (paired: both sides of a ratio saw the same background load). Each section
- * starts fresh proxies, so none inherits another's heap or sockets. Full run: about 2 minutes.
+ * starts fresh proxies, so none inherits another's heap or sockets. Full run: about 5 minutes.
  *
  * The load generator and the target servers are C (bench/loadgen.c, compiled here with gcc -O2
  * into bench/build/ when the source is newer than the binary): Node cannot drive these rates.
@@ -156,7 +156,7 @@ const CFG = OPTS.quick
       cellSeconds: 1.2,
       warmup: 0.3,
       hsSeconds: 1.2,
-      primeSeconds: 2,
+      primeSeconds: 5,
       rateRounds: 5,
       latencyRounds: 5,
       latencySamples: 8000,
@@ -389,9 +389,11 @@ function handshakeRun(servers, subject, seconds = CFG.hsSeconds, warmup = CFG.wa
 /**
  * Primes each proxy among `subjects` with CFG.primeSeconds of unmeasured handshakes before a
  * section's handshake rounds, so that they measure the proxies' steady state, not V8 compiling
- * their code: a fresh socksmith spent 148 µs of user CPU per handshake in its first 3 s, 104 in
- * the next 3 and 73-77 from then on; the naive relay, a tenth of the code, settles sooner. The
- * rate of that first run goes in the details as "cold".
+ * their code. In consecutive 3 s runs of one fresh process, socksmith's user CPU per handshake
+ * went 148, 104, then 73-77 µs (86, 63, then 54-61 in a faster hour, when the naive relay's went
+ * 62, 57, then 47-59): it has ten times the code to compile. After 2 s of priming the rounds still
+ * caught the end of that (0.85-0.92× naive in three runs); after 5 s, 0.97×. The rate of that
+ * first run goes in the details as "cold".
  */
 async function primeHandshakes(servers, subjects, label) {
   const cold = [];

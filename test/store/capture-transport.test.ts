@@ -336,6 +336,8 @@ describe("CaptureTransport", () => {
     try {
       const rows = [...reader.datagrams(sid)];
       expect(rows.length).toBe(count);
+      // Inserted in the order they came (each INSERT is a UNION ALL of one SELECT per row): ids rise with seq.
+      expect(rows.every((row, i) => i === 0 || row.id > rows[i - 1]!.id)).toBe(true);
       rows.forEach((row, i) => {
         const host = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
         const down = i % 3 === 0;
