@@ -904,6 +904,10 @@ async function capture(servers) {
     // disk, which would be charged to whichever subject runs next.
     await primeHandshakes(servers, subjects, "capture handshakes");
     const hs = await interleaved("capture handshakes", subjects, CFG.rateRounds, (subject) => handshakeRun(servers, subject));
+    // What the handshakes (priming included: tens of thousands of sessions) left for the writer to
+    // checkpoint and for the kernel to write back is done before the bulk cells and the disk probe.
+    await sleep(1500);
+    execFileSync("sync");
     const bulkResults = [];
     for (const [label, dirName, streams] of cells) {
       bulkResults.push([label, await interleaved(`capture ${dirName}${streams}`, [...subjects, disk], CFG.rounds, bulk(dirName, streams))]);
