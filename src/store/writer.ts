@@ -9,8 +9,9 @@
  *
  * Records (batch.ts) are applied with fewer statements, and the batch's transaction is what
  * makes that invisible to readers:
- * - Chunk and datagram rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows of one table,
- *   in order (session records between them do not break a group).
+ * - Chunk and datagram rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows of one table
+ *   (and, for datagrams, of one of two shapes of INSERT, see PLAIN_VALUES), in order (session
+ *   records between them do not break a group).
  * - A session opened in the batch is built in memory from its records (open, auth, request,
  *   reply, progress, close) and inserted whole at the end of the batch, or before an object
  *   operation (event, TLS) that names it: one INSERT instead of an INSERT and an UPDATE per fact.
@@ -19,8 +20,8 @@
  *   transaction commits a session with its rows. With the row inserted at its first chunk, a
  *   short session cost an INSERT and two UPDATEs (progress, close) of its wide row and its status
  *   index; paired handshake runs, capture on: 26.3 against 30.3 us per session of CPU outside the
- *   relay's thread (the writer and the GC helpers). (Deferring the foreign keys to the commit instead made every session INSERT scan
- *   the tables that refer to sessions.)
+ *   relay's thread (the writer and the GC helpers). (Deferring the foreign keys to the commit
+ *   instead made every session INSERT scan the tables that refer to sessions.)
  */
 import type Database from "better-sqlite3";
 import {
@@ -363,7 +364,7 @@ export class CaptureWriter {
       // Spread, not the array: better-sqlite3 binds arguments directly but reads an array's elements
       // one property lookup at a time (16 rows of 20 values: about 1.0 against 1.3-1.5 us per row).
       const { changes } = statement.run(...params);
-      // A datagram row whose shape were missing would be left out without an error.
+      // A datagram row whose shape was missing would be left out without an error.
       if (changes !== rows) throw new Error(`capture writer: ${changes} of ${rows} rows inserted`);
     }
   }
