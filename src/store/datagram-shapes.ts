@@ -7,9 +7,9 @@
  * lives in the writer's connection only and no reader sees it.
  *
  * Why: binding a value costs better-sqlite3 about as much as SQLite spends storing it, and a
- * datagram row's strings (hosts, type, direction, verdict) were most of its 20 values. In an
- * in-memory measurement of 16-row INSERTs with the file's two indexes, a row cost 1.1-1.2 us this
- * way against 1.5-1.8 us binding all of it.
+ * datagram row's strings (hosts, type, direction, verdict) were most of its 20 values. In a
+ * micro-benchmark of 16-row INSERTs into a WAL file with the capture's two indexes, a row cost
+ * 1.1-1.2 us this way against 1.5-1.8 us binding all of it.
  *
  * A record's shape is found by comparing its slots with the few shapes used last in the batch
  * (string slots are indexes into the batch's strings, so the comparison is of numbers), then by
