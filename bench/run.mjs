@@ -395,13 +395,18 @@ function handshakeRun(servers, subject, seconds = CFG.hsSeconds, warmup = CFG.wa
  * caught the end of that (0.85-0.92× naive in three runs); after 5 s, 0.97×. The rate of that
  * first run goes in the details as "cold".
  */
-async function primeHandshakes(servers, subjects, label) {
+function primeHandshakes(servers, subjects, label) {
+  return primeProxies(subjects, label, "handshakes", (subject) => handshakeRun(servers, subject, CFG.primeSeconds, 0));
+}
+
+/** Runs `run` (CFG.primeSeconds of unmeasured `what`, no warm-up) once through each proxy among `subjects`; says their rates. */
+async function primeProxies(subjects, label, what, run) {
   const cold = [];
   for (const subject of subjects.filter((s) => s.child !== undefined)) {
-    const r = await handshakeRun(servers, subject, CFG.primeSeconds, 0);
+    const r = await run(subject);
     cold.push(`${subject.name} ${r.rate.toFixed(0)}/s`);
   }
-  details.push(`${label}: each proxy first ran ${CFG.primeSeconds} s of unmeasured handshakes (JIT warm-up); their rates then: ${cold.join(", ")}`);
+  details.push(`${label}: each proxy first ran ${CFG.primeSeconds} s of unmeasured ${what} (JIT warm-up); their rates then: ${cold.join(", ")}`);
 }
 
 /** Runs a cell for one subject; a failure is recorded and leaves a hole in the table. */
@@ -717,13 +722,10 @@ async function udp(servers) {
     subjects.push(await startSocksmith(["-w", path.join(dir, "udp.db")], "capture on"));
     // Primed like the handshake sections: the first second of a fresh proxy measures V8 compiling
     // the relay's code and, capturing, the writer's (and SQLite's first pages), not the relay.
-    const cold = [];
-    for (const subject of subjects.filter((s) => s.child !== undefined)) {
+    await primeProxies(subjects, "udp", "64 B echoes", (subject) => {
       const args = ["udp", "--port", String(servers.udpEchoPort), ...via(subject), "--size", "64", "--window", String(OPTS.udpWindow)];
-      const r = await loadgen([...args, "--seconds", String(CFG.primeSeconds), "--warmup", "0"], CFG.primeSeconds * 1000 + 30000);
-      cold.push(`${subject.name} ${r.rate.toFixed(0)}/s`);
-    }
-    details.push(`udp: each proxy first ran ${CFG.primeSeconds} s of unmeasured 64 B echoes (JIT warm-up); their rates then: ${cold.join(", ")}`);
+      return loadgen([...args, "--seconds", String(CFG.primeSeconds), "--warmup", "0"], CFG.primeSeconds * 1000 + 30000);
+    });
     for (const size of UDP_SIZES) {
       const key = `udp${size}`;
       const cpu = {};

@@ -350,7 +350,7 @@ export class CaptureWriter {
       let rows = 0;
       for (; i < end && rows < ROWS_PER_INSERT; i++) {
         const k = records[i * RECORD_SLOTS + R_KIND]!;
-        if (k === kind && (variant === ROWS_CHUNK || this.rowsVariant(k, i) === variant)) group[rows++] = i;
+        if (k === kind && this.rowsVariant(k, i) === variant) group[rows++] = i;
         else if (k === KIND_CHUNK || k === KIND_DATAGRAM) break;
         else this.applySessionRecord(k, i * RECORD_SLOTS);
       }
