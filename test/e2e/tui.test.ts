@@ -82,8 +82,13 @@ describe("socksmith run on a terminal (tmux)", () => {
     expect(await curl(port, "/alpha")).toBe("tui says hi to /alpha");
     await until("the session row", (t) => t.includes(`localhost:${httpPort}`) && /\bok\b/.test(t));
     expect(await curl(port, "/beta")).toBe("tui says hi to /beta");
-    // Follow mode: the newest session is selected once its row is on screen.
-    await until("the second row", (t) => t.split("\n").filter((l) => l.includes(`localhost:${httpPort}`) && /\bok\b/.test(l)).length === 2);
+    // Follow mode: the newest session gets selected once its row is on screen (the selection
+    // may follow a frame after the row: under a loaded full suite Enter once opened /alpha).
+    await until("the second row, selected", (t) => {
+      const rows = t.split("\n").filter((l) => l.includes(`localhost:${httpPort}`) && /\bok\b/.test(l));
+      const id = (l: string): number => Number(/\d+/.exec(l)![0]);
+      return rows.length === 2 && rows.some((l) => l.startsWith(">") && id(l) === Math.max(...rows.map(id)));
+    });
 
     tmux("send-keys", "-t", session, "Enter");
     const detail = await until("the stream of the session", (t) => t.includes("GET /beta HTTP/1.1"));
