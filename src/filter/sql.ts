@@ -14,8 +14,10 @@
  * - Globs, address ranges, tags and payload expressions call the functions that
  *   `registerFilterFunctions` installs, which run the same code as `toPredicate`. Without them
  *   SQLite fails with "no such function: filter_glob" (or another `filter_` name).
- * - `~` terms are EXISTS subqueries over `chunks` and `datagrams` on `session_id = <table>.id`,
- *   served by their (session_id, seq) indexes.
+ * - `~` terms are EXISTS subqueries over `chunks`, `datagram_rows` and `datagram_batches` on
+ *   `session_id = <table>.id`, served by their session indexes; a batch row is one call
+ *   (`filter_batch_payload`) that tries each of its datagrams, not one call per datagram through
+ *   the `datagrams` view (which would read the batch's payload once per datagram).
  * - `tls`, `alpn:` and the `tls` half of `sni:` are subqueries over `tls` by its key, session_id.
  * - `via:` reads `route` through `filter_via` (`via:direct` too, so a crafted `[]` is direct in both).
  */
@@ -127,10 +129,11 @@ function compile(filter: Filter, t: string, params: unknown[], now: number): str
     }
     case "payload": {
       compileRegExp(filter.pattern, filter.flags); // a bad hand-built tree fails here, not mid-query
-      params.push(filter.pattern, filter.flags, filter.pattern, filter.flags);
+      params.push(filter.pattern, filter.flags, filter.pattern, filter.flags, filter.pattern, filter.flags);
       return (
         `(EXISTS (SELECT 1 FROM chunks AS filter_c WHERE filter_c.session_id = ${t}.id AND ${payloadCall("filter_c")})` +
-        ` OR EXISTS (SELECT 1 FROM datagrams AS filter_d WHERE filter_d.session_id = ${t}.id AND ${payloadCall("filter_d")}))`
+        ` OR EXISTS (SELECT 1 FROM datagram_rows AS filter_d WHERE filter_d.session_id = ${t}.id AND ${payloadCall("filter_d")})` +
+        ` OR EXISTS (SELECT 1 FROM datagram_batches AS filter_b WHERE filter_b.session_id = ${t}.id AND ${batchCall("filter_b")}))`
       );
     }
     case "tls": {
@@ -200,14 +203,24 @@ function payloadCall(alias: string): string {
   return `filter_payload(?, ?, ${c("data")}, ${c("sent")}, ${c("payload_at")}, ${c("payload_data")}, ${c("payload_sent")})`;
 }
 
+/** A datagram batch row's columns the batch function reads. */
+function batchCall(alias: string): string {
+  const c = (column: string) => `${alias}.${column}`;
+  return `filter_batch_payload(?, ?, ${c("first_id")}, ${c("count")}, ${c("shapes")}, ${c("items")}, ${c("payload")})`;
+}
+
 /** Reads a row's bytes from the capture's payload file (the store's reader provides it). */
 export type PayloadResolver = (at: number, dataBytes: number, sentBytes: number | null) => { readonly data: Buffer; readonly sent: Buffer | null };
 
+/** The payloads (as received, and as sent when changed) of the datagrams of a batch row (store/datagram-batches.ts). */
+export type BatchPayloads = (firstId: number, count: number, shapes: string, items: string, payload: Buffer) => Iterable<Buffer | null>;
+
 /**
  * Installs the `filter_` functions on a connection. `payload` reads rows kept in the payload
- * file; without it, a `~` term over such a row fails with an error saying so.
+ * file, `batch` the datagrams of a batch row; without them, a `~` term over such a row fails
+ * with an error saying so.
  */
-export function registerFilterFunctions(db: Database.Database, payload?: PayloadResolver): void {
+export function registerFilterFunctions(db: Database.Database, payload?: PayloadResolver, batch?: BatchPayloads): void {
   const options = { deterministic: true };
   const bit = (b: boolean) => (b ? 1 : 0);
   db.function("filter_glob", options, (pattern: string, text: unknown) => bit(matchGlob(pattern, text)));
@@ -221,6 +234,17 @@ export function registerFilterFunctions(db: Database.Database, payload?: Payload
       if (payload === undefined) throw new Error("filter_payload: this row's payload is in the payload file and no reader was given");
       const stored = payload(Number(at), Number(dataBytes ?? 0), sentBytes === null || sentBytes === undefined ? null : Number(sentBytes));
       return bit(matchPayload(pattern, flags, stored.data) || matchPayload(pattern, flags, stored.sent));
+    },
+  );
+  db.function(
+    "filter_batch_payload",
+    options,
+    (pattern: string, flags: string, firstId: unknown, count: unknown, shapes: unknown, items: unknown, bytes: unknown) => {
+      if (batch === undefined) throw new Error("filter_batch_payload: this capture keeps datagrams in batches and no reader was given");
+      if (typeof shapes !== "string" || typeof items !== "string" || !Buffer.isBuffer(bytes))
+        throw new Error(`filter_batch_payload: datagram batch ${String(firstId)} is damaged`);
+      for (const side of batch(Number(firstId), Number(count), shapes, items, bytes)) if (matchPayload(pattern, flags, side)) return 1;
+      return 0;
     },
   );
   db.function(

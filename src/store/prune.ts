@@ -4,7 +4,7 @@
  *
  * Nothing may be writing the file (a live run is refused, as a second writer is). The steps, each
  * leaving a capture every reader and writer can use if the process dies there:
- * 1. One transaction deletes the sessions and their chunks, datagrams, events and TLS rows (links
+ * 1. One transaction deletes the sessions and their chunks, datagrams (rows and batches), events and TLS rows (links
  *    to them from replays are cleared). The payload file still holds their bytes; no row uses them.
  * 2. The bytes rows still use are copied, in file order, to a new file beside the capture, synced.
  * 3. One transaction points every row at its new place and names the new file in
@@ -16,6 +16,7 @@ import { closeSync, constants, existsSync, fsyncSync, openSync, readSync, rename
 import { basename, dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import { registerFilterFunctions, toSql, type Filter } from "../filter/index.js";
+import { batchPayloads } from "./datagram-batches.js";
 import { CaptureError, describe, openCapture, refuseLiveWriter } from "./database.js";
 import { captureSize, finishSwap, PayloadReader, payloadFileOf, swapFileOf } from "./payload-file.js";
 
@@ -52,7 +53,7 @@ export function pruneCapture(file: string, options: PruneOptions): PruneResult {
   let sessions: number;
   try {
     refuseLiveWriter(db, file);
-    registerFilterFunctions(db, (at, dataBytes, sentBytes) => payload.read({ at, dataBytes, sentBytes }));
+    registerFilterFunctions(db, (at, dataBytes, sentBytes) => payload.read({ at, dataBytes, sentBytes }), batchPayloads);
     const { where, params } = selection(options);
     if (options.dryRun === true) {
       const n = (db.prepare(`SELECT count(*) AS n FROM sessions WHERE ${where}`).get(...params) as { n: number }).n;
@@ -93,7 +94,8 @@ function deleteSessions(db: Database.Database, where: string, params: unknown[])
   return db.transaction(() => {
     db.exec("DROP TABLE IF EXISTS temp.doomed");
     db.prepare(`CREATE TEMP TABLE doomed AS SELECT id FROM sessions WHERE ${where}`).run(...params);
-    for (const table of ["chunks", "datagrams", "events", "tls"]) db.exec(`DELETE FROM ${table} WHERE session_id IN (SELECT id FROM temp.doomed)`);
+    for (const table of ["chunks", "datagram_rows", "datagram_batches", "events", "tls"])
+      db.exec(`DELETE FROM ${table} WHERE session_id IN (SELECT id FROM temp.doomed)`);
     db.exec("UPDATE sessions SET replay_of = NULL WHERE replay_of IN (SELECT id FROM temp.doomed)");
     db.exec("UPDATE sessions SET served_from = NULL WHERE served_from IN (SELECT id FROM temp.doomed)");
     const n = db.prepare("DELETE FROM sessions WHERE id IN (SELECT id FROM temp.doomed)").run().changes;
@@ -117,7 +119,7 @@ function compactPayload(db: Database.Database, file: string): void {
     .prepare(
       `SELECT coalesce(sum(payload_data + coalesce(payload_sent, 0)), 0) AS n FROM (
          SELECT payload_data, payload_sent FROM chunks WHERE payload_at IS NOT NULL
-         UNION ALL SELECT payload_data, payload_sent FROM datagrams WHERE payload_at IS NOT NULL)`,
+         UNION ALL SELECT payload_data, payload_sent FROM datagram_rows WHERE payload_at IS NOT NULL)`,
     )
     .get() as { n: number };
   if (used.n === size) return;
@@ -131,7 +133,7 @@ function compactPayload(db: Database.Database, file: string): void {
     const rows = db.prepare(
       `SELECT 'chunks' AS "table", id, payload_at AS at, payload_data + coalesce(payload_sent, 0) AS bytes FROM chunks WHERE payload_at IS NOT NULL
        UNION ALL
-       SELECT 'datagrams', id, payload_at, payload_data + coalesce(payload_sent, 0) FROM datagrams WHERE payload_at IS NOT NULL
+       SELECT 'datagrams', id, payload_at, payload_data + coalesce(payload_sent, 0) FROM datagram_rows WHERE payload_at IS NOT NULL
        ORDER BY at`,
     );
     const buffer = Buffer.allocUnsafe(1024 * 1024);
@@ -150,7 +152,7 @@ function compactPayload(db: Database.Database, file: string): void {
   }
   closeSync(dst);
   const chunk = db.prepare("UPDATE chunks SET payload_at = ? WHERE id = ?");
-  const datagram = db.prepare("UPDATE datagrams SET payload_at = ? WHERE id = ?");
+  const datagram = db.prepare("UPDATE datagram_rows SET payload_at = ? WHERE id = ?");
   db.transaction(() => {
     for (const m of moved) (m.table === "chunks" ? chunk : datagram).run(m.at, m.id);
     db.prepare("UPDATE payload_file SET bytes = ?, name = ? WHERE id = 1").run(end, name);

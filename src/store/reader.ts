@@ -9,13 +9,16 @@
  *
  * Paged reads (for the TUI, which runs on the relay's thread: better-sqlite3 is synchronous, so
  * every read there must be bounded): `chunkMeta`/`datagramMeta` give a page of rows without their
- * payload, in (seq, id) order from a key, by an indexed range (chunks_session, datagrams_session);
+ * payload, in (seq, id) order from a key, by an indexed range (chunks_session, datagrams_session
+ * on `datagram_rows`, datagram_batches_session; a page of datagrams merges the two, and reads
+ * batches of at most BATCH_ROWS datagrams and BATCH_BYTES of payload, datagram-batches.ts);
  * `chunkPayload`/`datagramPayload` then fetch the payload of the rows chosen, cut to `cap` bytes.
  * SQLite reads a whole blob even for substr(), so callers bound a page by the rows' full lengths
  * (`dataBytes` + `sentBytes`, which cost nothing to read), not by the bytes returned (a row in the
  * payload file reads only its prefix, but callers need not know which rows those are).
  */
 import type Database from "better-sqlite3";
+import { batchPayloads, DecodedBatch, type StoredBatch } from "./datagram-batches.js";
 import { openCapture } from "./database.js";
 import { captureSize, type ExternalPayload, PayloadReader, swapFileOf } from "./payload-file.js";
 import type { ChunkRow, DatagramRow, EventRow, RunRow, SessionRow, TlsRow } from "./schema.js";
@@ -101,14 +104,25 @@ interface StoredPayload {
   readonly payload_sent: number | null;
 }
 
+/** Rows of `datagram_rows` read per step while iterating a session's datagrams. */
+const ROWS_PER_READ = 256;
+/** The columns of a batch row the reader reads (its payload only when bytes are asked for). */
+const BATCH_READ = "first_id, session_id, count, min_seq, at, shapes, items";
+
+/** (seq, id) order: negative when `a` comes first. */
+function compareKeys(a: RowKey, b: RowKey): number {
+  return a.seq !== b.seq ? a.seq - b.seq : a.id - b.id;
+}
+
 export class CaptureReader {
   private readonly db: Database.Database;
   private readonly external: PayloadReader;
+  private lastBatch: DecodedBatch | undefined;
 
   constructor(readonly file: string) {
     this.db = openCapture(file, { readonly: true });
     this.external = new PayloadReader(file, swapFileOf(this.db, file));
-    registerFilterFunctions(this.db, (at, dataBytes, sentBytes) => this.external.read({ at, dataBytes, sentBytes }));
+    registerFilterFunctions(this.db, (at, dataBytes, sentBytes) => this.external.read({ at, dataBytes, sentBytes }), batchPayloads);
   }
 
   /** Sessions, newest first by default, filtered and paged. Throws FilterError on a bad filter. */
@@ -156,8 +170,44 @@ export class CaptureReader {
     return this.rows<ChunkRow>("chunks", sessionId);
   }
 
+  /** The session's datagrams in the order they were recorded (rows and batches, by id). */
   datagrams(sessionId: number): IterableIterator<DatagramRow> {
-    return this.rows<DatagramRow>("datagrams", sessionId);
+    return this.datagramRows(sessionId);
+  }
+
+  private *datagramRows(sessionId: number): Generator<DatagramRow, void, undefined> {
+    const rows = this.db.prepare(`SELECT * FROM datagram_rows WHERE session_id = ? AND id > ? ORDER BY id LIMIT ${ROWS_PER_READ}`);
+    const batches = this.db.prepare(`SELECT ${BATCH_READ}, payload FROM datagram_batches WHERE session_id = ? AND max_seq > ? ORDER BY max_seq LIMIT 1`);
+    let page: StoredPayload[] = [];
+    let next = 0;
+    let lastRowId = 0;
+    let rowsDone = false;
+    let batch: DecodedBatch | undefined;
+    let item = 0;
+    let lastSeq = -Number.MAX_SAFE_INTEGER;
+    let batchesDone = false;
+    for (;;) {
+      if (next === page.length && !rowsDone) {
+        page = rows.all(sessionId, lastRowId) as StoredPayload[];
+        next = 0;
+        rowsDone = page.length < ROWS_PER_READ;
+      }
+      if ((batch === undefined || item === batch.count) && !batchesDone) {
+        const row = batches.get(sessionId, lastSeq) as StoredBatch | undefined;
+        batch = row === undefined ? undefined : DecodedBatch.of(row, this.file);
+        item = 0;
+        if (batch === undefined) batchesDone = true;
+        else lastSeq = batch.seq(batch.count - 1);
+      }
+      const row = next < page.length ? (page[next] as StoredPayload & { id: number }) : undefined;
+      const batchId = batch !== undefined && item < batch.count ? batch.firstId + item : undefined;
+      if (row === undefined && batchId === undefined) return;
+      if (batchId === undefined || (row !== undefined && row.id < batchId)) {
+        next++;
+        lastRowId = row!.id;
+        yield this.withPayload(row!) as DatagramRow;
+      } else yield batch!.row(item++);
+    }
   }
 
   /** The bytes of a row kept in the payload file (for readers with queries of their own, such as replay's recordings). */
@@ -174,11 +224,29 @@ export class CaptureReader {
     return this.metaPage("chunks", "id, session_id, seq, at, direction, size, verdict", sessionId, query) as ChunkMeta[];
   }
 
-  /** A page of the session's datagrams without payload. */
+  /** A page of the session's datagrams without payload: its rows and its batches' datagrams, merged in (seq, id) order. */
   datagramMeta(sessionId: number, query: PageQuery): DatagramMeta[] {
     const columns =
       "id, session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, size, verdict, reason, detail";
-    return this.metaPage("datagrams", columns, sessionId, query) as DatagramMeta[];
+    const limit = clampLimit(query.limit);
+    const rows = this.metaPage("datagram_rows", columns, sessionId, query) as DatagramMeta[];
+    const batched = this.batchMeta(sessionId, query, limit);
+    const descending = query.before !== undefined;
+    const out: DatagramMeta[] = [];
+    let r = 0;
+    let b = 0;
+    while (out.length < limit && (r < rows.length || b < batched.length)) {
+      const row = rows[r];
+      const other = batched[b];
+      if (other === undefined || (row !== undefined && compareKeys(row, other) < 0 !== descending)) {
+        out.push(row!);
+        r++;
+      } else {
+        out.push(other);
+        b++;
+      }
+    }
+    return out;
   }
 
   /** Payload of these chunks (by id), each of data and sent cut to `cap` bytes (all of it without a cap). */
@@ -187,7 +255,13 @@ export class CaptureReader {
   }
 
   datagramPayload(ids: readonly number[], cap?: number): Map<number, RowPayload> {
-    return this.payload("datagrams", ids, cap);
+    const out = this.payload("datagram_rows", ids, cap);
+    for (const id of ids) {
+      if (out.has(id)) continue;
+      const batch = this.batchOf(id);
+      if (batch !== undefined) out.set(id, batch.bytes(id - batch.firstId, cap === undefined ? undefined : Math.max(0, Math.floor(cap))));
+    }
+    return out;
   }
 
   /** A page of the session's events by id (ascending after `afterId` or from the start, descending before `beforeId`). */
@@ -208,7 +282,13 @@ export class CaptureReader {
   /** How many chunks, datagrams or events the session has, counting at most `cap` (an index range, no payload read). */
   rowCount(table: "chunks" | "datagrams" | "events", sessionId: number, cap: number): number {
     const limit = Math.max(0, Math.floor(cap));
-    return (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM ${table} WHERE session_id = ? LIMIT ${limit})`).get(sessionId) as { n: number }).n;
+    const count = (from: string) =>
+      (this.db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM ${from} WHERE session_id = ? LIMIT ${limit})`).get(sessionId) as { n: number }).n;
+    if (table !== "datagrams") return count(table);
+    const batched = this.db
+      .prepare(`SELECT coalesce(sum(count), 0) AS n FROM (SELECT count FROM datagram_batches WHERE session_id = ? LIMIT ${limit})`)
+      .get(sessionId) as { n: number };
+    return Math.min(limit, count("datagram_rows") + batched.n);
   }
 
   /** Events not tied to a session (capture problems, addon logs from onLoad). */
@@ -239,7 +319,7 @@ export class CaptureReader {
     this.external.close();
   }
 
-  private *rows<Row>(table: "chunks" | "datagrams", sessionId: number): Generator<Row, void, undefined> {
+  private *rows<Row>(table: "chunks", sessionId: number): Generator<Row, void, undefined> {
     for (const row of this.db.prepare(`SELECT * FROM ${table} WHERE session_id = ? ORDER BY id`).iterate(sessionId)) {
       yield this.withPayload(row as StoredPayload) as Row;
     }
@@ -253,7 +333,58 @@ export class CaptureReader {
     return { ...rest, data: bytes.data, sent: bytes.sent };
   }
 
-  private metaPage(table: "chunks" | "datagrams", columns: string, sessionId: number, query: PageQuery): unknown[] {
+  /**
+   * Up to `limit` datagrams of the session's batches after (or before) the query's key, in its
+   * order. A session's batches hold rising, disjoint seq ranges (datagram-batches.ts), so this
+   * reads them in max_seq order from the one that holds the key, a batch at a time.
+   */
+  private batchMeta(sessionId: number, query: PageQuery, limit: number): DatagramMeta[] {
+    const out: DatagramMeta[] = [];
+    const take = (row: StoredBatch, keep: (meta: DatagramMeta) => boolean, descending: boolean): void => {
+      const batch = DecodedBatch.of(row, this.file);
+      for (let k = 0; k < batch.count && out.length < limit; k++) {
+        const meta = batch.meta(descending ? batch.count - 1 - k : k);
+        if (keep(meta)) out.push(meta);
+      }
+    };
+    if (query.before !== undefined) {
+      const key = query.before;
+      const before = (meta: DatagramMeta) => compareKeys(meta, key) < 0;
+      // The batch that may hold the key, then the ones wholly before it.
+      const holding = this.db
+        .prepare(`SELECT ${BATCH_READ} FROM datagram_batches WHERE session_id = ? AND max_seq >= ? ORDER BY max_seq LIMIT 1`)
+        .get(sessionId, key.seq) as (StoredBatch & { min_seq: number }) | undefined;
+      if (holding !== undefined && holding.min_seq <= key.seq) take(holding, before, true);
+      const earlier = this.db.prepare(`SELECT ${BATCH_READ} FROM datagram_batches WHERE session_id = ? AND max_seq < ? ORDER BY max_seq DESC`);
+      for (const row of earlier.iterate(sessionId, key.seq) as IterableIterator<StoredBatch>) {
+        if (out.length >= limit) break;
+        take(row, before, true);
+      }
+      return out;
+    }
+    const key = query.after;
+    const after = key === undefined ? () => true : (meta: DatagramMeta) => compareKeys(meta, key) > 0;
+    const later = this.db.prepare(`SELECT ${BATCH_READ} FROM datagram_batches WHERE session_id = ? AND max_seq >= ? ORDER BY max_seq`);
+    for (const row of later.iterate(sessionId, key?.seq ?? -Number.MAX_SAFE_INTEGER) as IterableIterator<StoredBatch>) {
+      if (out.length >= limit) break;
+      take(row, after, false);
+    }
+    return out;
+  }
+
+  /** The batch that holds datagram `id`, with its payload; the last one read is kept (a page's ids share few batches). */
+  private batchOf(id: number): DecodedBatch | undefined {
+    const kept = this.lastBatch;
+    if (kept !== undefined && id >= kept.firstId && id < kept.firstId + kept.count) return kept;
+    const row = this.db.prepare(`SELECT ${BATCH_READ}, payload FROM datagram_batches WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1`).get(id) as
+      | StoredBatch
+      | undefined;
+    if (row === undefined || id >= row.first_id + row.count) return undefined;
+    this.lastBatch = DecodedBatch.of(row, this.file);
+    return this.lastBatch;
+  }
+
+  private metaPage(table: "chunks" | "datagram_rows", columns: string, sessionId: number, query: PageQuery): unknown[] {
     const limit = clampLimit(query.limit);
     const lengths = `CASE WHEN payload_at IS NULL THEN length(data) ELSE payload_data END AS dataBytes,
       CASE WHEN payload_at IS NULL THEN length(sent) ELSE payload_sent END AS sentBytes`;
@@ -269,7 +400,7 @@ export class CaptureReader {
       .all(sessionId, after.seq, after.id);
   }
 
-  private payload(table: "chunks" | "datagrams", ids: readonly number[], cap: number | undefined): Map<number, RowPayload> {
+  private payload(table: "chunks" | "datagram_rows", ids: readonly number[], cap: number | undefined): Map<number, RowPayload> {
     const out = new Map<number, RowPayload>();
     const cut = (column: string) => (cap === undefined ? column : `substr(${column}, 1, ${Math.max(0, Math.floor(cap))})`);
     const statement = this.db.prepare(

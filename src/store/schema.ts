@@ -10,7 +10,8 @@
  * - Times (`*_at`) are milliseconds since the Unix epoch, as REAL.
  * - Directions are 'up' (client → target) and 'down' (target → client).
  * - Payload is stored byte for byte, nothing decoded or re-encoded: as a BLOB in the row, or (rows
- *   with more than INLINE_MAX bytes, schema 5) in the payload file beside the capture file.
+ *   with more than INLINE_MAX bytes, schema 5) in the payload file beside the capture file, or
+ *   (datagrams, schema 6) in the BLOB of a batch row (datagram-batches.ts).
  * - Passwords are never stored: `sessions.user` is the RFC 1929 name or the SOCKS4 USERID only,
  *   and `sessions.route` holds upstream hops as `scheme://host:port`, without their credentials.
  */
@@ -39,7 +40,23 @@ export const LAST_KNOWN_TIME = `max(
   coalesce(sessions.requested_at, 0),
   coalesce(sessions.replied_at, 0),
   coalesce((SELECT max(at) FROM chunks WHERE session_id = sessions.id), 0),
+  coalesce((SELECT max(at) FROM datagram_rows WHERE session_id = sessions.id), 0),
+  coalesce((SELECT max(last_at) FROM datagram_batches WHERE session_id = sessions.id), 0))`;
+
+/** LAST_KNOWN_TIME as schema 1 → 2 had it (datagrams was a table then). */
+const LAST_KNOWN_TIME_2 = `max(
+  sessions.opened_at,
+  coalesce(sessions.requested_at, 0),
+  coalesce(sessions.replied_at, 0),
+  coalesce((SELECT max(at) FROM chunks WHERE session_id = sessions.id), 0),
   coalesce((SELECT max(at) FROM datagrams WHERE session_id = sessions.id), 0))`;
+
+/** The columns of `datagrams` (the view) and `datagram_rows`, in order, as schema 6 made them (step 5 → 6 uses it: never edit). */
+const DATAGRAM_COLUMNS_6 =
+  "id, session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, data, size, sent, verdict, reason, detail, payload_at, payload_data, payload_sent";
+
+/** The columns of `datagrams` (the view) and `datagram_rows`, in order. */
+export const DATAGRAM_COLUMNS = DATAGRAM_COLUMNS_6;
 
 /** Each step takes the file from version `index` to `index + 1`. Never edit a shipped step. */
 export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
@@ -160,7 +177,7 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
       ALTER TABLE sessions ADD COLUMN uncaptured_datagrams INTEGER NOT NULL DEFAULT 0;
       CREATE INDEX chunks_session_order ON chunks(session_id);
       CREATE INDEX datagrams_session_order ON datagrams(session_id);
-      UPDATE sessions SET closed_at = ${LAST_KNOWN_TIME} WHERE status = 'interrupted' AND closed_at IS NULL;
+      UPDATE sessions SET closed_at = ${LAST_KNOWN_TIME_2} WHERE status = 'interrupted' AND closed_at IS NULL;
     `);
   },
   // 2 → 3: TLS interception (issue 13): one row per session whose CONNECT tunnel began with a
@@ -216,6 +233,62 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
       ALTER TABLE datagrams ADD COLUMN payload_sent INTEGER;
       CREATE TABLE payload_file (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL, name TEXT);
       INSERT INTO payload_file (id, bytes) VALUES (1, 0);
+    `);
+  },
+  // 5 → 6: datagram batches (issue 16, store/datagram-batches.ts): the datagrams of an
+  // association as one row per session per flush. The table of one row per datagram becomes
+  // `datagram_rows` (datagrams recorded out of seq order, or with their payload in the payload
+  // file) and `datagrams` is a view of both, with the columns the table had: queries written for
+  // older files keep working. Inserting into the view inserts a row (ids continue after both
+  // tables'); the writer and prune use the tables.
+  (db) => {
+    db.exec(`
+      ALTER TABLE datagrams RENAME TO datagram_rows;
+      CREATE TABLE datagram_batches (
+        first_id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        count INTEGER NOT NULL,
+        min_seq INTEGER NOT NULL,
+        max_seq INTEGER NOT NULL,
+        at REAL NOT NULL,
+        last_at REAL NOT NULL,
+        shapes TEXT NOT NULL,
+        items TEXT NOT NULL,
+        payload BLOB NOT NULL
+      );
+      CREATE INDEX datagram_batches_session ON datagram_batches(session_id, max_seq);
+      CREATE VIEW datagrams AS
+        SELECT ${DATAGRAM_COLUMNS_6} FROM datagram_rows
+        UNION ALL
+        SELECT b.first_id + i.key, b.session_id,
+          json_extract(i.value, '$[0]'),
+          b.at + json_extract(i.value, '$[1]'),
+          json_extract(s.value, '$[0]'),
+          json_extract(s.value, '$[1]'),
+          json_extract(s.value, '$[2]'),
+          json_extract(s.value, '$[3]'),
+          json_extract(s.value, '$[4]'),
+          json_extract(s.value, '$[5]'),
+          json_extract(s.value, '$[6]'),
+          json_extract(s.value, '$[7]'),
+          substr(b.payload, json_extract(i.value, '$[4]') + 1, json_extract(i.value, '$[5]')),
+          json_extract(i.value, '$[3]'),
+          CASE WHEN json_array_length(i.value) > 6 THEN substr(b.payload, json_extract(i.value, '$[6]') + 1, json_extract(i.value, '$[7]')) END,
+          json_extract(s.value, '$[8]'),
+          json_extract(s.value, '$[9]'),
+          json_extract(s.value, '$[10]'),
+          NULL, NULL, NULL
+        FROM datagram_batches AS b, json_each(b.items) AS i, json_each(b.shapes) AS s
+        WHERE s.key = json_extract(i.value, '$[2]');
+      CREATE TRIGGER datagrams_insert INSTEAD OF INSERT ON datagrams BEGIN
+        INSERT INTO datagram_rows (${DATAGRAM_COLUMNS_6}) VALUES (
+          coalesce(NEW.id, 1 + max(
+            coalesce((SELECT max(id) FROM datagram_rows), 0),
+            coalesce((SELECT first_id + count - 1 FROM datagram_batches ORDER BY first_id DESC LIMIT 1), 0))),
+          NEW.session_id, NEW.seq, NEW.at, NEW.direction, NEW.peer_type, NEW.peer_host, NEW.peer_port, NEW.from_host, NEW.from_port,
+          NEW.to_host, NEW.to_port, NEW.data, NEW.size, NEW.sent, NEW.verdict, NEW.reason, NEW.detail, NEW.payload_at, NEW.payload_data,
+          NEW.payload_sent);
+      END;
     `);
   },
 ];

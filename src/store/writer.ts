@@ -9,9 +9,13 @@
  *
  * Records (batch.ts) are applied with fewer statements, and the batch's transaction is what
  * makes that invisible to readers:
- * - Chunk and datagram rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows of one table
- *   (and, for datagrams, of one of two shapes of INSERT, see PLAIN_VALUES), in order (session
- *   records between them do not break a group).
+ * - Datagrams go to their session's batch row (datagram-batches.ts): one row per session per
+ *   writer batch, up to BATCH_ROWS datagrams, instead of a row each. Datagram ids come from the
+ *   writer's counter, shared by batches and the datagrams that stay rows (recorded out of seq
+ *   order, or with their payload in the payload file); a session's batch so far takes its ids
+ *   before a row of the session does, so a session's ids follow the order of recording.
+ * - Chunk and datagram rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows of one table,
+ *   in order (session records and batched datagrams between them do not break a group).
  * - A session opened in the batch is built in memory from its records (open, auth, request,
  *   reply, progress, close) and inserted whole at the end of the batch, or before an object
  *   operation (event, TLS) that names it: one INSERT instead of an INSERT and an UPDATE per fact.
@@ -48,19 +52,27 @@ import {
   R_DATA_OFFSET,
   R_DETAIL,
   R_DIRECTION,
+  R_FROM_HOST,
+  R_FROM_PORT,
   R_KIND,
+  R_PEER_HOST,
+  R_PEER_PORT,
+  R_PEER_TYPE,
   R_REASON,
   R_SENT_LENGTH,
   R_SENT_OFFSET,
   R_SEQ,
   R_SID,
   R_SIZE,
+  R_TO_HOST,
+  R_TO_PORT,
   R_VERDICT,
   RECORD_SLOTS,
   type Slice,
 } from "./batch.js";
 import { openCapture } from "./database.js";
-import { DatagramShapes, SHAPE_COLUMNS } from "./datagram-shapes.js";
+import { DATAGRAM_COLUMNS } from "./schema.js";
+import { BATCH_COLUMNS, type BatchValues, DatagramBatcher } from "./datagram-batches.js";
 import { type ExternalPayload, finishSwap, INLINE_MAX, PayloadAppender } from "./payload-file.js";
 
 type Statement = Database.Statement;
@@ -76,19 +88,8 @@ export const CHECKPOINT_BYTES = 256 * 1024 * 1024;
 const ROWS_PER_INSERT = 16;
 const CHUNK_COLUMNS = "session_id, seq, at, direction, data, size, sent, verdict, payload_at, payload_data, payload_sent";
 const CHUNK_ARITY = 11;
-/**
- * Datagram rows of records take their repeated columns from a shape (datagram-shapes.ts): a
- * plain row (no hook's bytes, reason or detail, payload inline) binds these PLAIN_VALUES, any
- * other row the FULL_VALUES; a multi-row INSERT holds rows of one kind only.
- */
-const PLAIN_VALUES = "session_id, seq, at, data, size";
-const FULL_VALUES = "session_id, seq, at, data, size, sent, reason, detail, payload_at, payload_data, payload_sent";
-const PLAIN_ARITY = 6;
-const FULL_ARITY = 12;
-/** Variants of a group of rows: chunks, plain datagrams, other datagrams. */
-const ROWS_CHUNK = 0;
-const ROWS_PLAIN = 1;
-const ROWS_FULL = 2;
+/** A row of `datagram_rows` binds every column, its id (from the writer's counter) first. */
+const DATAGRAM_ARITY = 21;
 
 /** The sessions columns a session's records set, in the order of SESSION_INSERT's values; the others keep their defaults. */
 const S = {
@@ -165,7 +166,10 @@ export class CaptureWriter {
   private readonly close: Statement;
   private readonly payloadLength: Statement;
   private readonly payload: PayloadAppender;
-  private readonly shapes: DatagramShapes;
+  private readonly batcher: DatagramBatcher;
+  private readonly insertBatch: Statement;
+  /** The next datagram id: rows and batches take theirs from here (datagram-batches.ts). */
+  private nextDatagramId: number;
   private readonly applyAll: (ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => void;
   /** Bytes written to the WAL since the last checkpoint (an estimate). */
   private unchecked = 0;
@@ -178,8 +182,9 @@ export class CaptureWriter {
   /** Sessions opened in the batch being written and not inserted yet, by id: their row, in S's order. */
   private readonly pending = new Map<number, unknown[]>();
   private readonly insertSession: Statement;
-  /** The record indexes of one multi-row INSERT. */
+  /** The record indexes of one multi-row INSERT, and (datagram rows) their ids. */
   private readonly group = new Array<number>(ROWS_PER_INSERT).fill(0);
+  private readonly groupIds = new Array<number>(ROWS_PER_INSERT).fill(0);
 
   constructor(
     file: string,
@@ -201,7 +206,16 @@ export class CaptureWriter {
     this.payloadLength = db.prepare("UPDATE payload_file SET bytes = ? WHERE id = 1");
     // Rows may precede their session row within a batch (see the top of this file).
     this.db.pragma("foreign_keys = OFF");
-    this.shapes = new DatagramShapes(db);
+    this.insertBatch = db.prepare(`INSERT INTO datagram_batches (${BATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.batcher = new DatagramBatcher(
+      (values: BatchValues) => this.insertBatch.run(...values),
+      (count) => {
+        const first = this.nextDatagramId;
+        this.nextDatagramId += count;
+        return first;
+      },
+    );
+    this.nextDatagramId = nextDatagramId(db);
     this.db.pragma("wal_autocheckpoint = 0");
     // After a checkpoint the WAL is reused from its start; this trims the file back down then.
     this.db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
@@ -223,11 +237,7 @@ export class CaptureWriter {
       `INSERT INTO chunks (session_id, seq, at, direction, data, size, sent, verdict, payload_at, payload_data, payload_sent)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.datagram = db.prepare(
-      `INSERT INTO datagrams (session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, data, size, sent,
-         verdict, reason, detail, payload_at, payload_data, payload_sent)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    this.datagram = db.prepare(`INSERT INTO datagram_rows (${DATAGRAM_COLUMNS}) VALUES (${new Array(DATAGRAM_ARITY).fill("?").join(", ")})`);
     this.event = db.prepare("INSERT INTO events (session_id, run_id, at, kind, addon, hook, location, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     this.tags = db.prepare("UPDATE sessions SET tags = ? WHERE id = ?");
     this.links = db.prepare("UPDATE sessions SET replay_of = coalesce(?, replay_of), served_from = coalesce(?, served_from) WHERE id = ?");
@@ -253,6 +263,7 @@ export class CaptureWriter {
     this.insertSession = db.prepare(SESSION_INSERT);
     this.applyAll = db.transaction((ops: readonly Operation[], arena: Buffer | undefined, places: readonly (ExternalPayload | undefined)[]) => {
       for (let i = 0; i < ops.length; i++) this.apply(ops[i]!, arena, places[i]);
+      this.batcher.finishAll();
       for (const row of this.pending.values()) this.insertSession.run(...row);
       this.pending.clear();
       if (places.length > 0 || this.recordPlaces.length > 0) this.payloadLength.run(this.payload.length);
@@ -265,15 +276,18 @@ export class CaptureWriter {
     const records = batch.records;
     this.records = records === undefined ? NO_RECORDS : new Float64Array(records.buffer, 0, records.count * RECORD_SLOTS);
     this.strings = records?.strings ?? [];
-    this.shapes.beginBatch();
+    this.batcher.begin(this.records, this.strings, arena);
+    const firstId = this.nextDatagramId;
     try {
       const places = this.appendExternal(batch.ops, arena);
       this.applyAll(batch.ops, arena, places);
     } catch (err) {
       this.payload.rewind(before);
-      this.forgetShapes();
+      this.batcher.discard();
+      this.nextDatagramId = firstId;
       throw err;
     } finally {
+      this.batcher.begin(NO_RECORDS, [], undefined);
       this.records = NO_RECORDS;
       this.strings = [];
       this.recordPlaces = [];
@@ -330,9 +344,11 @@ export class CaptureWriter {
   }
 
   /**
-   * Applies records `from` to `from + count - 1` in order: rows of one table in groups of up to
-   * ROWS_PER_INSERT (a row of the other table ends a group; session records between them are
-   * applied where they are and do not; a session row being built goes in before the group).
+   * Applies records `from` to `from + count - 1` in order: a datagram whose payload is inline goes
+   * to its session's batch when it can (datagram-batches.ts); other chunk and datagram records
+   * become rows, in groups of up to ROWS_PER_INSERT rows of one table (a row of the other table
+   * ends a group; session records and batched datagrams between them are applied where they are
+   * and do not; a session row being built goes in before the group).
    */
   private insertRecords(from: number, count: number, arena: Buffer | undefined): void {
     const records = this.records;
@@ -346,27 +362,35 @@ export class CaptureWriter {
         i++;
         continue;
       }
-      const variant = this.rowsVariant(kind, i);
+      if (this.batched(kind, i)) {
+        i++;
+        continue;
+      }
       let rows = 0;
       for (; i < end && rows < ROWS_PER_INSERT; i++) {
         const k = records[i * RECORD_SLOTS + R_KIND]!;
-        if (k === kind && this.rowsVariant(k, i) === variant) group[rows++] = i;
-        else if (k === KIND_CHUNK || k === KIND_DATAGRAM) break;
-        else this.applySessionRecord(k, i * RECORD_SLOTS);
+        if (k === KIND_CHUNK || k === KIND_DATAGRAM) {
+          if (this.batched(k, i)) continue;
+          if (k !== kind) break;
+          // A datagram row's id is taken now, in the order of recording (a batch of its session
+          // begun after it, within this group, takes its ids later).
+          if (k === KIND_DATAGRAM) this.groupIds[rows] = this.datagramId(records[i * RECORD_SLOTS + R_SID]!);
+          group[rows++] = i;
+        } else this.applySessionRecord(k, i * RECORD_SLOTS);
       }
-      const { statement, params } = this.rowInsert(variant, rows);
+      const { statement, params } = this.rowInsert(kind, rows);
       let p = 0;
-      if (variant === ROWS_CHUNK) for (let g = 0; g < rows; g++) p = this.chunkRow(params, p, group[g]!, arena);
-      else {
-        this.shapes.makeRoom(rows);
-        for (let g = 0; g < rows; g++) p = this.datagramRow(params, p, group[g]!, arena, variant === ROWS_FULL);
-      }
+      if (kind === KIND_CHUNK) for (let g = 0; g < rows; g++) p = this.chunkRow(params, p, group[g]!, arena);
+      else for (let g = 0; g < rows; g++) p = this.datagramRow(params, p, group[g]!, this.groupIds[g]!, arena);
       // Spread, not the array: better-sqlite3 binds arguments directly but reads an array's elements
       // one property lookup at a time (16 rows of 20 values: about 1.0 against 1.3-1.5 us per row).
-      const { changes } = statement.run(...params);
-      // A datagram row whose shape was missing would be left out without an error.
-      if (changes !== rows) throw new Error(`capture writer: ${changes} of ${rows} rows inserted`);
+      statement.run(...params);
     }
+  }
+
+  /** Whether record `r` (a chunk or datagram) went to a datagram batch: a datagram with its payload inline, in seq order. */
+  private batched(kind: number, r: number): boolean {
+    return kind === KIND_DATAGRAM && this.recordPlaces[r] === undefined && this.batcher.add(r * RECORD_SLOTS);
   }
 
   /** Inserts the row of session `sid` now if it is still being built (an operation is about to update it). */
@@ -382,6 +406,7 @@ export class CaptureWriter {
   private applySessionRecord(kind: number, b: number): void {
     const r = this.records;
     const sid = r[b + R_SID]!;
+    if (kind === KIND_CLOSE) this.batcher.ended(sid);
     if (kind === KIND_OPEN) {
       const row = NEW_SESSION.slice();
       row[S.id] = sid;
@@ -532,37 +557,18 @@ export class CaptureWriter {
     row[S.uncaptured_datagrams] = r[c + COUNT_SLOTS.uncaptured]!;
   }
 
-  /** Which INSERT the chunk or datagram record `r` goes in: ROWS_CHUNK, ROWS_PLAIN or ROWS_FULL. */
-  private rowsVariant(kind: number, r: number): number {
-    if (kind === KIND_CHUNK) return ROWS_CHUNK;
-    const b = r * RECORD_SLOTS;
-    const records = this.records;
-    const plain = records[b + R_SENT_OFFSET]! < 0 && records[b + R_REASON]! < 0 && records[b + R_DETAIL]! < 0 && this.recordPlaces[r] === undefined;
-    return plain ? ROWS_PLAIN : ROWS_FULL;
-  }
-
-  /** The INSERT of `rows` rows of a variant (prepared when first needed) and its parameter array (reused). */
-  private rowInsert(variant: number, rows: number): { readonly statement: Statement; readonly params: unknown[] } {
-    const key = variant * 1024 + rows;
+  /** The INSERT of `rows` rows of a table (KIND_CHUNK or KIND_DATAGRAM; prepared when first needed) and its parameter array (reused). */
+  private rowInsert(kind: number, rows: number): { readonly statement: Statement; readonly params: unknown[] } {
+    const key = kind * 1024 + rows;
     let insert = this.rowInserts.get(key);
     if (insert === undefined) {
-      let sql: string;
-      let arity: number;
-      if (variant === ROWS_CHUNK) {
-        arity = CHUNK_ARITY;
-        const tuple = `(${new Array(arity).fill("?").join(", ")})`;
-        sql = `INSERT INTO chunks (${CHUNK_COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(", ")}`;
-      } else {
-        const values = variant === ROWS_PLAIN ? PLAIN_VALUES : FULL_VALUES;
-        arity = variant === ROWS_PLAIN ? PLAIN_ARITY : FULL_ARITY;
-        const shape = SHAPE_COLUMNS.split(", ")
-          .map((c) => `s.${c}`)
-          .join(", ");
-        // One SELECT per row, in order: UNION ALL keeps the order of its parts.
-        const row = `SELECT ${new Array(arity - 1).fill("?").join(", ")}, ${shape} FROM temp.datagram_shapes AS s WHERE s.id = ?`;
-        sql = `INSERT INTO datagrams (${values}, ${SHAPE_COLUMNS}) ${new Array(rows).fill(row).join(" UNION ALL ")}`;
-      }
-      insert = { statement: this.db.prepare(sql), params: new Array(rows * arity).fill(null) };
+      const arity = kind === KIND_CHUNK ? CHUNK_ARITY : DATAGRAM_ARITY;
+      const tuple = `(${new Array(arity).fill("?").join(", ")})`;
+      const into = kind === KIND_CHUNK ? `chunks (${CHUNK_COLUMNS})` : `datagram_rows (${DATAGRAM_COLUMNS})`;
+      insert = {
+        statement: this.db.prepare(`INSERT INTO ${into} VALUES ${new Array(rows).fill(tuple).join(", ")}`),
+        params: new Array(rows * arity).fill(null),
+      };
       this.rowInserts.set(key, insert);
     }
     return insert;
@@ -582,27 +588,34 @@ export class CaptureWriter {
     return p + CHUNK_ARITY;
   }
 
-  /**
-   * A datagram record's values (PLAIN_VALUES or FULL_VALUES, then its shape's id) into `params`
-   * from `p`; returns where the next row's start.
-   */
-  private datagramRow(params: unknown[], p: number, r: number, arena: Buffer | undefined, full: boolean): number {
+  /** A datagram record's values (DATAGRAM_COLUMNS, `id` first) into `params` from `p`; returns where the next row's start. */
+  private datagramRow(params: unknown[], p: number, r: number, id: number, arena: Buffer | undefined): number {
     const records = this.records;
     const b = r * RECORD_SLOTS;
-    params[p] = records[b + R_SID];
-    params[p + 1] = records[b + R_SEQ];
-    params[p + 2] = records[b + R_AT];
-    params[p + 4] = records[b + R_SIZE];
-    if (!full) {
-      params[p + 3] = bytesAt(arena, records[b + R_DATA_OFFSET]!, records[b + R_DATA_LENGTH]!);
-      params[p + 5] = this.shapes.idOf(records, b, this.strings);
-      return p + PLAIN_ARITY;
-    }
-    params[p + 6] = this.string(records[b + R_REASON]!);
-    params[p + 7] = this.string(records[b + R_DETAIL]!);
-    this.payloadValues(params, p + 3, p + 5, p + 8, b, r, arena);
-    params[p + 11] = this.shapes.idOf(records, b, this.strings);
-    return p + FULL_ARITY;
+    params[p] = id;
+    params[p + 1] = records[b + R_SID];
+    params[p + 2] = records[b + R_SEQ];
+    params[p + 3] = records[b + R_AT];
+    params[p + 4] = records[b + R_DIRECTION] === 0 ? "up" : "down";
+    params[p + 5] = this.string(records[b + R_PEER_TYPE]!);
+    params[p + 6] = this.string(records[b + R_PEER_HOST]!);
+    params[p + 7] = orNull(records[b + R_PEER_PORT]!);
+    params[p + 8] = this.string(records[b + R_FROM_HOST]!);
+    params[p + 9] = records[b + R_FROM_PORT];
+    params[p + 10] = this.string(records[b + R_TO_HOST]!);
+    params[p + 11] = orNull(records[b + R_TO_PORT]!);
+    params[p + 13] = records[b + R_SIZE];
+    params[p + 15] = this.string(records[b + R_VERDICT]!);
+    params[p + 16] = this.string(records[b + R_REASON]!);
+    params[p + 17] = this.string(records[b + R_DETAIL]!);
+    this.payloadValues(params, p + 12, p + 14, p + 18, b, r, arena);
+    return p + DATAGRAM_ARITY;
+  }
+
+  /** The id of a datagram row of session `sid` recorded now: its batch so far takes its ids first (ids follow the order of recording). */
+  private datagramId(sid: number): number {
+    this.batcher.finishSession(sid);
+    return this.nextDatagramId++;
   }
 
   /** A record's data and sent columns, and its three payload_* columns from `placeAt` on. */
@@ -622,15 +635,6 @@ export class CaptureWriter {
       params[placeAt] = place.at;
       params[placeAt + 1] = place.dataBytes;
       params[placeAt + 2] = place.sentBytes;
-    }
-  }
-
-  /** After a failed batch: its rollback took the shapes it added, so the writer forgets them all. */
-  private forgetShapes(): void {
-    try {
-      this.shapes.forget();
-    } catch {
-      // The connection is unusable; the next batch fails on its own and says why.
     }
   }
 
@@ -714,6 +718,7 @@ export class CaptureWriter {
         return;
       case "datagram":
         this.datagram.run(
+          this.datagramId(op.sid),
           op.sid,
           op.seq,
           op.at,
@@ -758,6 +763,7 @@ export class CaptureWriter {
         this.progress.run(op.upReceived, op.upSent, op.downReceived, op.downSent, op.captured, op.truncated ? 1 : 0, op.uncaptured ?? 0, op.sid);
         return;
       case "close":
+        this.batcher.ended(op.sid);
         this.close.run(
           op.at,
           op.status,
@@ -814,4 +820,11 @@ function bytesAt(arena: Buffer | undefined, offset: number, length: number): Buf
 /** A number slot's value: NaN is null. */
 function orNull(value: number): number | null {
   return Number.isNaN(value) ? null : value;
+}
+
+/** The first datagram id not yet taken by a row or a batch of the file. */
+function nextDatagramId(db: Database.Database): number {
+  const rows = db.prepare("SELECT max(id) AS n FROM datagram_rows").get() as { n: number | null };
+  const batch = db.prepare("SELECT first_id + count - 1 AS n FROM datagram_batches ORDER BY first_id DESC LIMIT 1").get() as { n: number } | undefined;
+  return Math.max(rows.n ?? 0, batch?.n ?? 0) + 1;
 }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CaptureTransport, type TransportOptions } from "../../src/store/capture-transport.js";
-import { MAX_SHAPES } from "../../src/store/datagram-shapes.js";
+import { BATCH_ROWS } from "../../src/store/datagram-batches.js";
 import { beginRun, openCapture, type CaptureError } from "../../src/store/database.js";
 import { payloadFileOf } from "../../src/store/payload-file.js";
 import { CaptureReader } from "../../src/store/reader.js";
@@ -300,11 +300,12 @@ describe("CaptureTransport", () => {
     }
   });
 
-  it("datagrams to and from more peers than the writer keeps shapes for come back whole, each with its own addresses", async () => {
+  it("datagrams to and from a new peer each come back whole, each with its own addresses (batches of many shapes)", async () => {
     const { file, sid, transport } = transportOn();
     transport.sessionOpen(sid, 1, 1000, "127.0.0.1", 40000, "127.0.0.1", 1080);
-    // Every datagram a new (peer, to) pair, some up and some down, some with a hook's verdict: past MAX_SHAPES more than once.
-    const count = MAX_SHAPES * 2 + 100;
+    // Every datagram a new (peer, to) pair, some up and some down, some with a hook's verdict:
+    // full batches whose shapes are past the few compared one by one.
+    const count = BATCH_ROWS * 16 + 100;
     for (let i = 0; i < count; i++) {
       const host = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
       const down = i % 3 === 0;
@@ -328,7 +329,7 @@ describe("CaptureTransport", () => {
         null,
         null,
       );
-      // Flushes now and then: shapes must be found again across batches.
+      // Flushes now and then: batches end with the writer's batch too.
       if (i % 1000 === 999) transport.flush();
     }
     await transport.close();
@@ -336,7 +337,7 @@ describe("CaptureTransport", () => {
     try {
       const rows = [...reader.datagrams(sid)];
       expect(rows.length).toBe(count);
-      // Inserted in the order they came (each INSERT is a UNION ALL of one SELECT per row): ids rise with seq.
+      // Ids follow the order of recording: they rise with seq.
       expect(rows.every((row, i) => i === 0 || row.id > rows[i - 1]!.id)).toBe(true);
       rows.forEach((row, i) => {
         const host = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
