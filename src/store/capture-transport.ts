@@ -86,6 +86,8 @@ const SPARE_ARENAS = 8;
 const MAX_OPS = 4096;
 /** A record buffer holds a full batch of records. */
 const RECORD_BYTES = MAX_OPS * RECORD_SLOTS * Float64Array.BYTES_PER_ELEMENT;
+/** Record string slots whose last string `repeated` remembers: a datagram's six and the verdict. */
+const REPEATED_SLOTS = 7;
 /** What one queued operation is counted as against `highWaterBytes` (its object, roughly). */
 export const OP_BYTES = 256;
 
@@ -103,6 +105,9 @@ export class CaptureTransport {
   private recordCount = 0;
   private strings: string[] = [];
   private readonly stringIndex = new Map<string, number>();
+  /** Per record string slot (see `repeated`), its last string (undefined: none in this batch) and that string's index. */
+  private readonly lastText = new Array<string | null | undefined>(REPEATED_SLOTS).fill(undefined);
+  private readonly lastIndex = new Array<number>(REPEATED_SLOTS).fill(-1);
   /** The `records` operation the next record extends, while nothing else was pushed after it. */
   private run: { readonly op: "records"; readonly from: number; count: number } | undefined;
   /** Record buffers the writer sent back. */
@@ -201,15 +206,15 @@ export class CaptureTransport {
   ): void {
     const b = this.record(KIND_DATAGRAM, sid, seq, at, down, data, dataLength, sent, sentLength, verdict);
     const records = this.records!;
-    records[b + R_PEER_TYPE] = this.string(peerType);
-    records[b + R_PEER_HOST] = this.string(peerHost);
+    records[b + R_PEER_TYPE] = this.repeated(0, peerType);
+    records[b + R_PEER_HOST] = this.repeated(1, peerHost);
     records[b + R_PEER_PORT] = peerPort ?? Number.NaN;
-    records[b + R_FROM_HOST] = this.string(fromHost);
+    records[b + R_FROM_HOST] = this.repeated(2, fromHost);
     records[b + R_FROM_PORT] = fromPort;
-    records[b + R_TO_HOST] = this.string(toHost);
+    records[b + R_TO_HOST] = this.repeated(3, toHost);
     records[b + R_TO_PORT] = toPort ?? Number.NaN;
-    records[b + R_REASON] = this.string(reason);
-    records[b + R_DETAIL] = this.string(detail);
+    records[b + R_REASON] = this.repeated(4, reason);
+    records[b + R_DETAIL] = this.repeated(5, detail);
   }
 
   /** Queues a session's `open` operation as a record (the fields of batch.ts's `open`). */
@@ -383,8 +388,21 @@ export class CaptureTransport {
     records[b + R_SIZE] = data.length;
     records[b + R_SENT_OFFSET] = sent === undefined ? -1 : sentLength === 0 ? 0 : this.put(sent, sentLength);
     records[b + R_SENT_LENGTH] = sentLength;
-    records[b + R_VERDICT] = this.string(verdict);
+    records[b + R_VERDICT] = this.repeated(6, verdict);
     return b;
+  }
+
+  /**
+   * `string(s)` for a record's string slot `slot`, asking the batch's map only when `s` differs
+   * from the slot's last string: an association's datagrams repeat their hosts, type and verdict
+   * (new string objects each time, so the map would hash each one).
+   */
+  private repeated(slot: number, s: string | null): number {
+    if (s === this.lastText[slot]) return this.lastIndex[slot]!;
+    const i = this.string(s);
+    this.lastText[slot] = s;
+    this.lastIndex[slot] = i;
+    return i;
   }
 
   /** The batch's index of `s` (-1 for null). */
@@ -482,6 +500,7 @@ export class CaptureTransport {
     if (this.strings.length > 0) {
       this.strings = [];
       this.stringIndex.clear();
+      this.lastText.fill(undefined);
     }
   }
 
