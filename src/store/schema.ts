@@ -55,6 +55,15 @@ const LAST_KNOWN_TIME_2 = `max(
 const DATAGRAM_COLUMNS_6 =
   "id, session_id, seq, at, direction, peer_type, peer_host, peer_port, from_host, from_port, to_host, to_port, data, size, sent, verdict, reason, detail, payload_at, payload_data, payload_sent";
 
+/**
+ * Column `k` of a batch's datagram's shape, in the `datagrams` view (schema 6: never edit): a
+ * path into `shapes` (2-3x faster than joining json_each over them; no `->>`, which sqlite3
+ * before 3.38 lacks).
+ */
+function shapeColumn(k: number): string {
+  return `json_extract(b.shapes, '$[' || json_extract(i.value, '$[2]') || '][${k}]')`;
+}
+
 /** The columns of `datagrams` (the view) and `datagram_rows`, in order. */
 export const DATAGRAM_COLUMNS = DATAGRAM_COLUMNS_6;
 
@@ -263,23 +272,13 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
         SELECT b.first_id + i.key, b.session_id,
           json_extract(i.value, '$[0]'),
           b.at + json_extract(i.value, '$[1]'),
-          json_extract(s.value, '$[0]'),
-          json_extract(s.value, '$[1]'),
-          json_extract(s.value, '$[2]'),
-          json_extract(s.value, '$[3]'),
-          json_extract(s.value, '$[4]'),
-          json_extract(s.value, '$[5]'),
-          json_extract(s.value, '$[6]'),
-          json_extract(s.value, '$[7]'),
+          ${[0, 1, 2, 3, 4, 5, 6, 7].map((k) => shapeColumn(k)).join(",\n          ")},
           substr(b.payload, json_extract(i.value, '$[4]') + 1, json_extract(i.value, '$[5]')),
           json_extract(i.value, '$[3]'),
           CASE WHEN json_array_length(i.value) > 6 THEN substr(b.payload, json_extract(i.value, '$[6]') + 1, json_extract(i.value, '$[7]')) END,
-          json_extract(s.value, '$[8]'),
-          json_extract(s.value, '$[9]'),
-          json_extract(s.value, '$[10]'),
+          ${[8, 9, 10].map((k) => shapeColumn(k)).join(",\n          ")},
           NULL, NULL, NULL
-        FROM datagram_batches AS b, json_each(b.items) AS i, json_each(b.shapes) AS s
-        WHERE s.key = json_extract(i.value, '$[2]');
+        FROM datagram_batches AS b, json_each(b.items) AS i;
       CREATE TRIGGER datagrams_insert INSTEAD OF INSERT ON datagrams BEGIN
         INSERT INTO datagram_rows (${DATAGRAM_COLUMNS_6}) VALUES (
           coalesce(NEW.id, 1 + max(
