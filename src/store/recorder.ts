@@ -271,6 +271,19 @@ export class Recorder implements EngineObserver {
     const state = this.live(f.id);
     if (state === undefined) return;
     this.bytesSeen += f.received.length;
+    // The session's running counts, as the association counts them at its close (what went out
+    // each way), so that an open association's row (the TUI, `sessions`) and one cut short by a
+    // crash show its bytes, not 0 until it closes.
+    if (f.verdict !== "dropped") {
+      const bytes = f.sent?.length ?? f.received.length;
+      if (f.direction === "up") {
+        state.upReceived += bytes;
+        state.upSent += bytes;
+      } else {
+        state.downReceived += bytes;
+        state.downSent += bytes;
+      }
+    }
     if (!this.transport.hasRoom(f.received.length + (f.sent?.length ?? 0))) {
       // Behind: the record is left out and counted; the datagram was relayed all the same.
       if (state.burst++ === 0) state.burstAt = f.at;

@@ -327,10 +327,21 @@ describe("Recorder: UDP datagrams", () => {
       await until(() => messages.length > before, 1000, `the answer to datagram ${before + 1}`);
     }
     expect(messages).toHaveLength(3);
+    // While the association is open its row already counts what went each way (a crash now
+    // would leave these counts, not 0).
+    const upBytes = sent.reduce((n, d) => n + d.length, 0);
+    const live = new CaptureReader(cap.file);
+    try {
+      await until(() => live.session(1)?.bytes_down_sent === upBytes + 3 * 3, 2000, "the open association's byte counts in the capture");
+      expect(live.session(1)).toMatchObject({ status: "open", bytes_up_received: upBytes, bytes_up_sent: upBytes, bytes_down_received: upBytes + 9 });
+    } finally {
+      live.close();
+    }
     tcp.end();
     await tcp.readToEnd();
     await cap.facts.lastClosed();
     const reader = await cap.finish();
+    expect(reader.session(1)).toMatchObject({ bytes_up_sent: upBytes, bytes_down_sent: upBytes + 9 });
     const rows = [...reader.datagrams(1)];
     const up = rows.filter((r) => r.direction === "up");
     const down = rows.filter((r) => r.direction === "down");
