@@ -48,6 +48,7 @@ import {
   R_VERDICT,
 } from "./batch.js";
 import { CaptureError } from "./database.js";
+import type { DatagramMeta } from "./reader.js";
 import type { DatagramRow } from "./schema.js";
 
 /** Datagrams in one batch row at most. */
@@ -208,8 +209,6 @@ export class DatagramBatcher {
   /** After a failed writer batch: its runs are dropped (the rollback took the rows already inserted). */
   discard(): void {
     this.runs.clear();
-    this.records = new Float64Array(0);
-    this.arena = undefined;
   }
 
   private finish(run: Run): void {
@@ -355,9 +354,6 @@ export interface StoredBatch {
   readonly payload?: Buffer;
 }
 
-/** A datagram without its payload (the reader's DatagramMeta). */
-export type BatchedMeta = Omit<DatagramRow, "data" | "sent"> & { readonly dataBytes: number; readonly sentBytes: number | null };
-
 type Shape = readonly [
   direction: "up" | "down",
   peerType: string | null,
@@ -425,7 +421,7 @@ export class DecodedBatch {
   }
 
   /** Datagram `i` without its payload (the reader's DatagramMeta). */
-  meta(i: number): BatchedMeta {
+  meta(i: number): DatagramMeta {
     const item = this.items[i]!;
     const [direction, peerType, peerHost, peerPort, fromHost, fromPort, toHost, toPort, verdict, reason, detail] = this.shapes[item[2]!]!;
     return {
