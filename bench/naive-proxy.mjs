@@ -3,13 +3,30 @@
  * `net` and `socket.pipe()` and nothing else (noDelay is set, as any interactive relay would).
  * For the benchmark only: it listens on 127.0.0.1 port 0, prints {"event":"listening","port":N},
  * dials 127.0.0.1 targets only, and exits when its stdin closes (the parent went away).
+ *
+ * With `--half-close` it keeps two things socksmith does and the plain relay skips, so the bench
+ * can show what they cost: both sockets allow half-open connections (the client's FIN is passed on
+ * and the target's answer after it still reaches the client, where the plain relay closes both
+ * sockets), and the reply's BND.ADDR/BND.PORT is the upstream socket's local address (one
+ * `getsockname`), where the plain relay sends 0.0.0.0:0.
  */
 import { connect, createServer } from "node:net";
 
+const halfClose = process.argv.includes("--half-close");
 const REPLY_OK = Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
 const reply = (rep) => Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]);
 
-const server = createServer({ noDelay: true }, (client) => {
+/** The success reply: BND.ADDR/BND.PORT 0.0.0.0:0, or with --half-close the upstream's local IPv4 address. */
+function replyOk(upstream) {
+  if (!halfClose) return REPLY_OK;
+  const { address, port } = upstream.address();
+  const reply = Buffer.from(REPLY_OK);
+  address.split(".").forEach((octet, i) => (reply[4 + i] = Number(octet)));
+  reply.writeUInt16BE(port, 8);
+  return reply;
+}
+
+const server = createServer({ noDelay: true, allowHalfOpen: halfClose }, (client) => {
   let buffered = Buffer.alloc(0);
   let stage = "greeting";
   client.on("error", () => client.destroy());
@@ -39,7 +56,7 @@ const server = createServer({ noDelay: true }, (client) => {
       stage = "connecting";
       client.off("data", onData);
       client.pause();
-      const upstream = connect({ host, port, noDelay: true });
+      const upstream = connect({ host, port, noDelay: true, allowHalfOpen: halfClose });
       upstream.on("error", () => {
         if (stage === "connecting") client.end(reply(5));
         else client.destroy();
@@ -48,7 +65,7 @@ const server = createServer({ noDelay: true }, (client) => {
       upstream.on("close", () => client.destroy());
       upstream.on("connect", () => {
         stage = "relaying";
-        client.write(REPLY_OK);
+        client.write(replyOk(upstream));
         if (early.length > 0) upstream.write(early);
         client.pipe(upstream);
         upstream.pipe(client);

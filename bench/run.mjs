@@ -12,6 +12,8 @@
  *
  * Three subjects, measured in one run: "direct" (no proxy), socksmith (dist/cli.js run), and a
  * naive Node relay (bench/naive-proxy.mjs: net + pipe()), which is the bar socksmith must clear.
+ * The handshakes section adds "naive-hc", the naive relay with --half-close (it keeps half-close
+ * and sends a real BND.ADDR, as socksmith does), for an informational ratio under the table.
  *
  *   throughput   bulk MiB/s, 1 and 8 streams, upload (client→server) and download
  *   handshakes   per second, 32 closed-loop workers: connect, SOCKS5 greeting, CONNECT, 1-byte
@@ -315,10 +317,12 @@ async function startSocksmith(extra = [], name = "socksmith") {
   return { name, child, port: info.port };
 }
 
-async function startNaive() {
-  const child = new Child("naive", LOADGEN, ["guard", String(CHILD_LIFETIME_S), process.execPath, NAIVE]);
+/** The naive relay; `halfClose`: the variant that keeps half-close and BND.ADDR (naive-proxy.mjs --half-close), named "naive-hc". */
+async function startNaive(halfClose = false) {
+  const name = halfClose ? "naive-hc" : "naive";
+  const child = new Child(name, LOADGEN, ["guard", String(CHILD_LIFETIME_S), process.execPath, NAIVE, ...(halfClose ? ["--half-close"] : [])]);
   const info = await child.nextJson(10000, "listening line");
-  return { name: "naive", child, port: info.port };
+  return { name, child, port: info.port };
 }
 
 /** Stops a proxy and records anything unexpected about its life. */
@@ -326,7 +330,7 @@ async function stopProxy(proxy, section) {
   if (proxy === undefined) return;
   const { child } = proxy;
   const diedEarly = !child.alive && !child.expectedExit;
-  const isSmith = proxy.name !== "naive";
+  const isSmith = !proxy.name.startsWith("naive");
   const exit = isSmith ? await child.stop("SIGINT", 10000) : await child.stop("SIGTERM", 3000);
   if (diedEarly) problems.push(`${proxy.name} (${section}) exited on its own: ${describeExit(exit)} ${child.stderrTail()}`);
   else if (child.killedAfterGrace) problems.push(`${proxy.name} (${section}) did not exit within 10 s of SIGINT; killed`);
@@ -343,17 +347,20 @@ async function stopProxy(proxy, section) {
 
 /**
  * Starts fresh proxies for a section (so sections do not inherit each other's heap or sockets);
- * without `withNaive`, socksmith only (the naive relay has no UDP).
+ * without `withNaive`, socksmith only (the naive relay has no UDP); with `withHalfCloseNaive`, the
+ * naive relay's --half-close variant too.
  */
-async function withProxies(section, extraSocksmithArgs, body, { withNaive = true } = {}) {
-  let smith, naive;
+async function withProxies(section, extraSocksmithArgs, body, { withNaive = true, withHalfCloseNaive = false } = {}) {
+  let smith, naive, naiveHc;
   try {
     smith = await startSocksmith(extraSocksmithArgs);
     if (withNaive) naive = await startNaive();
-    await body([{ name: "direct", port: 0 }, smith, ...(withNaive ? [naive] : [])]);
+    if (withHalfCloseNaive) naiveHc = await startNaive(true);
+    await body([{ name: "direct", port: 0 }, smith, ...(withNaive ? [naive] : []), ...(withHalfCloseNaive ? [naiveHc] : [])]);
   } finally {
     await stopProxy(smith, section);
     await stopProxy(naive, section);
+    await stopProxy(naiveHc, section);
   }
 }
 
@@ -547,38 +554,51 @@ function cpuText(results) {
 async function handshakes(servers) {
   if (!OPTS.only.has("handshakes")) return;
   console.error("bench: handshakes");
-  await withProxies("handshakes", [], async (subjects) => {
-    await primeHandshakes(servers, subjects, "handshakes");
-    const bySubject = await interleaved("handshakes", subjects, CFG.rateRounds, (subject) => {
-      const run = () => handshakeRun(servers, subject);
-      return subject.child === undefined ? run() : withCpu(subject.child.pid, CFG.warmup, run, (r) => r.rate);
-    });
-    const cpuLine = subjects
-      .filter((s) => s.child !== undefined)
-      .map((s) => `${s.name} ${cpuText(bySubject[s.name])}`)
-      .join(", ");
-    details.push(`handshakes: CPU per handshake (proxy process, all threads, measured window, median round): ${cpuLine}`);
-    for (const [subject, results] of Object.entries(bySubject)) {
-      record(
-        "handshakes",
-        subject,
-        results.map((r) => r?.rate),
-      );
-      const ok = results.filter((r) => r !== undefined);
-      if (ok.length === 0) continue;
-      const mid = medianRound(results, (r) => r.rate);
-      const errors = ok.reduce((n, r) => n + r.errors, 0);
-      const stalls = ok.reduce((n, r) => n + r.stalls, 0);
-      const last = ok
-        .map((r) => r.last_error)
-        .filter(Boolean)
-        .pop();
-      details.push(
-        `handshakes ${subject}: /s per round ${perRound(results, (r) => r.rate)}; one handshake (median round) p50 ${mid.p50_us} µs, p99 ${mid.p99_us} µs; errors ${errors}, stalls ${stalls}`,
-      );
-      if (errors > 0 || stalls > 0) problems.push(`handshakes / ${subject}: ${errors} errors, ${stalls} stalls (last: ${last})`);
-    }
-  });
+  await withProxies(
+    "handshakes",
+    [],
+    async (subjects) => {
+      await primeHandshakes(servers, subjects, "handshakes");
+      const bySubject = await interleaved("handshakes", subjects, CFG.rateRounds, (subject) => {
+        const run = () => handshakeRun(servers, subject);
+        return subject.child === undefined ? run() : withCpu(subject.child.pid, CFG.warmup, run, (r) => r.rate);
+      });
+      const cpuLine = subjects
+        .filter((s) => s.child !== undefined)
+        .map((s) => `${s.name} ${cpuText(bySubject[s.name])}`)
+        .join(", ");
+      details.push(`handshakes: CPU per handshake (proxy process, all threads, measured window, median round): ${cpuLine}`);
+      for (const [subject, results] of Object.entries(bySubject)) {
+        record(
+          "handshakes",
+          subject,
+          results.map((r) => r?.rate),
+        );
+        const ok = results.filter((r) => r !== undefined);
+        if (ok.length === 0) continue;
+        const mid = medianRound(results, (r) => r.rate);
+        const errors = ok.reduce((n, r) => n + r.errors, 0);
+        const stalls = ok.reduce((n, r) => n + r.stalls, 0);
+        const last = ok
+          .map((r) => r.last_error)
+          .filter(Boolean)
+          .pop();
+        details.push(
+          `handshakes ${subject}: /s per round ${perRound(results, (r) => r.rate)}; one handshake (median round) p50 ${mid.p50_us} µs, p99 ${mid.p99_us} µs; errors ${errors}, stalls ${stalls}`,
+        );
+        if (errors > 0 || stalls > 0) problems.push(`handshakes / ${subject}: ${errors} errors, ${stalls} stalls (last: ${last})`);
+      }
+      // Informational: the target is against the plain naive relay; this says how much of the gap
+      // is what socksmith does and the plain relay skips (half-close, a real BND.ADDR).
+      const vsHc = pairedRatio("handshakes", "socksmith", "naive-hc");
+      const hcVsNaive = pairedRatio("handshakes", "naive-hc", "naive");
+      if (vsHc !== undefined && hcVsNaive !== undefined)
+        details.push(
+          `handshakes: socksmith ${vsHc.toFixed(2)}× naive-hc, the naive relay that keeps half-close and a real BND.ADDR as socksmith does (naive-proxy.mjs --half-close), which ran at ${hcVsNaive.toFixed(2)}× the plain naive relay (paired rounds; informational)`,
+        );
+    },
+    { withHalfCloseNaive: true },
+  );
 }
 
 async function latency(servers) {
