@@ -491,7 +491,10 @@ async function throughput(servers) {
     for (const name of cells) {
       const dir = name.startsWith("up") ? "up" : "down";
       const streams = name.endsWith("8") ? 8 : 1;
-      const bySubject = await interleaved(name, subjects, CFG.rounds, (subject) => bulkRun(servers, subject, dir, streams));
+      const bySubject = await interleaved(name, subjects, CFG.rounds, (subject) => {
+        const run = () => bulkRun(servers, subject, dir, streams);
+        return subject.child === undefined ? run() : withCpu(subject.child.pid, CFG.warmup, run, (r) => r.mibps);
+      });
       for (const [subject, results] of Object.entries(bySubject)) {
         record(
           name,
@@ -500,7 +503,10 @@ async function throughput(servers) {
         );
         const mid = medianRound(results, (r) => r.mibps);
         const fairness = streams > 1 && mid ? `; per stream (median round) ${mid.stream_mibps.join(" ")}` : "";
-        details.push(`${name} ${subject}: MiB/s per round ${perRound(results, (r) => r.mibps)}${fairness}`);
+        // CPU per MiB does not depend on which core the scheduler gave the proxy as much as the
+        // rate does, except beside the sending process (see the README's Performance section).
+        const cpu = results.some((r) => r?.cpu !== undefined) ? `; proxy CPU per MiB ${perRound(results, (r) => cpuPerUnit(r))} µs` : "";
+        details.push(`${name} ${subject}: MiB/s per round ${perRound(results, (r) => r.mibps)}${cpu}${fairness}`);
       }
     }
   });
@@ -539,6 +545,9 @@ async function withCpu(pid, warmupS, run, value) {
     clearTimeout(timer);
   }
 }
+
+/** A round's CPU per unit (user + kernel), in µs, or "—" when it was not measured. */
+const cpuPerUnit = (r) => (r.cpu === undefined ? "—" : ((r.cpu.user + r.cpu.kernel) * 1e6).toFixed(0));
 
 /** "X µs (user A + kernel B)" for the round whose total CPU is the median. */
 function cpuText(results) {
