@@ -15,7 +15,8 @@
  * The handshakes section adds "naive-hc", the naive relay with --half-close (it keeps half-close
  * and sends a real BND.ADDR, as socksmith does), for an informational ratio under the table.
  *
- *   throughput   bulk MiB/s, 1 and 8 streams, upload (client→server) and download
+ *   throughput   bulk MiB/s, 1 and 8 streams, upload (client→server) and download, and each proxy
+ *                process's CPU per MiB in each round
  *   handshakes   per second, 32 closed-loop workers: connect, SOCKS5 greeting, CONNECT, 1-byte
  *                echo, close (direct: connect, 1-byte echo, close); and each proxy process's CPU
  *                per handshake (user and kernel time from /proc over the measured window). Every
