@@ -242,6 +242,7 @@ export class DatagramBatcher {
     const count = run.shapeJson.length;
     if (count > 0 && this.sameShape(slots, run.lastShape, b)) return run.lastShape;
     let found = -1;
+    let key: string | undefined;
     if (run.shapeKeys === undefined) {
       for (let s = 0; s < count; s++) {
         if (this.sameShape(slots, s, b)) {
@@ -249,13 +250,17 @@ export class DatagramBatcher {
           break;
         }
       }
-    } else found = run.shapeKeys.get(this.key(b)) ?? -1;
+    } else {
+      key = SLOTS.map((slot) => slotValue(r[b + slot]!)).join(",");
+      found = run.shapeKeys.get(key) ?? -1;
+    }
     if (found < 0) {
       found = count;
       for (let s = 0; s < SHAPE_WIDTH; s++) slots.push(slotValue(r[b + SLOTS[s]!]!));
       run.shapeJson.push(JSON.stringify(this.values(b)));
-      if (run.shapeKeys !== undefined) run.shapeKeys.set(this.key(b), found);
+      if (key !== undefined) run.shapeKeys!.set(key, found);
       else if (count + 1 > SCAN_SHAPES) {
+        // A shape's key is its slot values joined, as above.
         run.shapeKeys = new Map();
         for (let s = 0; s <= found; s++) run.shapeKeys.set(slots.slice(s * SHAPE_WIDTH, (s + 1) * SHAPE_WIDTH).join(","), s);
       }
@@ -269,13 +274,6 @@ export class DatagramBatcher {
     const at = shape * SHAPE_WIDTH;
     for (let s = 0; s < SHAPE_WIDTH; s++) if (slots[at + s] !== slotValue(r[b + SLOTS[s]!]!)) return false;
     return true;
-  }
-
-  private key(b: number): string {
-    const r = this.records;
-    let key = "";
-    for (let s = 0; s < SHAPE_WIDTH; s++) key += `${s === 0 ? "" : ","}${slotValue(r[b + SLOTS[s]!]!)}`;
-    return key;
   }
 
   /** The shape's column values (a `shapes` entry). */
